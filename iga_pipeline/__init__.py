@@ -1,0 +1,1 @@
+"""Integration Genom Arbete: from raw deliveries to the evaluator's verdict."""
