@@ -1,0 +1,144 @@
+"""iga-pipeline: the headless build and the synthetic data generator.
+
+    iga-pipeline build [--raw-dir DIR] [--warehouse FILE]
+    iga-pipeline synth [--out DIR] [--seed N]
+
+Exit status of build (warehouse.md): 0 built; 3 built, but at least one raw
+file was rejected whole; 1 failed (the previous warehouse is left as it was).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+EXIT_OK, EXIT_FAILED, EXIT_FILES_REJECTED = 0, 1, 3
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="iga-pipeline", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    b = sub.add_parser("build", help="materialise every asset and partition once, in process")
+    b.add_argument("--raw-dir", help="raw root (default: IGA_RAW_DIR or data/raw)")
+    b.add_argument("--warehouse", help="warehouse file (default: IGA_WAREHOUSE or warehouse/iga.duckdb)")
+    s = sub.add_parser("synth", help="write a synthetic, deterministic set of raw deliveries")
+    s.add_argument("--out", default="data/raw", help="output raw root (default: data/raw)")
+    s.add_argument("--seed", type=int, default=2012)
+    args = parser.parse_args(argv)
+    if args.command == "build":
+        return build(args.raw_dir, args.warehouse)
+    return synth(Path(args.out), args.seed)
+
+
+def build(raw_dir: str | None = None, warehouse: str | None = None) -> int:
+    from iga_pipeline.pseudonym import KeyError_, key_from_env
+    from iga_pipeline.settings import Paths
+
+    paths = Paths.from_env(raw_dir, warehouse)
+    if not paths.raw_dir.is_dir():
+        print(f"error: the raw root {paths.raw_dir} is not a folder", file=sys.stderr)
+        return EXIT_FAILED
+    try:
+        key = key_from_env()
+    except KeyError_ as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    if key.is_development:
+        print("!" * 78 + "\n!! IGA_PSEUDONYM_KEY is not set: person_key uses the PUBLIC development key.\n"
+              "!! Fine for the bundled synthetic data; set a secret before building real data.\n"
+              + "!" * 78, file=sys.stderr)
+
+    started = time.monotonic()
+    result = run_build_job(paths)
+    elapsed = time.monotonic() - started
+    if not result.success:
+        for event in result.all_events:
+            if event.is_step_failure:
+                err = event.step_failure_data.error
+                message = err.cause.message if err and err.cause else (err.message if err else "")
+                print(f"error in {event.step_key}: {message.strip()}", file=sys.stderr)
+        print("build failed; the previous warehouse was left as it was", file=sys.stderr)
+        return EXIT_FAILED
+    return summarise(paths, elapsed)
+
+
+def run_build_job(paths):
+    """Run the build_all job in process: every cycle partition in one run."""
+    warnings.filterwarnings("ignore", module="dagster")
+    from dagster import DagsterInstance
+
+    from iga_pipeline.definitions import defs
+    from iga_pipeline.defs.assets import cycles_partitions
+    from iga_pipeline.defs.resources import IGAResource
+
+    keys = cycles_partitions.get_partition_keys()
+    instance = DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
+    job = defs.resolve_job_def("build_all")
+    return job.execute_in_process(
+        instance=instance,
+        resources={"iga": IGAResource(raw_dir=str(paths.raw_dir), warehouse=str(paths.warehouse))},
+        tags={"dagster/asset_partition_range_start": keys[0],
+              "dagster/asset_partition_range_end": keys[-1]},
+        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+        raise_on_error=False,
+    )
+
+
+def summarise(paths, elapsed: float) -> int:
+    import duckdb
+
+    con = duckdb.connect(str(paths.warehouse), read_only=True)
+    try:
+        audit = con.execute("""
+            SELECT count(*) AS files, count_if(status = 'rejected') AS files_rejected,
+                   sum(rows_read) AS rows_read, sum(rows_loaded) AS rows_loaded,
+                   sum(rows_rejected) AS rows_rejected, sum(rows_duplicate) AS rows_duplicate
+            FROM marts.ingest_audit""").fetchone()
+        warnings_ = con.execute(
+            "SELECT count(*) FROM marts.data_quality_issues WHERE severity = 'warning'").fetchone()[0]
+        table1 = con.execute("""
+            SELECT 'Cykel ' || cycle AS row, completed, work_at_end, studies_at_end,
+                   work_90d, studies_90d, share_work_90d, cycle AS k FROM marts.outcomes_by_cycle
+            UNION ALL
+            SELECT CASE scope WHEN 'followed_up' THEN 'Delsumma' ELSE 'TOTALT' END || ' (' || cycles || ')',
+                   completed, work_at_end, studies_at_end, work_90d, studies_90d, share_work_90d,
+                   CASE scope WHEN 'followed_up' THEN 7.5 ELSE 9 END
+            FROM marts.outcomes_summary ORDER BY k""").fetchall()
+    finally:
+        con.close()
+    files, rejected_files, read, loaded, rejected, dup = audit
+    print(f"Built {paths.warehouse} in {elapsed:.1f} s")
+    print(f"  files read: {files} ({rejected_files} rejected whole)")
+    print(f"  rows read: {read}  loaded: {loaded}  rejected: {rejected}  duplicates collapsed: {dup}"
+          f"  warnings: {warnings_}")
+    print("\nTable 1 (completers; work and studies at cycle end and after 90 days)")
+    print(f"  {'':22}{'Deltagare':>10}{'Arbete':>8}{'Studier':>8}{'Arbete 90d':>12}{'Studier 90d':>12}{'Andel':>7}")
+    for row, completed, we, se, w9, s9, share, _ in table1:
+        dash = lambda v: "-" if v is None else str(v)  # noqa: E731
+        pct = "-" if share is None else f"{_half_up(share)}%"
+        print(f"  {row:22}{completed:>10}{we:>8}{se:>8}{dash(w9):>12}{dash(s9):>12}{pct:>7}")
+    if rejected_files:
+        print(f"\n{rejected_files} raw file(s) were rejected whole: see marts.ingest_audit", file=sys.stderr)
+        return EXIT_FILES_REJECTED
+    return EXIT_OK
+
+
+def _half_up(share: float) -> int:
+    from decimal import ROUND_HALF_UP, Decimal
+    return int((Decimal(str(share)) * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def synth(out: Path, seed: int) -> int:
+    from iga_pipeline.synth import generate_bundled
+
+    summary = generate_bundled(out, seed=seed)
+    print(f"wrote synthetic deliveries to {out}: {summary.get('files', '?')} files")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

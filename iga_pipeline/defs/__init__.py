@@ -1,0 +1,1 @@
+"""Thin Dagster wrappers around the pure pipeline code; see definitions.py."""

@@ -1,0 +1,172 @@
+"""The asset graph, left to right:
+
+    raw  ->  harmonised (per cycle)  ->  marts (one DuckDB build)  ->  published warehouse
+"""
+
+
+import json
+
+import pandas as pd
+from dagster import (
+    AssetExecutionContext, AssetKey, AssetSpec, BackfillPolicy, MaterializeResult,
+    MetadataValue, StaticPartitionsDefinition, asset, multi_asset,
+)
+
+from iga_pipeline import reference, staging
+from iga_pipeline.defs.resources import IGAResource
+from iga_pipeline.ingest import CycleIngest, deliveries_for_cycle, ingest_cycle
+from iga_pipeline.sources.common import discover, issues_frame, sha256_of
+from iga_pipeline.warehouse import build
+from iga_pipeline.warehouse.catalog import HARMONISED, MARTS
+
+cycles_partitions = StaticPartitionsDefinition([str(c) for c in reference.cycles()])
+
+RAW = AssetKey(["raw", "deliveries"])
+INVENTORY = AssetKey(["raw", "inventory"])
+PUBLISHED = AssetKey(["warehouse", "published"])
+
+
+def harmonised_key(name: str) -> AssetKey:
+    return AssetKey(["harmonised", name])
+
+
+def mart_key(name: str) -> AssetKey:
+    return AssetKey(["marts", name])
+
+
+@asset(
+    key=RAW, group_name="raw", partitions_def=cycles_partitions,
+    backfill_policy=BackfillPolicy.single_run(),
+    description="The raw files delivered for a cycle (registers, provider files, survey): "
+                "path, kind and content hash. Reads bytes only.",
+)
+def raw_deliveries(context: AssetExecutionContext, iga: IGAResource) -> MaterializeResult:
+    paths = iga.paths()
+    manifest = []
+    for key in context.partition_keys:
+        for d in deliveries_for_cycle(paths.raw_dir, int(key)):
+            manifest.append({"cycle": int(key), "source_file": d.source_file, "kind": d.kind,
+                             "bytes": d.path.stat().st_size, "sha256": sha256_of(d.path)})
+    frame = pd.DataFrame(manifest, columns=["cycle", "source_file", "kind", "bytes", "sha256"])
+    return MaterializeResult(metadata={
+        "files": len(frame),
+        "bytes": int(frame["bytes"].sum()),
+        "files_by_kind": MetadataValue.md(
+            frame.groupby("kind").size().rename("files").to_frame().to_markdown()),
+    })
+
+
+@asset(
+    key=INVENTORY, group_name="raw",
+    description="Files under the raw root that match no delivery pattern (unexpected_file).",
+)
+def raw_inventory(iga: IGAResource) -> MaterializeResult:
+    paths = iga.paths()
+    stray = [d for d in discover(paths.raw_dir) if d.cycle is None]
+    issues = issues_frame([{"source_file": d.source_file, "source_row": None, "severity": "warning",
+                            "reason": d.problem[0], "detail": d.problem[1]} for d in stray])
+    staging.write_inventory_issues(paths.staging, issues)
+    return MaterializeResult(metadata={"unexpected_files": len(stray)})
+
+
+@multi_asset(
+    specs=[AssetSpec(harmonised_key(name), group_name="harmonised", deps=[RAW],
+                     description=_desc) for name, _desc in [
+        ("participations", "Accepted register rows: one row per participation, no personal data."),
+        ("outcomes", "Accepted provider statuses, one row per participation and time point."),
+        ("interventions", "Interventions per participation, with hours where given."),
+        ("survey_responses", "Anonymous survey answers."),
+        ("followup", "Whether each cycle was followed up at 90 days (rule R9)."),
+        ("issues", "Rejected rows and warnings of the cycle's files."),
+        ("audit", "Per raw file: rows read, loaded, rejected, collapsed."),
+    ]],
+    partitions_def=cycles_partitions,
+    backfill_policy=BackfillPolicy.single_run(),
+    can_subset=False,
+)
+def harmonised(context: AssetExecutionContext, iga: IGAResource):
+    """Adapters + validation for each cycle; Parquet per cycle under warehouse/staging."""
+    paths = iga.paths()
+    key = iga.pseudonym_key()
+    if key.is_development:
+        context.log.warning("IGA_PSEUDONYM_KEY is not set: person_key uses the PUBLIC development key")
+    results: list[CycleIngest] = []
+    for partition in context.partition_keys:
+        result = ingest_cycle(paths.raw_dir, int(partition), key)
+        staging.write_cycle(paths.staging, result)
+        results.append(result)
+        context.log.info(
+            f"cycle {partition}: {len(result.participations)} participations, "
+            f"{int((result.issues['severity'] == 'rejected').sum())} rows rejected"
+        )
+    for name in HARMONISED:
+        frames = [getattr(r, name) for r in results]
+        metadata = {"rows": sum(len(f) for f in frames)}
+        if name == "issues" and frames:
+            issues = pd.concat(frames)
+            if len(issues):
+                by_reason = issues.groupby(["severity", "reason"]).size().rename("rows").reset_index()
+                metadata["by_reason"] = MetadataValue.md(by_reason.to_markdown(index=False))
+        yield MaterializeResult(asset_key=harmonised_key(name), metadata=metadata)
+
+
+def candidate_for(context: AssetExecutionContext, iga: IGAResource):
+    paths = iga.paths()
+    return build.candidate_path(paths.warehouse, context.run_id), paths
+
+
+@multi_asset(
+    specs=[AssetSpec(mart_key(m.name), group_name=m.group,
+                     description=f"{m.description} (one row per {m.grain})",
+                     deps=[harmonised_key(i) if i in HARMONISED else mart_key(i) for i in m.inputs],
+                     metadata={"columns": MetadataValue.md(
+                         "| column | meaning |\n|---|---|\n" + "\n".join(
+                             f"| `{c}` | {d} |" for c, d in m.columns.items()))})
+           for m in MARTS],
+    can_subset=False,
+)
+def marts(context: AssetExecutionContext, iga: IGAResource):
+    """All marts in one DuckDB build, into a candidate file beside the live warehouse.
+
+    Nothing is published here: the candidate goes live in warehouse/published,
+    after the blocking checks have passed."""
+    import duckdb
+
+    candidate, paths = candidate_for(context, iga)
+    build.build_candidate(paths.staging, candidate)
+    con = duckdb.connect(str(candidate), read_only=True)
+    try:
+        for m in MARTS:
+            rows = con.execute(f"SELECT count(*) FROM marts.{m.name}").fetchone()[0]
+            metadata = {"rows": rows}
+            if m.name in ("outcomes_by_cycle", "outcomes_summary"):
+                preview = con.execute(f"SELECT * FROM marts.{m.name}").df()
+                metadata["preview"] = MetadataValue.md(preview.to_markdown(index=False, floatfmt=".3f"))
+            if m.name == "data_quality_issues":
+                by_reason = con.execute(
+                    "SELECT severity, reason, count(*) AS rows FROM marts.data_quality_issues "
+                    "GROUP BY ALL ORDER BY severity, reason").df()
+                metadata["by_reason"] = MetadataValue.md(by_reason.to_markdown(index=False))
+            yield MaterializeResult(asset_key=mart_key(m.name), metadata=metadata)
+    finally:
+        con.close()
+
+
+@asset(
+    key=PUBLISHED, group_name="warehouse", deps=[mart_key(m.name) for m in MARTS],
+    description="The live warehouse file (warehouse/iga.duckdb): the candidate of this run, "
+                "swapped in atomically once every blocking check has passed.",
+)
+def published_warehouse(context: AssetExecutionContext, iga: IGAResource) -> MaterializeResult:
+    candidate, paths = candidate_for(context, iga)
+    if not candidate.exists():
+        raise FileNotFoundError(
+            "no candidate warehouse was built in this run; materialise the marts in the same run")
+    build.publish(candidate, paths.warehouse)
+    for stale in build.stale_candidates(paths.warehouse, older_than_s=3600):
+        context.log.info(f"removing a candidate left by an interrupted build: {stale.name}")
+        build.discard(stale)
+    return MaterializeResult(metadata={
+        "path": MetadataValue.path(str(paths.warehouse)),
+        "bytes": paths.warehouse.stat().st_size,
+    })

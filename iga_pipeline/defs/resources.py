@@ -1,0 +1,22 @@
+from __future__ import annotations
+
+from dagster import ConfigurableResource, EnvVar  # noqa: F401  (EnvVar: see docs/architecture.md)
+
+from iga_pipeline.pseudonym import PseudonymKey, key_from_env
+from iga_pipeline.settings import Paths
+
+
+class IGAResource(ConfigurableResource):
+    """Where the raw deliveries are and where the warehouse goes.
+
+    Empty strings mean: take IGA_RAW_DIR / IGA_WAREHOUSE from the environment
+    at run time, falling back to the contract's defaults."""
+
+    raw_dir: str = ""
+    warehouse: str = ""
+
+    def paths(self) -> Paths:
+        return Paths.from_env(self.raw_dir or None, self.warehouse or None)
+
+    def pseudonym_key(self) -> PseudonymKey:
+        return key_from_env()

@@ -1,0 +1,345 @@
+"""One cycle's deliveries -> harmonised, validated frames (rules R1-R9).
+
+`ingest_cycle` is pure Python over files: no Dagster, no warehouse. It reads
+every delivery of one cycle through its adapter, rejects invalid rows (with
+pandera, see validation.py), resolves duplicates, conflicts and orphans, and
+returns the frames that staging writes as Parquet. All rules that need more
+than one file (R5 conflicts, R6 orphans, R9 follow-up) stay within a cycle,
+which is why the cycle is the partition.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import pandas as pd
+
+from iga_pipeline import reference, validation
+from iga_pipeline.pseudonym import PseudonymKey
+from iga_pipeline.sources import providers, register, survey
+from iga_pipeline.sources.common import (
+    ISSUE_COLUMNS, AdapterOutput, Delivery, FileRejected, discover, issues_frame, sha256_of,
+)
+
+log = logging.getLogger(__name__)
+
+AUDIT_COLUMNS = ["source_file", "source_kind", "cycle", "status", "rows_read", "rows_loaded",
+                 "rows_rejected", "rows_duplicate", "sha256", "reason"]
+
+
+@dataclass
+class CycleIngest:
+    cycle: int
+    participations: pd.DataFrame
+    outcomes: pd.DataFrame
+    interventions: pd.DataFrame
+    survey_responses: pd.DataFrame
+    followup: pd.DataFrame
+    issues: pd.DataFrame
+    audit: pd.DataFrame
+
+    @classmethod
+    def frame_names(cls) -> list[str]:
+        return [f.name for f in fields(cls) if f.name != "cycle"]
+
+
+class _Files:
+    """Bookkeeping per raw file: issues, rows read and the whole-file verdict."""
+
+    def __init__(self) -> None:
+        self.issues: list[pd.DataFrame] = []
+        self.files: dict[str, dict] = {}
+
+    def open(self, d: Delivery) -> None:
+        self.files[d.source_file] = {
+            "source_file": d.source_file, "source_kind": d.kind, "cycle": d.cycle,
+            "status": "loaded", "rows_read": 0, "sha256": sha256_of(d.path), "reason": None,
+        }
+
+    def reject_file(self, d: Delivery, reason: str, detail: str, rows_read: int = 0) -> None:
+        self.files[d.source_file].update(status="rejected", reason=reason, rows_read=rows_read)
+        self.add(issues_frame([{"source_file": d.source_file, "source_row": None,
+                                "severity": "rejected", "reason": reason, "detail": detail}]))
+        log.warning("%s rejected whole: %s", d.source_file, reason)
+
+    def add(self, issues: pd.DataFrame) -> None:
+        if len(issues):
+            self.issues.append(issues[ISSUE_COLUMNS].astype("string").reset_index(drop=True))
+
+    def read(self, d: Delivery, reader, key) -> AdapterOutput | None:
+        self.open(d)
+        if d.problem:
+            self.reject_file(d, *d.problem)
+            return None
+        try:
+            out = reader(d, key)
+        except FileRejected as e:
+            self.reject_file(d, e.reason, e.detail, e.rows_read)
+            return None
+        malformed = out.issues[out.issues["severity"] == "rejected"]
+        self.files[d.source_file]["rows_read"] = len(out.rows) + len(malformed)
+        self.add(out.issues)
+        return out
+
+
+def _row_issues(frame: pd.DataFrame, severity: str, reason: str, detail) -> pd.DataFrame:
+    return pd.DataFrame({
+        "source_file": frame["source_file"], "source_row": frame["source_row"],
+        "severity": severity, "reason": reason, "detail": detail,
+    }, columns=ISSUE_COLUMNS).astype("string")
+
+
+# --- registers (R1-R5) ---------------------------------------------------------
+
+_REGISTER_CONTENT = ["person_key", "kon", "fodelseland", "malgrupp", "cykel",
+                     "inskrivningsdatum", "utskrivningsdatum", "avbrott_orsak"]
+
+
+def _registers(cycle: int, deliveries: list[Delivery], key: PseudonymKey, book: _Files) -> pd.DataFrame:
+    accepted = []
+    for d in deliveries:
+        out = book.read(d, register.read, key)
+        if out is None:
+            continue
+        rows = out.rows
+        rejected = validation.rejections(rows, validation.register_schema(cycle), d.source_file)
+        book.add(rejected)
+        accepted.append(rows.drop(index=rejected.index).assign(source_file=d.source_file))
+    if not accepted:
+        return _harmonise_register(pd.DataFrame(columns=[*_REGISTER_CONTENT, "source_file",
+                                                         "source_row", "municipality_code"]), cycle)
+    rows = pd.concat(accepted, ignore_index=True)
+
+    # R5: identical rows in one file count once.
+    dup = rows.duplicated(["source_file", "municipality_code", *_REGISTER_CONTENT], keep="first")
+    book.add(_row_issues(rows[dup], "warning", "duplicate_row",
+                         "identical to an earlier row of the same file; counted once"))
+    rows = rows[~dup]
+
+    # R5: different rows for one participation (two registers, or two rows) are all rejected.
+    clash = rows.duplicated("person_key", keep=False)
+    if clash.any():
+        where = rows[clash].groupby("person_key")["source_file"].agg(
+            lambda files: ", ".join(sorted(set(files))))
+        detail = rows.loc[clash, "person_key"].map(where).map(
+            lambda files: f"the person has differing register rows for cycle {cycle} in: {files}")
+        book.add(_row_issues(rows[clash], "rejected", "conflicting_enrollment", detail.values))
+    return _harmonise_register(rows[~clash], cycle)
+
+
+def _harmonise_register(rows: pd.DataFrame, cycle: int) -> pd.DataFrame:
+    regions = reference.birth_regions()
+    return pd.DataFrame({
+        "participation_id": participation_ids(rows["person_key"], cycle),
+        "person_key": rows["person_key"],
+        "cycle": cycle,
+        "municipality_code": rows["municipality_code"],
+        "gender": rows["kon"],
+        "birth_region": rows["fodelseland"].map(regions).fillna("unknown"),
+        "target_group": rows["malgrupp"],
+        "enrolled_on": pd.to_datetime(rows["inskrivningsdatum"], format="%Y-%m-%d"),
+        "exited_on": pd.to_datetime(rows["utskrivningsdatum"], format="%Y-%m-%d"),
+        "completed": rows["avbrott_orsak"].isna(),
+        "dropout_reason": rows["avbrott_orsak"],
+        "source_file": rows["source_file"],
+        "source_row": rows["source_row"],
+    }).reset_index(drop=True)
+
+
+def participation_ids(person_keys: pd.Series, cycle: int) -> pd.Series:
+    """A stable, non-identifying id for (person, cycle)."""
+    return (f"c{cycle}-" + person_keys.astype("string").str.slice(0, 16)).astype("string")
+
+
+# --- providers (R4-R7, R9) -------------------------------------------------------
+
+def _provider(d: Delivery, key: PseudonymKey, book: _Files, participations: pd.DataFrame):
+    """One provider delivery -> (outcome rows, interventions, followed_up or None)."""
+    out = book.read(d, providers.READERS[d.kind], key)
+    if out is None:
+        return None
+    rows = out.rows.assign(source_file=d.source_file)
+    timepoints = [tp for tp in ("end", "90d") if f"status_{tp}" in rows]
+    rejected = validation.rejections(rows, validation.provider_schema(d.kind, timepoints), d.source_file)
+    book.add(rejected)
+    rows = rows.drop(index=rejected.index)
+
+    # R6: no accepted register row for this person in this cycle.
+    known = participations.set_index("person_key")
+    orphan = ~rows["person_key"].isin(known.index)
+    book.add(_row_issues(rows[orphan], "rejected", "orphan_outcome",
+                         f"no accepted register row for this person in cycle {d.cycle}"))
+    rows = rows[~orphan]
+
+    # R5: several rows for one participation in one delivery.
+    status_cols = [f"status_{tp}" for tp in timepoints]
+    statuses = rows[status_cols].fillna("").astype(str).agg("|".join, axis=1)
+    n_status = statuses.groupby(rows["person_key"]).transform("nunique")
+    conflicting = n_status > 1
+    book.add(_row_issues(rows[conflicting], "rejected", "conflicting_duplicate",
+                         "rows for the same participation in this delivery disagree on the status"))
+    rows = rows[~conflicting]
+    dup = rows.duplicated("person_key", keep="first")
+    book.add(_row_issues(rows[dup], "warning", "duplicate_row",
+                         "repeats the status of an earlier row for the same participation; counted once"))
+    rows = rows[~dup]
+
+    # R7: the provider's municipality differs from the register's (used, with a warning).
+    register_code = rows["person_key"].map(known["municipality_code"])
+    mismatch = rows["municipality_code"].notna() & (rows["municipality_code"] != register_code)
+    book.add(_row_issues(rows[mismatch], "warning", "municipality_mismatch",
+                         "the provider names another municipality than the register; register kept"))
+
+    pid = participation_ids(rows["person_key"], d.cycle)
+    codes = reference.outcome_codes(d.kind)
+    classes = reference.outcome_classes()
+    outcomes = []
+    for tp in timepoints:
+        detail = rows[f"status_{tp}"].fillna("").map(codes).fillna("unknown")
+        outcomes.append(pd.DataFrame({
+            "participation_id": pid, "cycle": d.cycle, "timepoint": tp,
+            "status_detail": detail, "status_class": detail.map(classes),
+            "municipality_code": rows["municipality_code"], "source_kind": d.kind,
+            "source_file": d.source_file, "source_row": rows["source_row"],
+        }))
+    if d.kind == "petho" and not out.followed_up:
+        outcomes = outcomes[:1]  # an empty 90-day column is no follow-up (R9)
+    inter = out.interventions.merge(
+        pd.DataFrame({"source_row": rows["source_row"], "participation_id": pid}), on="source_row")
+    inter = inter[["participation_id", "intervention", "hours"]]
+
+    if d.kind == "petho":
+        followed_up = out.followed_up
+    else:
+        followed_up = True if d.timepoint == "90d" else None
+    return pd.concat(outcomes, ignore_index=True), inter, followed_up
+
+
+# --- survey ------------------------------------------------------------------------
+
+def _surveys(cycle: int, deliveries: list[Delivery], book: _Files) -> pd.DataFrame:
+    frames = []
+    for d in deliveries:
+        out = book.read(d, survey.read, None)
+        if out is None:
+            continue
+        rows = out.rows.assign(source_file=d.source_file)
+        rejected = validation.rejections(rows, validation.survey_schema(), d.source_file)
+        book.add(rejected)
+        rows = rows.drop(index=rejected.index)
+        dup = rows.duplicated(["svar_id", "kommunkod", "okad_mojlighet", "tolk"], keep="first")
+        book.add(_row_issues(rows[dup], "warning", "duplicate_row",
+                             "identical to an earlier answer; counted once"))
+        rows = rows[~dup]
+        frames.append(pd.DataFrame({
+            "cycle": cycle, "response_id": rows["svar_id"], "municipality_code": rows["kommunkod"],
+            "increased_chance": pd.to_numeric(rows["okad_mojlighet"]).astype("Int64"),
+            "interpreter": rows["tolk"].str.casefold().map({"ja": True, "nej": False}).astype("boolean"),
+            "source_file": d.source_file, "source_row": rows["source_row"],
+        }))
+    if not frames:
+        return pd.DataFrame({c: pd.Series(dtype=t) for c, t in [
+            ("cycle", "int64"), ("response_id", "string"), ("municipality_code", "string"),
+            ("increased_chance", "Int64"), ("interpreter", "boolean"),
+            ("source_file", "string"), ("source_row", "string")]})
+    return pd.concat(frames, ignore_index=True)
+
+
+# --- the cycle -----------------------------------------------------------------------
+
+def deliveries_for_cycle(raw_root: Path, cycle: int) -> list[Delivery]:
+    return [d for d in discover(raw_root) if d.cycle == cycle]
+
+
+def ingest_cycle(raw_root: Path, cycle: int, key: PseudonymKey,
+                 deliveries: list[Delivery] | None = None) -> CycleIngest:
+    if deliveries is None:
+        deliveries = deliveries_for_cycle(raw_root, cycle)
+    book = _Files()
+    by_kind = {kind: [d for d in deliveries if d.kind == kind] for kind in reference.SOURCE_KINDS}
+
+    participations = _registers(cycle, by_kind["register"], key, book)
+
+    outcome_frames, intervention_frames, followed = [], [], []
+    info = reference.cycles()[cycle]
+    for kind in ("petho", "folkuniversitetet", "astorp"):
+        for d in by_kind[kind]:
+            result = _provider(d, key, book, participations)
+            if result is None:
+                continue
+            outcome_frames.append(result[0])
+            intervention_frames.append(result[1])
+            if result[2] is not None and kind == info.source_kind:
+                followed.append(result[2])
+    followed_up = any(followed)
+    outcomes = (pd.concat(outcome_frames, ignore_index=True) if outcome_frames
+                else pd.DataFrame(columns=list(validation.Outcome.to_schema().columns)))
+    interventions = (pd.concat(intervention_frames, ignore_index=True).drop_duplicates(
+        ["participation_id", "intervention"]) if intervention_frames
+        else pd.DataFrame(columns=["participation_id", "intervention", "hours"]))
+
+    participations = _with_statuses(participations, outcomes, followed_up, info, book)
+    responses = _surveys(cycle, by_kind["survey"], book)
+
+    issues = (pd.concat(book.issues, ignore_index=True) if book.issues else issues_frame())
+    issues.insert(0, "cycle", cycle)
+    audit = _audit(book, participations, outcomes, responses)
+    followup = pd.DataFrame({"cycle": [cycle], "followed_up": [followed_up],
+                             "provider": [info.provider], "target_group": [info.target_group]})
+    return CycleIngest(
+        cycle=cycle,
+        participations=validation.Participation.validate(participations),
+        outcomes=validation.Outcome.validate(outcomes),
+        interventions=validation.Intervention.validate(interventions),
+        survey_responses=validation.SurveyResponse.validate(responses),
+        followup=followup,
+        issues=issues,
+        audit=audit,
+    )
+
+
+def _with_statuses(participations: pd.DataFrame, outcomes: pd.DataFrame, followed_up: bool,
+                   info: reference.Cycle, book: _Files) -> pd.DataFrame:
+    """R8/R9: each participation's status at cycle end and at 90 days."""
+    p = participations.copy()
+    classes = reference.outcome_classes()
+    for tp, column in (("end", "status_end"), ("90d", "status_90d")):
+        got = outcomes[outcomes["timepoint"] == tp].set_index("participation_id")["status_detail"]
+        detail = p["participation_id"].map(got)
+        if tp == "90d" and not followed_up:
+            p[f"{column}_detail"] = pd.Series(pd.NA, index=p.index, dtype="string")
+            p[column] = pd.Series(pd.NA, index=p.index, dtype="string")
+            continue
+        missing = p["completed"] & (detail.isna() | (detail == "unknown"))
+        when = "at the end of the cycle" if tp == "end" else "at 90 days"
+        why = detail[missing].eq("unknown").map(
+            {True: "the provider reported it as unknown",
+             False: f"no valid row from {info.provider}"}).astype("string")
+        book.add(_row_issues(p[missing], "warning", "missing_outcome",
+                             ("completer without a valid status " + when + ": " + why).values))
+        p[f"{column}_detail"] = detail.fillna("unknown").astype("string")
+        p[column] = p[f"{column}_detail"].map(classes).astype("string")
+    return p
+
+
+def _audit(book: _Files, participations: pd.DataFrame, outcomes: pd.DataFrame,
+           responses: pd.DataFrame) -> pd.DataFrame:
+    issues = pd.concat(book.issues, ignore_index=True) if book.issues else issues_frame()
+    row_issues = issues[issues["source_row"].notna()]
+    rejected = row_issues[row_issues["severity"] == "rejected"].groupby("source_file")["source_row"].nunique()
+    duplicate = row_issues[row_issues["reason"] == "duplicate_row"].groupby("source_file")["source_row"].nunique()
+    used = [f[["source_file", "source_row"]].astype("string")
+            for f in (participations, outcomes, responses) if len(f)]
+    loaded = (pd.concat(used).drop_duplicates().groupby("source_file").size() if used
+              else pd.Series(dtype="int64"))
+    audit = pd.DataFrame(list(book.files.values()))
+    if audit.empty:
+        return pd.DataFrame(columns=AUDIT_COLUMNS)
+    f = audit["source_file"]
+    whole = audit["status"] == "rejected"
+    audit["rows_loaded"] = f.map(loaded).fillna(0).astype(int).where(~whole, 0)
+    audit["rows_rejected"] = f.map(rejected).fillna(0).astype(int).where(~whole, audit["rows_read"])
+    audit["rows_duplicate"] = f.map(duplicate).fillna(0).astype(int).where(~whole, 0)
+    return audit[AUDIT_COLUMNS]

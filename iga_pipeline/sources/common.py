@@ -1,0 +1,159 @@
+"""What every adapter shares: the file inventory, the issue records, safe text.
+
+An adapter turns the bytes of one delivery into a harmonised frame plus
+issues. Personnummer and names never leave an adapter: they are replaced by
+`person_key` (see `iga_pipeline.pseudonym`) before the frame is returned, and
+no issue detail ever echoes a raw value that could be one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import pandas as pd
+
+from iga_pipeline import reference
+
+ISSUE_COLUMNS = ["source_file", "source_row", "severity", "reason", "detail"]
+
+# Reasons a whole file can be rejected with (warehouse.md).
+FILE_REASONS = (
+    "unreadable_file",
+    "missing_columns",
+    "unknown_municipality",
+    "provider_cycle_mismatch",
+    "unexpected_file",
+    "cycle_mismatch",
+)
+
+
+class FileRejected(Exception):
+    """The whole file cannot be used. `reason` is a contract reason code."""
+
+    def __init__(self, reason: str, detail: str, rows_read: int = 0):
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+        self.rows_read = rows_read
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One raw file, classified by its path (raw-deliveries.md)."""
+
+    path: Path  # absolute
+    source_file: str  # relative to the raw root, POSIX separators
+    kind: str  # register | petho | folkuniversitetet | astorp | survey | unexpected
+    cycle: int | None
+    municipality_code: str | None = None  # registers: the folder's kommunkod
+    timepoint: str | None = None  # providers: 'end', '90d' or 'both' (Pethö)
+    problem: tuple[str, str] | None = None  # a whole-file reason known from the path alone
+
+
+_PATTERNS = [
+    ("register", re.compile(r"^kommuner/(?P<kommun>[^/]+)/deltagare_cykel(?P<cycle>\d+)\.csv$")),
+    ("petho", re.compile(r"^leverantorer/petho/cykel(?P<cycle>\d+)_resultat\.xlsx$")),
+    (
+        "folkuniversitetet",
+        re.compile(r"^leverantorer/folkuniversitetet/cykel(?P<cycle>\d+)_(?P<tp>slut|90dagar)\.csv$"),
+    ),
+    ("astorp", re.compile(r"^leverantorer/astorp/cykel(?P<cycle>\d+)(?P<tp>_90dagar)?\.json$")),
+    ("survey", re.compile(r"^enkater/enkat_cykel(?P<cycle>\d+)\.csv$")),
+]
+
+
+def classify(raw_root: Path, path: Path) -> Delivery:
+    """Classify one file under the raw root by its relative path."""
+    rel = PurePosixPath(path.relative_to(raw_root).as_posix()).as_posix()
+    for kind, pattern in _PATTERNS:
+        m = pattern.match(rel)
+        if not m:
+            continue
+        cycle = int(m.group("cycle"))
+        cycles = reference.cycles()
+        if cycle not in cycles:
+            return Delivery(path, rel, "unexpected", None, problem=(
+                "unexpected_file", f"cycle {cycle} is not one of the project's cycles 1-{max(cycles)}"))
+        problem = None
+        kommun = None
+        timepoint = None
+        if kind == "register":
+            kommun = m.group("kommun")
+            if kommun not in reference.municipalities():
+                problem = ("unknown_municipality", f"folder kommunkod '{kommun[:8]}' is not a project municipality")
+        else:
+            if kind == "petho":
+                timepoint = "both"
+            elif kind == "folkuniversitetet":
+                timepoint = "end" if m.group("tp") == "slut" else "90d"
+            elif kind == "astorp":
+                timepoint = "90d" if m.group("tp") else "end"
+            if kind != "survey" and cycles[cycle].source_kind != kind:
+                problem = (
+                    "provider_cycle_mismatch",
+                    f"cycle {cycle} was run by {cycles[cycle].provider}, not by this provider",
+                )
+        return Delivery(path, rel, kind, cycle, kommun, timepoint, problem)
+    return Delivery(path, rel, "unexpected", None, problem=(
+        "unexpected_file", "the path matches no delivery pattern of the contract"))
+
+
+def discover(raw_root: Path) -> list[Delivery]:
+    """Every regular file under the raw root, classified, in a stable order."""
+    raw_root = Path(raw_root)
+    files = sorted(p for p in raw_root.rglob("*") if p.is_file() or p.is_symlink())
+    return [classify(raw_root, p) for p in files]
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+_DIGIT_RUN = re.compile(r"\d[\d\s+./-]*\d")
+_DATE_LIKE = re.compile(r"^(\d{4}-\d{1,2}-\d{1,2}|\d{1,2}[./]\d{1,2}[./]\d{4})$")
+
+
+def _mask(match: re.Match) -> str:
+    run = match.group()
+    if sum(c.isdigit() for c in run) < 6 or _DATE_LIKE.match(run):
+        return run
+    return "#" * len(run)
+
+
+def safe_value(value: object, limit: int = 40) -> str:
+    """A raw value made fit for an issue detail or a log line.
+
+    Any run of six or more digits that is not plainly a date (it could be all
+    or part of a personnummer) is masked with '#', and long text is cut."""
+    text = "" if value is None else str(value)
+    text = _DIGIT_RUN.sub(_mask, text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def issues_frame(rows: list[dict] | None = None) -> pd.DataFrame:
+    return pd.DataFrame(rows or [], columns=ISSUE_COLUMNS).astype(
+        {"source_file": "string", "source_row": "string", "severity": "string",
+         "reason": "string", "detail": "string"}
+    )
+
+
+@dataclass
+class AdapterOutput:
+    """What an adapter returns for one file.
+
+    `rows` is the harmonised frame, one row per data row read (valid or not),
+    with `source_row`, `person_key` (NA where the personnummer was invalid) and
+    `pnr_error`. Validation decides which rows are rejected."""
+
+    delivery: Delivery
+    rows: pd.DataFrame
+    interventions: pd.DataFrame = field(default_factory=pd.DataFrame)
+    issues: pd.DataFrame = field(default_factory=issues_frame)
+    followed_up: bool | None = None  # Pethö: whether any row has a 90-day status

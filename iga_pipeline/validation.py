@@ -1,0 +1,224 @@
+"""Validation with pandera: which rows are rejected, and why.
+
+Two kinds of schema live here:
+
+* Row-rejection schemas (`register_schema`, `provider_schema`,
+  `survey_schema`) run over an adapter's raw-typed frame. Every check's error
+  text starts with the contract's reason code ("invalid_code: ..."), so a
+  failure case maps straight to a row of `data_quality_issues`.
+* Harmonised models (`Participation`, `Outcome`, ...) describe the frames
+  that leave ingestion. They must always pass; Dagster runs them again as
+  asset checks.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import pandera.pandas as pa
+from pandera.errors import SchemaErrors
+from pandera.typing import Series
+
+from iga_pipeline import personnummer, reference
+from iga_pipeline.sources.common import issues_frame, safe_value
+
+# When a row fails several checks, the issue names the first of these.
+REASON_PRIORITY = [
+    "invalid_personnummer", "missing_required", "cycle_mismatch", "invalid_date", "invalid_code",
+]
+_ISO_DATE = r"\d{4}-\d{2}-\d{2}"
+
+
+def _is_iso_date(s: pd.Series) -> pd.Series:
+    parsed = pd.to_datetime(s, format="%Y-%m-%d", errors="coerce")
+    return s.str.fullmatch(_ISO_DATE).fillna(False).astype(bool) & parsed.notna()
+
+
+def _one_of(column: str, allowed, reason: str = "invalid_code", transform=None) -> pa.Check:
+    allowed = sorted(allowed)
+    shown = ", ".join(allowed) if len(allowed) <= 8 else f"{len(allowed)} codes"
+
+    def check(s: pd.Series) -> pd.Series:
+        return (transform(s) if transform else s).isin(allowed)
+
+    return pa.Check(check, error=f"{reason}: {column} must be one of {shown}")
+
+
+def _required(column: str, checks=()) -> pa.Column:
+    return pa.Column("string", nullable=False, checks=list(checks), required=True)
+
+
+def _optional(checks=()) -> pa.Column:
+    return pa.Column("string", nullable=True, checks=list(checks), required=True)
+
+
+_PNR_CHECKS = [
+    pa.Check(lambda s: s != "missing", error="missing_required: personnummer is empty"),
+    pa.Check(lambda s: s == "missing", error="invalid_personnummer: personnummer is invalid"),
+]
+
+
+def register_schema(cycle: int) -> pa.DataFrameSchema:
+    return pa.DataFrameSchema(
+        {
+            "pnr_error": _optional(_PNR_CHECKS),
+            "kon": _required("kon", [_one_of("kon", reference.register_codes("kon"))]),
+            "fodelseland": _optional([_one_of("fodelseland", reference.birth_regions())]),
+            "malgrupp": _required("malgrupp", [_one_of("malgrupp", reference.register_codes("malgrupp"))]),
+            "cykel": _required("cykel", [pa.Check(
+                lambda s: s == str(cycle),
+                error=f"cycle_mismatch: cykel differs from the file name's cycle {cycle}")]),
+            "inskrivningsdatum": _required("inskrivningsdatum", [pa.Check(
+                _is_iso_date, error="invalid_date: inskrivningsdatum is not a date YYYY-MM-DD")]),
+            "utskrivningsdatum": _optional([pa.Check(
+                _is_iso_date, error="invalid_date: utskrivningsdatum is not a date YYYY-MM-DD")]),
+            "avbrott_orsak": _optional([_one_of("avbrott_orsak", reference.register_codes("avbrott_orsak"))]),
+        },
+        checks=[pa.Check(
+            lambda df: ~(pd.to_datetime(df["utskrivningsdatum"], errors="coerce")
+                         < pd.to_datetime(df["inskrivningsdatum"], errors="coerce")),
+            error="invalid_date: utskrivningsdatum is before inskrivningsdatum")],
+        strict=False,
+    )
+
+
+def provider_schema(source_kind: str, timepoints: list[str]) -> pa.DataFrameSchema:
+    codes = {c for c in reference.outcome_codes(source_kind) if c}
+    columns = {"pnr_error": _optional(_PNR_CHECKS)}
+    for tp in timepoints:
+        columns[f"status_{tp}"] = _optional([_one_of(f"status ({tp})", codes)])
+    return pa.DataFrameSchema(columns, strict=False)
+
+
+def survey_schema() -> pa.DataFrameSchema:
+    return pa.DataFrameSchema(
+        {
+            "svar_id": _required("svar_id"),
+            "kommunkod": _required("kommunkod", [_one_of("kommunkod", reference.municipalities())]),
+            "okad_mojlighet": _optional([_one_of("okad_mojlighet", ["1", "2", "3", "4", "5"])]),
+            "tolk": _optional([_one_of("tolk", ["ja", "nej"], transform=lambda s: s.str.casefold())]),
+        },
+        strict=False,
+    )
+
+
+def rejections(frame: pd.DataFrame, schema: pa.DataFrameSchema, source_file: str) -> pd.DataFrame:
+    """Run a row-rejection schema; one issue per failing row (index aligned).
+
+    Returns an issues frame indexed like the failing rows of `frame`."""
+    try:
+        schema.validate(frame, lazy=True)
+        return issues_frame().set_index(pd.Index([], dtype=frame.index.dtype))
+    except SchemaErrors as err:
+        cases = err.failure_cases
+    cases = cases[cases["index"].notna()].copy()
+    cases["reason"] = cases["check"].map(_reason)
+    cases["detail"] = [
+        _detail(col, check, value)
+        for col, check, value in zip(cases["column"], cases["check"], cases["failure_case"])
+    ]
+    cases["rank"] = cases["reason"].map(REASON_PRIORITY.index)
+    cases = cases.sort_values(["index", "rank"], kind="stable")
+    per_row = cases.groupby("index", sort=True).agg(
+        reason=("reason", "first"),
+        detail=("detail", lambda d: "; ".join(dict.fromkeys(d))),
+    )
+    out = pd.DataFrame({
+        "source_file": source_file,
+        "source_row": frame.loc[per_row.index, "source_row"].astype("string").values,
+        "severity": "rejected",
+        "reason": per_row["reason"].values,
+        "detail": per_row["detail"].values,
+    }, index=per_row.index)
+    return out.astype("string")
+
+
+def _reason(check: str) -> str:
+    if check == "not_nullable":
+        return "missing_required"
+    code = str(check).split(":", 1)[0]
+    return code if code in REASON_PRIORITY else "invalid_code"
+
+
+def _detail(column: str, check: str, value) -> str:
+    if check == "not_nullable":
+        return f"{column} is empty"
+    message = str(check).split(":", 1)[-1].strip()
+    if column == "pnr_error":  # the failure case is our own error code, never the value
+        return "personnummer: " + personnummer.ERROR_TEXT.get(str(value), message)
+    if value is None or value is pd.NA:
+        return message
+    return f"{message} (got '{safe_value(value)}')"
+
+
+# --- Harmonised models: what leaves ingestion --------------------------------
+
+class Participation(pa.DataFrameModel):
+    participation_id: Series[str] = pa.Field(unique=True)
+    person_key: Series[str] = pa.Field(str_length={"min_value": 64, "max_value": 64})
+    cycle: Series[int] = pa.Field(ge=1, le=8)
+    municipality_code: Series[str] = pa.Field(isin=list(reference.municipalities()))
+    gender: Series[str] = pa.Field(isin=["K", "M"])
+    birth_region: Series[str] = pa.Field(isin=["sweden", "europe", "outside_europe", "unknown"])
+    target_group: Series[str] = pa.Field(isin=["flykting", "ifo"])
+    enrolled_on: Series[pd.Timestamp]
+    exited_on: Series[pd.Timestamp] = pa.Field(nullable=True)
+    completed: Series[bool]
+    dropout_reason: Series[str] = pa.Field(nullable=True, isin=sorted(reference.register_codes("avbrott_orsak")))
+    status_end: Series[str] = pa.Field(isin=list(reference.OUTCOME_CLASSES))
+    status_end_detail: Series[str] = pa.Field(isin=list(reference.outcome_classes()))
+    status_90d: Series[str] = pa.Field(nullable=True, isin=list(reference.OUTCOME_CLASSES))
+    status_90d_detail: Series[str] = pa.Field(nullable=True, isin=list(reference.outcome_classes()))
+    source_file: Series[str]
+    source_row: Series[str]
+
+    class Config:
+        strict = True
+        coerce = True
+
+
+class Outcome(pa.DataFrameModel):
+    participation_id: Series[str]
+    cycle: Series[int] = pa.Field(ge=1, le=8)
+    timepoint: Series[str] = pa.Field(isin=["end", "90d"])
+    status_detail: Series[str] = pa.Field(isin=list(reference.outcome_classes()))
+    status_class: Series[str] = pa.Field(isin=list(reference.OUTCOME_CLASSES))
+    municipality_code: Series[str] = pa.Field(nullable=True)
+    source_kind: Series[str] = pa.Field(isin=["petho", "folkuniversitetet", "astorp"])
+    source_file: Series[str]
+    source_row: Series[str]
+
+    class Config:
+        strict = True
+        coerce = True
+
+
+class Intervention(pa.DataFrameModel):
+    participation_id: Series[str]
+    intervention: Series[str] = pa.Field(isin=list(reference.INTERVENTIONS))
+    hours: Series[float] = pa.Field(nullable=True, ge=0)
+
+    class Config:
+        strict = True
+        coerce = True
+
+
+class SurveyResponse(pa.DataFrameModel):
+    cycle: Series[int] = pa.Field(ge=1, le=8)
+    response_id: Series[str]
+    municipality_code: Series[str] = pa.Field(isin=list(reference.municipalities()))
+    increased_chance: Series[pd.Int64Dtype] = pa.Field(nullable=True, ge=1, le=5)
+    interpreter: Series[pd.BooleanDtype] = pa.Field(nullable=True)
+    source_file: Series[str]
+    source_row: Series[str]
+
+    class Config:
+        strict = True
+        coerce = True
+
+
+HARMONISED_MODELS = {
+    "participations": Participation,
+    "outcomes": Outcome,
+    "interventions": Intervention,
+    "survey_responses": SurveyResponse,
+}

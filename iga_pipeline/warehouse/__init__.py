@@ -1,0 +1,1 @@
+"""The DuckDB warehouse: build a candidate file, check it, publish it atomically."""

@@ -1,0 +1,26 @@
+-- Staging: the harmonised Parquet files of every cycle, as tables.
+-- {staging} is replaced by the staging folder (quoted by the caller).
+CREATE SCHEMA IF NOT EXISTS staging;
+
+CREATE OR REPLACE TABLE staging.participations AS
+SELECT * FROM read_parquet({staging} || '/cycle=*/participations.parquet', union_by_name = true);
+
+CREATE OR REPLACE TABLE staging.outcomes AS
+SELECT * FROM read_parquet({staging} || '/cycle=*/outcomes.parquet', union_by_name = true);
+
+CREATE OR REPLACE TABLE staging.interventions AS
+SELECT * FROM read_parquet({staging} || '/cycle=*/interventions.parquet', union_by_name = true);
+
+CREATE OR REPLACE TABLE staging.survey_responses AS
+SELECT * FROM read_parquet({staging} || '/cycle=*/survey_responses.parquet', union_by_name = true);
+
+CREATE OR REPLACE TABLE staging.followup AS
+SELECT * FROM read_parquet({staging} || '/cycle=*/followup.parquet', union_by_name = true);
+
+CREATE OR REPLACE TABLE staging.issues AS
+SELECT * FROM read_parquet({staging} || '/cycle=*/issues.parquet', union_by_name = true)
+UNION ALL BY NAME
+SELECT * FROM read_parquet({staging} || '/inventory_issues.parquet');
+
+CREATE OR REPLACE TABLE staging.audit AS
+SELECT * FROM read_parquet({staging} || '/cycle=*/audit.parquet', union_by_name = true);

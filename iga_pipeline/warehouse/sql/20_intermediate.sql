@@ -1,0 +1,53 @@
+-- Intermediate: one row per participation with everything the marts count,
+-- and the unsuppressed outcome counts per cycle and per municipality.
+CREATE SCHEMA IF NOT EXISTS intermediate;
+
+CREATE OR REPLACE TABLE intermediate.participation AS
+SELECT
+    p.participation_id,
+    p.person_key,
+    p.cycle,
+    p.municipality_code,
+    m.municipality,
+    c.provider,
+    p.target_group,
+    p.gender,
+    p.birth_region,
+    p.completed,
+    p.dropout_reason,
+    p.status_end,
+    p.status_end_detail,
+    p.status_90d,
+    p.status_90d_detail,
+    coalesce(f.followed_up, false) AS followed_up,
+    -- Rule R10: scope 'all' carries the end status forward where the cycle was not followed up.
+    CASE WHEN coalesce(f.followed_up, false) THEN p.status_90d ELSE p.status_end END AS status_90d_carried
+FROM staging.participations AS p
+JOIN reference.cycles AS c USING (cycle)
+JOIN reference.municipalities AS m USING (municipality_code)
+LEFT JOIN staging.followup AS f USING (cycle);
+
+-- Counts per (cycle, municipality); per cycle they are summed over municipalities.
+CREATE OR REPLACE TABLE intermediate.outcomes_by_cycle_municipality AS
+SELECT
+    cycle,
+    municipality_code,
+    any_value(municipality) AS municipality,
+    count(*) AS enrolled,
+    count_if(completed) AS completed,
+    count_if(NOT completed) AS dropped_out,
+    count_if(completed AND status_end = 'work') AS work_at_end,
+    count_if(completed AND status_end = 'studies') AS studies_at_end,
+    count_if(completed AND status_end = 'other') AS other_at_end,
+    count_if(completed AND status_end = 'unknown') AS unknown_at_end,
+    bool_or(followed_up) AS followed_up,
+    count_if(completed AND status_90d = 'work') AS work_90d,
+    count_if(completed AND status_90d = 'studies') AS studies_90d,
+    count_if(completed AND status_90d = 'other') AS other_90d,
+    count_if(completed AND status_90d = 'unknown') AS unknown_90d,
+    count_if(completed AND status_90d_carried = 'work') AS work_90d_carried,
+    count_if(completed AND status_90d_carried = 'studies') AS studies_90d_carried,
+    min(target_group) AS target_group_min,
+    max(target_group) AS target_group_max
+FROM intermediate.participation
+GROUP BY cycle, municipality_code;

@@ -1,0 +1,147 @@
+-- Marts: the public interface (warehouse.md). Shares are unrounded fractions.
+CREATE SCHEMA IF NOT EXISTS marts;
+
+CREATE OR REPLACE TABLE marts.fct_participation AS
+SELECT participation_id, person_key, cycle, municipality_code, municipality, provider,
+       target_group, gender, birth_region, completed, dropout_reason,
+       status_end, status_end_detail, status_90d, status_90d_detail
+FROM intermediate.participation
+ORDER BY cycle, participation_id;
+
+CREATE OR REPLACE TABLE marts.fct_intervention AS
+SELECT i.participation_id, i.intervention, i.hours
+FROM staging.interventions AS i
+SEMI JOIN intermediate.participation AS p USING (participation_id)
+ORDER BY participation_id, intervention;
+
+CREATE OR REPLACE TABLE marts.outcomes_by_cycle AS
+WITH counts AS (
+    SELECT cycle,
+           sum(enrolled)::BIGINT AS enrolled, sum(completed)::BIGINT AS completed,
+           sum(dropped_out)::BIGINT AS dropped_out,
+           sum(work_at_end)::BIGINT AS work_at_end, sum(studies_at_end)::BIGINT AS studies_at_end,
+           sum(other_at_end)::BIGINT AS other_at_end, sum(unknown_at_end)::BIGINT AS unknown_at_end,
+           sum(work_90d)::BIGINT AS work_90d, sum(studies_90d)::BIGINT AS studies_90d,
+           sum(other_90d)::BIGINT AS other_90d, sum(unknown_90d)::BIGINT AS unknown_90d,
+           min(target_group_min) AS tg_min, max(target_group_max) AS tg_max
+    FROM intermediate.outcomes_by_cycle_municipality
+    GROUP BY cycle
+)
+SELECT
+    c.cycle,
+    c.provider,
+    CASE WHEN k.tg_min IS NULL THEN c.target_group
+         WHEN k.tg_min = k.tg_max THEN k.tg_min
+         ELSE 'mixed' END AS target_group,
+    coalesce(k.enrolled, 0) AS enrolled,
+    coalesce(k.completed, 0) AS completed,
+    coalesce(k.dropped_out, 0) AS dropped_out,
+    coalesce(k.work_at_end, 0) AS work_at_end,
+    coalesce(k.studies_at_end, 0) AS studies_at_end,
+    coalesce(k.unknown_at_end, 0) AS unknown_at_end,
+    coalesce(f.followed_up, false) AS followed_up,
+    CASE WHEN f.followed_up THEN coalesce(k.work_90d, 0) END AS work_90d,
+    CASE WHEN f.followed_up THEN coalesce(k.studies_90d, 0) END AS studies_90d,
+    CASE WHEN f.followed_up THEN coalesce(k.unknown_90d, 0) END AS unknown_90d,
+    k.work_at_end / nullif(k.completed, 0) AS share_work_at_end,
+    k.studies_at_end / nullif(k.completed, 0) AS share_studies_at_end,
+    CASE WHEN f.followed_up THEN k.work_90d / nullif(k.completed, 0) END AS share_work_90d,
+    CASE WHEN f.followed_up THEN k.studies_90d / nullif(k.completed, 0) END AS share_studies_90d,
+    -- Beyond the contract's columns: the rest of the outcome classes, so that
+    -- work + studies + other + unknown = completed can be checked.
+    coalesce(k.other_at_end, 0) AS other_at_end,
+    CASE WHEN f.followed_up THEN coalesce(k.other_90d, 0) END AS other_90d
+FROM reference.cycles AS c
+LEFT JOIN counts AS k USING (cycle)
+LEFT JOIN staging.followup AS f USING (cycle)
+ORDER BY c.cycle;
+
+-- Table 1's Delsumma (scope followed_up) and TOTALT (scope all, rule R10).
+CREATE OR REPLACE TABLE marts.outcomes_summary AS
+WITH scoped AS (
+    SELECT 'followed_up' AS scope, cycle, completed, work_at_end, studies_at_end,
+           work_90d, studies_90d
+    FROM intermediate.outcomes_by_cycle_municipality WHERE followed_up
+    UNION ALL
+    SELECT 'all', cycle, completed, work_at_end, studies_at_end,
+           work_90d_carried, studies_90d_carried
+    FROM intermediate.outcomes_by_cycle_municipality
+),
+islands AS (
+    SELECT DISTINCT scope, cycle FROM scoped
+),
+ranges AS (
+    SELECT scope, min(cycle) AS lo, max(cycle) AS hi
+    FROM (SELECT scope, cycle, cycle - row_number() OVER (PARTITION BY scope ORDER BY cycle) AS grp
+          FROM islands)
+    GROUP BY scope, grp
+),
+labels AS (
+    SELECT scope, string_agg(CASE WHEN lo = hi THEN lo::VARCHAR ELSE lo || '-' || hi END, ','
+                             ORDER BY lo) AS cycles
+    FROM ranges GROUP BY scope
+),
+totals AS (
+    SELECT scope, sum(completed)::BIGINT AS completed,
+           sum(work_at_end)::BIGINT AS work_at_end, sum(studies_at_end)::BIGINT AS studies_at_end,
+           sum(work_90d)::BIGINT AS work_90d, sum(studies_90d)::BIGINT AS studies_90d
+    FROM scoped GROUP BY scope
+)
+SELECT t.scope, l.cycles, t.completed, t.work_at_end, t.studies_at_end, t.work_90d, t.studies_90d,
+       t.work_at_end / nullif(t.completed, 0) AS share_work_at_end,
+       t.studies_at_end / nullif(t.completed, 0) AS share_studies_at_end,
+       t.work_90d / nullif(t.completed, 0) AS share_work_90d,
+       t.studies_90d / nullif(t.completed, 0) AS share_studies_90d
+FROM totals AS t JOIN labels AS l USING (scope)
+ORDER BY CASE t.scope WHEN 'followed_up' THEN 1 ELSE 2 END;
+
+-- Small-count disclosure control: counts 1-4 are published as NULL.
+CREATE OR REPLACE MACRO marts.suppress(n) AS CASE WHEN n BETWEEN 1 AND 4 THEN NULL ELSE n END;
+
+CREATE OR REPLACE TABLE marts.outcomes_by_municipality AS
+SELECT
+    municipality_code, municipality, cycle,
+    marts.suppress(enrolled) AS enrolled,
+    marts.suppress(completed) AS completed,
+    marts.suppress(dropped_out) AS dropped_out,
+    marts.suppress(work_at_end) AS work_at_end,
+    marts.suppress(studies_at_end) AS studies_at_end,
+    marts.suppress(unknown_at_end) AS unknown_at_end,
+    followed_up,
+    CASE WHEN followed_up THEN marts.suppress(work_90d) END AS work_90d,
+    CASE WHEN followed_up THEN marts.suppress(studies_90d) END AS studies_90d,
+    CASE WHEN followed_up THEN marts.suppress(unknown_90d) END AS unknown_90d,
+    (enrolled BETWEEN 1 AND 4 OR completed BETWEEN 1 AND 4 OR dropped_out BETWEEN 1 AND 4
+     OR work_at_end BETWEEN 1 AND 4 OR studies_at_end BETWEEN 1 AND 4 OR unknown_at_end BETWEEN 1 AND 4
+     OR (followed_up AND (work_90d BETWEEN 1 AND 4 OR studies_90d BETWEEN 1 AND 4
+                          OR unknown_90d BETWEEN 1 AND 4))) AS suppressed
+FROM intermediate.outcomes_by_cycle_municipality
+ORDER BY municipality_code, cycle;
+
+CREATE OR REPLACE TABLE marts.data_quality_issues AS
+SELECT source_file::VARCHAR AS source_file, source_row::VARCHAR AS source_row,
+       severity::VARCHAR AS severity, reason::VARCHAR AS reason, detail::VARCHAR AS detail,
+       cycle::INTEGER AS cycle
+FROM staging.issues
+ORDER BY cycle NULLS FIRST, source_file, severity, try_cast(regexp_extract(source_row, '(\d+)$', 1) AS INTEGER) NULLS FIRST, reason;
+
+CREATE OR REPLACE TABLE marts.ingest_audit AS
+SELECT source_file::VARCHAR AS source_file, source_kind::VARCHAR AS source_kind,
+       status::VARCHAR AS status, rows_read::BIGINT AS rows_read, rows_loaded::BIGINT AS rows_loaded,
+       rows_rejected::BIGINT AS rows_rejected, rows_duplicate::BIGINT AS rows_duplicate,
+       sha256::VARCHAR AS sha256, reason::VARCHAR AS reason, cycle::INTEGER AS cycle
+FROM staging.audit
+ORDER BY source_file;
+
+CREATE OR REPLACE TABLE marts.survey_by_cycle AS
+SELECT c.cycle,
+       count(s.response_id) AS questionnaires,
+       count(s.increased_chance) AS answered,
+       count_if(s.increased_chance >= 4)::BIGINT AS large_or_very_large,
+       o.completed,
+       count(s.increased_chance) / nullif(o.completed, 0) AS coverage
+FROM reference.cycles AS c
+JOIN marts.outcomes_by_cycle AS o USING (cycle)
+LEFT JOIN staging.survey_responses AS s USING (cycle)
+GROUP BY c.cycle, o.completed
+ORDER BY c.cycle;
