@@ -61,6 +61,8 @@ def build(raw_dir: str | None = None, warehouse: str | None = None) -> int:
                 err = event.step_failure_data.error
                 message = err.cause.message if err and err.cause else (err.message if err else "")
                 print(f"error in {event.step_key}: {message.strip()}", file=sys.stderr)
+        from iga_pipeline.warehouse import build as wh
+        wh.discard(wh.candidate_path(paths.warehouse, result.run_id))
         print("build failed; the previous warehouse was left as it was", file=sys.stderr)
         return EXIT_FAILED
     return summarise(paths, elapsed)

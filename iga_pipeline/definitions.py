@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dagster import AssetSelection, Definitions, define_asset_job
+from dagster import Definitions
 
-from iga_pipeline.defs import assets
+from iga_pipeline.defs import assets, automation, checks
 from iga_pipeline.defs.resources import IGAResource
 
 ALL_ASSETS = [
@@ -13,15 +13,16 @@ ALL_ASSETS = [
     assets.harmonised,
     assets.marts,
     assets.published_warehouse,
+    assets.parquet_exports,
 ]
 
-build_all = define_asset_job(
-    "build_all", selection=AssetSelection.all(),
-    description="Every asset and every cycle partition once, then publish.",
-)
+ALL_CHECKS = [*checks.pandera_checks, checks.gx_mart_checks]
 
 defs = Definitions(
     assets=ALL_ASSETS,
-    jobs=[build_all],
+    asset_checks=ALL_CHECKS,
+    jobs=[automation.build_all, automation.ingest_cycle_job],
+    schedules=[automation.nightly_build],
+    sensors=[automation.raw_delivery_sensor, automation.warehouse_automation],
     resources={"iga": IGAResource()},
 )

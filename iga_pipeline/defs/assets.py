@@ -8,7 +8,7 @@ import json
 
 import pandas as pd
 from dagster import (
-    AssetExecutionContext, AssetKey, AssetSpec, BackfillPolicy, MaterializeResult,
+    AssetExecutionContext, AssetKey, AssetSpec, AutomationCondition, BackfillPolicy, MaterializeResult,
     MetadataValue, StaticPartitionsDefinition, asset, multi_asset,
 )
 
@@ -110,15 +110,17 @@ def harmonised(context: AssetExecutionContext, iga: IGAResource):
         yield MaterializeResult(asset_key=harmonised_key(name), metadata=metadata)
 
 
-def candidate_for(context: AssetExecutionContext, iga: IGAResource):
+def candidate_for(context, iga: IGAResource):
+    """This run's candidate warehouse file (named after the run id) and the paths."""
     paths = iga.paths()
-    return build.candidate_path(paths.warehouse, context.run_id), paths
+    return build.candidate_path(paths.warehouse, context.run.run_id), paths
 
 
 @multi_asset(
     specs=[AssetSpec(mart_key(m.name), group_name=m.group,
                      description=f"{m.description} (one row per {m.grain})",
                      deps=[harmonised_key(i) if i in HARMONISED else mart_key(i) for i in m.inputs],
+                     automation_condition=AutomationCondition.eager(),
                      metadata={"columns": MetadataValue.md(
                          "| column | meaning |\n|---|---|\n" + "\n".join(
                              f"| `{c}` | {d} |" for c, d in m.columns.items()))})
@@ -154,6 +156,7 @@ def marts(context: AssetExecutionContext, iga: IGAResource):
 
 @asset(
     key=PUBLISHED, group_name="warehouse", deps=[mart_key(m.name) for m in MARTS],
+    automation_condition=AutomationCondition.eager(),
     description="The live warehouse file (warehouse/iga.duckdb): the candidate of this run, "
                 "swapped in atomically once every blocking check has passed.",
 )
@@ -169,4 +172,19 @@ def published_warehouse(context: AssetExecutionContext, iga: IGAResource) -> Mat
     return MaterializeResult(metadata={
         "path": MetadataValue.path(str(paths.warehouse)),
         "bytes": paths.warehouse.stat().st_size,
+    })
+
+
+@asset(
+    key=AssetKey(["warehouse", "parquet"]), group_name="warehouse", deps=[PUBLISHED],
+    automation_condition=AutomationCondition.eager(),
+    description="Every mart of the published warehouse as Parquet under warehouse/parquet/, "
+                "for tools that prefer files to a database.",
+)
+def parquet_exports(iga: IGAResource) -> MaterializeResult:
+    paths = iga.paths()
+    rows = build.export_parquet(paths.warehouse, paths.parquet)
+    return MaterializeResult(metadata={
+        "path": MetadataValue.path(str(paths.parquet)), "files": len(rows),
+        "rows": MetadataValue.md(pd.Series(rows, name="rows").to_frame().to_markdown()),
     })

@@ -76,6 +76,11 @@ def split(text: str, sep: str, required: list[str]) -> tuple[pd.DataFrame, list[
             rows_read=rows_guess,
         )
     try:
+        # The C parser raises on rows with too many fields but silently pads rows
+        # with too few with ''; both are malformed, so both take the slow path.
+        if any(len(fields) != len(header) for fields in csv.reader(io.StringIO(text), delimiter=sep)
+               if any(f.strip() for f in fields)):
+            raise pd.errors.ParserError("a row has another number of fields than the header")
         frame = pd.read_csv(
             io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, na_filter=False,
             skip_blank_lines=True, engine="c", quoting=csv.QUOTE_MINIMAL,

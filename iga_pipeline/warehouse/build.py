@@ -117,3 +117,34 @@ def _fsync_dir(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def export_parquet(warehouse: Path, out_dir: Path) -> dict[str, int]:
+    """Write every marts table as <out_dir>/<mart>.parquet, for tools that prefer files.
+
+    The files are written into a new folder that then replaces the old one,
+    so a reader never sees a mixture of two builds' files."""
+    import shutil
+
+    out_dir = Path(out_dir)
+    tmp = out_dir.with_name(f".{out_dir.name}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp.mkdir(parents=True)
+    rows = {}
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        tables = [r[0] for r in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'marts' "
+            "ORDER BY table_name").fetchall()]
+        for table in tables:
+            con.execute(f"COPY marts.{table} TO {_quote(tmp / f'{table}.parquet')} (FORMAT parquet)")
+            rows[table] = con.execute(f"SELECT count(*) FROM marts.{table}").fetchone()[0]
+    finally:
+        con.close()
+    old = None
+    if out_dir.exists():
+        old = out_dir.with_name(f".{out_dir.name}.{uuid.uuid4().hex[:8]}.old")
+        os.replace(out_dir, old)
+    os.replace(tmp, out_dir)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return rows

@@ -1,0 +1,112 @@
+"""How the data engineer's pipeline runs by itself (all started by `dagster dev`):
+
+* `nightly_build`: every night at 02:30 Stockholm time, every cycle, then publish.
+* `raw_delivery_sensor`: every 30 s, hashes the files under the raw root and
+  asks for an ingest run of each cycle whose files are new, changed or gone.
+  A file touched without a change in content requests nothing.
+* `warehouse_automation`: the marts and everything after them are
+  `AutomationCondition.eager()`, so once an ingest run has refreshed a cycle,
+  the warehouse is rebuilt and published from all cycles' staging.
+"""
+
+import json
+from pathlib import Path
+
+from dagster import (
+    AssetSelection, AutomationConditionSensorDefinition, DefaultScheduleStatus,
+    DefaultSensorStatus, RunRequest, ScheduleEvaluationContext, SensorEvaluationContext,
+    SensorResult, SkipReason, define_asset_job, schedule, sensor,
+)
+
+from iga_pipeline.defs.assets import RAW, cycles_partitions, harmonised_key
+from iga_pipeline.defs.resources import IGAResource
+from iga_pipeline.sources.common import discover, sha256_of
+from iga_pipeline.warehouse.catalog import HARMONISED
+
+build_all = define_asset_job(
+    "build_all", selection=AssetSelection.all(),
+    description="Every asset and every cycle partition once, then publish.",
+)
+
+ingest_cycle_job = define_asset_job(
+    "ingest_cycle",
+    selection=AssetSelection.assets(RAW, *[harmonised_key(n) for n in HARMONISED]),
+    description="Re-read one cycle's deliveries into staging; the warehouse follows by automation.",
+)
+
+
+def all_cycles_tags() -> dict[str, str]:
+    keys = cycles_partitions.get_partition_keys()
+    return {"dagster/asset_partition_range_start": keys[0],
+            "dagster/asset_partition_range_end": keys[-1]}
+
+
+@schedule(job=build_all, cron_schedule="30 2 * * *", execution_timezone="Europe/Stockholm",
+          default_status=DefaultScheduleStatus.RUNNING,
+          description="Nightly: every cycle's deliveries, the warehouse, the checks, the publish.")
+def nightly_build(context: ScheduleEvaluationContext) -> RunRequest:
+    return RunRequest(run_key=None, tags=all_cycles_tags())
+
+
+def scan(raw_dir: Path, previous: dict[str, list]) -> dict[str, list]:
+    """{source_file: [size, mtime_ns, sha256, cycle]} for every file under the raw root.
+
+    A file whose size and mtime are unchanged keeps its previous hash; any
+    other file is hashed again, so a touch without a change costs one read
+    and requests nothing."""
+    state = {}
+    for d in discover(raw_dir):
+        st = d.path.stat()
+        old = previous.get(d.source_file)
+        if old and old[0] == st.st_size and old[1] == st.st_mtime_ns:
+            state[d.source_file] = old
+        else:
+            state[d.source_file] = [st.st_size, st.st_mtime_ns, sha256_of(d.path), d.cycle]
+    return state
+
+
+def changed_cycles(previous: dict[str, list], current: dict[str, list]) -> dict[int, list[str]]:
+    """Cycle -> the files (new, changed by content, or deleted) that concern it."""
+    changed: dict[int, list[str]] = {}
+    for name in sorted(set(previous) | set(current)):
+        old, new = previous.get(name), current.get(name)
+        if old and new and old[2] == new[2]:
+            continue
+        cycle = (new or old)[3]
+        if cycle is not None:
+            changed.setdefault(int(cycle), []).append(name)
+    return changed
+
+
+@sensor(job=ingest_cycle_job, minimum_interval_seconds=30, default_status=DefaultSensorStatus.RUNNING,
+        description="New or changed raw files (by content hash) -> an ingest run per affected cycle.")
+def raw_delivery_sensor(context: SensorEvaluationContext, iga: IGAResource):
+    raw_dir = iga.paths().raw_dir
+    if not raw_dir.is_dir():
+        return SkipReason(f"raw root {raw_dir} does not exist")
+    previous = json.loads(context.cursor) if context.cursor else {}
+    current = scan(raw_dir, previous)
+    changed = changed_cycles(previous, current)
+    cursor = json.dumps(current, sort_keys=True)
+    if not changed:
+        return SensorResult(skip_reason=SkipReason("no new or changed deliveries"), cursor=cursor)
+    requests = []
+    for cycle, files in sorted(changed.items()):
+        digest = sha256_of_text("|".join(f"{f}:{(current.get(f) or [None] * 3)[2]}" for f in files))
+        requests.append(RunRequest(
+            partition_key=str(cycle), run_key=f"cycle-{cycle}-{digest[:16]}",
+            tags={"iga/trigger": "raw_delivery_sensor", "iga/files": str(len(files))},
+        ))
+        context.log.info(f"cycle {cycle}: {len(files)} new or changed file(s)")
+    return SensorResult(run_requests=requests, cursor=cursor)
+
+
+def sha256_of_text(text: str) -> str:
+    import hashlib
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+warehouse_automation = AutomationConditionSensorDefinition(
+    "warehouse_automation", target=AssetSelection.all(), default_status=DefaultSensorStatus.RUNNING,
+    description="Rebuilds and publishes the warehouse after an ingest run (eager marts).",
+)

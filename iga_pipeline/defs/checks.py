@@ -1,0 +1,76 @@
+"""Asset checks the UI shows.
+
+* pandera: the harmonised models (validation.py) over every staged cycle.
+* Great Expectations: the suites of quality/expectations.py over the marts of
+  this run's candidate warehouse (or the live one, when run on their own).
+
+All are blocking: a failure stops warehouse/published, so a bad warehouse is
+never swapped in.
+"""
+
+import pandas as pd
+from dagster import (
+    AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, AssetCheckSpec,
+    MetadataValue, asset_check, multi_asset_check,
+)
+from pandera.errors import SchemaErrors
+
+from iga_pipeline import validation
+from iga_pipeline.defs.assets import candidate_for, harmonised_key, mart_key
+from iga_pipeline.defs.resources import IGAResource
+from iga_pipeline.quality.expectations import SUITES, data_docs_index, run_suites
+
+
+def _staged(iga: IGAResource, name: str) -> pd.DataFrame:
+    files = sorted(iga.paths().staging.glob(f"cycle=*/{name}.parquet"))
+    frames = [pd.read_parquet(f) for f in files]
+    frames = [f for f in frames if len(f)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.read_parquet(files[0]) if files else pd.DataFrame()
+
+
+def _pandera_check(name: str, model):
+    @asset_check(
+        asset=harmonised_key(name), name=f"pandera_{name}", blocking=True,
+        description=f"pandera model {model.__name__} over every staged cycle (validation.py)",
+    )
+    def _check(iga: IGAResource) -> AssetCheckResult:
+        frame = _staged(iga, name)
+        try:
+            model.validate(frame, lazy=True)
+        except SchemaErrors as err:
+            cases = err.failure_cases
+            summary = cases.groupby(["column", "check"], dropna=False).size().rename("failures").reset_index()
+            return AssetCheckResult(passed=False, metadata={
+                "rows": len(frame), "failures": len(cases),
+                # failure values are left out: they could be anything a sender wrote
+                "by_check": MetadataValue.md(summary.to_markdown(index=False)),
+            })
+        return AssetCheckResult(passed=True, metadata={"rows": len(frame)})
+
+    return _check
+
+
+pandera_checks = [_pandera_check(name, model) for name, model in validation.HARMONISED_MODELS.items()]
+
+
+@multi_asset_check(
+    specs=[AssetCheckSpec(f"gx_{s.mart}", asset=mart_key(s.mart), blocking=True,
+                          description=f"Great Expectations suite marts.{s.mart}: "
+                                      + "; ".join(f"{n}({k.get('column', '')})" for n, k in s.expectations))
+           for s in SUITES],
+)
+def gx_mart_checks(context: AssetCheckExecutionContext, iga: IGAResource):
+    candidate, paths = candidate_for(context, iga)
+    target = candidate if candidate.exists() else paths.warehouse
+    results = run_suites(target, paths.warehouse_dir / "gx")
+    docs = data_docs_index(paths.warehouse_dir / "gx")
+    for s in SUITES:
+        r = results[s.mart]
+        yield AssetCheckResult(
+            asset_key=mart_key(s.mart), check_name=f"gx_{s.mart}", passed=r.success,
+            severity=AssetCheckSeverity.ERROR,
+            metadata={"expectations": r.evaluated, "failed": MetadataValue.md(
+                "\n".join(f"- {f}" for f in r.failed) or "none"),
+                "data_docs": MetadataValue.path(str(docs)),
+                "validated_file": MetadataValue.text("candidate" if target == candidate else "live")},
+        )

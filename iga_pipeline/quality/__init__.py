@@ -1,0 +1,1 @@
+"""Data quality beyond row validation: Great Expectations suites on the marts."""

@@ -1,0 +1,135 @@
+"""Great Expectations 1.x suites for the marts, run directly (no dagster-ge).
+
+Each suite validates a frame read from the candidate warehouse. Where an
+expectation needs arithmetic across columns (work + studies + other +
+unknown = completed; read = loaded + rejected + duplicates), the frame's SQL
+computes a `*_balance` column and the suite expects it to be 0.
+
+The file context lives in <warehouse dir>/gx/, and every run refreshes the
+Data Docs at <warehouse dir>/gx/uncommitted/data_docs/local_site/index.html.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")  # no phoning home: the network is closed
+
+
+@dataclass(frozen=True)
+class Suite:
+    mart: str
+    sql: str
+    expectations: tuple  # (expectation class name, kwargs)
+
+
+SHARE = dict(min_value=0, max_value=1)
+SUITES: tuple[Suite, ...] = (
+    Suite("outcomes_by_cycle", """
+        SELECT *,
+               completed - (work_at_end + studies_at_end + other_at_end + unknown_at_end) AS end_balance,
+               CASE WHEN followed_up THEN completed - (work_90d + studies_90d + other_90d + unknown_90d)
+                    ELSE 0 END AS balance_90d,
+               enrolled - (completed + dropped_out) AS enrolled_balance
+        FROM marts.outcomes_by_cycle""", (
+        ("ExpectColumnValuesToBeBetween", dict(column="share_work_at_end", **SHARE)),
+        ("ExpectColumnValuesToBeBetween", dict(column="share_studies_at_end", **SHARE)),
+        ("ExpectColumnValuesToBeBetween", dict(column="share_work_90d", **SHARE)),
+        ("ExpectColumnValuesToBeBetween", dict(column="share_studies_90d", **SHARE)),
+        ("ExpectColumnValuesToBeInSet", dict(column="end_balance", value_set=[0])),
+        ("ExpectColumnValuesToBeInSet", dict(column="balance_90d", value_set=[0])),
+        ("ExpectColumnValuesToBeInSet", dict(column="enrolled_balance", value_set=[0])),
+        ("ExpectColumnValuesToBeUnique", dict(column="cycle")),
+    )),
+    Suite("outcomes_summary", "SELECT * FROM marts.outcomes_summary", (
+        ("ExpectColumnValuesToBeInSet", dict(column="scope", value_set=["followed_up", "all"])),
+        ("ExpectColumnValuesToBeUnique", dict(column="scope")),
+        ("ExpectColumnValuesToBeBetween", dict(column="share_work_90d", **SHARE)),
+        ("ExpectColumnValuesToBeBetween", dict(column="share_studies_90d", **SHARE)),
+    )),
+    Suite("fct_participation", "SELECT * FROM marts.fct_participation", (
+        ("ExpectColumnValuesToBeUnique", dict(column="participation_id")),
+        ("ExpectColumnValuesToNotBeNull", dict(column="person_key")),
+        ("ExpectColumnValuesToMatchRegex", dict(column="person_key", regex=r"^[0-9a-f]{64}$")),
+        ("ExpectColumnValuesToBeInSet", dict(column="status_end",
+                                             value_set=["work", "studies", "other", "unknown"])),
+        ("ExpectColumnValuesToBeInSet", dict(column="birth_region",
+                                             value_set=["sweden", "europe", "outside_europe", "unknown"])),
+    )),
+    Suite("ingest_audit", """
+        SELECT *, rows_read - (rows_loaded + rows_rejected + rows_duplicate) AS balance
+        FROM marts.ingest_audit""", (
+        ("ExpectColumnValuesToBeInSet", dict(column="balance", value_set=[0])),
+        ("ExpectColumnValuesToBeUnique", dict(column="source_file")),
+        ("ExpectColumnValuesToMatchRegex", dict(column="sha256", regex=r"^[0-9a-f]{64}$")),
+    )),
+    Suite("data_quality_issues", "SELECT * FROM marts.data_quality_issues", (
+        ("ExpectColumnValuesToBeInSet", dict(column="severity", value_set=["rejected", "warning"])),
+        ("ExpectColumnValuesToNotBeNull", dict(column="reason")),
+    )),
+)
+
+
+@dataclass(frozen=True)
+class SuiteResult:
+    mart: str
+    success: bool
+    failed: tuple[str, ...]  # "expectation(column): n unexpected"
+    evaluated: int
+
+
+def run_suites(warehouse_file: Path, gx_root: Path) -> dict[str, SuiteResult]:
+    """Validate every suite against the warehouse file; refresh the Data Docs."""
+    import great_expectations as gx
+
+    context = gx.get_context(mode="file", project_root_dir=str(gx_root))
+    context.variables.progress_bars = {"globally": False}
+    source = _get_or(lambda: context.data_sources.get("marts"),
+                     lambda: context.data_sources.add_pandas("marts"))
+    con = duckdb.connect(str(warehouse_file), read_only=True)
+    results: dict[str, SuiteResult] = {}
+    try:
+        for suite_def in SUITES:
+            frame = con.execute(suite_def.sql).df()
+            asset = _get_or(lambda: source.get_asset(suite_def.mart),
+                            lambda: source.add_dataframe_asset(name=suite_def.mart))
+            batch_def = _get_or(lambda: asset.get_batch_definition("whole"),
+                                lambda: asset.add_batch_definition_whole_dataframe("whole"))
+            suite = gx.ExpectationSuite(name=f"marts.{suite_def.mart}")
+            for name, kwargs in suite_def.expectations:
+                suite.add_expectation(getattr(gx.expectations, name)(**kwargs))
+            suite = context.suites.add_or_update(suite)
+            validation = context.validation_definitions.add_or_update(
+                gx.ValidationDefinition(name=f"validate_{suite_def.mart}", data=batch_def, suite=suite))
+            checkpoint = context.checkpoints.add_or_update(gx.Checkpoint(
+                name=f"checkpoint_{suite_def.mart}", validation_definitions=[validation],
+                actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs")]))
+            run = checkpoint.run(batch_parameters={"dataframe": frame})
+            failed = []
+            evaluated = 0
+            for validation_result in run.run_results.values():
+                for r in validation_result.results:
+                    evaluated += 1
+                    if not r.success:
+                        cfg = r.expectation_config
+                        failed.append(f"{cfg.type}({cfg.kwargs.get('column', '')}): "
+                                      f"{r.result.get('unexpected_count', '?')} unexpected")
+            results[suite_def.mart] = SuiteResult(suite_def.mart, bool(run.success), tuple(failed), evaluated)
+    finally:
+        con.close()
+    return results
+
+
+def data_docs_index(gx_root: Path) -> Path:
+    return Path(gx_root) / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
+
+
+def _get_or(get, create):
+    try:
+        return get()
+    except Exception:  # GX raises several kinds of "not found"
+        return create()

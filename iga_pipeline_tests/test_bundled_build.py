@@ -1,0 +1,136 @@
+"""The bundled data, built end to end through the CLI, reproduces Table 1 cell for cell."""
+
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from iga_pipeline import cli, reference
+
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    warehouse = tmp_path_factory.mktemp("bundled") / "iga.duckdb"
+    code = cli.main(["build", "--raw-dir", str(REPO / "data" / "raw"), "--warehouse", str(warehouse)])
+    con = duckdb.connect(str(warehouse), read_only=True)
+    yield code, con, warehouse
+    con.close()
+
+
+def pct(share: float) -> int:
+    return int((Decimal(repr(share)) * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def test_default_build_exits_zero(built):
+    code, _, _ = built
+    assert code == 0
+
+
+def test_table1_counts_per_cycle(built):
+    _, con, _ = built
+    printed = reference.table1_published().set_index("row_label")
+    rows = con.execute("""
+        SELECT cycle, completed, work_at_end, studies_at_end, work_90d, studies_90d, followed_up
+        FROM marts.outcomes_by_cycle ORDER BY cycle""").fetchall()
+    assert [r[0] for r in rows] == list(range(1, 9))
+    for cycle, completed, we, se, w90, s90, followed in rows:
+        p = printed.loc[f"Cykel {cycle}"]
+        assert (completed, we, se) == (p.completed, p.work_at_end, p.studies_at_end), cycle
+        if cycle == 8:
+            assert not followed and w90 is None and s90 is None
+        else:
+            assert followed and (w90, s90) == (p.work_90d, p.studies_90d), cycle
+
+
+def test_table1_delsumma_and_totalt(built):
+    _, con, _ = built
+    printed = reference.table1_published().set_index("row_label")
+    summary = {r[0]: r[1:] for r in con.execute("""
+        SELECT scope, cycles, completed, work_at_end, studies_at_end, work_90d, studies_90d,
+               share_work_at_end, share_studies_at_end, share_work_90d, share_studies_90d
+        FROM marts.outcomes_summary""").fetchall()}
+    for scope, label, cycles in (("followed_up", "Delsumma", "1-7"), ("all", "TOTALT", "1-8")):
+        got = summary[scope]
+        p = printed.loc[label]
+        assert got[0] == cycles
+        assert got[1:6] == (p.completed, p.work_at_end, p.studies_at_end, p.work_90d, p.studies_90d)
+        # Shares are unrounded fractions; rounded half up they give the printed whole percent.
+        assert got[6] == pytest.approx(p.work_at_end / p.completed, abs=1e-12)
+        assert [pct(s) for s in got[6:10]] == [p.share_work_at_end, p.share_studies_at_end,
+                                               p.share_work_90d, p.share_studies_90d]
+
+
+def test_early_leavers_and_repeat_participants(built):
+    _, con, _ = built
+    dropped = con.execute("SELECT sum(dropped_out) FROM marts.outcomes_by_cycle").fetchone()[0]
+    reasons = dict(con.execute("""SELECT dropout_reason, count(*) FROM marts.fct_participation
+                                  WHERE NOT completed GROUP BY ALL""").fetchall())
+    assert dropped > 0 and sum(reasons.values()) == dropped
+    assert set(reasons) <= reference.register_codes("avbrott_orsak") and len(reasons) >= 3
+    repeaters = con.execute("""SELECT count(*) FROM (SELECT person_key FROM marts.fct_participation
+                               GROUP BY person_key HAVING count(DISTINCT cycle) > 1)""").fetchone()[0]
+    assert repeaters > 0
+
+
+def test_every_row_level_defect_is_present(built):
+    _, con, _ = built
+    reasons = {r[0] for r in con.execute("SELECT DISTINCT reason FROM marts.data_quality_issues").fetchall()}
+    assert reasons == {
+        "invalid_personnummer", "invalid_date", "invalid_code", "missing_required", "cycle_mismatch",
+        "conflicting_enrollment", "conflicting_duplicate", "orphan_outcome", "duplicate_row",
+        "missing_outcome", "municipality_mismatch",
+    }
+
+
+def test_nothing_lost(built):
+    _, con, _ = built
+    unbalanced = con.execute("""SELECT count(*) FROM marts.ingest_audit
+        WHERE rows_read <> rows_loaded + rows_rejected + rows_duplicate""").fetchone()[0]
+    assert unbalanced == 0
+    rejected_rows = con.execute("SELECT sum(rows_rejected) FROM marts.ingest_audit").fetchone()[0]
+    rejected_issues = con.execute("""SELECT count(*) FROM marts.data_quality_issues
+        WHERE severity = 'rejected' AND source_row IS NOT NULL""").fetchone()[0]
+    assert rejected_rows == rejected_issues > 0
+    files = {p.relative_to(REPO / "data" / "raw").as_posix()
+             for p in (REPO / "data" / "raw").rglob("*") if p.is_file()}
+    audited = {r[0] for r in con.execute("SELECT source_file FROM marts.ingest_audit").fetchall()}
+    assert audited == files
+
+
+def test_contract_columns(built):
+    _, con, _ = built
+    expected = {
+        "outcomes_by_cycle": "cycle provider target_group enrolled completed dropped_out work_at_end "
+                             "studies_at_end unknown_at_end followed_up work_90d studies_90d unknown_90d "
+                             "share_work_at_end share_studies_at_end share_work_90d share_studies_90d",
+        "outcomes_summary": "scope cycles completed work_at_end studies_at_end work_90d studies_90d "
+                            "share_work_at_end share_studies_at_end share_work_90d share_studies_90d",
+        "fct_participation": "participation_id person_key cycle municipality_code municipality provider "
+                             "target_group gender birth_region completed dropout_reason status_end "
+                             "status_end_detail status_90d status_90d_detail",
+        "fct_intervention": "participation_id intervention hours",
+        "data_quality_issues": "source_file source_row severity reason detail",
+        "ingest_audit": "source_file source_kind status rows_read rows_loaded rows_rejected "
+                        "rows_duplicate sha256 reason",
+        "outcomes_by_municipality": "municipality_code municipality cycle enrolled completed dropped_out "
+                                    "work_at_end studies_at_end unknown_at_end followed_up work_90d "
+                                    "studies_90d unknown_90d suppressed",
+    }
+    for table, columns in expected.items():
+        got = [r[0] for r in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = 'marts' "
+            "AND table_name = ? ORDER BY ordinal_position", [table]).fetchall()]
+        assert got[: len(columns.split())] == columns.split(), table
+
+
+def test_parquet_exports_match_the_warehouse(built):
+    _, con, warehouse = built
+    parquet = warehouse.parent / "parquet"
+    for table in ("outcomes_by_cycle", "fct_participation", "data_quality_issues"):
+        n = con.execute(f"SELECT count(*) FROM marts.{table}").fetchone()[0]
+        m = con.execute(f"SELECT count(*) FROM read_parquet('{parquet / (table + '.parquet')}')").fetchone()[0]
+        assert n == m > 0
