@@ -14,7 +14,6 @@ import os
 import sys
 import time
 import warnings
-from pathlib import Path
 
 EXIT_OK, EXIT_FAILED, EXIT_FILES_REJECTED = 0, 1, 3
 
@@ -25,13 +24,14 @@ def main(argv: list[str] | None = None) -> int:
     b = sub.add_parser("build", help="materialise every asset and partition once, in process")
     b.add_argument("--raw-dir", help="raw root (default: IGA_RAW_DIR or data/raw)")
     b.add_argument("--warehouse", help="warehouse file (default: IGA_WAREHOUSE or warehouse/iga.duckdb)")
-    s = sub.add_parser("synth", help="write a synthetic, deterministic set of raw deliveries")
-    s.add_argument("--out", default="data/raw", help="output raw root (default: data/raw)")
-    s.add_argument("--seed", type=int, default=2012)
+    sub.add_parser("synth", add_help=False,
+                   help="write a synthetic, deterministic set of raw deliveries (see synth --help)")
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["synth"]:
+        from iga_pipeline.synth.__main__ import main as synth_main
+        return synth_main(argv[1:])
     args = parser.parse_args(argv)
-    if args.command == "build":
-        return build(args.raw_dir, args.warehouse)
-    return synth(Path(args.out), args.seed)
+    return build(args.raw_dir, args.warehouse)
 
 
 def build(raw_dir: str | None = None, warehouse: str | None = None) -> int:
@@ -132,14 +132,6 @@ def summarise(paths, elapsed: float) -> int:
 def _half_up(share: float) -> int:
     from decimal import ROUND_HALF_UP, Decimal
     return int((Decimal(str(share)) * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
-
-
-def synth(out: Path, seed: int) -> int:
-    from iga_pipeline.synth import generate_bundled
-
-    summary = generate_bundled(out, seed=seed)
-    print(f"wrote synthetic deliveries to {out}: {summary.get('files', '?')} files")
-    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from iga_pipeline.synth import DEFAULT_SEED, generate_bundled
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m iga_pipeline.synth", description=__doc__)
+    parser = argparse.ArgumentParser(prog="iga-pipeline synth", description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("data/raw"), help="raw root to write (must be empty)")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     args = parser.parse_args(argv)
