@@ -55,7 +55,8 @@ class _Files:
     def open(self, d: Delivery) -> None:
         self.files[d.source_file] = {
             "source_file": d.source_file, "source_kind": d.kind, "cycle": d.cycle,
-            "status": "loaded", "rows_read": 0, "sha256": sha256_of(d.path), "reason": None,
+            "status": "loaded", "rows_read": 0, "reason": None,
+            "sha256": None if d.refused else sha256_of(d.path),
         }
 
     def reject_file(self, d: Delivery, reason: str, detail: str, rows_read: int = 0) -> None:

@@ -45,6 +45,8 @@ def raw_deliveries(context: AssetExecutionContext, iga: IGAResource) -> Material
     manifest = []
     for key in context.partition_keys:
         for d in deliveries_for_cycle(paths.raw_dir, int(key)):
+            if d.refused:
+                continue  # recorded as a rejected file by ingestion; never opened
             manifest.append({"cycle": int(key), "source_file": d.source_file, "kind": d.kind,
                              "bytes": d.path.stat().st_size, "sha256": sha256_of(d.path)})
     frame = pd.DataFrame(manifest, columns=["cycle", "source_file", "kind", "bytes", "sha256"])

@@ -56,6 +56,8 @@ def scan(raw_dir: Path, previous: dict[str, list]) -> dict[str, list]:
     and requests nothing."""
     state = {}
     for d in discover(raw_dir):
+        if d.refused:
+            continue  # never opened; ingestion records the refusal
         st = d.path.stat()
         old = previous.get(d.source_file)
         if old and old[0] == st.st_size and old[1] == st.st_mtime_ns:

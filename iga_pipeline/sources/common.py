@@ -9,8 +9,9 @@ no issue detail ever echoes a raw value that could be one.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
 import pandas as pd
@@ -51,6 +52,7 @@ class Delivery:
     municipality_code: str | None = None  # registers: the folder's kommunkod
     timepoint: str | None = None  # providers: 'end', '90d' or 'both' (Pethö)
     problem: tuple[str, str] | None = None  # a whole-file reason known from the path alone
+    refused: bool = False  # not to be opened at all (a link out of the raw root, too large)
 
 
 _PATTERNS = [
@@ -65,8 +67,38 @@ _PATTERNS = [
 ]
 
 
+def max_file_bytes() -> int:
+    """The largest raw file the pipeline reads (IGA_MAX_FILE_MB, default 2048 MB)."""
+    return int(float(os.environ.get("IGA_MAX_FILE_MB", "2048")) * 1024 * 1024)
+
+
+def _refusal(raw_root: Path, path: Path) -> tuple[str, str] | None:
+    """A reason not to open a file at all: a link out of the raw root, or too large."""
+    if path.is_symlink():
+        target = path.resolve()
+        root = raw_root.resolve()
+        if not target.is_relative_to(root):
+            return ("unreadable_file", "a symbolic link to a path outside the raw root; not followed")
+        if not target.is_file():
+            return ("unreadable_file", "a symbolic link that points to no file")
+    limit = max_file_bytes()
+    size = path.stat().st_size
+    if size > limit:
+        return ("unreadable_file", f"the file has {size:,} bytes, above the limit of "
+                                   f"{limit:,} bytes (IGA_MAX_FILE_MB)")
+    return None
+
+
 def classify(raw_root: Path, path: Path) -> Delivery:
     """Classify one file under the raw root by its relative path."""
+    delivery = _classify_path(raw_root, path)
+    refusal = _refusal(Path(raw_root), path)
+    if refusal and delivery.kind != "unexpected":
+        return replace(delivery, problem=refusal, refused=True)
+    return delivery
+
+
+def _classify_path(raw_root: Path, path: Path) -> Delivery:
     rel = PurePosixPath(path.relative_to(raw_root).as_posix()).as_posix()
     for kind, pattern in _PATTERNS:
         m = pattern.match(rel)
@@ -102,18 +134,17 @@ def classify(raw_root: Path, path: Path) -> Delivery:
 
 
 def discover(raw_root: Path) -> list[Delivery]:
-    """Every regular file under the raw root, classified, in a stable order."""
+    """Every file under the raw root, classified, in a stable order.
+
+    Symbolic links are listed (so that one pointing out of the raw root is
+    recorded as refused) but folders behind links are not walked."""
     raw_root = Path(raw_root)
-    files = sorted(p for p in raw_root.rglob("*") if p.is_file() or p.is_symlink())
-    return [classify(raw_root, p) for p in files]
-
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    files = []
+    for folder, dirs, names in os.walk(raw_root, followlinks=False):
+        dirs.sort()
+        files += [Path(folder) / n for n in names]
+        files += [Path(folder) / d for d in dirs if (Path(folder) / d).is_symlink()]
+    return [classify(raw_root, p) for p in sorted(files)]
 
 
 _DIGIT_RUN = re.compile(r"\d[\d\s+./-]*\d")
@@ -157,3 +188,11 @@ class AdapterOutput:
     interventions: pd.DataFrame = field(default_factory=pd.DataFrame)
     issues: pd.DataFrame = field(default_factory=issues_frame)
     followed_up: bool | None = None  # Pethö: whether any row has a 90-day status
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

@@ -11,6 +11,7 @@ plus an interventions frame (source_row, intervention, hours).
 from __future__ import annotations
 
 import json
+import os
 import zipfile
 
 import pandas as pd
@@ -101,7 +102,17 @@ def read_petho(delivery: Delivery, key: PseudonymKey) -> AdapterOutput:
                          issues_frame(warnings), followed_up=followed_up)
 
 
+def max_workbook_rows() -> int:
+    """The most data rows read from one worksheet (IGA_MAX_WORKBOOK_ROWS, default 100 000)."""
+    return int(os.environ.get("IGA_MAX_WORKBOOK_ROWS", "100000"))
+
+
 def _petho_sheet(ws, municipality_code: str) -> list[dict]:
+    limit = max_workbook_rows()
+    declared = ws.max_row or 0  # from the sheet's dimension; may be absent
+    if declared - PETHO_HEADER_ROW > limit:
+        raise FileRejected("unreadable_file", f"sheet {safe_value(ws.title)} declares {declared} rows, "
+                                              f"above the limit of {limit} (IGA_MAX_WORKBOOK_ROWS)")
     rows = ws.iter_rows(min_row=PETHO_HEADER_ROW, values_only=True)
     header = [str(h).strip() if h is not None else "" for h in next(rows, ())]
     missing = [c for c in PETHO_REQUIRED if c not in header]
@@ -115,6 +126,9 @@ def _petho_sheet(ws, municipality_code: str) -> list[dict]:
     for offset, values in enumerate(rows):
         if values is None or all(v is None or str(v).strip() == "" for v in values):
             break  # data end at the first entirely empty row
+        if offset >= limit:
+            raise FileRejected("unreadable_file", f"sheet {safe_value(ws.title)} has more than {limit} "
+                                                  "data rows (IGA_MAX_WORKBOOK_ROWS)")
         values = list(values) + [None] * (len(header) - len(values))
         record = {"source_row": f"{ws.title}!{PETHO_HEADER_ROW + 1 + offset}",
                   "municipality_code": municipality_code}
