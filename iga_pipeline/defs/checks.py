@@ -62,8 +62,8 @@ pandera_checks = [_pandera_check(name, model) for name, model in validation.HARM
 def gx_mart_checks(context: AssetCheckExecutionContext, iga: IGAResource):
     candidate, paths = candidate_for(context, iga)
     target = candidate if candidate.exists() else paths.warehouse
-    results = run_suites(target, paths.warehouse_dir / "gx")
-    docs = data_docs_index(paths.warehouse_dir / "gx")
+    results = run_suites(target, paths.warehouse_dir)
+    docs = data_docs_index(paths.warehouse_dir)
     for s in SUITES:
         r = results[s.mart]
         yield AssetCheckResult(

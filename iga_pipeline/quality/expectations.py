@@ -5,8 +5,9 @@ expectation needs arithmetic across columns (work + studies + other +
 unknown = completed; read = loaded + rejected + duplicates), the frame's SQL
 computes a `*_balance` column and the suite expects it to be 0.
 
-The file context lives in <warehouse dir>/gx/, and every run refreshes the
-Data Docs at <warehouse dir>/gx/uncommitted/data_docs/local_site/index.html.
+The file context lives in <warehouse dir>/gx/ (GX's own layout), and every
+run refreshes the Data Docs at
+<warehouse dir>/gx/uncommitted/data_docs/local_site/index.html.
 """
 
 from __future__ import annotations
@@ -82,11 +83,13 @@ class SuiteResult:
     evaluated: int
 
 
-def run_suites(warehouse_file: Path, gx_root: Path) -> dict[str, SuiteResult]:
-    """Validate every suite against the warehouse file; refresh the Data Docs."""
+def run_suites(warehouse_file: Path, project_root: Path) -> dict[str, SuiteResult]:
+    """Validate every suite against the warehouse file; refresh the Data Docs.
+
+    `project_root` is the folder that holds GX's `gx/` folder (the warehouse folder)."""
     import great_expectations as gx
 
-    context = gx.get_context(mode="file", project_root_dir=str(gx_root))
+    context = gx.get_context(mode="file", project_root_dir=str(project_root))
     context.variables.progress_bars = {"globally": False}
     source = _get_or(lambda: context.data_sources.get("marts"),
                      lambda: context.data_sources.add_pandas("marts"))
@@ -124,8 +127,8 @@ def run_suites(warehouse_file: Path, gx_root: Path) -> dict[str, SuiteResult]:
     return results
 
 
-def data_docs_index(gx_root: Path) -> Path:
-    return Path(gx_root) / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
+def data_docs_index(project_root: Path) -> Path:
+    return Path(project_root) / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
 
 
 def _get_or(get, create):
