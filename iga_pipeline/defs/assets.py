@@ -34,6 +34,13 @@ def mart_key(name: str) -> AssetKey:
     return AssetKey(["marts", name])
 
 
+def input_key(name: str) -> AssetKey:
+    """A catalog input: a harmonised frame, another mart, or a full key such as raw/inventory."""
+    if "/" in name:
+        return AssetKey(name.split("/"))
+    return harmonised_key(name) if name in HARMONISED else mart_key(name)
+
+
 @asset(
     key=RAW, group_name="raw", partitions_def=cycles_partitions,
     backfill_policy=BackfillPolicy.single_run(),
@@ -121,7 +128,7 @@ def candidate_for(context, iga: IGAResource):
 @multi_asset(
     specs=[AssetSpec(mart_key(m.name), group_name=m.group,
                      description=f"{m.description} (one row per {m.grain})",
-                     deps=[harmonised_key(i) if i in HARMONISED else mart_key(i) for i in m.inputs],
+                     deps=[input_key(i) for i in m.inputs],
                      automation_condition=AutomationCondition.eager(),
                      metadata={"columns": MetadataValue.md(
                          "| column | meaning |\n|---|---|\n" + "\n".join(

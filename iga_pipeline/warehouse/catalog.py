@@ -17,7 +17,7 @@ class Mart:
     grain: str
     description: str
     columns: dict[str, str]
-    inputs: tuple[str, ...]  # harmonised frames or other marts it is built from
+    inputs: tuple[str, ...]  # harmonised frames, other marts, or full asset keys ("raw/inventory")
     group: str = "marts"
 
 
@@ -116,7 +116,7 @@ MARTS: tuple[Mart, ...] = (
          "severity": "rejected or warning", "reason": "the contract's reason code",
          "detail": "what exactly was wrong (never a personnummer or a name)",
          "cycle": "the cycle of the file; NULL for files that belong to none"},
-        ("issues",),
+        ("issues", "raw/inventory"),
     ),
     Mart(
         "ingest_audit", "raw file",

@@ -1,0 +1,77 @@
+"""The Dagster definitions: loadable, described, grouped, and the graph as committed.
+
+The asset graph is compared with a snapshot (snapshots/asset_graph.json), so
+a change to the lineage shows up in review. After an intended change:
+
+    IGA_UPDATE_SNAPSHOTS=1 .venv/bin/python -m pytest iga_pipeline_tests/test_definitions.py
+"""
+
+import json
+import os
+import warnings
+from pathlib import Path
+
+import pytest
+
+SNAPSHOT = Path(__file__).parent / "snapshots" / "asset_graph.json"
+
+
+@pytest.fixture(scope="module")
+def defs():
+    warnings.filterwarnings("ignore")
+    from iga_pipeline.definitions import defs
+
+    return defs
+
+
+def graph_of(defs) -> dict:
+    graph = defs.resolve_asset_graph()
+    assets = {}
+    for key in sorted(graph.get_all_asset_keys(), key=lambda k: k.to_user_string()):
+        node = graph.get(key)
+        assets[key.to_user_string()] = {
+            "group": node.group_name,
+            "partitioned": node.partitions_def is not None,
+            "deps": sorted(k.to_user_string() for k in node.parent_keys),
+        }
+    checks = sorted(f"{c.asset_key.to_user_string()}:{c.name}" for c in graph.asset_check_keys)
+    return {"assets": assets, "checks": checks}
+
+
+def test_asset_graph_matches_snapshot(defs):
+    current = graph_of(defs)
+    if os.environ.get("IGA_UPDATE_SNAPSHOTS"):
+        SNAPSHOT.write_text(json.dumps(current, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    assert current == json.loads(SNAPSHOT.read_text(encoding="utf-8"))
+
+
+def test_every_asset_is_described_and_grouped(defs):
+    graph = defs.resolve_asset_graph()
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        assert node.group_name and node.group_name != "default", key
+        assert (node.description or "").strip(), key
+
+
+def test_lineage_reads_left_to_right(defs):
+    """raw -> harmonised -> marts/evaluation -> warehouse: no edge goes backwards."""
+    order = {"raw": 0, "harmonised": 1, "marts": 2, "evaluation": 3, "warehouse": 4, "report": 5}
+    graph = defs.resolve_asset_graph()
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        for parent in node.parent_keys:
+            assert order[graph.get(parent).group_name] <= order[node.group_name], (parent, key)
+
+
+def test_checks_are_blocking(defs):
+    graph = defs.resolve_asset_graph()
+    assert graph.asset_check_keys
+    for check_key in graph.asset_check_keys:
+        assert graph.get_check_spec(check_key).blocking, check_key
+
+
+def test_jobs_schedule_and_sensors(defs):
+    assert {j.name for j in defs.resolve_all_job_defs()} >= {"build_all", "ingest_cycle"}
+    schedule = defs.resolve_schedule_def("nightly_build")
+    assert schedule.execution_timezone == "Europe/Stockholm"
+    assert defs.resolve_sensor_def("raw_delivery_sensor") is not None
