@@ -104,10 +104,10 @@ def summarise(paths, elapsed: float) -> int:
             "SELECT count(*) FROM marts.data_quality_issues WHERE severity = 'warning'").fetchone()[0]
         table1 = con.execute("""
             SELECT 'Cykel ' || cycle AS row, completed, work_at_end, studies_at_end,
-                   work_90d, studies_90d, share_work_90d, cycle AS k FROM marts.outcomes_by_cycle
+                   work_90d, studies_90d, cycle AS k FROM marts.outcomes_by_cycle
             UNION ALL
             SELECT CASE scope WHEN 'followed_up' THEN 'Delsumma' ELSE 'TOTALT' END || ' (' || cycles || ')',
-                   completed, work_at_end, studies_at_end, work_90d, studies_90d, share_work_90d,
+                   completed, work_at_end, studies_at_end, work_90d, studies_90d,
                    CASE scope WHEN 'followed_up' THEN 7.5 ELSE 9 END
             FROM marts.outcomes_summary ORDER BY k""").fetchall()
     finally:
@@ -117,21 +117,35 @@ def summarise(paths, elapsed: float) -> int:
     print(f"  files read: {files} ({rejected_files} rejected whole)")
     print(f"  rows read: {read}  loaded: {loaded}  rejected: {rejected}  duplicates collapsed: {dup}"
           f"  warnings: {warnings_}")
-    print("\nTable 1 (completers; work and studies at cycle end and after 90 days)")
-    print(f"  {'':22}{'Deltagare':>10}{'Arbete':>8}{'Studier':>8}{'Arbete 90d':>12}{'Studier 90d':>12}{'Andel':>7}")
-    for row, completed, we, se, w9, s9, share, _ in table1:
-        dash = lambda v: "-" if v is None else str(v)  # noqa: E731
-        pct = "-" if share is None else f"{_half_up(share)}%"
-        print(f"  {row:22}{completed:>10}{we:>8}{se:>8}{dash(w9):>12}{dash(s9):>12}{pct:>7}")
+    print("\nTable 1, recomputed: completers, in work (Arbete) and studies (Studier)"
+          " at the end of the cycle and after 90 days")
+    print(f"  {'':16}{'Deltagare':>10} | {'Arbete':>10}{'Studier':>10}{'Totalt':>7} |"
+          f" {'Arbete':>10}{'Studier':>10}{'Totalt':>7}")
+    for label, completed, *counts, _ in table1:
+        cells = []
+        for work, studies in (counts[0:2], counts[2:4]):
+            if work is None:
+                cells.append(f"{'-':>10}{'-':>10}{'-':>7}")
+            else:
+                cells.append(f"{_n_pct(work, completed):>10}{_n_pct(studies, completed):>10}"
+                             f"{_pct(work + studies, completed):>7}")
+        print(f"  {label:16}{completed:>10} | {cells[0]} | {cells[1]}")
     if rejected_files:
         print(f"\n{rejected_files} raw file(s) were rejected whole: see marts.ingest_audit", file=sys.stderr)
         return EXIT_FILES_REJECTED
     return EXIT_OK
 
 
-def _half_up(share: float) -> int:
+def _pct(count: int, total: int) -> str:
+    """count/total as whole percent, rounded half up (rule R11)."""
     from decimal import ROUND_HALF_UP, Decimal
-    return int((Decimal(str(share)) * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    if not total:
+        return "-"
+    return f"{(Decimal(count) * 100 / Decimal(total)).quantize(Decimal(1), rounding=ROUND_HALF_UP)}%"
+
+
+def _n_pct(count: int, total: int) -> str:
+    return f"{count} {_pct(count, total)}"
 
 
 if __name__ == "__main__":
