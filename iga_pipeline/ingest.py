@@ -11,6 +11,7 @@ which is why the cycle is the partition.
 from __future__ import annotations
 
 import logging
+import traceback
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -78,6 +79,12 @@ class _Files:
             out = reader(d, key)
         except FileRejected as e:
             self.reject_file(d, e.reason, e.detail, e.rows_read)
+            return None
+        except Exception as e:  # noqa: BLE001 - one broken file must not stop the build
+            # The message is left out on purpose: it could quote the file's content.
+            log.error("unexpected %s while reading %s at:\n%s", type(e).__name__, d.source_file,
+                      "".join(traceback.format_tb(e.__traceback__)))
+            self.reject_file(d, "unreadable_file", f"the file could not be parsed ({type(e).__name__})")
             return None
         malformed = out.issues[out.issues["severity"] == "rejected"]
         self.files[d.source_file]["rows_read"] = len(out.rows) + len(malformed)
