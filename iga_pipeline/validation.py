@@ -74,8 +74,8 @@ def register_schema(cycle: int) -> pa.DataFrameSchema:
             "avbrott_orsak": _optional([_one_of("avbrott_orsak", reference.register_codes("avbrott_orsak"))]),
         },
         checks=[pa.Check(
-            lambda df: ~(pd.to_datetime(df["utskrivningsdatum"], errors="coerce")
-                         < pd.to_datetime(df["inskrivningsdatum"], errors="coerce")),
+            lambda df: ~(pd.to_datetime(df["utskrivningsdatum"], format="%Y-%m-%d", errors="coerce")
+                         < pd.to_datetime(df["inskrivningsdatum"], format="%Y-%m-%d", errors="coerce")),
             error="invalid_date: utskrivningsdatum is before inskrivningsdatum")],
         strict=False,
     )

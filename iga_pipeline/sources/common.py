@@ -100,6 +100,7 @@ def classify(raw_root: Path, path: Path) -> Delivery:
 
 def _classify_path(raw_root: Path, path: Path) -> Delivery:
     rel = PurePosixPath(path.relative_to(raw_root).as_posix()).as_posix()
+    shown = safe_path(rel)  # what is recorded as source_file
     for kind, pattern in _PATTERNS:
         m = pattern.match(rel)
         if not m:
@@ -107,7 +108,7 @@ def _classify_path(raw_root: Path, path: Path) -> Delivery:
         cycle = int(m.group("cycle"))
         cycles = reference.cycles()
         if cycle not in cycles:
-            return Delivery(path, rel, "unexpected", None, problem=(
+            return Delivery(path, shown, "unexpected", None, problem=(
                 "unexpected_file", f"cycle {cycle} is not one of the project's cycles 1-{max(cycles)}"))
         problem = None
         kommun = None
@@ -115,7 +116,8 @@ def _classify_path(raw_root: Path, path: Path) -> Delivery:
         if kind == "register":
             kommun = m.group("kommun")
             if kommun not in reference.municipalities():
-                problem = ("unknown_municipality", f"folder kommunkod '{kommun[:8]}' is not a project municipality")
+                problem = ("unknown_municipality",
+                           f"folder kommunkod '{safe_value(kommun, 12)}' is not a project municipality")
         else:
             if kind == "petho":
                 timepoint = "both"
@@ -128,8 +130,8 @@ def _classify_path(raw_root: Path, path: Path) -> Delivery:
                     "provider_cycle_mismatch",
                     f"cycle {cycle} was run by {cycles[cycle].provider}, not by this provider",
                 )
-        return Delivery(path, rel, kind, cycle, kommun, timepoint, problem)
-    return Delivery(path, rel, "unexpected", None, problem=(
+        return Delivery(path, shown, kind, cycle, kommun, timepoint, problem)
+    return Delivery(path, shown, "unexpected", None, problem=(
         "unexpected_file", "the path matches no delivery pattern of the contract"))
 
 
@@ -166,6 +168,16 @@ def safe_value(value: object, limit: int = 40) -> str:
     text = "" if value is None else str(value)
     text = _DIGIT_RUN.sub(_mask, text)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def safe_path(rel: str) -> str:
+    """A path relative to the raw root, fit to be stored as `source_file`.
+
+    File and folder names are chosen by the senders; one named after a person
+    ('intyg 19850101-2383.pdf', kommuner/850101-2383/...) would otherwise put a
+    personnummer into the warehouse. Digit runs are masked as in safe_value;
+    the contract's own paths have none long enough to be touched."""
+    return _DIGIT_RUN.sub(_mask, rel)
 
 
 def issues_frame(rows: list[dict] | None = None) -> pd.DataFrame:

@@ -206,7 +206,10 @@ def read_astorp(delivery: Delivery, key: PseudonymKey) -> AdapterOutput:
     for i, entry in enumerate(entries, start=1):
         if not isinstance(entry, dict):
             entry = {}
-        pnrs.append(entry.get("pnr") if isinstance(entry.get("pnr"), str) else None)
+        pnr = entry.get("pnr")
+        if isinstance(pnr, bool) or not isinstance(pnr, (str, int, float, type(None))):
+            pnr = "<not a personnummer>"  # a list, object or boolean: invalid, never missing
+        pnrs.append(pnr)  # a JSON number is read like an Excel number
         code = entry.get("kommunkod")
         code = str(code).strip() if code is not None else None
         if code is not None and code not in municipalities:

@@ -87,13 +87,19 @@ totals AS (
            sum(work_90d)::BIGINT AS work_90d, sum(studies_90d)::BIGINT AS studies_90d
     FROM scoped GROUP BY scope
 )
-SELECT t.scope, l.cycles, t.completed, t.work_at_end, t.studies_at_end, t.work_90d, t.studies_90d,
+-- Both scopes always have a row; a scope with no cycle (nothing followed up) has
+-- cycles '' and zero counts.
+SELECT s.scope, coalesce(l.cycles, '') AS cycles, coalesce(t.completed, 0) AS completed,
+       coalesce(t.work_at_end, 0) AS work_at_end, coalesce(t.studies_at_end, 0) AS studies_at_end,
+       coalesce(t.work_90d, 0) AS work_90d, coalesce(t.studies_90d, 0) AS studies_90d,
        t.work_at_end / nullif(t.completed, 0) AS share_work_at_end,
        t.studies_at_end / nullif(t.completed, 0) AS share_studies_at_end,
        t.work_90d / nullif(t.completed, 0) AS share_work_90d,
        t.studies_90d / nullif(t.completed, 0) AS share_studies_90d
-FROM totals AS t JOIN labels AS l USING (scope)
-ORDER BY CASE t.scope WHEN 'followed_up' THEN 1 ELSE 2 END;
+FROM (VALUES ('followed_up', 1), ('all', 2)) AS s(scope, ord)
+LEFT JOIN totals AS t USING (scope)
+LEFT JOIN labels AS l USING (scope)
+ORDER BY s.ord;
 
 -- Small-count disclosure control: counts 1-4 are published as NULL.
 CREATE OR REPLACE MACRO marts.suppress(n) AS CASE WHEN n BETWEEN 1 AND 4 THEN NULL ELSE n END;

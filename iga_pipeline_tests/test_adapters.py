@@ -1,0 +1,376 @@
+"""Adapters: the bytes of each delivery kind -> the harmonised frame (raw-deliveries.md).
+
+Every test writes real files with `rawfiles` and reads them with the real
+adapter. What every adapter must guarantee: one row per data row, the
+contract's columns in harmonised form, `person_key` = HMAC of the normalised
+personnummer, and no personnummer or name anywhere in what it returns.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+
+import pandas as pd
+import pytest
+from rawfiles import (
+    FU_END_COLUMNS, Person, astorp_entry, astorp_followup, fu_90_row, fu_end_row, petho_row,
+    register_row,
+)
+
+from iga_pipeline.sources import providers, register, survey
+from iga_pipeline.sources.common import classify
+
+HEX64 = re.compile(r"[0-9a-f]{64}")
+
+ALI = Person(dt.date(1985, 1, 1), 238, "Ali", "Hassanzadeh")
+SARA = Person(dt.date(1990, 5, 5), 12, "Sára", "Öberg")
+BO = Person(dt.date(1979, 3, 3), 55, "Bosse", "Ängquist", coordination=True)
+ELIN = Person(dt.date(1962, 11, 30), 731, "Elin", "Åkesson")
+OLD = Person(dt.date(1905, 3, 3), 401, "Methusela", "Gammelgård")  # 100+ on every cycle start
+EVERYONE = [ALI, SARA, BO, ELIN, OLD]
+
+REGISTER_OUT = ["source_row", "person_key", "pnr_error", "municipality_code", "kon", "fodelseland",
+                "malgrupp", "cykel", "inskrivningsdatum", "utskrivningsdatum", "avbrott_orsak"]
+PERSONAL_COLUMNS = {"personnummer", "fornamn", "efternamn", "namn", "personnr", "pnr"}
+
+
+def read(raw, rel: str, reader, key):
+    return reader(classify(raw.root, raw.root / rel), key)
+
+
+def assert_no_personal_data(*frames: pd.DataFrame, persons=EVERYONE) -> None:
+    """No column named like personal data, no cell containing a name or a personnummer."""
+    needles = []
+    for p in persons:
+        needles += [p.first, p.last, p.name, str(p.as_number), *p.written_forms()]
+    for frame in frames:
+        assert not {c.casefold() for c in frame.columns} & PERSONAL_COLUMNS, list(frame.columns)
+        for column in frame.columns:
+            for cell in frame[column].astype(str):
+                for needle in needles:
+                    assert needle not in cell, f"{needle!r} leaked into column {column!r}"
+
+
+def assert_keys(rows: pd.DataFrame, expected: list[str]) -> None:
+    keys = list(rows["person_key"])
+    assert all(isinstance(k, str) and HEX64.fullmatch(k) for k in keys), keys
+    assert keys == expected
+
+
+# --- 1. municipality registers ----------------------------------------------------------
+
+@pytest.mark.parametrize("bom", [True, False], ids=["utf8-bom", "utf8"])
+def test_register_reads_every_written_form_into_the_harmonised_shape(raw, key, expected_key, bom):
+    rows = [
+        register_row(ALI, 2, form="YYMMDD-NNNC", kon="M", fodelseland="IQ"),
+        register_row(SARA, 2, form="YYMMDDNNNC", fodelseland="SO", utskrivningsdatum="2009-09-01",
+                     avbrott_orsak="flytt"),
+        register_row(BO, 2, form="YYYYMMDDNNNC", fodelseland="BA"),
+        register_row(ELIN, 2, form="YYYYMMDD-NNNC", fodelseland="SE", utskrivningsdatum=""),
+        register_row(OLD, 2, form="YYMMDD+NNNC", fodelseland=""),
+    ]
+    path = raw.register("1278", 2, rows, bom=bom)
+    assert path.read_bytes().startswith(b"\xef\xbb\xbf") == bom
+    assert "Sára".encode("utf-8") in path.read_bytes()
+
+    out = read(raw, "kommuner/1278/deltagare_cykel2.csv", register.read, key)
+
+    got = out.rows
+    assert list(got.columns) == REGISTER_OUT
+    assert list(got["source_row"]) == ["1", "2", "3", "4", "5"]
+    assert_keys(got, [expected_key(p) for p in EVERYONE])
+    assert got["pnr_error"].isna().all()
+    assert set(got["municipality_code"]) == {"1278"}
+    assert list(got["kon"]) == ["M", "K", "K", "K", "K"]
+    assert list(got["fodelseland"].fillna("")) == ["IQ", "SO", "BA", "SE", ""]
+    assert list(got["cykel"]) == ["2"] * 5
+    assert got.loc[1, "avbrott_orsak"] == "flytt" and got["avbrott_orsak"].isna().sum() == 4
+    assert pd.isna(got.loc[3, "utskrivningsdatum"])  # empty exit date -> missing, not ''
+    assert len(out.issues) == 0
+    assert_no_personal_data(got, out.issues)
+
+
+def test_register_key_is_the_same_for_every_form_of_one_person(raw, key, expected_key):
+    """The normalised 12-digit value identifies the person, however it was written."""
+    forms = ["YYMMDD-NNNC", "YYMMDDNNNC", "YYYYMMDDNNNC", "YYYYMMDD-NNNC"]
+    raw.register("1277", 3, [register_row(BO, 3, form=f) for f in forms])
+    out = read(raw, "kommuner/1277/deltagare_cykel3.csv", register.read, key)
+    assert set(out.rows["person_key"]) == {expected_key(BO.pnr12)}
+    assert BO.pnr12[6:8] == "63"  # samordningsnummer: day + 60 kept in the normalised value
+
+
+def test_register_marks_invalid_personnummer_without_a_key(raw, key):
+    bad = ALI.pnr("YYMMDD-NNNC")[:-1] + str((int(ALI.pnr()[-1]) + 1) % 10)
+    raw.register("1277", 2, [register_row(ALI, 2, personnummer=bad), register_row(SARA, 2)])
+    got = read(raw, "kommuner/1277/deltagare_cykel2.csv", register.read, key).rows
+    assert pd.isna(got.loc[0, "person_key"]) and got.loc[0, "pnr_error"] == "wrong_check_digit"
+    assert pd.notna(got.loc[1, "person_key"]) and pd.isna(got.loc[1, "pnr_error"])
+
+
+# --- 2. Pethö Consulting ----------------------------------------------------------------
+
+def write_petho(raw, **kwargs):
+    return raw.petho({
+        "Åstorp": [
+            petho_row(ALI, insatser="Validering, Praktik", status_end="Anställd", status_90d="Anställd"),
+            petho_row(BO, as_number=True, insatser="VALIDERING ,praktik,  arbetscoachning ",
+                      status_end="  eget FÖRETAG ", status_90d=None, kommentar=f"ringde {SARA.first}"),
+            petho_row(SARA, insatser="yrkesprövning", status_end=None, status_90d="  okänt"),
+        ],
+        "Båstad": [
+            petho_row(ELIN, as_number=True, insatser="Samhällsorientering,Jobbsökning",
+                      status_end="STUDIER", status_90d="Annat projekt"),
+        ],
+    }, after_blank={"Åstorp": [petho_row(OLD, status_end="Sjukskriven")]}, **kwargs)
+
+
+def test_petho_reads_every_municipality_sheet(raw, key, expected_key):
+    write_petho(raw)
+    out = read(raw, "leverantorer/petho/cykel1_resultat.xlsx", providers.read_petho, key)
+    got = out.rows
+
+    assert list(got.columns) == ["source_row", "person_key", "pnr_error", "municipality_code",
+                                 "status_end", "status_90d"]
+    # The Info sheet is ignored; OLD comes after the first empty row and is ignored.
+    assert list(got["source_row"]) == ["Åstorp!5", "Åstorp!6", "Åstorp!7", "Båstad!5"]
+    assert list(got["municipality_code"]) == ["1277", "1277", "1277", "1278"]
+    # Number-typed Personnr (the dash lost) gives the same key as the text form.
+    assert_keys(got, [expected_key(p) for p in (ALI, BO, SARA, ELIN)])
+    assert got["pnr_error"].isna().all()
+    # Status texts compare case-insensitively after trimming; empty is missing.
+    assert list(got["status_end"].fillna("<NA>")) == ["anställd", "eget företag", "<NA>", "studier"]
+    assert list(got["status_90d"].fillna("<NA>")) == ["anställd", "<NA>", "okänt", "annat projekt"]
+    assert out.followed_up is True
+
+    inter = out.interventions.sort_values(["source_row", "intervention"])
+    assert list(inter.itertuples(index=False, name=None)) == [
+        ("Båstad!5", "civic_orientation", pd.NA), ("Båstad!5", "job_search", pd.NA),
+        ("Åstorp!5", "internship", pd.NA), ("Åstorp!5", "validation", pd.NA),
+        ("Åstorp!6", "internship", pd.NA), ("Åstorp!6", "job_coaching", pd.NA),
+        ("Åstorp!6", "validation", pd.NA),
+        ("Åstorp!7", "vocational_trial", pd.NA),
+    ]
+    assert len(out.issues) == 0
+    assert_no_personal_data(got, out.interventions, out.issues)
+
+
+def test_petho_number_personnr_is_a_real_excel_number(raw):
+    """The builder really writes a number cell (what openpyxl returns as int)."""
+    import openpyxl
+
+    write_petho(raw)
+    wb = openpyxl.load_workbook(raw.root / "leverantorer/petho/cykel1_resultat.xlsx")
+    assert wb.sheetnames == ["Info", "Åstorp", "Båstad"]
+    ws = wb["Åstorp"]
+    assert ws["A2"].value == "Rapportdatum" and ws["A3"].value is None
+    assert ws["A4"].value == "Personnr" and isinstance(ws["A6"].value, int)
+    assert all(c.value is None for c in ws[8]) and ws["A9"].value == OLD.pnr()
+
+
+def test_petho_without_any_90_day_status_is_not_followed_up(raw, key):
+    raw.petho({"Örkelljunga": [petho_row(ALI, status_90d=None), petho_row(SARA, status_90d="  ")]})
+    out = read(raw, "leverantorer/petho/cykel1_resultat.xlsx", providers.read_petho, key)
+    assert out.followed_up is False
+    assert out.rows["status_90d"].isna().all()
+    assert set(out.rows["municipality_code"]) == {"1257"}
+
+
+def test_petho_unknown_intervention_is_a_warning_not_a_rejection(raw, key):
+    raw.petho({"Perstorp": [petho_row(ALI, insatser="Validering, Simning")]})
+    out = read(raw, "leverantorer/petho/cykel1_resultat.xlsx", providers.read_petho, key)
+    assert list(out.interventions["intervention"]) == ["validation"]
+    assert out.issues[["source_row", "severity", "reason"]].values.tolist() == [
+        ["Perstorp!5", "warning", "invalid_code"]]
+
+
+def test_petho_statuses_harmonise_through_ingest(raw, ingest, expected_key):
+    """The same workbook, through ingest_cycle: harmonised detail and class per time point."""
+    raw.register("1277", 1, [register_row(p, 1) for p in (ALI, BO, SARA)])
+    raw.register("1278", 1, [register_row(ELIN, 1)])
+    write_petho(raw)
+    result = ingest(1)
+
+    p = result.participations
+    columns = ["municipality_code", "status_end_detail", "status_end", "status_90d_detail", "status_90d"]
+    by_person = dict(zip(p["person_key"], p[columns].values.tolist()))
+    k = expected_key
+    assert by_person[k(ALI)] == ["1277", "employment", "work", "employment", "work"]
+    assert by_person[k(BO)] == ["1277", "self_employment", "work", "unknown", "unknown"]
+    assert by_person[k(SARA)] == ["1277", "unknown", "unknown", "unknown", "unknown"]
+    assert by_person[k(ELIN)] == ["1278", "education", "studies", "programme", "studies"]
+    assert result.followup["followed_up"].tolist() == [True]
+    assert set(result.interventions["hours"].isna()) == {True}  # Pethö gives no hours
+
+
+# --- 3. Folkuniversitetet --------------------------------------------------------------
+
+def test_folkuniversitetet_end_file_cp1252_decimal_comma_and_empty_hours(raw, key, expected_key):
+    path = raw.folkuniversitetet(3, "slut", [
+        fu_end_row(ALI, kommun="Åstorp", hours=(12.5, "", 3, ""), utfallskod="1"),
+        fu_end_row(SARA, kommun="Örkelljunga", hours=("", "", "", ""), utfallskod="9"),
+        fu_end_row(BO, kommun="ÄNGELHOLM", hours=("0,75", 40, "", "1 ,5"), utfallskod=""),
+        fu_end_row(ELIN, kommun="Båstad", hours=(1, 2, 3, 4), utfallskod="3"),
+    ])
+    data = path.read_bytes()
+    assert "Å".encode("cp1252") in data and b"\r\n" in data and b"12,5" in data
+    with pytest.raises(UnicodeDecodeError):
+        data.decode("utf-8")  # really Windows-1252, not UTF-8
+
+    out = read(raw, "leverantorer/folkuniversitetet/cykel3_slut.csv", providers.read_folkuniversitetet, key)
+    got = out.rows
+    assert list(got.columns) == ["source_row", "person_key", "pnr_error", "municipality_code", "status_end"]
+    assert list(got["source_row"]) == ["1", "2", "3", "4"]
+    assert_keys(got, [expected_key(p) for p in (ALI, SARA, BO, ELIN)])
+    assert list(got["municipality_code"]) == ["1277", "1257", "1292", "1278"]
+    assert list(got["status_end"].fillna("<NA>")) == ["1", "9", "<NA>", "3"]
+
+    hours = {(r, i): h for r, i, h in out.interventions.itertuples(index=False, name=None)}
+    assert hours == {
+        ("1", "validation"): 12.5, ("1", "civic_orientation"): 3.0,
+        ("3", "validation"): 0.75, ("3", "vocational_trial"): 40.0,
+        ("4", "validation"): 1.0, ("4", "vocational_trial"): 2.0,
+        ("4", "civic_orientation"): 3.0, ("4", "job_search"): 4.0,
+    }  # empty hours: no intervention at all; '1 ,5' is no number (a warning, below)
+    assert out.issues[["source_row", "severity", "reason"]].values.tolist() == [
+        ["3", "warning", "invalid_code"]]
+    assert_no_personal_data(got, out.interventions, out.issues)
+
+
+def test_folkuniversitetet_90_day_file(raw, key, expected_key):
+    raw.folkuniversitetet(4, "90dagar", [
+        fu_90_row(ALI, kommun="Perstorp", utfallskod="2", datum="2011-03-31"),
+        fu_90_row(SARA, kommun="Ängelholm", utfallskod="7"),
+    ])
+    out = read(raw, "leverantorer/folkuniversitetet/cykel4_90dagar.csv",
+               providers.read_folkuniversitetet, key)
+    got = out.rows
+    assert list(got.columns) == ["source_row", "person_key", "pnr_error", "municipality_code", "status_90d"]
+    assert_keys(got, [expected_key(ALI), expected_key(SARA)])
+    assert list(got["municipality_code"]) == ["1275", "1292"]
+    assert list(got["status_90d"]) == ["2", "7"]
+    assert len(out.interventions) == 0
+    assert_no_personal_data(got, out.issues)
+
+
+def test_folkuniversitetet_codes_harmonise_through_ingest(raw, ingest, expected_key):
+    raw.register("1277", 2, [register_row(p, 2) for p in (ALI, SARA, BO)])
+    raw.folkuniversitetet(2, "slut", [fu_end_row(ALI, utfallskod="2"), fu_end_row(SARA, utfallskod="4"),
+                                      fu_end_row(BO, utfallskod="6")])
+    raw.folkuniversitetet(2, "90dagar", [fu_90_row(ALI, utfallskod="1"), fu_90_row(SARA, utfallskod="5")])
+    result = ingest(2)
+    p = result.participations.set_index("person_key")
+    assert p.loc[expected_key(ALI), ["status_end_detail", "status_90d_detail", "status_90d"]].tolist() == [
+        "self_employment", "employment", "work"]
+    assert p.loc[expected_key(SARA), ["status_end_detail", "status_end", "status_90d_detail"]].tolist() == [
+        "programme", "studies", "job_seeking"]
+    # BO is missing from the follow-up file: unknown at 90 days (R9).
+    assert p.loc[expected_key(BO), ["status_end_detail", "status_90d_detail"]].tolist() == [
+        "sick_leave", "unknown"]
+    assert result.followup["followed_up"].tolist() == [True]
+
+
+def test_folkuniversitetet_without_90_day_file_is_not_followed_up(raw, ingest):
+    raw.register("1277", 3, [register_row(ALI, 3)])
+    raw.folkuniversitetet(3, "slut", [fu_end_row(ALI, utfallskod="1")])
+    result = ingest(3)
+    assert result.followup["followed_up"].tolist() == [False]
+    assert result.participations["status_90d"].isna().all()
+    assert result.participations["status_end"].tolist() == ["work"]
+
+
+# --- 4. Åstorps kommun -------------------------------------------------------------------
+
+def test_astorp_end_export(raw, key, expected_key):
+    path = raw.astorp(6, [
+        astorp_entry(ALI, kommunkod="1277", insatser=[("VALIDERING", 12.5), ("PRAKTIK", 80)], status="ANST"),
+        astorp_entry(SARA, kommunkod="1278", insatser=[("COACHNING", None), ("jobbsokning", 3)], status=None,
+                     form="YYMMDD-NNNC"),
+        astorp_entry(BO, kommunkod="1292", insatser=[], status="  STUD "),
+        astorp_entry(ELIN, kommunkod=None, insatser=None, status="OKAND"),
+    ])
+    doc = json.loads(path.read_text("utf-8"))
+    assert doc["deltagare"][1]["status_cykelslut"] is None  # JSON null, as the contract allows
+
+    out = read(raw, "leverantorer/astorp/cykel6.json", providers.read_astorp, key)
+    got = out.rows
+    assert list(got.columns) == ["source_row", "person_key", "pnr_error", "municipality_code", "status_end"]
+    assert list(got["source_row"]) == ["1", "2", "3", "4"]
+    assert_keys(got, [expected_key(p) for p in (ALI, SARA, BO, ELIN)])
+    assert list(got["municipality_code"].fillna("<NA>")) == ["1277", "1278", "1292", "<NA>"]
+    assert list(got["status_end"].fillna("<NA>")) == ["ANST", "<NA>", "STUD", "OKAND"]
+
+    inter = out.interventions.sort_values(["source_row", "intervention"])
+    assert list(inter.itertuples(index=False, name=None)) == [
+        ("1", "internship", 80.0), ("1", "validation", 12.5),
+        ("2", "job_coaching", pd.NA), ("2", "job_search", 3.0),
+    ]
+    assert str(out.interventions["hours"].dtype) == "Float64"
+    assert len(out.issues) == 0
+    assert_no_personal_data(got, out.interventions, out.issues)
+
+
+def test_astorp_followup_export(raw, key, expected_key):
+    raw.astorp(7, [astorp_followup(ALI, "FTG"), astorp_followup(SARA, None)], followup=True)
+    out = read(raw, "leverantorer/astorp/cykel7_90dagar.json", providers.read_astorp, key)
+    got = out.rows
+    assert list(got.columns) == ["source_row", "person_key", "pnr_error", "municipality_code", "status_90d"]
+    assert_keys(got, [expected_key(ALI), expected_key(SARA)])
+    assert list(got["status_90d"].fillna("<NA>")) == ["FTG", "<NA>"]
+    assert len(out.interventions) == 0
+
+
+def test_astorp_null_status_is_unknown_after_ingest(raw, ingest, expected_key):
+    raw.register("1277", 5, [register_row(p, 5) for p in (ALI, SARA)])
+    raw.astorp(5, [astorp_entry(ALI, status=None), astorp_entry(SARA, status="PROJ")])
+    result = ingest(5)
+    p = result.participations.set_index("person_key")
+    assert p.loc[expected_key(ALI), ["status_end_detail", "status_end"]].tolist() == ["unknown", "unknown"]
+    assert p.loc[expected_key(SARA), ["status_end_detail", "status_end"]].tolist() == ["programme", "studies"]
+    hours = result.interventions.set_index("participation_id")["hours"]
+    assert sorted(hours.tolist()) == [12.5, 12.5]
+    assert result.followup["followed_up"].tolist() == [False]
+
+
+# --- 5. survey ---------------------------------------------------------------------------
+
+def test_survey_reads_anonymous_answers(raw):
+    raw.survey(3, [
+        {"svar_id": "1", "kommunkod": "1277", "okad_mojlighet": "5", "tolk": "ja"},
+        {"svar_id": "2", "kommunkod": "1257", "okad_mojlighet": "", "tolk": "nej"},
+        {"svar_id": "3", "kommunkod": "1292", "okad_mojlighet": "2", "tolk": ""},
+    ])
+    out = read(raw, "enkater/enkat_cykel3.csv", survey.read, None)
+    got = out.rows
+    assert list(got.columns) == ["source_row", "svar_id", "kommunkod", "okad_mojlighet", "tolk"]
+    assert got.fillna("<NA>").values.tolist() == [
+        ["1", "1", "1277", "5", "ja"], ["2", "2", "1257", "<NA>", "nej"], ["3", "3", "1292", "2", "<NA>"]]
+
+
+def test_survey_through_ingest(raw, ingest):
+    raw.survey(3, [
+        {"svar_id": "1", "kommunkod": "1277", "okad_mojlighet": "5", "tolk": "JA"},
+        {"svar_id": "2", "kommunkod": "1257", "okad_mojlighet": "", "tolk": "nej"},
+    ])
+    responses = ingest(3).survey_responses
+    assert responses["increased_chance"].tolist() == [5, pd.NA]
+    assert responses["interpreter"].tolist() == [True, False]
+    assert responses["municipality_code"].tolist() == ["1277", "1257"]
+
+
+def test_builder_writes_the_contract_headers(raw):
+    """A guard on the builder itself: header lines exactly as raw-deliveries.md prints them."""
+    reg = raw.register("1277", 2, [])
+    assert reg.read_text("utf-8").splitlines()[0] == (
+        "personnummer;fornamn;efternamn;kon;fodelseland;malgrupp;cykel;"
+        "inskrivningsdatum;utskrivningsdatum;avbrott_orsak")
+    fu = raw.folkuniversitetet(2, "slut", [])
+    assert fu.read_bytes().decode("cp1252").splitlines()[0] == ";".join(FU_END_COLUMNS) == (
+        "Personnummer;Kommun;Timmar validering;Timmar yrkesprövning;Timmar samhällsorientering;"
+        "Timmar jobbsökning;Utfallskod;Utfallsdatum")
+    fu90 = raw.folkuniversitetet(2, "90dagar", [])
+    assert fu90.read_bytes().decode("cp1252").splitlines()[0] == (
+        "Personnummer;Kommun;Utfallskod;Uppföljningsdatum")
+    sv = raw.survey(3, [])
+    assert sv.read_text("utf-8").splitlines()[0] == "svar_id,kommunkod,okad_mojlighet,tolk"

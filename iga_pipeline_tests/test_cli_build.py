@@ -1,0 +1,445 @@
+"""The headless build end to end: whole-file rejections, exit codes, failure safety, no personal data.
+
+Each module fixture writes one raw root and runs the real `iga-pipeline build`
+(in process, real Dagster run, real DuckDB file) once; the tests read the
+published warehouse. Four builds in all, a few seconds each.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+
+import duckdb
+import pytest
+from conftest import expected_person_key, run_cli_build
+from rawfiles import (
+    REGISTER_COLUMNS, Person, RawRoot, astorp_entry, astorp_followup, fu_90_row, fu_end_row, people,
+    petho_row, register_row,
+)
+
+A, B, C, D, E, F = people(6)
+
+# Not text in any encoding: NUL bytes and bytes that are not Windows-1252 either.
+GARBAGE = bytes(range(256)) * 4
+NOT_CP1252 = b"Personnummer;Kommun\r\n\x81\x8d\x8f\x90\x9d;\x81\r\n"
+
+
+def audit_rows(build) -> dict[str, dict]:
+    frame = build.frame("SELECT * FROM marts.ingest_audit")
+    return {r["source_file"]: r for r in frame.to_dict("records")}
+
+
+def file_issues(build) -> dict[str, tuple]:
+    """source_file -> (severity, reason) of the whole-file issues (source_row NULL)."""
+    rows = build.query("SELECT source_file, severity, reason FROM marts.data_quality_issues "
+                       "WHERE source_row IS NULL")
+    out: dict[str, tuple] = {}
+    for f, severity, reason in rows:
+        assert f not in out, f"two whole-file issues for {f}"
+        out[f] = (severity, reason)
+    return out
+
+
+def participations(build) -> dict[str, tuple]:
+    """person_key|cycle -> (municipality_code, status_end, status_90d)."""
+    rows = build.query("SELECT person_key, cycle, municipality_code, status_end, status_90d "
+                       "FROM marts.fct_participation")
+    return {f"{k}|{c}": (m, s, s90) for k, c, m, s, s90 in rows}
+
+
+def pk(person: Person, cycle: int) -> str:
+    return f"{expected_person_key(person)}|{cycle}"
+
+
+def assert_every_file_balances(build) -> None:
+    for f, r in audit_rows(build).items():
+        assert r["rows_read"] == r["rows_loaded"] + r["rows_rejected"] + r["rows_duplicate"], (f, r)
+
+
+def assert_rejected_whole(build, rejected: dict[str, str]) -> None:
+    """Each file: one issue (source_row NULL, 'rejected', reason) and audit status 'rejected'."""
+    issues, audit = file_issues(build), audit_rows(build)
+    for source_file, reason in rejected.items():
+        assert issues.get(source_file) == ("rejected", reason), source_file
+        a = audit[source_file]
+        assert (a["status"], a["reason"], a["rows_loaded"], a["rows_duplicate"]) == (
+            "rejected", reason, 0, 0), source_file
+        assert a["rows_rejected"] == a["rows_read"]
+
+
+def followed_up_cycle_4(raw: RawRoot) -> None:
+    """One complete, followed-up cycle, so that every mart has something in each scope."""
+    raw.register("1257", 4, [register_row(F, 4)])
+    raw.folkuniversitetet(4, "slut", [fu_end_row(F, kommun="Örkelljunga", utfallskod="1")])
+    raw.folkuniversitetet(4, "90dagar", [fu_90_row(F, kommun="Örkelljunga", utfallskod="3")])
+
+
+# --- build 1: unreadable files ---------------------------------------------------------------
+
+UNREADABLE = {
+    "kommuner/1278/deltagare_cykel2.csv": "empty file",
+    "kommuner/1275/deltagare_cykel2.csv": "binary garbage",
+    "kommuner/1257/deltagare_cykel2.csv": "Windows-1252 where UTF-8 is expected",
+    "leverantorer/folkuniversitetet/cykel2_90dagar.csv": "UTF-8 where Windows-1252 is expected",
+    "leverantorer/folkuniversitetet/cykel3_slut.csv": "bytes that are no Windows-1252",
+    "leverantorer/petho/cykel1_resultat.xlsx": "an xlsx that is not a zip",
+    "leverantorer/astorp/cykel5_90dagar.json": "truncated JSON",
+    "enkater/enkat_cykel3.csv": "whitespace only",
+}
+
+
+@pytest.fixture(scope="module")
+def unreadable_build(tmp_path_factory):
+    root = tmp_path_factory.mktemp("unreadable")
+    raw = RawRoot(root / "raw")
+    # What must still be built.
+    raw.register("1277", 1, [register_row(A, 1), register_row(B, 1)])
+    raw.register("1277", 2, [register_row(A, 2), register_row(C, 2)])
+    raw.folkuniversitetet(2, "slut", [fu_end_row(A, utfallskod="1"), fu_end_row(C, utfallskod="3")])
+    raw.register("1277", 3, [register_row(E, 3)])
+    raw.register("1277", 5, [register_row(D, 5)])
+    raw.astorp(5, [astorp_entry(D, status="ANST")])
+    followed_up_cycle_4(raw)
+    # The unreadable files.
+    raw.write_bytes("kommuner/1278/deltagare_cykel2.csv", b"")
+    raw.write_bytes("kommuner/1275/deltagare_cykel2.csv", GARBAGE)
+    raw.register("1257", 2, [register_row(F, 2, fornamn="Åsa", efternamn="Öberg")], encoding="cp1252")
+    raw.folkuniversitetet(2, "90dagar", [fu_90_row(A, kommun="Åstorp")], encoding="utf-8")
+    raw.write_bytes("leverantorer/folkuniversitetet/cykel3_slut.csv", NOT_CP1252)
+    raw.write_bytes("leverantorer/petho/cykel1_resultat.xlsx", b"Personnr;Namn\n850101-2383;Ali\n")
+    full = raw.astorp(5, [astorp_followup(D, "STUD")], followup=True).read_bytes()
+    raw.write_bytes("leverantorer/astorp/cykel5_90dagar.json", full[: len(full) // 2])
+    raw.write_bytes("enkater/enkat_cykel3.csv", b"  \n\n \t\n")
+    # The builder really wrote what the test claims.
+    assert b"\xc5sa" in (raw.root / "kommuner/1257/deltagare_cykel2.csv").read_bytes()  # cp1252 Å
+    assert "Åstorp".encode() in (raw.root / "leverantorer/folkuniversitetet/cykel2_90dagar.csv").read_bytes()
+    return run_cli_build(raw.root, root / "wh" / "iga.duckdb")
+
+
+def test_unreadable_files_exit_3(unreadable_build):
+    assert unreadable_build.exit_code == 3, unreadable_build.stderr
+    assert "rejected whole" in unreadable_build.stderr
+
+
+def test_unreadable_files_are_reported_and_audited(unreadable_build):
+    assert_rejected_whole(unreadable_build, {f: "unreadable_file" for f in UNREADABLE})
+    assert_every_file_balances(unreadable_build)
+
+
+def test_the_rest_of_the_build_goes_on_after_unreadable_files(unreadable_build):
+    p = participations(unreadable_build)
+    assert p == {
+        pk(A, 1): ("1277", "unknown", None),  # the Pethö workbook was unreadable: no status
+        pk(B, 1): ("1277", "unknown", None),
+        pk(A, 2): ("1277", "work", None),     # the 90-day file was unreadable: not followed up
+        pk(C, 2): ("1277", "studies", None),
+        pk(E, 3): ("1277", "unknown", None),
+        pk(D, 5): ("1277", "work", None),
+        pk(F, 4): ("1257", "work", "studies"),
+    }
+    audit = audit_rows(unreadable_build)
+    assert audit["leverantorer/folkuniversitetet/cykel2_slut.csv"]["status"] == "loaded"
+    assert audit["leverantorer/folkuniversitetet/cykel2_slut.csv"]["rows_loaded"] == 2
+    followed = dict(unreadable_build.query("SELECT cycle, followed_up FROM marts.outcomes_by_cycle"))
+    assert followed[2] is False and followed[5] is False
+
+
+# --- build 2: the other whole-file reasons ---------------------------------------------------------
+
+STRUCTURAL = {
+    "kommuner/1278/deltagare_cykel2.csv": "missing_columns",           # no 'kon'
+    "leverantorer/folkuniversitetet/cykel3_slut.csv": "missing_columns",  # no 'Utfallskod'
+    "leverantorer/petho/cykel1_resultat.xlsx": "missing_columns",      # no 'Status 90 dagar'
+    "leverantorer/astorp/cykel6.json": "missing_columns",              # no 'deltagare'
+    "enkater/enkat_cykel3.csv": "missing_columns",                     # no 'okad_mojlighet'
+    "kommuner/9999/deltagare_cykel2.csv": "unknown_municipality",
+    "kommuner/1280/deltagare_cykel5.csv": "unknown_municipality",      # Malmö: not a project municipality
+    "leverantorer/folkuniversitetet/cykel5_slut.csv": "provider_cycle_mismatch",
+    "leverantorer/astorp/cykel2.json": "provider_cycle_mismatch",
+    "leverantorer/petho/cykel3_resultat.xlsx": "provider_cycle_mismatch",
+    "leverantorer/astorp/cykel7.json": "cycle_mismatch",               # says "cykel": 8
+}
+UNEXPECTED = [
+    "LASMIG.txt",
+    "kommuner/1277/deltagare_cykel2.xlsx",
+    "kommuner/1277/.~lock.deltagare_cykel2.csv#",
+    "leverantorer/astorp/cykel9.json",       # no cycle 9
+    "enkater/enkat_cykel3.csv.bak",
+]
+
+
+@pytest.fixture(scope="module")
+def structural_build(tmp_path_factory):
+    root = tmp_path_factory.mktemp("structural")
+    raw = RawRoot(root / "raw")
+    # Good deliveries.
+    raw.register("1277", 1, [register_row(B, 1)])
+    raw.register("1277", 2, [register_row(A, 2), register_row(C, 2)])
+    raw.folkuniversitetet(2, "slut", [fu_end_row(A, utfallskod="1"), fu_end_row(C, utfallskod="1")])
+    raw.register("1277", 3, [register_row(E, 3)])
+    raw.register("1277", 5, [register_row(D, 5)])
+    raw.astorp(5, [astorp_entry(D, status="ANST")])
+    raw.register("1277", 6, [register_row(D, 6)])
+    raw.register("1277", 7, [register_row(D, 7)])
+    followed_up_cycle_4(raw)
+    # missing_columns
+    raw.register("1278", 2, [register_row(F, 2)], columns=[c for c in REGISTER_COLUMNS if c != "kon"])
+    raw.folkuniversitetet(3, "slut", [fu_end_row(E)],
+                          columns=["Personnummer", "Kommun", "Timmar validering", "Utfallsdatum"])
+    raw.petho({"Åstorp": [petho_row(B, status_end="Studier")[:4]]},
+              columns=["Personnr", "Namn", "Insatser", "Status cykelslut"])
+    raw.write_text("leverantorer/astorp/cykel6.json",
+                   '{"leverantor": "Åstorps kommun", "cykel": 6, "participants": []}')
+    raw.survey(3, [{"svar_id": "1", "kommunkod": "1277", "tolk": "ja"}],
+               columns=["svar_id", "kommunkod", "tolk"])
+    # unknown_municipality: valid content in a folder that is no project municipality
+    raw.register("9999", 2, [register_row(F, 2)])
+    raw.register("1280", 5, [register_row(F, 5)])
+    # provider_cycle_mismatch: valid content, wrong provider for the cycle
+    raw.folkuniversitetet(5, "slut", [fu_end_row(D, utfallskod="3")])
+    raw.astorp(2, [astorp_entry(A, status="STUD")])
+    raw.petho({"Åstorp": [petho_row(E, status_end="Anställd")]}, cycle=3)
+    # The export says another cycle than its name.
+    raw.astorp(7, [astorp_entry(D, status="ANST")], cykel=8)
+    for rel in UNEXPECTED:
+        raw.write_text(rel, "stray\n")
+    return run_cli_build(raw.root, root / "wh" / "iga.duckdb")
+
+
+def test_structural_rejections_exit_3(structural_build):
+    assert structural_build.exit_code == 3, structural_build.stderr
+
+
+def test_structural_rejections_are_reported_and_audited(structural_build):
+    assert_rejected_whole(structural_build, STRUCTURAL)
+    assert_every_file_balances(structural_build)
+    audit = audit_rows(structural_build)
+    assert audit["kommuner/1278/deltagare_cykel2.csv"]["rows_read"] == 1
+    assert audit["kommuner/9999/deltagare_cykel2.csv"]["source_kind"] == "register"
+    assert audit["leverantorer/folkuniversitetet/cykel5_slut.csv"]["source_kind"] == "folkuniversitetet"
+
+
+def test_unexpected_files_are_warnings_not_rejections(structural_build):
+    issues = file_issues(structural_build)
+    for rel in UNEXPECTED:
+        assert issues.get(rel) == ("warning", "unexpected_file"), rel
+    audit = audit_rows(structural_build)
+    assert not set(UNEXPECTED) & set(audit)  # not read, so not audited
+
+
+def test_the_rest_of_the_build_goes_on_after_structural_rejections(structural_build):
+    p = participations(structural_build)
+    assert p == {
+        pk(B, 1): ("1277", "unknown", None),
+        pk(A, 2): ("1277", "work", None),     # not 'studies' from astorp/cykel2.json
+        pk(C, 2): ("1277", "work", None),
+        pk(E, 3): ("1277", "unknown", None),
+        pk(D, 5): ("1277", "work", None),     # not 'studies' from folkuniversitetet/cykel5_slut.csv
+        pk(D, 6): ("1277", "unknown", None),
+        pk(D, 7): ("1277", "unknown", None),
+        pk(F, 4): ("1257", "work", "studies"),
+    }
+    # F was only in rejected registers for cycles 2 and 5: counted there nowhere.
+    assert not {pk(F, 2), pk(F, 5)} & set(p)
+    assert audit_rows(structural_build)["kommuner/1277/deltagare_cykel2.csv"]["status"] == "loaded"
+
+
+# --- build 3: a clean build with personal data everywhere ------------------------------------------
+
+# Distinctive names, so that a hit is a leak and not a chance match in some binary.
+OLD = Person(dt.date(1905, 3, 3), 401, "Methusela", "Gammelgård")
+COORD = Person(dt.date(1979, 3, 3), 55, "Bosselius", "Ängquist", coordination=True)
+PEOPLE = [Person(dt.date(1985, 1, 1), 238, "Abdirahman", "Hassanzadeh"),
+          Person(dt.date(1990, 5, 5), 12, "Sárahanna", "Öberg-Lindqvist"),
+          COORD, OLD,
+          Person(dt.date(1962, 11, 30), 731, "Elinora", "Åkessonius"),
+          Person(dt.date(1971, 8, 19), 882, "Kallevi", "Zetterqvist"),
+          Person(dt.date(1958, 2, 14), 307, "Draganka", "Petrović")]
+P1, P2, P3, P4, P5, P6, P7 = PEOPLE
+BAD = "850101-2384"  # P1 with a wrong check digit: personnummer-shaped, must not leak either
+
+
+@pytest.fixture(scope="module")
+def clean_build(tmp_path_factory):
+    root = tmp_path_factory.mktemp("clean")
+    raw = RawRoot(root / "raw")
+    raw.register("1277", 1, [register_row(P1, 1, form="YYMMDD-NNNC"), register_row(P2, 1, form="YYMMDDNNNC")],
+                 bom=True)
+    raw.register("1278", 1, [register_row(P3, 1, form="YYYYMMDD-NNNC")])
+    raw.petho({"Åstorp": [petho_row(P1, as_number=True, status_90d="Anställd", kommentar=f"Ring {P2.name}"),
+                          petho_row(P2, status_end="Studier", status_90d="studier")],
+               "Båstad": [petho_row(P3, status_end="Okänt", status_90d="")]})
+    raw.register("1277", 2, [register_row(P4, 2, form="YYMMDD+NNNC"), register_row(P5, 2, form="YYYYMMDDNNNC"),
+                             register_row(P6, 2, personnummer=BAD),  # rejected: invalid_personnummer
+                             register_row(P7, 2, kon="?")])           # rejected: invalid_code
+    raw.folkuniversitetet(2, "slut", [fu_end_row(P5, hours=(10.5, "", "", "")),
+                                      fu_end_row(P7, kommun="Ängelholm")])  # orphan
+    raw.folkuniversitetet(2, "90dagar", [fu_90_row(P5, utfallskod="3")])
+    raw.register("1292", 5, [register_row(P6, 5, form="YYYYMMDD-NNNC"), register_row(P1, 5)])
+    raw.astorp(5, [astorp_entry(P6, kommunkod="1292"), astorp_entry(P1, form="YYMMDD-NNNC", status=None)])
+    raw.astorp(5, [astorp_followup(P6, "STUD")], followup=True)
+    raw.survey(3, [{"svar_id": "1", "kommunkod": "1277", "okad_mojlighet": "5", "tolk": "ja"}])
+    raw.write_text("LASMIG.txt", f"Frågor: {P1.name}, {P1.pnr()}\n")
+    raw.write_text(f"kommuner/1277/intyg {P2.pnr('YYYYMMDD-NNNC')}.pdf", "stray")
+    build = run_cli_build(raw.root, root / "wh" / "iga.duckdb")
+    build.raw = raw
+    return build
+
+
+def needles() -> dict[str, str]:
+    """Every string that would be personal data if found in the warehouse."""
+    out = {}
+    for p in PEOPLE:
+        for form in p.written_forms():
+            out[form] = f"personnummer of {p.first}"
+        for name in (p.first, p.last, p.name):
+            out[name] = f"name of {p.first}"
+    out[BAD] = "an invalid personnummer"
+    out[BAD.replace("-", "")] = "an invalid personnummer"
+    return out
+
+
+def test_clean_build_with_only_warnings_exits_0(clean_build):
+    assert clean_build.exit_code == 0, clean_build.stderr
+    assert clean_build.query("SELECT count(*) FROM marts.ingest_audit WHERE status = 'rejected'") == [(0,)]
+    reasons = dict(clean_build.query(
+        "SELECT reason, count(*) FROM marts.data_quality_issues GROUP BY reason"))
+    assert reasons["unexpected_file"] == 2
+    assert reasons["invalid_personnummer"] == 1 and reasons["orphan_outcome"] == 1
+    assert_every_file_balances(clean_build)
+
+
+def test_clean_build_counts_every_written_form(clean_build):
+    p = participations(clean_build)
+    assert p == {
+        pk(P1, 1): ("1277", "work", "work"),
+        pk(P2, 1): ("1277", "studies", "studies"),
+        pk(P3, 1): ("1278", "unknown", "unknown"),
+        pk(P4, 2): ("1277", "unknown", "unknown"),
+        pk(P5, 2): ("1277", "work", "studies"),
+        pk(P6, 5): ("1292", "work", "studies"),
+        pk(P1, 5): ("1292", "unknown", "unknown"),
+    }
+    hours = clean_build.query("SELECT hours FROM marts.fct_intervention WHERE hours IS NOT NULL ORDER BY 1")
+    assert hours == [(10.5,), (12.5,), (12.5,)]  # FU decimal comma; Åstorp timmar
+
+
+def _text_cells(con: duckdb.DuckDBPyConnection, relation: str) -> list[str]:
+    columns = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()]
+    if not columns:
+        return []
+    cast = ", ".join(f'CAST("{c}" AS VARCHAR)' for c in columns)
+    cells = [c for row in con.execute(f"SELECT {cast} FROM {relation}").fetchall() for c in row if c]
+    return columns + cells
+
+
+def test_no_personal_data_in_any_table(clean_build):
+    con = duckdb.connect(str(clean_build.warehouse), read_only=True)
+    try:
+        tables = con.execute("SELECT table_schema, table_name FROM information_schema.tables "
+                             "WHERE table_catalog = current_database()").fetchall()
+        schemas = {s for s, _ in tables}
+        assert {"marts", "staging", "intermediate"} <= schemas, schemas
+        texts = {f"{s}.{t}": _text_cells(con, f'"{s}"."{t}"') for s, t in tables}
+    finally:
+        con.close()
+    assert sum(len(v) for v in texts.values()) > 100  # the scan saw real content
+    found = [(table, what) for table, cells in texts.items() for cell in cells
+             for needle, what in needles().items() if needle in cell]
+    assert found == []
+
+
+def test_no_personal_data_in_the_warehouse_file_bytes(clean_build):
+    data = clean_build.warehouse.read_bytes()
+    for needle, what in needles().items():
+        for encoding in ("utf-8", "utf-16-le"):
+            assert needle.encode(encoding) not in data, what
+
+
+def test_no_personal_data_in_staging_or_any_file_beside_the_warehouse(clean_build):
+    folder = clean_build.warehouse.parent
+    files = [p for p in folder.rglob("*") if p.is_file()]
+    parquet = [p for p in files if p.suffix == ".parquet"]
+    assert any("staging" in p.parts for p in parquet), files
+    found = []
+    for path in files:
+        data = path.read_bytes()
+        found += [(str(path.relative_to(folder)), what) for needle, what in needles().items()
+                  if needle.encode("utf-8") in data]
+    con = duckdb.connect()
+    try:
+        for path in parquet:
+            relation = f"read_parquet('{path}')"
+            for cell in _text_cells(con, relation):
+                found += [(str(path.relative_to(folder)), what)
+                          for needle, what in needles().items() if needle in cell]
+    finally:
+        con.close()
+    assert found == []
+
+
+def test_the_scan_would_see_personal_data(tmp_path):
+    """The scanner itself: a pnr or a name planted in a table is found."""
+    db = tmp_path / "planted.duckdb"
+    con = duckdb.connect(str(db))
+    con.execute("CREATE SCHEMA staging; CREATE TABLE staging.t (a BIGINT, b VARCHAR)")
+    con.execute("INSERT INTO staging.t VALUES (?, ?)", [P1.as_number, f"x {P7.last} y"])
+    cells = _text_cells(con, "staging.t")
+    con.close()
+    hits = {what for cell in cells for needle, what in needles().items() if needle in cell}
+    assert hits == {f"personnummer of {P1.first}", f"name of {P7.first}"}
+
+
+# --- a failed build leaves the previous warehouse as it was ------------------------------------------
+
+@pytest.mark.parametrize("broken", ["missing-raw-dir", "raw-dir-is-a-file", "production-without-key",
+                                    "staging-blocked"])
+def test_failed_build_exits_1_and_keeps_the_previous_warehouse(clean_build, tmp_path, broken):
+    assert clean_build.exit_code == 0
+    folder = tmp_path / "wh"
+    folder.mkdir()
+    warehouse = folder / "iga.duckdb"
+    shutil.copyfile(clean_build.warehouse, warehouse)  # the previous, complete warehouse
+    before = warehouse.read_bytes()
+    raw_dir, env = clean_build.raw.root, {}
+    if broken == "missing-raw-dir":
+        raw_dir = tmp_path / "no-such-folder"
+    elif broken == "raw-dir-is-a-file":
+        raw_dir = tmp_path / "raw.zip"
+        raw_dir.write_bytes(b"PK\x03\x04")
+    elif broken == "production-without-key":
+        env = {"IGA_PSEUDONYM_KEY": None, "IGA_ENV": "production"}
+    else:  # the build starts, then cannot write its staging folder
+        (folder / "staging").write_text("not a folder")
+
+    build = run_cli_build(raw_dir, warehouse, **env)
+
+    assert build.exit_code == 1, build.stdout + build.stderr
+    assert warehouse.read_bytes() == before
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        ["iga.duckdb"] + (["staging"] if broken == "staging-blocked" else []))  # no candidate left
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        assert con.execute("SELECT count(*) FROM marts.fct_participation").fetchone()[0] == 7
+    finally:
+        con.close()
+
+
+def test_build_where_no_cycle_is_followed_up_succeeds(clean_build, tmp_path):
+    """A raw root early in the project: one register, no 90-day delivery anywhere.
+
+    Built over a previous warehouse: whatever the outcome, exit 1 must leave it as it was."""
+    raw = RawRoot(tmp_path / "raw")
+    raw.register("1277", 2, [register_row(A, 2)])
+    warehouse = tmp_path / "wh" / "iga.duckdb"
+    warehouse.parent.mkdir()
+    shutil.copyfile(clean_build.warehouse, warehouse)
+    before = warehouse.read_bytes()
+
+    build = run_cli_build(raw.root, warehouse)
+
+    if build.exit_code == 1:
+        assert warehouse.read_bytes() == before, "exit 1, but the previous warehouse was replaced"
+    assert build.exit_code == 0, build.stderr[-1500:]
+    assert participations(build) == {pk(A, 2): ("1277", "unknown", None)}

@@ -1,0 +1,525 @@
+"""Every row-level reason of warehouse.md, through `ingest_cycle` (rules R4-R9).
+
+Each test writes a tiny raw root, ingests one cycle and checks the exact
+issue (reason, severity, source_file, source_row), what was counted, and the
+audit of every file (the `ingest` fixture asserts read = loaded + rejected +
+duplicates for every file; the tests check the numbers themselves as well).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import pytest
+from rawfiles import (
+    Person, astorp_entry, astorp_followup, fu_90_row, fu_end_row, people, petho_row, register_row,
+)
+
+A, B, C, D = people(4)
+REG1, REG2, REG5 = ("kommuner/1277/deltagare_cykel1.csv", "kommuner/1277/deltagare_cykel2.csv",
+                    "kommuner/1277/deltagare_cykel5.csv")
+REG2_BASTAD = "kommuner/1278/deltagare_cykel2.csv"
+FU2, FU2_90 = ("leverantorer/folkuniversitetet/cykel2_slut.csv",
+               "leverantorer/folkuniversitetet/cykel2_90dagar.csv")
+PETHO = "leverantorer/petho/cykel1_resultat.xlsx"
+AST5, AST5_90 = "leverantorer/astorp/cykel5.json", "leverantorer/astorp/cykel5_90dagar.json"
+SURVEY3 = "enkater/enkat_cykel3.csv"
+
+
+# Tests without a provider delivery: every completer is also a missing_outcome
+# warning (tested on its own below), which these tests leave aside.
+NO_PROVIDER = ("missing_outcome",)
+
+
+def issues(result, reason: str | None = None, *, ignore: tuple[str, ...] = ()) -> list[tuple]:
+    """(source_file, source_row, severity, reason) of the issues, sorted."""
+    i = result.issues
+    if reason is not None:
+        i = i[i["reason"] == reason]
+    i = i[~i["reason"].isin(ignore)]
+    return sorted(i[["source_file", "source_row", "severity", "reason"]].itertuples(index=False, name=None))
+
+
+def audit(result, source_file: str) -> tuple:
+    """(status, rows_read, rows_loaded, rows_rejected, rows_duplicate) of one file."""
+    a = result.audit.set_index("source_file").loc[source_file]
+    return (a["status"], a["rows_read"], a["rows_loaded"], a["rows_rejected"], a["rows_duplicate"])
+
+
+def keys(result) -> set[str]:
+    return set(result.participations["person_key"])
+
+
+def wrong_check_digit(pnr: str) -> str:
+    return pnr[:-1] + str((int(pnr[-1]) + 1) % 10)
+
+
+def with_luhn(nine: str, sep: str = "-") -> str:
+    from iga_pipeline.personnummer import luhn_check_digit
+    return f"{nine[:6]}{sep}{nine[6:]}{luhn_check_digit(nine)}"
+
+
+# --- R4: invalid register rows ------------------------------------------------------------
+
+@pytest.mark.parametrize("bad", [
+    wrong_check_digit(A.pnr()),                 # Luhn
+    with_luhn("850230123"),                     # 30 February
+    with_luhn("851301123"),                     # month 13
+    "85-01-01-2383", "abc", "8501012383X", "19850101+2383",  # not a recognised form
+], ids=["check-digit", "feb-30", "month-13", "dashes", "letters", "trailing-letter", "12-digit-plus"])
+def test_register_invalid_personnummer(raw, ingest, expected_key, bad):
+    raw.register("1277", 2, [register_row(B, 2), register_row(A, 2, personnummer=bad), register_row(C, 2)])
+    result = ingest(2)
+    assert issues(result, ignore=NO_PROVIDER) == [(REG2, "2", "rejected", "invalid_personnummer")]
+    assert keys(result) == {expected_key(B), expected_key(C)}
+    assert audit(result, REG2) == ("loaded", 3, 2, 1, 0)
+    assert not result.issues["detail"].str.contains(bad, regex=False).any()  # never echoes the value
+
+
+@pytest.mark.parametrize("field,value", [
+    ("inskrivningsdatum", "2009-13-01"),
+    ("inskrivningsdatum", "2009-02-30"),
+    ("inskrivningsdatum", "05/07/2009"),
+    ("inskrivningsdatum", "2009-7-5"),
+    ("utskrivningsdatum", "2009-12-32"),
+    ("utskrivningsdatum", "igår"),
+    ("utskrivningsdatum", "2009-07-01"),  # before the enrolment date 2009-07-05
+])
+def test_register_invalid_date(raw, ingest, expected_key, field, value):
+    raw.register("1277", 2, [register_row(A, 2, **{field: value}), register_row(B, 2)])
+    result = ingest(2)
+    assert issues(result, ignore=NO_PROVIDER) == [(REG2, "1", "rejected", "invalid_date")]
+    assert keys(result) == {expected_key(B)}
+    assert audit(result, REG2) == ("loaded", 2, 1, 1, 0)
+
+
+@pytest.mark.parametrize("field,value", [
+    ("kon", "X"), ("kon", "kvinna"), ("malgrupp", "asyl"), ("avbrott_orsak", "semester"),
+    ("fodelseland", "XX"), ("fodelseland", "Irak"),
+])
+def test_register_invalid_code(raw, ingest, expected_key, field, value):
+    raw.register("1277", 2, [register_row(B, 2), register_row(C, 2), register_row(A, 2, **{field: value})])
+    result = ingest(2)
+    assert issues(result, ignore=NO_PROVIDER) == [(REG2, "3", "rejected", "invalid_code")]
+    assert keys(result) == {expected_key(B), expected_key(C)}
+    assert audit(result, REG2) == ("loaded", 3, 2, 1, 0)
+
+
+@pytest.mark.parametrize("field", ["personnummer", "kon", "malgrupp", "cykel", "inskrivningsdatum"])
+def test_register_missing_required(raw, ingest, expected_key, field):
+    raw.register("1277", 2, [register_row(A, 2, **{field: ""}), register_row(B, 2)])
+    result = ingest(2)
+    assert issues(result, ignore=NO_PROVIDER) == [(REG2, "1", "rejected", "missing_required")]
+    assert keys(result) == {expected_key(B)}
+    assert audit(result, REG2) == ("loaded", 2, 1, 1, 0)
+
+
+@pytest.mark.parametrize("fields", [3, 9, 11], ids=["3-fields", "9-fields", "11-fields"])
+def test_register_row_with_the_wrong_number_of_fields_is_missing_required(raw, ingest, expected_key, fields):
+    full = list(register_row(A, 2).values())  # 10 fields
+    row = full[:fields] if fields < 10 else full + ["extra"] * (fields - 10)
+    raw.register("1277", 2, [register_row(B, 2), row, register_row(C, 2)])
+    result = ingest(2)
+    assert issues(result, ignore=NO_PROVIDER) == [(REG2, "2", "rejected", "missing_required")]
+    assert keys(result) == {expected_key(B), expected_key(C)}
+    assert audit(result, REG2) == ("loaded", 3, 2, 1, 0)
+
+
+def test_register_cycle_mismatch(raw, ingest, expected_key):
+    raw.register("1277", 2, [register_row(A, 2), register_row(B, 2, cykel="3"), register_row(C, 2, cykel="02")])
+    result = ingest(2)
+    assert issues(result, ignore=NO_PROVIDER) == [(REG2, "2", "rejected", "cycle_mismatch"),
+                              (REG2, "3", "rejected", "cycle_mismatch")]
+    assert keys(result) == {expected_key(A)}
+    assert audit(result, REG2) == ("loaded", 3, 1, 2, 0)
+
+
+def test_one_issue_per_row_even_when_several_checks_fail(raw, ingest):
+    raw.register("1277", 2, [register_row(A, 2, personnummer="x", kon="X", inskrivningsdatum="?")])
+    result = ingest(2)
+    assert issues(result) == [(REG2, "1", "rejected", "invalid_personnummer")]
+    assert audit(result, REG2) == ("loaded", 1, 0, 1, 0)
+
+
+# --- R4: invalid provider rows --------------------------------------------------------------
+
+def test_provider_invalid_personnummer_in_every_provider(raw, ingest):
+    bad = wrong_check_digit(A.pnr("YYMMDDNNNC"))
+    raw.register("1277", 1, [register_row(p, 1) for p in (A, B)])
+    raw.petho({"Åstorp": [petho_row(B), petho_row(None, personnr=int(bad)), petho_row(None, personnr="12345")]})
+    raw.register("1277", 2, [register_row(p, 2) for p in (A, B)])
+    raw.folkuniversitetet(2, "slut", [fu_end_row(A, personnummer=bad), fu_end_row(B)])
+    raw.register("1277", 5, [register_row(p, 5) for p in (A, B)])
+    raw.astorp(5, [astorp_entry(B), astorp_entry(A, pnr="19850101-238")])
+
+    r1, r2, r5 = ingest(1), ingest(2), ingest(5)
+    assert issues(r1, "invalid_personnummer") == [(PETHO, "Åstorp!6", "rejected", "invalid_personnummer"),
+                                                  (PETHO, "Åstorp!7", "rejected", "invalid_personnummer")]
+    assert audit(r1, PETHO) == ("loaded", 3, 1, 2, 0)
+    assert issues(r2, "invalid_personnummer") == [(FU2, "1", "rejected", "invalid_personnummer")]
+    assert audit(r2, FU2) == ("loaded", 2, 1, 1, 0)
+    assert issues(r5, "invalid_personnummer") == [(AST5, "2", "rejected", "invalid_personnummer")]
+    assert audit(r5, AST5) == ("loaded", 2, 1, 1, 0)
+
+
+def test_provider_missing_personnummer(raw, ingest):
+    raw.register("1277", 2, [register_row(A, 2)])
+    raw.folkuniversitetet(2, "slut", [fu_end_row(A), fu_end_row(B, personnummer="")])
+    raw.register("1277", 1, [register_row(A, 1)])
+    raw.petho({"Åstorp": [petho_row(None, personnr=None, status_end="Studier"), petho_row(A)]})
+    raw.register("1277", 5, [register_row(A, 5)])
+    raw.astorp(5, [astorp_entry(A), {"kommunkod": "1277", "status_cykelslut": "ANST"},
+                   astorp_entry(None, pnr="  ")])
+    r1, r2, r5 = ingest(1), ingest(2), ingest(5)
+    assert issues(r2, "missing_required") == [(FU2, "2", "rejected", "missing_required")]
+    assert issues(r1, "missing_required") == [(PETHO, "Åstorp!5", "rejected", "missing_required")]
+    assert issues(r5, "missing_required") == [(AST5, "2", "rejected", "missing_required"),
+                                              (AST5, "3", "rejected", "missing_required")]
+    assert audit(r5, AST5) == ("loaded", 3, 1, 2, 0)
+
+
+def test_provider_unknown_status_is_invalid_code_and_the_completer_becomes_unknown(raw, ingest, expected_key):
+    raw.register("1277", 1, [register_row(p, 1) for p in (A, B)])
+    raw.petho({"Åstorp": [petho_row(A, status_end="Pensionär"), petho_row(B, status_90d="Anställd ja")]})
+    raw.register("1277", 2, [register_row(A, 2)])
+    raw.folkuniversitetet(2, "slut", [fu_end_row(A, utfallskod="8")])
+    raw.register("1277", 5, [register_row(p, 5) for p in (A, B)])
+    raw.astorp(5, [astorp_entry(A, status="anst"), astorp_entry(B, status="ANSTÄLLD")])
+
+    r1, r2, r5 = ingest(1), ingest(2), ingest(5)
+    assert issues(r1, "invalid_code") == [(PETHO, "Åstorp!5", "rejected", "invalid_code"),
+                                          (PETHO, "Åstorp!6", "rejected", "invalid_code")]
+    assert issues(r2, "invalid_code") == [(FU2, "1", "rejected", "invalid_code")]
+    assert issues(r5, "invalid_code") == [(AST5, "1", "rejected", "invalid_code"),
+                                          (AST5, "2", "rejected", "invalid_code")]
+    # R8: the completers have no valid status: unknown, each with a missing_outcome warning.
+    assert r2.participations["status_end"].tolist() == ["unknown"]
+    assert issues(r2, "missing_outcome") == [(REG2, "1", "warning", "missing_outcome")]
+    assert set(r5.participations["status_end_detail"]) == {"unknown"}
+    assert audit(r1, PETHO) == ("loaded", 2, 0, 2, 0)
+
+
+def test_survey_rejections(raw, ingest):
+    raw.survey(3, [
+        {"svar_id": "1", "kommunkod": "1277", "okad_mojlighet": "4", "tolk": "ja"},
+        {"svar_id": "2", "kommunkod": "9999", "okad_mojlighet": "4", "tolk": "ja"},
+        {"svar_id": "3", "kommunkod": "1277", "okad_mojlighet": "6", "tolk": "nej"},
+        {"svar_id": "4", "kommunkod": "1277", "okad_mojlighet": "1", "tolk": "kanske"},
+        {"svar_id": "", "kommunkod": "1277", "okad_mojlighet": "1", "tolk": "nej"},
+        {"svar_id": "1", "kommunkod": "1277", "okad_mojlighet": "4", "tolk": "ja"},
+    ])
+    result = ingest(3)
+    assert issues(result) == [
+        (SURVEY3, "2", "rejected", "invalid_code"), (SURVEY3, "3", "rejected", "invalid_code"),
+        (SURVEY3, "4", "rejected", "invalid_code"), (SURVEY3, "5", "rejected", "missing_required"),
+        (SURVEY3, "6", "warning", "duplicate_row"),
+    ]
+    assert result.survey_responses["response_id"].tolist() == ["1"]
+    assert audit(result, SURVEY3) == ("loaded", 6, 1, 4, 1)
+
+
+# --- R5: conflicting enrollment ---------------------------------------------------------------
+
+def test_conflicting_enrollment_in_two_municipalities(raw, ingest, expected_key):
+    raw.register("1277", 2, [register_row(A, 2), register_row(B, 2)])
+    raw.register("1278", 2, [register_row(C, 2), register_row(A, 2, form="YYYYMMDDNNNC")])
+    raw.folkuniversitetet(2, "slut", [fu_end_row(A), fu_end_row(B)])
+    result = ingest(2)
+    assert issues(result, "conflicting_enrollment") == [
+        (REG2, "1", "rejected", "conflicting_enrollment"),
+        (REG2_BASTAD, "2", "rejected", "conflicting_enrollment")]
+    assert keys(result) == {expected_key(B), expected_key(C)}  # A is counted nowhere
+    # The provider row for A has no accepted register row left (R6).
+    assert issues(result, "orphan_outcome") == [(FU2, "1", "rejected", "orphan_outcome")]
+    detail = result.issues.loc[result.issues["reason"] == "conflicting_enrollment", "detail"].iloc[0]
+    assert REG2 in detail and REG2_BASTAD in detail
+    assert audit(result, REG2) == ("loaded", 2, 1, 1, 0)
+    assert audit(result, REG2_BASTAD) == ("loaded", 2, 1, 1, 0)
+    assert audit(result, FU2) == ("loaded", 2, 1, 1, 0)
+
+
+def test_conflicting_enrollment_two_differing_rows_in_one_file(raw, ingest, expected_key):
+    raw.register("1277", 2, [
+        register_row(A, 2, kon="K"), register_row(B, 2),
+        register_row(A, 2, kon="M"), register_row(A, 2, kon="K", form="YYYYMMDD-NNNC", fornamn="Other"),
+    ])
+    result = ingest(2)
+    # Rows 1 and 4 differ only in how the personnummer and the name are written:
+    # the same participation content, so row 4 is a duplicate of row 1; row 3 differs.
+    assert issues(result, ignore=NO_PROVIDER) == [
+        (REG2, "1", "rejected", "conflicting_enrollment"),
+        (REG2, "3", "rejected", "conflicting_enrollment"),
+        (REG2, "4", "warning", "duplicate_row"),
+    ]
+    assert keys(result) == {expected_key(B)}
+    assert audit(result, REG2) == ("loaded", 4, 1, 2, 1)
+
+
+# --- R5: conflicting provider rows -------------------------------------------------------------
+
+def test_conflicting_duplicate_rejects_all_rows_and_the_status_becomes_unknown(raw, ingest, expected_key):
+    raw.register("1277", 2, [register_row(A, 2), register_row(B, 2)])
+    raw.folkuniversitetet(2, "slut", [fu_end_row(A, utfallskod="1"), fu_end_row(B, utfallskod="3"),
+                                      fu_end_row(A, utfallskod="5", kommun="Båstad")])
+    result = ingest(2)
+    assert issues(result, "conflicting_duplicate") == [
+        (FU2, "1", "rejected", "conflicting_duplicate"), (FU2, "3", "rejected", "conflicting_duplicate")]
+    p = result.participations.set_index("person_key")
+    assert p.loc[expected_key(A), ["status_end", "status_end_detail"]].tolist() == ["unknown", "unknown"]
+    assert p.loc[expected_key(B), "status_end_detail"] == "education"
+    assert issues(result, "missing_outcome") == [(REG2, "1", "warning", "missing_outcome")]
+    assert issues(result, "municipality_mismatch") == []  # a rejected row warns of nothing else
+    assert audit(result, FU2) == ("loaded", 3, 1, 2, 0)
+
+
+def test_conflicting_duplicate_across_petho_sheets(raw, ingest, expected_key):
+    raw.register("1277", 1, [register_row(A, 1)])
+    raw.petho({"Åstorp": [petho_row(A, status_end="Anställd", status_90d="Anställd")],
+               "Båstad": [petho_row(A, as_number=True, status_end="Anställd", status_90d="Studier")]})
+    result = ingest(1)
+    assert issues(result, "conflicting_duplicate") == [
+        (PETHO, "Båstad!5", "rejected", "conflicting_duplicate"),
+        (PETHO, "Åstorp!5", "rejected", "conflicting_duplicate")]
+    assert result.participations[["status_end", "status_90d"]].values.tolist() == [["unknown", "unknown"]]
+    assert audit(result, PETHO) == ("loaded", 2, 0, 2, 0)
+
+
+# --- R6: orphans ---------------------------------------------------------------------------------
+
+def test_orphan_outcome_without_any_register_row(raw, ingest):
+    raw.register("1277", 2, [register_row(A, 2)])
+    raw.folkuniversitetet(2, "slut", [fu_end_row(A), fu_end_row(B)])
+    raw.folkuniversitetet(2, "90dagar", [fu_90_row(B), fu_90_row(A)])
+    result = ingest(2)
+    assert issues(result, "orphan_outcome") == [(FU2_90, "1", "rejected", "orphan_outcome"),
+                                                (FU2, "2", "rejected", "orphan_outcome")]
+    assert len(result.participations) == 1
+    assert audit(result, FU2) == ("loaded", 2, 1, 1, 0)
+    assert audit(result, FU2_90) == ("loaded", 2, 1, 1, 0)
+
+
+def test_orphan_outcome_when_the_only_register_row_was_rejected(raw, ingest):
+    raw.register("1277", 5, [register_row(A, 5, kon="X"), register_row(B, 5)])
+    raw.astorp(5, [astorp_entry(A), astorp_entry(B)])
+    result = ingest(5)
+    assert issues(result) == [(REG5, "1", "rejected", "invalid_code"),
+                              (AST5, "1", "rejected", "orphan_outcome")]
+    assert audit(result, AST5) == ("loaded", 2, 1, 1, 0)
+    assert len(result.interventions) == 1  # the orphan's interventions are not kept either
+
+
+def test_outcome_of_an_early_leaver_is_kept_but_no_completer(raw, ingest, expected_key):
+    raw.register("1277", 2, [register_row(A, 2, avbrott_orsak="sjukdom", utskrivningsdatum="2009-09-01"),
+                             register_row(B, 2, avbrott_orsak="flytt")])
+    raw.folkuniversitetet(2, "slut", [fu_end_row(A, utfallskod="1")])
+    result = ingest(2)
+    assert issues(result) == []  # not an orphan; B (early leaver, absent) is no missing_outcome
+    p = result.participations.set_index("person_key")
+    assert p.loc[expected_key(A), ["completed", "status_end_detail"]].tolist() == [False, "employment"]
+    assert audit(result, FU2) == ("loaded", 1, 1, 0, 0)
+
+
+# --- R5: duplicates ---------------------------------------------------------------------------------
+
+def test_duplicate_register_row_is_counted_once(raw, ingest, expected_key):
+    raw.register("1277", 2, [register_row(A, 2), register_row(B, 2), register_row(A, 2), register_row(A, 2)])
+    result = ingest(2)
+    assert issues(result, ignore=NO_PROVIDER) == [(REG2, "3", "warning", "duplicate_row"), (REG2, "4", "warning", "duplicate_row")]
+    assert sorted(result.participations["person_key"]) == sorted([expected_key(A), expected_key(B)])
+    assert audit(result, REG2) == ("loaded", 4, 2, 0, 2)
+
+
+def test_duplicate_provider_row_is_counted_once(raw, ingest):
+    raw.register("1277", 2, [register_row(A, 2), register_row(B, 2)])
+    raw.folkuniversitetet(2, "slut", [fu_end_row(A, hours=(10, "", "", "")), fu_end_row(B, utfallskod="3"),
+                                      fu_end_row(A, hours=(10, "", "", ""))])
+    result = ingest(2)
+    assert issues(result) == [(FU2, "3", "warning", "duplicate_row")]
+    assert result.outcomes["source_row"].tolist().count("1") == 1
+    assert len(result.outcomes) == 2
+    assert result.interventions["hours"].tolist() == [10.0]  # not 20: counted once
+    assert audit(result, FU2) == ("loaded", 3, 2, 0, 1)
+
+
+def test_duplicate_astorp_entry_is_counted_once(raw, ingest):
+    raw.register("1277", 5, [register_row(A, 5)])
+    raw.astorp(5, [astorp_entry(A), astorp_entry(A, form="YYMMDD-NNNC")])
+    result = ingest(5)
+    assert issues(result) == [(AST5, "2", "warning", "duplicate_row")]
+    assert audit(result, AST5) == ("loaded", 2, 1, 0, 1)
+
+
+# --- R8/R9: missing outcomes ---------------------------------------------------------------------------
+
+def test_missing_outcome_when_absent_from_the_delivery(raw, ingest, expected_key):
+    raw.register("1277", 2, [register_row(A, 2), register_row(B, 2), register_row(C, 2, avbrott_orsak="annat")])
+    raw.folkuniversitetet(2, "slut", [fu_end_row(A, utfallskod="1")])
+    raw.folkuniversitetet(2, "90dagar", [fu_90_row(B, utfallskod="3")])
+    result = ingest(2)
+    assert issues(result) == [
+        (REG2, "1", "warning", "missing_outcome"),  # A: not in the 90-day file
+        (REG2, "2", "warning", "missing_outcome"),  # B: not in the end file
+    ]
+    details = sorted(result.issues["detail"])
+    assert "at 90 days" in details[0] and "no valid row from Folkuniversitetet" in details[0]
+    assert "at the end of the cycle" in details[1]
+    p = result.participations.set_index("person_key")
+    assert p.loc[expected_key(A), ["status_end", "status_90d"]].tolist() == ["work", "unknown"]
+    assert p.loc[expected_key(B), ["status_end", "status_90d"]].tolist() == ["unknown", "studies"]
+    assert p.loc[expected_key(C), "status_end"] == "unknown"  # early leaver: no warning
+    assert audit(result, REG2) == ("loaded", 3, 3, 0, 0)
+
+
+@pytest.mark.parametrize("kind", ["folkuniversitetet", "petho", "astorp"])
+def test_missing_outcome_when_the_provider_says_unknown(raw, ingest, kind):
+    if kind == "folkuniversitetet":
+        cycle, reg = 2, REG2
+        raw.folkuniversitetet(2, "slut", [fu_end_row(A, utfallskod="9")])
+    elif kind == "petho":
+        cycle, reg = 1, REG1
+        raw.petho({"Åstorp": [petho_row(A, status_end=" OKÄNT", status_90d="Anställd")]})
+    else:
+        cycle, reg = 5, REG5
+        raw.astorp(5, [astorp_entry(A, status="OKAND")])
+    raw.register("1277", cycle, [register_row(A, cycle)])
+    result = ingest(cycle)
+    assert issues(result) == [(reg, "1", "warning", "missing_outcome")]
+    assert "reported it as unknown" in result.issues["detail"].iloc[0]
+    assert result.participations["status_end_detail"].tolist() == ["unknown"]
+
+
+def test_no_90_day_missing_outcome_when_the_cycle_is_not_followed_up(raw, ingest):
+    raw.register("1277", 5, [register_row(A, 5)])
+    raw.astorp(5, [astorp_entry(A, status="ANST")])
+    result = ingest(5)
+    assert issues(result) == []
+    assert result.participations["status_90d"].isna().all()
+
+
+def test_astorp_followup_absent_and_null(raw, ingest, expected_key):
+    raw.register("1277", 5, [register_row(p, 5) for p in (A, B, C)])
+    raw.astorp(5, [astorp_entry(p) for p in (A, B, C)])
+    raw.astorp(5, [astorp_followup(A, "STUD"), astorp_followup(B, None)], followup=True)
+    result = ingest(5)
+    assert issues(result) == [(REG5, "2", "warning", "missing_outcome"), (REG5, "3", "warning", "missing_outcome")]
+    p = result.participations.set_index("person_key")
+    assert p.loc[expected_key(A), "status_90d"] == "studies"
+    assert audit(result, AST5_90) == ("loaded", 2, 2, 0, 0)
+
+
+# --- R7: municipality mismatch ------------------------------------------------------------------------
+
+def test_municipality_mismatch_is_a_warning_and_the_row_is_used(raw, ingest, expected_key):
+    raw.register("1277", 2, [register_row(A, 2), register_row(B, 2)])
+    raw.folkuniversitetet(2, "slut", [fu_end_row(A, kommun="Åstorp", utfallskod="3"),
+                                      fu_end_row(B, kommun="Båstad", utfallskod="1")])
+    result = ingest(2)
+    assert issues(result) == [(FU2, "2", "warning", "municipality_mismatch")]
+    p = result.participations.set_index("person_key")
+    assert p.loc[expected_key(B), ["municipality_code", "status_end_detail"]].tolist() == ["1277", "employment"]
+    assert audit(result, FU2) == ("loaded", 2, 2, 0, 0)
+
+
+def test_municipality_mismatch_in_petho_and_astorp(raw, ingest):
+    raw.register("1278", 1, [register_row(A, 1)])
+    raw.petho({"Åstorp": [petho_row(A)]})
+    raw.register("1292", 5, [register_row(A, 5)])
+    raw.astorp(5, [astorp_entry(A, kommunkod="1275")])
+    r1, r5 = ingest(1), ingest(5)
+    assert issues(r1) == [(PETHO, "Åstorp!5", "warning", "municipality_mismatch")]
+    assert issues(r5) == [(AST5, "1", "warning", "municipality_mismatch")]
+    assert r1.participations["municipality_code"].tolist() == ["1278"]
+    assert r5.participations[["municipality_code", "status_end"]].values.tolist() == [["1292", "work"]]
+
+
+# --- the audit, all reasons at once ------------------------------------------------------------------------
+
+def test_audit_balances_with_every_row_reason_in_one_cycle(raw, ingest):
+    E = Person(dt.date(1971, 4, 4), 404)
+    raw.register("1277", 2, [
+        register_row(A, 2), register_row(A, 2),                    # duplicate_row
+        register_row(B, 2, kon="?"),                               # invalid_code
+        register_row(C, 2, inskrivningsdatum="2009-02-29"),        # invalid_date
+        register_row(D, 2, cykel="4"),                             # cycle_mismatch
+        register_row(E, 2), ["bad", "row"],                        # missing_required (fields)
+    ])
+    raw.register("1278", 2, [register_row(E, 2, kon="M")])        # conflicting_enrollment
+    raw.folkuniversitetet(2, "slut", [
+        fu_end_row(A, kommun="Perstorp"), fu_end_row(A, kommun="Perstorp"),  # mismatch + duplicate
+        fu_end_row(B), fu_end_row(E),                                           # orphans
+        fu_end_row(A, personnummer="0"),                                        # invalid_personnummer
+    ])
+    result = ingest(2)
+    a = result.audit.set_index("source_file")
+    assert a.loc[REG2, ["rows_read", "rows_loaded", "rows_rejected", "rows_duplicate"]].tolist() == [7, 1, 5, 1]
+    assert a.loc[REG2_BASTAD, ["rows_read", "rows_loaded", "rows_rejected", "rows_duplicate"]].tolist() == [1, 0, 1, 0]
+    assert a.loc[FU2, ["rows_read", "rows_loaded", "rows_rejected", "rows_duplicate"]].tolist() == [5, 1, 3, 1]
+    # Every rejected row is in the issues, once per row.
+    rejected = result.issues[result.issues["severity"] == "rejected"]
+    assert len(rejected) == len(rejected.drop_duplicates(["source_file", "source_row"])) == 9
+    assert set(result.audit["status"]) == {"loaded"}
+    assert pd.Series(result.audit["sha256"]).str.fullmatch(r"[0-9a-f]{64}").all()
+
+
+# --- whole files, at ingest level (the CLI tests cover them through the warehouse) -------------------
+
+def _zip_without_workbook() -> bytes:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("readme.txt", "not a workbook")
+    return buf.getvalue()
+
+
+def _truncated_workbook(raw) -> bytes:
+    data = raw.petho({"Åstorp": [petho_row(A)]}).read_bytes()
+    return data[: len(data) // 2]
+
+
+def _workbook_without_municipality_sheet(raw) -> bytes:
+    return raw.petho({"Malmö": [petho_row(A)]}).read_bytes()
+
+
+@pytest.mark.parametrize("content,reason", [
+    (b"", "unreadable_file"),
+    (b"PK\x03\x04 not really a zip", "unreadable_file"),
+    (_zip_without_workbook(), "unreadable_file"),
+    (_truncated_workbook, "unreadable_file"),
+    (_workbook_without_municipality_sheet, "missing_columns"),
+], ids=["empty", "bad-zip", "zip-without-workbook", "truncated", "no-municipality-sheet"])
+def test_petho_whole_file_reasons(raw, ingest, content, reason):
+    raw.register("1277", 1, [register_row(A, 1)])
+    data = content(raw) if callable(content) else content
+    raw.write_bytes(PETHO, data)
+    result = ingest(1)
+    whole = result.issues[result.issues["source_row"].isna()]
+    assert whole[["source_file", "severity", "reason"]].values.tolist() == [[PETHO, "rejected", reason]]
+    assert audit(result, PETHO)[0] == "rejected"
+    assert result.audit.set_index("source_file").loc[PETHO, "reason"] == reason
+    assert len(result.participations) == 1  # the register is still counted
+    assert result.participations["status_end"].tolist() == ["unknown"]
+
+
+@pytest.mark.parametrize("content,reason", [
+    ('{"leverantor": "Åstorps kommun", "cykel": 5, "deltagare": [', "unreadable_file"),
+    ("[]", "missing_columns"),
+    ('{"cykel": 5, "deltagare": {"pnr": "x"}}', "missing_columns"),
+    ('{"cykel": 6, "deltagare": []}', "cycle_mismatch"),
+], ids=["truncated", "a-list", "deltagare-not-a-list", "other-cycle"])
+def test_astorp_whole_file_reasons(raw, ingest, content, reason):
+    raw.register("1277", 5, [register_row(A, 5)])
+    raw.write_text(AST5, content)
+    result = ingest(5)
+    whole = result.issues[result.issues["source_row"].isna()]
+    assert whole[["source_file", "severity", "reason"]].values.tolist() == [[AST5, "rejected", reason]]
+    assert audit(result, AST5)[0] == "rejected"
+
+
+def test_astorp_json_in_latin1_is_unreadable(raw, ingest):
+    raw.register("1277", 5, [register_row(A, 5)])
+    raw.write_bytes(AST5, '{"leverantor": "Åstorps kommun", "cykel": 5, "deltagare": []}'.encode("latin-1"))
+    result = ingest(5)
+    assert issues(result, "unreadable_file") == [(AST5, pd.NA, "rejected", "unreadable_file")]
