@@ -1,7 +1,7 @@
 """iga-pipeline: the headless build and the synthetic data generator.
 
-    iga-pipeline build [--raw-dir DIR] [--warehouse FILE]
-    iga-pipeline synth [--out DIR] [--seed N]
+    iga-pipeline build [--raw-dir DIR] [--warehouse FILE] [--cycle N]
+    iga-pipeline synth [--out DIR] [--seed N] [--participations N]
 
 Exit status of build (warehouse.md): 0 built; 3 built, but at least one raw
 file was rejected whole; 1 failed (the previous warehouse is left as it was).
@@ -24,6 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     b = sub.add_parser("build", help="materialise every asset and partition once, in process")
     b.add_argument("--raw-dir", help="raw root (default: IGA_RAW_DIR or data/raw)")
     b.add_argument("--warehouse", help="warehouse file (default: IGA_WAREHOUSE or warehouse/iga.duckdb)")
+    b.add_argument("--cycle", type=int, metavar="N",
+                   help="re-ingest only this cycle's partition (say, after a late delivery), then rebuild "
+                        "and publish the warehouse from every cycle's staging, as the delivery sensor does")
     sub.add_parser("synth", add_help=False,
                    help="write a synthetic, deterministic set of raw deliveries (see synth --help)")
     argv = sys.argv[1:] if argv is None else argv
@@ -31,10 +34,10 @@ def main(argv: list[str] | None = None) -> int:
         from iga_pipeline.synth.__main__ import main as synth_main
         return synth_main(argv[1:])
     args = parser.parse_args(argv)
-    return build(args.raw_dir, args.warehouse)
+    return build(args.raw_dir, args.warehouse, args.cycle)
 
 
-def build(raw_dir: str | None = None, warehouse: str | None = None) -> int:
+def build(raw_dir: str | None = None, warehouse: str | None = None, cycle: int | None = None) -> int:
     from iga_pipeline.pseudonym import KeyError_, key_from_env
     from iga_pipeline.settings import Paths
 
@@ -52,8 +55,19 @@ def build(raw_dir: str | None = None, warehouse: str | None = None) -> int:
               "!! Fine for the bundled synthetic data; set a secret before building real data.\n"
               + "!" * 78, file=sys.stderr)
 
+    if cycle is not None:
+        from iga_pipeline import reference
+        if cycle not in reference.cycles():
+            print(f"error: --cycle {cycle} is not one of the project's cycles", file=sys.stderr)
+            return EXIT_FAILED
+        missing = [c for c in reference.cycles() if c != cycle
+                   and not (paths.staging / f"cycle={c}").is_dir()]
+        if missing:
+            print(f"warning: no staging yet for cycle(s) {', '.join(map(str, missing))}: the warehouse "
+                  "will lack them (run a full build first)", file=sys.stderr)
+
     started = time.monotonic()
-    result = run_build_job(paths)
+    result = run_build_job(paths, cycle)
     elapsed = time.monotonic() - started
     if not result.success:
         for event in result.all_events:
@@ -62,14 +76,14 @@ def build(raw_dir: str | None = None, warehouse: str | None = None) -> int:
                 message = err.cause.message if err and err.cause else (err.message if err else "")
                 print(f"error in {event.step_key}: {message.strip()}", file=sys.stderr)
         from iga_pipeline.warehouse import build as wh
-        wh.discard(wh.candidate_path(paths.warehouse, result.run_id))
+        wh.discard_run(paths, result.run_id)
         print("build failed; the previous warehouse was left as it was", file=sys.stderr)
         return EXIT_FAILED
     return summarise(paths, elapsed)
 
 
-def run_build_job(paths):
-    """Run the build_all job in process: every cycle partition in one run."""
+def run_build_job(paths, cycle: int | None = None):
+    """Run the build_all job in process: every cycle partition (or only `cycle`) in one run."""
     warnings.filterwarnings("ignore", module="dagster")
     from dagster import DagsterInstance
 
@@ -77,7 +91,7 @@ def run_build_job(paths):
     from iga_pipeline.defs.assets import cycles_partitions
     from iga_pipeline.defs.resources import IGAResource
 
-    keys = cycles_partitions.get_partition_keys()
+    keys = cycles_partitions.get_partition_keys() if cycle is None else [str(cycle)]
     instance = DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
     job = defs.resolve_job_def("build_all")
     return job.execute_in_process(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dagster import Definitions
 
-from iga_pipeline.defs import assets, automation, checks
+from iga_pipeline.defs import assets, automation, checks, report
 from iga_pipeline.defs.resources import IGAResource
 
 ALL_ASSETS = [
@@ -14,6 +14,7 @@ ALL_ASSETS = [
     assets.marts,
     assets.published_warehouse,
     assets.parquet_exports,
+    report.evaluation_report,
 ]
 
 ALL_CHECKS = [*checks.pandera_checks, checks.gx_mart_checks]

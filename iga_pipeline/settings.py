@@ -33,6 +33,15 @@ class Paths:
     def report_dir(self) -> Path:
         return self.warehouse_dir / "report"
 
+    # A build renders the report and the Parquet files from its candidate
+    # warehouse into these pending places; warehouse/published swaps them in
+    # right after the warehouse itself.
+    def pending_report(self, run_id: str) -> Path:
+        return self.report_dir / f".index.html.{run_id}.pending"
+
+    def pending_parquet(self, run_id: str) -> Path:
+        return self.warehouse_dir / f".parquet.{run_id}.pending"
+
     @classmethod
     def from_env(cls, raw_dir: str | os.PathLike | None = None,
                  warehouse: str | os.PathLike | None = None) -> "Paths":

@@ -134,3 +134,24 @@ def test_parquet_exports_match_the_warehouse(built):
         n = con.execute(f"SELECT count(*) FROM marts.{table}").fetchone()[0]
         m = con.execute(f"SELECT count(*) FROM read_parquet('{parquet / (table + '.parquet')}')").fetchone()[0]
         assert n == m > 0
+
+
+def test_catalog_describes_every_mart_column(built):
+    """The catalog (and so docs/bi-columns.md and the asset metadata) matches the warehouse."""
+    from iga_pipeline.warehouse.catalog import MARTS
+
+    _, con, _ = built
+    tables = {r[0] for r in con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'marts'").fetchall()}
+    assert tables == {m.name for m in MARTS}
+    for m in MARTS:
+        got = [r[0] for r in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = 'marts' "
+            "AND table_name = ? ORDER BY ordinal_position", [m.name]).fetchall()]
+        assert got == list(m.columns), m.name
+
+
+def test_bi_column_reference_is_generated():
+    from iga_pipeline.warehouse.columns_doc import render
+
+    assert (REPO / "docs" / "bi-columns.md").read_text(encoding="utf-8") == render()

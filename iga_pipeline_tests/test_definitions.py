@@ -54,8 +54,8 @@ def test_every_asset_is_described_and_grouped(defs):
 
 
 def test_lineage_reads_left_to_right(defs):
-    """raw -> harmonised -> marts/evaluation -> warehouse: no edge goes backwards."""
-    order = {"raw": 0, "harmonised": 1, "marts": 2, "evaluation": 3, "warehouse": 4, "report": 5}
+    """raw -> harmonised -> marts -> evaluation -> report -> warehouse: no edge goes backwards."""
+    order = {"raw": 0, "harmonised": 1, "marts": 2, "evaluation": 3, "report": 4, "warehouse": 5}
     graph = defs.resolve_asset_graph()
     for key in graph.get_all_asset_keys():
         node = graph.get(key)

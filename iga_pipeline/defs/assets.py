@@ -1,10 +1,10 @@
 """The asset graph, left to right:
 
-    raw  ->  harmonised (per cycle)  ->  marts (one DuckDB build)  ->  published warehouse
+    raw -> harmonised (per cycle) -> marts + evaluation (one DuckDB build) -> report -> published warehouse
 """
 
-
 import json
+import os
 
 import pandas as pd
 from dagster import (
@@ -12,8 +12,9 @@ from dagster import (
     MetadataValue, StaticPartitionsDefinition, asset, multi_asset,
 )
 
-from iga_pipeline import reference, staging
+from iga_pipeline import history, reference, staging
 from iga_pipeline.defs.resources import IGAResource
+from iga_pipeline.evaluation import EVALUATION_MARTS
 from iga_pipeline.ingest import CycleIngest, deliveries_for_cycle, ingest_cycle
 from iga_pipeline.sources.common import discover, issues_frame, sha256_of
 from iga_pipeline.warehouse import build
@@ -24,6 +25,8 @@ cycles_partitions = StaticPartitionsDefinition([str(c) for c in reference.cycles
 RAW = AssetKey(["raw", "deliveries"])
 INVENTORY = AssetKey(["raw", "inventory"])
 PUBLISHED = AssetKey(["warehouse", "published"])
+PARQUET = AssetKey(["warehouse", "parquet"])
+REPORT = AssetKey(["report", "evaluation_report"])
 
 
 def harmonised_key(name: str) -> AssetKey:
@@ -103,6 +106,9 @@ def harmonised(context: AssetExecutionContext, iga: IGAResource):
     for partition in context.partition_keys:
         result = ingest_cycle(paths.raw_dir, int(partition), key)
         staging.write_cycle(paths.staging, result)
+        new_versions = history.record(paths.staging, result.audit)
+        if new_versions:
+            context.log.info(f"cycle {partition}: {new_versions} delivery version(s) seen for the first time")
         results.append(result)
         context.log.info(
             f"cycle {partition}: {len(result.participations)} participations, "
@@ -144,7 +150,7 @@ def marts(context: AssetExecutionContext, iga: IGAResource):
     import duckdb
 
     candidate, paths = candidate_for(context, iga)
-    build.build_candidate(paths.staging, candidate)
+    build.build_candidate(paths.staging, candidate, EVALUATION_MARTS)
     con = duckdb.connect(str(candidate), read_only=True)
     try:
         for m in MARTS:
@@ -164,10 +170,11 @@ def marts(context: AssetExecutionContext, iga: IGAResource):
 
 
 @asset(
-    key=PUBLISHED, group_name="warehouse", deps=[mart_key(m.name) for m in MARTS],
+    key=PUBLISHED, group_name="warehouse",
+    deps=[*(mart_key(m.name) for m in MARTS), REPORT, PARQUET],
     automation_condition=AutomationCondition.eager(),
-    description="The live warehouse file (warehouse/iga.duckdb): the candidate of this run, "
-                "swapped in atomically once every blocking check has passed.",
+    description="The live warehouse file (warehouse/iga.duckdb) and its report: this run's "
+                "candidate, swapped in atomically once every blocking check has passed.",
 )
 def published_warehouse(context: AssetExecutionContext, iga: IGAResource) -> MaterializeResult:
     candidate, paths = candidate_for(context, iga)
@@ -175,9 +182,14 @@ def published_warehouse(context: AssetExecutionContext, iga: IGAResource) -> Mat
         raise FileNotFoundError(
             "no candidate warehouse was built in this run; materialise the marts in the same run")
     build.publish(candidate, paths.warehouse)
-    for stale in build.stale_candidates(paths.warehouse, older_than_s=3600):
-        context.log.info(f"removing a candidate left by an interrupted build: {stale.name}")
-        build.discard(stale)
+    # The Parquet files and the report rendered from this candidate go live with it.
+    run_id = context.run.run_id
+    if paths.pending_parquet(run_id).exists():
+        build.replace_dir(paths.pending_parquet(run_id), paths.parquet)
+    if paths.pending_report(run_id).exists():
+        os.replace(paths.pending_report(run_id), paths.report_dir / "index.html")
+    for name in build.remove_stale(paths, older_than_s=3600):
+        context.log.info(f"removed {name}, left by an interrupted build")
     return MaterializeResult(metadata={
         "path": MetadataValue.path(str(paths.warehouse)),
         "bytes": paths.warehouse.stat().st_size,
@@ -185,14 +197,19 @@ def published_warehouse(context: AssetExecutionContext, iga: IGAResource) -> Mat
 
 
 @asset(
-    key=AssetKey(["warehouse", "parquet"]), group_name="warehouse", deps=[PUBLISHED],
+    key=PARQUET, group_name="warehouse", deps=[mart_key(m.name) for m in MARTS],
     automation_condition=AutomationCondition.eager(),
-    description="Every mart of the published warehouse as Parquet under warehouse/parquet/, "
-                "for tools that prefer files to a database.",
+    description="Every mart as Parquet under warehouse/parquet/, for tools that prefer files "
+                "to a database. Written from this run's candidate and published with it.",
 )
-def parquet_exports(iga: IGAResource) -> MaterializeResult:
-    paths = iga.paths()
-    rows = build.export_parquet(paths.warehouse, paths.parquet)
+def parquet_exports(context: AssetExecutionContext, iga: IGAResource) -> MaterializeResult:
+    candidate, paths = candidate_for(context, iga)
+    if candidate.exists():
+        rows = build.export_parquet(candidate, paths.pending_parquet(context.run.run_id))
+    else:  # materialised on its own: export the live warehouse
+        fresh = paths.pending_parquet(context.run.run_id)
+        rows = build.export_parquet(paths.warehouse, fresh)
+        build.replace_dir(fresh, paths.parquet)
     return MaterializeResult(metadata={
         "path": MetadataValue.path(str(paths.parquet)), "files": len(rows),
         "rows": MetadataValue.md(pd.Series(rows, name="rows").to_frame().to_markdown()),

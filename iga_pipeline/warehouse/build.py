@@ -120,15 +120,9 @@ def _fsync_dir(folder: Path) -> None:
 
 
 def export_parquet(warehouse: Path, out_dir: Path) -> dict[str, int]:
-    """Write every marts table as <out_dir>/<mart>.parquet, for tools that prefer files.
-
-    The files are written into a new folder that then replaces the old one,
-    so a reader never sees a mixture of two builds' files."""
-    import shutil
-
+    """Write every marts table as <out_dir>/<mart>.parquet (out_dir must not exist yet)."""
     out_dir = Path(out_dir)
-    tmp = out_dir.with_name(f".{out_dir.name}.{uuid.uuid4().hex[:8]}.tmp")
-    tmp.mkdir(parents=True)
+    out_dir.mkdir(parents=True)
     rows = {}
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
@@ -136,15 +130,57 @@ def export_parquet(warehouse: Path, out_dir: Path) -> dict[str, int]:
             "SELECT table_name FROM information_schema.tables WHERE table_schema = 'marts' "
             "ORDER BY table_name").fetchall()]
         for table in tables:
-            con.execute(f"COPY marts.{table} TO {_quote(tmp / f'{table}.parquet')} (FORMAT parquet)")
+            con.execute(f"COPY marts.{table} TO {_quote(out_dir / f'{table}.parquet')} (FORMAT parquet)")
             rows[table] = con.execute(f"SELECT count(*) FROM marts.{table}").fetchone()[0]
     finally:
         con.close()
+    return rows
+
+
+def replace_dir(new: Path, target: Path) -> None:
+    """Put folder `new` in place of folder `target`.
+
+    Two renames: a reader may, for an instant, find `target` missing, but
+    never a mixture of two builds' files."""
+    import shutil
+
+    new, target = Path(new), Path(target)
     old = None
-    if out_dir.exists():
-        old = out_dir.with_name(f".{out_dir.name}.{uuid.uuid4().hex[:8]}.old")
-        os.replace(out_dir, old)
-    os.replace(tmp, out_dir)
+    if target.exists():
+        old = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.old")
+        os.replace(target, old)
+    os.replace(new, target)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
-    return rows
+
+
+def discard_run(paths, run_id: str) -> None:
+    """Remove what a failed run left: its candidate and its pending report and Parquet."""
+    import shutil
+
+    discard(candidate_path(paths.warehouse, run_id))
+    shutil.rmtree(paths.pending_parquet(run_id), ignore_errors=True)
+    paths.pending_report(run_id).unlink(missing_ok=True)
+
+
+def remove_stale(paths, older_than_s: float = 3600) -> list[str]:
+    """Remove candidates and pending files left by builds that were killed.
+
+    Only what has not been touched for `older_than_s` goes, so that a build
+    running at the same time keeps its own files."""
+    import shutil
+
+    now = time.time()
+    found = [*stale_candidates(paths.warehouse, older_than_s),
+             *paths.warehouse_dir.glob(".parquet.*.pending"), *paths.warehouse_dir.glob(".parquet.*.old"),
+             *paths.report_dir.glob(".index.html.*.pending")]
+    removed = []
+    for p in found:
+        if now - p.stat().st_mtime < older_than_s:
+            continue
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            discard(p)
+        removed.append(p.name)
+    return removed

@@ -100,11 +100,11 @@ MARTS: tuple[Mart, ...] = (
     ),
     Mart(
         "outcomes_by_municipality", "municipality x cycle",
-        "The counts of outcomes_by_cycle per municipality; counts from 1 to 4 are published "
-        "as NULL (small-count disclosure control).",
+        "The counts of outcomes_by_cycle per municipality, fit to share: counts from 1 to 4 "
+        "are published as NULL, and so are the complementary cells that would let a reader "
+        "recover them by subtraction (docs/evaluation.md).",
         {"municipality_code": "SCB kommunkod", "municipality": "name", "cycle": "1..8",
-         **{k: v + "; NULL when 1-4 (suppressed)" for k, v in _COUNTS.items() if k != "followed_up"},
-         "followed_up": _COUNTS["followed_up"],
+         **{k: (v if k == "followed_up" else v + "; NULL when suppressed") for k, v in _COUNTS.items()},
          "suppressed": "true when at least one count of the row is suppressed"},
         ("fct_participation",),
     ),
@@ -131,6 +131,17 @@ MARTS: tuple[Mart, ...] = (
         ("audit",),
     ),
     Mart(
+        "delivery_history", "version of a raw file",
+        "Every version (content hash) of every delivery ever built: the one the warehouse was "
+        "built from is current; an earlier version of a re-sent file is superseded; a file no "
+        "longer in the raw root is removed.",
+        {"source_file": "path relative to the raw root", "sha256": "content hash of that version",
+         "first_built": "when a build first read this version (UTC)",
+         "status": "current, superseded or removed", "source_kind": "the delivery kind",
+         "cycle": "the cycle of the file"},
+        ("audit",),
+    ),
+    Mart(
         "survey_by_cycle", "cycle",
         "The anonymous survey per cycle: questionnaires, answers and coverage of completers.",
         {"cycle": "1..8", "questionnaires": "questionnaires returned",
@@ -138,6 +149,78 @@ MARTS: tuple[Mart, ...] = (
          "large_or_very_large": "answers 4 or 5", "completed": "completers of the cycle",
          "coverage": "answered / completed"},
         ("survey_responses", "outcomes_by_cycle"),
+    ),
+    # ---- the evaluation (iga_pipeline/evaluation; decisions in docs/evaluation.md)
+    Mart(
+        "goal_attainment", "goal x scope (followed_up, all)",
+        "The application's goals (reference/goals.csv) by the rules of rules.md: value, "
+        "target and status per scope; HM1 only assessable with survey coverage of every cycle.",
+        {"goal_id": "HM1, HM2, HM2_rev (HM2 as later applied, studies included), DM1",
+         "scope": "followed_up (cycles 1-7, Delsumma) or all (TOTALT, rule R10)",
+         "description": "what the goal asks",
+         "numerator": "count in the numerator (numerator_definition)",
+         "denominator": "count in the denominator (denominator_definition)",
+         "value": "numerator / denominator (unrounded); NULL when the denominator is 0",
+         "target": "the goal's target share",
+         "status": "met (value >= target, exact), not_met, or not_assessable (denominator 0, "
+                   "or a survey goal without coverage of every cycle)",
+         "coverage": "survey goals only: answered questionnaires / completers of the scope",
+         "version": "original (the application) or revised (as later applied)",
+         "revises": "the goal a revised goal replaces; NULL otherwise",
+         "numerator_definition": "the numerator as quantities, e.g. work_90d + studies_90d",
+         "denominator_definition": "the denominator as quantities, e.g. completed - work_90d",
+         "cycles_in_scope": "survey goals only: cycles of the scope",
+         "cycles_covered": "survey goals only: cycles whose answered questionnaires reach the "
+                           "goal's min_cycle_coverage of their completers"},
+        ("outcomes_summary", "outcomes_by_cycle", "survey_by_cycle"),
+        group="evaluation",
+    ),
+    Mart(
+        "benchmark_comparison", "benchmark x scope",
+        "The share of completers in work at 90 days against the ESF follow-up benchmarks, "
+        "with a 95% Wilson score interval and a verdict.",
+        {"benchmark_id": "ESF_NATIONAL, ESF_SYDSVERIGE, ESF_FOREIGN_BORN_EUROPE, ESF_FOREIGN_BORN_MIN",
+         "scope": "followed_up or all",
+         "description": "what the benchmark measures",
+         "benchmark_value": "the benchmark share",
+         "numerator": "completers in work at 90 days (scope all: carried forward, R10)",
+         "denominator": "completers", "project_value": "numerator / denominator",
+         "ci_low": "lower bound of the 95% Wilson score interval",
+         "ci_high": "upper bound of the 95% Wilson score interval",
+         "verdict": "above (ci_low > benchmark), below (ci_high < benchmark), else inconclusive",
+         "confidence_level": "0.95"},
+        ("outcomes_summary",),
+        group="evaluation",
+    ),
+    Mart(
+        "published_reconciliation", "cell of the report's Table 1",
+        "Every printed cell of Table 1 against the value recomputed from the warehouse; "
+        "percentages compare as whole percent rounded half up.",
+        {"row_label": "Cykel 1 .. Cykel 8, Delsumma, TOTALT",
+         "column_name": "the Table 1 column (completed, work_at_end, share_work_at_end, ...)",
+         "published": "as printed; NULL where the report prints '-'",
+         "recomputed": "count, or whole percent rounded half up from numerator / denominator",
+         "matches": "published equals recomputed (both NULL counts as a match)",
+         "unit": "count or percent",
+         "numerator": "percent cells: the recomputed count over the denominator",
+         "denominator": "percent cells: completers of the row",
+         "row_order": "the printed row order", "column_order": "the printed column order"},
+        ("outcomes_by_cycle", "outcomes_summary"),
+        group="evaluation",
+    ),
+    Mart(
+        "cost_efficiency", "metric",
+        "Cost per completer and per completer in work (or studies) at 90 days, scope all, "
+        "over the total budget and over the ESF support.",
+        {"metric": "e.g. total_budget_per_completer, esf_support_per_completer_in_work_90d",
+         "value_sek": "numerator_sek / denominator (unrounded SEK); NULL when the denominator is 0",
+         "numerator_sek": "the budget item in SEK",
+         "denominator": "the count divided by",
+         "budget_item": "total (29 090 968 SEK) or esf_support (12 464 585 SEK)",
+         "denominator_definition": "the count as quantities, e.g. work_90d + studies_90d",
+         "scope": "all", "description": "the metric in words"},
+        ("outcomes_summary", "outcomes_by_cycle"),
+        group="evaluation",
     ),
 )
 

@@ -101,28 +101,9 @@ LEFT JOIN totals AS t USING (scope)
 LEFT JOIN labels AS l USING (scope)
 ORDER BY s.ord;
 
--- Small-count disclosure control: counts 1-4 are published as NULL.
-CREATE OR REPLACE MACRO marts.suppress(n) AS CASE WHEN n BETWEEN 1 AND 4 THEN NULL ELSE n END;
-
-CREATE OR REPLACE TABLE marts.outcomes_by_municipality AS
-SELECT
-    municipality_code, municipality, cycle,
-    marts.suppress(enrolled) AS enrolled,
-    marts.suppress(completed) AS completed,
-    marts.suppress(dropped_out) AS dropped_out,
-    marts.suppress(work_at_end) AS work_at_end,
-    marts.suppress(studies_at_end) AS studies_at_end,
-    marts.suppress(unknown_at_end) AS unknown_at_end,
-    followed_up,
-    CASE WHEN followed_up THEN marts.suppress(work_90d) END AS work_90d,
-    CASE WHEN followed_up THEN marts.suppress(studies_90d) END AS studies_90d,
-    CASE WHEN followed_up THEN marts.suppress(unknown_90d) END AS unknown_90d,
-    (enrolled BETWEEN 1 AND 4 OR completed BETWEEN 1 AND 4 OR dropped_out BETWEEN 1 AND 4
-     OR work_at_end BETWEEN 1 AND 4 OR studies_at_end BETWEEN 1 AND 4 OR unknown_at_end BETWEEN 1 AND 4
-     OR (followed_up AND (work_90d BETWEEN 1 AND 4 OR studies_90d BETWEEN 1 AND 4
-                          OR unknown_90d BETWEEN 1 AND 4))) AS suppressed
-FROM intermediate.outcomes_by_cycle_municipality
-ORDER BY municipality_code, cycle;
+-- marts.outcomes_by_municipality (small-count disclosure control, primary and
+-- complementary suppression) is built in Python from
+-- intermediate.outcomes_by_cycle_municipality: see iga_pipeline/evaluation/suppression.py.
 
 CREATE OR REPLACE TABLE marts.data_quality_issues AS
 SELECT source_file::VARCHAR AS source_file, source_row::VARCHAR AS source_row,

@@ -1,0 +1,61 @@
+"""The evaluator's report: warehouse/report/index.html.
+
+In a build the report is rendered from this run's candidate warehouse
+*before* the publish, as a pending file that warehouse/published swaps in
+right after the warehouse: so a report that fails to render stops the
+publish (the previous warehouse and report stay), and a published warehouse
+always has its report. Materialised on its own (from the UI), it renders
+from the live warehouse and replaces the page directly."""
+
+import duckdb
+from dagster import (
+    AssetExecutionContext, AutomationCondition, MaterializeResult, MetadataValue, asset,
+)
+
+from iga_pipeline.defs.assets import REPORT, candidate_for, mart_key
+from iga_pipeline.defs.resources import IGAResource
+from iga_pipeline.evaluation import EVALUATION_MARTS
+from iga_pipeline.evaluation.report import write_report
+
+# Every mart the page reads (besides the evaluation marts themselves).
+READS = ("outcomes_by_cycle", "outcomes_summary", "survey_by_cycle", "fct_participation",
+         "ingest_audit", "data_quality_issues")
+
+
+@asset(
+    key=REPORT, group_name="report",
+    deps=[mart_key(name) for name in dict.fromkeys([*EVALUATION_MARTS, *READS])],
+    automation_condition=AutomationCondition.eager(),
+    description="A self-contained HTML page for the project owner (warehouse/report/index.html): "
+                "Table 1 recomputed beside the printed one, goal attainment, the ESF comparison "
+                "with intervals, cost per outcome, early leavers and data quality. Rendered from "
+                "this run's candidate warehouse and published together with it.",
+)
+def evaluation_report(context: AssetExecutionContext, iga: IGAResource) -> MaterializeResult:
+    candidate, paths = candidate_for(context, iga)
+    if candidate.exists():
+        source, out = candidate, paths.pending_report(context.run.run_id)
+    elif paths.warehouse.exists():
+        source, out = paths.warehouse, paths.report_dir / "index.html"
+    else:
+        raise FileNotFoundError(f"no warehouse to report on at {paths.warehouse}")
+    out = write_report(source, out)
+    con = duckdb.connect(str(source), read_only=True)
+    try:
+        flagged = con.execute(
+            "SELECT row_label, column_name, published, recomputed FROM marts.published_reconciliation "
+            "WHERE NOT matches ORDER BY row_order, column_order").df()
+        goals = con.execute(
+            "SELECT goal_id, scope, numerator, denominator, value, status "
+            "FROM marts.goal_attainment").df()
+    finally:
+        con.close()
+    context.log.info(f"wrote {out}")
+    return MaterializeResult(metadata={
+        "path": MetadataValue.path(str(out)),
+        "bytes": out.stat().st_size,
+        "misprinted_cells": len(flagged),
+        "misprints": MetadataValue.md(flagged.to_markdown(index=False)),
+        "goals": MetadataValue.md(goals.to_markdown(index=False, floatfmt=".3f")),
+    })
+

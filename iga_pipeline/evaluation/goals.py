@@ -1,0 +1,115 @@
+"""marts.goal_attainment: the application's goals, per scope, by the rules of rules.md.
+
+Every goal is a row of iga_pipeline/reference/goals.csv: its numerator and
+denominator are sums/differences of named quantities (common.QUANTITIES), its
+target a decimal, and `min_cycle_coverage`, when given, is the survey
+coverage rule (HM1): the goal is `not_assessable` unless every cycle of the
+scope has answered questionnaires for at least that share of the cycle's
+completers. Nothing here names a goal.
+
+Status:
+  * not_assessable: the coverage rule fails, or the denominator is 0 or unknown;
+  * met: numerator / denominator >= target, compared exactly (9/20 meets 0.45);
+  * not_met: otherwise.
+
+Coverage (goals with a coverage rule only) = answered questionnaires in the
+scope / completers in the scope: the share of the scope's completers the
+value rests on. `cycles_covered` counts the scope's cycles that meet the
+per-cycle rule, out of `cycles_in_scope`; a cycle without completers has
+nothing to cover and counts as covered.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+
+from iga_pipeline.evaluation import queries
+from iga_pipeline.evaluation.common import (
+    OUTCOME_QUANTITIES, SCOPES, SURVEY_QUANTITIES, evaluate, exact, reaches, scope_cycles, share,
+)
+
+COLUMNS = ["goal_id", "scope", "description", "numerator", "denominator", "value", "target",
+           "status", "coverage", "version", "revises", "numerator_definition",
+           "denominator_definition", "cycles_in_scope", "cycles_covered"]
+
+MET, NOT_MET, NOT_ASSESSABLE = "met", "not_met", "not_assessable"
+
+
+def scope_quantities(cycles: pd.DataFrame, summary: pd.DataFrame) -> dict[str, dict[str, int | None]]:
+    """scope -> {quantity: value}: outcome quantities from outcomes_summary, survey
+    quantities summed over the scope's cycles."""
+    in_scope = scope_cycles(cycles)
+    by_scope = summary.set_index("scope")
+    out: dict[str, dict[str, int | None]] = {}
+    for scope in SCOPES:
+        q: dict[str, int | None] = {}
+        for name in OUTCOME_QUANTITIES:
+            if scope in by_scope.index:
+                v = by_scope.loc[scope, name]
+                q[name] = None if pd.isna(v) else int(v)
+            else:  # no cycle in the scope (nothing followed up yet): nothing counted
+                q[name] = 0
+        rows = cycles[cycles["cycle"].isin(in_scope[scope])]
+        for name in SURVEY_QUANTITIES:
+            q[name] = int(rows[name].fillna(0).sum())
+        out[scope] = q
+    return out
+
+
+def coverage_check(cycles: pd.DataFrame, scope_cycle_ids: list[int], threshold) -> tuple[int, int]:
+    """(cycles meeting the per-cycle survey coverage rule, cycles in the scope)."""
+    rows = cycles[cycles["cycle"].isin(scope_cycle_ids)]
+    covered = 0
+    for row in rows.itertuples():
+        completed = 0 if pd.isna(row.completed) else int(row.completed)
+        answered = 0 if pd.isna(row.survey_answered) else int(row.survey_answered)
+        if completed == 0 or reaches(answered, completed, threshold):
+            covered += 1
+    return covered, len(rows)
+
+
+def goal_attainment_frame(goals: pd.DataFrame, cycles: pd.DataFrame,
+                          summary: pd.DataFrame) -> pd.DataFrame:
+    """One row per goal and scope (goals in file order, scopes followed_up then all)."""
+    quantities = scope_quantities(cycles, summary)
+    in_scope = scope_cycles(cycles)
+    rows = []
+    for goal in goals.itertuples(index=False):
+        rule = getattr(goal, "min_cycle_coverage", None)
+        has_rule = rule is not None and not pd.isna(rule) and str(rule).strip() != ""
+        for scope in SCOPES:
+            q = quantities[scope]
+            num = evaluate(goal.numerator, q)
+            den = evaluate(goal.denominator, q)
+            coverage = covered = n_cycles = None
+            assessable = True
+            if has_rule:
+                covered, n_cycles = coverage_check(cycles, in_scope[scope], rule)
+                assessable = covered == n_cycles
+                coverage = share(q["survey_answered"], q["completed"])
+            if den is None or den <= 0 or num is None:
+                status = NOT_ASSESSABLE
+            elif not assessable:
+                status = NOT_ASSESSABLE
+            else:
+                status = MET if reaches(num, den, goal.target) else NOT_MET
+            rows.append({
+                "goal_id": goal.goal_id, "scope": scope, "description": goal.description,
+                "numerator": num, "denominator": den, "value": share(num, den),
+                "target": float(exact(goal.target)), "status": status, "coverage": coverage,
+                "version": getattr(goal, "version", None) or None,
+                "revises": (getattr(goal, "revises", "") or None),
+                "numerator_definition": goal.numerator, "denominator_definition": goal.denominator,
+                "cycles_in_scope": n_cycles, "cycles_covered": covered,
+            })
+    out = pd.DataFrame(rows, columns=COLUMNS)
+    for c in ("numerator", "denominator", "cycles_in_scope", "cycles_covered"):
+        out[c] = out[c].astype("Int64")
+    for c in ("value", "target", "coverage"):
+        out[c] = out[c].astype("Float64")
+    return out
+
+
+def goal_attainment(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    return goal_attainment_frame(queries.goals(con), queries.cycles(con), queries.summary(con))

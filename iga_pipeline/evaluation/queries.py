@@ -1,0 +1,141 @@
+"""Every SQL query the evaluation runs, in one place.
+
+The evaluation reads the core marts (and the reference tables the build loads
+from iga_pipeline/reference/) and hands plain DataFrames to pure functions.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+
+CYCLES = """
+SELECT o.cycle::INTEGER AS cycle, o.provider, o.target_group, o.followed_up,
+       o.enrolled, o.completed, o.dropped_out,
+       o.work_at_end, o.studies_at_end, o.other_at_end, o.unknown_at_end,
+       o.work_90d, o.studies_90d, o.other_90d, o.unknown_90d,
+       coalesce(s.questionnaires, 0)::BIGINT AS survey_questionnaires,
+       coalesce(s.answered, 0)::BIGINT AS survey_answered,
+       coalesce(s.large_or_very_large, 0)::BIGINT AS survey_large_or_very_large
+FROM marts.outcomes_by_cycle AS o
+LEFT JOIN marts.survey_by_cycle AS s USING (cycle)
+ORDER BY o.cycle
+"""
+
+SUMMARY = """
+SELECT scope, cycles, completed, work_at_end, studies_at_end, work_90d, studies_90d
+FROM marts.outcomes_summary
+"""
+
+GOALS = "SELECT * FROM reference.goals"
+BENCHMARKS = "SELECT benchmark_id, value, description FROM reference.benchmarks"
+TABLE1_PUBLISHED = "SELECT * FROM reference.table1_published"
+BUDGET = "SELECT item, sek FROM reference.budget"
+
+# The unsuppressed counts per municipality and cycle (internal table).
+MUNICIPALITY_COUNTS = """
+SELECT municipality_code::VARCHAR AS municipality_code, municipality::VARCHAR AS municipality,
+       cycle::INTEGER AS cycle, followed_up,
+       enrolled::BIGINT AS enrolled, completed::BIGINT AS completed,
+       dropped_out::BIGINT AS dropped_out,
+       work_at_end::BIGINT AS work_at_end, studies_at_end::BIGINT AS studies_at_end,
+       unknown_at_end::BIGINT AS unknown_at_end, other_at_end::BIGINT AS other_at_end,
+       work_90d::BIGINT AS work_90d, studies_90d::BIGINT AS studies_90d,
+       unknown_90d::BIGINT AS unknown_90d, other_90d::BIGINT AS other_90d
+FROM intermediate.outcomes_by_cycle_municipality
+ORDER BY municipality_code, cycle
+"""
+
+# ------------------------------------------------------------------ report
+
+MART = "SELECT * FROM marts.{name}"
+
+DROPOUTS = """
+SELECT cycle::INTEGER AS cycle, dropout_reason, count(*)::BIGINT AS leavers
+FROM marts.fct_participation
+WHERE NOT completed
+GROUP BY ALL
+ORDER BY cycle, dropout_reason
+"""
+
+AUDIT_TOTALS = """
+SELECT count(*)::BIGINT AS files,
+       count_if(status = 'rejected')::BIGINT AS files_rejected,
+       coalesce(sum(rows_read), 0)::BIGINT AS rows_read,
+       coalesce(sum(rows_loaded), 0)::BIGINT AS rows_loaded,
+       coalesce(sum(rows_rejected), 0)::BIGINT AS rows_rejected,
+       coalesce(sum(rows_duplicate), 0)::BIGINT AS rows_duplicate
+FROM marts.ingest_audit
+"""
+
+AUDIT_BY_KIND = """
+SELECT source_kind, count(*)::BIGINT AS files, count_if(status = 'rejected')::BIGINT AS files_rejected,
+       sum(rows_read)::BIGINT AS rows_read, sum(rows_loaded)::BIGINT AS rows_loaded,
+       sum(rows_rejected)::BIGINT AS rows_rejected, sum(rows_duplicate)::BIGINT AS rows_duplicate
+FROM marts.ingest_audit
+GROUP BY source_kind
+ORDER BY CASE source_kind WHEN 'register' THEN 1 WHEN 'petho' THEN 2
+                          WHEN 'folkuniversitetet' THEN 3 WHEN 'astorp' THEN 4 ELSE 5 END
+"""
+
+# The fingerprint input: one line per raw file, as `sha256sum` prints it.
+AUDIT_HASHES = "SELECT sha256, source_file FROM marts.ingest_audit ORDER BY source_file"
+
+REJECTED_FILES = """
+SELECT source_file, reason FROM marts.ingest_audit WHERE status = 'rejected' ORDER BY source_file
+"""
+
+ISSUES_BY_REASON = """
+SELECT severity, reason, count(*)::BIGINT AS issues
+FROM marts.data_quality_issues
+GROUP BY severity, reason
+ORDER BY CASE severity WHEN 'rejected' THEN 1 ELSE 2 END, issues DESC, reason
+"""
+
+ISSUES_BY_CYCLE = """
+SELECT cycle::INTEGER AS cycle,
+       count_if(severity = 'rejected')::BIGINT AS rejected,
+       count_if(severity = 'warning')::BIGINT AS warnings
+FROM marts.data_quality_issues
+GROUP BY cycle
+ORDER BY cycle NULLS FIRST
+"""
+
+
+def frame(con: duckdb.DuckDBPyConnection, sql: str) -> pd.DataFrame:
+    return con.execute(sql).df()
+
+
+def cycles(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """One row per cycle: Table 1's counts, follow-up and the survey."""
+    return frame(con, CYCLES)
+
+
+def summary(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    return frame(con, SUMMARY)
+
+
+def goals(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    return frame(con, GOALS)
+
+
+def benchmarks(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    return frame(con, BENCHMARKS)
+
+
+def table1_published(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    return frame(con, TABLE1_PUBLISHED)
+
+
+def budget(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    return {row.item: int(row.sek) for row in frame(con, BUDGET).itertuples()}
+
+
+def municipality_counts(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    return frame(con, MUNICIPALITY_COUNTS)
+
+
+def mart(con: duckdb.DuckDBPyConnection, name: str) -> pd.DataFrame:
+    if not name.isidentifier():
+        raise ValueError(f"not a mart name: {name!r}")
+    return frame(con, MART.format(name=name))

@@ -1,0 +1,92 @@
+"""marts.published_reconciliation: every cell of the report's Table 1 against the warehouse.
+
+The printed table is reference data (reference/table1_published.csv). Each
+cell is recomputed from outcomes_by_cycle (rows `Cykel N`) or
+outcomes_summary (`Delsumma` = scope followed_up, `TOTALT` = scope all).
+Counts compare as integers; percentages as whole percent rounded half up
+from the exact fraction (rule R11). `published` is NULL where the report
+prints `-`; a cell matches when both sides are equal or both are NULL.
+"""
+
+from __future__ import annotations
+
+import re
+
+import duckdb
+import pandas as pd
+
+from iga_pipeline.evaluation import queries
+from iga_pipeline.evaluation.common import evaluate, half_up_percent
+
+# Table 1's columns: (unit, numerator, denominator); counts have no denominator.
+TABLE1_COLUMNS: dict[str, tuple[str, str, str | None]] = {
+    "completed": ("count", "completed", None),
+    "work_at_end": ("count", "work_at_end", None),
+    "share_work_at_end": ("percent", "work_at_end", "completed"),
+    "studies_at_end": ("count", "studies_at_end", None),
+    "share_studies_at_end": ("percent", "studies_at_end", "completed"),
+    "share_total_at_end": ("percent", "work_at_end + studies_at_end", "completed"),
+    "work_90d": ("count", "work_90d", None),
+    "share_work_90d": ("percent", "work_90d", "completed"),
+    "studies_90d": ("count", "studies_90d", None),
+    "share_studies_90d": ("percent", "studies_90d", "completed"),
+    "share_total_90d": ("percent", "work_90d + studies_90d", "completed"),
+}
+# Row labels of the printed table -> where the warehouse keeps the row.
+SUMMARY_ROWS = {"Delsumma": "followed_up", "TOTALT": "all"}
+CYCLE_ROW = re.compile(r"^Cykel (\d+)$")
+
+COLUMNS = ["row_label", "column_name", "published", "recomputed", "matches", "unit",
+           "numerator", "denominator", "row_order", "column_order"]
+
+
+def _row_values(label: str, cycles: pd.DataFrame, summary: pd.DataFrame) -> dict[str, object]:
+    m = CYCLE_ROW.match(label)
+    if m:
+        rows = cycles[cycles["cycle"] == int(m.group(1))]
+    elif label in SUMMARY_ROWS:
+        rows = summary[summary["scope"] == SUMMARY_ROWS[label]]
+    else:
+        raise ValueError(f"Table 1 row label not understood: {label!r}")
+    if rows.empty:
+        return {}
+    return {k: (None if pd.isna(v) else v) for k, v in rows.iloc[0].to_dict().items()}
+
+
+def published_reconciliation_frame(published: pd.DataFrame, cycles: pd.DataFrame,
+                                   summary: pd.DataFrame) -> pd.DataFrame:
+    """One row per printed cell, in the printed order (row by row, left to right)."""
+    columns = [c for c in published.columns if c != "row_label"]
+    unknown = [c for c in columns if c not in TABLE1_COLUMNS]
+    if unknown:
+        raise ValueError(f"Table 1 columns not understood: {unknown}")
+    out = []
+    for i, row in enumerate(published.itertuples(index=False)):
+        label = row.row_label
+        values = _row_values(label, cycles, summary)
+        for j, col in enumerate(columns):
+            unit, num_expr, den_expr = TABLE1_COLUMNS[col]
+            num = evaluate(num_expr, values) if values else None
+            den = evaluate(den_expr, values) if (values and den_expr) else None
+            if unit == "count":
+                recomputed = num
+            else:
+                recomputed = half_up_percent(num, den)
+            printed = getattr(row, col)
+            printed = None if pd.isna(printed) else int(printed)
+            out.append({
+                "row_label": label, "column_name": col, "published": printed,
+                "recomputed": recomputed, "matches": printed == recomputed, "unit": unit,
+                "numerator": num if unit == "percent" else None,
+                "denominator": den, "row_order": i + 1, "column_order": j + 1,
+            })
+    frame = pd.DataFrame(out, columns=COLUMNS)
+    for c in ("published", "recomputed", "numerator", "denominator", "row_order", "column_order"):
+        frame[c] = frame[c].astype("Int64")
+    frame["matches"] = frame["matches"].astype(bool)
+    return frame
+
+
+def published_reconciliation(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    return published_reconciliation_frame(queries.table1_published(con), queries.cycles(con),
+                                          queries.summary(con))

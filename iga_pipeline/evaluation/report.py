@@ -1,0 +1,511 @@
+"""The evaluator's page: warehouse/report/index.html, one self-contained file.
+
+Everything comes from the published warehouse (opened read-only): the marts
+of the evaluation, the core marts and the reference tables. Charts are PNGs
+rendered with matplotlib's Agg canvas (no pyplot state) and embedded as data
+URIs; the CSS is inline; nothing is fetched from the network.
+
+    html = render_report(con)                      # a connection to any warehouse
+    write_report(warehouse_path, out_path)          # read-only open, atomic write
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import os
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from iga_pipeline.evaluation import queries
+from iga_pipeline.evaluation.benchmarks import wilson_interval
+from iga_pipeline.evaluation.common import half_up_percent
+from iga_pipeline.evaluation.reconciliation import TABLE1_COLUMNS
+
+TEMPLATES = Path(__file__).parent / "templates"
+TEMPLATE = "report.html.j2"
+
+# Swedish terms of the report (and the register's code lists) for the page.
+SCOPE_LABEL = {"followed_up": "Delsumma", "all": "TOTALT"}
+STATUS_LABEL = {"met": "met", "not_met": "not met", "not_assessable": "not assessable"}
+VERDICT_LABEL = {"above": "above", "below": "below", "inconclusive": "cannot tell"}
+TARGET_GROUP_LABEL = {"flykting": "refugees (flyktingar)",
+                      "ifo": "IFO clients (Individ- och familjeomsorgen)", "mixed": "mixed"}
+DROPOUT_LABEL = {"flytt": "Flytt (moved away)", "motivation": "Motivation (lack of motivation)",
+                 "sjukdom": "Sjukdom (illness)", "foraldraledighet": "Föräldraledighet (parental leave)",
+                 "annat": "Annat (other)"}
+TABLE1_LABEL = {  # Table 1's column headings, as printed
+    "completed": "Deltagare",
+    "work_at_end": "Arbete, antal (vid cykelns slut)",
+    "share_work_at_end": "Arbete, andel (vid cykelns slut)",
+    "studies_at_end": "Studier, antal (vid cykelns slut)",
+    "share_studies_at_end": "Studier, andel (vid cykelns slut)",
+    "share_total_at_end": "Totalt, andel (vid cykelns slut)",
+    "work_90d": "Arbete, antal (efter 90 dagar)",
+    "share_work_90d": "Arbete, andel (efter 90 dagar)",
+    "studies_90d": "Studier, antal (efter 90 dagar)",
+    "share_studies_90d": "Studier, andel (efter 90 dagar)",
+    "share_total_90d": "Totalt, andel (efter 90 dagar)",
+}
+ISSUE_LABEL = {
+    "invalid_personnummer": "invalid personnummer", "invalid_date": "unparseable date",
+    "invalid_code": "code outside its list", "missing_required": "missing required value",
+    "cycle_mismatch": "cykel differs from the file name",
+    "conflicting_enrollment": "conflicting register rows", "conflicting_duplicate":
+    "provider rows disagreeing on the status", "orphan_outcome": "provider row without a register row",
+    "duplicate_row": "identical row repeated (counted once)",
+    "missing_outcome": "completer without a valid status", "municipality_mismatch":
+    "provider's municipality differs from the register's", "unreadable_file": "unreadable file",
+    "missing_columns": "missing columns", "unknown_municipality": "unknown municipality",
+    "provider_cycle_mismatch": "provider delivered a cycle it did not run",
+    "unexpected_file": "file matching no delivery pattern",
+}
+BENCHMARK_LABEL = {  # short names for the page; the marts keep the full descriptions
+    "ESF_NATIONAL": "ESF projects, whole Sweden (\"nearly a third\")",
+    "ESF_SYDSVERIGE": "ESF projects, South Sweden",
+    "ESF_FOREIGN_BORN_EUROPE": "foreign-born ESF participants born in Europe",
+    "ESF_FOREIGN_BORN_MIN": "foreign-born ESF participants, every birth region",
+}
+KIND_LABEL = {"register": "municipality registers", "petho": "Pethö Consulting",
+              "folkuniversitetet": "Folkuniversitetet", "astorp": "Åstorps kommun",
+              "survey": "survey (enkät)"}
+
+
+# ------------------------------------------------------------------ formatting
+
+def thousands(n: int | float | None) -> str:
+    """29090968 -> '29 090 968' (a space every three digits, never a long digit run)."""
+    if n is None or pd.isna(n):
+        return "–"
+    return f"{int(round(n)):,}".replace(",", " ")
+
+
+def pct(x: float | None, decimals: int = 1) -> str:
+    if x is None or pd.isna(x):
+        return "–"
+    return f"{100 * float(x):.{decimals}f}%"
+
+
+def whole_pct(n: int | None) -> str:
+    return "–" if n is None or pd.isna(n) else f"{int(n)}%"
+
+
+def sek(x: float | None) -> str:
+    return "–" if x is None or pd.isna(x) else f"{thousands(x)} SEK"
+
+
+def fingerprint(audit_hashes: pd.DataFrame) -> str:
+    """sha256 over `<sha256>  <source_file>` lines (sha256sum's format), sorted by file;
+    a file refused unopened (no hash) contributes `-` in place of its hash."""
+    lines = "".join(f"{_none(r.sha256) or '-'}  {r.source_file}\n"
+                    for r in audit_hashes.sort_values("source_file").itertuples())
+    return hashlib.sha256(lines.encode("utf-8")).hexdigest()
+
+
+def grouped(hexdigest: str, size: int = 8) -> str:
+    return " ".join(hexdigest[i:i + size] for i in range(0, len(hexdigest), size))
+
+
+def _none(v):
+    return None if v is None or (not isinstance(v, str) and pd.isna(v)) else v
+
+
+# ------------------------------------------------------------------ eras
+
+@dataclass(frozen=True)
+class Era:
+    label: str
+    first: int
+    last: int
+
+    @property
+    def cycles(self) -> str:
+        return f"{self.first}" if self.first == self.last else f"{self.first}-{self.last}"
+
+
+def eras(cycles: pd.DataFrame, column: str, labels: dict[str, str] | None = None) -> list[Era]:
+    """Runs of consecutive cycles with the same value of `column`."""
+    out: list[Era] = []
+    for row in cycles.sort_values("cycle").itertuples():
+        value = getattr(row, column)
+        label = (labels or {}).get(value, value)
+        if out and out[-1].label == label and out[-1].last == row.cycle - 1:
+            out[-1] = Era(label, out[-1].first, int(row.cycle))
+        else:
+            out.append(Era(label, int(row.cycle), int(row.cycle)))
+    return out
+
+
+# ------------------------------------------------------------------ charts
+
+def _png(fig) -> str:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, metadata={"Software": None})
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def outcome_chart(cycles: pd.DataFrame, benchmarks: pd.DataFrame, target: float | None) -> str:
+    """Shares per cycle (work at 90 days; work or studies at 90 days) with 95% Wilson
+    intervals, the ESF benchmark lines, the goal line, provider and target-group eras."""
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+
+    c = cycles.sort_values("cycle").reset_index(drop=True)
+    fig = Figure(figsize=(9.6, 6.4))
+    ax = fig.add_axes((0.08, 0.2, 0.9, 0.74))
+    xs = c["cycle"].astype(int).tolist()
+    lo_x, hi_x = min(xs) - 0.5, max(xs) + 0.5
+
+    shades = ("#eef3f8", "#f8f4ea", "#eef6ee", "#f5eef6")
+    for k, era in enumerate(eras(c, "provider")):
+        ax.axvspan(era.first - 0.5, era.last + 0.5, color=shades[k % len(shades)], zorder=0)
+        label = era.label if era.last > era.first else era.label.replace(" ", "\n")
+        ax.text((era.first + era.last) / 2, 0.985, label, ha="center", va="top",
+                fontsize=8.5, color="#444", transform=ax.get_xaxis_transform())
+    group_colours = ("#7a9cc6", "#c98f5a", "#8bb58b", "#b58bb5")
+    for k, era in enumerate(eras(c, "target_group", {k: v.split(" (")[0] for k, v in
+                                                      TARGET_GROUP_LABEL.items()})):
+        ax.axvspan(era.first - 0.5, era.last + 0.5, ymin=0, ymax=0.035,
+                   color=group_colours[k % len(group_colours)], zorder=1)
+        ax.text((era.first + era.last) / 2, 0.045, f"target group: {era.label}", ha="center",
+                va="bottom", fontsize=8, color="#333", transform=ax.get_xaxis_transform())
+
+    series = [("work", "#1f5f99", -0.12, "in work (arbete)"),
+              ("work_or_studies", "#c0392b", 0.12, "in work or studies (arbete + studier)")]
+    for kind, colour, dx, _label in series:
+        for row in c.itertuples():
+            followed = bool(row.followed_up)
+            work = row.work_90d if followed else row.work_at_end
+            studies = row.studies_90d if followed else row.studies_at_end
+            k = int(work) + (int(studies) if kind == "work_or_studies" else 0)
+            n = int(row.completed)
+            ci = wilson_interval(k, n)
+            if ci is None:
+                continue
+            p = k / n
+            ax.errorbar(row.cycle + dx, p, yerr=[[p - ci[0]], [ci[1] - p]], fmt="o",
+                        color=colour, ecolor=colour, elinewidth=1.3, capsize=3, markersize=6,
+                        markerfacecolor=colour if followed else "white", zorder=4)
+
+    by_value: dict[float, list[str]] = {}
+    for b in benchmarks.itertuples():
+        by_value.setdefault(float(b.value), []).append(BENCHMARK_LABEL.get(b.benchmark_id,
+                                                                           b.benchmark_id))
+    styles = ("--", "-.", ":", (0, (5, 2, 1, 2)))
+    handles = []
+    for k, (value, labels) in enumerate(sorted(by_value.items(), reverse=True)):
+        ax.hlines(value, lo_x, hi_x, colors="#555", linestyles=styles[k % len(styles)],
+                  linewidth=1.1, zorder=3)
+        handles.append(Line2D([], [], color="#555", linestyle=styles[k % len(styles)],
+                              label=f"{' / '.join(labels)}: {value:.0%}"))
+    if target is not None:
+        ax.hlines(target, lo_x, hi_x, colors="#2e7d32", linewidth=1.6, zorder=3)
+        handles.insert(0, Line2D([], [], color="#2e7d32", linewidth=1.6,
+                                 label=f"goal HM2 / HM2_rev: {target:.0%}"))
+    handles = [Line2D([], [], color=col, marker="o", linestyle="none", label=lab)
+               for _k, col, _dx, lab in series] + [
+        Line2D([], [], color="#777", marker="o", markerfacecolor="white", linestyle="none",
+               label="not followed up: end-of-cycle status carried forward (R10)"),
+        Line2D([], [], color="#777", marker="|", linestyle="none", markersize=12,
+               label="95% Wilson score interval")] + handles
+
+    ax.set_xlim(lo_x, hi_x)
+    ax.set_ylim(0, 1)
+    ax.set_xticks(xs, [f"Cykel {x}" for x in xs], fontsize=9)
+    ax.set_yticks([i / 10 for i in range(11)], [f"{i * 10}%" for i in range(11)], fontsize=9)
+    ax.set_ylabel("share of completers, 90 days after the cycle")
+    ax.grid(axis="y", color="#ddd", linewidth=0.6, zorder=0)
+    ax.set_title("Outcome 90 days after each cycle, with ESF benchmarks", fontsize=11, loc="left")
+    fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.53, 0.0), fontsize=8,
+               frameon=False, ncol=2)
+    return _png(fig)
+
+
+def dropout_chart(table: list[dict], era_labels: list[str]) -> str:
+    """Early leavers by reason, stacked by provider era (horizontal bars)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(9.6, 0.5 + 0.45 * max(len(table), 1)))
+    ax = fig.add_axes((0.27, 0.18, 0.48, 0.78))
+    colours = ("#7a9cc6", "#c98f5a", "#8bb58b", "#b58bb5")
+    labels = [r["label"] for r in table][::-1]
+    left = [0] * len(table)
+    for k, era in enumerate(era_labels):
+        values = [r["by_era"][k] for r in table][::-1]
+        ax.barh(labels, values, left=left, color=colours[k % len(colours)], label=era)
+        left = [a + b for a, b in zip(left, values)]
+    ax.set_xlabel("early leavers (avbrott)", fontsize=9)
+    ax.tick_params(labelsize=9)
+    ax.grid(axis="x", color="#ddd", linewidth=0.6)
+    ax.set_axisbelow(True)
+    fig.legend(loc="center left", bbox_to_anchor=(0.77, 0.55), fontsize=8, frameon=False)
+    return _png(fig)
+
+
+# ------------------------------------------------------------------ the page's data
+
+def _table1(recon: pd.DataFrame) -> dict:
+    cells: dict[str, dict[str, dict]] = {}
+    misprints = []
+    for r in recon.sort_values(["row_order", "column_order"]).itertuples():
+        unit = r.unit
+        fmt = (lambda v: "–" if v is None else (thousands(v) if unit == "count" else whole_pct(v)))
+        published, recomputed = _none(r.published), _none(r.recomputed)
+        cell = {"text": fmt(recomputed), "printed": fmt(published), "matches": bool(r.matches),
+                "note": None}
+        if not r.matches:
+            exact = (None if _none(r.numerator) is None or not _none(r.denominator)
+                     else 100 * int(r.numerator) / int(r.denominator))
+            misprints.append({
+                "n": len(misprints) + 1, "row_label": r.row_label,
+                "column": TABLE1_LABEL.get(r.column_name, r.column_name),
+                "column_name": r.column_name, "numerator": _none(r.numerator),
+                "denominator": _none(r.denominator),
+                "exact": None if exact is None else f"{exact:.2f}%",
+                "recomputed": fmt(recomputed), "published": fmt(published),
+            })
+            cell["note"] = len(misprints)
+        cells.setdefault(r.row_label, {})[r.column_name] = cell
+    rows = list(dict.fromkeys(recon.sort_values("row_order")["row_label"]))
+    counts = recon[recon["unit"] == "count"]
+    percents = recon[recon["unit"] == "percent"]
+    return {
+        "rows": [{"label": label, "cells": cells[label],
+                  "summary": label in ("Delsumma", "TOTALT")} for label in rows],
+        "columns": list(TABLE1_COLUMNS),
+        "misprints": misprints,
+        "count_cells": len(counts), "count_matches": int(counts["matches"].sum()),
+        "percent_cells": len(percents), "percent_matches": int(percents["matches"].sum()),
+    }
+
+
+def _fraction(numerator: str, denominator: str) -> str:
+    wrap = lambda e: f"({e})" if any(op in e for op in "+-") else e  # noqa: E731
+    return f"{wrap(numerator)} / {wrap(denominator)}"
+
+
+def _goals(goals_mart: pd.DataFrame, goal_defs: pd.DataFrame, cycles: pd.DataFrame) -> dict:
+    defs = goal_defs.set_index("goal_id")
+    rows = []
+    for goal_id, g in goals_mart.groupby("goal_id", sort=False):
+        d = defs.loc[goal_id]
+        scopes = {}
+        for r in g.itertuples():
+            scopes[r.scope] = {
+                "value": pct(_none(r.value)), "numerator": _none(r.numerator),
+                "denominator": _none(r.denominator), "status": r.status,
+                "status_label": STATUS_LABEL.get(r.status, r.status),
+                "coverage": pct(_none(r.coverage)), "cycles_covered": _none(r.cycles_covered),
+                "cycles_in_scope": _none(r.cycles_in_scope),
+            }
+        first = g.iloc[0]
+        rows.append({
+            "goal_id": goal_id, "kind": "Huvudmål" if d.get("kind") == "main" else "Delmål",
+            "text_sv": d.get("text_sv", ""), "description": first["description"],
+            "target": pct(first["target"], 0), "version": _none(first["version"]),
+            "revises": _none(first["revises"]),
+            "definition": _fraction(first["numerator_definition"], first["denominator_definition"]),
+            "has_coverage": _none(first["coverage"]) is not None or _none(first["cycles_in_scope"]) is not None,
+            "scopes": scopes,
+        })
+    surveyed = []
+    for r in cycles.sort_values("cycle").itertuples():
+        if int(r.survey_questionnaires) > 0:
+            surveyed.append({"cycle": int(r.cycle), "questionnaires": int(r.survey_questionnaires),
+                             "answered": int(r.survey_answered), "completed": int(r.completed),
+                             "coverage": pct(r.survey_answered / r.completed if r.completed else None),
+                             "high": int(r.survey_large_or_very_large)})
+    coverage_rule = None
+    if "min_cycle_coverage" in defs.columns:
+        rules = [v for v in defs["min_cycle_coverage"] if _none(v) not in (None, "")]
+        coverage_rule = pct(float(rules[0]), 0) if rules else None
+    by_id = {r["goal_id"]: r for r in rows}
+    return {"rows": rows, "by_id": by_id, "surveyed": surveyed, "coverage_rule": coverage_rule}
+
+
+def _dropouts(dropouts: pd.DataFrame, cycles: pd.DataFrame) -> dict:
+    provider_eras = eras(cycles, "provider")
+    era_of = {c: k for k, e in enumerate(provider_eras) for c in range(e.first, e.last + 1)}
+    enrolled = [int(cycles[cycles["cycle"].between(e.first, e.last)]["enrolled"].sum())
+                for e in provider_eras]
+    reasons = list(DROPOUT_LABEL) + sorted(set(dropouts["dropout_reason"].dropna()) - set(DROPOUT_LABEL))
+    table = []
+    for reason in reasons:
+        sub = dropouts[dropouts["dropout_reason"] == reason]
+        by_era = [0] * len(provider_eras)
+        for r in sub.itertuples():
+            by_era[era_of[int(r.cycle)]] += int(r.leavers)
+        if sum(by_era):
+            table.append({"reason": reason, "label": DROPOUT_LABEL.get(reason, reason),
+                          "by_era": by_era, "total": sum(by_era)})
+    totals = [sum(r["by_era"][k] for r in table) for k in range(len(provider_eras))]
+    return {
+        "eras": [{"label": e.label, "cycles": e.cycles, "enrolled": n, "leavers": t,
+                  "share": pct(t / n if n else None)}
+                 for e, n, t in zip(provider_eras, enrolled, totals)],
+        "table": table, "totals": totals, "total": sum(totals),
+        "enrolled": sum(enrolled), "share": pct(sum(totals) / sum(enrolled) if sum(enrolled) else None),
+        "chart": dropout_chart(table, [f"{e.label} (cykel {e.cycles})" for e in provider_eras])
+        if table else None,
+    }
+
+
+def _quality(con: duckdb.DuckDBPyConnection) -> dict:
+    totals = queries.frame(con, queries.AUDIT_TOTALS).iloc[0].to_dict()
+    by_kind = queries.frame(con, queries.AUDIT_BY_KIND)
+    issues = queries.frame(con, queries.ISSUES_BY_REASON)
+    rejected_files = queries.frame(con, queries.REJECTED_FILES)
+    balanced = int(totals["rows_read"]) == (int(totals["rows_loaded"]) + int(totals["rows_rejected"])
+                                           + int(totals["rows_duplicate"]))
+    return {
+        "totals": {k: int(v) for k, v in totals.items()},
+        "balanced": balanced,
+        "by_kind": [{"kind": KIND_LABEL.get(r.source_kind, r.source_kind), **{
+            k: int(getattr(r, k)) for k in ("files", "files_rejected", "rows_read", "rows_loaded",
+                                             "rows_rejected", "rows_duplicate")}}
+            for r in by_kind.itertuples()],
+        "issues": [{"severity": r.severity, "reason": r.reason,
+                    "label": ISSUE_LABEL.get(r.reason, r.reason), "issues": int(r.issues)}
+                   for r in issues.itertuples()],
+        "rejected_issues": int(issues.loc[issues["severity"] == "rejected", "issues"].sum()),
+        "warnings": int(issues.loc[issues["severity"] == "warning", "issues"].sum()),
+        "rejected_files": rejected_files.to_dict("records"),
+    }
+
+
+def _suppression(con: duckdb.DuckDBPyConnection) -> dict:
+    m = queries.mart(con, "outcomes_by_municipality")
+    columns = ["enrolled", "completed", "dropped_out", "work_at_end", "studies_at_end",
+               "unknown_at_end", "work_90d", "studies_90d", "unknown_90d"]
+    applicable = 0
+    nulls = 0
+    for r in m.itertuples():
+        for c in columns:
+            if c.endswith("_90d") and not r.followed_up:
+                continue
+            applicable += 1
+            nulls += int(pd.isna(getattr(r, c)))
+    return {"rows": len(m), "cells": applicable, "suppressed": nulls,
+            "rows_suppressed": int(m["suppressed"].sum())}
+
+
+def context(con: duckdb.DuckDBPyConnection, generated_at: datetime | None = None,
+            warehouse_built_at: datetime | None = None) -> dict:
+    """Everything the template shows, from a warehouse connection."""
+    generated_at = generated_at or datetime.now(timezone.utc)
+    cycles = queries.cycles(con)
+    summary = queries.summary(con).set_index("scope")
+    goal_defs = queries.goals(con)
+    bench = queries.mart(con, "benchmark_comparison")
+    goals_mart = queries.mart(con, "goal_attainment")
+    recon = queries.mart(con, "published_reconciliation")
+    cost = queries.mart(con, "cost_efficiency")
+    hashes = queries.frame(con, queries.AUDIT_HASHES)
+    fp = fingerprint(hashes)
+
+    goals = _goals(goals_mart, goal_defs, cycles)
+    hm2_targets = goals_mart.loc[goals_mart["goal_id"] == "HM2", "target"]
+    target = float(hm2_targets.iloc[0]) if len(hm2_targets) else None
+
+    benchmarks = [{
+        "benchmark_id": r.benchmark_id, "scope": r.scope, "scope_label": SCOPE_LABEL[r.scope],
+        "label": BENCHMARK_LABEL.get(r.benchmark_id, r.description),
+        "description": r.description, "benchmark": pct(r.benchmark_value, 0),
+        "numerator": int(r.numerator), "denominator": int(r.denominator),
+        "project": pct(_none(r.project_value)), "ci_low": pct(_none(r.ci_low)),
+        "ci_high": pct(_none(r.ci_high)), "verdict": r.verdict,
+        "verdict_label": VERDICT_LABEL.get(r.verdict, r.verdict)}
+        for r in bench.itertuples()]
+
+    def scope_row(scope: str) -> dict:
+        if scope not in summary.index:  # e.g. nothing followed up yet
+            return {"cycles": "none", "completed": 0, "work_90d": 0, "studies_90d": 0,
+                    "work_pct": "–", "ws": 0, "ws_pct": "–"}
+        s = summary.loc[scope]
+        return {"cycles": s["cycles"], "completed": int(s["completed"]),
+                "work_90d": int(s["work_90d"]), "studies_90d": int(s["studies_90d"]),
+                "work_pct": whole_pct(half_up_percent(s["work_90d"], s["completed"])),
+                "ws": int(s["work_90d"]) + int(s["studies_90d"]),
+                "ws_pct": whole_pct(half_up_percent(int(s["work_90d"]) + int(s["studies_90d"]),
+                                                    s["completed"]))}
+
+    scopes = {s: scope_row(s) for s in ("followed_up", "all")}
+    provider_eras = eras(cycles, "provider")
+    group_eras = eras(cycles, "target_group", TARGET_GROUP_LABEL)
+    not_followed = [int(c) for c in cycles.loc[~cycles["followed_up"].astype(bool), "cycle"]]
+    return {
+        "generated_at": generated_at.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "warehouse_built_at": (warehouse_built_at.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+                               if warehouse_built_at else None),
+        "files": len(hashes), "fingerprint": fp, "fingerprint_grouped": grouped(fp),
+        "scopes": scopes,
+        # The scope the headline speaks about: the followed-up cycles when there are any.
+        "headline": "followed_up" if scopes["followed_up"]["completed"] else "all",
+        "table1": _table1(recon),
+        "goals": goals,
+        "benchmarks": benchmarks,
+        "bench_by": {(b["benchmark_id"], b["scope"]): b for b in benchmarks},
+        "chart_outcomes": outcome_chart(cycles, queries.benchmarks(con), target),
+        "provider_eras": provider_eras, "group_eras": group_eras,
+        "not_followed": not_followed,
+        "cost": [{"metric": r.metric, "description": r.description,
+                  "value": sek(_none(r.value_sek)), "numerator": sek(r.numerator_sek),
+                  "denominator": _none(r.denominator), "budget_item": r.budget_item}
+                 for r in cost.itertuples()],
+        "cost_by": {r.metric: r for r in cost.itertuples()},
+        "budget": queries.budget(con),
+        "dropouts": _dropouts(queries.frame(con, queries.DROPOUTS), cycles),
+        "quality": _quality(con),
+        "suppression": _suppression(con),
+        "fmt": {"thousands": thousands, "pct": pct, "sek": sek},
+    }
+
+
+def render_html(ctx: dict) -> str:
+    env = Environment(loader=FileSystemLoader(str(TEMPLATES)), undefined=StrictUndefined,
+                      autoescape=select_autoescape(["html", "j2"]), trim_blocks=True,
+                      lstrip_blocks=True)
+    env.filters["thousands"] = thousands
+    env.filters["pct"] = pct
+    env.filters["sek"] = sek
+    return env.get_template(TEMPLATE).render(**ctx)
+
+
+def render_report(con: duckdb.DuckDBPyConnection, generated_at: datetime | None = None,
+                  warehouse_built_at: datetime | None = None) -> str:
+    return render_html(context(con, generated_at, warehouse_built_at))
+
+
+def write_report(warehouse: Path, out: Path, generated_at: datetime | None = None) -> Path:
+    """Render the report from the warehouse file (opened read-only) into `out`, atomically:
+    a temporary file beside it, then os.replace."""
+    warehouse, out = Path(warehouse), Path(out)
+    built_at = datetime.fromtimestamp(warehouse.stat().st_mtime, tz=timezone.utc)
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        html = render_report(con, generated_at, built_at)
+    finally:
+        con.close()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(html)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return out

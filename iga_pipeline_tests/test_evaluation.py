@@ -1,0 +1,527 @@
+"""The evaluation marts as pure functions, on small hand-made frames: goal rules and their
+edge cases, Wilson intervals and verdicts, Table 1 reconciliation, cost, suppression."""
+
+from __future__ import annotations
+
+import ast
+import math
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from scipy.stats import norm
+
+from iga_pipeline import reference
+from iga_pipeline.evaluation import EVALUATION_MARTS, NEW_MARTS
+from iga_pipeline.evaluation.benchmarks import (
+    benchmark_comparison_frame, verdict, wilson_interval,
+)
+from iga_pipeline.evaluation.common import (
+    cycles_label, evaluate, half_up_percent, parse_expression, reaches,
+)
+from iga_pipeline.evaluation.cost import cost_efficiency_frame
+from iga_pipeline.evaluation.goals import goal_attainment_frame
+from iga_pipeline.evaluation.reconciliation import published_reconciliation_frame
+from iga_pipeline.evaluation.report import fingerprint, grouped, thousands
+from iga_pipeline.evaluation.suppression import (
+    HIDDEN, PUBLISHED, disclosure_intervals, suppress,
+)
+from iga_pipeline.warehouse.catalog import MARTS, mart
+
+EVALUATION = Path(__file__).resolve().parents[1] / "iga_pipeline" / "evaluation"
+
+
+# ------------------------------------------------------------------ helpers
+
+def cycles_frame(rows: list[dict]) -> pd.DataFrame:
+    """Per-cycle rows: cycle, followed_up, completed, survey_answered, survey_large_or_very_large."""
+    base = {"followed_up": True, "completed": 0, "survey_answered": 0,
+            "survey_large_or_very_large": 0, "survey_questionnaires": 0}
+    return pd.DataFrame([{**base, **r} for r in rows])
+
+
+def summary_frame(**scopes: dict) -> pd.DataFrame:
+    base = {"completed": 0, "work_at_end": 0, "studies_at_end": 0, "work_90d": 0, "studies_90d": 0}
+    return pd.DataFrame([{"scope": s, "cycles": "", **base, **v} for s, v in scopes.items()])
+
+
+def goal_rows(frame: pd.DataFrame) -> dict[tuple[str, str], dict]:
+    return {(r["goal_id"], r["scope"]): r for r in frame.to_dict("records")}
+
+
+def na(v) -> bool:
+    return v is None or pd.isna(v)
+
+
+# ------------------------------------------------------------------ common
+
+
+@pytest.mark.parametrize("num, den, expected", [
+    (15, 37, 41), (3, 37, 8), (11, 46, 24), (30, 46, 65), (19, 33, 58),  # the misprints
+    (1, 8, 13), (3, 8, 38), (1, 40, 3), (0, 5, 0), (5, 5, 100), (13, 32, 41),  # half up: 40.625
+    (0, 0, None), (None, 5, None),
+])
+def test_half_up_percent_is_exact(num, den, expected):
+    assert half_up_percent(num, den) == expected
+
+
+def test_expressions_are_parsed_not_evaluated():
+    assert parse_expression("completed - work_90d") == [(1, "completed"), (-1, "work_90d")]
+    assert evaluate("work_90d + studies_90d", {"work_90d": 2, "studies_90d": 3}) == 5
+    assert evaluate("work_90d + studies_90d", {"work_90d": 2, "studies_90d": None}) is None
+    for bad in ("", "work_90d +", "+ work_90d", "work_90d studies_90d", "work_90d * 2",
+                "__import__('os')", "nonsense"):
+        with pytest.raises(ValueError):
+            parse_expression(bad)
+
+
+def test_reaches_compares_exactly_at_the_boundary():
+    assert reaches(9, 20, "0.45") and reaches(9, 20, 0.45)
+    assert not reaches(8, 20, 0.45)
+    assert reaches(3, 10, 0.30) and reaches(19, 20, 0.95)
+    assert not reaches(189, 200, 0.95)
+    assert reaches(1, 2, "0.5") and not reaches(49, 99, "0.5")
+
+
+def test_cycles_label():
+    assert cycles_label([1, 2, 3, 4, 5, 6, 7]) == "1-7"
+    assert cycles_label([3, 1, 2, 5]) == "1-3,5"
+    assert cycles_label([8]) == "8"
+
+
+# ------------------------------------------------------------------ goals: the data file
+
+
+def _code_without_docstrings(path: Path) -> str:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(body, list) and body and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str)):
+            body[0] = ast.Pass()
+    return ast.unparse(tree)
+
+
+def test_goals_live_in_one_data_file():
+    goals = reference.goals()
+    assert list(goals["goal_id"]) == ["HM1", "HM2", "HM2_rev", "DM1"]
+    g = goals.set_index("goal_id")
+    assert g.loc["HM2", "target"] == 0.45 and g.loc["DM1", "target"] == 0.30
+    assert g.loc["HM2_rev", "version"] == "revised" and g.loc["HM2_rev", "revises"] == "HM2"
+    assert g.loc["DM1", "denominator"] == "completed - work_90d"
+    assert g.loc["HM1", "min_cycle_coverage"] == "0.5"
+    for expr in [*goals["numerator"], *goals["denominator"]]:
+        parse_expression(expr)  # every expression names known quantities
+    # ... and no goal is spelled in the code that computes them (docstrings and comments aside).
+    source = _code_without_docstrings(EVALUATION / "goals.py")
+    for goal_id in goals["goal_id"]:
+        assert not re.search(rf"\b{goal_id}\b", source), goal_id
+    for target in ("0.45", "0.95", "0.30", "0.3"):
+        assert target not in source
+
+
+def test_a_new_goal_needs_only_a_row():
+    goals = pd.DataFrame([{"goal_id": "X1", "version": "original", "revises": "", "kind": "main",
+                           "target": 0.25, "numerator": "work_at_end", "denominator": "completed",
+                           "min_cycle_coverage": "", "description": "made up"}])
+    out = goal_attainment_frame(goals, cycles_frame([{"cycle": 1, "completed": 8}]),
+                                summary_frame(followed_up={"completed": 8, "work_at_end": 2},
+                                              all={"completed": 8, "work_at_end": 1}))
+    r = goal_rows(out)
+    assert r[("X1", "followed_up")]["status"] == "met"  # 2/8 = 0.25 exactly
+    assert r[("X1", "all")]["status"] == "not_met"
+    assert na(r[("X1", "all")]["coverage"])
+
+
+# ------------------------------------------------------------------ goals: rules and edges
+
+TABLE1_CYCLES = cycles_frame(
+    [{"cycle": c, "completed": n, "followed_up": c != 8} for c, n in
+     zip(range(1, 9), (50, 37, 49, 32, 46, 42, 33, 21))])
+TABLE1_CYCLES.loc[TABLE1_CYCLES["cycle"] == 3, ["survey_answered", "survey_large_or_very_large"]] = [20, 16]
+TABLE1_SUMMARY = summary_frame(
+    followed_up={"completed": 289, "work_at_end": 74, "studies_at_end": 19, "work_90d": 110, "studies_90d": 35},
+    all={"completed": 310, "work_at_end": 80, "studies_at_end": 22, "work_90d": 116, "studies_90d": 38})
+
+
+def test_goals_on_table1_figures():
+    r = goal_rows(goal_attainment_frame(reference.goals(), TABLE1_CYCLES, TABLE1_SUMMARY))
+    expected = {
+        ("HM2", "followed_up"): (110, 289, "not_met"), ("HM2", "all"): (116, 310, "not_met"),
+        ("HM2_rev", "followed_up"): (145, 289, "met"), ("HM2_rev", "all"): (154, 310, "met"),
+        ("DM1", "followed_up"): (35, 179, "not_met"), ("DM1", "all"): (38, 194, "not_met"),
+        ("HM1", "followed_up"): (16, 20, "not_assessable"), ("HM1", "all"): (16, 20, "not_assessable"),
+    }
+    for key, (num, den, status) in expected.items():
+        row = r[key]
+        assert (row["numerator"], row["denominator"], row["status"]) == (num, den, status), key
+        assert row["value"] == pytest.approx(num / den, abs=1e-12), key
+    assert r[("HM1", "followed_up")]["coverage"] == pytest.approx(20 / 289)
+    assert r[("HM1", "all")]["coverage"] == pytest.approx(20 / 310)
+    assert (r[("HM1", "all")]["cycles_covered"], r[("HM1", "all")]["cycles_in_scope"]) == (0, 8)
+    assert (r[("HM1", "followed_up")]["cycles_covered"], r[("HM1", "followed_up")]["cycles_in_scope"]) == (0, 7)
+    for goal in ("HM2", "HM2_rev", "DM1"):
+        assert na(r[(goal, "all")]["coverage"]) and na(r[(goal, "all")]["cycles_in_scope"])
+
+
+@pytest.mark.parametrize("work, studies, completed, hm2, hm2_rev, dm1", [
+    (45, 0, 100, "met", "met", "not_met"),  # HM2 exactly at 45%
+    (44, 1, 100, "not_met", "met", "not_met"),  # HM2_rev exactly at 45%
+    (44, 0, 100, "not_met", "not_met", "not_met"),
+    (9, 0, 20, "met", "met", "not_met"),  # 9/20 == 0.45 exactly, no float trouble
+    (30, 21, 100, "not_met", "met", "met"),  # DM1 exactly 21/70 = 30%
+    (30, 20, 100, "not_met", "met", "not_met"),  # 20/70 < 30%
+])
+def test_goal_status_exactly_at_target(work, studies, completed, hm2, hm2_rev, dm1):
+    summary = summary_frame(**{s: {"completed": completed, "work_90d": work, "studies_90d": studies}
+                               for s in ("followed_up", "all")})
+    r = goal_rows(goal_attainment_frame(reference.goals(), cycles_frame([{"cycle": 1, "completed": completed}]),
+                                        summary))
+    for scope in ("followed_up", "all"):
+        assert r[("HM2", scope)]["status"] == hm2
+        assert r[("HM2_rev", scope)]["status"] == hm2_rev
+        assert r[("DM1", scope)]["status"] == dm1
+
+
+def test_empty_denominators_are_not_assessable():
+    # No completers at all.
+    r = goal_rows(goal_attainment_frame(reference.goals(), cycles_frame([{"cycle": 1, "completed": 0}]),
+                                        summary_frame(followed_up={}, all={})))
+    for key, row in r.items():
+        assert row["status"] == "not_assessable", key
+        assert na(row["value"]) and row["denominator"] == 0, key
+    # Everyone in work: DM1's denominator (completed - work_90d) is 0.
+    summary = summary_frame(followed_up={"completed": 10, "work_90d": 10}, all={"completed": 10, "work_90d": 10})
+    r = goal_rows(goal_attainment_frame(reference.goals(), cycles_frame([{"cycle": 1, "completed": 10}]), summary))
+    assert r[("DM1", "all")]["status"] == "not_assessable" and r[("DM1", "all")]["denominator"] == 0
+    assert r[("HM2", "all")]["status"] == "met"
+
+
+def test_no_followed_up_cycle_leaves_that_scope_empty():
+    cycles = cycles_frame([{"cycle": 1, "completed": 10, "followed_up": False}])
+    summary = summary_frame(all={"completed": 10, "work_90d": 6})  # outcomes_summary has no followed_up row
+    r = goal_rows(goal_attainment_frame(reference.goals(), cycles, summary))
+    assert r[("HM2", "followed_up")]["status"] == "not_assessable"
+    assert r[("HM2", "followed_up")]["denominator"] == 0
+    assert r[("HM2", "all")]["status"] == "met"
+
+
+def _hm1(cycles: list[dict]) -> dict:
+    completed = sum(c["completed"] for c in cycles)
+    summary = summary_frame(followed_up={"completed": completed}, all={"completed": completed})
+    return goal_rows(goal_attainment_frame(reference.goals(), cycles_frame(cycles), summary))
+
+
+def test_hm1_with_full_coverage_met():
+    r = _hm1([{"cycle": 1, "completed": 20, "survey_answered": 10, "survey_large_or_very_large": 10},
+              {"cycle": 2, "completed": 10, "survey_answered": 10, "survey_large_or_very_large": 9}])
+    row = r[("HM1", "all")]
+    assert (row["numerator"], row["denominator"]) == (19, 20)  # 95% exactly
+    assert row["status"] == "met"
+    assert row["coverage"] == pytest.approx(20 / 30)
+    assert (row["cycles_covered"], row["cycles_in_scope"]) == (2, 2)
+
+
+def test_hm1_with_full_coverage_not_met():
+    r = _hm1([{"cycle": 1, "completed": 20, "survey_answered": 20, "survey_large_or_very_large": 18},
+              {"cycle": 2, "completed": 10, "survey_answered": 6, "survey_large_or_very_large": 6}])
+    row = r[("HM1", "all")]
+    assert (row["numerator"], row["denominator"], row["status"]) == (24, 26, "not_met")
+
+
+def test_hm1_one_cycle_below_half_is_not_assessable_but_published():
+    r = _hm1([{"cycle": 1, "completed": 20, "survey_answered": 20, "survey_large_or_very_large": 20},
+              {"cycle": 2, "completed": 10, "survey_answered": 4, "survey_large_or_very_large": 4}])
+    row = r[("HM1", "all")]
+    assert row["status"] == "not_assessable"
+    assert row["value"] == 1.0 and row["coverage"] == pytest.approx(24 / 30)
+    assert (row["cycles_covered"], row["cycles_in_scope"]) == (1, 2)
+
+
+def test_hm1_cycle_without_completers_needs_no_survey():
+    r = _hm1([{"cycle": 1, "completed": 10, "survey_answered": 5, "survey_large_or_very_large": 5},
+              {"cycle": 2, "completed": 0}])
+    assert r[("HM1", "all")]["status"] == "met"  # 5 of 10 answered: exactly half covers the cycle
+    r = _hm1([{"cycle": 1, "completed": 11, "survey_answered": 5, "survey_large_or_very_large": 5}])
+    assert r[("HM1", "all")]["status"] == "not_assessable"  # 5 of 11 < half
+
+
+def test_goal_attainment_columns_match_the_catalog():
+    out = goal_attainment_frame(reference.goals(), TABLE1_CYCLES, TABLE1_SUMMARY)
+    assert list(out.columns) == list(mart("goal_attainment").columns)
+    assert list(out.columns)[:9] == ["goal_id", "scope", "description", "numerator", "denominator",
+                                     "value", "target", "status", "coverage"]
+
+
+# ------------------------------------------------------------------ benchmarks
+
+
+def wilson_closed_form(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    z = norm.ppf(1 - (1 - level) / 2)
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return centre - half, centre + half
+
+
+@pytest.mark.parametrize("k, n", [(110, 289), (116, 310), (0, 10), (10, 10), (1, 3)])
+def test_wilson_interval_matches_the_closed_form(k, n):
+    low, high = wilson_interval(k, n)
+    exp_low, exp_high = wilson_closed_form(k, n)
+    assert low == pytest.approx(exp_low, abs=1e-9) and high == pytest.approx(exp_high, abs=1e-9)
+
+
+def test_wilson_interval_of_nothing():
+    assert wilson_interval(0, 0) is None
+
+
+def test_verdicts_at_the_edges():
+    assert verdict((0.30, 0.40), 0.27) == "above"
+    assert verdict((0.30, 0.40), 0.41) == "below"
+    assert verdict((0.30, 0.40), 0.33) == "inconclusive"
+    assert verdict((0.27, 0.40), 0.27) == "inconclusive"  # touching is not wholly above
+    assert verdict((0.20, 0.27), 0.27) == "inconclusive"
+    assert verdict(None, 0.27) == "inconclusive"
+
+
+def test_benchmark_comparison_on_table1_figures():
+    out = benchmark_comparison_frame(reference.benchmarks(), TABLE1_SUMMARY)
+    assert list(out.columns) == list(mart("benchmark_comparison").columns)
+    r = {(x["benchmark_id"], x["scope"]): x for x in out.to_dict("records")}
+    assert len(r) == 8
+    fu, al = r[("ESF_NATIONAL", "followed_up")], r[("ESF_NATIONAL", "all")]
+    assert (fu["numerator"], fu["denominator"]) == (110, 289)
+    assert fu["ci_low"] == pytest.approx(0.32655626, abs=1e-6)
+    assert fu["ci_high"] == pytest.approx(0.43782136, abs=1e-6)
+    assert al["ci_low"] == pytest.approx(0.32217342, abs=1e-6)
+    assert al["ci_high"] == pytest.approx(0.42929345, abs=1e-6)
+    verdicts = {k: x["verdict"] for k, x in r.items()}
+    for scope in ("followed_up", "all"):
+        assert verdicts[("ESF_NATIONAL", scope)] == "inconclusive"
+        assert verdicts[("ESF_SYDSVERIGE", scope)] == "above"
+        assert verdicts[("ESF_FOREIGN_BORN_EUROPE", scope)] == "above"
+        assert verdicts[("ESF_FOREIGN_BORN_MIN", scope)] == "above"
+
+
+def test_benchmark_below_and_empty_scope():
+    summary = summary_frame(all={"completed": 100, "work_90d": 10})  # no followed_up row
+    r = {(x["benchmark_id"], x["scope"]): x
+         for x in benchmark_comparison_frame(reference.benchmarks(), summary).to_dict("records")}
+    assert r[("ESF_FOREIGN_BORN_MIN", "all")]["verdict"] == "below"  # 10% (5.5%-17.4%) < 20%
+    empty = r[("ESF_NATIONAL", "followed_up")]
+    assert empty["denominator"] == 0 and na(empty["ci_low"]) and na(empty["project_value"])
+    assert empty["verdict"] == "inconclusive"
+
+
+# ------------------------------------------------------------------ reconciliation
+
+def _table1_cycles() -> pd.DataFrame:
+    printed = reference.table1_published().set_index("row_label")
+    rows = []
+    for c in range(1, 9):
+        p = printed.loc[f"Cykel {c}"]
+        rows.append({"cycle": c, "followed_up": c != 8, "completed": p.completed,
+                     "work_at_end": p.work_at_end, "studies_at_end": p.studies_at_end,
+                     "work_90d": None if c == 8 else p.work_90d,
+                     "studies_90d": None if c == 8 else p.studies_90d})
+    return pd.DataFrame(rows)
+
+
+def test_reconciliation_flags_exactly_the_misprints():
+    out = published_reconciliation_frame(reference.table1_published(), _table1_cycles(), TABLE1_SUMMARY)
+    assert list(out.columns) == list(mart("published_reconciliation").columns)
+    assert len(out) == 10 * 11
+    flagged = out[~out["matches"]]
+    assert sorted(zip(flagged["row_label"], flagged["column_name"], flagged["published"],
+                      flagged["recomputed"])) == sorted([
+        ("Cykel 2", "share_work_90d", 40, 41), ("Cykel 2", "share_studies_90d", 9, 8),
+        ("Cykel 5", "share_studies_90d", 23, 24), ("Cykel 5", "share_total_90d", 64, 65),
+        ("Cykel 7", "share_total_90d", 57, 58)])
+    assert out[out["unit"] == "count"]["matches"].all()
+    c8 = out[(out["row_label"] == "Cykel 8") & out["column_name"].str.endswith("_90d")]
+    assert len(c8) == 5 and c8["published"].isna().all() and c8["recomputed"].isna().all()
+    assert c8["matches"].all()  # '-' printed where there is nothing to print
+    cell = out[(out["row_label"] == "Cykel 2") & (out["column_name"] == "share_work_90d")].iloc[0]
+    assert (cell["numerator"], cell["denominator"]) == (15, 37)
+
+
+def test_reconciliation_null_and_half_up_edges():
+    published = pd.DataFrame([{"row_label": "Cykel 1", "completed": 8, "work_at_end": 1,
+                               "share_work_at_end": 13, "work_90d": pd.NA, "share_work_90d": pd.NA},
+                              {"row_label": "Cykel 2", "completed": 8, "work_at_end": 2,
+                               "share_work_at_end": 12, "work_90d": 3, "share_work_90d": 38}])
+    published = published.astype({c: "Int64" for c in published.columns if c != "row_label"})
+    cycles = pd.DataFrame([
+        {"cycle": 1, "completed": 8, "work_at_end": 1, "studies_at_end": 0, "work_90d": 1, "studies_90d": 0},
+        {"cycle": 2, "completed": 8, "work_at_end": 1, "studies_at_end": 0, "work_90d": None, "studies_90d": None}])
+    out = published_reconciliation_frame(published, cycles, summary_frame(all={}))
+    m = {(r["row_label"], r["column_name"]): r["matches"] for r in out.to_dict("records")}
+    assert m[("Cykel 1", "share_work_at_end")]  # 1/8 = 12.5% -> 13
+    assert not m[("Cykel 1", "work_90d")]  # printed '-' but there is a value
+    assert not m[("Cykel 2", "work_at_end")] and not m[("Cykel 2", "share_work_at_end")]
+    assert not m[("Cykel 2", "work_90d")]  # printed 3, nothing recomputed
+    with pytest.raises(ValueError):
+        published_reconciliation_frame(published.assign(extra=1), cycles, summary_frame(all={}))
+
+
+# ------------------------------------------------------------------ cost
+
+
+def test_cost_efficiency_figures():
+    out = cost_efficiency_frame(reference.budget(), {"completed": 310, "work_90d": 116,
+                                                     "studies_90d": 38, "enrolled": 368})
+    assert list(out.columns) == list(mart("cost_efficiency").columns)
+    r = {x["metric"]: x for x in out.to_dict("records")}
+    assert r["total_budget_per_completer"]["value_sek"] == pytest.approx(29090968 / 310)
+    assert r["total_budget_per_completer_in_work_or_studies_90d"]["denominator"] == 154
+    assert r["total_budget_per_completer_in_work_90d"]["value_sek"] == pytest.approx(29090968 / 116)
+    assert r["esf_support_per_completer"]["numerator_sek"] == 12464585
+    assert r["esf_support_per_completer_in_work_90d"]["value_sek"] == pytest.approx(12464585 / 116)
+    assert set(out["scope"]) == {"all"}
+
+
+def test_cost_with_no_outcome_is_null():
+    out = cost_efficiency_frame({"total": 100, "esf_support": 50},
+                                {"completed": 0, "work_90d": 0, "studies_90d": 0, "enrolled": 0})
+    assert out["value_sek"].isna().all() and (out["denominator"] == 0).all()
+
+
+# ------------------------------------------------------------------ suppression
+
+
+def municipality_counts(rows: list[dict]) -> pd.DataFrame:
+    """Rows of (municipality_code, cycle, classes at end / 90d, dropped_out); totals derived."""
+    out = []
+    for r in rows:
+        end = {k: r.get(k, 0) for k in ("work_at_end", "studies_at_end", "unknown_at_end", "other_at_end")}
+        completed = sum(end.values())
+        followed = r.get("followed_up", True)
+        d90 = {k: (r.get(k, 0) if followed else None)
+               for k in ("work_90d", "studies_90d", "unknown_90d", "other_90d")}
+        if followed:
+            d90["other_90d"] = completed - sum(v for k, v in d90.items() if k != "other_90d")
+            assert d90["other_90d"] >= 0
+        dropped = r.get("dropped_out", 0)
+        out.append({"municipality_code": r["m"], "municipality": f"M{r['m']}", "cycle": r["cycle"],
+                    "followed_up": followed, "enrolled": completed + dropped, "completed": completed,
+                    "dropped_out": dropped, **end, **d90})
+    return pd.DataFrame(out)
+
+
+def big_row(m: str, cycle: int, **over) -> dict:
+    base = {"m": m, "cycle": cycle, "work_at_end": 10, "studies_at_end": 6, "unknown_at_end": 0,
+            "other_at_end": 9, "work_90d": 12, "studies_90d": 7, "unknown_90d": 0, "dropped_out": 5}
+    return {**base, **over}
+
+
+def test_nothing_small_nothing_suppressed():
+    counts = municipality_counts([big_row(m, c) for m in ("1", "2", "3") for c in (1, 2)])
+    result = suppress(counts)
+    assert not result.suppressed and not result.frame["suppressed"].any()
+    assert (result.frame["unknown_at_end"] == 0).all()  # zeros are published
+
+
+@pytest.mark.parametrize("value, small", [(0, False), (1, True), (2, True), (4, True), (5, False), (6, False)])
+def test_primary_suppression_boundaries(value, small):
+    counts = municipality_counts([big_row("1", 1, work_at_end=value, other_at_end=9 + 10 - value),
+                                  big_row("2", 1), big_row("3", 1)])
+    result = suppress(counts)
+    cell = (0, "work_at_end")
+    assert (cell in result.primary) == small
+    published = result.frame.set_index("municipality_code").loc["1", "work_at_end"]
+    if small:
+        assert pd.isna(published) and result.frame.loc[0, "suppressed"]
+    elif cell not in result.suppressed:
+        assert published == value
+
+
+def test_a_single_suppressed_cell_is_not_given_back_by_the_cycle_total():
+    counts = municipality_counts([big_row("1", 1, studies_at_end=3, other_at_end=12),
+                                  big_row("2", 1, studies_at_end=8), big_row("3", 1, studies_at_end=6),
+                                  big_row("4", 1, studies_at_end=0, other_at_end=15)])
+    result = suppress(counts)
+    frame = result.frame
+    # cycle total of studies_at_end = 17 is public (outcomes_by_cycle): one NULL would give it back
+    nulls = frame["studies_at_end"].isna()
+    assert nulls.sum() >= 2
+    assert frame.loc[3, "studies_at_end"] == 0  # the zero is not the complement while others exist
+    assert (0, "studies_at_end") in result.primary and result.complementary
+    lp = disclosure_intervals(counts, result.suppressed)
+    sup = lp[~lp["hidden"]]
+    assert ((sup["high"] - sup["low"]) >= 1 - 1e-9).all(), sup
+    # and with primary suppression alone the 3 comes straight back
+    lp0 = disclosure_intervals(counts, result.primary)
+    three = lp0[(lp0["municipality_code"] == "1") & (lp0["measure"] == "studies_at_end")].iloc[0]
+    assert three["low"] == pytest.approx(3) and three["high"] == pytest.approx(3)
+
+
+def test_row_identity_is_protected():
+    # dropped_out 2 with enrolled and completed published would give it back: enrolled - completed
+    counts = municipality_counts([big_row(m, 1, dropped_out=2 if m == "1" else 6) for m in "123"])
+    result = suppress(counts)
+    row = result.frame.iloc[0]
+    assert pd.isna(row["dropped_out"])
+    assert pd.isna(row["enrolled"]) or pd.isna(row["completed"])
+    lp = disclosure_intervals(counts, result.suppressed)
+    assert ((lp["high"] - lp["low"])[~lp["hidden"]] >= 1 - 1e-9).all()
+
+
+def test_small_hidden_residual_is_protected():
+    # other_at_end = 2 would follow from completed - work - studies - unknown
+    counts = municipality_counts([big_row("1", 1, other_at_end=2, work_90d=8),
+                                  big_row("2", 1), big_row("3", 1)])
+    result = suppress(counts)
+    assert result.suppressed  # something in that row's end-of-cycle relation is withheld
+    lp = disclosure_intervals(counts, result.suppressed)
+    other = lp[(lp["municipality_code"] == "1") & (lp["measure"] == "other_at_end")].iloc[0]
+    assert other["high"] - other["low"] >= 1 - 1e-9
+
+
+def test_cycles_not_followed_up_are_null_but_not_suppressed():
+    counts = municipality_counts([big_row(m, 8, followed_up=False) for m in "12"])
+    frame = suppress(counts).frame
+    assert frame[["work_90d", "studies_90d", "unknown_90d"]].isna().all().all()
+    assert not frame["suppressed"].any()
+
+
+def test_suppression_is_deterministic():
+    rows = [big_row(m, c, work_at_end=(int(m) * c) % 7, other_at_end=19 - (int(m) * c) % 7,
+                    unknown_90d=(int(m) + c) % 3) for m in "12345" for c in (1, 2, 3)]
+    a, b = suppress(municipality_counts(rows)), suppress(municipality_counts(rows))
+    assert a.suppressed == b.suppressed
+    pd.testing.assert_frame_equal(a.frame, b.frame)
+    lp = disclosure_intervals(municipality_counts(rows), a.suppressed)
+    sensitive = lp[~lp["hidden"] | lp["value"].between(1, 4)]
+    assert ((sensitive["high"] - sensitive["low"]) >= 1 - 1e-9).all()
+    assert not a.unresolved
+
+
+def test_suppression_output_columns():
+    frame = suppress(municipality_counts([big_row("1", 1)])).frame
+    assert set(frame.columns) == set(mart("outcomes_by_municipality").columns)
+    assert set(PUBLISHED) < set(frame.columns) and not set(HIDDEN) & set(frame.columns)
+
+
+# ------------------------------------------------------------------ catalog and wiring
+
+
+def test_every_evaluation_mart_is_in_the_catalog():
+    names = [m.name for m in MARTS]
+    for name in EVALUATION_MARTS:
+        assert name in names
+    for name in NEW_MARTS:
+        m = mart(name)
+        assert m.group == "evaluation" and m.inputs
+        assert all(i in names for i in m.inputs)
+    assert list(EVALUATION_MARTS)[0] == "outcomes_by_municipality"
+
+
+def test_report_helpers():
+    assert thousands(29090968) == "29 090 968"
+    assert grouped("0123456789abcdef", 8) == "01234567 89abcdef"
+    audit = pd.DataFrame({"source_file": ["b.csv", "a.csv"], "sha256": ["22", "11"]})
+    import hashlib
+    assert fingerprint(audit) == hashlib.sha256(b"11  a.csv\n22  b.csv\n").hexdigest()
+    audit.loc[0, "sha256"] = None  # refused unopened
+    assert fingerprint(audit) == hashlib.sha256(b"11  a.csv\n-  b.csv\n").hexdigest()

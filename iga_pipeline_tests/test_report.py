@@ -1,0 +1,357 @@
+"""The evaluation on the bundled data, built once through the CLI: every evaluation mart with
+its exact figures, the municipal suppression, and the report page."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+from iga_pipeline import reference
+from iga_pipeline.evaluation import queries
+from iga_pipeline.evaluation.report import grouped
+from iga_pipeline.evaluation.suppression import PUBLISHED, disclosure_intervals
+
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+MISPRINTS = [  # (row, column, printed, recomputed, numerator, denominator)
+    ("Cykel 2", "share_work_90d", 40, 41, 15, 37),
+    ("Cykel 2", "share_studies_90d", 9, 8, 3, 37),
+    ("Cykel 5", "share_studies_90d", 23, 24, 11, 46),
+    ("Cykel 5", "share_total_90d", 64, 65, 30, 46),
+    ("Cykel 7", "share_total_90d", 57, 58, 19, 33),
+]
+
+
+@pytest.fixture(scope="session")
+def bundled(tmp_path_factory, cli_build):
+    """The bundled raw root (data/raw, or generated if it is not there yet), built once."""
+    raw = REPO / "data" / "raw"
+    if not (raw.is_dir() and any(p.is_file() for p in raw.rglob("*"))):
+        from iga_pipeline.synth import generate_bundled
+
+        raw = tmp_path_factory.mktemp("raw")
+        generate_bundled(raw)
+    warehouse = tmp_path_factory.mktemp("evaluation") / "iga.duckdb"
+    result = cli_build(raw, warehouse)
+    assert result.exit_code == 0, result.stderr
+    return raw, warehouse
+
+
+@pytest.fixture(scope="session")
+def con(bundled):
+    _, warehouse = bundled
+    c = duckdb.connect(str(warehouse), read_only=True)
+    yield c
+    c.close()
+
+
+@pytest.fixture(scope="session")
+def html(bundled):
+    _, warehouse = bundled
+    page = warehouse.parent / "report" / "index.html"
+    assert page.is_file()
+    return page.read_text(encoding="utf-8")
+
+
+class _Text(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.parts: list[str] = []
+        self.attrs: list[tuple[str, str]] = []
+        self._skip = 0
+
+    def handle_starttag(self, tag, attrs):
+        self.attrs += [(tag, f"{k}={v}") for k, v in attrs if v]
+        if tag in ("style", "script"):
+            self._skip += 1
+
+    def handle_endtag(self, tag):
+        if tag in ("style", "script"):
+            self._skip -= 1
+
+    def handle_data(self, data):
+        if not self._skip:
+            self.parts.append(data)
+
+
+@pytest.fixture(scope="session")
+def page_text(html) -> str:
+    p = _Text()
+    p.feed(html)
+    return re.sub(r"\s+", " ", " ".join(p.parts))
+
+
+def survey_answers(raw: Path) -> tuple[int, int]:
+    """(answered, answers 4-5) over every survey file, read straight from the raw files."""
+    answered = high = 0
+    for path in sorted((raw / "enkater").glob("enkat_cykel*.csv")):
+        with path.open(encoding="utf-8-sig", newline="") as f:
+            for row in csv.DictReader(f):
+                v = (row.get("okad_mojlighet") or "").strip()
+                if v:
+                    answered += 1
+                    high += v in ("4", "5")
+    return answered, high
+
+
+# ------------------------------------------------------------------ goal_attainment
+
+
+def test_goal_attainment_on_the_bundled_data(bundled, con):
+    raw, _ = bundled
+    g = {(r["goal_id"], r["scope"]): r for r in queries.mart(con, "goal_attainment").to_dict("records")}
+    assert len(g) == 8
+    expected = {
+        ("HM2", "followed_up"): (110, 289, "not_met"), ("HM2", "all"): (116, 310, "not_met"),
+        ("HM2_rev", "followed_up"): (145, 289, "met"), ("HM2_rev", "all"): (154, 310, "met"),
+        ("DM1", "followed_up"): (35, 179, "not_met"), ("DM1", "all"): (38, 194, "not_met"),
+    }
+    for key, (num, den, status) in expected.items():
+        row = g[key]
+        assert (row["numerator"], row["denominator"], row["status"]) == (num, den, status), key
+        assert row["value"] == pytest.approx(num / den, abs=1e-12)
+        assert pd.isna(row["coverage"])
+    answered, high = survey_answers(raw)
+    cycle3 = reference.table1_published().set_index("row_label").loc["Cykel 3", "completed"]
+    assert 0 < answered < cycle3 / 2  # one cycle surveyed, below half of its completers
+    for scope, completed, cycles in (("followed_up", 289, 7), ("all", 310, 8)):
+        row = g[("HM1", scope)]
+        assert row["status"] == "not_assessable"
+        assert (row["numerator"], row["denominator"]) == (high, answered)
+        assert row["value"] == pytest.approx(high / answered, abs=1e-12)
+        assert row["coverage"] == pytest.approx(answered / completed, abs=1e-12)
+        assert (row["cycles_covered"], row["cycles_in_scope"]) == (0, cycles)
+    assert g[("HM2_rev", "all")]["version"] == "revised"
+
+
+# ------------------------------------------------------------------ benchmark_comparison
+
+
+def test_benchmark_comparison_on_the_bundled_data(con):
+    b = {(r["benchmark_id"], r["scope"]): r for r in queries.mart(con, "benchmark_comparison").to_dict("records")}
+    assert len(b) == 8
+    bounds = {"followed_up": (110, 289, 0.326556265, 0.437821360),
+              "all": (116, 310, 0.322173423, 0.429293447)}
+    values = {"ESF_NATIONAL": 0.33, "ESF_SYDSVERIGE": 0.27, "ESF_FOREIGN_BORN_EUROPE": 0.27,
+              "ESF_FOREIGN_BORN_MIN": 0.20}
+    verdicts = {"ESF_NATIONAL": "inconclusive", "ESF_SYDSVERIGE": "above",
+                "ESF_FOREIGN_BORN_EUROPE": "above", "ESF_FOREIGN_BORN_MIN": "above"}
+    for (bid, scope), row in b.items():
+        k, n, low, high = bounds[scope]
+        assert (row["numerator"], row["denominator"]) == (k, n)
+        assert row["project_value"] == pytest.approx(k / n, abs=1e-12)
+        assert row["ci_low"] == pytest.approx(low, abs=1e-6)
+        assert row["ci_high"] == pytest.approx(high, abs=1e-6)
+        assert row["benchmark_value"] == pytest.approx(values[bid])
+        assert row["verdict"] == verdicts[bid], (bid, scope)
+
+
+# ------------------------------------------------------------------ published_reconciliation
+
+
+def test_published_reconciliation_flags_only_the_misprints(con):
+    r = queries.mart(con, "published_reconciliation")
+    assert len(r) == 10 * 11  # every printed cell
+    assert r[r["unit"] == "count"]["matches"].all()
+    flagged = r[~r["matches"]].sort_values(["row_order", "column_order"])
+    got = [(x.row_label, x.column_name, x.published, x.recomputed, x.numerator, x.denominator)
+           for x in flagged.itertuples()]
+    assert got == MISPRINTS
+    dashes = r[r["published"].isna()]
+    assert set(dashes["row_label"]) == {"Cykel 8"} and dashes["recomputed"].isna().all()
+
+
+# ------------------------------------------------------------------ cost_efficiency
+
+
+def test_cost_efficiency_on_the_bundled_data(con):
+    c = {r["metric"]: r for r in queries.mart(con, "cost_efficiency").to_dict("records")}
+    expected = {
+        "total_budget_per_completer": (29090968, 310),
+        "total_budget_per_completer_in_work_or_studies_90d": (29090968, 154),
+        "total_budget_per_completer_in_work_90d": (29090968, 116),
+        "esf_support_per_completer": (12464585, 310),
+        "esf_support_per_completer_in_work_or_studies_90d": (12464585, 154),
+        "esf_support_per_completer_in_work_90d": (12464585, 116),
+    }
+    for metric, (sek, n) in expected.items():
+        row = c[metric]
+        assert (row["numerator_sek"], row["denominator"]) == (sek, n), metric
+        assert row["value_sek"] == pytest.approx(sek / n, abs=1e-6)
+        assert row["scope"] == "all"
+    assert c["total_budget_per_completer"]["value_sek"] == pytest.approx(93841.832258, abs=1e-6)
+    assert c["total_budget_per_completer_in_work_90d"]["value_sek"] == pytest.approx(250784.206897, abs=1e-6)
+    enrolled = con.execute("SELECT sum(enrolled) FROM marts.outcomes_by_cycle").fetchone()[0]
+    assert c["total_budget_per_participation"]["denominator"] == enrolled
+
+
+# ------------------------------------------------------------------ outcomes_by_municipality
+
+
+@pytest.fixture(scope="session")
+def municipal(con):
+    truth = queries.municipality_counts(con).set_index(["municipality_code", "cycle"]).sort_index()
+    published = queries.mart(con, "outcomes_by_municipality").set_index(
+        ["municipality_code", "cycle"]).sort_index()
+    return truth, published
+
+
+def test_municipal_counts_are_suppressed_at_the_boundaries(municipal):
+    truth, published = municipal
+    assert list(truth.index) == list(published.index)
+    primary = complementary = 0
+    for key in truth.index:
+        followed = bool(truth.loc[key, "followed_up"])
+        for m in PUBLISHED:
+            true, shown = truth.loc[key, m], published.loc[key, m]
+            if m.endswith("_90d") and not followed:
+                assert pd.isna(shown)
+                continue
+            if 1 <= true <= 4:
+                assert pd.isna(shown), (key, m, true)  # 1-4 never published
+                primary += 1
+            elif pd.isna(shown):
+                complementary += 1
+            else:
+                assert shown == true and (shown == 0 or shown >= 5), (key, m)
+        any_null = any(pd.isna(published.loc[key, m]) for m in PUBLISHED
+                       if followed or not m.endswith("_90d"))
+        assert bool(published.loc[key, "suppressed"]) == any_null, key
+    assert primary > 0 and complementary > 0
+
+
+def test_no_suppressed_municipal_cell_comes_back_by_subtraction(con, municipal):
+    truth, published = municipal
+    totals = queries.mart(con, "outcomes_by_cycle").set_index("cycle")
+    for cycle, rows in published.groupby(level="cycle"):
+        for m in PUBLISHED:
+            if m.endswith("_90d") and not bool(totals.loc[cycle, "followed_up"]):
+                continue
+            assert truth.xs(cycle, level="cycle")[m].sum() == totals.loc[cycle, m]
+            assert rows[m].isna().sum() != 1, (cycle, m)  # one NULL = total minus the rest
+    # The full audit: nothing a reader can infer pins a suppressed count to one value.
+    counts = queries.municipality_counts(con)
+    pos = {(r.municipality_code, r.cycle): i for i, r in enumerate(counts.itertuples())}
+    suppressed = {(pos[key], m) for key in published.index for m in PUBLISHED
+                  if pd.isna(published.loc[key, m])
+                  and (bool(truth.loc[key, "followed_up"]) or not m.endswith("_90d"))}
+    lp = disclosure_intervals(counts, suppressed)
+    sensitive = lp[~lp["hidden"] | lp["value"].between(1, 4)]
+    assert len(sensitive) and ((sensitive["high"] - sensitive["low"]) >= 1 - 1e-9).all()
+
+
+# ------------------------------------------------------------------ the report page
+
+
+def test_report_is_self_contained(html):
+    p = _Text()
+    p.feed(html)
+    assert html.startswith("<!DOCTYPE html>")
+    for tag, attr in p.attrs:
+        assert not re.search(r"(src|href)=(https?:)?//", attr), (tag, attr)
+    assert "<script" not in html and "<link" not in html
+    images = re.findall(r'<img[^>]+src="([^"]+)"', html)
+    assert len(images) >= 2 and all(src.startswith("data:image/png;base64,") for src in images)
+
+
+def test_report_says_what_it_was_built_from(bundled, page_text):
+    raw, _ = bundled
+    files = sorted(p for p in raw.rglob("*") if p.is_file())
+    lines = "".join(f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.relative_to(raw).as_posix()}\n"
+                    for p in files)
+    digest = hashlib.sha256(lines.encode("utf-8")).hexdigest()
+    assert f"Built from {len(files)} raw files" in page_text
+    assert grouped(digest) in page_text
+    assert re.search(r"page generated \d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC", page_text)
+
+
+def test_report_shows_the_key_figures(page_text, html):
+    for figure in (
+        "All 50 printed counts match", "5 of 60 printed percentages do not",
+        "15 of 37 is 40.54%, rounded 41%; printed 40%", "3 of 37 is 8.11%, rounded 8%; printed 9%",
+        "11 of 46 is 23.91%", "30 of 46 is 65.22%", "19 of 33 is 57.58%",
+        "110 of 289 (38.1%)", "116 of 310 (37.4%)", "154 of 310 (49.7%)", "145 of 289",
+        "35 of 179", "38 of 194", "not assessable", "not met", "met",
+        "32.7% – 43.8%", "32.2% – 42.9%", "cannot tell", "above",
+        "29 090 968 SEK", "12 464 585 SEK", "93 842 SEK", "188 902 SEK", "250 784 SEK",
+        "40 208 SEK", "80 939 SEK", "107 453 SEK",
+        "Pethö Consulting", "Folkuniversitetet", "Åstorps kommun", "refugees (flyktingar)",
+        "IFO clients", "Delsumma", "TOTALT", "Vid cykelns slut", "Efter 90 dagar",
+        "Flytt (moved away)", "Sjukdom (illness)", "Data quality", "every row accounted for",
+    ):
+        assert figure in page_text, figure
+    assert html.count('<td class="bad"') == len(MISPRINTS)
+    for row, _col, printed, recomputed, *_ in MISPRINTS:
+        assert f"{recomputed}%<del>{printed}%</del>" in html
+
+
+def test_report_data_quality_figures(con, page_text):
+    files, read, loaded, rejected, dup = con.execute(
+        "SELECT count(*), sum(rows_read), sum(rows_loaded), sum(rows_rejected), sum(rows_duplicate) "
+        "FROM marts.ingest_audit").fetchone()
+    fmt = lambda n: f"{n:,}".replace(",", " ")  # noqa: E731
+    assert f"{files} raw files read" in page_text
+    assert f"{fmt(read)} rows read: {fmt(loaded)} used, {rejected} rejected, {dup} duplicates" in page_text
+    for reason, n in con.execute("SELECT reason, count(*) FROM marts.data_quality_issues GROUP BY ALL").fetchall():
+        assert f"({reason}) {n}" in page_text, reason
+
+
+def test_report_has_no_personal_data(bundled, page_text):
+    raw, _ = bundled
+    assert not re.search(r"\d{10}", page_text)  # no 10- or 12-digit run
+    assert not re.search(r"\d{6}[-+]\d{4}", page_text)  # no YYMMDD-NNNC / YYYYMMDD-NNNC
+    names = set()
+    for path in (raw / "kommuner").rglob("*.csv"):
+        with path.open(encoding="utf-8-sig", newline="") as f:
+            for row in csv.DictReader(f, delimiter=";"):
+                if row.get("efternamn"):
+                    names.add(row["efternamn"].strip())
+                    names.add(f"{row.get('fornamn', '').strip()} {row['efternamn'].strip()}")
+    assert names
+    for name in names:
+        assert not re.search(rf"(?<!\w){re.escape(name)}(?!\w)", page_text), name
+
+
+# ------------------------------------------------------------------ degenerate raw roots
+
+
+@pytest.mark.parametrize("early_leaver", [False, True], ids=["nothing-followed-up", "no-completers"])
+def test_report_renders_early_in_the_project(tmp_path, cli_build, early_leaver):
+    """One register file and nothing else: no follow-up anywhere (or no completer at all).
+    Goals are not assessable, nothing is compared, and the page still renders."""
+    import datetime as dt
+
+    from rawfiles import Person, RawRoot, register_row
+
+    raw = RawRoot(tmp_path / "raw")
+    person = Person(dt.date(1985, 1, 1), 238, "Abdirahman", "Hassanzadeh")
+    raw.register("1277", 2, [register_row(person, 2, **({"avbrott_orsak": "flytt"} if early_leaver else {}))])
+    warehouse = tmp_path / "wh" / "iga.duckdb"
+    result = cli_build(raw.root, warehouse)
+    assert result.exit_code == 0, result.stdout + result.stderr
+    page = (warehouse.parent / "report" / "index.html").read_text(encoding="utf-8")
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        goals = queries.mart(con, "goal_attainment")
+        bench = queries.mart(con, "benchmark_comparison")
+        cost = queries.mart(con, "cost_efficiency")
+    finally:
+        con.close()
+    assert set(goals.loc[goals["scope"] == "followed_up", "status"]) == {"not_assessable"}
+    assert (bench.loc[bench["scope"] == "followed_up", "verdict"] == "inconclusive").all()
+    if early_leaver:
+        assert set(goals["status"]) == {"not_assessable"}
+        assert cost.loc[cost["metric"] == "total_budget_per_completer", "value_sek"].isna().all()
+    p = _Text()
+    p.feed(page)
+    text = re.sub(r"\s+", " ", " ".join(p.parts))
+    assert "Built from 1 raw file;" in text and "Hassanzadeh" not in text
+    assert "Abdirahman" not in text
