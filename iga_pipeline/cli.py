@@ -105,9 +105,9 @@ def run_build_job(paths, cycle: int | None = None):
 
 
 def summarise(paths, elapsed: float) -> int:
-    import duckdb
+    from iga_pipeline.warehouse.build import open_readonly
 
-    con = duckdb.connect(str(paths.warehouse), read_only=True)
+    con = open_readonly(paths.warehouse)
     try:
         audit = con.execute("""
             SELECT count(*) AS files, count_if(status = 'rejected') AS files_rejected,

@@ -3,7 +3,11 @@
 * `nightly_build`: every night at 02:30 Stockholm time, every cycle, then publish.
 * `raw_delivery_sensor`: every 30 s, hashes the files under the raw root and
   asks for an ingest run of each cycle whose files are new, changed or gone.
-  A file touched without a change in content requests nothing.
+  A file touched without a change in content requests nothing. Run keys
+  carry the cursor's generation (the count of ticks that asked for runs), so
+  re-evaluating a tick gives the same keys (Dagster launches nothing twice)
+  while a later delivery never reuses an earlier key, even when it brings
+  back content seen before (v1, v2, v1, v2: Dagster skips a used key forever).
 * `warehouse_automation`: the marts and everything after them are
   `AutomationCondition.eager()`, so once an ingest run has refreshed a cycle,
   the warehouse is rebuilt and published from all cycles' staging.
@@ -49,21 +53,29 @@ def nightly_build(context: ScheduleEvaluationContext) -> RunRequest:
 
 
 def scan(raw_dir: Path, previous: dict[str, list]) -> dict[str, list]:
-    """{source_file: [size, mtime_ns, sha256, cycle]} for every file under the raw root.
+    """{source_file: [size, mtime_ns, sha256, cycle]} for every delivery of a cycle.
 
     A file whose size and mtime are unchanged keeps its previous hash; any
     other file is hashed again, so a touch without a change costs one read
-    and requests nothing."""
+    and requests nothing. Files of no cycle are not looked at (raw/inventory
+    lists them). A refused delivery (a link out of the raw root or to nothing,
+    a file too large) is never opened: the link itself is fingerprinted, so
+    its cycle is still asked for and ingestion records the refusal."""
     state = {}
     for d in discover(raw_dir):
-        if d.refused:
-            continue  # never opened; ingestion records the refusal
-        st = d.path.stat()
-        old = previous.get(d.source_file)
-        if old and old[0] == st.st_size and old[1] == st.st_mtime_ns:
-            state[d.source_file] = old
-        else:
-            state[d.source_file] = [st.st_size, st.st_mtime_ns, sha256_of(d.path), d.cycle]
+        if d.cycle is None:
+            continue
+        try:
+            st = d.path.lstat() if d.refused else d.path.stat()
+            old = previous.get(d.source_file)
+            if old and old[0] == st.st_size and old[1] == st.st_mtime_ns:
+                state[d.source_file] = old
+                continue
+            digest = (f"refused:{st.st_size}:{st.st_mtime_ns}" if d.refused
+                      else sha256_of(d.path))
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            continue  # gone (or not a file) since it was listed: the next tick sees it as it is
+        state[d.source_file] = [st.st_size, st.st_mtime_ns, digest, d.cycle]
     return state
 
 
@@ -86,21 +98,40 @@ def raw_delivery_sensor(context: SensorEvaluationContext, iga: IGAResource):
     raw_dir = iga.paths().raw_dir
     if not raw_dir.is_dir():
         return SkipReason(f"raw root {raw_dir} does not exist")
-    previous = json.loads(context.cursor) if context.cursor else {}
+    generation, previous = load_cursor(context.cursor)
     current = scan(raw_dir, previous)
     changed = changed_cycles(previous, current)
-    cursor = json.dumps(current, sort_keys=True)
     if not changed:
-        return SensorResult(skip_reason=SkipReason("no new or changed deliveries"), cursor=cursor)
+        return SensorResult(skip_reason=SkipReason("no new or changed deliveries"),
+                            cursor=dump_cursor(generation, current))
+    generation += 1
     requests = []
     for cycle, files in sorted(changed.items()):
         digest = sha256_of_text("|".join(f"{f}:{(current.get(f) or [None] * 3)[2]}" for f in files))
         requests.append(RunRequest(
-            partition_key=str(cycle), run_key=f"cycle-{cycle}-{digest[:16]}",
+            partition_key=str(cycle), run_key=f"cycle-{cycle}-{generation}-{digest[:16]}",
             tags={"iga/trigger": "raw_delivery_sensor", "iga/files": str(len(files))},
         ))
         context.log.info(f"cycle {cycle}: {len(files)} new or changed file(s)")
-    return SensorResult(run_requests=requests, cursor=cursor)
+    return SensorResult(run_requests=requests, cursor=dump_cursor(generation, current))
+
+
+CURSOR_VERSION = 2
+
+
+def load_cursor(text: str | None) -> tuple[int, dict[str, list]]:
+    """(generation, files) of a cursor. The first version was the files mapping alone."""
+    if not text:
+        return 0, {}
+    data = json.loads(text)
+    if isinstance(data, dict) and data.get("version") == CURSOR_VERSION:
+        return int(data["generation"]), dict(data["files"])
+    return 0, data
+
+
+def dump_cursor(generation: int, files: dict[str, list]) -> str:
+    return json.dumps({"version": CURSOR_VERSION, "generation": generation, "files": files},
+                      sort_keys=True)
 
 
 def sha256_of_text(text: str) -> str:

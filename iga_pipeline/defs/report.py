@@ -7,7 +7,6 @@ publish (the previous warehouse and report stay), and a published warehouse
 always has its report. Materialised on its own (from the UI), it renders
 from the live warehouse and replaces the page directly."""
 
-import duckdb
 from dagster import (
     AssetExecutionContext, AutomationCondition, MaterializeResult, MetadataValue, asset,
 )
@@ -16,6 +15,7 @@ from iga_pipeline.defs.assets import REPORT, candidate_for, mart_key
 from iga_pipeline.defs.resources import IGAResource
 from iga_pipeline.evaluation import EVALUATION_MARTS
 from iga_pipeline.evaluation.report import write_report
+from iga_pipeline.warehouse.build import open_readonly
 
 # Every mart the page reads (besides the evaluation marts themselves).
 READS = ("outcomes_by_cycle", "outcomes_summary", "survey_by_cycle", "fct_participation",
@@ -40,7 +40,7 @@ def evaluation_report(context: AssetExecutionContext, iga: IGAResource) -> Mater
     else:
         raise FileNotFoundError(f"no warehouse to report on at {paths.warehouse}")
     out = write_report(source, out)
-    con = duckdb.connect(str(source), read_only=True)
+    con = open_readonly(source)
     try:
         flagged = con.execute(
             "SELECT row_label, column_name, published, recomputed FROM marts.published_reconciliation "

@@ -28,6 +28,7 @@ from iga_pipeline.evaluation import queries
 from iga_pipeline.evaluation.benchmarks import wilson_interval
 from iga_pipeline.evaluation.common import half_up_percent
 from iga_pipeline.evaluation.reconciliation import TABLE1_COLUMNS
+from iga_pipeline.warehouse.build import open_readonly
 
 TEMPLATES = Path(__file__).parent / "templates"
 TEMPLATE = "report.html.j2"
@@ -491,7 +492,7 @@ def write_report(warehouse: Path, out: Path, generated_at: datetime | None = Non
     a temporary file beside it, then os.replace."""
     warehouse, out = Path(warehouse), Path(out)
     built_at = datetime.fromtimestamp(warehouse.stat().st_mtime, tz=timezone.utc)
-    con = duckdb.connect(str(warehouse), read_only=True)
+    con = open_readonly(warehouse)
     try:
         html = render_report(con, generated_at, built_at)
     finally:

@@ -24,6 +24,18 @@ SQL_DIR = Path(__file__).parent / "sql"
 CANDIDATE_MARK = ".building-"
 
 
+def open_readonly(path: Path) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to a warehouse file as it is on disk now.
+
+    `duckdb.connect(path)` reuses a database this process already has open
+    under that path, which after a publish is the *previous* file. Attaching
+    to a fresh in-memory connection always opens the file now at `path`."""
+    con = duckdb.connect()
+    con.execute(f"ATTACH {_quote(Path(path))} AS warehouse (READ_ONLY)")
+    con.execute("USE warehouse")
+    return con
+
+
 def candidate_path(target: Path, token: str | None = None) -> Path:
     """Where a build writes: beside the live file, so that the rename is atomic."""
     target = Path(target)
@@ -107,8 +119,14 @@ def stale_candidates(target: Path, older_than_s: float = 0) -> list[Path]:
     """Candidates left behind by builds that were killed (not touched for `older_than_s`)."""
     target = Path(target)
     now = time.time()
-    return sorted(p for p in target.parent.glob(f"{target.name}{CANDIDATE_MARK}*")
-                  if not p.name.endswith(".wal") and now - p.stat().st_mtime >= older_than_s)
+    found = []
+    for p in target.parent.glob(f"{target.name}{CANDIDATE_MARK}*"):
+        try:
+            if not p.name.endswith(".wal") and now - p.stat().st_mtime >= older_than_s:
+                found.append(p)
+        except FileNotFoundError:  # published or discarded meanwhile
+            pass
+    return sorted(found)
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -124,7 +142,7 @@ def export_parquet(warehouse: Path, out_dir: Path) -> dict[str, int]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True)
     rows = {}
-    con = duckdb.connect(str(warehouse), read_only=True)
+    con = open_readonly(warehouse)
     try:
         tables = [r[0] for r in con.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = 'marts' "
@@ -176,7 +194,10 @@ def remove_stale(paths, older_than_s: float = 3600) -> list[str]:
              *paths.report_dir.glob(".index.html.*.pending")]
     removed = []
     for p in found:
-        if now - p.stat().st_mtime < older_than_s:
+        try:
+            if now - p.stat().st_mtime < older_than_s:
+                continue
+        except FileNotFoundError:  # a concurrent build published or discarded it meanwhile
             continue
         if p.is_dir():
             shutil.rmtree(p, ignore_errors=True)
