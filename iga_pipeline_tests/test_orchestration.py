@@ -753,11 +753,6 @@ def test_builds_killed_before_the_swap_leave_the_live_warehouse_and_the_next_bui
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=(
-    "bug in quality/expectations.py: run_suites updates the Great Expectations file store under "
-    "<warehouse dir>/gx in place (truncate, then write); a build killed during the checks can "
-    "leave an empty JSON file there, and every later build then fails in gx_mart_checks "
-    "(AttributeError: 'NoneType' object has no attribute 'id') until gx/ is removed by hand"))
 def test_a_gx_store_file_cut_short_by_a_crash_does_not_block_later_builds(site):
     """What a SIGKILL during the Great Expectations step can leave behind (seen by killing
     builds at random moments of their checks): a store file truncated to nothing."""

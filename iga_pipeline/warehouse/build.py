@@ -191,7 +191,8 @@ def remove_stale(paths, older_than_s: float = 3600) -> list[str]:
     now = time.time()
     found = [*stale_candidates(paths.warehouse, older_than_s),
              *paths.warehouse_dir.glob(".parquet.*.pending"), *paths.warehouse_dir.glob(".parquet.*.old"),
-             *paths.report_dir.glob(".index.html.*.pending")]
+             *paths.report_dir.glob(".index.html.*.pending"), *paths.warehouse_dir.glob(".gx.*.tmp"),
+             *paths.warehouse_dir.glob(".gx.*.old")]
     removed = []
     for p in found:
         try:
