@@ -53,12 +53,19 @@ class _Files:
         self.issues: list[pd.DataFrame] = []
         self.files: dict[str, dict] = {}
 
-    def open(self, d: Delivery) -> None:
+    def open(self, d: Delivery) -> str | None:
+        """Start the file's audit row; returns why it cannot be read, if so."""
         self.files[d.source_file] = {
             "source_file": d.source_file, "source_kind": d.kind, "cycle": d.cycle,
             "status": "loaded", "rows_read": 0, "reason": None,
-            "sha256": None if d.refused else sha256_of(d.path),
+            "sha256": None,
         }
+        if not d.refused:
+            try:
+                self.files[d.source_file]["sha256"] = sha256_of(d.path)
+            except OSError as e:  # vanished, or not readable by this user
+                return f"the file could not be read ({type(e).__name__})"
+        return None
 
     def reject_file(self, d: Delivery, reason: str, detail: str, rows_read: int = 0) -> None:
         self.files[d.source_file].update(status="rejected", reason=reason, rows_read=rows_read)
@@ -71,7 +78,10 @@ class _Files:
             self.issues.append(issues[ISSUE_COLUMNS].astype("string").reset_index(drop=True))
 
     def read(self, d: Delivery, reader, key) -> AdapterOutput | None:
-        self.open(d)
+        unreadable = self.open(d)
+        if unreadable:
+            self.reject_file(d, "unreadable_file", unreadable)
+            return None
         if d.problem:
             self.reject_file(d, *d.problem)
             return None
@@ -175,17 +185,19 @@ def _provider(d: Delivery, key: PseudonymKey, book: _Files, participations: pd.D
     rows = rows.drop(index=rejected.index)
 
     # R6: no accepted register row for this person in this cycle.
-    known = participations.set_index("person_key")
-    orphan = ~rows["person_key"].isin(known.index)
+    orphan = ~rows["person_key"].isin(participations["person_key"])
     book.add(_row_issues(rows[orphan], "rejected", "orphan_outcome",
                          f"no accepted register row for this person in cycle {d.cycle}"))
     rows = rows[~orphan]
 
     # R5: several rows for one participation in one delivery.
     status_cols = [f"status_{tp}" for tp in timepoints]
-    statuses = rows[status_cols].fillna("").astype(str).agg("|".join, axis=1)
-    n_status = statuses.groupby(rows["person_key"]).transform("nunique")
-    conflicting = n_status > 1
+    statuses = pd.Series("", index=rows.index, dtype=object)
+    for i, column in enumerate(status_cols):
+        statuses = statuses + ("|" if i else "") + rows[column].fillna("").astype(str)
+    # a person whose rows state more than one distinct status
+    pairs = pd.DataFrame({"person_key": rows["person_key"], "status": statuses}).drop_duplicates()
+    conflicting = rows["person_key"].isin(pairs.loc[pairs["person_key"].duplicated(), "person_key"].dropna())
     book.add(_row_issues(rows[conflicting], "rejected", "conflicting_duplicate",
                          "rows for the same participation in this delivery disagree on the status"))
     rows = rows[~conflicting]
@@ -195,7 +207,8 @@ def _provider(d: Delivery, key: PseudonymKey, book: _Files, participations: pd.D
     rows = rows[~dup]
 
     # R7: the provider's municipality differs from the register's (used, with a warning).
-    register_code = rows["person_key"].map(known["municipality_code"])
+    register_code = rows["person_key"].map(pd.Series(participations["municipality_code"].to_numpy(),
+                                                     index=participations["person_key"]))
     mismatch = rows["municipality_code"].notna() & (rows["municipality_code"] != register_code)
     book.add(_row_issues(rows[mismatch], "warning", "municipality_mismatch",
                          "the provider names another municipality than the register; register kept"))
@@ -265,6 +278,7 @@ def ingest_cycle(raw_root: Path, cycle: int, key: PseudonymKey,
                  deliveries: list[Delivery] | None = None) -> CycleIngest:
     if deliveries is None:
         deliveries = deliveries_for_cycle(raw_root, cycle)
+    key = key.remembering()  # the cycle's files name the same people: hash each one once
     book = _Files()
     by_kind = {kind: [d for d in deliveries if d.kind == kind] for kind in reference.SOURCE_KINDS}
 
@@ -287,6 +301,7 @@ def ingest_cycle(raw_root: Path, cycle: int, key: PseudonymKey,
     interventions = (pd.concat(intervention_frames, ignore_index=True).drop_duplicates(
         ["participation_id", "intervention"]) if intervention_frames
         else pd.DataFrame(columns=["participation_id", "intervention", "hours"]))
+    del outcome_frames, intervention_frames  # the parts: at 10M participations, gigabytes
 
     participations = _with_statuses(participations, outcomes, followed_up, info, book)
     responses = _surveys(cycle, by_kind["survey"], book)

@@ -64,6 +64,9 @@ from typing import Final
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from pandas.api.types import infer_dtype
 
 MISSING: Final = "missing"
 UNRECOGNISED_FORM: Final = "unrecognised_form"
@@ -94,9 +97,6 @@ _LUHN_WEIGHTS: Final = np.array([2, 1, 2, 1, 2, 1, 2, 1, 2])
 
 # Days per month in a common year; index 0 is a dummy so month 00 has no valid day.
 _DAYS_IN_MONTH: Final = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
-
-# '00'..'99', to write the century in front of the ten digits without a row loop.
-_CENTURY_TEXT: Final = np.array([f"{c:02d}" for c in range(100)], dtype=object)
 
 
 def luhn_check_digit(nine_digits: str) -> int:
@@ -130,19 +130,8 @@ def normalise(values: pd.Series, reference_date) -> pd.DataFrame:
         values = pd.Series(values, dtype=object)
     ref_year, ref_month, ref_day = _reference_parts(reference_date, values.index)
 
-    text, missing = _written_form(values)
-    recognised = text.str.fullmatch(_FORM_PATTERN).to_numpy(dtype=bool)
-
-    # Drop the separator; what is left is 10 or 12 digits for every recognised row.
-    plus = text.str.contains("+", regex=False).to_numpy(dtype=bool)
-    digits = text.str.replace("-", "", regex=False).str.replace("+", "", regex=False)
-    has_century = (digits.str.len() == 12).to_numpy(dtype=bool)
-    # Give every row exactly 12 digits so one (n, 12) matrix holds them all:
-    # ten-digit rows get '00' in front (their century comes from
-    # _ten_digit_year below), unrecognised rows a dummy value (their error is
-    # decided by `recognised` anyway).
-    digits = digits.where(recognised, "0" * 12).str.zfill(12)
-    d = _digit_matrix(digits)
+    ascii12, recognised, missing, plus, has_century = _parts(values)
+    d = ascii12.astype(np.int64) - ord("0")
 
     year_as_written = _number(d[:, 0:4])  # only meaningful when has_century
     yy, month, dd = _number(d[:, 2:4]), _number(d[:, 4:6]), _number(d[:, 6:8])
@@ -165,8 +154,12 @@ def normalise(values: pd.Series, reference_date) -> pd.DataFrame:
 
     valid = pd.isna(error)
     pnr = np.full(len(values), None, dtype=object)
-    # Century text + the last ten digits (YYMMDDNNNC, day + 60 kept as written).
-    pnr[valid] = _CENTURY_TEXT[year[valid] // 100] + digits.str[2:].to_numpy()[valid]
+    # Century digits + the last ten digits (YYMMDDNNNC, day + 60 kept as written).
+    written = ascii12[valid].copy()
+    century = year[valid] // 100
+    written[:, 0] = ord("0") + century // 10
+    written[:, 1] = ord("0") + century % 10
+    pnr[valid] = written.view("S12").ravel().astype("U12")
 
     return pd.DataFrame(
         {"pnr": pd.array(pnr, dtype="string"), "error": pd.array(error, dtype="string")},
@@ -218,6 +211,58 @@ def format_pnr(
 # --------------------------------------------------------------------------
 
 
+# Everything str.strip() removes, for Arrow's utf8_trim (which then strips exactly the same).
+_PY_WHITESPACE: Final = "".join(chr(c) for c in range(0x110000) if chr(c).isspace())
+_FORM_REGEX_RE2: Final = f"^{_FORM_PATTERN}$"
+
+
+def _parts(values: pd.Series):
+    """The written forms, parsed: (n, 12) ASCII digit codes (ten-digit rows with '00'
+    in front, unrecognised rows all '0'), and the masks recognised, missing, '+'
+    and written-with-century.
+
+    Every value a string (or missing), as senders' text files give: in Arrow's C++
+    string kernels. Anything else (Excel and JSON numbers): pandas string methods."""
+    if len(values) and infer_dtype(values, skipna=True) == "string":
+        try:
+            return _parts_of_text(values)
+        except (pa.ArrowException, UnicodeError):  # e.g. a lone surrogate: not encodable
+            pass
+    return _parts_of_anything(values)
+
+
+def _parts_of_anything(values: pd.Series):
+    text, missing = _written_form(values)
+    recognised = text.str.fullmatch(_FORM_PATTERN).to_numpy(dtype=bool)
+    # Drop the separator; what is left is 10 or 12 digits for every recognised row.
+    plus = text.str.contains("+", regex=False).to_numpy(dtype=bool)
+    digits = text.str.replace("-", "", regex=False).str.replace("+", "", regex=False)
+    has_century = (digits.str.len() == 12).to_numpy(dtype=bool)
+    # Give every row exactly 12 digits so one (n, 12) matrix holds them all:
+    # ten-digit rows get '00' in front (their century comes from
+    # _ten_digit_year below), unrecognised rows a dummy value (their error is
+    # decided by `recognised` anyway).
+    digits = digits.where(recognised, "0" * 12).str.zfill(12)
+    return _ascii_matrix(digits), recognised, missing, plus, has_century
+
+
+def _parts_of_text(values: pd.Series):
+    obj = values.astype(object)
+    is_na = obj.isna().to_numpy(dtype=bool)
+    arr = pa.array(obj.where(~is_na, None).to_numpy(dtype=object), type=pa.string())
+    text = pc.utf8_trim(arr, _PY_WHITESPACE)
+    missing = is_na | pc.equal(pc.utf8_length(text), 0).fill_null(False).to_numpy(zero_copy_only=False)
+    recognised = pc.match_substring_regex(text, _FORM_REGEX_RE2).fill_null(False)
+    plus = pc.match_substring(text, "+").fill_null(False).to_numpy(zero_copy_only=False)
+    digits = pc.replace_substring(pc.replace_substring(text, "-", ""), "+", "")
+    has_century = pc.equal(pc.utf8_length(digits), 12).fill_null(False).to_numpy(zero_copy_only=False)
+    fixed = pc.if_else(recognised, pc.utf8_lpad(digits, 12, "0"), "0" * 12)
+    fixed = fixed.cast(pa.binary()).cast(pa.binary(12))
+    ascii12 = np.frombuffer(fixed.buffers()[1], dtype=np.uint8, count=12 * len(fixed),
+                            offset=12 * fixed.offset).reshape(-1, 12)
+    return ascii12, recognised.to_numpy(zero_copy_only=False), missing, plus, has_century
+
+
 def _written_form(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
     """Every value as the text to parse, and the 'missing' mask.
 
@@ -245,14 +290,13 @@ def _written_form(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
     return text, missing
 
 
-def _digit_matrix(digits: pd.Series) -> np.ndarray:
-    """(n, 12) int matrix of the digits of 12-character ASCII digit strings.
+def _ascii_matrix(digits: pd.Series) -> np.ndarray:
+    """(n, 12) uint8 matrix of the ASCII codes of 12-character digit strings.
 
     Encoding to fixed-width bytes ('S12') and viewing them as uint8 gives the
-    ASCII codes in one numpy call; subtracting ord('0') gives the digits.
+    ASCII codes in one numpy call (subtracting ord('0') gives the digits).
     """
-    codes = np.asarray(digits.to_numpy(dtype=object), dtype="S12").view(np.uint8)
-    return codes.reshape(-1, 12).astype(np.int64) - ord("0")
+    return np.asarray(digits.to_numpy(dtype=object), dtype="S12").view(np.uint8).reshape(-1, 12)
 
 
 def _number(digit_columns: np.ndarray) -> np.ndarray:

@@ -9,14 +9,22 @@ crash mid-write never leaves a half-written partition behind.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import pandera
+import pyarrow.parquet as pq
+from pandera.errors import SchemaErrors
 
-from iga_pipeline.ingest import CycleIngest
+from iga_pipeline.ingest import CycleIngest, deliveries_for_cycle, ingest_cycle
+from iga_pipeline.pseudonym import PseudonymKey
+from iga_pipeline.validation import HARMONISED_MODELS, Participation
 
 
 def cycle_dir(staging: Path, cycle: int) -> Path:
@@ -53,3 +61,228 @@ def write_inventory_issues(staging: Path, issues: pd.DataFrame) -> Path:
     issues.to_parquet(tmp, index=False)
     os.replace(tmp, path)
     return path
+
+
+# --- the harmonised models over staged files (the asset checks), remembered per file -------
+
+def _fingerprint(model) -> str:
+    return hashlib.sha256(f"{pandera.__version__}|{model.to_schema()!r}".encode()).hexdigest()[:16]
+
+
+def _stamp(path: Path, model) -> str:
+    st = path.stat()
+    return f"{st.st_size}:{st.st_mtime_ns}:{_fingerprint(model)}"
+
+
+def _stamp_path(path: Path) -> Path:
+    return path.with_name(f".pandera-{path.stem}.ok")
+
+
+def _validated_before(path: Path, model) -> bool:
+    stamp = _stamp_path(path)
+    return stamp.exists() and stamp.read_text() == _stamp(path, model)
+
+
+def _mark_validated(path: Path, model) -> None:
+    stamp = _stamp_path(path)
+    tmp = stamp.with_name(f"{stamp.name}.{uuid.uuid4().hex}.tmp")
+    tmp.write_text(_stamp(path, model))
+    os.replace(tmp, stamp)
+
+
+VALIDATE_ROWS = 500_000  # rows of a staged file in memory at a time while validating
+
+
+def validate_staged(files: list[Path], model) -> tuple[int, pd.DataFrame | None]:
+    """Validate each cycle's staged file with a harmonised model; (rows, failure cases).
+
+    A file is read VALIDATE_ROWS rows at a time; a unique column is checked over the
+    whole file. A file that passed before, unchanged since (size, mtime) and against
+    the same model, is not read again: after a late delivery only its cycle is.
+    Per-cycle uniqueness (participation_id) is global because every id carries its
+    cycle: that is checked too."""
+    schema = model.to_schema()
+    unique = [name for name, column in schema.columns.items() if column.unique]
+    for name in unique:
+        schema = schema.update_column(name, unique=False)
+    rows, failures = 0, []
+    nonempty = [f for f in files if pq.ParquetFile(f).metadata.num_rows]
+    for path in nonempty or files[:1]:
+        parquet = pq.ParquetFile(path)
+        rows += parquet.metadata.num_rows
+        if _validated_before(path, model):
+            continue
+        cases = []
+        batches = parquet.iter_batches(batch_size=VALIDATE_ROWS) if parquet.metadata.num_rows else []
+        chunks = (b.to_pandas() for b in batches) if parquet.metadata.num_rows else [pd.read_parquet(path)]
+        for frame in chunks:
+            try:
+                schema.validate(frame, lazy=True)
+            except SchemaErrors as err:
+                cases.append(err.failure_cases)
+            del frame
+        for name in unique:
+            values = pd.read_parquet(path, columns=[name])[name]
+            dup = values[values.duplicated(keep=False)]
+            if len(dup):
+                cases.append(pd.DataFrame({"column": name, "check": "field_uniqueness",
+                                           "failure_case": dup.values}))
+            if model is Participation and len(values):
+                prefix = "c" + path.parent.name.split("=", 1)[1] + "-"
+                foreign = values[~values.astype(str).str.startswith(prefix)]
+                if len(foreign):
+                    cases.append(pd.DataFrame({"column": name,
+                                               "check": f"starts with '{prefix}' (the cycle of its folder)",
+                                               "failure_case": foreign.values}))
+        if cases:
+            failures.append(pd.concat(cases, ignore_index=True))
+        else:
+            _mark_validated(path, model)
+    return rows, (pd.concat(failures, ignore_index=True) if failures else None)
+
+
+# --- staging several cycles, in parallel when they are large -------------------------------
+
+@dataclass
+class Staged:
+    """What the caller needs to know about one staged cycle (the frames stay on disk)."""
+
+    cycle: int
+    rows: dict[str, int]  # frame name -> rows written
+    rejected: int  # rows rejected
+    by_reason: pd.DataFrame  # severity, reason, rows
+    audit: pd.DataFrame
+
+
+def stage_cycle(raw_root: Path, staging: Path, cycle: int, key: PseudonymKey) -> Staged:
+    """Ingest one cycle and write its staging folder."""
+    result = ingest_cycle(raw_root, cycle, key)
+    folder = write_cycle(staging, result)
+    issues = result.issues
+    staged = Staged(
+        cycle=cycle,
+        rows={name: len(getattr(result, name)) for name in CycleIngest.frame_names()},
+        rejected=int((issues["severity"] == "rejected").sum()),
+        by_reason=issues.groupby(["severity", "reason"]).size().rename("rows").reset_index(),
+        audit=result.audit,
+    )
+    del result, issues
+    _give_back_memory()
+    # Read back what was written and validate it, as the asset checks would; they then
+    # skip these files (unchanged, already valid) and this work runs in the worker.
+    for name, model in HARMONISED_MODELS.items():
+        validate_staged([folder / f"{name}.parquet"], model)
+    _give_back_memory()
+    return staged
+
+
+def _give_back_memory() -> None:
+    """Return freed memory to the system between cycles (a worker may stage several)."""
+    import gc
+
+    gc.collect()
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
+    try:
+        import pyarrow as pa
+
+        pa.default_memory_pool().release_unused()
+    except Exception:  # noqa: BLE001 - only an optimisation
+        pass
+
+
+# Below this many raw bytes in the cycles to ingest, starting worker processes
+# (about 2 s: each imports pandas, pyarrow and pandera) costs more than it saves.
+PARALLEL_FROM_BYTES = 64 * 2**20
+# Peak memory of ingesting one cycle, per raw byte of its deliveries (measured
+# at 1M and 10M participations, see docs/performance.md), with some headroom.
+MEMORY_PER_RAW_BYTE = 10
+
+
+def ingest_workers(raw_root: Path, cycles: list[int]) -> int:
+    """How many cycles to ingest at once: IGA_INGEST_WORKERS, or as many as CPUs and
+    memory allow when the deliveries are large enough to be worth it."""
+    setting = os.environ.get("IGA_INGEST_WORKERS", "").strip()
+    if setting:
+        return max(1, int(setting))
+    sizes = []
+    for cycle in cycles:
+        sizes.append(sum(d.path.stat().st_size for d in deliveries_for_cycle(raw_root, cycle)
+                         if not d.refused and d.path.is_file()))
+    if len(cycles) < 2 or sum(sizes) < PARALLEL_FROM_BYTES:
+        return 1
+    by_memory = _available_memory() // max(1, MEMORY_PER_RAW_BYTE * max(sizes))
+    return int(max(1, min(os.cpu_count() or 1, len(cycles), by_memory)))
+
+
+def _available_memory() -> int:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+
+
+def stage_cycles(raw_root: Path, staging: Path, cycles: list[int], key: PseudonymKey,
+                 workers: int | None = None) -> Iterator[Staged]:
+    """Stage every cycle; yields one `Staged` per cycle, in the order given.
+
+    Cycles are independent (every rule stays within a cycle), so with more than
+    one worker the cycles are shared out over worker processes
+    (`python -m iga_pipeline._stage_worker`, largest cycles first), each writing
+    its cycles' Parquet directly. Plain child processes rather than
+    multiprocessing: nothing of the parent (threads, locks, its __main__) is
+    inherited or re-imported."""
+    workers = ingest_workers(raw_root, cycles) if workers is None else workers
+    if workers <= 1 or len(cycles) <= 1:
+        for cycle in cycles:
+            yield stage_cycle(raw_root, staging, cycle, key)
+        return
+    yield from _stage_in_workers(Path(raw_root), Path(staging), cycles, key, min(workers, len(cycles)))
+
+
+def _stage_in_workers(raw_root: Path, staging: Path, cycles: list[int], key: PseudonymKey,
+                      workers: int) -> Iterator[Staged]:
+    import pickle
+    import subprocess
+    import sys
+    import tempfile
+
+    size = {c: sum(d.path.stat().st_size for d in deliveries_for_cycle(raw_root, c)
+                   if not d.refused and d.path.is_file()) for c in cycles}
+    shares: list[list[int]] = [[] for _ in range(workers)]
+    load = [0] * workers
+    for cycle in sorted(cycles, key=lambda c: -size[c]):  # largest first, to the least loaded
+        i = load.index(min(load))
+        shares[i].append(cycle)
+        load[i] += size[cycle]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    with tempfile.TemporaryDirectory(prefix="iga-stage-") as scratch:
+        procs = []
+        for i, share in enumerate(s for s in shares if s):
+            out, err = Path(scratch) / f"worker-{i}.pkl", Path(scratch) / f"worker-{i}.err"
+            with open(err, "wb") as err_file:
+                proc = subprocess.Popen([sys.executable, "-m", "iga_pipeline._stage_worker", str(out)],
+                                        stdin=subprocess.PIPE, stderr=err_file, env=env)
+            procs.append((proc, out, err, share))
+        for proc, _, _, share in procs:
+            proc.stdin.write(pickle.dumps((raw_root, staging, share, key)))
+            proc.stdin.close()
+        failures = []
+        for proc, _, err, share in procs:
+            if proc.wait() != 0:
+                failures.append(f"cycles {share}: {err.read_text('utf-8', 'replace').strip()[-4000:]}")
+        if failures:
+            raise RuntimeError("staging failed in a worker process:\n" + "\n".join(failures))
+        staged = {}
+        for _, out, _, _ in procs:
+            staged.update({s.cycle: s for s in pickle.loads(out.read_bytes())})
+    for cycle in cycles:
+        yield staged[cycle]

@@ -15,7 +15,7 @@ from dagster import (
 from iga_pipeline import history, reference, staging
 from iga_pipeline.defs.resources import IGAResource
 from iga_pipeline.evaluation import EVALUATION_MARTS
-from iga_pipeline.ingest import CycleIngest, deliveries_for_cycle, ingest_cycle
+from iga_pipeline.ingest import deliveries_for_cycle
 from iga_pipeline.sources.common import discover, issues_frame, sha256_of
 from iga_pipeline.warehouse import build
 from iga_pipeline.warehouse.catalog import HARMONISED, MARTS
@@ -102,26 +102,26 @@ def harmonised(context: AssetExecutionContext, iga: IGAResource):
     key = iga.pseudonym_key()
     if key.is_development:
         context.log.warning("IGA_PSEUDONYM_KEY is not set: person_key uses the PUBLIC development key")
-    results: list[CycleIngest] = []
-    for partition in context.partition_keys:
-        result = ingest_cycle(paths.raw_dir, int(partition), key)
-        staging.write_cycle(paths.staging, result)
-        new_versions = history.record(paths.staging, result.audit)
+    rows = {name: 0 for name in HARMONISED}
+    by_reason = []
+    cycles = [int(partition) for partition in context.partition_keys]
+    for staged in staging.stage_cycles(paths.raw_dir, paths.staging, cycles, key):
+        new_versions = history.record(paths.staging, staged.audit)
         if new_versions:
-            context.log.info(f"cycle {partition}: {new_versions} delivery version(s) seen for the first time")
-        results.append(result)
+            context.log.info(f"cycle {staged.cycle}: {new_versions} delivery version(s) seen for the first time")
         context.log.info(
-            f"cycle {partition}: {len(result.participations)} participations, "
-            f"{int((result.issues['severity'] == 'rejected').sum())} rows rejected"
+            f"cycle {staged.cycle}: {staged.rows['participations']} participations, "
+            f"{staged.rejected} rows rejected"
         )
+        for name in HARMONISED:
+            rows[name] += staged.rows[name]
+        by_reason.append(staged.by_reason)
     for name in HARMONISED:
-        frames = [getattr(r, name) for r in results]
-        metadata = {"rows": sum(len(f) for f in frames)}
-        if name == "issues" and frames:
-            issues = pd.concat(frames)
-            if len(issues):
-                by_reason = issues.groupby(["severity", "reason"]).size().rename("rows").reset_index()
-                metadata["by_reason"] = MetadataValue.md(by_reason.to_markdown(index=False))
+        metadata = {"rows": rows[name]}
+        if name == "issues" and by_reason:
+            reasons = pd.concat(by_reason).groupby(["severity", "reason"])["rows"].sum().reset_index()
+            if len(reasons):
+                metadata["by_reason"] = MetadataValue.md(reasons.to_markdown(index=False))
         yield MaterializeResult(asset_key=harmonised_key(name), metadata=metadata)
 
 
@@ -147,11 +147,10 @@ def marts(context: AssetExecutionContext, iga: IGAResource):
 
     Nothing is published here: the candidate goes live in warehouse/published,
     after the blocking checks have passed."""
-    import duckdb
-
     candidate, paths = candidate_for(context, iga)
-    build.build_candidate(paths.staging, candidate, EVALUATION_MARTS)
-    con = duckdb.connect(str(candidate), read_only=True)
+    build.build_candidate(paths.staging, candidate, EVALUATION_MARTS, previous=paths.warehouse)
+    context.log.info(f"warehouse built: {build.build_mode(candidate)}")  # 'full', or 'cycles 8'
+    con = build.open_readonly(candidate)
     try:
         for m in MARTS:
             rows = con.execute(f"SELECT count(*) FROM marts.{m.name}").fetchone()[0]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import stat
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
@@ -81,8 +82,11 @@ def _refusal(raw_root: Path, path: Path) -> tuple[str, str] | None:
             return ("unreadable_file", "a symbolic link to a path outside the raw root; not followed")
         if not target.is_file():
             return ("unreadable_file", "a symbolic link that points to no file")
+    st = path.stat()
+    if not stat.S_ISREG(st.st_mode):  # a pipe would hang the build, a socket break it
+        return ("unreadable_file", "not a regular file (a pipe, device, socket or folder)")
     limit = max_file_bytes()
-    size = path.stat().st_size
+    size = st.st_size
     if size > limit:
         return ("unreadable_file", f"the file has {size:,} bytes, above the limit of "
                                    f"{limit:,} bytes (IGA_MAX_FILE_MB)")
@@ -93,7 +97,7 @@ def classify(raw_root: Path, path: Path) -> Delivery:
     """Classify one file under the raw root by its relative path."""
     delivery = _classify_path(raw_root, path)
     refusal = _refusal(Path(raw_root), path)
-    if refusal and delivery.kind != "unexpected":
+    if refusal:
         return replace(delivery, problem=refusal, refused=True)
     return delivery
 
@@ -117,7 +121,7 @@ def _classify_path(raw_root: Path, path: Path) -> Delivery:
             kommun = m.group("kommun")
             if kommun not in reference.municipalities():
                 problem = ("unknown_municipality",
-                           f"folder kommunkod '{safe_value(kommun, 12)}' is not a project municipality")
+                           "the folder is not the kommunkod of a project municipality")
         else:
             if kind == "petho":
                 timepoint = "both"
@@ -160,24 +164,60 @@ def _mask(match: re.Match) -> str:
     return "#" * len(run)
 
 
-def safe_value(value: object, limit: int = 40) -> str:
+def _looks_like_a_code(text: str) -> bool:
+    """Codes, dates and numbers are echoed; anything that could be a name is not.
+
+    A code has no white space and each run of letters in it is all lower case
+    or all upper case ('flyktingar', 'PENSION', 'X', '2010-02-30',
+    'LASMIG.txt'); names are written with a capital ('Zlatimira',
+    'Ali Hassan'), so they never qualify."""
+    if any(c.isspace() for c in text):
+        return False
+    words = re.findall(r"[^\W\d_]+", text)  # runs of letters: 'LASMIG', 'txt'
+    return all(w.islower() or w.isupper() for w in words)
+
+
+def safe_value(value: object, limit: int = 24) -> str:
     """A raw value made fit for an issue detail or a log line.
 
-    Any run of six or more digits that is not plainly a date (it could be all
-    or part of a personnummer) is masked with '#', and long text is cut."""
+    Runs of six or more digits that are not plainly a date (all or part of a
+    personnummer) are masked with '#'. Text that does not look like a code
+    (it could be a name) is described, not quoted: "<text of 9 characters>"."""
     text = "" if value is None else str(value)
     text = _DIGIT_RUN.sub(_mask, text)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    if len(text) > limit or not _looks_like_a_code(text):
+        return f"<text of {len(text)} characters>"
+    return text
+
+
+_CONTRACT_COMPONENT = re.compile(
+    r"^(kommuner|leverantorer|enkater|petho|folkuniversitetet|astorp|\d{4}"
+    r"|deltagare_cykel\d+\.csv|cykel\d+_resultat\.xlsx|cykel\d+_(slut|90dagar)\.csv"
+    r"|cykel\d+(_90dagar)?\.json|enkat_cykel\d+\.csv)$")
 
 
 def safe_path(rel: str) -> str:
     """A path relative to the raw root, fit to be stored as `source_file`.
 
     File and folder names are chosen by the senders; one named after a person
-    ('intyg 19850101-2383.pdf', kommuner/850101-2383/...) would otherwise put a
-    personnummer into the warehouse. Digit runs are masked as in safe_value;
-    the contract's own paths have none long enough to be touched."""
-    return _DIGIT_RUN.sub(_mask, rel)
+    ('CV Zlatimira Hodžić.docx', kommuner/850101-2383/...) must not reach the
+    warehouse. The contract's own names are kept as they are; any other
+    component is kept only if it looks like a code (see safe_value), with
+    digit runs masked, and is otherwise replaced by '~' and a short hash of
+    itself (the extension kept), stable from build to build."""
+    parts = []
+    for part in rel.split("/"):
+        if _CONTRACT_COMPONENT.match(part):
+            parts.append(part)
+            continue
+        masked = _DIGIT_RUN.sub(_mask, part)
+        if masked == part and _looks_like_a_code(part) and len(part) <= 60:
+            parts.append(part)
+        else:
+            stem, dot, ext = part.rpartition(".")
+            suffix = f".{ext}" if dot and stem and _looks_like_a_code(ext) and len(ext) <= 8 else ""
+            parts.append("~" + hashlib.sha256(part.encode("utf-8")).hexdigest()[:10] + suffix)
+    return "/".join(parts)
 
 
 def issues_frame(rows: list[dict] | None = None) -> pd.DataFrame:

@@ -11,9 +11,12 @@ plus an interventions frame (source_row, intervention, hours).
 from __future__ import annotations
 
 import json
+import math
 import os
 import zipfile
+from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from iga_pipeline import personnummer, reference
@@ -24,6 +27,16 @@ from iga_pipeline.sources.common import (
 )
 
 INTERVENTION_COLUMNS = ["source_row", "intervention", "hours"]
+
+
+def _is_hours(value) -> bool:
+    """A JSON number of hours: finite, not negative (10**400 and Infinity are not)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(float(value)) and value >= 0
+    except OverflowError:
+        return False
 
 
 def _warning(delivery: Delivery, row: str, reason: str, detail: str) -> dict:
@@ -79,8 +92,8 @@ def read_petho(delivery: Delivery, key: PseudonymKey) -> AdapterOutput:
     rows = _identity(delivery, raw["source_row"], raw["Personnr"].astype(object), key)
     rows["municipality_code"] = raw["municipality_code"].astype("string")
     # Texts compare case-insensitively after trimming (raw-deliveries.md §2).
-    rows["status_end"] = _blank_to_na(raw["Status cykelslut"]).str.casefold()
-    rows["status_90d"] = _blank_to_na(raw["Status 90 dagar"]).str.casefold()
+    rows["status_end"] = _petho_status(raw["Status cykelslut"])
+    rows["status_90d"] = _petho_status(raw["Status 90 dagar"])
     followed_up = bool(rows["status_90d"].notna().any())
 
     interventions, warnings = [], []
@@ -107,12 +120,26 @@ def max_workbook_rows() -> int:
     return int(os.environ.get("IGA_MAX_WORKBOOK_ROWS", "100000"))
 
 
+def _petho_status(cells: pd.Series) -> pd.Series:
+    """Known status texts, case-folded (the contract compares them case-insensitively);
+    anything else as written, so that validation rejects it without echoing a
+    name in lower case as if it were a code."""
+    written = _blank_to_na(cells)
+    folded = written.str.casefold()
+    known = folded.isin(list(reference.outcome_codes("petho")))
+    return folded.where(known | folded.isna(), written)
+
+
 def _petho_sheet(ws, municipality_code: str) -> list[dict]:
     limit = max_workbook_rows()
     declared = ws.max_row or 0  # from the sheet's dimension; may be absent
     if declared - PETHO_HEADER_ROW > limit:
         raise FileRejected("unreadable_file", f"sheet {safe_value(ws.title)} declares {declared} rows, "
                                               f"above the limit of {limit} (IGA_MAX_WORKBOOK_ROWS)")
+    # Read-only mode trusts the sheet's declared size, which tools other than
+    # Excel often leave stale: forget it, read to the real end (bounded by `limit`).
+    if hasattr(ws, "reset_dimensions"):
+        ws.reset_dimensions()
     rows = ws.iter_rows(min_row=PETHO_HEADER_ROW, values_only=True)
     header = [str(h).strip() if h is not None else "" for h in next(rows, ())]
     missing = [c for c in PETHO_REQUIRED if c not in header]
@@ -169,11 +196,11 @@ def read_folkuniversitetet(delivery: Delivery, key: PseudonymKey) -> AdapterOutp
         for column in FU_HOURS:
             given = frame[column].reset_index(drop=True)
             hours = pd.to_numeric(given.str.replace(",", ".", regex=False), errors="coerce")
-            bad = given.ne("") & (hours.isna() | (hours < 0))
+            bad = given.ne("") & (hours.isna() | (hours < 0) | ~np.isfinite(hours.astype(float)))
             for r, v in zip(rows.loc[bad, "source_row"], given[bad]):
                 warnings.append(_warning(delivery, r, "invalid_code",
                                          f"{column}: '{safe_value(v)}' is not a number of hours; ignored"))
-            keep = hours.notna() & (hours > 0)
+            keep = hours.notna() & (hours > 0) & ~bad
             parts.append(pd.DataFrame({"source_row": rows.loc[keep, "source_row"],
                                        "intervention": names[column], "hours": hours[keep]}))
     inter = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=INTERVENTION_COLUMNS)
@@ -182,65 +209,223 @@ def read_folkuniversitetet(delivery: Delivery, key: PseudonymKey) -> AdapterOutp
 
 # --- Åstorps kommun: JSON exports ----------------------------------------------
 
+ASTORP_BATCH = 50_000  # entries parsed and turned into columns at a time
+
+
 def read_astorp(delivery: Delivery, key: PseudonymKey) -> AdapterOutput:
     data = delivery.path.read_bytes()
     try:
-        doc = json.loads(data.decode("utf-8"))
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise FileRejected("unreadable_file", "not valid UTF-8") from None
-    except json.JSONDecodeError as e:
-        raise FileRejected("unreadable_file", f"not valid JSON (line {e.lineno}, column {e.colno})") from None
+    del data
     list_key = "uppfoljning" if delivery.timepoint == "90d" else "deltagare"
-    if not isinstance(doc, dict) or not isinstance(doc.get(list_key), list):
+    columns = _AstorpColumns(delivery)
+    try:
+        # The participant list is parsed a batch of entries at a time and turned into
+        # columns at once, so a million-entry export never exists as a million dicts.
+        doc = _stream_json_export(text, list_key, columns.add)
+    except Exception:  # anything unusual (invalid JSON included): the whole document at once
+        columns = _AstorpColumns(delivery)
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise FileRejected("unreadable_file", f"not valid JSON (line {e.lineno}, column {e.colno})") from None
+        if isinstance(doc, dict) and isinstance(doc.get(list_key), list):
+            entries = doc[list_key]
+            for at in range(0, len(entries), ASTORP_BATCH):
+                columns.add(entries[at: at + ASTORP_BATCH])
+            doc[list_key] = _Parsed(len(entries))
+    del text
+    if not isinstance(doc, dict) or not isinstance(doc.get(list_key), _Parsed):
         raise FileRejected("missing_columns", f"the export has no list '{list_key}'")
     stated = doc.get("cykel")
     if stated is not None and str(stated).strip() != str(delivery.cycle):
         raise FileRejected("cycle_mismatch", f"the export says cykel {safe_value(stated)}, "
                                              f"the file name cycle {delivery.cycle}",
-                           rows_read=len(doc[list_key]))
-    entries = doc[list_key]
-    status_field = "status" if delivery.timepoint == "90d" else "status_cykelslut"
-    warnings, pnrs, kommun, status, inter = [], [], [], [], []
-    names = reference.intervention_codes("astorp")
-    municipalities = reference.municipalities()
-    for i, entry in enumerate(entries, start=1):
-        if not isinstance(entry, dict):
-            entry = {}
-        pnr = entry.get("pnr")
-        if isinstance(pnr, bool) or not isinstance(pnr, (str, int, float, type(None))):
-            pnr = "<not a personnummer>"  # a list, object or boolean: invalid, never missing
-        pnrs.append(pnr)  # a JSON number is read like an Excel number
-        code = entry.get("kommunkod")
-        code = str(code).strip() if code is not None else None
-        if code is not None and code not in municipalities:
-            warnings.append(_warning(delivery, str(i), "invalid_code",
-                                     f"kommunkod '{safe_value(code)}' is not a project municipality"))
-            code = None
-        kommun.append(code)
-        s = entry.get(status_field)
-        status.append(s.strip() if isinstance(s, str) else (None if s is None else f"<{type(s).__name__}>"))
-        items = entry.get("insatser") if delivery.timepoint == "end" else None
-        if items is not None and not isinstance(items, list):
-            warnings.append(_warning(delivery, str(i), "invalid_code", "insatser is not a list; ignored"))
-            items = None
-        for item in items or []:
-            typ = item.get("typ") if isinstance(item, dict) else None
-            intervention = names.get(typ.strip().upper()) if isinstance(typ, str) else None
-            hours = item.get("timmar") if isinstance(item, dict) else None
-            if intervention is None:
-                warnings.append(_warning(delivery, str(i), "invalid_code",
-                                         f"insatser: unknown typ '{safe_value(typ)}' ignored"))
+                           rows_read=doc[list_key].entries)
+    return columns.output(key)
+
+
+_JSON_SPACE = " \t\n\r"  # what the json module skips between tokens
+
+
+class _NotStreamable(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    """Stands in the document for the participant list once its entries are columns."""
+
+    entries: int
+
+
+def _stream_json_export(text: str, list_key: str, on_batch) -> dict:
+    """json.loads for an export object, except that the array under `list_key` goes to
+    `on_batch` in lists of ASTORP_BATCH entries (and is replaced by `_Parsed(length)`).
+
+    Values are decoded by the json module itself (raw_decode); this only walks the
+    top-level object and the array. Anything it does not expect (another shape,
+    the key twice, an error) raises, and the caller parses the document whole:
+    what json.loads accepts or rejects stays exactly that."""
+    decoder = json.JSONDecoder()
+    n = len(text)
+
+    def skip(i: int) -> int:
+        while i < n and text[i] in _JSON_SPACE:
+            i += 1
+        return i
+
+    doc: dict = {}
+    i = skip(0)
+    if text[i: i + 1] != "{":
+        raise _NotStreamable
+    i = skip(i + 1)
+    if text[i: i + 1] == "}":
+        i += 1
+    else:
+        while True:
+            if text[i: i + 1] != '"':
+                raise _NotStreamable
+            name, i = json.decoder.scanstring(text, i + 1)
+            i = skip(i)
+            if text[i: i + 1] != ":":
+                raise _NotStreamable
+            i = skip(i + 1)
+            if name == list_key:
+                if name in doc or text[i: i + 1] != "[":
+                    raise _NotStreamable
+                count, i = _stream_array(decoder, text, i, skip, on_batch)
+                doc[name] = _Parsed(count)
+            else:
+                doc[name], i = decoder.raw_decode(text, i)
+            i = skip(i)
+            if text[i: i + 1] == ",":
+                i = skip(i + 1)
                 continue
-            if hours is not None and (isinstance(hours, bool) or not isinstance(hours, (int, float)) or hours < 0):
-                warnings.append(_warning(delivery, str(i), "invalid_code",
-                                         f"insatser: timmar '{safe_value(hours)}' is not a number of hours"))
-                hours = None
-            inter.append((str(i), intervention, None if hours is None else float(hours)))
-    rows = _identity(delivery, pd.Series(range(1, len(entries) + 1)), pd.Series(pnrs, dtype=object), key)
-    rows["municipality_code"] = pd.Series(kommun, dtype="string")
-    rows[f"status_{delivery.timepoint}"] = pd.Series(status, dtype="string").replace("", pd.NA)
-    interventions = pd.DataFrame(inter, columns=INTERVENTION_COLUMNS).astype({"hours": "Float64"})
-    return AdapterOutput(delivery, rows, interventions, issues_frame(warnings))
+            if text[i: i + 1] == "}":
+                i += 1
+                break
+            raise _NotStreamable
+    if skip(i) != n:
+        raise _NotStreamable
+    return doc
+
+
+def _stream_array(decoder, text: str, i: int, skip, on_batch) -> tuple[int, int]:
+    count, batch = 0, []
+    i = skip(i + 1)
+    if text[i: i + 1] == "]":
+        return 0, i + 1
+    while True:
+        value, i = decoder.raw_decode(text, i)
+        batch.append(value)
+        count += 1
+        if len(batch) == ASTORP_BATCH:
+            on_batch(batch)
+            batch = []
+        i = skip(i)
+        if text[i: i + 1] == ",":
+            i = skip(i + 1)
+            continue
+        if text[i: i + 1] == "]":
+            if batch:
+                on_batch(batch)
+            return count, i + 1
+        raise _NotStreamable
+
+
+class _AstorpColumns:
+    """The columns of an Åstorp export, filled a batch of entries at a time.
+
+    Column by column (one comprehension each, no per-entry branching in Python
+    beyond what the types demand); warnings keep the order of a row-by-row read."""
+
+    def __init__(self, delivery: Delivery):
+        self.delivery = delivery
+        self.status_field = "status" if delivery.timepoint == "90d" else "status_cykelslut"
+        self.names = reference.intervention_codes("astorp")
+        self.municipalities = reference.municipalities()
+        self.n = 0
+        self.pnrs: list = []
+        self.kommun: list = []
+        self.status: list = []
+        self.owner: list[int] = []
+        self.intervention: list = []
+        self.hours: list = []
+        self.warnings: list[tuple[tuple, dict]] = []
+        self.shared: dict = {}  # one object per distinct short value (codes repeat a million times)
+
+    def add(self, entries: list) -> None:
+        delivery, base, share = self.delivery, self.n, self.shared.setdefault
+        dicts = [e if isinstance(e, dict) else {} for e in entries]
+        self.pnrs += [p if p.__class__ is str else _astorp_pnr(p) for p in [e.get("pnr") for e in dicts]]
+        kommun = [c.strip() if c.__class__ is str else (None if c is None else str(c).strip())
+                  for c in [e.get("kommunkod") for e in dicts]]
+        for i, code in enumerate(kommun):
+            if code is not None and code not in self.municipalities:
+                self.warnings.append(((base + i + 1, 0, 0), _warning(
+                    delivery, str(base + i + 1), "invalid_code",
+                    f"kommunkod '{safe_value(code)}' is not a project municipality")))
+                kommun[i] = None
+        self.kommun += [None if c is None else share(c, c) for c in kommun]
+        status = [s.strip() if s.__class__ is str else (None if s is None else f"<{type(s).__name__}>")
+                  for s in [e.get(self.status_field) for e in dicts]]
+        self.status += [None if s is None else share(s, s) for s in status]
+        if delivery.timepoint == "end":
+            lists = [e.get("insatser") for e in dicts]
+            for i, items in enumerate(lists):
+                if items is not None and not isinstance(items, list):
+                    self.warnings.append(((base + i + 1, 1, 0), _warning(
+                        delivery, str(base + i + 1), "invalid_code", "insatser is not a list; ignored")))
+            owner = [base + i for i, items in enumerate(lists, start=1) if isinstance(items, list) for _ in items]
+            items = [item for items in lists if isinstance(items, list) for item in items]
+            typ = [it.get("typ") if isinstance(it, dict) else None for it in items]
+            hours = [it.get("timmar") if isinstance(it, dict) else None for it in items]
+            resolve = {t: self.names.get(t.strip().upper()) for t in {t for t in typ if isinstance(t, str)}}
+            intervention = [resolve[t] if isinstance(t, str) else None for t in typ]
+            bad_hours = [h is not None and not _is_hours(h) for h in hours]
+            first = len(self.owner)
+            for j, (i, t, code, bad) in enumerate(zip(owner, typ, intervention, bad_hours)):
+                if code is None:
+                    self.warnings.append(((i, 2, first + j), _warning(
+                        delivery, str(i), "invalid_code", f"insatser: unknown typ '{safe_value(t)}' ignored")))
+                elif bad:
+                    self.warnings.append(((i, 2, first + j), _warning(
+                        delivery, str(i), "invalid_code",
+                        f"insatser: timmar '{safe_value(hours[j])}' is not a number of hours")))
+            keep = [code is not None for code in intervention]
+            self.owner += [i for i, k in zip(owner, keep) if k]
+            self.intervention += [code for code in intervention if code is not None]
+            self.hours += [None if b or h is None else float(h)
+                           for h, b, k in zip(hours, bad_hours, keep) if k]
+        self.n += len(entries)
+
+    def output(self, key: PseudonymKey) -> AdapterOutput:
+        delivery = self.delivery
+        rows = _identity(delivery, pd.Series(range(1, self.n + 1)), pd.Series(self.pnrs, dtype=object), key)
+        self.pnrs = []
+        rows["municipality_code"] = pd.Series(self.kommun, dtype="string")
+        rows[f"status_{delivery.timepoint}"] = pd.Series(self.status, dtype="string").replace("", pd.NA)
+        if delivery.timepoint == "end":
+            inter = pd.DataFrame({
+                "source_row": pd.Series(self.owner, dtype="int64").astype(str).to_numpy(dtype=object),
+                "intervention": np.array(self.intervention, dtype=object),
+                "hours": np.array(self.hours, dtype=object),
+            }, columns=INTERVENTION_COLUMNS)
+        else:
+            inter = pd.DataFrame(columns=INTERVENTION_COLUMNS)
+        self.warnings.sort(key=lambda w: w[0])
+        return AdapterOutput(delivery, rows, inter.astype({"hours": "Float64"}),
+                             issues_frame([w for _, w in self.warnings]))
+
+
+def _astorp_pnr(pnr):
+    """A JSON value in the pnr field that is not a string: numbers are read like Excel numbers."""
+    if isinstance(pnr, bool) or not isinstance(pnr, (str, int, float, type(None))):
+        return "<not a personnummer>"  # a list, object or boolean: invalid, never missing
+    return pnr
 
 
 READERS = {

@@ -2,7 +2,7 @@
 -- and the unsuppressed outcome counts per cycle and per municipality.
 CREATE SCHEMA IF NOT EXISTS intermediate;
 
-CREATE OR REPLACE TABLE intermediate.participation AS
+CREATE OR REPLACE VIEW intermediate.participation AS
 SELECT
     p.participation_id,
     p.person_key,

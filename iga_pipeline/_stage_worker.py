@@ -1,0 +1,29 @@
+"""A worker process of `staging.stage_cycles`: stage the cycles it is given, report back.
+
+    python -m iga_pipeline._stage_worker OUT.pkl   < pickle of (raw_root, staging, cycles, key)
+
+Writes a pickled list of `staging.Staged` to OUT.pkl; any error goes to stderr
+with a non-zero exit. The key comes on stdin, never on the command line.
+"""
+
+from __future__ import annotations
+
+import pickle
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str]) -> int:
+    from iga_pipeline.staging import stage_cycle
+
+    raw_root, staging, cycles, key = pickle.loads(sys.stdin.buffer.read())
+    staged = [stage_cycle(raw_root, staging, cycle, key) for cycle in cycles]
+    out = Path(argv[0])
+    tmp = out.with_suffix(".tmp")
+    tmp.write_bytes(pickle.dumps(staged))
+    tmp.replace(out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,262 @@
+"""Input limits (issue 6, item 5): refused with a clear reason, never opened or followed.
+
+* a file above IGA_MAX_FILE_MB;
+* a workbook with a million rows (its declared dimension says so), and one
+  whose dimension lies or is missing (rows are counted while reading,
+  IGA_MAX_WORKBOOK_ROWS);
+* a symbolic link to a file or a folder outside the raw root;
+* something in the raw root that is not a regular file (a named pipe, a
+  device, a socket): opening a pipe blocks for ever, reading a device may
+  never end.
+
+All through `ingest_cycle`, the path the build uses, under a hang guard.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+from rawfiles import RawRoot, people, register_row
+from test_hostile_files import KEY, hang_guard
+
+from iga_pipeline.ingest import ingest_cycle
+from iga_pipeline.sources import common, providers, register, survey
+
+A, B, C = people(3)
+REG2 = RawRoot.register_rel("1277", 2)
+PETHO = RawRoot.PETHO_REL
+SURVEY3 = RawRoot.survey_rel(3)
+
+
+def whole_file_issue(result, source_file: str) -> tuple[str, str]:
+    i = result.issues
+    mine = i[(i["source_file"] == source_file) & i["source_row"].isna()]
+    assert len(mine) == 1, mine
+    a = result.audit.set_index("source_file").loc[source_file]
+    assert (a["status"], a["reason"], a["rows_loaded"]) == ("rejected", mine["reason"].iloc[0], 0)
+    return mine["reason"].iloc[0], mine["detail"].iloc[0]
+
+
+@pytest.fixture
+def opened(monkeypatch):
+    """Records every file an adapter was asked to read."""
+    calls = []
+    for module, name in ((register, "read"), (survey, "read")):
+        real = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda d, key=None, _real=real: (calls.append(d.source_file),
+                                                                           _real(d, key))[1])
+    for kind, real in list(providers.READERS.items()):
+        monkeypatch.setitem(providers.READERS, kind,
+                            lambda d, key, _real=real: (calls.append(d.source_file), _real(d, key))[1])
+    return calls
+
+
+# --- file size ---------------------------------------------------------------------------------------------
+
+def test_a_file_above_the_size_limit_is_refused_unopened(raw, monkeypatch, opened):
+    monkeypatch.setenv("IGA_MAX_FILE_MB", "0.01")  # 10 485 bytes
+    raw.register("1277", 2, [register_row(A, 2, fornamn="x" * 20_000)])
+    raw.register("1278", 2, [register_row(B, 2)])  # small: read as usual
+    with hang_guard(30):
+        result = ingest_cycle(raw.root, 2, KEY)
+    reason, detail = whole_file_issue(result, REG2)
+    assert reason == "unreadable_file"
+    assert "IGA_MAX_FILE_MB" in detail and "limit" in detail
+    assert opened == [RawRoot.register_rel("1278", 2)]
+    assert result.audit.set_index("source_file").loc[REG2, "sha256"] is None  # not even hashed
+    assert len(result.participations) == 1
+
+
+def test_a_file_at_the_limit_is_read(raw, monkeypatch):
+    path = raw.register("1277", 2, [register_row(A, 2)])
+    monkeypatch.setenv("IGA_MAX_FILE_MB", str(path.stat().st_size / 1024 / 1024))
+    result = ingest_cycle(raw.root, 2, KEY)
+    assert result.audit.set_index("source_file").loc[REG2, "status"] == "loaded"
+
+
+# --- huge workbooks ------------------------------------------------------------------------------------------
+
+def write_big_workbook(path: Path, rows: int, dimension: str | None) -> None:
+    """A real .xlsx with one sheet 'Åstorp' of `rows` data rows, streamed (no openpyxl: fast).
+
+    `dimension` is what the sheet declares (None: no <dimension> element)."""
+    def sheet():
+        yield '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+        yield '<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+        if dimension:
+            yield f'<dimension ref="{dimension}"/>'
+        yield '<sheetData>'
+        yield ('<row r="1"><c r="A1" t="inlineStr"><is><t>IGA cykel 1</t></is></c></row>'
+               '<row r="4">' + "".join(
+                   f'<c r="{col}4" t="inlineStr"><is><t>{name}</t></is></c>' for col, name in
+                   zip("ABCDE", ["Personnr", "Namn", "Insatser", "Status cykelslut", "Status 90 dagar"])) + '</row>')
+        chunk = []
+        for r in range(5, rows + 5):
+            chunk.append(f'<row r="{r}"><c r="A{r}"><v>{5501010000 + r}</v></c>'
+                         f'<c r="C{r}" t="inlineStr"><is><t>Praktik</t></is></c>'
+                         f'<c r="D{r}" t="inlineStr"><is><t>Anställd</t></is></c></row>')
+            if len(chunk) == 20_000:
+                yield "".join(chunk)
+                chunk = []
+        yield "".join(chunk) + "</sheetData></worksheet>"
+
+    parts = {
+        "[Content_Types].xml": '<?xml version="1.0" encoding="UTF-8"?><Types xmlns="http://schemas.openxmlformats.org/'
+        'package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.'
+        'relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="/xl/'
+        'workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/>'
+        '<Override PartName="/xl/worksheets/sheet1.xml" ContentType="application/vnd.openxmlformats-'
+        'officedocument.spreadsheetml.worksheet+xml"/></Types>',
+        "_rels/.rels": '<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.'
+        'org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/'
+        'officeDocument/2006/relationships/officeDocument" Target="xl/workbook.xml"/></Relationships>',
+        "xl/workbook.xml": '<?xml version="1.0" encoding="UTF-8"?><workbook xmlns="http://schemas.openxmlformats.'
+        'org/spreadsheetml/2006/main" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/'
+        'relationships"><sheets><sheet name="Åstorp" sheetId="1" r:id="rId1"/></sheets></workbook>',
+        "xl/_rels/workbook.xml.rels": '<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.'
+        'openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.'
+        'openxmlformats.org/officeDocument/2006/relationships/worksheet" Target="worksheets/sheet1.xml"/>'
+        '</Relationships>',
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as z:
+        for name, text in parts.items():
+            z.writestr(name, text)
+        with z.open("xl/worksheets/sheet1.xml", "w") as f:
+            for piece in sheet():
+                f.write(piece.encode("utf-8"))
+
+
+def test_the_workbook_writer_makes_a_workbook_the_adapter_reads(raw):
+    write_big_workbook(raw.path(PETHO), 3, "A1:E7")
+    raw.register("1277", 1, [register_row(A, 1)])
+    result = ingest_cycle(raw.root, 1, KEY)
+    a = result.audit.set_index("source_file").loc[PETHO]
+    assert (a["status"], a["rows_read"]) == ("loaded", 3)
+
+
+@pytest.mark.slow
+def test_a_workbook_with_a_million_rows_is_refused_by_its_dimension(raw):
+    write_big_workbook(raw.path(PETHO), 1_000_000, "A1:E1000004")
+    raw.register("1277", 1, [register_row(A, 1)])
+    started = time.monotonic()
+    with hang_guard(60):
+        result = ingest_cycle(raw.root, 1, KEY)
+    elapsed = time.monotonic() - started
+    reason, detail = whole_file_issue(result, PETHO)
+    assert reason == "unreadable_file" and "IGA_MAX_WORKBOOK_ROWS" in detail and "1000004" in detail
+    assert elapsed < 20, f"{elapsed:.1f} s: the rows were read before the limit was applied"
+    assert len(result.participations) == 1
+
+
+
+
+@pytest.mark.parametrize("dimension", [None, "A1:E7"], ids=["no-dimension", "lying-dimension"])
+def test_a_workbook_that_hides_its_size_is_cut_off_while_reading(raw, monkeypatch, dimension):
+    monkeypatch.setenv("IGA_MAX_WORKBOOK_ROWS", "1000")
+    write_big_workbook(raw.path(PETHO), 50_000, dimension)
+    raw.register("1277", 1, [register_row(A, 1)])
+    with hang_guard(60):
+        result = ingest_cycle(raw.root, 1, KEY)
+    reason, detail = whole_file_issue(result, PETHO)
+    assert reason == "unreadable_file" and "IGA_MAX_WORKBOOK_ROWS" in detail
+
+
+@pytest.mark.parametrize("dimension", ["A1:E7", "A1"], ids=["understated", "A1-only"])
+def test_a_stale_dimension_does_not_cut_the_sheet_short(raw, dimension):
+    """Rows beyond the declared dimension are rows: 50 written, 50 read (not 3, not a missing header)."""
+    write_big_workbook(raw.path(PETHO), 50, dimension)
+    raw.register("1277", 1, [register_row(A, 1)])
+    result = ingest_cycle(raw.root, 1, KEY)
+    a = result.audit.set_index("source_file").loc[PETHO]
+    assert (a["status"], a["rows_read"]) == ("loaded", 50)
+
+
+# --- links out of the raw root -----------------------------------------------------------------------------------
+
+def test_a_link_to_a_file_outside_the_raw_root_is_refused_not_followed(raw, tmp_path, opened):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    os.mkfifo(outside / "pipe")  # were the link followed, opening it would block for ever
+    (outside / "register.csv").write_text(raw.register("1278", 2, [register_row(B, 2)]).read_text())
+    raw.path(REG2).symlink_to(outside / "register.csv")
+    raw.path(SURVEY3).symlink_to(outside / "pipe")
+    with hang_guard(30):
+        r2, r3 = ingest_cycle(raw.root, 2, KEY), ingest_cycle(raw.root, 3, KEY)
+    for result, rel in ((r2, REG2), (r3, SURVEY3)):
+        reason, detail = whole_file_issue(result, rel)
+        assert reason == "unreadable_file" and "outside the raw root" in detail
+    assert REG2 not in opened and SURVEY3 not in opened
+    assert len(r2.participations) == 1  # only kommuner/1278's own register
+
+
+def test_a_link_inside_the_raw_root_is_followed(raw):
+    real = raw.register("1278", 2, [register_row(B, 2)])
+    raw.path(REG2).symlink_to(real)
+    result = ingest_cycle(raw.root, 2, KEY)
+    assert result.audit.set_index("source_file").loc[REG2, "status"] == "loaded"
+
+
+def test_a_linked_folder_outside_the_raw_root_is_not_walked(raw, tmp_path, opened):
+    outside = tmp_path / "elsewhere"
+    RawRoot(outside).register("1277", 2, [register_row(C, 2)])
+    (raw.root / "kommuner").mkdir(parents=True)
+    (raw.root / "kommuner" / "1277").symlink_to(outside / "kommuner" / "1277", target_is_directory=True)
+    raw.register("1278", 2, [register_row(B, 2)])
+    result = ingest_cycle(raw.root, 2, KEY)
+    assert REG2 not in set(result.audit["source_file"]) and REG2 not in opened
+    assert len(result.participations) == 1
+    found = [d for d in common.discover(raw.root) if d.source_file == "kommuner/1277"]
+    assert len(found) == 1 and found[0].problem is not None  # recorded, not silently skipped
+
+
+def test_a_linked_folder_outside_the_raw_root_says_why(raw, tmp_path):
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (raw.root / "kommuner").mkdir(parents=True)
+    (raw.root / "kommuner" / "1277").symlink_to(outside, target_is_directory=True)
+    found = [d for d in common.discover(raw.root) if d.source_file == "kommuner/1277"]
+    assert "outside the raw root" in found[0].problem[1]
+
+
+# --- not regular files ---------------------------------------------------------------------------------------------
+
+def _fifo(path: Path) -> None:
+    os.mkfifo(path)
+
+
+def _zero_device(path: Path) -> None:
+    try:
+        os.mknod(path, 0o600 | stat.S_IFCHR, os.makedev(1, 5))  # what /dev/zero is
+    except PermissionError:
+        pytest.skip("mknod is not permitted here")
+
+
+def _socket(path: Path) -> None:
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(str(path))
+    _SOCKETS.append(s)
+
+
+_SOCKETS: list = []
+
+
+@pytest.mark.parametrize("make", [_fifo, _zero_device, _socket], ids=["named-pipe", "device", "socket"])
+def test_something_that_is_not_a_regular_file_is_refused_unopened(raw, make):
+    raw.register("1277", 3, [register_row(A, 3)])
+    make(raw.path(SURVEY3))
+    try:
+        with hang_guard(2):  # refusing takes milliseconds; a pipe blocks at once
+            result = ingest_cycle(raw.root, 3, KEY)
+    finally:
+        while _SOCKETS:
+            _SOCKETS.pop().close()
+    reason, detail = whole_file_issue(result, SURVEY3)
+    assert reason == "unreadable_file" and "regular file" in detail
+    assert len(result.participations) == 1

@@ -1,0 +1,168 @@
+"""Re-sent and corrected deliveries (issue 6, item 2), and building twice.
+
+Three builds into the same warehouse path, with the real CLI in process:
+
+  1. the original deliveries;
+  2. Folkuniversitetet re-sends cykel2_slut.csv with one correction (one
+     person's Utfallskod 1 -> 3: work -> studies);
+  3. nothing changed: the same raw files again.
+
+The new version wins; the old one stays in marts.delivery_history with its
+hash, superseded; the figures change only where the data changed (one
+participation, cycle 2's rows, the audit row of the re-sent file, and the
+totals derived from them); build 3 gives marts identical to build 2, and so
+do the Parquet exports.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import duckdb
+import pandas as pd
+import pytest
+from conftest import expected_person_key, run_cli_build
+from rawfiles import (
+    RawRoot, astorp_entry, astorp_followup, fu_90_row, fu_end_row, people, petho_row, register_row,
+)
+
+pytestmark = pytest.mark.slow
+
+PEOPLE = people(12)
+A1, A2, A3 = PEOPLE[0:3]
+B = PEOPLE[3:8]
+C1, C2, C3 = PEOPLE[8:11]
+CORRECTED = B[2]
+FU_SLUT = RawRoot.fu_rel(2, "slut")
+# Everything a mart row is keyed by, to tell "this row changed" from "rows moved".
+KEYS = {
+    "outcomes_by_cycle": ["cycle"], "outcomes_by_municipality": ["municipality_code", "cycle"],
+    "fct_participation": ["participation_id"], "fct_intervention": ["participation_id", "intervention"],
+    "ingest_audit": ["source_file"], "data_quality_issues": ["source_file", "source_row", "reason"],
+    "survey_by_cycle": ["cycle"],
+}
+
+
+def fu_slut_rows(corrected: bool) -> list[dict]:
+    codes = ["1", "1", "3" if corrected else "1", "5", "9"]
+    return [fu_end_row(p, kommun="Båstad", hours=(10, "", "", ""), utfallskod=u) for p, u in zip(B, codes)]
+
+
+def write_raw(raw: RawRoot) -> None:
+    raw.register("1277", 1, [register_row(p, 1) for p in (A1, A2, A3)])
+    raw.petho({"Åstorp": [petho_row(A1, status_90d="Anställd"), petho_row(A2, status_end="Studier"),
+                          petho_row(A3, status_end="Arbetssökande", status_90d="Studier")]})
+    raw.register("1278", 2, [register_row(p, 2) for p in B])
+    raw.folkuniversitetet(2, "slut", fu_slut_rows(corrected=False))
+    raw.folkuniversitetet(2, "90dagar", [fu_90_row(p, kommun="Båstad", utfallskod="1") for p in B[:3]])
+    raw.register("1292", 5, [register_row(p, 5) for p in (C1, C2, C3)])
+    raw.astorp(5, [astorp_entry(C1, kommunkod="1292"), astorp_entry(C2, status="STUD", kommunkod="1292")])
+    raw.astorp(5, [astorp_followup(C1, "ANST")], followup=True)
+    raw.survey(3, [{"svar_id": "1", "kommunkod": "1277", "okad_mojlighet": "5", "tolk": "ja"}])
+
+
+def snapshot(build) -> dict[str, pd.DataFrame]:
+    """Every marts table (rows sorted), and every Parquet export, as frames."""
+    con = duckdb.connect(str(build.warehouse), read_only=True)
+    try:
+        names = [r[0] for r in con.execute("SELECT table_name FROM information_schema.tables "
+                                           "WHERE table_schema = 'marts' ORDER BY 1").fetchall()]
+        out = {n: _sorted(con.execute(f"SELECT * FROM marts.{n}").df()) for n in names}
+    finally:
+        con.close()
+    con = duckdb.connect()
+    try:
+        for path in sorted((build.warehouse.parent / "parquet").glob("*.parquet")):
+            out[f"parquet:{path.stem}"] = _sorted(con.execute(f"SELECT * FROM read_parquet('{path}')").df())
+    finally:
+        con.close()
+    return out
+
+
+def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.sort_values(list(frame.columns), na_position="first",
+                             key=lambda s: s.astype(str)).reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def builds(tmp_path_factory):
+    root = tmp_path_factory.mktemp("resent")
+    raw = RawRoot(root / "raw")
+    write_raw(raw)
+    warehouse = root / "wh" / "iga.duckdb"
+    original = (raw.root / FU_SLUT).read_bytes()
+    first = run_cli_build(raw.root, warehouse)
+    assert first.exit_code == 0, first.stderr[-2000:]
+    s1 = snapshot(first)
+    raw.folkuniversitetet(2, "slut", fu_slut_rows(corrected=True))  # the re-sent, corrected file
+    corrected = (raw.root / FU_SLUT).read_bytes()
+    second = run_cli_build(raw.root, warehouse)
+    assert second.exit_code == 0, second.stderr[-2000:]
+    s2 = snapshot(second)
+    third = run_cli_build(raw.root, warehouse)
+    assert third.exit_code == 0, third.stderr[-2000:]
+    s3 = snapshot(third)
+    return {"snapshots": (s1, s2, s3), "last": third,
+            "hashes": (hashlib.sha256(original).hexdigest(), hashlib.sha256(corrected).hexdigest())}
+
+
+def changed_rows(before: pd.DataFrame, after: pd.DataFrame, keys: list[str]) -> set[tuple]:
+    """Keys of the rows that differ (added, removed or changed) between two versions of a mart."""
+    b = {tuple(r[k] for k in keys): r for r in before.astype(object).where(before.notna(), None)
+         .to_dict("records")}
+    a = {tuple(r[k] for k in keys): r for r in after.astype(object).where(after.notna(), None)
+         .to_dict("records")}
+    return {k for k in b.keys() | a.keys() if b.get(k) != a.get(k)}
+
+
+def test_the_corrected_version_wins(builds):
+    last = builds["last"]
+    pid = f"c2-{expected_person_key(CORRECTED)[:16]}"
+    assert last.query("SELECT status_end, status_end_detail FROM marts.fct_participation "
+                      "WHERE participation_id = ?", [pid]) == [("studies", "education")]
+    old, new = builds["hashes"]
+    s1, s2, _ = builds["snapshots"]
+    audit = lambda s: s["ingest_audit"].set_index("source_file").loc[FU_SLUT, "sha256"]  # noqa: E731
+    assert (audit(s1), audit(s2)) == (old, new)
+
+
+def test_figures_change_only_where_the_data_changed(builds):
+    s1, s2, _ = builds["snapshots"]
+    pid = f"c2-{expected_person_key(CORRECTED)[:16]}"
+    assert changed_rows(s1["fct_participation"], s2["fct_participation"], KEYS["fct_participation"]) == {(pid,)}
+    assert changed_rows(s1["outcomes_by_cycle"], s2["outcomes_by_cycle"], ["cycle"]) == {(2,)}
+    by_muni = changed_rows(s1["outcomes_by_municipality"], s2["outcomes_by_municipality"],
+                           KEYS["outcomes_by_municipality"])
+    assert {cycle for _, cycle in by_muni} <= {2}
+    assert changed_rows(s1["ingest_audit"], s2["ingest_audit"], ["source_file"]) == {(FU_SLUT,)}
+    for name in ("fct_intervention", "data_quality_issues", "survey_by_cycle"):
+        assert changed_rows(s1[name], s2[name], KEYS[name]) == set(), name
+    c2 = lambda s: s["outcomes_by_cycle"].set_index("cycle").loc[2]  # noqa: E731
+    assert (c2(s2)["work_at_end"], c2(s2)["studies_at_end"]) == (c2(s1)["work_at_end"] - 1,
+                                                                   c2(s1)["studies_at_end"] + 1)
+    assert c2(s2)["completed"] == c2(s1)["completed"]
+
+
+def test_building_twice_from_the_same_files_gives_identical_marts(builds):
+    _, s2, s3 = builds["snapshots"]
+    assert s2.keys() == s3.keys()
+    assert any(k.startswith("parquet:") for k in s2)
+    different = [name for name in s2 if not s2[name].equals(s3[name])]
+    assert different == []
+
+
+def test_the_old_version_stays_in_the_delivery_history(builds):
+    old, new = builds["hashes"]
+    last = builds["last"]
+    columns = [r[0] for r in last.query("DESCRIBE marts.delivery_history")]
+    assert columns[:4] == ["source_file", "sha256", "first_built", "status"]
+    types = dict((r[0], r[1]) for r in last.query("DESCRIBE marts.delivery_history"))
+    assert types["first_built"].startswith("TIMESTAMP"), types
+    rows = last.query("SELECT sha256, status, first_built FROM marts.delivery_history "
+                      "WHERE source_file = ? ORDER BY first_built", [FU_SLUT])
+    assert [(h, s) for h, s, _ in rows] == [(old, "superseded"), (new, "current")]
+    assert rows[0][2] < rows[1][2]
+    # every other file: one version, current
+    others = last.query("SELECT source_file, count(*), min(status), max(status) FROM marts.delivery_history "
+                        "WHERE source_file <> ? GROUP BY 1", [FU_SLUT])
+    assert others and all((n, lo, hi) == (1, "current", "current") for _, n, lo, hi in others), others

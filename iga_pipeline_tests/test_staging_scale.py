@@ -1,0 +1,89 @@
+"""Staging at scale: cycles in worker processes, staged files validated once, in chunks."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from iga_pipeline import staging, validation
+from iga_pipeline.pseudonym import PseudonymKey
+from iga_pipeline.synth import scale
+
+KEY = PseudonymKey(b"staging-scale-test-key", is_development=False)
+
+
+@pytest.fixture(scope="module")
+def raw(tmp_path_factory):
+    root = tmp_path_factory.mktemp("scaled") / "raw"
+    scale.generate_scaled(root, 1_200, seed=3)
+    return root
+
+
+def _frames(folder):
+    return {p.relative_to(folder).as_posix(): pd.read_parquet(p)
+            for p in sorted(folder.glob("cycle=*/*.parquet"))}
+
+
+def test_worker_processes_stage_exactly_what_one_process_stages(raw, tmp_path):
+    cycles = [1, 2, 5, 8]
+    alone = list(staging.stage_cycles(raw, tmp_path / "alone", cycles, KEY, workers=1))
+    shared = list(staging.stage_cycles(raw, tmp_path / "shared", cycles, KEY, workers=2))
+    assert [s.cycle for s in shared] == cycles == [s.cycle for s in alone]
+    for a, b in zip(alone, shared):
+        assert a.rows == b.rows and a.rejected == b.rejected
+        pd.testing.assert_frame_equal(a.by_reason, b.by_reason)
+        pd.testing.assert_frame_equal(a.audit, b.audit)
+    one, two = _frames(tmp_path / "alone"), _frames(tmp_path / "shared")
+    assert one.keys() == two.keys() and len(one) == 7 * len(cycles)
+    for name in one:
+        pd.testing.assert_frame_equal(one[name], two[name], obj=name)
+
+
+def test_a_failing_worker_fails_the_staging(raw, tmp_path):
+    with pytest.raises(RuntimeError, match="staging failed in a worker process"):
+        list(staging.stage_cycles(raw, tmp_path / "stg", [2, 99], KEY, workers=2))
+
+
+def test_staged_files_are_validated_once_and_read_again_only_when_changed(raw, tmp_path, monkeypatch):
+    list(staging.stage_cycles(raw, tmp_path, [2], KEY, workers=1))
+    path = tmp_path / "cycle=2" / "participations.parquet"
+    rows, cases = staging.validate_staged([path], validation.Participation)
+    assert cases is None and rows == len(pd.read_parquet(path))
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("an unchanged, valid file was read again")
+
+    with monkeypatch.context() as mp:
+        mp.setattr(staging.pq.ParquetFile, "iter_batches", no_reading)
+        mp.setattr(staging.pd, "read_parquet", no_reading)
+        assert staging.validate_staged([path], validation.Participation) == (rows, None)
+
+    frame = pd.read_parquet(path)
+    frame.loc[len(frame) - 1, "participation_id"] = frame.loc[0, "participation_id"]  # far apart
+    frame.loc[1, "gender"] = "X"
+    frame.to_parquet(path, index=False)
+    monkeypatch.setattr(staging, "VALIDATE_ROWS", 50)  # the duplicates end up in different chunks
+    _, cases = staging.validate_staged([path], validation.Participation)
+    assert set(zip(cases["column"], cases["check"])) >= {("participation_id", "field_uniqueness"),
+                                                          ("gender", "isin(['K', 'M'])")}
+
+
+def test_a_participation_id_of_another_cycle_fails(raw, tmp_path):
+    list(staging.stage_cycles(raw, tmp_path, [3], KEY, workers=1))
+    path = tmp_path / "cycle=3" / "participations.parquet"
+    frame = pd.read_parquet(path)
+    frame.loc[0, "participation_id"] = "c4" + frame.loc[0, "participation_id"][2:]
+    frame.to_parquet(path, index=False)
+    _, cases = staging.validate_staged([path], validation.Participation)
+    assert cases["check"].tolist() == ["starts with 'c3-' (the cycle of its folder)"]
+
+
+def test_workers_are_chosen_by_size(raw, monkeypatch):
+    monkeypatch.delenv("IGA_INGEST_WORKERS", raising=False)
+    assert staging.ingest_workers(raw, [2, 3]) == 1  # a few hundred kilobytes: not worth a process
+    monkeypatch.setattr(staging, "PARALLEL_FROM_BYTES", 1)
+    assert staging.ingest_workers(raw, [2, 3]) == min(2, __import__("os").cpu_count())
+    monkeypatch.setattr(staging, "_available_memory", lambda: 1)
+    assert staging.ingest_workers(raw, [2, 3]) == 1  # no memory for two at once
+    monkeypatch.setenv("IGA_INGEST_WORKERS", "3")
+    assert staging.ingest_workers(raw, [2, 3]) == 3

@@ -1,0 +1,125 @@
+"""The scaled generator (`iga-pipeline synth --participations N`), built end to end at a small N.
+
+The benchmark (benchmarks/run.py) runs the same generator at 100k-10M; here a
+couple of thousand participations are enough to hold it to the contract's
+formats and the pipeline to the counts the generator reports.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from iga_pipeline.synth import scale
+from iga_pipeline.synth.__main__ import main as synth_main
+
+pytestmark = pytest.mark.slow
+
+N = 2_000
+SEED = 7
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def scaled(tmp_path_factory):
+    raw = tmp_path_factory.mktemp("scaled") / "raw"
+    summary = scale.generate_scaled(raw, N, SEED)
+    return raw, summary
+
+
+@pytest.fixture(scope="module")
+def built(scaled, tmp_path_factory, cli_build):
+    raw, _ = scaled
+    return cli_build(raw, tmp_path_factory.mktemp("scaled-wh") / "iga.duckdb")
+
+
+def test_sizes_cycle_one_stays_a_workbook_and_the_rest_share_n():
+    for n in (N, 1_000_000, 10_000_000):
+        sizes = scale.cycle_sizes(n)
+        assert sum(sizes.values()) == n
+        assert sizes[1] <= scale.CYCLE1_MAX
+        assert max(sizes[c] for c in range(2, 9)) - min(sizes[c] for c in range(2, 9)) <= 1
+
+
+def test_same_seed_same_bytes_other_seed_other_bytes(scaled, tmp_path):
+    raw, summary = scaled
+    again = scale.generate_scaled(tmp_path / "again", N, SEED)
+    assert again == summary
+    assert tree(tmp_path / "again") == tree(raw)
+    other = scale.generate_scaled(tmp_path / "other", N, SEED + 1)
+    assert tree(tmp_path / "other") != tree(raw)
+    assert other["participations"] == N
+
+
+def test_the_cli_writes_the_same_files(scaled, tmp_path, capsys):
+    raw, summary = scaled
+    assert synth_main(["--participations", str(N), "--seed", str(SEED), "--out", str(tmp_path / "cli")]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["participations"] == N and printed["rows"] == summary["rows"]
+    assert tree(tmp_path / "cli") == tree(raw)
+
+
+def test_layout_is_the_contract(scaled):
+    raw, summary = scaled
+    files = set(summary["files"])
+    assert files == set(tree(raw))
+    assert "leverantorer/petho/cykel1_resultat.xlsx" in files
+    assert {f"leverantorer/folkuniversitetet/cykel{c}_{s}.csv" for c in (2, 3, 4) for s in ("slut", "90dagar")} <= files
+    assert {f"leverantorer/astorp/cykel{c}.json" for c in (5, 6, 7, 8)} <= files
+    assert "leverantorer/astorp/cykel8_90dagar.json" not in files  # as in the project's history
+    assert len([f for f in files if f.startswith("kommuner/")]) == 5 * 8
+    fu = (raw / "leverantorer/folkuniversitetet/cykel2_slut.csv").read_bytes()
+    fu.decode("cp1252")
+    with pytest.raises(UnicodeDecodeError):
+        fu.decode("utf-8")  # Windows-1252 with å/ö in the header and the names of places
+    doc = json.loads((raw / "leverantorer/astorp/cykel5.json").read_text(encoding="utf-8"))
+    assert doc["cykel"] == 5 and len(doc["deltagare"]) == summary["files"]["leverantorer/astorp/cykel5.json"]
+
+
+def test_build_exits_zero_and_counts_what_the_generator_planned(scaled, built):
+    _, summary = scaled
+    assert built.exit_code == 0, built.stderr
+    got = dict(built.query("SELECT cycle, count(*) FROM marts.fct_participation GROUP BY cycle"))
+    assert got == {int(c): v["participations"] for c, v in summary["cycles"].items()}
+    completed = dict(built.query("SELECT cycle, completed FROM marts.outcomes_by_cycle"))
+    assert completed == {int(c): v["completers"] for c, v in summary["cycles"].items()}
+
+
+def test_audit_balances_and_reads_every_row_written(scaled, built):
+    _, summary = scaled
+    audit = built.query("SELECT source_file, status, rows_read, rows_loaded, rows_rejected, rows_duplicate "
+                        "FROM marts.ingest_audit")
+    assert {r[0] for r in audit} == set(summary["files"])
+    for file, status, read, loaded, rejected, duplicate in audit:
+        assert status == "loaded", file
+        assert read == loaded + rejected + duplicate, file
+        assert read == summary["files"][file], file
+
+
+def test_every_defect_kind_reaches_the_issues(built):
+    reasons = {r[0] for r in built.query("SELECT DISTINCT reason FROM marts.data_quality_issues")}
+    assert reasons >= {
+        "invalid_personnummer", "invalid_date", "invalid_code", "missing_required", "cycle_mismatch",
+        "conflicting_enrollment", "conflicting_duplicate", "orphan_outcome", "duplicate_row",
+        "missing_outcome", "municipality_mismatch",
+    }
+    malformed = built.query("SELECT count(*) FROM marts.data_quality_issues "
+                            "WHERE reason = 'missing_required' AND detail LIKE 'the row has % fields%'")
+    assert malformed[0][0] > 0
+
+
+def test_late_followup_is_written_for_the_same_people(scaled, tmp_path):
+    raw, summary = scaled
+    rel = scale.write_late_followup(tmp_path, N, SEED, cycle=8)
+    assert rel == "leverantorer/astorp/cykel8_90dagar.json"
+    doc = json.loads((tmp_path / rel).read_text(encoding="utf-8"))
+    end = json.loads((raw / "leverantorer/astorp/cykel8.json").read_text(encoding="utf-8"))
+    assert doc["cykel"] == 8 and doc["uppfoljning"]
+    known = {e["pnr"] for e in end["deltagare"]}
+    followed = [e["pnr"] for e in doc["uppfoljning"]]
+    assert sum(p in known for p in followed) > 0.8 * len(followed)

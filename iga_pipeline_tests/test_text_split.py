@@ -1,0 +1,57 @@
+"""text.split's vectorised path gives exactly what the row-by-row reference gives."""
+
+from __future__ import annotations
+
+import pandas as pd
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from iga_pipeline.sources import text
+
+HEADER = ["a", "b", "c"]
+# cells: letters, digits, the delimiter's neighbours, every kind of white space str.strip() removes
+CELL = st.text(alphabet=list("xyz19 \t\xa0\x1c\u2003-.,"), max_size=4)
+
+
+@st.composite
+def delimited(draw, sep=";"):
+    newline = draw(st.sampled_from(["\n", "\r\n"]))
+    lines = [sep.join(HEADER)]
+    for _ in range(draw(st.integers(0, 12))):
+        kind = draw(st.sampled_from(["ok", "ok", "ok", "short", "long", "blank", "spaces", "seps"]))
+        n = {"ok": 3, "short": draw(st.integers(1, 2)), "long": draw(st.integers(4, 5))}.get(kind)
+        if n:
+            lines.append(sep.join(draw(CELL) for _ in range(n)))
+        elif kind == "blank":
+            lines.append("")
+        elif kind == "spaces":
+            lines.append(draw(st.sampled_from(["  ", "\t", " \xa0 "])))
+        else:
+            lines.append(sep * draw(st.integers(1, 3)))
+    end = draw(st.sampled_from([newline, ""]))
+    return newline.join(lines) + end
+
+
+def _same(got, want):
+    frame, issues = got
+    ref_frame, ref_issues = want
+    assert issues == ref_issues
+    pd.testing.assert_frame_equal(frame.reset_index(drop=True), ref_frame.reset_index(drop=True),
+                                  check_dtype=False)
+    assert list(frame["source_row"]) == list(ref_frame["source_row"])
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(delimited())
+def test_vectorised_split_equals_the_reference(body):
+    _same(text.split(body, ";", HEADER), text._split_exactly(body, ";", HEADER))
+
+
+def test_malformed_rows_are_numbered_among_the_non_blank_rows():
+    body = "a;b;c\n1;2;3\n\n;;\n4;5\n6;7;8;9\n 9 ; 8 ;7\n"
+    frame, issues = text.split(body, ";", HEADER)
+    assert [(i["source_row"], i["detail"]) for i in issues] == [
+        ("2", "the row has 2 fields, the header 3"), ("3", "the row has 4 fields, the header 3")]
+    assert frame["source_row"].tolist() == [1, 4]
+    assert frame[HEADER].values.tolist() == [["1", "2", "3"], ["9", "8", "7"]]
+    _same((frame, issues), text._split_exactly(body, ";", HEADER))
