@@ -31,6 +31,27 @@ def cycle_dir(staging: Path, cycle: int) -> Path:
     return Path(staging) / f"cycle={cycle}"
 
 
+def recover(staging: Path) -> list[int]:
+    """Undo what a kill between write_cycle's two renames left: `cycle=N` moved
+    away to `.cycle=N.*.old` and the new folder not yet in place. The old
+    folder goes back (the newest, if several). Returns the cycles restored."""
+    staging = Path(staging)
+    restored = []
+    for old in sorted(staging.glob(".cycle=*.old"), key=lambda p: p.stat().st_mtime, reverse=True):
+        cycle = int(old.name.split("=", 1)[1].split(".", 1)[0])
+        if not cycle_dir(staging, cycle).exists():
+            os.replace(old, cycle_dir(staging, cycle))
+            restored.append(cycle)
+        else:
+            shutil.rmtree(old, ignore_errors=True)
+    return restored
+
+
+def missing_cycles(staging: Path, cycles) -> list[int]:
+    """The cycles that have no staged folder (after `recover`)."""
+    return [c for c in cycles if not cycle_dir(staging, c).is_dir()]
+
+
 def write_cycle(staging: Path, result: CycleIngest) -> Path:
     staging = Path(staging)
     staging.mkdir(parents=True, exist_ok=True)

@@ -148,6 +148,13 @@ def marts(context: AssetExecutionContext, iga: IGAResource):
     Nothing is published here: the candidate goes live in warehouse/published,
     after the blocking checks have passed."""
     candidate, paths = candidate_for(context, iga)
+    for cycle in staging.recover(paths.staging):
+        context.log.warning(f"cycle {cycle}: restored its staging, left aside by an interrupted run")
+    missing = staging.missing_cycles(paths.staging, reference.cycles())
+    if missing:
+        raise RuntimeError(
+            f"cycle(s) {', '.join(map(str, missing))} have no staged data: the warehouse would "
+            "lack them. Materialise their harmonised partitions first (iga-pipeline build does all).")
     build.build_candidate(paths.staging, candidate, EVALUATION_MARTS, previous=paths.warehouse)
     context.log.info(f"warehouse built: {build.build_mode(candidate)}")  # 'full', or 'cycles 8'
     con = build.open_readonly(candidate)

@@ -161,46 +161,47 @@ def _split_malformed(lines, fields, nonblank, malformed, header, sep):
 
 
 def _split_exactly(text: str, sep: str, header: list[str]) -> tuple[pd.DataFrame, list[dict]]:
-    """The row-by-row reference for text with quotes or lone carriage returns."""
+    """The row-by-row reference, for text with quotes or lone carriage returns.
+
+    One physical line is one record (CR, LF or CRLF end a line), as the
+    contract's deliveries are written, so a quote left open cannot swallow
+    the lines after it: it only makes its own line malformed. When every
+    non-blank line has the header's number of fields, pandas parses the text
+    (quoted fields and all); otherwise `_split_lines` does, rejecting the
+    malformed rows as missing_required with the field counts."""
+    csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))
+    lines = re.split(r"\r\n|\r|\n", text)
+    records = [next(csv.reader([line], delimiter=sep), []) for line in lines]
+    nonblank = [fields for fields in records if any(f.strip() for f in fields)][1:]  # [0]: the header
+    if any(len(fields) != len(header) for fields in nonblank) or "\r" in text.replace("\r\n", ""):
+        return _split_lines(nonblank, header)
     try:
-        # The C parser raises on rows with too many fields but silently pads rows
-        # with too few with ''; both are malformed, so both take the slow path.
-        if any(len(fields) != len(header) for fields in csv.reader(io.StringIO(text), delimiter=sep)
-               if any(f.strip() for f in fields)):
-            raise pd.errors.ParserError("a row has another number of fields than the header")
         frame = pd.read_csv(
             io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, na_filter=False,
             skip_blank_lines=True, engine="c", quoting=csv.QUOTE_MINIMAL,
         )
-        issues: list[dict] = []
-        frame.columns = [c.strip() for c in frame.columns]
-        frame.insert(0, "source_row", range(1, len(frame) + 1))
-    except pd.errors.ParserError:
-        frame, issues = _split_slowly(text, sep, header)
+    except pd.errors.ParserError:  # e.g. a blank row of too many delimiters
+        return _split_lines(nonblank, header)
+    frame.columns = [c.strip() for c in frame.columns]
+    frame.insert(0, "source_row", range(1, len(frame) + 1))
     for column in frame.columns:
         if column != "source_row":
             frame[column] = frame[column].str.strip()
-    return frame, issues
+    return frame, []
 
 
-def _split_slowly(text: str, sep: str, header: list[str]) -> tuple[pd.DataFrame, list[dict]]:
-    """Row by row, for the rare file with malformed rows: each one becomes an issue."""
-    records, numbers, issues = [], [], []
-    reader = csv.reader(io.StringIO(text), delimiter=sep)
-    next(reader, None)
-    number = 0
-    for fields in reader:
-        if not any(f.strip() for f in fields):
-            continue
-        number += 1
+def _split_lines(nonblank: list[list[str]], header: list[str]) -> tuple[pd.DataFrame, list[dict]]:
+    """The non-blank records after the header, numbered 1.., malformed ones as issues."""
+    rows, numbers, issues = [], [], []
+    for number, fields in enumerate(nonblank, start=1):
         if len(fields) != len(header):
             issues.append({
                 "source_row": str(number), "severity": "rejected", "reason": "missing_required",
                 "detail": f"the row has {len(fields)} fields, the header {len(header)}",
             })
             continue
-        records.append(fields)
+        rows.append([f.strip() for f in fields])
         numbers.append(number)
-    frame = pd.DataFrame(records, columns=header, dtype=str)
+    frame = pd.DataFrame(rows, columns=header, dtype=str)
     frame.insert(0, "source_row", numbers)
     return frame, issues

@@ -380,6 +380,7 @@ def export_parquet(warehouse: Path, out_dir: Path) -> dict[str, int]:
     out_dir.mkdir(parents=True)
     rows = {}
     con = open_readonly(warehouse)
+    con.execute(f"SET memory_limit = '{duckdb_memory_limit()}'")  # COPY buffers otherwise grow with the marts
     try:
         tables = [r[0] for r in con.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = 'marts' "
