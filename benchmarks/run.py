@@ -230,8 +230,9 @@ def measure(n: int, args) -> dict:
     result = {"participations": n, "raw_rows": meta["rows"], "raw_mb": round(meta["bytes"] / 2**20, 1),
               "synth_seconds": meta["synth_seconds"], "full": [], "floor": [], "incremental": []}
 
-    for i in range(args.repeat):
-        print(f"[{n:,}] full build {i + 1}/{args.repeat} ...", flush=True)
+    repeat = args.repeat if n <= args.repeat_up_to else 1
+    for i in range(repeat):
+        print(f"[{n:,}] full build {i + 1}/{repeat} ...", flush=True)
         (raw / LATE_FILE).unlink(missing_ok=True)
         shutil.rmtree(warehouse.parent, ignore_errors=True)
         wait_quiet(args.wait_quiet, args.quiet_load)
@@ -241,7 +242,7 @@ def measure(n: int, args) -> dict:
             raise SystemExit(f"full build of {n} failed (exit {r['exit']}):\n{r['stderr'][-3000:]}")
         result["full"].append(_brief(r))
 
-        print(f"[{n:,}] floor {i + 1}/{args.repeat} ...", flush=True)
+        print(f"[{n:,}] floor {i + 1}/{repeat} ...", flush=True)
         wait_quiet(args.wait_quiet, args.quiet_load)
         r = run([str(PYTHON), "-c", FLOOR_SCRIPT, str(raw), str(folder / "floor.duckdb")],
                 log=logs / f"floor-{i + 1}.log")
@@ -253,7 +254,7 @@ def measure(n: int, args) -> dict:
         for p in (folder / "floor.duckdb", folder / "floor.duckdb.wal"):
             p.unlink(missing_ok=True)
 
-        print(f"[{n:,}] incremental {i + 1}/{args.repeat} (late delivery, cycle {LATE_CYCLE}) ...", flush=True)
+        print(f"[{n:,}] incremental {i + 1}/{repeat} (late delivery, cycle {LATE_CYCLE}) ...", flush=True)
         subprocess.run([*CLI, "synth", "--participations", str(n), "--seed", str(args.seed), "--out", str(raw),
                         "--late-followup", str(LATE_CYCLE)], check=True, capture_output=True, cwd=REPO)
         wait_quiet(args.wait_quiet, args.quiet_load)
@@ -298,7 +299,8 @@ def markdown(report: dict) -> str:
         "",
         f"Machine: {m['cpu']}, {m['cpus']} CPUs, {m['ram_gb']} GB RAM, {m['os']}; Python {m['python']}, "
         f"DuckDB {m['duckdb']}, pandas {m['pandas']}, pyarrow {m['pyarrow']}, pandera {m['pandera']}, "
-        f"Dagster {m['dagster']}. Seed {report['seed']}, best of {report['repeat']} per figure.",
+        f"Dagster {m['dagster']}. Seed {report['seed']}; best of {report['repeat']} per figure up to "
+        f"{report['repeat_up_to']:,} participations, one measurement above.",
         "",
         "| participations | raw rows | raw MB | full build s | floor s | build / floor | full peak MB "
         "| floor peak MB | incremental s | incremental / full | incremental peak MB |",
@@ -321,6 +323,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000, 10_000_000])
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--repeat", type=int, default=1, help="measure each figure this many times; keep the best")
+    parser.add_argument("--repeat-up-to", type=int, default=2_000_000,
+                        help="sizes above this are measured once whatever --repeat says")
     parser.add_argument("--wait-quiet", type=float, default=120,
                         help="before each measurement wait up to this many seconds for the load to drop")
     parser.add_argument("--quiet-load", type=float, default=0.7, help="what counts as a quiet machine (loadavg)")
@@ -329,7 +333,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     report = {"started": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "seed": args.seed,
-              "repeat": args.repeat, "machine": machine(), "targets": TARGETS, "sizes": []}
+              "repeat": args.repeat, "repeat_up_to": args.repeat_up_to, "machine": machine(),
+              "targets": TARGETS, "sizes": []}
     args.out.mkdir(parents=True, exist_ok=True)
     stamp = report["started"].replace(":", "").replace("-", "")
     for n in args.sizes:
