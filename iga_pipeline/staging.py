@@ -218,7 +218,7 @@ def _give_back_memory() -> None:
 
 # Below this many raw bytes in the cycles to ingest, starting worker processes
 # (about 2 s: each imports pandas, pyarrow and pandera) costs more than it saves.
-PARALLEL_FROM_BYTES = 64 * 2**20
+PARALLEL_FROM_BYTES = 16 * 2**20
 # Peak memory of ingesting one cycle, per raw byte of its deliveries (measured
 # at 1M and 10M participations, see docs/performance.md), with some headroom.
 MEMORY_PER_RAW_BYTE = 10

@@ -27,6 +27,13 @@ class Suite:
     mart: str
     sql: str
     expectations: tuple  # (expectation class name, kwargs)
+    # A large table is validated one batch per value of this column (one cycle at a time),
+    # so pandas holds a cycle, not the table; uniqueness is then also checked over the table.
+    batch_by: str | None = None
+
+
+# Above this many rows a suite with `batch_by` is validated batch by batch.
+BATCH_FROM_ROWS = 2_000_000
 
 
 SHARE = dict(min_value=0, max_value=1)
@@ -53,7 +60,7 @@ SUITES: tuple[Suite, ...] = (
         ("ExpectColumnValuesToBeBetween", dict(column="share_work_90d", **SHARE)),
         ("ExpectColumnValuesToBeBetween", dict(column="share_studies_90d", **SHARE)),
     )),
-    Suite("fct_participation", "SELECT * FROM marts.fct_participation", (
+    Suite("fct_participation", "SELECT * FROM marts.fct_participation", batch_by="cycle", expectations=(
         ("ExpectColumnValuesToBeUnique", dict(column="participation_id")),
         ("ExpectColumnValuesToNotBeNull", dict(column="person_key")),
         ("ExpectColumnValuesToMatchRegex", dict(column="person_key", regex=r"^[0-9a-f]{64}$")),
@@ -119,7 +126,12 @@ def _run_suites(warehouse_file: Path, project_root: Path) -> dict[str, SuiteResu
             # Only the columns the expectations look at: the results are the same, and a
             # fact table of millions of rows stays a few columns wide in pandas.
             columns = ", ".join(f'"{c}"' for c in dict.fromkeys(k["column"] for _, k in suite_def.expectations))
-            frame = _arrow_frame(con, f"SELECT {columns} FROM ({suite_def.sql})")
+            query = f"SELECT {columns} FROM ({suite_def.sql})"
+            batches = [None]
+            if suite_def.batch_by and con.execute(
+                    f"SELECT count(*) FROM ({suite_def.sql})").fetchall()[0][0] > BATCH_FROM_ROWS:
+                batches = [v for (v,) in con.execute(
+                    f'SELECT DISTINCT "{suite_def.batch_by}" FROM ({suite_def.sql}) ORDER BY 1').fetchall()]
             asset = _get_or(lambda: source.get_asset(suite_def.mart),
                             lambda: source.add_dataframe_asset(name=suite_def.mart))
             batch_def = _get_or(lambda: asset.get_batch_definition("whole"),
@@ -132,21 +144,52 @@ def _run_suites(warehouse_file: Path, project_root: Path) -> dict[str, SuiteResu
                 gx.ValidationDefinition(name=f"validate_{suite_def.mart}", data=batch_def, suite=suite))
             checkpoint = context.checkpoints.add_or_update(gx.Checkpoint(
                 name=f"checkpoint_{suite_def.mart}", validation_definitions=[validation], actions=[]))
-            run = checkpoint.run(batch_parameters={"dataframe": frame})
-            failed = []
-            evaluated = 0
-            for validation_result in run.run_results.values():
-                for r in validation_result.results:
-                    evaluated += 1
-                    if not r.success:
+            success, unexpected = True, {}  # (type, column) -> unexpected rows, over all batches
+            for value in batches:
+                where = "" if value is None else f' WHERE "{suite_def.batch_by}" = {_literal(value)}'
+                frame = _arrow_frame(con, query + where)
+                run = checkpoint.run(batch_parameters={"dataframe": frame})
+                del frame
+                success &= bool(run.success)
+                for validation_result in run.run_results.values():
+                    for r in validation_result.results:
                         cfg = r.expectation_config
-                        failed.append(f"{cfg.type}({cfg.kwargs.get('column', '')}): "
-                                      f"{r.result.get('unexpected_count', '?')} unexpected")
-            results[suite_def.mart] = SuiteResult(suite_def.mart, bool(run.success), tuple(failed), evaluated)
+                        key = (cfg.type, cfg.kwargs.get("column", ""))
+                        count = r.result.get("unexpected_count")
+                        if not r.success:
+                            known = unexpected.get(key, 0)
+                            unexpected[key] = "?" if count is None or known == "?" else known + count
+                        else:
+                            unexpected.setdefault(key, 0)
+            if len(batches) > 1:  # batches are unique each: is the table?
+                for name, kwargs in suite_def.expectations:
+                    if name == "ExpectColumnValuesToBeUnique":
+                        column = kwargs["column"]
+                        dupes = con.execute(
+                            f'SELECT coalesce(sum(n), 0) FROM (SELECT count(*) AS n FROM ({suite_def.sql}) '
+                            f'WHERE "{column}" IS NOT NULL GROUP BY "{column}" HAVING count(*) > 1)').fetchall()[0][0]
+                        key = (_snake(name), column)
+                        if dupes:
+                            success = False
+                            unexpected[key] = int(dupes)
+            failed = [f"{kind}({column}): {n} unexpected" for (kind, column), n in unexpected.items() if n]
+            results[suite_def.mart] = SuiteResult(suite_def.mart, success, tuple(failed),
+                                                  len(suite_def.expectations))
     finally:
         con.close()
     context.build_data_docs()  # once, with every suite's new results (not once per checkpoint)
     return results
+
+
+def _literal(value) -> str:
+    return str(int(value)) if isinstance(value, int) else "'" + str(value).replace("'", "''") + "'"
+
+
+def _snake(name: str) -> str:
+    """ExpectColumnValuesToBeUnique -> expect_column_values_to_be_unique (GX's config type)."""
+    import re
+
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
 def _arrow_frame(con, sql: str):

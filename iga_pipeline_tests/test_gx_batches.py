@@ -1,0 +1,52 @@
+"""Great Expectations on a large fact table: one cycle at a time, uniqueness over the table."""
+
+from __future__ import annotations
+
+import shutil
+
+import duckdb
+import pytest
+
+from iga_pipeline.quality import expectations
+from iga_pipeline.synth import scale
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def warehouse(tmp_path_factory, cli_build):
+    root = tmp_path_factory.mktemp("gx-batches")
+    scale.generate_scaled(root / "raw", 1_200, seed=5)
+    built = cli_build(root / "raw", root / "wh" / "iga.duckdb")
+    assert built.exit_code == 0
+    return built.warehouse
+
+
+def _results(warehouse, tmp_path, batch_from_rows, monkeypatch):
+    monkeypatch.setattr(expectations, "BATCH_FROM_ROWS", batch_from_rows)
+    return expectations.run_suites(warehouse, tmp_path)
+
+
+def test_batches_give_the_same_verdicts(warehouse, tmp_path, monkeypatch):
+    whole = _results(warehouse, tmp_path / "whole", 10**9, monkeypatch)
+    batched = _results(warehouse, tmp_path / "batched", 0, monkeypatch)
+    assert whole == batched
+    assert all(r.success for r in batched.values())
+    pages = list((tmp_path / "batched" / "gx").rglob("validations/marts/fct_participation/**/*.html"))
+    assert len(pages) == 8  # one validation per cycle
+
+
+def test_a_duplicate_across_cycles_is_found(warehouse, tmp_path, monkeypatch):
+    broken = tmp_path / "broken.duckdb"
+    shutil.copyfile(warehouse, broken)
+    con = duckdb.connect(str(broken))
+    con.execute("""INSERT INTO marts.fct_participation
+                   SELECT * REPLACE (2 AS cycle) FROM marts.fct_participation WHERE cycle = 3 LIMIT 1""")
+    con.execute("UPDATE marts.fct_participation SET status_end = 'bogus' WHERE cycle = 5 AND rowid IN "
+                "(SELECT min(rowid) FROM marts.fct_participation WHERE cycle = 5)")
+    con.close()
+    for threshold in (10**9, 0):
+        result = _results(broken, tmp_path / str(threshold), threshold, monkeypatch)["fct_participation"]
+        assert not result.success
+        assert set(result.failed) == {"expect_column_values_to_be_unique(participation_id): 2 unexpected",
+                                      "expect_column_values_to_be_in_set(status_end): 1 unexpected"}
