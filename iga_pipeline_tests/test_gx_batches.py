@@ -50,3 +50,55 @@ def test_a_duplicate_across_cycles_is_found(warehouse, tmp_path, monkeypatch):
         assert not result.success
         assert set(result.failed) == {"expect_column_values_to_be_unique(participation_id): 2 unexpected",
                                       "expect_column_values_to_be_in_set(status_end): 1 unexpected"}
+
+
+def _copy_with(warehouse, path, *sql):
+    shutil.copyfile(warehouse, path)
+    con = duckdb.connect(str(path))
+    for statement in sql:
+        con.execute(statement)
+    con.close()
+    return path
+
+
+def test_unchanged_cycles_are_not_validated_again(warehouse, tmp_path, monkeypatch):
+    root = tmp_path / "project"
+    first = _results(warehouse, root, 10**9, monkeypatch)["fct_participation"]
+    assert first.success and first.unchanged == ()
+
+    again = _results(warehouse, root, 10**9, monkeypatch)["fct_participation"]
+    assert again.success and again.unchanged == tuple(range(1, 9))
+
+    # A late delivery for cycle 5: its staging (fingerprint) and its rows change. Only
+    # cycle 5 is validated again, and a fault in it is found.
+    late = _copy_with(warehouse, tmp_path / "late.duckdb",
+                      "UPDATE staging.build_inputs SET fingerprint = 'new' WHERE name = 'cycle=5'",
+                      "UPDATE marts.fct_participation SET status_end = 'bogus' WHERE cycle = 5 AND rowid IN "
+                      "(SELECT min(rowid) FROM marts.fct_participation WHERE cycle = 5)")
+    result = _results(late, root, 10**9, monkeypatch)["fct_participation"]
+    assert result.unchanged == (1, 2, 3, 4, 6, 7, 8)
+    assert not result.success
+    assert result.failed == ("expect_column_values_to_be_in_set(status_end): 1 unexpected",)
+    # It failed, so it is not remembered as passed: the next run validates it again.
+    assert _results(late, root, 10**9, monkeypatch)["fct_participation"].unchanged == (1, 2, 3, 4, 6, 7, 8)
+
+
+def test_a_duplicate_across_cycles_is_found_when_cycles_are_skipped(warehouse, tmp_path, monkeypatch):
+    root = tmp_path / "project"
+    _results(warehouse, root, 10**9, monkeypatch)
+    dup = _copy_with(warehouse, tmp_path / "dup.duckdb",
+                     "UPDATE staging.build_inputs SET fingerprint = 'new' WHERE name = 'cycle=2'",
+                     "INSERT INTO marts.fct_participation SELECT * REPLACE (2 AS cycle) "
+                     "FROM marts.fct_participation WHERE cycle = 3 LIMIT 1")
+    result = _results(dup, root, 10**9, monkeypatch)["fct_participation"]
+    assert 3 in result.unchanged and 2 not in result.unchanged
+    assert not result.success
+    assert "expect_column_values_to_be_unique(participation_id): 2 unexpected" in result.failed
+
+
+def test_new_sql_or_reference_data_validates_everything(warehouse, tmp_path, monkeypatch):
+    root = tmp_path / "project"
+    _results(warehouse, root, 10**9, monkeypatch)
+    new_code = _copy_with(warehouse, tmp_path / "code.duckdb",
+                          "UPDATE staging.build_inputs SET fingerprint = 'other' WHERE name = 'code'")
+    assert _results(new_code, root, 10**9, monkeypatch)["fct_participation"].unchanged == ()

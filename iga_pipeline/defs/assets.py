@@ -16,6 +16,7 @@ from iga_pipeline import history, reference, staging
 from iga_pipeline.defs.resources import IGAResource
 from iga_pipeline.evaluation import EVALUATION_MARTS
 from iga_pipeline.ingest import deliveries_for_cycle
+from iga_pipeline.quality import expectations
 from iga_pipeline.sources.common import discover, issues_frame, sha256_of
 from iga_pipeline.warehouse import build
 from iga_pipeline.warehouse.catalog import HARMONISED, MARTS
@@ -100,6 +101,7 @@ def harmonised(context: AssetExecutionContext, iga: IGAResource):
     """Adapters + validation for each cycle; Parquet per cycle under warehouse/staging."""
     paths = iga.paths()
     key = iga.pseudonym_key()
+    expectations.warm_up()  # the checks after the ingest then find Great Expectations imported
     if key.is_development:
         context.log.warning("IGA_PSEUDONYM_KEY is not set: person_key uses the PUBLIC development key")
     rows = {name: 0 for name in HARMONISED}

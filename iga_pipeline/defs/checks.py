@@ -69,5 +69,8 @@ def gx_mart_checks(context: AssetCheckExecutionContext, iga: IGAResource):
             metadata={"expectations": r.evaluated, "failed": MetadataValue.md(
                 "\n".join(f"- {f}" for f in r.failed) or "none"),
                 "data_docs": MetadataValue.path(str(docs)),
-                "validated_file": MetadataValue.text("candidate" if target == candidate else "live")},
+                "validated_file": MetadataValue.text("candidate" if target == candidate else "live"),
+                "not_revalidated": MetadataValue.text(
+                    f"{s.batch_by} {', '.join(map(str, r.unchanged))}: passed before, rows unchanged since"
+                    if r.unchanged else "none")},
         )
