@@ -240,6 +240,13 @@ def ingest_workers(raw_root: Path, cycles: list[int]) -> int:
     return int(max(1, min(os.cpu_count() or 1, len(cycles), by_memory)))
 
 
+def _one_large_cycle(raw_root: Path, cycles: list[int]) -> bool:
+    if len(cycles) != 1 or os.environ.get("IGA_INGEST_WORKERS", "").strip() or (os.cpu_count() or 1) < 2:
+        return False
+    return sum(d.path.stat().st_size for d in deliveries_for_cycle(raw_root, cycles[0])
+               if not d.refused and d.path.is_file()) >= PARALLEL_FROM_BYTES
+
+
 def _available_memory() -> int:
     try:
         with open("/proc/meminfo") as f:
@@ -261,6 +268,12 @@ def stage_cycles(raw_root: Path, staging: Path, cycles: list[int], key: Pseudony
     its cycles' Parquet directly. Plain child processes rather than
     multiprocessing: nothing of the parent (threads, locks, its __main__) is
     inherited or re-imported."""
+    if workers is None and _one_large_cycle(raw_root, cycles):
+        # A late delivery's cycle alone: in a worker too, so that this process only waits
+        # and what it does meanwhile (importing Great Expectations for the checks, see
+        # expectations.warm_up) runs on the second core, not in turns with the ingest.
+        yield from _stage_in_workers(Path(raw_root), Path(staging), cycles, key, 1)
+        return
     workers = ingest_workers(raw_root, cycles) if workers is None else workers
     if workers <= 1 or len(cycles) <= 1:
         for cycle in cycles:

@@ -39,6 +39,35 @@ def test_worker_processes_stage_exactly_what_one_process_stages(raw, tmp_path):
         pd.testing.assert_frame_equal(one[name], two[name], obj=name)
 
 
+def test_one_large_cycle_alone_is_staged_in_a_worker(raw, tmp_path, monkeypatch):
+    """A late delivery's cycle: the build process only waits (and imports GX meanwhile)."""
+    import subprocess
+
+    started = []
+    real_popen = subprocess.Popen
+
+    def popen(args, *a, **kw):
+        started.append(args)
+        return real_popen(args, *a, **kw)
+
+    alone = list(staging.stage_cycles(raw, tmp_path / "alone", [5], KEY, workers=1))
+    monkeypatch.delenv("IGA_INGEST_WORKERS", raising=False)
+    monkeypatch.setattr(subprocess, "Popen", popen)
+    monkeypatch.setattr(staging, "PARALLEL_FROM_BYTES", 1)
+    in_worker = list(staging.stage_cycles(raw, tmp_path / "worker", [5], KEY))
+    assert [args[-2] for args in started] == ["iga_pipeline._stage_worker"]
+    assert in_worker[0].rows == alone[0].rows
+    one, two = _frames(tmp_path / "alone"), _frames(tmp_path / "worker")
+    assert one.keys() == two.keys() and len(one) == 7
+    for name in one:
+        pd.testing.assert_frame_equal(one[name], two[name], obj=name)
+
+    started.clear()
+    monkeypatch.setenv("IGA_INGEST_WORKERS", "1")  # the setting keeps it in this process
+    list(staging.stage_cycles(raw, tmp_path / "setting", [5], KEY))
+    assert started == []
+
+
 def test_a_failing_worker_fails_the_staging(raw, tmp_path):
     with pytest.raises(RuntimeError, match="staging failed in a worker process"):
         list(staging.stage_cycles(raw, tmp_path / "stg", [2, 99], KEY, workers=2))
