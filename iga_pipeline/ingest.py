@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from iga_pipeline import reference, validation
+from iga_pipeline.checked_files import Checked, CheckedFiles
 from iga_pipeline.pseudonym import PseudonymKey
 from iga_pipeline.sources import providers, register, survey
 from iga_pipeline.sources.common import (
@@ -49,9 +50,10 @@ class CycleIngest:
 class _Files:
     """Bookkeeping per raw file: issues, rows read and the whole-file verdict."""
 
-    def __init__(self) -> None:
+    def __init__(self, kept: CheckedFiles | None = None) -> None:
         self.issues: list[pd.DataFrame] = []
         self.files: dict[str, dict] = {}
+        self.kept = kept
 
     def open(self, d: Delivery) -> str | None:
         """Start the file's audit row; returns why it cannot be read, if so."""
@@ -77,7 +79,31 @@ class _Files:
         if len(issues):
             self.issues.append(issues[ISSUE_COLUMNS].astype("string").reset_index(drop=True))
 
-    def read(self, d: Delivery, reader, key) -> AdapterOutput | None:
+    def read_checked(self, d: Delivery, reader, key, schema_for, columns: list[str]) -> Checked | None:
+        """Read one file and reject its invalid rows: every rule that needs this file alone.
+
+        `schema_for(rows)` gives the row-rejection schema; `columns` are those of the
+        accepted rows that the cycle's rules use. With `kept` (checked_files.py) a file
+        read before, byte for byte, is not read again."""
+        first = len(self.issues)
+        out = self.read(d, reader, key)
+        if isinstance(out, Checked):  # kept from an earlier build
+            return out
+        if out is None:
+            return None
+        rejected = validation.rejections(out.rows, schema_for(out.rows), d.source_file)
+        self.add(rejected)
+        checked = Checked(
+            rows=out.rows.drop(index=rejected.index)[[c for c in columns if c in out.rows]],
+            interventions=out.interventions, followed_up=out.followed_up,
+            rows_read=self.files[d.source_file]["rows_read"],
+            issues=pd.concat(self.issues[first:], ignore_index=True) if len(self.issues) > first
+            else issues_frame()[ISSUE_COLUMNS].astype("string"))
+        if self.kept is not None:
+            self.kept.store(d, self.files[d.source_file]["sha256"], checked)
+        return checked
+
+    def read(self, d: Delivery, reader, key) -> AdapterOutput | Checked | None:
         unreadable = self.open(d)
         if unreadable:
             self.reject_file(d, "unreadable_file", unreadable)
@@ -85,6 +111,12 @@ class _Files:
         if d.problem:
             self.reject_file(d, *d.problem)
             return None
+        if self.kept is not None:
+            kept = self.kept.load(d, self.files[d.source_file]["sha256"])
+            if kept is not None:
+                self.files[d.source_file]["rows_read"] = kept.rows_read
+                self.add(kept.issues)
+                return kept
         try:
             out = reader(d, key)
         except FileRejected as e:
@@ -117,14 +149,12 @@ _REGISTER_CONTENT = ["person_key", "kon", "fodelseland", "malgrupp", "cykel",
 
 def _registers(cycle: int, deliveries: list[Delivery], key: PseudonymKey, book: _Files) -> pd.DataFrame:
     accepted = []
+    schema = validation.register_schema(cycle)
     for d in deliveries:
-        out = book.read(d, register.read, key)
-        if out is None:
-            continue
-        rows = out.rows
-        rejected = validation.rejections(rows, validation.register_schema(cycle), d.source_file)
-        book.add(rejected)
-        accepted.append(rows.drop(index=rejected.index).assign(source_file=d.source_file))
+        checked = book.read_checked(d, register.read, key, lambda rows: schema,
+                                    ["source_row", "municipality_code", *_REGISTER_CONTENT])
+        if checked is not None:
+            accepted.append(checked.rows.assign(source_file=d.source_file))
     if not accepted:
         return _harmonise_register(pd.DataFrame(columns=[*_REGISTER_CONTENT, "source_file",
                                                          "source_row", "municipality_code"]), cycle)
@@ -175,14 +205,15 @@ def participation_ids(person_keys: pd.Series, cycle: int) -> pd.Series:
 
 def _provider(d: Delivery, key: PseudonymKey, book: _Files, participations: pd.DataFrame):
     """One provider delivery -> (outcome rows, interventions, followed_up or None)."""
-    out = book.read(d, providers.READERS[d.kind], key)
+    def schema_for(rows):
+        return validation.provider_schema(d.kind, [tp for tp in ("end", "90d") if f"status_{tp}" in rows])
+
+    out = book.read_checked(d, providers.READERS[d.kind], key, schema_for,
+                            ["source_row", "person_key", "municipality_code", "status_end", "status_90d"])
     if out is None:
         return None
     rows = out.rows.assign(source_file=d.source_file)
     timepoints = [tp for tp in ("end", "90d") if f"status_{tp}" in rows]
-    rejected = validation.rejections(rows, validation.provider_schema(d.kind, timepoints), d.source_file)
-    book.add(rejected)
-    rows = rows.drop(index=rejected.index)
 
     # R6: no accepted register row for this person in this cycle.
     orphan = ~rows["person_key"].isin(participations["person_key"])
@@ -275,11 +306,12 @@ def deliveries_for_cycle(raw_root: Path, cycle: int) -> list[Delivery]:
 
 
 def ingest_cycle(raw_root: Path, cycle: int, key: PseudonymKey,
-                 deliveries: list[Delivery] | None = None) -> CycleIngest:
+                 deliveries: list[Delivery] | None = None, kept: CheckedFiles | None = None) -> CycleIngest:
+    """`kept`: each file's checked rows from earlier builds (checked_files.py), if any."""
     if deliveries is None:
         deliveries = deliveries_for_cycle(raw_root, cycle)
     key = key.remembering()  # the cycle's files name the same people: hash each one once
-    book = _Files()
+    book = _Files(kept)
     by_kind = {kind: [d for d in deliveries if d.kind == kind] for kind in reference.SOURCE_KINDS}
 
     participations = _registers(cycle, by_kind["register"], key, book)

@@ -22,6 +22,7 @@ import pandera
 import pyarrow.parquet as pq
 from pandera.errors import SchemaErrors
 
+from iga_pipeline.checked_files import CheckedFiles
 from iga_pipeline.ingest import CycleIngest, deliveries_for_cycle, ingest_cycle
 from iga_pipeline.pseudonym import PseudonymKey
 from iga_pipeline.validation import HARMONISED_MODELS, Participation
@@ -176,9 +177,14 @@ class Staged:
 
 
 def stage_cycle(raw_root: Path, staging: Path, cycle: int, key: PseudonymKey) -> Staged:
-    """Ingest one cycle and write its staging folder."""
-    result = ingest_cycle(raw_root, cycle, key)
+    """Ingest one cycle and write its staging folder.
+
+    Files of the cycle checked in an earlier build and unchanged since are not
+    read again (checked_files.py): after a late delivery, only the new file is."""
+    kept = CheckedFiles(staging, cycle, key)
+    result = ingest_cycle(raw_root, cycle, key, kept=kept)
     folder = write_cycle(staging, result)
+    kept.prune()
     issues = result.issues
     staged = Staged(
         cycle=cycle,

@@ -1,0 +1,127 @@
+"""Each delivery's checked rows, kept between builds: after a late delivery only
+the new file is read, not the rest of its cycle.
+
+    <staging>/.checked/cycle=<N>/<entry>/   rows, interventions, issues (Parquet), meta.json
+
+An entry is what `ingest` made of one file on its own (`_Files.read_checked`):
+the rows its row-rejection schema accepted, only the columns the cycle's rules
+use (person_key, codes, dates, row numbers: values checked against code lists
+or formats, so no free text and no personal data; the personnummer itself
+never leaves the adapter), the file's interventions and issues (as staged
+anyway) and its row count. It is found again only for the same file bytes
+(SHA-256) under the same name, in the same cycle, with the same pseudonym key
+(a keyed fingerprint, never the key) and the same code and reference data.
+Anything else, or an entry that cannot be read, and the file is read again.
+Whole-file rejections are not kept. Entries the cycle's last ingest did not
+use are removed after it.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.metadata
+import json
+import os
+import shutil
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from iga_pipeline.pseudonym import PseudonymKey
+from iga_pipeline.sources.common import Delivery
+
+FOLDER = ".checked"
+_LIBRARIES = ("pandas", "pandera", "pyarrow", "numpy", "openpyxl")
+
+
+@dataclass
+class Checked:
+    """One delivery, read and checked on its own."""
+
+    rows: pd.DataFrame  # accepted rows, the columns the cycle's rules use
+    interventions: pd.DataFrame
+    followed_up: bool | None
+    rows_read: int
+    issues: pd.DataFrame  # the file's own issues and row rejections, in order
+
+
+@functools.cache
+def code_fingerprint() -> str:
+    """The code and data that turn a file into a `Checked`: adapters, rules, reference data."""
+    package = Path(__file__).parent
+    h = hashlib.sha256()
+    files = [*sorted((package / "sources").glob("*.py")), *sorted((package / "reference").glob("*")),
+             *(package / name for name in ("ingest.py", "validation.py", "personnummer.py",
+                                           "pseudonym.py", "checked_files.py"))]
+    for path in files:
+        if path.is_file():
+            h.update(path.name.encode() + b"\0" + path.read_bytes())
+    for library in _LIBRARIES:
+        h.update(f"{library}={importlib.metadata.version(library)};".encode())
+    h.update(sys.version.encode())  # the json and csv modules come with Python
+    return h.hexdigest()
+
+
+class CheckedFiles:
+    """The kept entries of one cycle."""
+
+    def __init__(self, staging: Path, cycle: int, key: PseudonymKey):
+        self.folder = Path(staging) / FOLDER / f"cycle={cycle}"
+        key_id = key._hmac_hex(["iga checked files"])[0]  # identifies the key, reveals nothing of it
+        self.salt = f"{code_fingerprint()}|{key_id}|{cycle}"
+        self.used: set[str] = set()
+
+    def _entry(self, d: Delivery, sha256: str) -> str:
+        text = f"{self.salt}|{d.source_file}|{d.kind}|{d.timepoint}|{d.municipality_code}|{sha256}"
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+    def load(self, d: Delivery, sha256: str) -> Checked | None:
+        name = self._entry(d, sha256)
+        folder = self.folder / name
+        try:
+            meta = json.loads((folder / "meta.json").read_text())
+            checked = Checked(
+                rows=pd.read_parquet(folder / "rows.parquet"),
+                interventions=(pd.read_parquet(folder / "interventions.parquet")
+                               if (folder / "interventions.parquet").exists() else pd.DataFrame()),
+                followed_up=meta["followed_up"], rows_read=int(meta["rows_read"]),
+                issues=pd.read_parquet(folder / "issues.parquet"),
+            )
+        except (OSError, ValueError, KeyError, TypeError):  # absent, or not what we wrote
+            return None
+        except Exception:  # noqa: BLE001 - a damaged Parquet file: read the delivery again
+            return None
+        self.used.add(name)
+        return checked
+
+    def store(self, d: Delivery, sha256: str, checked: Checked) -> None:
+        name = self._entry(d, sha256)
+        self.used.add(name)
+        final = self.folder / name
+        if final.exists():
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tmp = self.folder / f".{name}.{uuid.uuid4().hex}.tmp"
+        tmp.mkdir()
+        checked.rows.to_parquet(tmp / "rows.parquet")  # the index too: rows keep their labels
+        if len(checked.interventions.columns):  # registers have none: no column-less file
+            checked.interventions.to_parquet(tmp / "interventions.parquet")
+        checked.issues.to_parquet(tmp / "issues.parquet")
+        (tmp / "meta.json").write_text(json.dumps({"followed_up": checked.followed_up,
+                                                   "rows_read": checked.rows_read}))
+        try:
+            os.replace(tmp, final)
+        except OSError:  # another run stored it meanwhile
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def prune(self) -> None:
+        """Remove what this cycle's ingest did not use (older versions of its files)."""
+        if not self.folder.is_dir():
+            return
+        for path in self.folder.iterdir():
+            if path.name not in self.used:
+                shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,116 @@
+"""Checked files kept between builds: the same frames as reading everything again,
+and after a late delivery only the new file is read."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from iga_pipeline import checked_files, ingest, staging
+from iga_pipeline.ingest import CycleIngest, ingest_cycle
+from iga_pipeline.pseudonym import PseudonymKey
+from iga_pipeline.synth import scale
+
+KEY = PseudonymKey(b"checked-files-test-key", is_development=False)
+N = 1_200
+
+
+@pytest.fixture(scope="module")
+def raw(tmp_path_factory):
+    root = tmp_path_factory.mktemp("checked") / "raw"
+    scale.generate_scaled(root, N, seed=11)
+    return root
+
+
+def _assert_same(a: CycleIngest, b: CycleIngest) -> None:
+    for name in CycleIngest.frame_names():
+        pd.testing.assert_frame_equal(getattr(a, name), getattr(b, name), obj=name)
+
+
+class _Counting:
+    """Counts which files the adapters really read (a spy around the real readers)."""
+
+    def __init__(self, monkeypatch):
+        self.read: list[str] = []
+        for module, name in [(ingest.register, "read"), (ingest.survey, "read")]:
+            monkeypatch.setattr(module, name, self._wrap(getattr(module, name)))
+        monkeypatch.setattr(ingest.providers, "READERS",
+                            {kind: self._wrap(f) for kind, f in ingest.providers.READERS.items()})
+
+    def _wrap(self, reader):
+        def wrapped(d, key):
+            self.read.append(d.source_file)
+            return reader(d, key)
+        return wrapped
+
+
+@pytest.mark.parametrize("cycle", [1, 3, 8])  # Pethö workbook, Folkuniversitetet CSV, Åstorp JSON
+def test_kept_files_give_the_same_frames(raw, tmp_path, cycle, monkeypatch):
+    fresh = ingest_cycle(raw, cycle, KEY)
+    first = ingest_cycle(raw, cycle, KEY, kept=checked_files.CheckedFiles(tmp_path, cycle, KEY))
+    _assert_same(fresh, first)
+
+    spy = _Counting(monkeypatch)
+    again = ingest_cycle(raw, cycle, KEY, kept=checked_files.CheckedFiles(tmp_path, cycle, KEY))
+    _assert_same(fresh, again)
+    assert [f for f in spy.read if "enkat" not in f] == []  # only the (unkept) survey is read again
+    assert len(fresh.issues) > 0 and (fresh.issues["severity"] == "rejected").any()  # defects included
+
+
+def test_a_late_delivery_reads_only_the_new_file(raw, tmp_path, monkeypatch):
+    late_raw = tmp_path / "raw"
+    scale.generate_scaled(late_raw, N, seed=11)
+    stage = tmp_path / "staging"
+    list(staging.stage_cycles(late_raw, stage, [8], KEY, workers=1))
+    entries = sorted(p.name for p in (stage / ".checked" / "cycle=8").iterdir())
+
+    late = scale.write_late_followup(late_raw, N, seed=11, cycle=8)
+    spy = _Counting(monkeypatch)
+    list(staging.stage_cycles(late_raw, stage, [8], KEY, workers=1))
+    assert spy.read == [late]
+    after = sorted(p.name for p in (stage / ".checked" / "cycle=8").iterdir())
+    assert set(entries) < set(after) and len(after) == len(entries) + 1
+
+    # The same staging as a build that reads every file.
+    fresh = ingest_cycle(late_raw, 8, KEY)
+    for name in CycleIngest.frame_names():
+        pd.testing.assert_frame_equal(staging.read_frame(stage, 8, name), _as_staged(getattr(fresh, name)),
+                                      obj=name)
+
+
+def _as_staged(frame: pd.DataFrame) -> pd.DataFrame:
+    return pd.read_parquet(_roundtrip(frame))
+
+
+def _roundtrip(frame: pd.DataFrame):
+    import io
+
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    buffer.seek(0)
+    return buffer
+
+
+def test_a_changed_file_or_key_is_read_again_and_old_entries_go(raw, tmp_path, monkeypatch):
+    stage = tmp_path / "staging"
+    list(staging.stage_cycles(raw, stage, [3], KEY, workers=1))
+    before = {p.name for p in (stage / ".checked" / "cycle=3").iterdir()}
+
+    other_key = PseudonymKey(b"another-secret", is_development=False)
+    spy = _Counting(monkeypatch)
+    list(staging.stage_cycles(raw, stage, [3], other_key, workers=1))
+    assert len(spy.read) == len(before) + 1  # every kept file again, and the survey
+    after = {p.name for p in (stage / ".checked" / "cycle=3").iterdir()}
+    assert after.isdisjoint(before) and len(after) == len(before)  # the old key's entries removed
+
+
+def test_a_damaged_entry_is_read_again(raw, tmp_path, monkeypatch):
+    stage = tmp_path / "staging"
+    first = list(staging.stage_cycles(raw, stage, [5], KEY, workers=1))
+    for rows in (stage / ".checked" / "cycle=5").glob("*/rows.parquet"):
+        rows.write_bytes(b"not parquet")
+    spy = _Counting(monkeypatch)
+    second = list(staging.stage_cycles(raw, stage, [5], KEY, workers=1))
+    assert len(spy.read) > 1
+    assert first[0].rows == second[0].rows
+    pd.testing.assert_frame_equal(first[0].audit, second[0].audit)
