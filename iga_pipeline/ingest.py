@@ -79,16 +79,28 @@ class _Files:
         if len(issues):
             self.issues.append(issues[ISSUE_COLUMNS].astype("string").reset_index(drop=True))
 
+    def read(self, d: Delivery, reader, key) -> AdapterOutput | None:
+        """The adapter's output for one file, or None when the file is rejected whole."""
+        if not self._readable(d):
+            return None
+        return self._adapt(d, reader, key)
+
     def read_checked(self, d: Delivery, reader, key, schema_for, columns: list[str]) -> Checked | None:
         """Read one file and reject its invalid rows: every rule that needs this file alone.
 
         `schema_for(rows)` gives the row-rejection schema; `columns` are those of the
         accepted rows that the cycle's rules use. With `kept` (checked_files.py) a file
-        read before, byte for byte, is not read again."""
+        checked before, byte for byte, is not read again."""
+        if not self._readable(d):
+            return None
+        sha256 = self.files[d.source_file]["sha256"]
+        kept = self.kept.load(d, sha256) if self.kept is not None else None
+        if kept is not None:
+            self.files[d.source_file]["rows_read"] = kept.rows_read
+            self.add(kept.issues)
+            return kept
         first = len(self.issues)
-        out = self.read(d, reader, key)
-        if isinstance(out, Checked):  # kept from an earlier build
-            return out
+        out = self._adapt(d, reader, key)
         if out is None:
             return None
         rejected = validation.rejections(out.rows, schema_for(out.rows), d.source_file)
@@ -97,26 +109,23 @@ class _Files:
             rows=out.rows.drop(index=rejected.index)[[c for c in columns if c in out.rows]],
             interventions=out.interventions, followed_up=out.followed_up,
             rows_read=self.files[d.source_file]["rows_read"],
-            issues=pd.concat(self.issues[first:], ignore_index=True) if len(self.issues) > first
-            else issues_frame()[ISSUE_COLUMNS].astype("string"))
+            issues=(pd.concat(self.issues[first:], ignore_index=True) if len(self.issues) > first
+                    else issues_frame()[ISSUE_COLUMNS].astype("string")))
         if self.kept is not None:
-            self.kept.store(d, self.files[d.source_file]["sha256"], checked)
+            self.kept.store(d, sha256, checked)
         return checked
 
-    def read(self, d: Delivery, reader, key) -> AdapterOutput | Checked | None:
+    def _readable(self, d: Delivery) -> bool:
         unreadable = self.open(d)
         if unreadable:
             self.reject_file(d, "unreadable_file", unreadable)
-            return None
+            return False
         if d.problem:
             self.reject_file(d, *d.problem)
-            return None
-        if self.kept is not None:
-            kept = self.kept.load(d, self.files[d.source_file]["sha256"])
-            if kept is not None:
-                self.files[d.source_file]["rows_read"] = kept.rows_read
-                self.add(kept.issues)
-                return kept
+            return False
+        return True
+
+    def _adapt(self, d: Delivery, reader, key) -> AdapterOutput | None:
         try:
             out = reader(d, key)
         except FileRejected as e:
