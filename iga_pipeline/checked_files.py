@@ -22,9 +22,11 @@ import functools
 import hashlib
 import importlib.metadata
 import json
+import logging
 import os
 import shutil
 import sys
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +37,7 @@ from iga_pipeline.pseudonym import PseudonymKey
 from iga_pipeline.sources.common import Delivery
 
 FOLDER = ".checked"
+log = logging.getLogger(__name__)
 _LIBRARIES = ("pandas", "pandera", "pyarrow", "numpy", "openpyxl")
 
 
@@ -66,13 +69,28 @@ def code_fingerprint() -> str:
     return h.hexdigest()
 
 
+def _settings() -> str:
+    """Settings that change what a file gives (the workbook row limit); files too large
+    to read (IGA_MAX_FILE_MB) are refused before anything is kept or looked up."""
+    from iga_pipeline.sources.providers import max_workbook_rows
+
+    return f"rows<={max_workbook_rows()}"
+
+
+def usable() -> bool:
+    """Entries are kept only when pandera checks the data (it can be switched off with
+    PANDERA_VALIDATION_ENABLED / PANDERA_VALIDATION_DEPTH): rows kept must have passed."""
+    enabled = os.environ.get("PANDERA_VALIDATION_ENABLED", "true").strip().lower() not in ("false", "0", "no")
+    depth = os.environ.get("PANDERA_VALIDATION_DEPTH", "").strip().upper()
+    return enabled and depth in ("", "SCHEMA_AND_DATA")
+
+
 class CheckedFiles:
     """The kept entries of one cycle."""
 
     def __init__(self, staging: Path, cycle: int, key: PseudonymKey):
         self.folder = Path(staging) / FOLDER / f"cycle={cycle}"
-        key_id = key._hmac_hex(["iga checked files"])[0]  # identifies the key, reveals nothing of it
-        self.salt = f"{code_fingerprint()}|{key_id}|{cycle}"
+        self.salt = f"{code_fingerprint()}|{_settings()}|{key.fingerprint('checked files')}|{cycle}"
         self.used: set[str] = set()
 
     def _entry(self, d: Delivery, sha256: str) -> str:
@@ -82,6 +100,8 @@ class CheckedFiles:
     def load(self, d: Delivery, sha256: str) -> Checked | None:
         name = self._entry(d, sha256)
         folder = self.folder / name
+        if not (folder / "meta.json").is_file():
+            return None
         try:
             meta = json.loads((folder / "meta.json").read_text())
             checked = Checked(
@@ -91,37 +111,47 @@ class CheckedFiles:
                 followed_up=meta["followed_up"], rows_read=int(meta["rows_read"]),
                 issues=pd.read_parquet(folder / "issues.parquet"),
             )
-        except (OSError, ValueError, KeyError, TypeError):  # absent, or not what we wrote
-            return None
-        except Exception:  # noqa: BLE001 - a damaged Parquet file: read the delivery again
+        except Exception as e:  # noqa: BLE001 - damaged: drop it, read the delivery again
+            log.warning("kept entry for %s unreadable (%s); the file is read again", d.source_file,
+                        type(e).__name__)
+            shutil.rmtree(folder, ignore_errors=True)
             return None
         self.used.add(name)
         return checked
 
     def store(self, d: Delivery, sha256: str, checked: Checked) -> None:
+        """Keep an entry, if possible: a failure only means the file is read next time."""
         name = self._entry(d, sha256)
-        self.used.add(name)
         final = self.folder / name
-        if final.exists():
-            return
-        self.folder.mkdir(parents=True, exist_ok=True)
         tmp = self.folder / f".{name}.{uuid.uuid4().hex}.tmp"
-        tmp.mkdir()
-        checked.rows.to_parquet(tmp / "rows.parquet")  # the index too: rows keep their labels
-        if len(checked.interventions.columns):  # registers have none: no column-less file
-            checked.interventions.to_parquet(tmp / "interventions.parquet")
-        checked.issues.to_parquet(tmp / "issues.parquet")
-        (tmp / "meta.json").write_text(json.dumps({"followed_up": checked.followed_up,
-                                                   "rows_read": checked.rows_read}))
         try:
-            os.replace(tmp, final)
-        except OSError:  # another run stored it meanwhile
+            if not final.exists():
+                self.folder.mkdir(parents=True, exist_ok=True)
+                tmp.mkdir()
+                checked.rows.to_parquet(tmp / "rows.parquet")  # the index too: rows keep their labels
+                if len(checked.interventions.columns):  # registers have none: no column-less file
+                    checked.interventions.to_parquet(tmp / "interventions.parquet")
+                checked.issues.to_parquet(tmp / "issues.parquet")
+                (tmp / "meta.json").write_text(json.dumps({"followed_up": checked.followed_up,
+                                                           "rows_read": checked.rows_read}))
+                os.replace(tmp, final)
+            self.used.add(name)
+        except OSError as e:  # full disk, read-only, another run storing or pruning the same
+            log.warning("could not keep the checked rows of %s (%s)", d.source_file, type(e).__name__)
             shutil.rmtree(tmp, ignore_errors=True)
 
-    def prune(self) -> None:
-        """Remove what this cycle's ingest did not use (older versions of its files)."""
+    def prune(self, tmp_older_than_s: float = 3600) -> None:
+        """Remove what this cycle's ingest did not use (older versions of its files), and
+        half-written entries an hour old (a younger one may be another run's, in progress)."""
         if not self.folder.is_dir():
             return
+        now = time.time()
         for path in self.folder.iterdir():
-            if path.name not in self.used:
-                shutil.rmtree(path, ignore_errors=True)
+            if path.name in self.used:
+                continue
+            try:
+                if path.name.endswith(".tmp") and now - path.stat().st_mtime < tmp_older_than_s:
+                    continue
+            except OSError:
+                continue
+            shutil.rmtree(path, ignore_errors=True)

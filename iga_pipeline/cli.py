@@ -96,7 +96,8 @@ def run_build_job(paths, cycle: int | None = None):
     job = defs.resolve_job_def("build_all")
     return job.execute_in_process(
         instance=instance,
-        resources={"iga": IGAResource(raw_dir=str(paths.raw_dir), warehouse=str(paths.warehouse))},
+        resources={"iga": IGAResource(raw_dir=str(paths.raw_dir), warehouse=str(paths.warehouse),
+                                      in_process_run=True)},
         tags={"dagster/asset_partition_range_start": keys[0],
               "dagster/asset_partition_range_end": keys[-1]},
         run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},

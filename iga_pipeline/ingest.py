@@ -91,14 +91,15 @@ class _Files:
         `schema_for(rows)` gives the row-rejection schema; `columns` are those of the
         accepted rows that the cycle's rules use. With `kept` (checked_files.py) a file
         checked before, byte for byte, is not read again."""
+        version = _version(d.path)  # before hashing: a file replaced meanwhile is not kept
         if not self._readable(d):
             return None
         sha256 = self.files[d.source_file]["sha256"]
-        kept = self.kept.load(d, sha256) if self.kept is not None else None
-        if kept is not None:
-            self.files[d.source_file]["rows_read"] = kept.rows_read
-            self.add(kept.issues)
-            return kept
+        entry = self.kept.load(d, sha256) if self.kept is not None else None
+        if entry is not None:
+            self.files[d.source_file]["rows_read"] = entry.rows_read
+            self.add(entry.issues)
+            return entry
         first = len(self.issues)
         out = self._adapt(d, reader, key)
         if out is None:
@@ -111,7 +112,7 @@ class _Files:
             rows_read=self.files[d.source_file]["rows_read"],
             issues=(pd.concat(self.issues[first:], ignore_index=True) if len(self.issues) > first
                     else issues_frame()[ISSUE_COLUMNS].astype("string")))
-        if self.kept is not None:
+        if self.kept is not None and version is not None and _version(d.path) == version:
             self.kept.store(d, sha256, checked)
         return checked
 
@@ -141,6 +142,14 @@ class _Files:
         self.files[d.source_file]["rows_read"] = len(out.rows) + len(malformed)
         self.add(out.issues)
         return out
+
+
+def _version(path: Path) -> tuple | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns, st.st_ino
 
 
 def _row_issues(frame: pd.DataFrame, severity: str, reason: str, detail) -> pd.DataFrame:
@@ -217,11 +226,11 @@ def _provider(d: Delivery, key: PseudonymKey, book: _Files, participations: pd.D
     def schema_for(rows):
         return validation.provider_schema(d.kind, [tp for tp in ("end", "90d") if f"status_{tp}" in rows])
 
-    out = book.read_checked(d, providers.READERS[d.kind], key, schema_for,
-                            ["source_row", "person_key", "municipality_code", "status_end", "status_90d"])
-    if out is None:
+    checked = book.read_checked(d, providers.READERS[d.kind], key, schema_for,
+                                ["source_row", "person_key", "municipality_code", "status_end", "status_90d"])
+    if checked is None:
         return None
-    rows = out.rows.assign(source_file=d.source_file)
+    rows = checked.rows.assign(source_file=d.source_file)
     timepoints = [tp for tp in ("end", "90d") if f"status_{tp}" in rows]
 
     # R6: no accepted register row for this person in this cycle.
@@ -265,14 +274,14 @@ def _provider(d: Delivery, key: PseudonymKey, book: _Files, participations: pd.D
             "municipality_code": rows["municipality_code"], "source_kind": d.kind,
             "source_file": d.source_file, "source_row": rows["source_row"],
         }))
-    if d.kind == "petho" and not out.followed_up:
+    if d.kind == "petho" and not checked.followed_up:
         outcomes = outcomes[:1]  # an empty 90-day column is no follow-up (R9)
-    inter = out.interventions.merge(
+    inter = checked.interventions.merge(
         pd.DataFrame({"source_row": rows["source_row"], "participation_id": pid}), on="source_row")
     inter = inter[["participation_id", "intervention", "hours"]]
 
     if d.kind == "petho":
-        followed_up = out.followed_up
+        followed_up = checked.followed_up
     else:
         followed_up = True if d.timepoint == "90d" else None
     return pd.concat(outcomes, ignore_index=True), inter, followed_up

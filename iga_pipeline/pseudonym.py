@@ -52,6 +52,10 @@ class PseudonymKey:
         hexes = np.array([memo[v] for v in uniques] + [None], dtype=object)
         return pd.Series(pd.array(hexes[codes], dtype="string"), index=values.index, name=values.name)
 
+    def fingerprint(self, label: str) -> str:
+        """Names this key for `label` (say, a cache) without revealing anything of it."""
+        return self._hmac_hex([f"fingerprint|{label}"])[0][:32]
+
     def _hmac_hex(self, messages: list[str]) -> list[str]:
         """HMAC-SHA256 (RFC 2104, as `hmac.new(secret, m, sha256).hexdigest()`) of many messages.
 

@@ -22,6 +22,7 @@ import pandera
 import pyarrow.parquet as pq
 from pandera.errors import SchemaErrors
 
+from iga_pipeline import checked_files
 from iga_pipeline.checked_files import CheckedFiles
 from iga_pipeline.ingest import CycleIngest, deliveries_for_cycle, ingest_cycle
 from iga_pipeline.pseudonym import PseudonymKey
@@ -181,10 +182,11 @@ def stage_cycle(raw_root: Path, staging: Path, cycle: int, key: PseudonymKey) ->
 
     Files of the cycle checked in an earlier build and unchanged since are not
     read again (checked_files.py): after a late delivery, only the new file is."""
-    kept = CheckedFiles(staging, cycle, key)
+    kept = CheckedFiles(staging, cycle, key) if checked_files.usable() else None
     result = ingest_cycle(raw_root, cycle, key, kept=kept)
     folder = write_cycle(staging, result)
-    kept.prune()
+    if kept is not None:
+        kept.prune()
     issues = result.issues
     staged = Staged(
         cycle=cycle,
@@ -265,7 +267,7 @@ def _available_memory() -> int:
 
 
 def stage_cycles(raw_root: Path, staging: Path, cycles: list[int], key: PseudonymKey,
-                 workers: int | None = None) -> Iterator[Staged]:
+                 workers: int | None = None, alone_in_worker: bool = False) -> Iterator[Staged]:
     """Stage every cycle; yields one `Staged` per cycle, in the order given.
 
     Cycles are independent (every rule stays within a cycle), so with more than
@@ -274,10 +276,10 @@ def stage_cycles(raw_root: Path, staging: Path, cycles: list[int], key: Pseudony
     its cycles' Parquet directly. Plain child processes rather than
     multiprocessing: nothing of the parent (threads, locks, its __main__) is
     inherited or re-imported."""
-    if workers is None and _one_large_cycle(raw_root, cycles):
-        # A late delivery's cycle alone: in a worker too, so that this process only waits
-        # and what it does meanwhile (importing Great Expectations for the checks, see
-        # expectations.warm_up) runs on the second core, not in turns with the ingest.
+    if workers is None and alone_in_worker and _one_large_cycle(raw_root, cycles):
+        # A late delivery's cycle alone (`iga-pipeline build --cycle N`): in a worker too,
+        # so that this process only waits and what it does meanwhile (importing Great
+        # Expectations for the checks, see expectations.warm_up) runs on the second core.
         yield from _stage_in_workers(Path(raw_root), Path(staging), cycles, key, 1)
         return
     workers = ingest_workers(raw_root, cycles) if workers is None else workers

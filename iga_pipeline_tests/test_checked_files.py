@@ -114,3 +114,30 @@ def test_a_damaged_entry_is_read_again(raw, tmp_path, monkeypatch):
     assert len(spy.read) > 1
     assert first[0].rows == second[0].rows
     pd.testing.assert_frame_equal(first[0].audit, second[0].audit)
+    spy.read.clear()  # the damaged entries were replaced: the next build reads nothing again
+    list(staging.stage_cycles(raw, stage, [5], KEY, workers=1))
+    assert spy.read == []
+
+
+def test_nothing_is_kept_while_pandera_is_switched_off(raw, tmp_path, monkeypatch):
+    monkeypatch.setenv("PANDERA_VALIDATION_DEPTH", "SCHEMA_ONLY")  # rows would pass unchecked
+    list(staging.stage_cycles(raw, tmp_path, [5], KEY, workers=1))
+    assert not (tmp_path / ".checked").exists()
+
+
+def test_a_lower_workbook_limit_reads_the_workbook_again(raw, tmp_path, monkeypatch):
+    list(staging.stage_cycles(raw, tmp_path, [1], KEY, workers=1))
+    monkeypatch.setenv("IGA_MAX_WORKBOOK_ROWS", "10")
+    spy = _Counting(monkeypatch)
+    staged = list(staging.stage_cycles(raw, tmp_path, [1], KEY, workers=1))
+    assert any(f.endswith(".xlsx") for f in spy.read)
+    audit = staged[0].audit.set_index("source_kind").loc["petho"]
+    assert audit["status"] == "rejected"
+
+
+def test_keeping_is_best_effort(raw, tmp_path):
+    (tmp_path / ".checked").mkdir(parents=True)
+    (tmp_path / ".checked" / "cycle=5").write_text("not a folder")  # nothing can be kept there
+    staged = list(staging.stage_cycles(raw, tmp_path, [5], KEY, workers=1))
+    assert staged[0].rows["participations"] > 0
+    assert (tmp_path / "cycle=5" / "participations.parquet").is_file()

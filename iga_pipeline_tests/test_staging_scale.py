@@ -54,7 +54,7 @@ def test_one_large_cycle_alone_is_staged_in_a_worker(raw, tmp_path, monkeypatch)
     monkeypatch.delenv("IGA_INGEST_WORKERS", raising=False)
     monkeypatch.setattr(subprocess, "Popen", popen)
     monkeypatch.setattr(staging, "PARALLEL_FROM_BYTES", 1)
-    in_worker = list(staging.stage_cycles(raw, tmp_path / "worker", [5], KEY))
+    in_worker = list(staging.stage_cycles(raw, tmp_path / "worker", [5], KEY, alone_in_worker=True))
     assert [args[-2] for args in started] == ["iga_pipeline._stage_worker"]
     assert in_worker[0].rows == alone[0].rows
     one, two = _frames(tmp_path / "alone"), _frames(tmp_path / "worker")
@@ -64,7 +64,10 @@ def test_one_large_cycle_alone_is_staged_in_a_worker(raw, tmp_path, monkeypatch)
 
     started.clear()
     monkeypatch.setenv("IGA_INGEST_WORKERS", "1")  # the setting keeps it in this process
-    list(staging.stage_cycles(raw, tmp_path / "setting", [5], KEY))
+    list(staging.stage_cycles(raw, tmp_path / "setting", [5], KEY, alone_in_worker=True))
+    assert started == []
+    monkeypatch.delenv("IGA_INGEST_WORKERS")
+    list(staging.stage_cycles(raw, tmp_path / "dagster", [5], KEY))  # a step process of its own
     assert started == []
 
 

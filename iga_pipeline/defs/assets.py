@@ -101,13 +101,15 @@ def harmonised(context: AssetExecutionContext, iga: IGAResource):
     """Adapters + validation for each cycle; Parquet per cycle under warehouse/staging."""
     paths = iga.paths()
     key = iga.pseudonym_key()
-    expectations.warm_up()  # the checks after the ingest then find Great Expectations imported
+    if iga.in_process_run:
+        expectations.warm_up()  # the checks after the ingest then find Great Expectations imported
     if key.is_development:
         context.log.warning("IGA_PSEUDONYM_KEY is not set: person_key uses the PUBLIC development key")
     rows = {name: 0 for name in HARMONISED}
     by_reason = []
     cycles = [int(partition) for partition in context.partition_keys]
-    for staged in staging.stage_cycles(paths.raw_dir, paths.staging, cycles, key):
+    for staged in staging.stage_cycles(paths.raw_dir, paths.staging, cycles, key,
+                                       alone_in_worker=iga.in_process_run):
         new_versions = history.record(paths.staging, staged.audit)
         if new_versions:
             context.log.info(f"cycle {staged.cycle}: {new_versions} delivery version(s) seen for the first time")

@@ -14,6 +14,9 @@ class IGAResource(ConfigurableResource):
 
     raw_dir: str = ""
     warehouse: str = ""
+    # True when the run executes its steps in one process (iga-pipeline build): the
+    # ingest then hands a lone large cycle to a worker and warms up the checks meanwhile.
+    in_process_run: bool = False
 
     def paths(self) -> Paths:
         return Paths.from_env(self.raw_dir or None, self.warehouse or None)
