@@ -81,6 +81,17 @@ class Person:
         return sorted(forms)
 
 
+def personal_strings(persons: list[Person]) -> dict[str, str]:
+    """Every written form of each person's personnummer and name -> what it is (for scans)."""
+    out = {}
+    for p in persons:
+        for form in p.written_forms():
+            out[form] = f"personnummer of {p.first}"
+        for name in (p.first, p.last, p.name):
+            out[name] = f"name of {p.first}"
+    return out
+
+
 def people(n: int, start: int = 0) -> list[Person]:
     """n distinct adults (born 1960-1989), deterministic."""
     out = []

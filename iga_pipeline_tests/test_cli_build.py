@@ -15,7 +15,7 @@ import pytest
 from conftest import expected_person_key, run_cli_build
 from rawfiles import (
     REGISTER_COLUMNS, Person, RawRoot, astorp_entry, astorp_followup, fu_90_row, fu_end_row, people,
-    petho_row, register_row,
+    personal_strings, petho_row, register_row,
 )
 
 A, B, C, D, E, F = people(6)
@@ -289,12 +289,7 @@ def clean_build(tmp_path_factory):
 
 def needles() -> dict[str, str]:
     """Every string that would be personal data if found in the warehouse."""
-    out = {}
-    for p in PEOPLE:
-        for form in p.written_forms():
-            out[form] = f"personnummer of {p.first}"
-        for name in (p.first, p.last, p.name):
-            out[name] = f"name of {p.first}"
+    out = personal_strings(PEOPLE)
     out[BAD] = "an invalid personnummer"
     out[BAD.replace("-", "")] = "an invalid personnummer"
     return out

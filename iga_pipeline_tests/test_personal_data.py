@@ -35,7 +35,8 @@ import duckdb
 import pytest
 from conftest import TEST_SECRET
 from rawfiles import (
-    Person, RawRoot, astorp_entry, astorp_followup, fu_90_row, fu_end_row, petho_row, register_row,
+    Person, RawRoot, astorp_entry, astorp_followup, fu_90_row, fu_end_row, personal_strings, petho_row,
+    register_row,
 )
 
 from iga_pipeline import pseudonym
@@ -130,12 +131,7 @@ def write_raw(raw: RawRoot) -> None:
 
 
 def needles(people: list[Person]) -> dict[str, str]:
-    out = {}
-    for p in people:
-        for form in p.written_forms():
-            out[form] = f"personnummer of {p.first}"
-        for name in (p.first, p.last, p.name):
-            out[name] = f"name of {p.first}"
+    out = personal_strings(people)
     if R6 in people:
         out[R6_BAD] = out[R6_BAD.replace("-", "")] = "the invalid personnummer"
     return out
