@@ -23,7 +23,6 @@ import pyarrow.parquet as pq
 from pandera.errors import SchemaErrors
 
 from iga_pipeline import checked_files
-from iga_pipeline.checked_files import CheckedFiles
 from iga_pipeline.ingest import CycleIngest, deliveries_for_cycle, ingest_cycle
 from iga_pipeline.pseudonym import PseudonymKey
 from iga_pipeline.validation import HARMONISED_MODELS, Participation
@@ -182,7 +181,7 @@ def stage_cycle(raw_root: Path, staging: Path, cycle: int, key: PseudonymKey) ->
 
     Files of the cycle checked in an earlier build and unchanged since are not
     read again (checked_files.py): after a late delivery, only the new file is."""
-    kept = CheckedFiles(staging, cycle, key) if checked_files.usable() else None
+    kept = checked_files.CheckedFiles(staging, cycle, key) if checked_files.usable() else None
     result = ingest_cycle(raw_root, cycle, key, kept=kept)
     folder = write_cycle(staging, result)
     if kept is not None:
@@ -238,10 +237,7 @@ def ingest_workers(raw_root: Path, cycles: list[int]) -> int:
     setting = os.environ.get("IGA_INGEST_WORKERS", "").strip()
     if setting:
         return max(1, int(setting))
-    sizes = []
-    for cycle in cycles:
-        sizes.append(sum(d.path.stat().st_size for d in deliveries_for_cycle(raw_root, cycle)
-                         if not d.refused and d.path.is_file()))
+    sizes = [raw_bytes(raw_root, cycle) for cycle in cycles]
     if len(cycles) < 2 or sum(sizes) < PARALLEL_FROM_BYTES:
         return 1
     by_memory = _available_memory() // max(1, MEMORY_PER_RAW_BYTE * max(sizes))
@@ -251,8 +247,13 @@ def ingest_workers(raw_root: Path, cycles: list[int]) -> int:
 def _one_large_cycle(raw_root: Path, cycles: list[int]) -> bool:
     if len(cycles) != 1 or os.environ.get("IGA_INGEST_WORKERS", "").strip() or (os.cpu_count() or 1) < 2:
         return False
-    return sum(d.path.stat().st_size for d in deliveries_for_cycle(raw_root, cycles[0])
-               if not d.refused and d.path.is_file()) >= PARALLEL_FROM_BYTES
+    return raw_bytes(raw_root, cycles[0]) >= PARALLEL_FROM_BYTES
+
+
+def raw_bytes(raw_root: Path, cycle: int) -> int:
+    """The size of the deliveries a cycle's ingest will read."""
+    return sum(d.path.stat().st_size for d in deliveries_for_cycle(raw_root, cycle)
+               if not d.refused and d.path.is_file())
 
 
 def _available_memory() -> int:
@@ -297,8 +298,7 @@ def _stage_in_workers(raw_root: Path, staging: Path, cycles: list[int], key: Pse
     import sys
     import tempfile
 
-    size = {c: sum(d.path.stat().st_size for d in deliveries_for_cycle(raw_root, c)
-                   if not d.refused and d.path.is_file()) for c in cycles}
+    size = {c: raw_bytes(raw_root, c) for c in cycles}
     shares: list[list[int]] = [[] for _ in range(workers)]
     load = [0] * workers
     for cycle in sorted(cycles, key=lambda c: -size[c]):  # largest first, to the least loaded

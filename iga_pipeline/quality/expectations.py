@@ -214,9 +214,9 @@ def _run_suites(warehouse_file: Path, project_root: Path, before: dict) -> tuple
             # fact table of millions of rows stays a few columns wide in pandas.
             columns = ", ".join(f'"{c}"' for c in dict.fromkeys(k["column"] for _, k in suite_def.expectations))
             query = f"SELECT {columns} FROM ({suite_def.sql})"
-            batches, skipped = [None], []
+            batches, skipped, values = [None], [], []
             if suite_def.batch_by:
-                batches, skipped = _plan_batches(con, suite_def, _validated_cycles(
+                batches, skipped, values = _plan_batches(con, suite_def, _validated_cycles(
                     before, inputs, suites, suite_def.mart))
             asset = _get_or(lambda: source.get_asset(suite_def.mart),
                             lambda: source.add_dataframe_asset(name=suite_def.mart))
@@ -232,15 +232,15 @@ def _run_suites(warehouse_file: Path, project_root: Path, before: dict) -> tuple
                 name=f"checkpoint_{suite_def.mart}", validation_definitions=[validation], actions=[]))
             success, unexpected = True, {}  # (type, column) -> unexpected rows, over all batches
             passed = []
-            for values in batches:
-                where = "" if values is None else (
-                    f' WHERE "{suite_def.batch_by}" IN ({", ".join(map(_literal, values))})')
+            for batch in batches:
+                where = "" if batch is None else (
+                    f' WHERE "{suite_def.batch_by}" IN ({", ".join(map(_literal, batch))})')
                 frame = _arrow_frame(con, query + where)
                 run = checkpoint.run(batch_parameters={"dataframe": frame})
                 del frame
                 success &= bool(run.success)
                 if run.success:
-                    passed.append(values)
+                    passed.append(batch)
                 for validation_result in run.run_results.values():
                     for r in validation_result.results:
                         cfg = r.expectation_config
@@ -268,9 +268,8 @@ def _run_suites(warehouse_file: Path, project_root: Path, before: dict) -> tuple
                                                   tuple(skipped))
             if suite_def.batch_by:  # remember the cycles whose batch passed (or that were skipped)
                 cycles = list(skipped)
-                for values in passed:
-                    cycles += values if values is not None else [v for (v,) in con.execute(
-                        f'SELECT DISTINCT "{suite_def.batch_by}" FROM ({suite_def.sql})').fetchall()]
+                for batch in passed:
+                    cycles += values if batch is None else batch
                 stamp["cycles"][suite_def.mart] = {
                     f"cycle={c}": inputs[f"cycle={c}"] for c in cycles if f"cycle={c}" in inputs}
     finally:
@@ -279,9 +278,10 @@ def _run_suites(warehouse_file: Path, project_root: Path, before: dict) -> tuple
     return results, stamp
 
 
-def _plan_batches(con, suite_def: Suite, validated: set[int]) -> tuple[list, list[int]]:
+def _plan_batches(con, suite_def: Suite, validated: set[int]) -> tuple[list, list[int], list]:
     """The batches to validate (lists of `batch_by` values; [None] = the whole table at
-    once) and the values left out because they passed before (`_validated_cycles`).
+    once), the values left out because they passed before (`_validated_cycles`), and
+    every value in the table.
 
     A table above BATCH_FROM_ROWS is validated a value at a time, so pandas holds
     one cycle of it, not the table."""
@@ -291,10 +291,10 @@ def _plan_batches(con, suite_def: Suite, validated: set[int]) -> tuple[list, lis
     skipped = [v for v in values if v in validated]
     if not skipped:
         rows = con.execute(f"SELECT count(*) FROM ({suite_def.sql})").fetchall()[0][0]
-        return ([[v] for v in values] if rows > BATCH_FROM_ROWS else [None]), []
+        return ([[v] for v in values] if rows > BATCH_FROM_ROWS else [None]), [], values
     rows = con.execute(f'SELECT count(*) FROM ({suite_def.sql}) WHERE "{suite_def.batch_by}" IN '
                        f'({", ".join(map(_literal, todo)) or "NULL"})').fetchall()[0][0]
-    return ([[v] for v in todo] if rows > BATCH_FROM_ROWS else [todo] if todo else []), skipped
+    return ([[v] for v in todo] if rows > BATCH_FROM_ROWS else [todo] if todo else []), skipped, values
 
 
 def _literal(value) -> str:
