@@ -102,3 +102,24 @@ def test_new_sql_or_reference_data_validates_everything(warehouse, tmp_path, mon
     new_code = _copy_with(warehouse, tmp_path / "code.duckdb",
                           "UPDATE staging.build_inputs SET fingerprint = 'other' WHERE name = 'code'")
     assert _results(new_code, root, 10**9, monkeypatch)["fct_participation"].unchanged == ()
+
+
+def test_warm_up_imports_the_checks_then_the_report_libraries():
+    """In a fresh interpreter: the background import makes Great Expectations available
+    first (the checks wait for that alone), then matplotlib for the report's chart."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from iga_pipeline.quality import expectations as e\n"
+        "assert 'great_expectations' not in sys.modules\n"
+        "e.warm_up()\n"
+        "assert e._gx_imported.wait(120)\n"
+        "assert 'great_expectations' in sys.modules\n"
+        "e._warming.join(120)\n"
+        "print(sorted(m for m in e.WARM_UP_MODULES if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == repr(sorted(expectations.WARM_UP_MODULES))
