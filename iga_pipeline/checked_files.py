@@ -77,14 +77,6 @@ def _settings() -> str:
     return f"rows<={max_workbook_rows()}"
 
 
-def usable() -> bool:
-    """Entries are kept only when pandera checks the data (it can be switched off with
-    PANDERA_VALIDATION_ENABLED / PANDERA_VALIDATION_DEPTH): rows kept must have passed."""
-    enabled = os.environ.get("PANDERA_VALIDATION_ENABLED", "true").strip().lower() not in ("false", "0", "no")
-    depth = os.environ.get("PANDERA_VALIDATION_DEPTH", "").strip().upper()
-    return enabled and depth in ("", "SCHEMA_AND_DATA")
-
-
 class CheckedFiles:
     """The kept entries of one cycle."""
 

@@ -13,6 +13,8 @@ Two kinds of schema live here:
 
 from __future__ import annotations
 
+import os
+
 import pandas as pd
 import pandera.pandas as pa
 from pandas.api.types import infer_dtype
@@ -153,6 +155,15 @@ def _detail(column: str, check: str, value) -> str:
     if value is None or value is pd.NA:
         return message
     return f"{message} (got '{safe_value(value)}')"
+
+
+def checks_data() -> bool:
+    """Whether pandera checks the data. It can be switched off (PANDERA_VALIDATION_ENABLED)
+    or limited to the schema (PANDERA_VALIDATION_DEPTH); then no rows or staged files
+    count as checked: none are kept (checked_files.py) or marked validated (staging.py)."""
+    enabled = os.environ.get("PANDERA_VALIDATION_ENABLED", "true").strip().lower() not in ("false", "0", "no")
+    depth = os.environ.get("PANDERA_VALIDATION_DEPTH", "").strip().upper()
+    return enabled and depth in ("", "SCHEMA_AND_DATA")
 
 
 # --- Harmonised models: what leaves ingestion --------------------------------

@@ -100,6 +100,49 @@ def test_staged_files_are_validated_once_and_read_again_only_when_changed(raw, t
                                                           ("gender", "isin(['K', 'M'])")}
 
 
+def test_staged_files_are_marked_validated_only_as_they_would_pass_when_read_back(raw, tmp_path, monkeypatch):
+    """Staging marks each file it writes validated without reading it back (the frames
+    passed their models in memory): read back and validated, every one passes."""
+    list(staging.stage_cycles(raw, tmp_path / "stg", list(range(1, 9)), KEY, workers=1))
+    files = sorted((tmp_path / "stg").glob("cycle=*/*.parquet"))
+    checked = [(f, model) for f in files for name, model in validation.HARMONISED_MODELS.items()
+               if f.stem == name]
+    assert len(checked) == 8 * 4
+    assert all(staging._validated_before(f, model) for f, model in checked)
+    for f, _ in checked:
+        staging._stamp_path(f).unlink()
+    for f, model in checked:
+        rows, cases = staging.validate_staged([f], model)
+        assert cases is None, (f, cases)
+        assert rows == len(pd.read_parquet(f))
+
+    monkeypatch.setenv("PANDERA_VALIDATION_DEPTH", "SCHEMA_ONLY")  # the data would go unchecked
+    list(staging.stage_cycles(raw, tmp_path / "schema-only", [2], KEY, workers=1))
+    written = sorted((tmp_path / "schema-only").glob("cycle=2/*.parquet"))
+    assert written and not any(staging._stamp_path(f).exists() for f in written)
+    participations = tmp_path / "schema-only" / "cycle=2" / "participations.parquet"
+    assert staging.validate_staged([participations], validation.Participation)[1] is None
+    assert not staging._stamp_path(participations).exists()
+
+
+def test_a_foreign_id_in_memory_leaves_the_file_to_the_check(raw, tmp_path, monkeypatch):
+    real = staging.write_cycle
+
+    def write_with_a_foreign_id(folder, result):
+        ids = result.participations["participation_id"].copy()
+        ids.iloc[0] = "c4" + ids.iloc[0][2:]
+        result.participations["participation_id"] = ids
+        return real(folder, result)
+
+    monkeypatch.setattr(staging, "write_cycle", write_with_a_foreign_id)
+    list(staging.stage_cycles(raw, tmp_path, [3], KEY, workers=1))
+    folder = tmp_path / "cycle=3"
+    assert not staging._stamp_path(folder / "participations.parquet").exists()
+    assert staging._stamp_path(folder / "outcomes.parquet").exists()
+    _, cases = staging.validate_staged([folder / "participations.parquet"], validation.Participation)
+    assert cases["check"].tolist() == ["starts with 'c3-' (the cycle of its folder)"]
+
+
 def test_a_participation_id_of_another_cycle_fails(raw, tmp_path):
     list(staging.stage_cycles(raw, tmp_path, [3], KEY, workers=1))
     path = tmp_path / "cycle=3" / "participations.parquet"
