@@ -438,3 +438,29 @@ def test_build_where_no_cycle_is_followed_up_succeeds(clean_build, tmp_path):
         assert warehouse.read_bytes() == before, "exit 1, but the previous warehouse was replaced"
     assert build.exit_code == 0, build.stderr[-1500:]
     assert participations(build) == {pk(A, 2): ("1277", "unknown", None)}
+
+
+@pytest.mark.parametrize("unreadable", [False, True])
+def test_the_installed_command_exits_with_the_build_status_and_leaves_nothing_behind(tmp_path, unreadable):
+    """`iga-pipeline` ends its process without tearing the interpreter down (cli.entry):
+    its exit status, its whole output and the cleanup of temporary folders still happen."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    raw = RawRoot(tmp_path / "raw")
+    raw.register("1277", 1, [register_row(A, 1), register_row(B, 1)])
+    if unreadable:
+        raw.write_bytes("kommuner/1275/deltagare_cykel1.csv", GARBAGE)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    command = Path(sys.executable).with_name("iga-pipeline")
+    done = subprocess.run(
+        [str(command), "build", "--raw-dir", str(raw.root), "--warehouse", str(tmp_path / "wh" / "iga.duckdb")],
+        capture_output=True, text=True, timeout=600,
+        env={**os.environ, "TMPDIR": str(scratch), "IGA_PSEUDONYM_KEY": "installed-command-test-key"})
+    assert done.returncode == (3 if unreadable else 0), done.stderr[-3000:]
+    assert done.stdout.rstrip().splitlines()[-1].lstrip().startswith("TOTALT"), done.stdout[-2000:]
+    assert ("rejected whole" in done.stderr) is unreadable
+    assert list(scratch.iterdir()) == []
