@@ -7,8 +7,9 @@ Two kinds of schema live here:
   text starts with the contract's reason code ("invalid_code: ..."), so a
   failure case maps straight to a row of `data_quality_issues`.
 * Harmonised models (`Participation`, `Outcome`, ...) describe the frames
-  that leave ingestion. They must always pass; Dagster runs them again as
-  asset checks.
+  that leave ingestion. They must always pass. Dagster's asset checks run
+  them over the staged files (staging.validate_staged), reading only files
+  not stamped as validated: staging stamps what it writes, which passed here.
 """
 
 from __future__ import annotations
@@ -158,12 +159,18 @@ def _detail(column: str, check: str, value) -> str:
 
 
 def checks_data() -> bool:
-    """Whether pandera checks the data. It can be switched off (PANDERA_VALIDATION_ENABLED)
-    or limited to the schema (PANDERA_VALIDATION_DEPTH); then no rows or staged files
-    count as checked: none are kept (checked_files.py) or marked validated (staging.py)."""
-    enabled = os.environ.get("PANDERA_VALIDATION_ENABLED", "true").strip().lower() not in ("false", "0", "no")
-    depth = os.environ.get("PANDERA_VALIDATION_DEPTH", "").strip().upper()
-    return enabled and depth in ("", "SCHEMA_AND_DATA")
+    """Whether pandera checks the data. It can be switched off (PANDERA_VALIDATION_ENABLED,
+    `pandera.config`) or limited to the schema (PANDERA_VALIDATION_DEPTH); then no rows
+    or staged files count as checked: none are kept (checked_files.py) or stamped
+    validated (staging.py). pandera reads the variables when it is imported; they are
+    read here again, the same way, so that setting them later also counts as off."""
+    from pandera.config import ValidationDepth, get_config_context
+
+    config = get_config_context()
+    if not config.validation_enabled or config.validation_depth not in (None, ValidationDepth.SCHEMA_AND_DATA):
+        return False
+    enabled = os.environ.get("PANDERA_VALIDATION_ENABLED", "True") in ("true", "True", "1")  # as pandera reads it
+    return enabled and os.environ.get("PANDERA_VALIDATION_DEPTH") in (None, "SCHEMA_AND_DATA")
 
 
 # --- Harmonised models: what leaves ingestion --------------------------------

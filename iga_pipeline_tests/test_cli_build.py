@@ -456,6 +456,7 @@ def test_the_installed_command_exits_with_the_build_status_and_leaves_nothing_be
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     command = Path(sys.executable).with_name("iga-pipeline")
+    assert "import entry" in command.read_text()  # the command is cli.entry, not cli.main
     done = subprocess.run(
         [str(command), "build", "--raw-dir", str(raw.root), "--warehouse", str(tmp_path / "wh" / "iga.duckdb")],
         capture_output=True, text=True, timeout=600,

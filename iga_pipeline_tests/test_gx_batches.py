@@ -123,3 +123,26 @@ def test_warm_up_imports_the_checks_then_the_report_libraries():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == repr(sorted(expectations.WARM_UP_MODULES))
+
+
+def test_a_failed_warm_up_import_never_leaves_the_checks_waiting():
+    import subprocess
+    import sys
+
+    code = (
+        "import importlib.abc, sys\n"
+        "class NoGX(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name.split('.')[0] == 'great_expectations':\n"
+        "            raise ImportError('no GX here')\n"
+        "sys.meta_path.insert(0, NoGX())\n"
+        "from iga_pipeline.quality import expectations as e\n"
+        "e.warm_up()\n"
+        "assert e._gx_imported.wait(120)\n"
+        "e.finish_warm_up(120)\n"
+        "assert not e._warming.is_alive() and 'great_expectations' not in sys.modules\n"
+        "print('matplotlib.figure' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "True"  # the report's import still happened

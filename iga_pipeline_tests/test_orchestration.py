@@ -510,6 +510,9 @@ def test_a_failed_check_blocks_the_publish(site, failing):
         assert {mart_key(m.name) for m in MARTS} <= materialised(result)  # built, then stopped
     else:
         assert not any(k.path[0] == "marts" for k in materialised(result)), "marts ran past pandera"
+        # staging stamped every file it wrote: the check read only the one changed since
+        metadata = checks[failing].metadata
+        assert (metadata["files"].value, metadata["files_read"].value) == (8, 1)
     after_marts = {k for k in defs.resolve_all_asset_keys() if k.path[0] not in ("raw", "harmonised", "marts")}
     assert {PUBLISHED, PARQUET} <= after_marts
     assert not materialised(result) & after_marts, "an asset after the marts ran past the check"

@@ -108,7 +108,7 @@ def test_staged_files_are_marked_validated_only_as_they_would_pass_when_read_bac
     checked = [(f, model) for f in files for name, model in validation.HARMONISED_MODELS.items()
                if f.stem == name]
     assert len(checked) == 8 * 4
-    assert all(staging._validated_before(f, model) for f, model in checked)
+    assert all(staging.validated_before(f, model) for f, model in checked)
     for f, _ in checked:
         staging._stamp_path(f).unlink()
     for f, model in checked:
@@ -123,6 +123,45 @@ def test_staged_files_are_marked_validated_only_as_they_would_pass_when_read_bac
     participations = tmp_path / "schema-only" / "cycle=2" / "participations.parquet"
     assert staging.validate_staged([participations], validation.Participation)[1] is None
     assert not staging._stamp_path(participations).exists()
+
+
+@pytest.mark.parametrize("env, checks", [
+    ({}, True),
+    ({"PANDERA_VALIDATION_ENABLED": "off"}, False),  # pandera: only true, True and 1 mean on
+    ({"PANDERA_VALIDATION_ENABLED": "TRUE"}, False),
+    ({"PANDERA_VALIDATION_DEPTH": "SCHEMA_ONLY"}, False),
+    ({"PANDERA_VALIDATION_DEPTH": "SCHEMA_AND_DATA"}, True),
+])
+def test_staged_rows_count_as_checked_exactly_when_pandera_checks_data(env, checks):
+    """What validation.checks_data says is what pandera does, in a fresh interpreter."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import pandas as pd, pandera.pandas as pa\n"
+        "from iga_pipeline import validation\n"
+        "schema = pa.DataFrameSchema({'a': pa.Column(int, pa.Check.ge(0))})\n"
+        "try:\n"
+        "    schema.validate(pd.DataFrame({'a': [-1]}))\n"
+        "    checked = False\n"
+        "except pa.errors.SchemaError:\n"
+        "    checked = True\n"
+        "print(checked, validation.checks_data())\n"
+    )
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("PANDERA_")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**clean, **env})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == [str(checks), str(checks)]
+
+
+def test_pandera_switched_off_in_process_counts_as_unchecked():
+    from pandera.config import config_context
+
+    assert validation.checks_data()
+    with config_context(validation_enabled=False):
+        assert not validation.checks_data()
 
 
 def test_a_foreign_id_in_memory_leaves_the_file_to_the_check(raw, tmp_path, monkeypatch):

@@ -133,31 +133,41 @@ WARM_UP_MODULES = ("great_expectations", "matplotlib.figure", "matplotlib.backen
 
 
 def warm_up() -> None:
-    """Import Great Expectations (about 3.4 s of CPU), then matplotlib for the report
-    (about 0.9 s), in a background thread of low priority, so that the steps after the
-    ingest do not wait for them. For a run that executes its steps in this process
-    (`iga-pipeline build`) and ingests in worker processes: this process then mostly
-    waits, and the imports use the CPU they leave."""
+    """Import Great Expectations (3.4 s in a process that has imported Dagster and the
+    definitions), then matplotlib for the report (0.9 s), in a background thread of low
+    priority, so that the steps after the ingest do not wait for them. For a run that
+    executes its steps in this process (`iga-pipeline build`) and ingests in worker
+    processes: this process then mostly waits, and the imports use the CPU they leave."""
     global _warming
     if "great_expectations" in sys.modules or _warming is not None:
         return
 
     def _import() -> None:
         try:
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
-        except (AttributeError, OSError):  # not Linux: same priority, still in the background
-            pass
-        for name in WARM_UP_MODULES:
             try:
-                importlib.import_module(name)
-            except Exception:  # noqa: BLE001 - the step's own import reports any problem
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+            except (AttributeError, OSError):  # not Linux: same priority, still in the background
                 pass
-            finally:
+            for name in WARM_UP_MODULES:
+                try:
+                    importlib.import_module(name)
+                except Exception:  # noqa: BLE001 - the step's own import reports any problem
+                    pass
                 if name == "great_expectations":
                     _gx_imported.set()
+        finally:
+            _gx_imported.set()  # whatever happened: the checks never wait for nothing
 
-    _warming = threading.Thread(target=_import, name="warm-up", daemon=True)
-    _warming.start()
+    thread = threading.Thread(target=_import, name="warm-up", daemon=True)
+    thread.start()
+    _warming = thread
+
+
+def finish_warm_up(timeout: float) -> None:
+    """Wait (at most `timeout` s) for a warm-up still importing, say before the process
+    ends: an import cut short could leave a half-written cache (matplotlib's font list)."""
+    if _warming is not None:
+        _warming.join(timeout)
 
 
 # What passed before, per cycle of the batched suites: <gx>/validated_cycles.json.
