@@ -104,12 +104,19 @@ def test_new_sql_or_reference_data_validates_everything(warehouse, tmp_path, mon
     assert _results(new_code, root, 10**9, monkeypatch)["fct_participation"].unchanged == ()
 
 
-def test_warm_up_imports_the_checks_then_the_report_libraries():
-    """In a fresh interpreter: the background import makes Great Expectations available
-    first (the checks wait for that alone), then matplotlib for the report's chart."""
+def _in_a_fresh_interpreter(code: str) -> str:
+    """Run `code` in a new Python (nothing imported yet); what it printed."""
     import subprocess
     import sys
 
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+def test_warm_up_imports_the_checks_then_the_report_libraries():
+    """In a fresh interpreter: the background import makes Great Expectations available
+    first (the checks wait for that alone), then matplotlib for the report's chart."""
     code = (
         "import sys\n"
         "from iga_pipeline.quality import expectations as e\n"
@@ -117,18 +124,13 @@ def test_warm_up_imports_the_checks_then_the_report_libraries():
         "e.warm_up()\n"
         "assert e._gx_imported.wait(120)\n"
         "assert 'great_expectations' in sys.modules\n"
-        "e._warming.join(120)\n"
+        "e.finish_warm_up(120)\n"
         "print(sorted(m for m in e.WARM_UP_MODULES if m in sys.modules))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == repr(sorted(expectations.WARM_UP_MODULES))
+    assert _in_a_fresh_interpreter(code) == repr(sorted(expectations.WARM_UP_MODULES))
 
 
 def test_a_failed_warm_up_import_never_leaves_the_checks_waiting():
-    import subprocess
-    import sys
-
     code = (
         "import importlib.abc, sys\n"
         "class NoGX(importlib.abc.MetaPathFinder):\n"
@@ -143,6 +145,4 @@ def test_a_failed_warm_up_import_never_leaves_the_checks_waiting():
         "assert not e._warming.is_alive() and 'great_expectations' not in sys.modules\n"
         "print('matplotlib.figure' in sys.modules)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "True"  # the report's import still happened
+    assert _in_a_fresh_interpreter(code) == "True"  # the report's import still happened
