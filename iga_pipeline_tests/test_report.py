@@ -15,7 +15,7 @@ import pytest
 
 from iga_pipeline import reference
 from iga_pipeline.evaluation import queries
-from iga_pipeline.evaluation.report import grouped
+from iga_pipeline.evaluation.report import grouped, pct
 from iga_pipeline.evaluation.suppression import PUBLISHED, disclosure_intervals
 
 REPO = Path(__file__).resolve().parents[1]
@@ -278,9 +278,9 @@ def test_report_shows_the_key_figures(page_text, html):
         "All 50 printed counts match", "5 of 60 printed percentages do not",
         "15 of 37 is 40.54%, rounded 41%; printed 40%", "3 of 37 is 8.11%, rounded 8%; printed 9%",
         "11 of 46 is 23.91%", "30 of 46 is 65.22%", "19 of 33 is 57.58%",
-        "110 of 289 (38.1%)", "116 of 310 (37.4%)", "154 of 310 (49.7%)", "145 of 289",
+        "110 of 289 (38%)", "116 of 310 (37%)", "154 of 310 (50%)", "145 of 289",
         "35 of 179", "38 of 194", "not assessable", "not met", "met",
-        "32.7% – 43.8%", "32.2% – 42.9%", "cannot tell", "above",
+        "33% – 44%", "32% – 43%", "cannot tell", "above",
         "29 090 968 SEK", "12 464 585 SEK", "93 842 SEK", "188 902 SEK", "250 784 SEK",
         "40 208 SEK", "80 939 SEK", "107 453 SEK",
         "Pethö Consulting", "Folkuniversitetet", "Åstorps kommun", "refugees (flyktingar)",
@@ -291,6 +291,14 @@ def test_report_shows_the_key_figures(page_text, html):
     assert html.count('<td class="bad"') == len(MISPRINTS)
     for row, _col, printed, recomputed, *_ in MISPRINTS:
         assert f"{recomputed}%<del>{printed}%</del>" in html
+
+
+def test_report_rounds_percentages_half_up_to_whole_percent(page_text):
+    """Rule R11. Only the reconciliation's explanation of a misprint ("15 of 37 is
+    40.54%, rounded 41%") shows the exact share it rounds."""
+    explained = re.sub(r"is \d+\.\d+%, rounded", "", page_text)
+    assert not re.findall(r"\d\.\d+ ?%", explained)
+    assert [pct(x) for x in (0.125, 0.145, 0.0049, 0.005, 1.0)] == ["13%", "15%", "0%", "1%", "100%"]
 
 
 def test_report_data_quality_figures(con, page_text):

@@ -17,6 +17,7 @@ import io
 import os
 import tempfile
 from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -88,10 +89,15 @@ def thousands(n: int | float | None) -> str:
     return f"{int(round(n)):,}".replace(",", " ")
 
 
-def pct(x: float | None, decimals: int = 1) -> str:
+def pct(x: float | None) -> str:
+    """A share as whole percent, rounded half up (rule R11): 0.125 -> '13%'.
+
+    Rounded from the float's shortest decimal form, so a share that is exactly
+    half a percent (1/8) rounds up, as it would on paper."""
     if x is None or pd.isna(x):
         return "–"
-    return f"{100 * float(x):.{decimals}f}%"
+    percent = (Decimal(repr(float(x))) * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP)
+    return f"{percent}%"
 
 
 def whole_pct(n: int | None) -> str:
@@ -208,11 +214,11 @@ def outcome_chart(cycles: pd.DataFrame, benchmarks: pd.DataFrame, target: float 
         ax.hlines(value, lo_x, hi_x, colors="#555", linestyles=styles[k % len(styles)],
                   linewidth=1.1, zorder=3)
         handles.append(Line2D([], [], color="#555", linestyle=styles[k % len(styles)],
-                              label=f"{' / '.join(labels)}: {value:.0%}"))
+                              label=f"{' / '.join(labels)}: {pct(value)}"))
     if target is not None:
         ax.hlines(target, lo_x, hi_x, colors="#2e7d32", linewidth=1.6, zorder=3)
         handles.insert(0, Line2D([], [], color="#2e7d32", linewidth=1.6,
-                                 label=f"goal HM2 / HM2_rev: {target:.0%}"))
+                                 label=f"goal HM2 / HM2_rev: {pct(target)}"))
     handles = [Line2D([], [], color=col, marker="o", linestyle="none", label=lab)
                for _k, col, _dx, lab in series] + [
         Line2D([], [], color="#777", marker="o", markerfacecolor="white", linestyle="none",
@@ -313,7 +319,7 @@ def _goals(goals_mart: pd.DataFrame, goal_defs: pd.DataFrame, cycles: pd.DataFra
         rows.append({
             "goal_id": goal_id, "kind": "Huvudmål" if d.get("kind") == "main" else "Delmål",
             "text_sv": d.get("text_sv", ""), "description": first["description"],
-            "target": pct(first["target"], 0), "version": _none(first["version"]),
+            "target": pct(first["target"]), "version": _none(first["version"]),
             "revises": _none(first["revises"]),
             "definition": _fraction(first["numerator_definition"], first["denominator_definition"]),
             "has_coverage": _none(first["coverage"]) is not None or _none(first["cycles_in_scope"]) is not None,
@@ -329,7 +335,7 @@ def _goals(goals_mart: pd.DataFrame, goal_defs: pd.DataFrame, cycles: pd.DataFra
     coverage_rule = None
     if "min_cycle_coverage" in defs.columns:
         rules = [v for v in defs["min_cycle_coverage"] if _none(v) not in (None, "")]
-        coverage_rule = pct(float(rules[0]), 0) if rules else None
+        coverage_rule = pct(float(rules[0])) if rules else None
     by_id = {r["goal_id"]: r for r in rows}
     return {"rows": rows, "by_id": by_id, "surveyed": surveyed, "coverage_rule": coverage_rule}
 
@@ -421,7 +427,7 @@ def context(con: duckdb.DuckDBPyConnection, generated_at: datetime | None = None
     benchmarks = [{
         "benchmark_id": r.benchmark_id, "scope": r.scope, "scope_label": SCOPE_LABEL[r.scope],
         "label": BENCHMARK_LABEL.get(r.benchmark_id, r.description),
-        "description": r.description, "benchmark": pct(r.benchmark_value, 0),
+        "description": r.description, "benchmark": pct(r.benchmark_value),
         "numerator": int(r.numerator), "denominator": int(r.denominator),
         "project": pct(_none(r.project_value)), "ci_low": pct(_none(r.ci_low)),
         "ci_high": pct(_none(r.ci_high)), "verdict": r.verdict,
