@@ -289,10 +289,10 @@ def _provider(d: Delivery, key: PseudonymKey, book: _Files, participations: pd.D
 
 # --- survey ------------------------------------------------------------------------
 
-def _surveys(cycle: int, deliveries: list[Delivery], book: _Files) -> pd.DataFrame:
+def _surveys(cycle: int, deliveries: list[Delivery], book: _Files, key: PseudonymKey) -> pd.DataFrame:
     frames = []
     for d in deliveries:
-        out = book.read(d, survey.read, None)
+        out = book.read(d, survey.read, key)
         if out is None:
             continue
         rows = out.rows.assign(source_file=d.source_file)
@@ -354,7 +354,7 @@ def ingest_cycle(raw_root: Path, cycle: int, key: PseudonymKey,
     del outcome_frames, intervention_frames  # the parts: at 10M participations, gigabytes
 
     participations = _with_statuses(participations, outcomes, followed_up, info, book)
-    responses = _surveys(cycle, by_kind["survey"], book)
+    responses = _surveys(cycle, by_kind["survey"], book, key)
 
     issues = (pd.concat(book.issues, ignore_index=True) if book.issues else issues_frame())
     issues.insert(0, "cycle", cycle)

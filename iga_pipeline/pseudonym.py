@@ -52,6 +52,18 @@ class PseudonymKey:
         hexes = np.array([memo[v] for v in uniques] + [None], dtype=object)
         return pd.Series(pd.array(hexes[codes], dtype="string"), index=values.index, name=values.name)
 
+    def survey_ids(self, values: pd.Series) -> pd.Series:
+        """The anonymous survey's answer ids, keyed (16 hex digits); <NA> stays <NA>.
+
+        `svar_id` is whatever the sender wrote, a name or a personnummer too: only
+        this keyed hash of it leaves the adapter. Equal ids stay equal, so repeated
+        answers are still found."""
+        values = values.astype("string")
+        codes, uniques = pd.factorize(values)
+        hexes = [h[:16] for h in self._hmac_hex([f"survey|{v}" for v in uniques])]
+        out = np.array(hexes + [None], dtype=object)[codes]
+        return pd.Series(pd.array(out, dtype="string"), index=values.index, name=values.name)
+
     def fingerprint(self, label: str) -> str:
         """Names this key for `label` (say, a cache) without revealing anything of it."""
         return self._hmac_hex([f"fingerprint|{label}"])[0][:32]
@@ -68,7 +80,7 @@ class PseudonymKey:
         out = []
         for m in messages:
             i = inner.copy()
-            i.update(m.encode("ascii"))
+            i.update(m.encode("utf-8", "surrogatepass"))  # personnummer: ASCII digits
             o = outer.copy()
             o.update(i.digest())
             out.append(o.hexdigest())

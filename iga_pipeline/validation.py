@@ -98,8 +98,9 @@ def provider_schema(source_kind: str, timepoints: list[str]) -> pa.DataFrameSche
 def survey_schema() -> pa.DataFrameSchema:
     return pa.DataFrameSchema(
         {
-            "svar_id": _required("svar_id", [pa.Check(
-                lambda s: ~s.str.contains(r"\d{6}", regex=True),
+            "svar_id": _required("svar_id"),  # keyed by the adapter (sources/survey.py)
+            "svar_id_error": _optional([pa.Check(
+                lambda s: s != "personnummer",
                 error="invalid_code: svar_id looks like a personnummer; the survey is anonymous")]),
             "kommunkod": _required("kommunkod", [_one_of("kommunkod", reference.municipalities())]),
             "okad_mojlighet": _optional([_one_of("okad_mojlighet", ["1", "2", "3", "4", "5"])]),
@@ -153,6 +154,8 @@ def _detail(column: str, check: str, value) -> str:
     message = str(check).split(":", 1)[-1].strip()
     if column == "pnr_error":  # the failure case is our own error code, never the value
         return "personnummer: " + personnummer.ERROR_TEXT.get(str(value), message)
+    if column == "svar_id_error":
+        return message
     if value is None or value is pd.NA:
         return message
     return f"{message} (got '{safe_value(value)}')"

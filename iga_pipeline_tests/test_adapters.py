@@ -335,17 +335,25 @@ def test_astorp_null_status_is_unknown_after_ingest(raw, ingest, expected_key):
 
 # --- 5. survey ---------------------------------------------------------------------------
 
-def test_survey_reads_anonymous_answers(raw):
+def test_survey_reads_anonymous_answers(raw, key):
     raw.survey(3, [
         {"svar_id": "1", "kommunkod": "1277", "okad_mojlighet": "5", "tolk": "ja"},
         {"svar_id": "2", "kommunkod": "1257", "okad_mojlighet": "", "tolk": "nej"},
         {"svar_id": "3", "kommunkod": "1292", "okad_mojlighet": "2", "tolk": ""},
+        {"svar_id": "LINDQVISTUS", "kommunkod": "1277", "okad_mojlighet": "4", "tolk": "nej"},
+        {"svar_id": "8501012383", "kommunkod": "1277", "okad_mojlighet": "4", "tolk": "nej"},
+        {"svar_id": "", "kommunkod": "1277", "okad_mojlighet": "4", "tolk": "nej"},
     ])
-    out = read(raw, "enkater/enkat_cykel3.csv", survey.read, None)
+    out = read(raw, "enkater/enkat_cykel3.csv", survey.read, key)
     got = out.rows
-    assert list(got.columns) == ["source_row", "svar_id", "kommunkod", "okad_mojlighet", "tolk"]
-    assert got.fillna("<NA>").values.tolist() == [
-        ["1", "1", "1277", "5", "ja"], ["2", "2", "1257", "<NA>", "nej"], ["3", "3", "1292", "2", "<NA>"]]
+    assert list(got.columns) == ["source_row", "svar_id", "kommunkod", "okad_mojlighet", "tolk", "svar_id_error"]
+    ids = got["svar_id"]
+    # keyed, never as written: whatever a sender put in the column stays in the adapter
+    assert ids[:5].str.fullmatch(r"[0-9a-f]{16}").all() and ids[:5].is_unique and pd.isna(ids[5])
+    assert ids.tolist()[:5] == key.survey_ids(pd.Series(["1", "2", "3", "LINDQVISTUS", "8501012383"])).tolist()
+    assert got["svar_id_error"].fillna("").tolist() == ["", "", "", "", "personnummer", ""]
+    assert got.drop(columns=["svar_id", "svar_id_error"]).fillna("<NA>").values.tolist()[:3] == [
+        ["1", "1277", "5", "ja"], ["2", "1257", "<NA>", "nej"], ["3", "1292", "2", "<NA>"]]
 
 
 def test_survey_through_ingest(raw, ingest):

@@ -60,6 +60,7 @@ from rawfiles import (
     astorp_entry, astorp_followup, fu_90_row, fu_end_row, people, petho_row, register_row,
 )
 
+from iga_pipeline import staging
 from iga_pipeline.ingest import ingest_cycle
 from iga_pipeline.pseudonym import PseudonymKey
 
@@ -210,6 +211,7 @@ def ingest_hostile(kind: Kind, data: bytes, *, register_too: bool = True) -> Out
         with hang_guard():
             result = ingest_cycle(raw.root, kind.cycle, KEY)  # nothing may escape
         elapsed = time.monotonic() - started
+        staging.write_cycle(Path(tmp) / "staging", result)  # and what it gives can be written
     assert elapsed < HANG_LIMIT_S, f"{kind.name}: {elapsed:.1f} s"
     return check_accounted(result, kind, helper)
 
@@ -633,7 +635,7 @@ def astorp_documents(draw, followup: bool):
                     ["pnr", "kommunkod", "status", "status_cykelslut", "insatser", "typ", "timmar", "extra"]),
                     max_size=3)):
                 value = draw(st.one_of(JSON_VALUES, st.sampled_from(
-                    [p.as_number, p.pnr("YYYYMMDDNNNC"), "ANST ", "anst", "", "Infinity", 1e308]
+                    [p.as_number, p.pnr("YYYYMMDDNNNC"), "ANST ", "anst", "", "Infinity", 1e308, "\udce5"]
                     + ([] if OPEN_BUG_HUGE_JSON_INT else [10**400]))))
                 if field in ("typ", "timmar"):
                     items = entry.get("insatser") if isinstance(entry.get("insatser"), list) else []
@@ -736,6 +738,15 @@ CATALOGUE = [
     ("astorp", "numbers-for-text", lambda: json.dumps({"cykel": 5, "deltagare": [
         {"pnr": 198501012383, "kommunkod": 1277, "status_cykelslut": 1,
          "insatser": [{"typ": 7, "timmar": "tolv"}]}]}).encode(), "loaded", None, 1),
+    ("astorp", "lone-surrogates", lambda: json.dumps({"cykel": 5, "deltagare": [
+        {"pnr": POOL[0].pnr(), "kommunkod": "\udce5", "status_cykelslut": "\udce5",
+         "insatser": [{"typ": "\ud800x", "timmar": 1}]}]}).encode(), "loaded", None, 1),
+    ("astorp", "lone-surrogate-cykel", lambda: json.dumps({"cykel": "\udce5", "deltagare": []}).encode(),
+     "rejected", "cycle_mismatch", None),
+    ("astorp", "list-twice", lambda: (
+        '{"cykel": 5, "deltagare": [%s], "deltagare": [%s, %s]}' % tuple(
+            json.dumps(astorp_entry(p, status="ANST")) for p in POOL[:3])).encode(),
+     "rejected", "unreadable_file", 3),  # every entry of both lists accounted for
     ("astorp_90", "empty-object", lambda: b"{}", "rejected", "missing_columns", None),
 ]
 

@@ -25,6 +25,7 @@ import pytest
 from rawfiles import RawRoot, people, register_row
 from test_hostile_files import KEY, hang_guard
 
+from iga_pipeline import staging
 from iga_pipeline.ingest import ingest_cycle
 from iga_pipeline.sources import common, providers, register, survey
 
@@ -223,6 +224,28 @@ def test_a_linked_folder_outside_the_raw_root_says_why(raw, tmp_path):
     (raw.root / "kommuner" / "1277").symlink_to(outside, target_is_directory=True)
     found = [d for d in common.discover(raw.root) if d.source_file == "kommuner/1277"]
     assert "outside the raw root" in found[0].problem[1]
+
+
+def test_names_that_are_not_utf8_on_disk_are_recorded_hashed(raw, tmp_path):
+    """'Åstorp' in Latin-1, as Windows zip tools write it: Python sees lone surrogates,
+    which no Parquet file or DuckDB table can hold. The build goes on."""
+    raw.register("1277", 2, [register_row(A, 2)])
+    (raw.root / "kommuner" / "1277" / os.fsdecode(b"Protokoll_\xc5storp.txt")).write_text("stray")
+    (raw.root / "kommuner" / os.fsdecode(b"\xc5storp")).mkdir()
+    raw.write_text("kommuner/" + os.fsdecode(b"\xc5storp") + "/deltagare_cykel2.csv", "x")
+    found = {d.source_file: d for d in common.discover(raw.root)}
+    names = sorted(found)
+    assert names[0] == REG2 and names[1].startswith("kommuner/1277/~") and names[1].endswith(".txt"), names
+    assert names[2].startswith("kommuner/~") and names[2].endswith("/deltagare_cykel2.csv")
+    assert found[names[2]].problem[0] == "unknown_municipality"
+    stray = common.issues_frame([{"source_file": n, "source_row": None, "severity": "warning",
+                                  "reason": found[n].problem[0], "detail": found[n].problem[1]}
+                                 for n in names if found[n].cycle is None])
+    staging.write_inventory_issues(tmp_path / "staging", stray)  # what raw/inventory does
+    with hang_guard():
+        result = ingest_cycle(raw.root, 2, KEY)
+    staging.write_cycle(tmp_path / "staging", result)
+    assert result.audit.set_index("source_file").loc[REG2, "rows_loaded"] == 1
 
 
 # --- not regular files ---------------------------------------------------------------------------------------------

@@ -70,8 +70,12 @@ N3 = person(1974, 4, 14, 414, "Gunillakaj", "Perssonsdotter")
 # personnummer and names in paths
 P1 = person(1987, 7, 17, 717, "Pathfinderia", "Folderssonn")
 P2 = person(1988, 8, 18, 818, "Katalogina", "Filnamnsdotter")
-# a personnummer as the survey's answer id
+# a personnummer, and a name, as the survey's answer id
 S1 = person(1991, 1, 11, 111, "Enkatrina", "Svarsdottir")
+S2 = person(1992, 2, 12, 212, "Elvirrra", "Lindqvistus")
+# names in capitals or in lower case, which look like codes ('ANST', 'flykting')
+C1 = person(1970, 10, 10, 110, "Angquistina", "Kvarnstromius")
+C2 = person(1971, 11, 11, 211, "Hassanzadeha", "Malmgrenius")
 # a personnummer in a row that makes an adapter fail unexpectedly
 E1 = person(1993, 3, 13, 313, "Exceptiona", "Tracebackman")
 
@@ -82,6 +86,8 @@ CAUSES = {
     "pnr_in_paths": [P1],
     "name_in_paths": [P2],
     "pnr_as_survey_answer_id": [S1],
+    "name_as_survey_answer_id": [S2],
+    "name_in_capitals_or_lower_case": [C1, C2],
     "adapter_exception": [E1],
 }
 LEAKS_KNOWN: dict[str, str] = {}  # cause -> why it still leaks (none known)
@@ -115,7 +121,15 @@ def write_raw(raw: RawRoot) -> None:
                                 insatser=[(N3.last, 3)])])                                # names as codes
     raw.astorp(5, [astorp_followup(R5, "STUD", form="YYMMDD-NNNC")], followup=True)
     raw.survey(3, [{"svar_id": "1", "kommunkod": "1277", "okad_mojlighet": "5", "tolk": "ja"},
-                   {"svar_id": S1.pnr(), "kommunkod": "1277", "okad_mojlighet": "4", "tolk": "nej"}])
+                   {"svar_id": S1.pnr(), "kommunkod": "1277", "okad_mojlighet": "4", "tolk": "nej"},
+                   {"svar_id": S2.name, "kommunkod": "1277", "okad_mojlighet": "4", "tolk": "nej"},
+                   {"svar_id": S2.last.upper(), "kommunkod": "1277", "okad_mojlighet": "5", "tolk": "ja"}])
+    # names that look like codes: in capitals or in lower case, in code columns and paths
+    raw.register("1257", 4, [register_row(C1, 4, kon=C1.last.upper(), malgrupp=C1.first.lower())])
+    raw.folkuniversitetet(4, "slut", [fu_end_row(C1, kommun=C1.last.upper(), utfallskod=C1.first.upper())])
+    raw.register(C2.last.upper(), 4, [register_row(C2, 4)])          # a folder named in capitals
+    raw.write_text(f"kommuner/1257/{C2.first.upper()}_{C2.last.upper()}.pdf", "stray")
+    raw.write_text(f"kommuner/1257/{C2.last.lower()}.docx", "stray")
     # paths
     raw.write_text(f"kommuner/1277/intyg {P1.pnr('YYYYMMDD-NNNC')}.pdf", "stray")
     raw.register(P1.pnr("YYMMDDNNNC"), 3, [register_row(P1, 3)])     # a folder named by a personnummer

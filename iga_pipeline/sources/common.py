@@ -13,6 +13,7 @@ import os
 import re
 import stat
 from dataclasses import dataclass, field, replace
+from functools import cache
 from pathlib import Path, PurePosixPath
 
 import pandas as pd
@@ -164,17 +165,42 @@ def _mask(match: re.Match) -> str:
     return "#" * len(run)
 
 
+# Words of the contract's file names and codes beside the reference data's own,
+# and the usual file extensions: what a code or a stray file's name is made of.
+_CONTRACT_WORDS = frozenset("""
+    kommuner leverantorer enkater petho folkuniversitetet astorp deltagare cykel resultat
+    slut dagar enkat csv json xlsx xls xlsm ods txt pdf doc docx rtf odt zip bak tmp old lock
+    ja nej
+""".split())
+
+
+_WORD = re.compile(r"[^\W\d_]+")  # a run of letters: 'LASMIG', 'txt'
+
+
+@cache
+def _known_words() -> frozenset[str]:
+    # Not the country codes: 'BO' and 'LI' are first names as well.
+    texts = [*reference.municipalities().values(),
+             *reference.table("outcome_codes")["code"].dropna().astype(str),
+             *reference.table("intervention_codes")["code"].dropna().astype(str),
+             *reference.table("register_codes")["code"].dropna().astype(str)]
+    return frozenset({w.casefold() for t in texts for w in _WORD.findall(t)} | _CONTRACT_WORDS)
+
+
 def _looks_like_a_code(text: str) -> bool:
     """Codes, dates and numbers are echoed; anything that could be a name is not.
 
-    A code has no white space and each run of letters in it is all lower case
-    or all upper case ('flyktingar', 'PENSION', 'X', '2010-02-30',
-    'LASMIG.txt'); names are written with a capital ('Zlatimira',
-    'Ali Hassan'), so they never qualify."""
-    if any(c.isspace() for c in text):
+    Echoed: no white space, no surrogate (text that is not valid Unicode), and
+    every run of letters a single letter or a word of the contract's codes,
+    municipality names or file names ('ANST', 'flykting', 'X', '2010-02-30',
+    '12,5h', 'deltagare_cykel2.xlsx'). A name
+    is a word of none of these, in any case ('HASSANZADEH', 'kvarnstrom'), so
+    it is described instead; so is an unknown code ('PENSION'): the issue's
+    file and row lead to it."""
+    if any(c.isspace() or "\ud800" <= c <= "\udfff" for c in text):
         return False
-    words = re.findall(r"[^\W\d_]+", text)  # runs of letters: 'LASMIG', 'txt'
-    return all(w.islower() or w.isupper() for w in words)
+    known = _known_words()
+    return all(len(w) == 1 or w.casefold() in known for w in _WORD.findall(text))
 
 
 def safe_value(value: object, limit: int = 24) -> str:
@@ -216,7 +242,8 @@ def safe_path(rel: str) -> str:
         else:
             stem, dot, ext = part.rpartition(".")
             suffix = f".{ext}" if dot and stem and _looks_like_a_code(ext) and len(ext) <= 8 else ""
-            parts.append("~" + hashlib.sha256(part.encode("utf-8")).hexdigest()[:10] + suffix)
+            # surrogatepass: a name that is not UTF-8 on disk comes as lone surrogates
+            parts.append("~" + hashlib.sha256(part.encode("utf-8", "surrogatepass")).hexdigest()[:10] + suffix)
     return "/".join(parts)
 
 

@@ -227,10 +227,14 @@ def read_astorp(delivery: Delivery, key: PseudonymKey) -> AdapterOutput:
         doc = _stream_json_export(text, list_key, columns.add)
     except Exception:  # anything unusual (invalid JSON included): the whole document at once
         columns = _AstorpColumns(delivery)
+        top = _TopLevel(list_key)
         try:
-            doc = json.loads(text)
+            doc = json.loads(text, object_pairs_hook=top.hook)
         except json.JSONDecodeError as e:
             raise FileRejected("unreadable_file", f"not valid JSON (line {e.lineno}, column {e.colno})") from None
+        if isinstance(doc, dict) and top.lists > 1:  # json.loads keeps the last: the others would vanish
+            raise FileRejected("unreadable_file", f"the export has the list '{list_key}' {top.lists} times",
+                               rows_read=top.entries)
         if isinstance(doc, dict) and isinstance(doc.get(list_key), list):
             entries = doc[list_key]
             for at in range(0, len(entries), ASTORP_BATCH):
@@ -245,6 +249,20 @@ def read_astorp(delivery: Delivery, key: PseudonymKey) -> AdapterOutput:
                                              f"the file name cycle {delivery.cycle}",
                            rows_read=doc[list_key].entries)
     return columns.output(key)
+
+
+class _TopLevel:
+    """An object_pairs_hook for json.loads that notes how often the outermost object
+    (the last one the hook sees) names the participant list, and their entries."""
+
+    def __init__(self, list_key: str):
+        self.list_key, self.lists, self.entries = list_key, 0, 0
+
+    def hook(self, pairs: list) -> dict:
+        lists = [v for k, v in pairs if k == self.list_key]
+        self.lists = len(lists)
+        self.entries = sum(len(v) for v in lists if isinstance(v, list))
+        return dict(pairs)
 
 
 _JSON_SPACE = " \t\n\r"  # what the json module skips between tokens
