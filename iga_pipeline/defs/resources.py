@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from dagster import ConfigurableResource, EnvVar  # noqa: F401  (EnvVar: see docs/architecture.md)
+from dagster import ConfigurableResource
 
 from iga_pipeline.pseudonym import PseudonymKey, key_from_env
 from iga_pipeline.settings import Paths
