@@ -41,8 +41,11 @@ VERDICT_LABEL = {"above": "above", "below": "below", "inconclusive": "cannot tel
 TARGET_GROUP_LABEL = {"flykting": "refugees (flyktingar)",
                       "ifo": "IFO clients (Individ- och familjeomsorgen)", "mixed": "mixed"}
 DROPOUT_LABEL = {"flytt": "Flytt (moved away)", "motivation": "Motivation (lack of motivation)",
-                 "sjukdom": "Sjukdom (illness)", "foraldraledighet": "Föräldraledighet (parental leave)",
-                 "annat": "Annat (other)"}
+                 "annat": "Sjukdom, föräldraledighet or annat (illness, parental leave or other)"}
+# Health and family are not shown on their own: a provider period can have one such
+# leaver, and the page is shared. They are counted with `annat`; the warehouse keeps
+# each reason (fct_participation.dropout_reason) for those allowed to read it.
+DROPOUT_GROUP = {"sjukdom": "annat", "foraldraledighet": "annat"}
 TABLE1_LABEL = {  # Table 1's column headings, as printed
     "completed": "Deltagare",
     "work_at_end": "Arbete, antal (vid cykelns slut)",
@@ -345,10 +348,11 @@ def _dropouts(dropouts: pd.DataFrame, cycles: pd.DataFrame) -> dict:
     era_of = {c: k for k, e in enumerate(provider_eras) for c in range(e.first, e.last + 1)}
     enrolled = [int(cycles[cycles["cycle"].between(e.first, e.last)]["enrolled"].sum())
                 for e in provider_eras]
-    reasons = list(DROPOUT_LABEL) + sorted(set(dropouts["dropout_reason"].dropna()) - set(DROPOUT_LABEL))
+    grouped = dropouts.assign(dropout_reason=dropouts["dropout_reason"].replace(DROPOUT_GROUP))
+    reasons = list(DROPOUT_LABEL) + sorted(set(grouped["dropout_reason"].dropna()) - set(DROPOUT_LABEL))
     table = []
     for reason in reasons:
-        sub = dropouts[dropouts["dropout_reason"] == reason]
+        sub = grouped[grouped["dropout_reason"] == reason]
         by_era = [0] * len(provider_eras)
         for r in sub.itertuples():
             by_era[era_of[int(r.cycle)]] += int(r.leavers)
