@@ -53,9 +53,14 @@ def missing_cycles(staging: Path, cycles) -> list[int]:
     return [c for c in cycles if not cycle_dir(staging, c).is_dir()]
 
 
-def write_cycle(staging: Path, result: CycleIngest) -> Path:
+# In each cycle folder: which pseudonym key its person_key and participation_id come
+# from (`PseudonymKey.fingerprint`, which reveals nothing of the key).
+KEY_STAMP = ".pseudonym-key"
+
+
+def write_cycle(staging: Path, result: CycleIngest, key: PseudonymKey | None = None) -> Path:
     """Write the cycle's frames as they are: what ingest_cycle validated is what is on
-    disk (`_mark_written_valid` relies on it)."""
+    disk (`_mark_written_valid` relies on it); with `key`, which key they were made with."""
     staging = Path(staging)
     staging.mkdir(parents=True, exist_ok=True)
     final = cycle_dir(staging, result.cycle)
@@ -63,6 +68,8 @@ def write_cycle(staging: Path, result: CycleIngest) -> Path:
     tmp.mkdir()
     for name in CycleIngest.frame_names():
         getattr(result, name).to_parquet(tmp / f"{name}.parquet", index=False)
+    if key is not None:
+        (tmp / KEY_STAMP).write_text(key.fingerprint("staging"))
     old = None
     if final.exists():
         old = staging / f".cycle={result.cycle}.{uuid.uuid4().hex}.old"
@@ -143,6 +150,34 @@ def _mark_written_valid(folder: Path, result: CycleIngest) -> None:
 VALIDATE_ROWS = 500_000  # rows of a staged file in memory at a time while validating
 
 
+def not_ready(staging: Path, cycles, key: PseudonymKey) -> list[str]:
+    """Why the staging of `cycles` cannot go into a warehouse as it is (empty: it can).
+
+    Every staged model file must have passed its pandera model since it last changed
+    (staging stamps what it writes; the pandera checks stamp what they pass): so a
+    failed check stops the marts on every path, the automation's too. And every cycle
+    must come from the same pseudonym key as this build: a key changed between a full
+    build and `--cycle N` would otherwise split each person's cycles under two keys."""
+    problems = []
+    fingerprint = key.fingerprint("staging")
+    for cycle in cycles:
+        folder = cycle_dir(staging, cycle)
+        try:
+            stamped = (folder / KEY_STAMP).read_text().strip()
+        except OSError:
+            stamped = None
+        if stamped != fingerprint:
+            problems.append(f"cycle {cycle} was staged under another pseudonym key (or before keys were "
+                            "recorded): run a full build (iga-pipeline build, every cycle)")
+        if validation.checks_data():
+            for name, model in validation.HARMONISED_MODELS.items():
+                path = folder / f"{name}.parquet"
+                if path.exists() and not validated_before(path, model):
+                    problems.append(f"cycle={cycle}/{name}.parquet has not passed its pandera model "
+                                    f"since it changed (check pandera_{name})")
+    return problems
+
+
 def validate_staged(files: list[Path], model) -> tuple[int, pd.DataFrame | None]:
     """Validate each cycle's staged file with a harmonised model; (rows, failure cases).
 
@@ -219,7 +254,7 @@ def stage_cycle(raw_root: Path, staging: Path, cycle: int, key: PseudonymKey) ->
     checked = validation.checks_data()
     kept = checked_files.CheckedFiles(staging, cycle, key) if checked else None
     result = ingest_cycle(raw_root, cycle, key, kept=kept)
-    folder = write_cycle(staging, result)
+    folder = write_cycle(staging, result, key)
     if checked:
         _mark_written_valid(folder, result)
     if kept is not None:

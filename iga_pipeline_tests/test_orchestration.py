@@ -474,18 +474,25 @@ def test_sensor_skips_when_the_raw_root_is_missing(tmp_path):
 # --- a failed check blocks the publish --------------------------------------------------------
 
 @pytest.mark.slow
-@pytest.mark.parametrize("failing", ["gx_fct_participation", "pandera_participations"])
+@pytest.mark.parametrize("failing", ["gx_ingest_audit", "pandera_participations"])
 def test_a_failed_check_blocks_the_publish(site, failing):
-    """Staging of cycle 2 gets a duplicated participation. Rebuilding the warehouse from it
-    (marts, checks, publish; not harmonised, which would rewrite staging) must stop at the
-    failed check: warehouse/published and warehouse/parquet are not materialised and the live
-    file stays byte for byte what it was."""
-    victim = site.staging / "cycle=2" / "participations.parquet"
+    """Staging of cycle 2 gets a duplicated participation (pandera's to find), or an audit
+    row that does not balance (no pandera model covers the audit: Great Expectations'
+    to find in the marts). Rebuilding the warehouse from it (marts, checks, publish; not
+    harmonised, which would rewrite staging) must stop at the failed check:
+    warehouse/published and warehouse/parquet are not materialised and the live file stays
+    byte for byte what it was."""
+    name = "audit" if failing.startswith("gx") else "participations"
+    victim = site.staging / "cycle=2" / f"{name}.parquet"
     pristine = victim.read_bytes()
     con = duckdb.connect()
     try:
-        con.execute(f"COPY (SELECT * FROM read_parquet('{victim}') UNION ALL "
-                    f"(SELECT * FROM read_parquet('{victim}') LIMIT 1)) TO '{victim}.tmp' (FORMAT parquet)")
+        if name == "audit":
+            con.execute(f"COPY (SELECT * REPLACE (rows_read + 1 AS rows_read) FROM read_parquet('{victim}')) "
+                        f"TO '{victim}.tmp' (FORMAT parquet)")
+        else:
+            con.execute(f"COPY (SELECT * FROM read_parquet('{victim}') UNION ALL "
+                        f"(SELECT * FROM read_parquet('{victim}') LIMIT 1)) TO '{victim}.tmp' (FORMAT parquet)")
     finally:
         con.close()
     os.replace(f"{victim}.tmp", victim)
@@ -505,7 +512,7 @@ def test_a_failed_check_blocks_the_publish(site, failing):
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert checks[failing].passed is False
     if failing.startswith("gx"):
-        assert "participation_id" in checks[failing].metadata["failed"].value
+        assert "balance" in checks[failing].metadata["failed"].value
         assert all(e.passed for name, e in checks.items() if name != failing)
         assert {mart_key(m.name) for m in MARTS} <= materialised(result)  # built, then stopped
     else:
@@ -528,6 +535,93 @@ def test_a_failed_check_blocks_the_publish(site, failing):
     assert result.success, failure_message(result)
     assert PUBLISHED in materialised(result)
     assert site.live.stat().st_ino != live_inode
+
+
+def _duplicate_a_row(parquet: Path) -> None:
+    con = duckdb.connect()
+    try:
+        con.execute(f"COPY (SELECT * FROM read_parquet('{parquet}') UNION ALL "
+                    f"(SELECT * FROM read_parquet('{parquet}') LIMIT 1)) TO '{parquet}.tmp' (FORMAT parquet)")
+    finally:
+        con.close()
+    os.replace(f"{parquet}.tmp", parquet)
+
+
+@pytest.mark.slow
+def test_the_automation_stops_at_a_failed_check_as_a_run_does(site, monkeypatch):
+    """An ingest run whose pandera check fails (staging of cycle 2 broken meanwhile) has
+    still refreshed its partition, and the warehouse automation takes that as its cue (the
+    marts are one build: any mart whose own inputs passed asks for all of them). The marts
+    must then refuse that staging, so nothing is published; once the check passes again,
+    the automation publishes."""
+    monkeypatch.setenv("IGA_PSEUDONYM_KEY", TEST_SECRET)
+    instance = DagsterInstance.ephemeral()  # its own: the shared build's instance stays clean
+    assert site.run(all_cycles=True, instance=instance).success
+    settled = evaluate_automation_conditions(defs=defs, instance=instance)
+    assert settled.total_requested == 0
+    every = set(defs.resolve_all_asset_keys())
+    live = site.live.read_bytes()
+
+    victim = site.staging / "cycle=2" / "participations.parquet"
+    pristine = victim.read_bytes()
+    _duplicate_a_row(victim)
+    ingest = site.run("ingest_cycle", partition_key="5", instance=instance)
+    assert not ingest.success
+    checks = {e.check_name: e.passed for e in ingest.get_asset_check_evaluations()}
+    assert checks["pandera_participations"] is False
+    after = evaluate_automation_conditions(defs=defs, instance=instance, cursor=settled.cursor)
+    requested = {k for k in every if after.get_num_requested(k)}
+    if requested:
+        follow = site.run("automation_run", instance=instance,
+                          definitions=job_with(AssetSelection.assets(*requested), "automation_run"))
+        assert not follow.success
+        assert PUBLISHED not in materialised(follow) and PARQUET not in materialised(follow)
+        assert "has not passed its pandera model" in failure_message(follow)
+    assert site.live.read_bytes() == live
+    # the sensor ticks on (every 30 s) while someone finds and repairs the cause
+    later = evaluate_automation_conditions(defs=defs, instance=instance, cursor=after.cursor)
+    assert later.total_requested == 0
+
+    victim.write_bytes(pristine)
+    ingest = site.run("ingest_cycle", partition_key="5", instance=instance)
+    assert ingest.success, failure_message(ingest)
+    again = evaluate_automation_conditions(defs=defs, instance=instance, cursor=later.cursor)
+    requested = {k for k in every if again.get_num_requested(k)}
+    assert PUBLISHED in requested
+    follow = site.run("automation_run", instance=instance,
+                      definitions=job_with(AssetSelection.assets(*requested), "automation_run"))
+    assert follow.success, failure_message(follow)
+    assert PUBLISHED in materialised(follow)
+
+
+def test_a_cycle_staged_under_another_key_stops_the_warehouse(site, monkeypatch):
+    """A key changed between a full build and a one-cycle run would split every repeat
+    participant's cycles under two keys: the marts refuse, and say what to do."""
+    live = site.live.read_bytes()
+    monkeypatch.setenv("IGA_PSEUDONYM_KEY", "another secret, not the one staging was built with")
+    result = site.run(partition_key="8")
+    assert not result.success
+    assert "another pseudonym key" in failure_message(result) and "full build" in failure_message(result)
+    assert site.live.read_bytes() == live
+    monkeypatch.setenv("IGA_PSEUDONYM_KEY", TEST_SECRET)
+    assert site.run(partition_key="8").success
+
+
+def test_the_publish_is_never_requested_without_the_marts_of_its_run(site, monkeypatch):
+    """warehouse/published swaps in its own run's candidate: after the marts alone were
+    materialised (say from the UI), the automation must not start a publish without them."""
+    monkeypatch.setenv("IGA_PSEUDONYM_KEY", TEST_SECRET)
+    instance = DagsterInstance.ephemeral()
+    assert site.run(all_cycles=True, instance=instance).success
+    settled = evaluate_automation_conditions(defs=defs, instance=instance)
+    marts_only = site.run("marts_only", instance=instance, definitions=job_with(
+        AssetSelection.assets(*(mart_key(m.name) for m in MARTS)), "marts_only"))
+    assert marts_only.success, failure_message(marts_only)
+    after = evaluate_automation_conditions(defs=defs, instance=instance, cursor=settled.cursor)
+    requested = {k for k in defs.resolve_all_asset_keys() if after.get_num_requested(k)}
+    assert PUBLISHED not in requested and PARQUET not in requested, requested
+    for leftover in site.leftovers():  # the marts-only run's candidate, never published
+        leftover.unlink()
 
 
 # --- a reader holding the live file during a rebuild -------------------------------------------

@@ -167,11 +167,11 @@ def test_pandera_switched_off_in_process_counts_as_unchecked():
 def test_a_foreign_id_in_memory_leaves_the_file_to_the_check(raw, tmp_path, monkeypatch):
     real = staging.write_cycle
 
-    def write_with_a_foreign_id(folder, result):
+    def write_with_a_foreign_id(folder, result, key=None):
         ids = result.participations["participation_id"].copy()
         ids.iloc[0] = "c4" + ids.iloc[0][2:]
         result.participations["participation_id"] = ids
-        return real(folder, result)
+        return real(folder, result, key)
 
     monkeypatch.setattr(staging, "write_cycle", write_with_a_foreign_id)
     list(staging.stage_cycles(raw, tmp_path, [3], KEY, workers=1))

@@ -30,6 +30,16 @@ PARQUET = AssetKey(["warehouse", "parquet"])
 REPORT = AssetKey(["report", "evaluation_report"])
 
 
+# The report, the exports and the publish work on their own run's candidate warehouse,
+# so the warehouse automation (defs/automation.py) requests them only together with the
+# marts that build it (not after a run of the marts alone, say from the UI). A failed
+# pandera check does not stop the marts being requested (an ingest run that failed its
+# check has still refreshed its partition): the marts step itself refuses staging that
+# has not passed (staging.not_ready), on every path.
+WITH_THE_MARTS = AutomationCondition.eager() & AutomationCondition.any_deps_match(
+    AutomationCondition.will_be_requested())
+
+
 def harmonised_key(name: str) -> AssetKey:
     return AssetKey(["harmonised", name])
 
@@ -159,6 +169,9 @@ def marts(context: AssetExecutionContext, iga: IGAResource):
         raise RuntimeError(
             f"cycle(s) {', '.join(map(str, missing))} have no staged data: the warehouse would "
             "lack them. Materialise their harmonised partitions first (iga-pipeline build does all).")
+    problems = staging.not_ready(paths.staging, reference.cycles(), iga.pseudonym_key())
+    if problems:
+        raise RuntimeError("the staging cannot go into the warehouse:\n" + "\n".join(problems))
     build.build_candidate(paths.staging, candidate, EVALUATION_MARTS, previous=paths.warehouse)
     context.log.info(f"warehouse built: {build.build_mode(candidate)}")  # 'full', or 'cycles 8'
     con = build.open_readonly(candidate)
@@ -182,7 +195,7 @@ def marts(context: AssetExecutionContext, iga: IGAResource):
 @asset(
     key=PUBLISHED, group_name="warehouse",
     deps=[*(mart_key(m.name) for m in MARTS), REPORT, PARQUET],
-    automation_condition=AutomationCondition.eager(),
+    automation_condition=WITH_THE_MARTS,
     description="The live warehouse file (warehouse/iga.duckdb) and its report: this run's "
                 "candidate, swapped in atomically once every blocking check has passed.",
 )
@@ -208,7 +221,7 @@ def published_warehouse(context: AssetExecutionContext, iga: IGAResource) -> Mat
 
 @asset(
     key=PARQUET, group_name="warehouse", deps=[mart_key(m.name) for m in MARTS],
-    automation_condition=AutomationCondition.eager(),
+    automation_condition=WITH_THE_MARTS,
     description="Every mart as Parquet under warehouse/parquet/, for tools that prefer files "
                 "to a database. Written from this run's candidate and published with it.",
 )

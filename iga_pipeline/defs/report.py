@@ -8,10 +8,10 @@ always has its report. Materialised on its own (from the UI), it renders
 from the live warehouse and replaces the page directly."""
 
 from dagster import (
-    AssetExecutionContext, AutomationCondition, MaterializeResult, MetadataValue, asset,
+    AssetExecutionContext, MaterializeResult, MetadataValue, asset,
 )
 
-from iga_pipeline.defs.assets import REPORT, candidate_for, mart_key
+from iga_pipeline.defs.assets import REPORT, WITH_THE_MARTS, candidate_for, mart_key
 from iga_pipeline.defs.resources import IGAResource
 from iga_pipeline.evaluation import EVALUATION_MARTS
 from iga_pipeline.evaluation.report import write_report
@@ -25,7 +25,7 @@ READS = ("outcomes_by_cycle", "outcomes_summary", "survey_by_cycle", "fct_partic
 @asset(
     key=REPORT, group_name="report",
     deps=[mart_key(name) for name in dict.fromkeys([*EVALUATION_MARTS, *READS])],
-    automation_condition=AutomationCondition.eager(),
+    automation_condition=WITH_THE_MARTS,
     description="A self-contained HTML page for the project owner (warehouse/report/index.html): "
                 "Table 1 recomputed beside the printed one, goal attainment, the ESF comparison "
                 "with intervals, cost per outcome, early leavers and data quality. Rendered from "
