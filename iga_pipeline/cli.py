@@ -4,7 +4,8 @@
     iga-pipeline synth [--out DIR] [--seed N] [--participations N]
 
 Exit status of build (warehouse.md): 0 built; 3 built, but at least one raw
-file was rejected whole; 1 failed (the previous warehouse is left as it was).
+file was rejected whole (or a folder of the raw root could not be listed);
+1 failed (the previous warehouse is left as it was).
 """
 
 from __future__ import annotations
@@ -117,8 +118,10 @@ def summarise(paths, elapsed: float) -> int:
                    sum(rows_read) AS rows_read, sum(rows_loaded) AS rows_loaded,
                    sum(rows_rejected) AS rows_rejected, sum(rows_duplicate) AS rows_duplicate
             FROM marts.ingest_audit""").fetchone()
-        warnings_ = con.execute(
-            "SELECT count(*) FROM marts.data_quality_issues WHERE severity = 'warning'").fetchone()[0]
+        warnings_, unlisted = con.execute(
+            "SELECT count_if(severity = 'warning'), count_if(severity = 'rejected' AND source_row IS NULL "
+            "AND source_file NOT IN (SELECT source_file FROM marts.ingest_audit)) "
+            "FROM marts.data_quality_issues").fetchone()
         table1 = con.execute("""
             SELECT 'Cykel ' || cycle AS row, completed, work_at_end, studies_at_end,
                    work_90d, studies_90d, cycle AS k FROM marts.outcomes_by_cycle
@@ -147,8 +150,12 @@ def summarise(paths, elapsed: float) -> int:
                 cells.append(f"{_n_pct(work, completed):>10}{_n_pct(studies, completed):>10}"
                              f"{_pct(work + studies, completed):>7}")
         print(f"  {label:16}{completed:>10} | {cells[0]} | {cells[1]}")
+    if unlisted:
+        print(f"\n{unlisted} folder(s) of the raw root could not be listed: their files are missing; "
+              "see marts.data_quality_issues", file=sys.stderr)
     if rejected_files:
         print(f"\n{rejected_files} raw file(s) were rejected whole: see marts.ingest_audit", file=sys.stderr)
+    if rejected_files or unlisted:
         return EXIT_FILES_REJECTED
     return EXIT_OK
 

@@ -8,7 +8,9 @@ published warehouse. Four builds in all, a few seconds each.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shutil
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -468,3 +470,68 @@ def test_the_installed_command_exits_with_the_build_status_and_leaves_nothing_be
     assert done.stdout.rstrip().splitlines()[-1].lstrip().startswith("TOTALT"), done.stdout[-2000:]
     assert ("rejected whole" in done.stderr) is unreadable
     assert list(scratch.iterdir()) == []
+
+
+# --- permissions: what only a non-root user meets ---------------------------------------------
+
+# Root reads anything; an ordinary user does not. The interpreter lives where only root
+# may read (pyenv under /root), so the build runs once as root (every module imported),
+# then the process drops to `nobody` and builds again.
+AS_NOBODY = r"""
+import os, sys, subprocess
+from iga_pipeline import cli
+raw, warehouse, secret, folder = sys.argv[1:5]
+assert cli.main(["build", "--raw-dir", raw, "--warehouse", warehouse]) == 0
+subprocess.run(["chmod", "-R", "a+rwX", os.path.dirname(warehouse)], check=True)
+os.chmod(secret, 0)
+os.chmod(folder, 0o700)
+os.setgid(65534)
+os.setuid(65534)
+sys.exit(cli.main(["build", "--raw-dir", raw, "--warehouse", warehouse]))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0,
+                    reason="needs root, to run the build as another user")
+def test_an_unreadable_file_and_an_unlistable_folder_are_rejected_and_the_build_goes_on():
+    """As `nobody`: a delivery it may not read, and a municipality folder it may not list.
+    Both are rejected with their reason, every other delivery is built, exit 3 (not 1)."""
+    import subprocess
+    import sys
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(prefix="iga-nobody-", dir="/tmp"))
+    try:
+        raw = RawRoot(root / "raw")
+        raw.register("1277", 2, [register_row(A, 2), register_row(C, 2)])
+        raw.folkuniversitetet(2, "slut", [fu_end_row(A, utfallskod="1"), fu_end_row(C, utfallskod="3")])
+        secret = raw.folkuniversitetet(2, "90dagar", [fu_90_row(A, utfallskod="1")])
+        raw.register("1257", 2, [register_row(B, 2)])
+        for folder, _, files in os.walk(root):
+            os.chmod(folder, 0o755)
+            for f in files:
+                os.chmod(Path(folder) / f, 0o644)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("IGA_", "DAGSTER_HOME"))}
+        env.update(IGA_PSEUDONYM_KEY="x" * 32, HOME=str(root), MPLCONFIGDIR=str(root / "mpl"))
+        r = subprocess.run([sys.executable, "-c", AS_NOBODY, str(root / "raw"), str(root / "wh" / "iga.duckdb"),
+                            str(secret), str(root / "raw" / "kommuner" / "1257")],
+                           env=env, cwd=root, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 3, r.stderr[-3000:]
+        assert "could not be listed" in r.stderr and "rejected whole" in r.stderr
+        con = duckdb.connect(str(root / "wh" / "iga.duckdb"), read_only=True)
+        try:
+            whole = dict(con.execute("SELECT source_file, reason FROM marts.data_quality_issues "
+                                     "WHERE severity = 'rejected' AND source_row IS NULL").fetchall())
+            audit = dict(con.execute("SELECT source_file, status FROM marts.ingest_audit").fetchall())
+            counted = con.execute("SELECT count(*) FROM marts.fct_participation").fetchone()[0]
+        finally:
+            con.close()
+        assert whole == {"kommuner/1257": "unreadable_file",
+                         "leverantorer/folkuniversitetet/cykel2_90dagar.csv": "unreadable_file"}
+        assert audit["leverantorer/folkuniversitetet/cykel2_90dagar.csv"] == "rejected"
+        assert audit["kommuner/1277/deltagare_cykel2.csv"] == "loaded" and counted == 2
+    finally:
+        for folder, dirs, _ in os.walk(root):
+            for d in dirs:
+                os.chmod(Path(folder) / d, 0o755)
+        shutil.rmtree(root, ignore_errors=True)

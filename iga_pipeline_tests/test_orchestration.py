@@ -465,6 +465,45 @@ def test_sensor_survives_links_and_files_it_must_not_open(raw_copy, tmp_path):
     assert tick(raw_copy, cursor)[0] == []
 
 
+SCAN_AS_NOBODY = r"""
+import json, os, sys
+from iga_pipeline.defs.automation import scan
+raw, unreadable = sys.argv[1:3]
+os.chmod(unreadable, 0)
+os.setgid(65534)
+os.setuid(65534)
+print(json.dumps(scan(__import__("pathlib").Path(raw), {})))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0,
+                    reason="needs root, to scan as another user")
+def test_sensor_scans_past_a_file_it_may_not_read():
+    """As `nobody` (root reads anything): an unreadable delivery must not stop every tick;
+    it is fingerprinted by its size and time, so its cycle is asked for and ingestion
+    records it as unreadable."""
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(prefix="iga-nobody-", dir="/tmp"))
+    try:
+        raw = root / "raw"
+        shutil.copytree(BUNDLED_RAW, raw)
+        for folder, _, files in os.walk(root):
+            os.chmod(folder, 0o755)
+            for f in files:
+                os.chmod(Path(folder) / f, 0o644)
+        victim = raw / "leverantorer" / "astorp" / "cykel8.json"
+        r = subprocess.run([sys.executable, "-c", SCAN_AS_NOBODY, str(raw), str(victim)],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr[-3000:]
+        state = json.loads(r.stdout)
+        assert state["leverantorer/astorp/cykel8.json"][2].startswith("unreadable:PermissionError")
+        assert state["leverantorer/astorp/cykel8.json"][3] == 8
+        assert len(state) == len([d for d in discover(raw) if d.cycle is not None])
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def test_sensor_skips_when_the_raw_root_is_missing(tmp_path):
     requests, cursor, skip = tick(tmp_path / "nowhere", None)
     assert requests == [] and cursor is None

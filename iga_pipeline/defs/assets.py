@@ -17,7 +17,7 @@ from iga_pipeline.defs.resources import IGAResource
 from iga_pipeline.evaluation import EVALUATION_MARTS
 from iga_pipeline.ingest import deliveries_for_cycle
 from iga_pipeline.quality import expectations
-from iga_pipeline.sources.common import discover, issues_frame, sha256_of
+from iga_pipeline.sources.common import UNLISTED_FOLDER, discover, issues_frame, sha256_of
 from iga_pipeline.warehouse import build
 from iga_pipeline.warehouse.catalog import HARMONISED, MARTS
 
@@ -68,8 +68,12 @@ def raw_deliveries(context: AssetExecutionContext, iga: IGAResource) -> Material
         for d in deliveries_for_cycle(paths.raw_dir, int(key)):
             if d.refused:
                 continue  # recorded as a rejected file by ingestion; never opened
+            try:
+                size, digest = d.path.stat().st_size, sha256_of(d.path)
+            except OSError:  # unreadable: ingestion rejects it whole and says why
+                size, digest = 0, None
             manifest.append({"cycle": int(key), "source_file": d.source_file, "kind": d.kind,
-                             "bytes": d.path.stat().st_size, "sha256": sha256_of(d.path)})
+                             "bytes": size, "sha256": digest})
     frame = pd.DataFrame(manifest, columns=["cycle", "source_file", "kind", "bytes", "sha256"])
     return MaterializeResult(metadata={
         "files": len(frame),
@@ -86,7 +90,9 @@ def raw_deliveries(context: AssetExecutionContext, iga: IGAResource) -> Material
 def raw_inventory(iga: IGAResource) -> MaterializeResult:
     paths = iga.paths()
     stray = [d for d in discover(paths.raw_dir) if d.cycle is None]
-    issues = issues_frame([{"source_file": d.source_file, "source_row": None, "severity": "warning",
+    # a stray file is a warning; a folder that could not be listed lost its files: rejected
+    issues = issues_frame([{"source_file": d.source_file, "source_row": None,
+                            "severity": "rejected" if d.kind == UNLISTED_FOLDER else "warning",
                             "reason": d.problem[0], "detail": d.problem[1]} for d in stray])
     staging.write_inventory_issues(paths.staging, issues)
     return MaterializeResult(metadata={"unexpected_files": len(stray)})

@@ -75,6 +75,8 @@ def scan(raw_dir: Path, previous: dict[str, list]) -> dict[str, list]:
                       else sha256_of(d.path))
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             continue  # gone (or not a file) since it was listed: the next tick sees it as it is
+        except OSError as e:  # not readable (permissions): its cycle is still asked for, and
+            digest = f"unreadable:{type(e).__name__}:{st.st_size}:{st.st_mtime_ns}"  # ingestion says why
         state[d.source_file] = [st.st_size, st.st_mtime_ns, digest, d.cycle]
     return state
 

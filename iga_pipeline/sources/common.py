@@ -147,11 +147,27 @@ def discover(raw_root: Path) -> list[Delivery]:
     recorded as refused) but folders behind links are not walked."""
     raw_root = Path(raw_root)
     files = []
-    for folder, dirs, names in os.walk(raw_root, followlinks=False):
+    unlisted: dict[Path, OSError] = {}
+
+    def note(error: OSError) -> None:  # a folder os.walk could not list (permissions)
+        if error.filename and Path(error.filename) != raw_root:
+            unlisted[Path(error.filename)] = error
+
+    for folder, dirs, names in os.walk(raw_root, followlinks=False, onerror=note):
         dirs.sort()
         files += [Path(folder) / n for n in names]
         files += [Path(folder) / d for d in dirs if (Path(folder) / d).is_symlink()]
-    return [classify(raw_root, p) for p in sorted(files)]
+    found = [classify(raw_root, p) for p in sorted(files)]
+    # Its files are missing from the build: say so, or they would vanish without a trace.
+    found += [Delivery(p, safe_path(p.relative_to(raw_root).as_posix()), UNLISTED_FOLDER, None, refused=True,
+                       problem=("unreadable_file", f"a folder that could not be listed ({type(e).__name__}): "
+                                                   "whatever it holds is missing from this build"))
+              for p, e in sorted(unlisted.items())]
+    return found
+
+
+# The kind of a folder under the raw root that could not be listed (raw/inventory rejects it).
+UNLISTED_FOLDER = "unlisted_folder"
 
 
 _DIGIT_RUN = re.compile(r"\d[\d\s+./-]*\d")
