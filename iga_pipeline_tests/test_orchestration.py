@@ -512,6 +512,21 @@ def test_sensor_skips_when_the_raw_root_is_missing(tmp_path):
 
 # --- a failed check blocks the publish --------------------------------------------------------
 
+DUPLICATE_A_ROW = "SELECT * FROM {src} UNION ALL (SELECT * FROM {src} LIMIT 1)"
+UNBALANCE_THE_AUDIT = "SELECT * REPLACE (rows_read + 1 AS rows_read) FROM {src}"
+
+
+def _rewrite_parquet(path: Path, select: str) -> None:
+    """Replace a staged file by a query over it (`{src}` in `select` stands for the file)."""
+    con = duckdb.connect()
+    try:
+        query = select.format(src=f"read_parquet('{path}')")
+        con.execute(f"COPY ({query}) TO '{path}.tmp' (FORMAT parquet)")
+    finally:
+        con.close()
+    os.replace(f"{path}.tmp", path)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("failing", ["gx_ingest_audit", "pandera_participations"])
 def test_a_failed_check_blocks_the_publish(site, failing):
@@ -524,17 +539,7 @@ def test_a_failed_check_blocks_the_publish(site, failing):
     name = "audit" if failing.startswith("gx") else "participations"
     victim = site.staging / "cycle=2" / f"{name}.parquet"
     pristine = victim.read_bytes()
-    con = duckdb.connect()
-    try:
-        if name == "audit":
-            con.execute(f"COPY (SELECT * REPLACE (rows_read + 1 AS rows_read) FROM read_parquet('{victim}')) "
-                        f"TO '{victim}.tmp' (FORMAT parquet)")
-        else:
-            con.execute(f"COPY (SELECT * FROM read_parquet('{victim}') UNION ALL "
-                        f"(SELECT * FROM read_parquet('{victim}') LIMIT 1)) TO '{victim}.tmp' (FORMAT parquet)")
-    finally:
-        con.close()
-    os.replace(f"{victim}.tmp", victim)
+    _rewrite_parquet(victim, UNBALANCE_THE_AUDIT if name == "audit" else DUPLICATE_A_ROW)
 
     marts = AssetSelection.assets(*(mart_key(m.name) for m in MARTS))
     selection = marts.downstream()  # the marts and all after them: Parquet, published, ...
@@ -576,16 +581,6 @@ def test_a_failed_check_blocks_the_publish(site, failing):
     assert site.live.stat().st_ino != live_inode
 
 
-def _duplicate_a_row(parquet: Path) -> None:
-    con = duckdb.connect()
-    try:
-        con.execute(f"COPY (SELECT * FROM read_parquet('{parquet}') UNION ALL "
-                    f"(SELECT * FROM read_parquet('{parquet}') LIMIT 1)) TO '{parquet}.tmp' (FORMAT parquet)")
-    finally:
-        con.close()
-    os.replace(f"{parquet}.tmp", parquet)
-
-
 @pytest.mark.slow
 def test_the_automation_stops_at_a_failed_check_as_a_run_does(site, monkeypatch):
     """An ingest run whose pandera check fails (staging of cycle 2 broken meanwhile) has
@@ -603,7 +598,7 @@ def test_the_automation_stops_at_a_failed_check_as_a_run_does(site, monkeypatch)
 
     victim = site.staging / "cycle=2" / "participations.parquet"
     pristine = victim.read_bytes()
-    _duplicate_a_row(victim)
+    _rewrite_parquet(victim, DUPLICATE_A_ROW)
     ingest = site.run("ingest_cycle", partition_key="5", instance=instance)
     assert not ingest.success
     checks = {e.check_name: e.passed for e in ingest.get_asset_check_evaluations()}
