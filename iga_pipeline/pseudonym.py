@@ -43,14 +43,14 @@ class PseudonymKey:
         """Hex HMAC-SHA256 of each normalised personnummer; <NA> stays <NA>.
 
         Hashes each distinct value once (and, remembering, once per cycle)."""
-        values = pnr12.astype("string")
         memo = {} if self.memo is None else self.memo
-        codes, uniques = pd.factorize(values)  # <NA> -> code -1
-        uniques = uniques.to_numpy(dtype=object)
-        todo = [v for v in uniques if v not in memo]
-        memo.update(zip(todo, self._hmac_hex(todo)))
-        hexes = np.array([memo[v] for v in uniques] + [None], dtype=object)
-        return pd.Series(pd.array(hexes[codes], dtype="string"), index=values.index, name=values.name)
+
+        def keys(uniques: list) -> list[str]:
+            todo = [v for v in uniques if v not in memo]
+            memo.update(zip(todo, self._hmac_hex(todo)))
+            return [memo[v] for v in uniques]
+
+        return _per_distinct(pnr12, keys)
 
     def survey_ids(self, values: pd.Series) -> pd.Series:
         """The anonymous survey's answer ids, keyed (16 hex digits); <NA> stays <NA>.
@@ -58,11 +58,8 @@ class PseudonymKey:
         `svar_id` is whatever the sender wrote, a name or a personnummer too: only
         this keyed hash of it leaves the adapter. Equal ids stay equal, so repeated
         answers are still found."""
-        values = values.astype("string")
-        codes, uniques = pd.factorize(values)
-        hexes = [h[:16] for h in self._hmac_hex([f"survey|{v}" for v in uniques])]
-        out = np.array(hexes + [None], dtype=object)[codes]
-        return pd.Series(pd.array(out, dtype="string"), index=values.index, name=values.name)
+        return _per_distinct(values, lambda uniques: [
+            h[:16] for h in self._hmac_hex([f"survey|{v}" for v in uniques])])
 
     def fingerprint(self, label: str) -> str:
         """Names this key for `label` (say, a cache) without revealing anything of it."""
@@ -85,6 +82,14 @@ class PseudonymKey:
             o.update(i.digest())
             out.append(o.hexdigest())
         return out
+
+
+def _per_distinct(values: pd.Series, digest) -> pd.Series:
+    """`digest(distinct values)` spread back over `values` as strings; <NA> stays <NA>."""
+    values = values.astype("string")
+    codes, uniques = pd.factorize(values)  # <NA> -> code -1
+    out = np.array(list(digest(uniques.to_numpy(dtype=object).tolist())) + [None], dtype=object)
+    return pd.Series(pd.array(out[codes], dtype="string"), index=values.index, name=values.name)
 
 
 def key_from_env(environ: dict[str, str] | None = None) -> PseudonymKey:

@@ -170,7 +170,7 @@ def not_ready(staging: Path, cycles, key: PseudonymKey) -> list[str]:
             problems.append(f"cycle {cycle} was staged under another pseudonym key (or before keys were "
                             "recorded): run a full build (iga-pipeline build, every cycle)")
         if validation.checks_data():
-            for name, model in validation.HARMONISED_MODELS.items():
+            for name, model in HARMONISED_MODELS.items():
                 path = folder / f"{name}.parquet"
                 if path.exists() and not validated_before(path, model):
                     problems.append(f"cycle={cycle}/{name}.parquet has not passed its pandera model "
