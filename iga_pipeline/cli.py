@@ -128,7 +128,10 @@ def summarise(paths, elapsed: float) -> int:
             UNION ALL
             SELECT CASE scope WHEN 'followed_up' THEN 'Delsumma' ELSE 'TOTALT' END || ' (' || cycles || ')',
                    completed, work_at_end, studies_at_end, work_90d, studies_90d,
-                   CASE scope WHEN 'followed_up' THEN 7.5 ELSE 9 END
+                   -- the subtotal after the last cycle it covers, the total at the end
+                   CASE scope WHEN 'followed_up' THEN (SELECT max(cycle) + 0.5 FROM marts.outcomes_by_cycle
+                                                       WHERE work_90d IS NOT NULL)
+                              ELSE 1e9 END
             FROM marts.outcomes_summary ORDER BY k""").fetchall()
     finally:
         con.close()

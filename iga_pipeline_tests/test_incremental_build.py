@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+
 import duckdb
 import pytest
 
@@ -27,8 +30,8 @@ def tables(warehouse) -> dict[str, list]:
 
 
 class Built:
-    def __init__(self, code, warehouse):
-        self.exit_code, self.warehouse = code, warehouse
+    def __init__(self, code, warehouse, stdout):
+        self.exit_code, self.warehouse, self.stdout = code, warehouse, stdout
 
     def query(self, sql):
         con = duckdb.connect(str(self.warehouse), read_only=True)
@@ -43,8 +46,10 @@ def run(raw, warehouse, *extra) -> Built:
         mp.setenv("IGA_PSEUDONYM_KEY", "incremental-build-test-key")
         for name in ("DAGSTER_HOME", "IGA_ENV", "IGA_RAW_DIR", "IGA_WAREHOUSE"):
             mp.delenv(name, raising=False)
-        code = cli.main(["build", "--raw-dir", str(raw), "--warehouse", str(warehouse), *extra])
-    return Built(code, warehouse)
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            code = cli.main(["build", "--raw-dir", str(raw), "--warehouse", str(warehouse), *extra])
+    return Built(code, warehouse, out.getvalue())
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +72,15 @@ def test_the_late_delivery_rebuilds_only_its_cycle(builds):
     assert late.exit_code == 0
     assert build.build_mode(late.warehouse) == "cycles 8"
     assert late.query("SELECT followed_up FROM marts.outcomes_by_cycle WHERE cycle = 8") == [(True,)]
+
+
+def test_the_printed_table_puts_the_subtotal_after_its_last_cycle(builds):
+    first, late, _ = builds
+    for built, last in ((first, 7), (late, 8)):
+        labels = [" ".join(line.split()[:2]) for line in built.stdout.splitlines()
+                  if line.startswith(("  Cykel", "  Delsumma", "  TOTALT"))]
+        assert labels == ([f"Cykel {c}" for c in range(1, last + 1)] + [f"Delsumma (1-{last})"]
+                          + [f"Cykel {c}" for c in range(last + 1, 9)] + ["TOTALT (1-8)"]), labels
 
 
 def test_the_incremental_warehouse_equals_a_full_build(builds):
