@@ -78,6 +78,10 @@ def build(raw_dir: str | None = None, warehouse: str | None = None, cycle: int |
                 err = event.step_failure_data.error
                 message = err.cause.message if err and err.cause else (err.message if err else "")
                 print(f"error in {event.step_key}: {message.strip()}", file=sys.stderr)
+        for check in result.get_asset_check_evaluations():
+            if not check.passed:
+                print(f"check {check.check_name} of {check.asset_key.to_user_string()} failed:\n"
+                      + _indent(_failures(check.metadata)), file=sys.stderr)
         from iga_pipeline.warehouse import build as wh
         wh.discard_run(paths, result.run_id)
         print("build failed; the previous warehouse was left as it was", file=sys.stderr)
@@ -108,6 +112,20 @@ def run_build_job(paths, cycle: int | None = None):
     )
 
 
+def _failures(metadata) -> str:
+    """What a failed check found, as its metadata says: Great Expectations' failed
+    expectations ('failed') or pandera's failures by column and check ('by_check').
+    Neither holds a value of the data (checks.py), so they are safe to print."""
+    for name in ("failed", "by_check"):
+        if name in metadata:
+            return str(metadata[name].value)
+    return "(no details recorded: see the check in the Dagster UI)"
+
+
+def _indent(text: str) -> str:
+    return "\n".join("    " + line for line in text.strip().splitlines())
+
+
 def summarise(paths, elapsed: float) -> int:
     from iga_pipeline.warehouse.build import open_readonly
 
@@ -128,9 +146,10 @@ def summarise(paths, elapsed: float) -> int:
             UNION ALL
             SELECT CASE scope WHEN 'followed_up' THEN 'Delsumma' ELSE 'TOTALT' END || ' (' || cycles || ')',
                    completed, work_at_end, studies_at_end, work_90d, studies_90d,
-                   -- the subtotal after the last cycle it covers, the total at the end
-                   CASE scope WHEN 'followed_up' THEN (SELECT max(cycle) + 0.5 FROM marts.outcomes_by_cycle
-                                                       WHERE work_90d IS NOT NULL)
+                   -- the subtotal after the last cycle it covers (none: before the total),
+                   -- the total at the end
+                   CASE scope WHEN 'followed_up' THEN coalesce((SELECT max(cycle) + 0.5 FROM marts.outcomes_by_cycle
+                                                                WHERE work_90d IS NOT NULL), 1e9 - 1)
                               ELSE 1e9 END
             FROM marts.outcomes_summary ORDER BY k""").fetchall()
     finally:

@@ -94,8 +94,8 @@ class BuildResult:
             con.close()
 
 
-def run_cli_build(raw_dir: Path, warehouse: Path, **env) -> BuildResult:
-    """`iga-pipeline build --raw-dir D --warehouse F` in process, with the test key."""
+def run_cli_build(raw_dir: Path, warehouse: Path, *args: str, **env) -> BuildResult:
+    """`iga-pipeline build --raw-dir D --warehouse F [args]` in process, with the test key."""
     from iga_pipeline import cli
 
     out, err = io.StringIO(), io.StringIO()
@@ -109,7 +109,7 @@ def run_cli_build(raw_dir: Path, warehouse: Path, **env) -> BuildResult:
             else:
                 mp.setenv(name, value)
         with redirect_stdout(out), redirect_stderr(err):
-            code = cli.main(["build", "--raw-dir", str(raw_dir), "--warehouse", str(warehouse)])
+            code = cli.main(["build", "--raw-dir", str(raw_dir), "--warehouse", str(warehouse), *args])
     return BuildResult(code, out.getvalue(), err.getvalue(), Path(warehouse))
 
 

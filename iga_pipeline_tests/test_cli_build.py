@@ -426,6 +426,34 @@ def test_failed_build_exits_1_and_keeps_the_previous_warehouse(clean_build, tmp_
         con.close()
 
 
+def test_a_failed_check_is_named_with_what_it_found(clean_build, tmp_path):
+    """Staging of cycle 2 altered after the build (its audit no longer balances: no pandera
+    model covers the audit, Great Expectations' suite of marts.ingest_audit finds it), then
+    `build --cycle 5`: exit 1, the check named with its failed expectation and count, the
+    previous warehouse kept."""
+    folder = tmp_path / "wh"
+    shutil.copytree(clean_build.warehouse.parent / "staging", folder / "staging")
+    warehouse = folder / "iga.duckdb"
+    shutil.copyfile(clean_build.warehouse, warehouse)
+    before = warehouse.read_bytes()
+    audit = folder / "staging" / "cycle=2" / "audit.parquet"
+    con = duckdb.connect()
+    try:
+        con.execute(f"COPY (SELECT * REPLACE (rows_read + 1 AS rows_read) FROM read_parquet('{audit}')) "
+                    f"TO '{audit}.tmp' (FORMAT parquet)")
+    finally:
+        con.close()
+    os.replace(f"{audit}.tmp", audit)
+
+    build = run_cli_build(clean_build.raw.root, warehouse, "--cycle", "5")
+
+    assert build.exit_code == 1, build.stdout + build.stderr
+    assert "check gx_ingest_audit of marts/ingest_audit failed:" in build.stderr, build.stderr
+    failed = build.stderr.split("check gx_ingest_audit of marts/ingest_audit failed:", 1)[1]
+    assert "balance" in failed and "unexpected" in failed, build.stderr
+    assert warehouse.read_bytes() == before
+
+
 def test_build_where_no_cycle_is_followed_up_succeeds(clean_build, tmp_path):
     """A raw root early in the project: one register, no 90-day delivery anywhere.
 
