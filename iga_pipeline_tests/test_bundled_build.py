@@ -155,3 +155,17 @@ def test_bi_column_reference_is_generated():
     from iga_pipeline.warehouse.columns_doc import render
 
     assert (REPO / "docs" / "bi-columns.md").read_text(encoding="utf-8") == render()
+
+
+def test_a_column_shared_by_marts_has_one_type(built):
+    """BI tools join the marts on their shared columns (cycle, municipality_code, ...):
+    one type each. `completed` is the exception by the contract: a flag per
+    participation in fct_participation, a count in the aggregates."""
+    _, con, _ = built
+    types: dict[str, set[str]] = {}
+    for column, data_type in con.execute(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = 'marts'").fetchall():
+        types.setdefault(column, set()).add(data_type)
+    assert types["cycle"] == {"INTEGER"}
+    assert {c: t for c, t in types.items() if len(t) > 1 and c != "completed"} == {}

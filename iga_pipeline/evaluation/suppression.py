@@ -214,7 +214,7 @@ def suppress(counts: pd.DataFrame) -> Suppression:
                 col.append(values[(i, m)])
         frame[m] = pd.array(col, dtype="Int64")
     frame["suppressed"] = [any((i, m) in suppressed for m in PUBLISHED) for i in counts.index]
-    frame["cycle"] = frame["cycle"].astype("int64")
+    frame["cycle"] = frame["cycle"].astype("int32")  # INTEGER, as in every mart
     frame["followed_up"] = frame["followed_up"].astype(bool)
     frame = frame[OUTPUT_COLUMNS].sort_values(["municipality_code", "cycle"]).reset_index(drop=True)
     return Suppression(frame, suppressed, primary, sorted(unresolved))

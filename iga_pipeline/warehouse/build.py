@@ -59,7 +59,7 @@ def _load_reference(con: duckdb.DuckDBPyConnection) -> None:
         "cycles": pd.DataFrame([{
             "cycle": c.cycle, "start_date": c.start, "end_date": c.end,
             "provider_id": c.provider_id, "provider": c.provider, "target_group": c.target_group,
-        } for c in reference.cycles().values()]),
+        } for c in reference.cycles().values()]).astype({"cycle": "int32"}),  # INTEGER, as in every mart
         "municipalities": reference.table("municipalities"),
         "goals": reference.goals(),
         "benchmarks": reference.benchmarks(),

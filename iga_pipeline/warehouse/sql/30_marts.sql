@@ -2,7 +2,7 @@
 CREATE SCHEMA IF NOT EXISTS marts;
 
 CREATE OR REPLACE TABLE marts.fct_participation AS
-SELECT participation_id, person_key, cycle, municipality_code, municipality, provider,
+SELECT participation_id, person_key, cycle::INTEGER AS cycle, municipality_code, municipality, provider,
        target_group, gender, birth_region, completed, dropout_reason,
        status_end, status_end_detail, status_90d, status_90d_detail
 FROM intermediate.participation
