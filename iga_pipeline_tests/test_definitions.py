@@ -75,3 +75,26 @@ def test_jobs_schedule_and_sensors(defs):
     schedule = defs.resolve_schedule_def("nightly_build")
     assert schedule.execution_timezone == "Europe/Stockholm"
     assert defs.resolve_sensor_def("raw_delivery_sensor") is not None
+
+
+def test_the_instance_runs_at_most_two_ingest_runs_at_once(defs, tmp_path):
+    """The delivery sensor's first tick asks for eight ingest runs. The instance of
+    `dagster dev` (.dagster_home/dagster.yaml, committed) queues every run of the jobs
+    that ingest behind a limit of two on their tag."""
+    import shutil
+
+    from dagster import DagsterInstance
+    from dagster._core.run_coordinator import QueuedRunCoordinator
+
+    from iga_pipeline.defs.automation import INGEST_TAGS
+
+    (key, value), = INGEST_TAGS.items()
+    for name in ("build_all", "ingest_cycle"):
+        assert defs.resolve_job_def(name).tags.get(key) == value, name
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copyfile(Path(__file__).parents[1] / ".dagster_home" / "dagster.yaml", home / "dagster.yaml")
+    with DagsterInstance.from_config(str(home)) as instance:
+        assert isinstance(instance.run_coordinator, QueuedRunCoordinator)
+        limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
+    assert [limit for limit in limits if limit["key"] == key] == [{"key": key, "limit": 2}]

@@ -27,14 +27,18 @@ from iga_pipeline.defs.resources import IGAResource
 from iga_pipeline.sources.common import discover, sha256_of
 from iga_pipeline.warehouse.catalog import HARMONISED
 
+# Runs that ingest carry this tag: the instance (.dagster_home/dagster.yaml) runs at most
+# two of them at once, however many cycles the delivery sensor asks for in one tick.
+INGEST_TAGS = {"iga/ingest": "true"}
+
 build_all = define_asset_job(
-    "build_all", selection=AssetSelection.all(),
+    "build_all", selection=AssetSelection.all(), tags=INGEST_TAGS,
     description="Every asset and every cycle partition once, then publish.",
 )
 
 ingest_cycle_job = define_asset_job(
     "ingest_cycle",
-    selection=AssetSelection.assets(RAW, *[harmonised_key(n) for n in HARMONISED]),
+    selection=AssetSelection.assets(RAW, *[harmonised_key(n) for n in HARMONISED]), tags=INGEST_TAGS,
     description="Re-read one cycle's deliveries into staging; the warehouse follows by automation.",
 )
 
