@@ -40,7 +40,7 @@ from dagster import (
 from dagster._core.instance.ref import InstanceRef
 
 from iga_pipeline.definitions import defs
-from iga_pipeline.defs.assets import PUBLISHED, RAW, harmonised_key, mart_key
+from iga_pipeline.defs.assets import INVENTORY, PUBLISHED, RAW, harmonised_key, mart_key
 from iga_pipeline.defs.automation import all_cycles_tags, raw_delivery_sensor
 from iga_pipeline.defs.resources import IGAResource
 from iga_pipeline.personnummer import normalise_one
@@ -292,8 +292,9 @@ def test_a_late_90_day_delivery_reruns_cycle_3_only_and_the_warehouse_follows(bu
                       tags=requests[0].tags, instance=instance)
     assert ingest.success, failure_message(ingest)
     events = ingest.get_asset_materialization_events()
-    assert {e.partition for e in events} == {"3"}
-    assert {e.asset_key for e in events} == {RAW, *(harmonised_key(n) for n in HARMONISED)}
+    assert {e.partition for e in events} == {"3", None}  # None: raw/inventory
+    assert {e.asset_key for e in events if e.partition} == {RAW, *(harmonised_key(n) for n in HARMONISED)}
+    assert {e.asset_key for e in events if not e.partition} == {INVENTORY}  # files of no cycle
 
     staging_after = snapshot(site.staging)
     changed = {k for k in staging_before.keys() | staging_after.keys()
@@ -508,6 +509,38 @@ def test_sensor_skips_when_the_raw_root_is_missing(tmp_path):
     requests, cursor, skip = tick(tmp_path / "nowhere", None)
     assert requests == [] and cursor is None
     assert skip is not None and "does not exist" in (skip.skip_message or "")
+
+
+@pytest.mark.slow
+def test_a_new_deployment_publishes_from_the_sensor_and_the_automation_alone(tmp_path):
+    """What `dagster dev` does on a fresh instance with deliveries in the raw root and no
+    build ever run: the sensor's first tick asks for every cycle, the queue runs those
+    ingest runs, and the automation then builds, checks and publishes the warehouse.
+    Found running `dagster dev`: the marts read raw/inventory's file, which no ingest run
+    wrote, so the automation's first run failed."""
+    site = Site(tmp_path)
+    shutil.copytree(BUNDLED_RAW, site.raw)
+    (site.raw / "LASMIG.txt").write_text("a file of no cycle\n")
+    instance = DagsterInstance.ephemeral()
+    before = evaluate_automation_conditions(defs=defs, instance=instance)  # it ticks all along
+    assert before.total_requested == 0  # nothing to build from yet
+    requests, _, _ = tick(site.raw, None)
+    assert sorted(int(r.partition_key) for r in requests) == list(range(1, 9))
+    for request in requests:
+        ingest = site.run("ingest_cycle", partition_key=request.partition_key, tags=request.tags,
+                          instance=instance)
+        assert ingest.success, failure_message(ingest)
+
+    after = evaluate_automation_conditions(defs=defs, instance=instance, cursor=before.cursor)
+    every = set(defs.resolve_all_asset_keys())
+    requested = {k for k in every if after.get_num_requested(k)}
+    assert {mart_key(m.name) for m in MARTS} | {PUBLISHED, PARQUET} <= requested
+    follow = site.run("automation_run", instance=instance,
+                      definitions=job_with(AssetSelection.assets(*requested), "automation_run"))
+    assert follow.success, failure_message(follow)
+    assert query(site.live, "SELECT count(*) FROM marts.fct_participation")[0][0] == 368
+    assert query(site.live, "SELECT count(*) FROM marts.data_quality_issues "
+                            "WHERE reason = 'unexpected_file'") == [(1,)]  # raw/inventory's row
 
 
 # --- a failed check blocks the publish --------------------------------------------------------

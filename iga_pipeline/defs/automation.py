@@ -22,7 +22,7 @@ from dagster import (
     SensorResult, SkipReason, define_asset_job, schedule, sensor,
 )
 
-from iga_pipeline.defs.assets import RAW, cycles_partitions, harmonised_key
+from iga_pipeline.defs.assets import INVENTORY, RAW, cycles_partitions, harmonised_key
 from iga_pipeline.defs.resources import IGAResource
 from iga_pipeline.sources.common import discover, sha256_of
 from iga_pipeline.warehouse.catalog import HARMONISED
@@ -38,8 +38,12 @@ build_all = define_asset_job(
 
 ingest_cycle_job = define_asset_job(
     "ingest_cycle",
-    selection=AssetSelection.assets(RAW, *[harmonised_key(n) for n in HARMONISED]), tags=INGEST_TAGS,
-    description="Re-read one cycle's deliveries into staging; the warehouse follows by automation.",
+    # raw/inventory too (the files of no cycle; not partitioned, and quick): the marts read its
+    # file, and on a new deployment the sensor's runs are the only runs before the automation's.
+    selection=AssetSelection.assets(RAW, INVENTORY, *[harmonised_key(n) for n in HARMONISED]),
+    tags=INGEST_TAGS,
+    description="Re-read one cycle's deliveries into staging, and list the files of no cycle; "
+                "the warehouse follows by automation.",
 )
 
 
