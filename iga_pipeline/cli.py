@@ -140,18 +140,7 @@ def summarise(paths, elapsed: float) -> int:
             "SELECT count_if(severity = 'warning'), count_if(severity = 'rejected' AND source_row IS NULL "
             "AND source_file NOT IN (SELECT source_file FROM marts.ingest_audit)) "
             "FROM marts.data_quality_issues").fetchone()
-        table1 = con.execute("""
-            SELECT 'Cykel ' || cycle AS row, completed, work_at_end, studies_at_end,
-                   work_90d, studies_90d, cycle AS k FROM marts.outcomes_by_cycle
-            UNION ALL
-            SELECT CASE scope WHEN 'followed_up' THEN 'Delsumma' ELSE 'TOTALT' END || ' (' || cycles || ')',
-                   completed, work_at_end, studies_at_end, work_90d, studies_90d,
-                   -- the subtotal after the last cycle it covers (none: before the total),
-                   -- the total at the end
-                   CASE scope WHEN 'followed_up' THEN coalesce((SELECT max(cycle) + 0.5 FROM marts.outcomes_by_cycle
-                                                                WHERE work_90d IS NOT NULL), 1e9 - 1)
-                              ELSE 1e9 END
-            FROM marts.outcomes_summary ORDER BY k""").fetchall()
+        table1 = table1_rows(con)
     finally:
         con.close()
     files, rejected_files, read, loaded, rejected, dup = audit
@@ -161,9 +150,10 @@ def summarise(paths, elapsed: float) -> int:
           f"  warnings: {warnings_}")
     print("\nTable 1, recomputed: completers, in work (Arbete) and studies (Studier)"
           " at the end of the cycle and after 90 days")
-    print(f"  {'':16}{'Deltagare':>10} | {'Arbete':>10}{'Studier':>10}{'Totalt':>7} |"
+    width = max(16, *(len(row[0]) + 1 for row in table1))
+    print(f"  {'':{width}}{'Deltagare':>10} | {'Arbete':>10}{'Studier':>10}{'Totalt':>7} |"
           f" {'Arbete':>10}{'Studier':>10}{'Totalt':>7}")
-    for label, completed, *counts, _ in table1:
+    for label, completed, *counts in table1:
         cells = []
         for work, studies in (counts[0:2], counts[2:4]):
             if work is None:
@@ -171,7 +161,7 @@ def summarise(paths, elapsed: float) -> int:
             else:
                 cells.append(f"{_n_pct(work, completed):>10}{_n_pct(studies, completed):>10}"
                              f"{_pct(work + studies, completed):>7}")
-        print(f"  {label:16}{completed:>10} | {cells[0]} | {cells[1]}")
+        print(f"  {label:{width}}{completed:>10} | {cells[0]} | {cells[1]}")
     if unlisted:
         print(f"\n{unlisted} folder(s) of the raw root could not be listed: their files are missing; "
               "see marts.data_quality_issues", file=sys.stderr)
@@ -180,6 +170,24 @@ def summarise(paths, elapsed: float) -> int:
     if rejected_files or unlisted:
         return EXIT_FILES_REJECTED
     return EXIT_OK
+
+
+def table1_rows(con) -> list[tuple]:
+    """Table 1 as printed: (label, completed, work_at_end, studies_at_end, work_90d, studies_90d)
+    per cycle, the subtotal (Delsumma) after the last cycle its label names (before the
+    total when it names none), the total (TOTALT) last."""
+    return [row[:-1] for row in con.execute("""
+        SELECT 'Cykel ' || cycle, completed, work_at_end, studies_at_end, work_90d, studies_90d,
+               cycle AS k
+        FROM marts.outcomes_by_cycle
+        UNION ALL
+        SELECT CASE scope WHEN 'followed_up' THEN 'Delsumma' ELSE 'TOTALT' END || ' (' || cycles || ')',
+               completed, work_at_end, studies_at_end, work_90d, studies_90d,
+               CASE scope WHEN 'followed_up'
+                    THEN coalesce(try_cast(regexp_extract(cycles, '(\\d+)$', 1) AS INTEGER) + 0.5, 1e9 - 1)
+                    ELSE 1e9 END
+        FROM marts.outcomes_summary
+        ORDER BY k""").fetchall()]
 
 
 def _pct(count: int, total: int) -> str:

@@ -563,3 +563,25 @@ def test_an_unreadable_file_and_an_unlistable_folder_are_rejected_and_the_build_
             for d in dirs:
                 os.chmod(Path(folder) / d, 0o755)
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.mark.parametrize("followed, label, after", [
+    ("1-7", "1-7", 7),           # as in the bundled data (or a cycle-8 90-day file without registers:
+                                 # outcomes_by_cycle has 90-day counts for it, the subtotal does not)
+    ("1-8", "1-8", 8),           # a late 90-day delivery for cycle 8
+    ("1-2,4-7", "1-2,4-7", 7),   # cycle 3's 90-day file missing
+    ("", "", 8),                 # nothing followed up: just before the total
+])
+def test_the_printed_table_puts_the_subtotal_after_the_last_cycle_it_names(followed, label, after):
+    from iga_pipeline import cli
+
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA marts")
+    con.execute("CREATE TABLE marts.outcomes_by_cycle AS SELECT range::INTEGER AS cycle, 10 AS completed, "
+                "1 AS work_at_end, 1 AS studies_at_end, 2 AS work_90d, 2 AS studies_90d FROM range(1, 9)")
+    con.execute("CREATE TABLE marts.outcomes_summary AS SELECT * FROM (VALUES "
+                f"('followed_up', '{followed}', 0, 0, 0, 0, 0), ('all', '1-8', 80, 8, 8, 16, 16)) "
+                "AS t(scope, cycles, completed, work_at_end, studies_at_end, work_90d, studies_90d)")
+    labels = [row[0] for row in cli.table1_rows(con)]
+    assert labels == ([f"Cykel {c}" for c in range(1, after + 1)] + [f"Delsumma ({label})"]
+                      + [f"Cykel {c}" for c in range(after + 1, 9)] + ["TOTALT (1-8)"])
