@@ -96,6 +96,7 @@ def run_build_job(paths, cycle: int | None = None):
 
     from iga_pipeline.definitions import defs
     from iga_pipeline.defs.assets import cycles_partitions
+    from iga_pipeline.defs.automation import IN_PROCESS_TAGS
     from iga_pipeline.defs.resources import IGAResource
 
     keys = cycles_partitions.get_partition_keys() if cycle is None else [str(cycle)]
@@ -106,7 +107,7 @@ def run_build_job(paths, cycle: int | None = None):
         resources={"iga": IGAResource(raw_dir=str(paths.raw_dir), warehouse=str(paths.warehouse),
                                       in_process_run=True)},
         tags={"dagster/asset_partition_range_start": keys[0],
-              "dagster/asset_partition_range_end": keys[-1]},
+              "dagster/asset_partition_range_end": keys[-1], **IN_PROCESS_TAGS},
         run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
         raise_on_error=False,
     )

@@ -426,24 +426,32 @@ def test_failed_build_exits_1_and_keeps_the_previous_warehouse(clean_build, tmp_
         con.close()
 
 
+def _altered_copy(clean_build, tmp_path, staged: str, select: str) -> Path:
+    """A copy of the clean build's warehouse and staging, with one staged file of cycle 2
+    replaced by a query over it (`{src}` stands for the file)."""
+    folder = tmp_path / "wh"
+    shutil.copytree(clean_build.warehouse.parent / "staging", folder / "staging")
+    warehouse = folder / "iga.duckdb"
+    shutil.copyfile(clean_build.warehouse, warehouse)
+    path = folder / "staging" / "cycle=2" / staged
+    con = duckdb.connect()
+    try:
+        con.execute(f"COPY ({select.format(src=f'read_parquet({chr(39)}{path}{chr(39)})')}) "
+                    f"TO '{path}.tmp' (FORMAT parquet)")
+    finally:
+        con.close()
+    os.replace(f"{path}.tmp", path)
+    return warehouse
+
+
 def test_a_failed_check_is_named_with_what_it_found(clean_build, tmp_path):
     """Staging of cycle 2 altered after the build (its audit no longer balances: no pandera
     model covers the audit, Great Expectations' suite of marts.ingest_audit finds it), then
     `build --cycle 5`: exit 1, the check named with its failed expectation and count, the
     previous warehouse kept."""
-    folder = tmp_path / "wh"
-    shutil.copytree(clean_build.warehouse.parent / "staging", folder / "staging")
-    warehouse = folder / "iga.duckdb"
-    shutil.copyfile(clean_build.warehouse, warehouse)
+    warehouse = _altered_copy(clean_build, tmp_path, "audit.parquet",
+                              "SELECT * REPLACE (rows_read + 1 AS rows_read) FROM {src}")
     before = warehouse.read_bytes()
-    audit = folder / "staging" / "cycle=2" / "audit.parquet"
-    con = duckdb.connect()
-    try:
-        con.execute(f"COPY (SELECT * REPLACE (rows_read + 1 AS rows_read) FROM read_parquet('{audit}')) "
-                    f"TO '{audit}.tmp' (FORMAT parquet)")
-    finally:
-        con.close()
-    os.replace(f"{audit}.tmp", audit)
 
     build = run_cli_build(clean_build.raw.root, warehouse, "--cycle", "5")
 
@@ -452,6 +460,25 @@ def test_a_failed_check_is_named_with_what_it_found(clean_build, tmp_path):
     failed = build.stderr.split("check gx_ingest_audit of marts/ingest_audit failed:", 1)[1]
     assert "balance" in failed and "unexpected" in failed, build.stderr
     assert warehouse.read_bytes() == before
+
+
+def test_a_failed_pandera_check_is_printed_without_the_values(clean_build, tmp_path):
+    """Staged participations of cycle 2 altered: a personnummer where the municipality
+    code belongs, a gender outside the code list. The pandera check of the staged files
+    fails; the command prints which column failed which check, how often, and no value."""
+    warehouse = _altered_copy(clean_build, tmp_path, "participations.parquet",
+                              f"SELECT * REPLACE ('{P4.pnr()}' AS municipality_code, 'X' AS gender) FROM {{src}}")
+
+    build = run_cli_build(clean_build.raw.root, warehouse, "--cycle", "5")
+
+    assert build.exit_code == 1, build.stdout + build.stderr
+    head = "check pandera_participations of harmonised/participations failed:"
+    assert head in build.stderr, build.stderr
+    table = build.stderr.split(head, 1)[1]
+    assert "municipality_code" in table and "gender" in table and "isin" in table, build.stderr
+    output = build.stdout + build.stderr
+    for text, what in needles().items():
+        assert text not in output, what
 
 
 def test_build_where_no_cycle_is_followed_up_succeeds(clean_build, tmp_path):

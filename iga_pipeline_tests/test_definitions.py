@@ -80,21 +80,27 @@ def test_jobs_schedule_and_sensors(defs):
 def test_the_instance_runs_at_most_two_ingest_runs_at_once(defs, tmp_path):
     """The delivery sensor's first tick asks for eight ingest runs. The instance of
     `dagster dev` (.dagster_home/dagster.yaml, committed) queues every run of the jobs
-    that ingest behind a limit of two on their tag."""
+    that ingest behind a limit of two on their tag, and ends any of them still going
+    after its maximum run time (run monitoring), so that a run whose worker died does not
+    keep its place for ever. `iga-pipeline build` runs carry another value: not queued."""
     import shutil
 
     from dagster import DagsterInstance
     from dagster._core.run_coordinator import QueuedRunCoordinator
 
-    from iga_pipeline.defs.automation import INGEST_TAGS
+    from iga_pipeline.defs.automation import IN_PROCESS_TAGS, INGEST_TAGS
 
-    (key, value), = INGEST_TAGS.items()
+    key = "iga/ingest"
     for name in ("build_all", "ingest_cycle"):
-        assert defs.resolve_job_def(name).tags.get(key) == value, name
+        tags = defs.resolve_job_def(name).tags
+        assert tags.get(key) == INGEST_TAGS[key] != IN_PROCESS_TAGS[key], name
+        assert 300 < int(tags["dagster/max_runtime"]) <= 24 * 3600, name  # the 10M build: 302 s
     home = tmp_path / "home"
     home.mkdir()
     shutil.copyfile(Path(__file__).parents[1] / ".dagster_home" / "dagster.yaml", home / "dagster.yaml")
     with DagsterInstance.from_config(str(home)) as instance:
         assert isinstance(instance.run_coordinator, QueuedRunCoordinator)
         limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
-    assert [limit for limit in limits if limit["key"] == key] == [{"key": key, "limit": 2}]
+        assert instance.run_monitoring_enabled
+    assert [limit for limit in limits if limit["key"] == key] == [
+        {"key": key, "value": INGEST_TAGS[key], "limit": 2}]

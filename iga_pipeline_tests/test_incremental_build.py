@@ -24,7 +24,12 @@ def tables(warehouse) -> dict[str, list]:
             "SELECT table_schema, table_name FROM information_schema.tables "
             "WHERE table_schema IN ('staging', 'intermediate', 'marts') AND table_type = 'BASE TABLE' "
             "AND table_name NOT IN ('build_inputs', 'delivery_log', 'delivery_history')").fetchall()]
-        return {n: sorted(con.execute(f"SELECT * FROM {n}").fetchall(), key=repr) for n in names}
+        out = {n: sorted(con.execute(f"SELECT * FROM {n}").fetchall(), key=repr) for n in names}
+        # Python ints from INTEGER and BIGINT compare equal: the types are compared too
+        out["types"] = con.execute(
+            "SELECT table_schema, table_name, column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema IN ('staging', 'intermediate', 'marts', 'reference') ORDER BY ALL").fetchall()
+        return out
     finally:
         con.close()
 

@@ -512,27 +512,36 @@ def test_sensor_skips_when_the_raw_root_is_missing(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_new_deployment_publishes_from_the_sensor_and_the_automation_alone(tmp_path):
+@pytest.mark.parametrize("ingested_by", ["sensor", "asset graph"])
+def test_a_new_deployment_publishes_from_its_first_runs_and_the_automation_alone(tmp_path, ingested_by):
     """What `dagster dev` does on a fresh instance with deliveries in the raw root and no
-    build ever run: the sensor's first tick asks for every cycle, the queue runs those
-    ingest runs, and the automation then builds, checks and publishes the warehouse.
-    Found running `dagster dev`: the marts read raw/inventory's file, which no ingest run
-    wrote, so the automation's first run failed."""
+    build ever run: the cycles are ingested (the sensor's first tick asks for every cycle
+    and the queue runs those ingest runs; or someone materialises the harmonised
+    partitions from the asset graph), and the automation then builds, checks and
+    publishes the warehouse. Found running `dagster dev`: the marts read raw/inventory's
+    file, which nothing had written, so the automation's first run failed."""
     site = Site(tmp_path)
     shutil.copytree(BUNDLED_RAW, site.raw)
     (site.raw / "LASMIG.txt").write_text("a file of no cycle\n")
     instance = DagsterInstance.ephemeral()
-    before = evaluate_automation_conditions(defs=defs, instance=instance)  # it ticks all along
-    assert before.total_requested == 0  # nothing to build from yet
+    every = set(defs.resolve_all_asset_keys())
+    # The automation ticks all along: first it lists the files of no cycle, as nothing has yet.
+    before = evaluate_automation_conditions(defs=defs, instance=instance)
+    assert {k for k in every if before.get_num_requested(k)} == {INVENTORY}
+    first = site.run("automation_run", instance=instance,
+                     definitions=job_with(AssetSelection.assets(INVENTORY), "automation_run"))
+    assert first.success, failure_message(first)
     requests, _, _ = tick(site.raw, None)
     assert sorted(int(r.partition_key) for r in requests) == list(range(1, 9))
+    cycles_only = job_with(AssetSelection.assets(RAW, *(harmonised_key(n) for n in HARMONISED)), "cycles")
     for request in requests:
-        ingest = site.run("ingest_cycle", partition_key=request.partition_key, tags=request.tags,
-                          instance=instance)
+        ingest = (site.run("ingest_cycle", partition_key=request.partition_key, tags=request.tags,
+                           instance=instance) if ingested_by == "sensor" else
+                  site.run("cycles", partition_key=request.partition_key, instance=instance,
+                           definitions=cycles_only))
         assert ingest.success, failure_message(ingest)
 
     after = evaluate_automation_conditions(defs=defs, instance=instance, cursor=before.cursor)
-    every = set(defs.resolve_all_asset_keys())
     requested = {k for k in every if after.get_num_requested(k)}
     assert {mart_key(m.name) for m in MARTS} | {PUBLISHED, PARQUET} <= requested
     follow = site.run("automation_run", instance=instance,

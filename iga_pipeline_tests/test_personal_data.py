@@ -180,6 +180,21 @@ def built(tmp_path_factory):
             "log": (root / "python.log").read_text(errors="replace"), "code": r.returncode}
 
 
+def test_the_cli_run_is_recorded_outside_the_ingest_queue(built):
+    """The build's run is in DAGSTER_HOME (the UI shows it) with the in-process value of
+    the ingest tag: the queue's limit (.dagster_home/dagster.yaml) counts queued runs only,
+    so a command-line build, killed or not, never takes a queued run's place."""
+    from dagster import DagsterInstance
+    from dagster._core.instance.ref import InstanceRef
+
+    from iga_pipeline.defs.automation import IN_PROCESS_TAGS
+
+    with DagsterInstance.from_ref(InstanceRef.from_dir(str(built["home"]))) as instance:
+        runs = instance.get_runs()
+    assert [r.job_name for r in runs] == ["build_all"]
+    assert runs[0].tags["iga/ingest"] == IN_PROCESS_TAGS["iga/ingest"] == "in-process"
+
+
 def _table_texts(con, relations: list[str]) -> dict[str, list[str]]:
     out = {}
     for relation in relations:

@@ -86,6 +86,10 @@ def raw_deliveries(context: AssetExecutionContext, iga: IGAResource) -> Material
 @asset(
     key=INVENTORY, group_name="raw",
     description="Files under the raw root that match no delivery pattern (unexpected_file).",
+    # Every ingest run and build refreshes it. On a new deployment the automation makes it
+    # once, whatever ingests the cycles (the marts read its file); not again after a failure.
+    automation_condition=(AutomationCondition.missing() & ~AutomationCondition.in_progress()
+                          & ~AutomationCondition.execution_failed()).with_label("missing, not failed"),
 )
 def raw_inventory(iga: IGAResource) -> MaterializeResult:
     paths = iga.paths()

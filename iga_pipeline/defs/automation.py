@@ -28,8 +28,13 @@ from iga_pipeline.sources.common import discover, sha256_of
 from iga_pipeline.warehouse.catalog import HARMONISED
 
 # Runs that ingest carry this tag: the instance (.dagster_home/dagster.yaml) runs at most
-# two of them at once, however many cycles the delivery sensor asks for in one tick.
-INGEST_TAGS = {"iga/ingest": "true"}
+# two of them at once, however many cycles the delivery sensor asks for in one tick. It
+# also ends any such run still going after four hours (run monitoring): a run whose worker
+# died (say, killed for memory) would otherwise hold its place in the queue for ever. The
+# 10M full build takes five minutes (docs/performance.md).
+INGEST_TAGS = {"iga/ingest": "queued", "dagster/max_runtime": str(4 * 3600)}
+# `iga-pipeline build` runs in process, past the queue: its runs do not take a place in it.
+IN_PROCESS_TAGS = {"iga/ingest": "in-process"}
 
 build_all = define_asset_job(
     "build_all", selection=AssetSelection.all(), tags=INGEST_TAGS,
