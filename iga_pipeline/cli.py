@@ -78,10 +78,11 @@ def build(raw_dir: str | None = None, warehouse: str | None = None, cycle: int |
                 err = event.step_failure_data.error
                 message = err.cause.message if err and err.cause else (err.message if err else "")
                 print(f"error in {event.step_key}: {message.strip()}", file=sys.stderr)
+        from iga_pipeline.defs.checks import failure_details
         for check in result.get_asset_check_evaluations():
             if not check.passed:
                 print(f"check {check.check_name} of {check.asset_key.to_user_string()} failed:\n"
-                      + _indent(_failures(check.metadata)), file=sys.stderr)
+                      + _indent(failure_details(check.metadata)), file=sys.stderr)
         from iga_pipeline.warehouse import build as wh
         wh.discard_run(paths, result.run_id)
         print("build failed; the previous warehouse was left as it was", file=sys.stderr)
@@ -113,16 +114,6 @@ def run_build_job(paths, cycle: int | None = None):
     )
 
 
-def _failures(metadata) -> str:
-    """What a failed check found, as its metadata says: Great Expectations' failed
-    expectations ('failed') or pandera's failures by column and check ('by_check').
-    Neither holds a value of the data (checks.py), so they are safe to print."""
-    for name in ("failed", "by_check"):
-        if name in metadata:
-            return str(metadata[name].value)
-    return "(no details recorded: see the check in the Dagster UI)"
-
-
 def _indent(text: str) -> str:
     return "\n".join("    " + line for line in text.strip().splitlines())
 
@@ -151,7 +142,7 @@ def summarise(paths, elapsed: float) -> int:
           f"  warnings: {warnings_}")
     print("\nTable 1, recomputed: completers, in work (Arbete) and studies (Studier)"
           " at the end of the cycle and after 90 days")
-    width = max(16, *(len(row[0]) + 1 for row in table1))
+    width = max([16, *(len(row[0]) + 1 for row in table1)])
     print(f"  {'':{width}}{'Deltagare':>10} | {'Arbete':>10}{'Studier':>10}{'Totalt':>7} |"
           f" {'Arbete':>10}{'Studier':>10}{'Totalt':>7}")
     for label, completed, *counts in table1:

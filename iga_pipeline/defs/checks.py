@@ -55,6 +55,16 @@ def _pandera_check(name: str, model):
 pandera_checks = [_pandera_check(name, model) for name, model in validation.HARMONISED_MODELS.items()]
 
 
+def failure_details(metadata) -> str:
+    """What a failed check found, from its metadata: Great Expectations' failed expectations
+    with their counts ('failed') or pandera's failures by column and check ('by_check').
+    Neither holds a value of the data, so `iga-pipeline build` prints them."""
+    for name in ("failed", "by_check"):
+        if name in metadata:
+            return str(metadata[name].value)
+    return "(no details recorded: see the check in the Dagster UI)"
+
+
 @multi_asset_check(
     specs=[AssetCheckSpec(f"gx_{s.mart}", asset=mart_key(s.mart), blocking=True,
                           description=f"Great Expectations suite marts.{s.mart}: "
