@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dagster import Definitions
+from dagster import Definitions, in_process_executor
 
 from iga_pipeline.defs import assets, automation, checks, report
 from iga_pipeline.defs.resources import IGAResource
@@ -26,4 +26,10 @@ defs = Definitions(
     schedules=[automation.nightly_build],
     sensors=[automation.raw_delivery_sensor, automation.warehouse_automation],
     resources={"iga": IGAResource()},
+    # Every run's steps in the run's own process, one after the other, as `iga-pipeline
+    # build` does: the steps depend on each other in a line anyway (the ingest's cycles
+    # are shared out over worker processes by staging.py), and Dagster's default (a new
+    # process per step, each importing Dagster, pandas and this package again) made a run
+    # of the bundled cycle 1 take 17 s under `dagster dev` (docs/performance.md).
+    executor=in_process_executor,
 )

@@ -104,3 +104,14 @@ def test_the_instance_runs_at_most_two_ingest_runs_at_once(defs, tmp_path):
         assert instance.run_monitoring_enabled
     assert [limit for limit in limits if limit["key"] == key] == [
         {"key": key, "value": INGEST_TAGS[key], "limit": 2}]
+
+
+def test_every_run_executes_its_steps_in_its_own_process(defs):
+    """The steps of a run form a line (the ingest shares cycles out over its own workers):
+    a new process per step only imports everything again, 17 s of a one-cycle run of the
+    bundled cycle 1 under `dagster dev` (docs/performance.md). The automation's runs use
+    Dagster's implicit asset job, which takes the same executor."""
+    from dagster import in_process_executor
+
+    for job in defs.resolve_all_job_defs():
+        assert job.executor_def is in_process_executor, job.name

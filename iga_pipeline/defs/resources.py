@@ -14,8 +14,10 @@ class IGAResource(ConfigurableResource):
 
     raw_dir: str = ""
     warehouse: str = ""
-    # True when the run executes its steps in one process (iga-pipeline build): the
+    # True for `iga-pipeline build`, whose run goes on from the ingest to the checks: the
     # ingest then hands a lone large cycle to a worker and warms up the checks meanwhile.
+    # (Runs under `dagster dev` also execute their steps in one process, definitions.py,
+    # but an ingest run ends with the ingest: nothing to warm up for.)
     in_process_run: bool = False
 
     def paths(self) -> Paths:
