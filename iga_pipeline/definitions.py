@@ -27,9 +27,8 @@ defs = Definitions(
     sensors=[automation.raw_delivery_sensor, automation.warehouse_automation],
     resources={"iga": IGAResource()},
     # Every run's steps in the run's own process, one after the other, as `iga-pipeline
-    # build` does: the steps depend on each other in a line anyway (the ingest's cycles
-    # are shared out over worker processes by staging.py), and Dagster's default (a new
-    # process per step, each importing Dagster, pandas and this package again) made a run
-    # of the bundled cycle 1 take 17 s under `dagster dev` (docs/performance.md).
+    # build` does. Dagster's default starts a process per step, each importing Dagster,
+    # pandas and this package again: under `dagster dev` the ingest run of a 300-person
+    # cycle took 17 s that way, 1.6 s this way (docs/performance.md, "Under dagster dev").
     executor=in_process_executor,
 )

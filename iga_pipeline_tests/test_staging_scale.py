@@ -67,7 +67,7 @@ def test_one_large_cycle_alone_is_staged_in_a_worker(raw, tmp_path, monkeypatch)
     list(staging.stage_cycles(raw, tmp_path / "setting", [5], KEY, alone_in_worker=True))
     assert started == []
     monkeypatch.delenv("IGA_INGEST_WORKERS")
-    list(staging.stage_cycles(raw, tmp_path / "dagster", [5], KEY))  # a step process of its own
+    list(staging.stage_cycles(raw, tmp_path / "dagster", [5], KEY))  # a run under dagster dev
     assert started == []
 
 

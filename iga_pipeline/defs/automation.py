@@ -156,5 +156,8 @@ def sha256_of_text(text: str) -> str:
 
 warehouse_automation = AutomationConditionSensorDefinition(
     "warehouse_automation", target=AssetSelection.all(), default_status=DefaultSensorStatus.RUNNING,
+    # A run still going after this is ended (run monitoring, .dagster_home/dagster.yaml): a
+    # run whose process died would otherwise stay "in progress" and hold the automation up.
+    run_tags={"dagster/max_runtime": INGEST_TAGS["dagster/max_runtime"]},
     description="Rebuilds and publishes the warehouse after an ingest run (eager marts).",
 )

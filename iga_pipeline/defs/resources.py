@@ -14,10 +14,11 @@ class IGAResource(ConfigurableResource):
 
     raw_dir: str = ""
     warehouse: str = ""
-    # True for `iga-pipeline build`, whose run goes on from the ingest to the checks: the
-    # ingest then hands a lone large cycle to a worker and warms up the checks meanwhile.
-    # (Runs under `dagster dev` also execute their steps in one process, definitions.py,
-    # but an ingest run ends with the ingest: nothing to warm up for.)
+    # True for `iga-pipeline build`: the ingest then hands a lone large cycle to a worker
+    # and imports Great Expectations in a background thread meanwhile, for the checks
+    # after it (the command waits for that thread before it ends). Runs under `dagster dev`
+    # leave it False: the sensor's ingest runs end with the ingest, and a `build_all` run
+    # there imports GX at its checks step.
     in_process_run: bool = False
 
     def paths(self) -> Paths:
