@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import io
+import os
 import sys
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
@@ -92,6 +93,17 @@ class BuildResult:
             return con.execute(sql, params or []).df()
         finally:
             con.close()
+
+
+def rewrite_parquet(path: Path, select: str) -> None:
+    """Replace a staged file by a query over it (`{src}` in `select` stands for the file)."""
+    con = duckdb.connect()
+    try:
+        query = select.format(src=f"read_parquet('{path}')")
+        con.execute(f"COPY ({query}) TO '{path}.tmp' (FORMAT parquet)")
+    finally:
+        con.close()
+    os.replace(f"{path}.tmp", path)
 
 
 def run_cli_build(raw_dir: Path, warehouse: Path, *args: str, **env) -> BuildResult:

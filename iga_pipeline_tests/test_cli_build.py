@@ -14,7 +14,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import expected_person_key, run_cli_build
+from conftest import expected_person_key, rewrite_parquet, run_cli_build
 from iga_pipeline.sources.common import safe_path
 from rawfiles import (
     REGISTER_COLUMNS, Person, RawRoot, astorp_entry, astorp_followup, fu_90_row, fu_end_row, people,
@@ -433,14 +433,7 @@ def _altered_copy(clean_build, tmp_path, staged: str, select: str) -> Path:
     shutil.copytree(clean_build.warehouse.parent / "staging", folder / "staging")
     warehouse = folder / "iga.duckdb"
     shutil.copyfile(clean_build.warehouse, warehouse)
-    path = folder / "staging" / "cycle=2" / staged
-    con = duckdb.connect()
-    try:
-        con.execute(f"COPY ({select.format(src=f'read_parquet({chr(39)}{path}{chr(39)})')}) "
-                    f"TO '{path}.tmp' (FORMAT parquet)")
-    finally:
-        con.close()
-    os.replace(f"{path}.tmp", path)
+    rewrite_parquet(folder / "staging" / "cycle=2" / staged, select)
     return warehouse
 
 

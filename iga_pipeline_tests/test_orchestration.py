@@ -32,7 +32,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import TEST_SECRET
+from conftest import TEST_SECRET, rewrite_parquet
 from dagster import (
     AssetKey, AssetSelection, DagsterEventType, DagsterInstance, Definitions, SensorResult,
     SkipReason, build_sensor_context, define_asset_job, evaluate_automation_conditions,
@@ -558,17 +558,6 @@ DUPLICATE_A_ROW = "SELECT * FROM {src} UNION ALL (SELECT * FROM {src} LIMIT 1)"
 UNBALANCE_THE_AUDIT = "SELECT * REPLACE (rows_read + 1 AS rows_read) FROM {src}"
 
 
-def _rewrite_parquet(path: Path, select: str) -> None:
-    """Replace a staged file by a query over it (`{src}` in `select` stands for the file)."""
-    con = duckdb.connect()
-    try:
-        query = select.format(src=f"read_parquet('{path}')")
-        con.execute(f"COPY ({query}) TO '{path}.tmp' (FORMAT parquet)")
-    finally:
-        con.close()
-    os.replace(f"{path}.tmp", path)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("failing", ["gx_ingest_audit", "pandera_participations"])
 def test_a_failed_check_blocks_the_publish(site, failing):
@@ -581,7 +570,7 @@ def test_a_failed_check_blocks_the_publish(site, failing):
     name = "audit" if failing.startswith("gx") else "participations"
     victim = site.staging / "cycle=2" / f"{name}.parquet"
     pristine = victim.read_bytes()
-    _rewrite_parquet(victim, UNBALANCE_THE_AUDIT if name == "audit" else DUPLICATE_A_ROW)
+    rewrite_parquet(victim, UNBALANCE_THE_AUDIT if name == "audit" else DUPLICATE_A_ROW)
 
     marts = AssetSelection.assets(*(mart_key(m.name) for m in MARTS))
     selection = marts.downstream()  # the marts and all after them: Parquet, published, ...
@@ -640,7 +629,7 @@ def test_the_automation_stops_at_a_failed_check_as_a_run_does(site, monkeypatch)
 
     victim = site.staging / "cycle=2" / "participations.parquet"
     pristine = victim.read_bytes()
-    _rewrite_parquet(victim, DUPLICATE_A_ROW)
+    rewrite_parquet(victim, DUPLICATE_A_ROW)
     ingest = site.run("ingest_cycle", partition_key="5", instance=instance)
     assert not ingest.success
     checks = {e.check_name: e.passed for e in ingest.get_asset_check_evaluations()}
