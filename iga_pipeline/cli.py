@@ -142,18 +142,8 @@ def summarise(paths, elapsed: float) -> int:
           f"  warnings: {warnings_}")
     print("\nTable 1, recomputed: completers, in work (Arbete) and studies (Studier)"
           " at the end of the cycle and after 90 days")
-    width = max([16, *(len(row[0]) + 1 for row in table1)])
-    print(f"  {'':{width}}{'Deltagare':>10} | {'Arbete':>10}{'Studier':>10}{'Totalt':>7} |"
-          f" {'Arbete':>10}{'Studier':>10}{'Totalt':>7}")
-    for label, completed, *counts in table1:
-        cells = []
-        for work, studies in (counts[0:2], counts[2:4]):
-            if work is None:
-                cells.append(f"{'-':>10}{'-':>10}{'-':>7}")
-            else:
-                cells.append(f"{_n_pct(work, completed):>10}{_n_pct(studies, completed):>10}"
-                             f"{_pct(work + studies, completed):>7}")
-        print(f"  {label:{width}}{completed:>10} | {cells[0]} | {cells[1]}")
+    for line in format_table1(table1):
+        print("  " + line)
     if unlisted:
         print(f"\n{unlisted} folder(s) of the raw root could not be listed: their files are missing; "
               "see marts.data_quality_issues", file=sys.stderr)
@@ -162,6 +152,27 @@ def summarise(paths, elapsed: float) -> int:
     if rejected_files or unlisted:
         return EXIT_FILES_REJECTED
     return EXIT_OK
+
+
+def format_table1(rows: list[tuple]) -> list[str]:
+    """`table1_rows` as lines of text: each column as wide as its widest cell (a
+    national build's counts run to six digits and more), '-' where a cycle was not
+    followed up at 90 days."""
+    header = ["", "Deltagare", "Arbete", "Studier", "Totalt", "Arbete", "Studier", "Totalt"]
+    cells = []
+    for label, completed, *counts in rows:
+        row = [label, str(completed)]
+        for work, studies in (counts[0:2], counts[2:4]):
+            row += (["-"] * 3 if work is None else
+                    [_n_pct(work, completed), _n_pct(studies, completed), _pct(work + studies, completed)])
+        cells.append(row)
+    widths = [max(len(row[i]) for row in [header, *cells]) for i in range(len(header))]
+
+    def line(row: list[str]) -> str:
+        parts = [row[0].ljust(widths[0])] + [cell.rjust(width) for cell, width in zip(row[1:], widths[1:])]
+        return " | ".join(["  ".join(parts[:2]), "  ".join(parts[2:5]), "  ".join(parts[5:])])
+
+    return [line(header), *(line(row) for row in cells)]
 
 
 def table1_rows(con) -> list[tuple]:

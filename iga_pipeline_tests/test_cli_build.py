@@ -605,3 +605,17 @@ def test_the_printed_table_puts_the_subtotal_after_the_last_cycle_it_names(follo
     labels = [row[0] for row in cli.table1_rows(con)]
     assert labels == ([f"Cykel {c}" for c in range(1, after + 1)] + [f"Delsumma ({label})"]
                       + [f"Cykel {c}" for c in range(after + 1, 9)] + ["TOTALT (1-8)"])
+
+
+def test_the_printed_table_keeps_its_columns_apart_at_national_counts():
+    from iga_pipeline import cli
+
+    rows = [("Cykel 1", 271, 85, 33, 90, 41),
+            ("Cykel 8", 125868, 37542, 15203, None, None),
+            ("TOTALT (1-8)", 880164, 263372, 105253, 315906, 120262)]
+    lines = cli.format_table1(rows)
+    assert len({len(line) for line in lines}) == 1  # every column as wide as its widest cell
+    total = lines[-1].split()
+    assert total == ["TOTALT", "(1-8)", "880164", "|", "263372", "30%", "105253", "12%", "42%", "|",
+                     "315906", "36%", "120262", "14%", "50%"]
+    assert lines[2].split()[-3:] == ["-", "-", "-"]  # cycle 8 not followed up
