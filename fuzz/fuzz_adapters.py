@@ -11,7 +11,6 @@ hang):
   pick a delivery kind and mutate a valid file of that kind.
 
     .venv/bin/python fuzz/fuzz_adapters.py --minutes 30
-    .venv/bin/python fuzz/fuzz_adapters.py --minutes 30 --include-open-bugs
     .venv/bin/python fuzz/fuzz_adapters.py --engine atheris -- -max_total_time=1800
 
 Failures are printed with hypothesis' reproduction blob (hypothesis) or
@@ -32,10 +31,8 @@ HERE = Path(__file__).resolve().parent
 TESTS = HERE.parent / "iga_pipeline_tests"
 
 
-def _load_tests(include_open_bugs: bool, examples: int):
+def _load_tests(examples: int):
     os.environ["IGA_HOSTILE_EXAMPLES"] = str(examples)
-    if include_open_bugs:
-        os.environ["IGA_HOSTILE_INCLUDE_OPEN_BUGS"] = "1"
     sys.path.insert(0, str(TESTS))
     import logging
 
@@ -45,8 +42,8 @@ def _load_tests(include_open_bugs: bool, examples: int):
     return t
 
 
-def run_hypothesis(minutes: float, include_open_bugs: bool, examples: int) -> int:
-    t = _load_tests(include_open_bugs, examples)  # the tests' settings now ask for `examples` each
+def run_hypothesis(minutes: float, examples: int) -> int:
+    t = _load_tests(examples)  # the tests' settings now ask for `examples` each
     targets = []
     for kind in t.KINDS.values():
         targets.append((f"bytes:{kind.name}", t.test_byte_mutations_are_rejected_or_fully_accounted, {"kind": kind}))
@@ -78,11 +75,11 @@ def run_hypothesis(minutes: float, include_open_bugs: bool, examples: int) -> in
     return 1 if failures else 0
 
 
-def run_atheris(argv: list[str], include_open_bugs: bool) -> int:
+def run_atheris(argv: list[str]) -> int:
     import atheris  # pip install atheris
 
     with atheris.instrument_imports(include=["iga_pipeline"]):  # coverage of the project's code only
-        t = _load_tests(include_open_bugs, 1)
+        t = _load_tests(1)
     kinds = list(t.KINDS.values())
     bases = {k.name: t.valid_bytes(k) for k in kinds}
 
@@ -108,13 +105,11 @@ def main() -> int:
     parser.add_argument("--engine", choices=["hypothesis", "atheris"], default="hypothesis")
     parser.add_argument("--minutes", type=float, default=10, help="hypothesis: wall-clock budget")
     parser.add_argument("--examples", type=int, default=2000, help="hypothesis: examples per target and round")
-    parser.add_argument("--include-open-bugs", action="store_true",
-                        help="also generate the inputs of the bugs the tests mark xfail")
     parser.add_argument("rest", nargs="*", help="atheris/libFuzzer arguments (after --)")
     args = parser.parse_args()
     if args.engine == "atheris":
-        return run_atheris(args.rest, args.include_open_bugs)
-    return run_hypothesis(args.minutes, args.include_open_bugs, args.examples)
+        return run_atheris(args.rest)
+    return run_hypothesis(args.minutes, args.examples)
 
 
 if __name__ == "__main__":

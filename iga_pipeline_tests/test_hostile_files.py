@@ -28,16 +28,14 @@ Generators (hypothesis, bounded: see EXAMPLES):
   * JSON (Åstorp, both kinds): wrong shapes, every JSON type in every field,
     NaN/Infinity, cykel variants, byte-order mark, other encodings.
 
-Inputs that trigger a bug that is still open are kept out of the generators
-(the OPEN_BUG_* switches below) and tested on their own, marked xfail(strict):
-flip a switch when its bug is fixed. `fuzz/fuzz_adapters.py` runs the same
+Every bug these tests found is fixed (docs/reliability.md), so the generators
+produce every input they can. `fuzz/fuzz_adapters.py` runs the same
 generators and checks for as long as you like (not part of CI).
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
 import datetime as dt
 import io
 import json
@@ -81,16 +79,6 @@ HYPOTHESIS = settings(max_examples=EXAMPLES, deadline=None, print_blob=True,
                       suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                              HealthCheck.large_base_example])
 
-# Open bugs (see the xfail tests at the end). While True, the generators do not
-# produce the input that triggers the bug; set to False once it is fixed.
-# IGA_HOSTILE_INCLUDE_OPEN_BUGS=1 generates them anyway (to see the generators find them).
-_INCLUDE_OPEN_BUGS = os.environ.get("IGA_HOSTILE_INCLUDE_OPEN_BUGS") == "1"
-OPEN_BUG_STRAY_QUOTE = False  # fixed: a quote left open only makes its own line malformed
-OPEN_BUG_LEADING_BLANK_LINE = False  # fixed: blank lines before the header are skipped
-OPEN_BUG_HUGE_JSON_INT = False  # fixed: "timmar": 10**400 is one invalid_code warning
-# (not kept out of the generator, but tolerated by the oracle while open:)
-OPEN_BUG_HUGE_FIELD_EXACT_PATH = False  # fixed: csv.field_size_limit is raised to the file size
-CSV_FIELD_LIMIT = csv.field_size_limit()
 
 CASES: dict[str, int] = {}  # test name -> examples run (reported by fuzz/ and docs/reliability.md)
 
@@ -332,7 +320,7 @@ def check_mutated_file(kind: Kind, mutated: bytes) -> None:
         text = decoded(kind, mutated)
         assert text is not None and "\x00" not in text
         expected = csv_row_range(text, kind.sep)
-        if expected and not (OPEN_BUG_LEADING_BLANK_LINE and text.lstrip(" \t").startswith(("\n", "\r"))):
+        if expected:
             lo, hi = expected
             assert lo <= out.rows_read <= hi, (out.rows_read, expected)
     elif kind.name.startswith("astorp"):
@@ -400,7 +388,7 @@ def delimited_files(draw, kind: Kind):
         rows.append(row)
     if rows and draw(st.integers(0, 9)) == 0:  # one huge field, 1-5 MB
         rows[draw(st.integers(0, len(rows) - 1))][0] = draw(HUGE)
-    if not OPEN_BUG_STRAY_QUOTE and rows and draw(st.booleans()):
+    if rows and draw(st.booleans()):
         rows[0][-1] = '"' + rows[0][-1]  # a quote that is never closed
 
     lines = [sep.join(header)] + [sep.join(r) for r in rows]
@@ -411,7 +399,7 @@ def delimited_files(draw, kind: Kind):
         lines += ["", ""]
     elif blanks == "separators-only":
         lines.insert(len(lines), sep * (len(header) - 1))
-    elif blanks == "leading" and not OPEN_BUG_LEADING_BLANK_LINE:
+    elif blanks == "leading":
         lines.insert(0, "")
     ending = draw(st.sampled_from(["\n", "\r\n", "mixed", "cr"]))
     if ending in ("\n", "\r\n"):
@@ -460,10 +448,6 @@ def test_delimited_files_with_hostile_structure(kind, data):
         return
     if len({h for h in header if h}) < len([h for h in header if h]):
         assert (out.status, out.reason) == ("rejected", "unreadable_file"), header
-        return
-    huge = any(len(cell) > CSV_FIELD_LIMIT for row in spec["rows"] for cell in row)
-    if OPEN_BUG_HUGE_FIELD_EXACT_PATH and huge and out.status != "loaded":
-        assert out.reason == "unreadable_file"  # see test_a_huge_field_loads_whatever_else_is_in_the_file
         return
     if "\r" in spec["text"].replace("\r\n", ""):  # a lone CR: see test_lone_carriage_returns_*
         assert out.status == "loaded" or out.reason == "unreadable_file"
@@ -635,8 +619,8 @@ def astorp_documents(draw, followup: bool):
                     ["pnr", "kommunkod", "status", "status_cykelslut", "insatser", "typ", "timmar", "extra"]),
                     max_size=3)):
                 value = draw(st.one_of(JSON_VALUES, st.sampled_from(
-                    [p.as_number, p.pnr("YYYYMMDDNNNC"), "ANST ", "anst", "", "Infinity", 1e308, "\udce5"]
-                    + ([] if OPEN_BUG_HUGE_JSON_INT else [10**400]))))
+                    [p.as_number, p.pnr("YYYYMMDDNNNC"), "ANST ", "anst", "", "Infinity", 1e308, "\udce5",
+                     10**400])))
                 if field in ("typ", "timmar"):
                     items = entry.get("insatser") if isinstance(entry.get("insatser"), list) else []
                     entry["insatser"] = items + [{"typ": value if field == "typ" else "PRAKTIK",

@@ -4,9 +4,9 @@ Pure functions over a DuckDB connection (or DataFrames): no Dagster here.
 `EVALUATION_MARTS` is what `warehouse.build.build_candidate(..., extra_marts=...)`
 runs after the SQL files, in this order; each result is stored as marts.<name>.
 
-`outcomes_by_municipality` replaces the SQL mart of the same name (primary
-suppression only) with primary + complementary suppression
-(see evaluation/suppression.py and docs/evaluation.md).
+`outcomes_by_municipality` is built here, not in SQL: primary and
+complementary suppression of small counts (evaluation/suppression.py,
+docs/evaluation.md).
 """
 
 from __future__ import annotations
