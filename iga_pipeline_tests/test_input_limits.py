@@ -283,3 +283,21 @@ def test_something_that_is_not_a_regular_file_is_refused_unopened(raw, make):
     reason, detail = whole_file_issue(result, SURVEY3)
     assert reason == "unreadable_file" and "regular file" in detail
     assert len(result.participations) == 1
+
+
+def test_a_link_that_loops_is_refused_and_the_rest_is_read(raw):
+    raw.register("1278", 2, [register_row(B, 2)])
+    raw.path(REG2).parent.mkdir(parents=True, exist_ok=True)
+    raw.path(REG2).symlink_to(raw.path(REG2).name)  # points at itself
+    with hang_guard(30):
+        result = ingest_cycle(raw.root, 2, KEY)
+    reason, detail = whole_file_issue(result, REG2)
+    assert reason == "unreadable_file" and "loops" in detail and "1277" not in detail
+    assert len(result.participations) == 1  # kommuner/1278's register
+
+
+def test_a_file_gone_since_the_listing_is_recorded_not_a_crash(raw):
+    gone = raw.root / "kommuner" / "1277" / "deltagare_cykel2.csv"  # listed, then removed
+    found = common.classify(raw.root, gone)
+    assert found.refused and found.problem[0] == "unreadable_file"
+    assert "FileNotFoundError" in found.problem[1] and str(raw.root) not in found.problem[1]

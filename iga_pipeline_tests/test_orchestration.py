@@ -450,7 +450,7 @@ def test_sensor_a_redelivered_earlier_version_is_not_swallowed_by_run_key_dedup(
 
 def test_sensor_survives_links_and_files_it_must_not_open(raw_copy, tmp_path):
     """A folder linked into the raw root, a dangling link, a delivery that links out of the raw
-    root (refused, never opened: raw-deliveries.md): none of them may break every tick of the
+    root (refused, never opened: raw-deliveries.md), a link that loops: none of them may break every tick of the
     sensor, and a refused delivery still asks for its cycle, whose ingestion records it."""
     _, cursor, _ = tick(raw_copy, None)
     outside = tmp_path / "elsewhere"
@@ -460,9 +460,10 @@ def test_sensor_survives_links_and_files_it_must_not_open(raw_copy, tmp_path):
     (raw_copy / "gammal.lnk").symlink_to(tmp_path / "missing")  # dangling, no cycle
     (raw_copy / "enkater/enkat_cykel5.csv").symlink_to(outside / "enkat.csv")  # out of the root
     (raw_copy / "enkater/enkat_cykel6.csv").symlink_to(tmp_path / "missing.csv")  # dangling
+    (raw_copy / "enkater/enkat_cykel7.csv").symlink_to("enkat_cykel7.csv")  # a loop
     requests, cursor, _ = tick(raw_copy, cursor)
-    # the two refused deliveries are news for their cycles: ingestion records the refusal
-    assert [r.partition_key for r in requests] == ["5", "6"]
+    # the refused deliveries are news for their cycles: ingestion records the refusal
+    assert [r.partition_key for r in requests] == ["5", "6", "7"]
     assert tick(raw_copy, cursor)[0] == []
 
 

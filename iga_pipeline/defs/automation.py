@@ -80,10 +80,13 @@ def scan(raw_dir: Path, previous: dict[str, list]) -> dict[str, list]:
             continue
         try:
             st = d.path.lstat() if d.refused else d.path.stat()
-            old = previous.get(d.source_file)
-            if old and old[0] == st.st_size and old[1] == st.st_mtime_ns:
-                state[d.source_file] = old
-                continue
+        except OSError:
+            continue  # gone since it was listed: the next tick sees it as it is
+        old = previous.get(d.source_file)
+        if old and old[0] == st.st_size and old[1] == st.st_mtime_ns:
+            state[d.source_file] = old
+            continue
+        try:
             digest = (f"refused:{st.st_size}:{st.st_mtime_ns}" if d.refused
                       else sha256_of(d.path))
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):

@@ -76,6 +76,15 @@ def max_file_bytes() -> int:
 
 def _refusal(raw_root: Path, path: Path) -> tuple[str, str] | None:
     """A reason not to open a file at all: a link out of the raw root, or too large."""
+    try:
+        return _refusal_of(raw_root, path)
+    except (OSError, RuntimeError) as e:  # RuntimeError: pathlib's "Symlink loop from <path>"
+        # Never the message: it names the path, which may name a person.
+        return ("unreadable_file", f"the file could not be examined ({type(e).__name__}): a link that "
+                                   "loops, or a file gone since the raw root was listed")
+
+
+def _refusal_of(raw_root: Path, path: Path) -> tuple[str, str] | None:
     if path.is_symlink():
         target = path.resolve()
         root = raw_root.resolve()
