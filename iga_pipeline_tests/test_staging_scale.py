@@ -201,3 +201,18 @@ def test_workers_are_chosen_by_size(raw, monkeypatch):
     assert staging.ingest_workers(raw, [2, 3]) == 1  # no memory for two at once
     monkeypatch.setenv("IGA_INGEST_WORKERS", "3")
     assert staging.ingest_workers(raw, [2, 3]) == 3
+
+
+def test_an_empty_staged_file_is_validated_and_stamped_like_any_other(raw, tmp_path):
+    """A cycle without a survey stages an empty survey_responses.parquet. When its stamp goes
+    stale (a new pandera, a changed model), the check must stamp it again, or the marts would
+    refuse the staging while the check says it passed."""
+    list(staging.stage_cycles(raw, tmp_path, [2, 3], KEY, workers=1))
+    files = [tmp_path / f"cycle={c}" / "survey_responses.parquet" for c in (2, 3)]
+    assert len(pd.read_parquet(files[0])) == 0 and len(pd.read_parquet(files[1])) > 0
+    for path in files:
+        staging._stamp_path(path).write_text("stale")
+    assert len(staging.not_ready(tmp_path, [2, 3], KEY)) == 2  # the marts would refuse both
+    rows, cases = staging.validate_staged(files, validation.SurveyResponse)
+    assert cases is None and rows == len(pd.read_parquet(files[1]))
+    assert staging.not_ready(tmp_path, [2, 3], KEY) == []
