@@ -55,8 +55,8 @@ class _Files:
         self.files: dict[str, dict] = {}
         self.kept = kept
 
-    def open(self, d: Delivery) -> str | None:
-        """Start the file's audit row; returns why it cannot be read, if so."""
+    def begin(self, d: Delivery) -> str | None:
+        """Start the file's audit row and hash the file; returns why it cannot be read, if so."""
         self.files[d.source_file] = {
             "source_file": d.source_file, "source_kind": d.kind, "cycle": d.cycle,
             "status": "loaded", "rows_read": 0, "reason": None,
@@ -117,7 +117,7 @@ class _Files:
         return checked
 
     def _readable(self, d: Delivery) -> bool:
-        unreadable = self.open(d)
+        unreadable = self.begin(d)
         if unreadable:
             self.reject_file(d, "unreadable_file", unreadable)
             return False
@@ -252,7 +252,10 @@ def _provider(d: Delivery, key: PseudonymKey, book: _Files, participations: pd.D
     rows = rows[~conflicting]
     dup = rows.duplicated("person_key", keep="first")
     book.add(_row_issues(rows[dup], "warning", "duplicate_row",
-                         "repeats the status of an earlier row for the same participation; counted once"))
+                         "repeats the status of an earlier row for the same participation; counted once, "
+                         "its interventions kept"))
+    owners = pd.DataFrame({"source_row": rows["source_row"],  # duplicates too: their interventions count
+                           "participation_id": participation_ids(rows["person_key"], d.cycle)})
     rows = rows[~dup]
 
     # R7: the provider's municipality differs from the register's (used, with a warning).
@@ -262,7 +265,7 @@ def _provider(d: Delivery, key: PseudonymKey, book: _Files, participations: pd.D
     book.add(_row_issues(rows[mismatch], "warning", "municipality_mismatch",
                          "the provider names another municipality than the register; register kept"))
 
-    pid = participation_ids(rows["person_key"], d.cycle)
+    pid = owners.loc[rows.index, "participation_id"]
     codes = reference.outcome_codes(d.kind)
     classes = reference.outcome_classes()
     outcomes = []
@@ -276,15 +279,33 @@ def _provider(d: Delivery, key: PseudonymKey, book: _Files, participations: pd.D
         }))
     if d.kind == "petho" and not checked.followed_up:
         outcomes = outcomes[:1]  # an empty 90-day column is no follow-up (R9)
-    inter = checked.interventions.merge(
-        pd.DataFrame({"source_row": rows["source_row"], "participation_id": pid}), on="source_row")
-    inter = inter[["participation_id", "intervention", "hours"]]
+    inter = _interventions(checked.interventions, owners, d, book)
 
     if d.kind == "petho":
         followed_up = checked.followed_up
     else:
         followed_up = True if d.timepoint == "90d" else None
     return pd.concat(outcomes, ignore_index=True), inter, followed_up
+
+
+def _interventions(inter: pd.DataFrame, owners: pd.DataFrame, d: Delivery, book: _Files) -> pd.DataFrame:
+    """A delivery's interventions per participation, from its rows still accepted (`owners`:
+    source_row -> participation_id, rows collapsed as duplicates included).
+
+    The same intervention twice in one row (an Åstorp `insatser` list) is two periods of
+    it: their hours add up, with a warning. Over a participation's duplicate rows each
+    intervention counts once, with the earliest row's hours."""
+    repeated = inter.duplicated(["source_row", "intervention"], keep=False)
+    if repeated.any():
+        times = inter[repeated].groupby(["source_row", "intervention"], sort=False).size().reset_index(name="n")
+        book.add(pd.DataFrame({
+            "source_file": d.source_file, "source_row": times["source_row"], "severity": "warning",
+            "reason": "invalid_code",
+            "detail": "insatser: " + times["intervention"] + " given " + times["n"].astype(str)
+                      + " times in this row; their hours are added up"}, columns=ISSUE_COLUMNS))
+        inter = inter.groupby(["source_row", "intervention"], sort=False, as_index=False)["hours"].sum(min_count=1)
+    inter = inter.merge(owners, on="source_row")  # the rows the rules rejected take theirs along
+    return inter.drop_duplicates(["participation_id", "intervention"])[["participation_id", "intervention", "hours"]]
 
 
 # --- survey ------------------------------------------------------------------------
@@ -323,11 +344,9 @@ def deliveries_for_cycle(raw_root: Path, cycle: int) -> list[Delivery]:
     return [d for d in discover(raw_root) if d.cycle == cycle]
 
 
-def ingest_cycle(raw_root: Path, cycle: int, key: PseudonymKey,
-                 deliveries: list[Delivery] | None = None, kept: CheckedFiles | None = None) -> CycleIngest:
+def ingest_cycle(raw_root: Path, cycle: int, key: PseudonymKey, kept: CheckedFiles | None = None) -> CycleIngest:
     """`kept`: each file's checked rows from earlier builds (checked_files.py), if any."""
-    if deliveries is None:
-        deliveries = deliveries_for_cycle(raw_root, cycle)
+    deliveries = deliveries_for_cycle(raw_root, cycle)
     key = key.remembering()  # the cycle's files name the same people: hash each one once
     book = _Files(kept)
     by_kind = {kind: [d for d in deliveries if d.kind == kind] for kind in reference.SOURCE_KINDS}

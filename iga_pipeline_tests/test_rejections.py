@@ -350,6 +350,37 @@ def test_duplicate_astorp_entry_is_counted_once(raw, ingest):
     assert audit(result, AST5) == ("loaded", 2, 1, 0, 1)
 
 
+def test_a_duplicate_row_keeps_the_interventions_the_earlier_row_lacks(raw, ingest):
+    """Two rows for one participation, same status, other hours: counted once, and no
+    intervention vanishes (an intervention in both keeps the earlier row's hours)."""
+    raw.register("1277", 2, [register_row(A, 2)])
+    raw.folkuniversitetet(2, "slut", [fu_end_row(A, hours=(10, "", "", "")),
+                                      fu_end_row(A, hours=(99, 20, "", ""))])
+    result = ingest(2)
+    assert issues(result) == [(FU2, "2", "warning", "duplicate_row")]
+    got = dict(zip(result.interventions["intervention"], result.interventions["hours"]))
+    assert got == {"validation": 10.0, "vocational_trial": 20.0}
+    assert audit(result, FU2) == ("loaded", 2, 1, 0, 1)
+
+
+def test_an_intervention_twice_in_one_entry_adds_up_its_hours_with_a_warning(raw, ingest):
+    raw.register("1277", 5, [register_row(A, 5), register_row(B, 5)])
+    raw.astorp(5, [astorp_entry(A, insatser=[("PRAKTIK", 40), ("VALIDERING", 5), ("PRAKTIK", 24)]),
+                   astorp_entry(B, insatser=[("PRAKTIK", None), ("PRAKTIK", None)])])
+    result = ingest(5)
+    assert issues(result) == [(AST5, "1", "warning", "invalid_code"), (AST5, "2", "warning", "invalid_code")]
+    assert "internship given 2 times" in result.issues["detail"].iloc[0]
+    i = result.interventions.sort_values(["participation_id", "intervention"])
+    assert i["intervention"].tolist().count("internship") == 2  # one per participation
+    hours = {(pid, name): h for pid, name, h in i[["participation_id", "intervention", "hours"]].itertuples(
+        index=False)}
+    pid_a = result.participations.loc[result.participations["source_row"] == "1", "participation_id"].iloc[0]
+    pid_b = result.participations.loc[result.participations["source_row"] == "2", "participation_id"].iloc[0]
+    assert hours[(pid_a, "internship")] == 64.0 and hours[(pid_a, "validation")] == 5.0
+    assert pd.isna(hours[(pid_b, "internship")])  # no hours given: still none
+    assert audit(result, AST5) == ("loaded", 2, 2, 0, 0)
+
+
 # --- R8/R9: missing outcomes ---------------------------------------------------------------------------
 
 def test_missing_outcome_when_absent_from_the_delivery(raw, ingest, expected_key):
