@@ -66,8 +66,8 @@ def build(raw_dir: str | None = None, warehouse: str | None = None, cycle: int |
         missing = [c for c in reference.cycles() if c != cycle
                    and not (paths.staging / f"cycle={c}").is_dir()]
         if missing:
-            print(f"warning: no staging yet for cycle(s) {', '.join(map(str, missing))}: the warehouse "
-                  "will lack them (run a full build first)", file=sys.stderr)
+            print(f"warning: no staging yet for cycle(s) {', '.join(map(str, missing))}: cycle {cycle} is "
+                  "staged, but no warehouse is built without them (run a full build first)", file=sys.stderr)
 
     started = time.monotonic()
     result = run_build_job(paths, cycle)

@@ -4,16 +4,22 @@
     <staging>/inventory_issues.parquet      files that belong to no cycle
 
 Each folder is written to a temporary sibling and renamed into place, so a
-crash mid-write never leaves a half-written partition behind.
+crash mid-write never leaves a half-written partition behind. Runs may overlap
+under `dagster dev` (the delivery sensor's, the nightly build, the warehouse
+automation): the renames hold the staging lock (`locked`) exclusively, and a
+warehouse build holds it shared while it reads, so it never sees a cycle
+mid-swap, and two ingests of one cycle take turns at the swap.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,19 +38,35 @@ def cycle_dir(staging: Path, cycle: int) -> Path:
     return Path(staging) / f"cycle={cycle}"
 
 
+@contextmanager
+def locked(staging: Path, shared: bool = False) -> Iterator[None]:
+    """The staging folder's lock (`<staging>/.lock`, flock): exclusive for the renames
+    that swap a cycle folder, shared for whatever reads the staged files of several
+    cycles at once. Not re-entrant: a process must not take it while holding it."""
+    staging = Path(staging)
+    staging.mkdir(parents=True, exist_ok=True)
+    with open(staging / ".lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def recover(staging: Path) -> list[int]:
     """Undo what a kill between write_cycle's two renames left: `cycle=N` moved
     away to `.cycle=N.*.old` and the new folder not yet in place. The old
     folder goes back (the newest, if several). Returns the cycles restored."""
     staging = Path(staging)
     restored = []
-    for old in sorted(staging.glob(".cycle=*.old"), key=lambda p: p.stat().st_mtime, reverse=True):
-        cycle = int(old.name.split("=", 1)[1].split(".", 1)[0])
-        if not cycle_dir(staging, cycle).exists():
-            os.replace(old, cycle_dir(staging, cycle))
-            restored.append(cycle)
-        else:
-            shutil.rmtree(old, ignore_errors=True)
+    with locked(staging):
+        for old in sorted(staging.glob(".cycle=*.old"), key=lambda p: p.stat().st_mtime, reverse=True):
+            cycle = int(old.name.split("=", 1)[1].split(".", 1)[0])
+            if not cycle_dir(staging, cycle).exists():
+                os.replace(old, cycle_dir(staging, cycle))
+                restored.append(cycle)
+            else:
+                shutil.rmtree(old, ignore_errors=True)
     return restored
 
 
@@ -58,9 +80,12 @@ def missing_cycles(staging: Path, cycles) -> list[int]:
 KEY_STAMP = ".pseudonym-key"
 
 
-def write_cycle(staging: Path, result: CycleIngest, key: PseudonymKey | None = None) -> Path:
+def write_cycle(staging: Path, result: CycleIngest, key: PseudonymKey | None = None,
+                mark_valid: bool = False) -> Path:
     """Write the cycle's frames as they are: what ingest_cycle validated is what is on
-    disk (`_mark_written_valid` relies on it); with `key`, which key they were made with."""
+    disk; with `key`, which key they were made with; with `mark_valid`, stamped as
+    having passed their models (`_mark_written_valid`). The folder is complete, stamps
+    included, before it is swapped in under the staging lock."""
     staging = Path(staging)
     staging.mkdir(parents=True, exist_ok=True)
     final = cycle_dir(staging, result.cycle)
@@ -70,18 +95,17 @@ def write_cycle(staging: Path, result: CycleIngest, key: PseudonymKey | None = N
         getattr(result, name).to_parquet(tmp / f"{name}.parquet", index=False)
     if key is not None:
         (tmp / KEY_STAMP).write_text(key.fingerprint("staging"))
+    if mark_valid:
+        _mark_written_valid(tmp, result)  # a rename keeps the files' mtimes, so the stamps hold
     old = None
-    if final.exists():
-        old = staging / f".cycle={result.cycle}.{uuid.uuid4().hex}.old"
-        os.replace(final, old)
-    os.replace(tmp, final)
+    with locked(staging):
+        if final.exists():
+            old = staging / f".cycle={result.cycle}.{uuid.uuid4().hex}.old"
+            os.replace(final, old)
+        os.replace(tmp, final)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
     return final
-
-
-def read_frame(staging: Path, cycle: int, name: str) -> pd.DataFrame:
-    return pd.read_parquet(cycle_dir(staging, cycle) / f"{name}.parquet")
 
 
 def write_inventory_issues(staging: Path, issues: pd.DataFrame) -> Path:
@@ -253,9 +277,7 @@ def stage_cycle(raw_root: Path, staging: Path, cycle: int, key: PseudonymKey) ->
     checked = validation.checks_data()
     kept = checked_files.CheckedFiles(staging, cycle, key) if checked else None
     result = ingest_cycle(raw_root, cycle, key, kept=kept)
-    folder = write_cycle(staging, result, key)
-    if checked:
-        _mark_written_valid(folder, result)
+    write_cycle(staging, result, key, mark_valid=checked)
     if kept is not None:
         kept.prune()
     issues = result.issues

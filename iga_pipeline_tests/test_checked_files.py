@@ -74,7 +74,7 @@ def test_a_late_delivery_reads_only_the_new_file(raw, tmp_path, monkeypatch):
     # The same staging as a build that reads every file.
     fresh = ingest_cycle(late_raw, 8, KEY)
     for name in CycleIngest.frame_names():
-        pd.testing.assert_frame_equal(staging.read_frame(stage, 8, name), _as_staged(getattr(fresh, name)),
+        pd.testing.assert_frame_equal(pd.read_parquet(stage / "cycle=8" / f"{name}.parquet"), _as_staged(getattr(fresh, name)),
                                       obj=name)
 
 

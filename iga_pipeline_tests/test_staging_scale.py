@@ -167,11 +167,11 @@ def test_pandera_switched_off_in_process_counts_as_unchecked():
 def test_a_foreign_id_in_memory_leaves_the_file_to_the_check(raw, tmp_path, monkeypatch):
     real = staging.write_cycle
 
-    def write_with_a_foreign_id(folder, result, key=None):
+    def write_with_a_foreign_id(folder, result, key=None, **kwargs):
         ids = result.participations["participation_id"].copy()
         ids.iloc[0] = "c4" + ids.iloc[0][2:]
         result.participations["participation_id"] = ids
-        return real(folder, result, key)
+        return real(folder, result, key, **kwargs)
 
     monkeypatch.setattr(staging, "write_cycle", write_with_a_foreign_id)
     list(staging.stage_cycles(raw, tmp_path, [3], KEY, workers=1))
@@ -216,3 +216,38 @@ def test_an_empty_staged_file_is_validated_and_stamped_like_any_other(raw, tmp_p
     rows, cases = staging.validate_staged(files, validation.SurveyResponse)
     assert cases is None and rows == len(pd.read_parquet(files[1]))
     assert staging.not_ready(tmp_path, [2, 3], KEY) == []
+
+
+def test_a_cycle_is_not_swapped_while_a_build_reads_the_staging(raw, tmp_path):
+    """Runs overlap under `dagster dev`: a warehouse build holds the staging lock shared
+    while it reads; an ingest of a cycle then waits for it at its swap, and two ingests
+    of one cycle take turns (no half-swapped folder, no error, nothing left behind)."""
+    import threading
+    import time
+
+    from iga_pipeline.ingest import ingest_cycle
+
+    list(staging.stage_cycles(raw, tmp_path, [2], KEY, workers=1))
+    before = (tmp_path / "cycle=2" / "participations.parquet").stat().st_ino
+    result = ingest_cycle(raw, 2, KEY)
+    errors = []
+
+    def write():
+        try:
+            staging.write_cycle(tmp_path, result, KEY, mark_valid=True)
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    with staging.locked(tmp_path, shared=True):
+        writers = [threading.Thread(target=write) for _ in range(2)]
+        for w in writers:
+            w.start()
+        time.sleep(1.0)
+        assert all(w.is_alive() for w in writers)  # waiting at the swap
+        assert (tmp_path / "cycle=2" / "participations.parquet").stat().st_ino == before
+    for w in writers:
+        w.join(30)
+    assert not errors and not any(w.is_alive() for w in writers)
+    assert (tmp_path / "cycle=2" / "participations.parquet").stat().st_ino != before
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".cycle=")) == []
+    assert staging.not_ready(tmp_path, [2], KEY) == []  # stamped before the swap, still valid after

@@ -174,15 +174,16 @@ def marts(context: AssetExecutionContext, iga: IGAResource):
     candidate, paths = candidate_for(context, iga)
     for cycle in staging.recover(paths.staging):
         context.log.warning(f"cycle {cycle}: restored its staging, left aside by an interrupted run")
-    missing = staging.missing_cycles(paths.staging, reference.cycles())
-    if missing:
-        raise RuntimeError(
-            f"cycle(s) {', '.join(map(str, missing))} have no staged data: the warehouse would "
-            "lack them. Materialise their harmonised partitions first (iga-pipeline build does all).")
-    problems = staging.not_ready(paths.staging, reference.cycles(), iga.pseudonym_key())
-    if problems:
-        raise RuntimeError("the staging cannot go into the warehouse:\n" + "\n".join(problems))
-    build.build_candidate(paths.staging, candidate, EVALUATION_MARTS, previous=paths.warehouse)
+    with staging.locked(paths.staging, shared=True):  # no cycle is swapped while the build reads
+        missing = staging.missing_cycles(paths.staging, reference.cycles())
+        if missing:
+            raise RuntimeError(
+                f"cycle(s) {', '.join(map(str, missing))} have no staged data: the warehouse would "
+                "lack them. Materialise their harmonised partitions first (iga-pipeline build does all).")
+        problems = staging.not_ready(paths.staging, reference.cycles(), iga.pseudonym_key())
+        if problems:
+            raise RuntimeError("the staging cannot go into the warehouse:\n" + "\n".join(problems))
+        build.build_candidate(paths.staging, candidate, EVALUATION_MARTS, previous=paths.warehouse)
     context.log.info(f"warehouse built: {build.build_mode(candidate)}")  # 'full', or 'cycles 8'
     con = build.open_readonly(candidate)
     try:

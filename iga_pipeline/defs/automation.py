@@ -81,7 +81,7 @@ def scan(raw_dir: Path, previous: dict[str, list]) -> dict[str, list]:
         try:
             st = d.path.lstat() if d.refused else d.path.stat()
         except OSError:
-            continue  # gone since it was listed: the next tick sees it as it is
+            continue  # gone since it was listed: left out like a deleted file (its cycle is asked for)
         old = previous.get(d.source_file)
         if old and old[0] == st.st_size and old[1] == st.st_mtime_ns:
             state[d.source_file] = old
@@ -90,7 +90,7 @@ def scan(raw_dir: Path, previous: dict[str, list]) -> dict[str, list]:
             digest = (f"refused:{st.st_size}:{st.st_mtime_ns}" if d.refused
                       else sha256_of(d.path))
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-            continue  # gone (or not a file) since it was listed: the next tick sees it as it is
+            continue  # gone (or not a file) since it was listed: left out like a deleted file
         except OSError as e:  # not readable (permissions): its cycle is still asked for, and
             digest = f"unreadable:{type(e).__name__}:{st.st_size}:{st.st_mtime_ns}"  # ingestion says why
         state[d.source_file] = [st.st_size, st.st_mtime_ns, digest, d.cycle]

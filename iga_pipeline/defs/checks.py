@@ -22,7 +22,7 @@ from iga_pipeline import validation
 from iga_pipeline.defs.assets import candidate_for, harmonised_key, mart_key
 from iga_pipeline.defs.resources import IGAResource
 from iga_pipeline.quality.expectations import SUITES, data_docs_index, run_suites
-from iga_pipeline.staging import validate_staged, validated_before
+from iga_pipeline.staging import locked, validate_staged, validated_before
 
 
 def _staged_files(iga: IGAResource, name: str) -> list[Path]:
@@ -36,9 +36,10 @@ def _pandera_check(name: str, model):
         description=f"pandera model {model.__name__} over every staged cycle (validation.py)",
     )
     def _check(iga: IGAResource) -> AssetCheckResult:
-        files = _staged_files(iga, name)
-        read = sum(not validated_before(f, model) for f in files)
-        rows, cases = validate_staged(files, model)
+        with locked(iga.paths().staging, shared=True):  # no cycle is swapped while it reads
+            files = _staged_files(iga, name)
+            read = sum(not validated_before(f, model) for f in files)
+            rows, cases = validate_staged(files, model)
         counts = {"rows": rows, "files": len(files), "files_read": read}
         if cases is not None:
             summary = cases.groupby(["column", "check"], dropna=False).size().rename("failures").reset_index()

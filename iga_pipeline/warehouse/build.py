@@ -11,6 +11,7 @@ previous warehouse as it was.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import time
@@ -21,6 +22,8 @@ import duckdb
 import pandas as pd
 
 from iga_pipeline import reference
+
+log = logging.getLogger(__name__)
 
 SQL_DIR = Path(__file__).parent / "sql"
 CANDIDATE_MARK = ".building-"
@@ -33,8 +36,12 @@ def open_readonly(path: Path) -> duckdb.DuckDBPyConnection:
     under that path, which after a publish is the *previous* file. Attaching
     to a fresh in-memory connection always opens the file now at `path`."""
     con = duckdb.connect()
-    con.execute(f"ATTACH {_quote(Path(path))} AS warehouse (READ_ONLY)")
-    con.execute("USE warehouse")
+    try:
+        con.execute(f"ATTACH {_quote(Path(path))} AS warehouse (READ_ONLY)")
+        con.execute("USE warehouse")
+    except BaseException:
+        con.close()
+        raise
     return con
 
 
@@ -94,7 +101,8 @@ def build_candidate(staging: Path, candidate: Path, extra_marts: dict | None = N
             try:
                 _build_incrementally(staging, candidate, extra_marts, Path(previous), changed, inputs)
                 return candidate
-            except _Rebuild:
+            except _Rebuild as e:
+                log.warning("building the warehouse fully: the incremental build did not apply (%s)", e)
                 discard(candidate)
         _build_fully(staging, candidate, extra_marts, inputs)
     except BaseException:
@@ -380,8 +388,8 @@ def export_parquet(warehouse: Path, out_dir: Path) -> dict[str, int]:
     out_dir.mkdir(parents=True)
     rows = {}
     con = open_readonly(warehouse)
-    con.execute(f"SET memory_limit = '{duckdb_memory_limit()}'")  # COPY buffers otherwise grow with the marts
     try:
+        con.execute(f"SET memory_limit = '{duckdb_memory_limit()}'")  # COPY buffers otherwise grow with the marts
         tables = [r[0] for r in con.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = 'marts' "
             "ORDER BY table_name").fetchall()]
