@@ -17,6 +17,7 @@ import fcntl
 import hashlib
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -53,13 +54,23 @@ def locked(staging: Path, shared: bool = False) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def recover(staging: Path) -> list[int]:
+def recover(staging: Path, tmp_older_than_s: float = 3600) -> list[int]:
     """Undo what a kill between write_cycle's two renames left: `cycle=N` moved
     away to `.cycle=N.*.old` and the new folder not yet in place. The old
-    folder goes back (the newest, if several). Returns the cycles restored."""
+    folder goes back (the newest, if several). Returns the cycles restored.
+
+    Half-written folders (`.cycle=N.*.tmp`, a kill while a cycle was written) go
+    once they are an hour old: a younger one may be another run's, being written."""
     staging = Path(staging)
     restored = []
     with locked(staging):
+        now = time.time()
+        for tmp in staging.glob(".cycle=*.tmp"):
+            try:
+                if now - tmp.stat().st_mtime >= tmp_older_than_s:
+                    shutil.rmtree(tmp, ignore_errors=True)
+            except OSError:  # gone meanwhile
+                pass
         for old in sorted(staging.glob(".cycle=*.old"), key=lambda p: p.stat().st_mtime, reverse=True):
             cycle = int(old.name.split("=", 1)[1].split(".", 1)[0])
             if not cycle_dir(staging, cycle).exists():

@@ -251,3 +251,17 @@ def test_a_cycle_is_not_swapped_while_a_build_reads_the_staging(raw, tmp_path):
     assert (tmp_path / "cycle=2" / "participations.parquet").stat().st_ino != before
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".cycle=")) == []
     assert staging.not_ready(tmp_path, [2], KEY) == []  # stamped before the swap, still valid after
+
+
+def test_recover_removes_half_written_folders_once_they_are_an_hour_old(tmp_path):
+    import os
+    import time
+
+    old, young = tmp_path / ".cycle=3.aaaa.tmp", tmp_path / ".cycle=3.bbbb.tmp"
+    for folder in (old, young):
+        folder.mkdir()
+        (folder / "participations.parquet").write_bytes(b"half")
+    hour_ago = time.time() - 3601
+    os.utime(old, (hour_ago, hour_ago))
+    assert staging.recover(tmp_path) == []
+    assert not old.exists() and young.exists()  # the young one may be another run's, being written
