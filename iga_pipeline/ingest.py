@@ -293,19 +293,27 @@ def _interventions(inter: pd.DataFrame, owners: pd.DataFrame, d: Delivery, book:
     source_row -> participation_id, rows collapsed as duplicates included).
 
     The same intervention twice in one row (an Åstorp `insatser` list) is two periods of
-    it: their hours add up, with a warning. Over a participation's duplicate rows each
-    intervention counts once, with the earliest row's hours."""
+    it: one intervention, its hours added up (left empty unless every period has them),
+    and a warning. Over a participation's duplicate rows each intervention counts once,
+    with the earliest row's hours."""
+    inter = inter.merge(owners, on="source_row")  # the rows the rules rejected take theirs along
     repeated = inter.duplicated(["source_row", "intervention"], keep=False)
     if repeated.any():
-        times = inter[repeated].groupby(["source_row", "intervention"], sort=False).size().reset_index(name="n")
+        hours = inter.groupby(["source_row", "participation_id", "intervention"], sort=False)["hours"]
+        inter = pd.DataFrame({"hours": hours.sum(min_count=1), "given": hours.size(),
+                              "with_hours": hours.count()}).reset_index()
+        inter["hours"] = inter["hours"].where(inter["with_hours"] == inter["given"])
+    inter = inter.drop_duplicates(["participation_id", "intervention"])  # the earliest row's, in file order
+    if repeated.any():
+        summed = inter[inter["given"] > 1]
+        how = (summed["with_hours"] == summed["given"]).map(
+            {True: "their hours are added up", False: "not every one has hours, so its hours are left empty"})
         book.add(pd.DataFrame({
-            "source_file": d.source_file, "source_row": times["source_row"], "severity": "warning",
+            "source_file": d.source_file, "source_row": summed["source_row"], "severity": "warning",
             "reason": "invalid_code",
-            "detail": "insatser: " + times["intervention"] + " given " + times["n"].astype(str)
-                      + " times in this row; their hours are added up"}, columns=ISSUE_COLUMNS))
-        inter = inter.groupby(["source_row", "intervention"], sort=False, as_index=False)["hours"].sum(min_count=1)
-    inter = inter.merge(owners, on="source_row")  # the rows the rules rejected take theirs along
-    return inter.drop_duplicates(["participation_id", "intervention"])[["participation_id", "intervention", "hours"]]
+            "detail": "insatser: " + summed["intervention"] + " given " + summed["given"].astype(str)
+                      + " times in this row; " + how}, columns=ISSUE_COLUMNS))
+    return inter[["participation_id", "intervention", "hours"]]
 
 
 # --- survey ------------------------------------------------------------------------

@@ -6,9 +6,12 @@
 Each folder is written to a temporary sibling and renamed into place, so a
 crash mid-write never leaves a half-written partition behind. Runs may overlap
 under `dagster dev` (the delivery sensor's, the nightly build, the warehouse
-automation): the renames hold the staging lock (`locked`) exclusively, and a
-warehouse build holds it shared while it reads, so it never sees a cycle
-mid-swap, and two ingests of one cycle take turns at the swap.
+automation), so two locks (`locked`) order them: a cycle's lock, held for the
+whole of an ingest of that cycle, so a second ingest lists the raw files only
+after the first has written (the newer listing is the one that stays); and
+the staging lock, held exclusively for the renames and shared by whatever
+reads several cycles (the warehouse build), which so never sees a cycle
+mid-swap.
 """
 
 from __future__ import annotations
@@ -40,13 +43,15 @@ def cycle_dir(staging: Path, cycle: int) -> Path:
 
 
 @contextmanager
-def locked(staging: Path, shared: bool = False) -> Iterator[None]:
+def locked(staging: Path, shared: bool = False, cycle: int | None = None) -> Iterator[None]:
     """The staging folder's lock (`<staging>/.lock`, flock): exclusive for the renames
     that swap a cycle folder, shared for whatever reads the staged files of several
-    cycles at once. Not re-entrant: a process must not take it while holding it."""
+    cycles at once. With `cycle`, that cycle's lock (`.lock-cycle=N`), held around a
+    whole ingest of it; taken before the staging lock, never after. Not re-entrant: a
+    process must not take a lock it holds."""
     staging = Path(staging)
     staging.mkdir(parents=True, exist_ok=True)
-    with open(staging / ".lock", "a") as handle:
+    with open(staging / (".lock" if cycle is None else f".lock-cycle={cycle}"), "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
         try:
             yield
@@ -63,6 +68,13 @@ def recover(staging: Path, tmp_older_than_s: float = 3600) -> list[int]:
     once they are an hour old: a younger one may be another run's, being written."""
     staging = Path(staging)
     restored = []
+
+    def mtime(path: Path) -> float:
+        try:
+            return path.stat().st_mtime
+        except OSError:  # removed meanwhile by the run that swapped it out
+            return 0.0
+
     with locked(staging):
         now = time.time()
         for tmp in staging.glob(".cycle=*.tmp"):
@@ -71,7 +83,7 @@ def recover(staging: Path, tmp_older_than_s: float = 3600) -> list[int]:
                     shutil.rmtree(tmp, ignore_errors=True)
             except OSError:  # gone meanwhile
                 pass
-        for old in sorted(staging.glob(".cycle=*.old"), key=lambda p: p.stat().st_mtime, reverse=True):
+        for old in sorted(staging.glob(".cycle=*.old"), key=mtime, reverse=True):
             cycle = int(old.name.split("=", 1)[1].split(".", 1)[0])
             if not cycle_dir(staging, cycle).exists():
                 os.replace(old, cycle_dir(staging, cycle))
@@ -286,11 +298,12 @@ def stage_cycle(raw_root: Path, staging: Path, cycle: int, key: PseudonymKey) ->
     Files of the cycle checked in an earlier build and unchanged since are not
     read again (checked_files.py): after a late delivery, only the new file is."""
     checked = validation.checks_data()
-    kept = checked_files.CheckedFiles(staging, cycle, key) if checked else None
-    result = ingest_cycle(raw_root, cycle, key, kept=kept)
-    write_cycle(staging, result, key, mark_valid=checked)
-    if kept is not None:
-        kept.prune()
+    with locked(staging, cycle=cycle):  # another ingest of this cycle first writes what it listed
+        kept = checked_files.CheckedFiles(staging, cycle, key) if checked else None
+        result = ingest_cycle(raw_root, cycle, key, kept=kept)
+        write_cycle(staging, result, key, mark_valid=checked)
+        if kept is not None:
+            kept.prune()
     issues = result.issues
     rows_read = int(result.audit["rows_read"].sum())
     staged = Staged(

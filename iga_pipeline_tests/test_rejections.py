@@ -364,21 +364,34 @@ def test_a_duplicate_row_keeps_the_interventions_the_earlier_row_lacks(raw, inge
 
 
 def test_an_intervention_twice_in_one_entry_adds_up_its_hours_with_a_warning(raw, ingest):
-    raw.register("1277", 5, [register_row(A, 5), register_row(B, 5)])
+    raw.register("1277", 5, [register_row(A, 5), register_row(B, 5), register_row(C, 5)])
     raw.astorp(5, [astorp_entry(A, insatser=[("PRAKTIK", 40), ("VALIDERING", 5), ("PRAKTIK", 24)]),
-                   astorp_entry(B, insatser=[("PRAKTIK", None), ("PRAKTIK", None)])])
+                   astorp_entry(B, insatser=[("PRAKTIK", None), ("PRAKTIK", 10)]),
+                   astorp_entry(C, insatser=[("PRAKTIK", None), ("PRAKTIK", None)]),
+                   astorp_entry(D, insatser=[("PRAKTIK", 1), ("PRAKTIK", 2)])])  # D: no register row
     result = ingest(5)
-    assert issues(result) == [(AST5, "1", "warning", "invalid_code"), (AST5, "2", "warning", "invalid_code")]
-    assert "internship given 2 times" in result.issues["detail"].iloc[0]
-    i = result.interventions.sort_values(["participation_id", "intervention"])
-    assert i["intervention"].tolist().count("internship") == 2  # one per participation
-    hours = {(pid, name): h for pid, name, h in i[["participation_id", "intervention", "hours"]].itertuples(
-        index=False)}
-    pid_a = result.participations.loc[result.participations["source_row"] == "1", "participation_id"].iloc[0]
-    pid_b = result.participations.loc[result.participations["source_row"] == "2", "participation_id"].iloc[0]
-    assert hours[(pid_a, "internship")] == 64.0 and hours[(pid_a, "validation")] == 5.0
-    assert pd.isna(hours[(pid_b, "internship")])  # no hours given: still none
-    assert audit(result, AST5) == ("loaded", 2, 2, 0, 0)
+    assert issues(result, ignore=("orphan_outcome",)) == [
+        (AST5, "1", "warning", "invalid_code"), (AST5, "2", "warning", "invalid_code"),
+        (AST5, "3", "warning", "invalid_code")]  # not row 4: rejected, its interventions unused
+    details = result.issues.set_index("source_row")["detail"]
+    assert details["1"] == "insatser: internship given 2 times in this row; their hours are added up"
+    assert "left empty" in details["2"]
+    pid = dict(zip(result.participations["source_row"], result.participations["participation_id"]))
+    hours = {(p, name): h for p, name, h in result.interventions.itertuples(index=False)}
+    assert hours[(pid["1"], "internship")] == 64.0 and hours[(pid["1"], "validation")] == 5.0
+    assert pd.isna(hours[(pid["2"], "internship")])  # one period without hours: the total is unknown
+    assert pd.isna(hours[(pid["3"], "internship")])
+    assert len(result.interventions) == 4
+    assert audit(result, AST5) == ("loaded", 4, 3, 1, 0)
+
+
+def test_a_duplicate_row_with_an_intervention_twice_warns_only_for_the_row_used(raw, ingest):
+    raw.register("1277", 5, [register_row(A, 5)])
+    raw.astorp(5, [astorp_entry(A, insatser=[("PRAKTIK", 8)]),
+                   astorp_entry(A, insatser=[("PRAKTIK", 1), ("PRAKTIK", 2)])])
+    result = ingest(5)
+    assert issues(result) == [(AST5, "2", "warning", "duplicate_row")]
+    assert result.interventions["hours"].tolist() == [8.0]  # the earlier row's
 
 
 # --- R8/R9: missing outcomes ---------------------------------------------------------------------------

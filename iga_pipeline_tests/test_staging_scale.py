@@ -265,3 +265,28 @@ def test_recover_removes_half_written_folders_once_they_are_an_hour_old(tmp_path
     os.utime(old, (hour_ago, hour_ago))
     assert staging.recover(tmp_path) == []
     assert not old.exists() and young.exists()  # the young one may be another run's, being written
+
+
+def test_a_second_ingest_of_a_cycle_lists_the_raw_files_after_the_first_has_written(raw, tmp_path):
+    """An ingest holds its cycle's lock from the listing of the raw files to the swap: one
+    that starts meanwhile waits, then lists, so a delivery that arrived during the first
+    is in what stays staged (the last to write is the last to list)."""
+    import shutil
+    import threading
+    import time
+
+    root = tmp_path / "raw"
+    shutil.copytree(raw, root)
+    late = root / "leverantorer" / "astorp" / "cykel5_90dagar.json"
+    held = late.read_bytes()
+    late.unlink()
+    stage = tmp_path / "staging"
+    done = []
+    with staging.locked(stage, cycle=5):  # an ingest of cycle 5 in progress
+        worker = threading.Thread(target=lambda: done.append(staging.stage_cycle(root, stage, 5, KEY)))
+        worker.start()
+        time.sleep(1.0)
+        assert worker.is_alive() and not (stage / "cycle=5").exists()  # waiting, nothing listed yet
+        late.write_bytes(held)  # arrives while the first ingest runs
+    worker.join(60)
+    assert done and "leverantorer/astorp/cykel5_90dagar.json" in set(done[0].audit["source_file"])

@@ -81,7 +81,7 @@ def scan(raw_dir: Path, previous: dict[str, list]) -> dict[str, list]:
         try:
             st = d.path.lstat() if d.refused else d.path.stat()
         except OSError:
-            continue  # gone since it was listed: left out like a deleted file (its cycle is asked for)
+            continue  # gone since it was listed: left out, like a deleted file
         old = previous.get(d.source_file)
         if old and old[0] == st.st_size and old[1] == st.st_mtime_ns:
             state[d.source_file] = old
