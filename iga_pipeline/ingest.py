@@ -297,14 +297,14 @@ def _interventions(inter: pd.DataFrame, owners: pd.DataFrame, d: Delivery, book:
     and a warning. Over a participation's duplicate rows each intervention counts once,
     with the earliest row's hours."""
     inter = inter.merge(owners, on="source_row")  # the rows the rules rejected take theirs along
-    repeated = inter.duplicated(["source_row", "intervention"], keep=False)
-    if repeated.any():
+    repeats = inter.duplicated(["source_row", "intervention"]).any()
+    if repeats:
         hours = inter.groupby(["source_row", "participation_id", "intervention"], sort=False)["hours"]
         inter = pd.DataFrame({"hours": hours.sum(min_count=1), "given": hours.size(),
                               "with_hours": hours.count()}).reset_index()
         inter["hours"] = inter["hours"].where(inter["with_hours"] == inter["given"])
     inter = inter.drop_duplicates(["participation_id", "intervention"])  # the earliest row's, in file order
-    if repeated.any():
+    if repeats:
         summed = inter[inter["given"] > 1]
         how = (summed["with_hours"] == summed["given"]).map(
             {True: "their hours are added up", False: "not every one has hours, so its hours are left empty"})
