@@ -214,9 +214,9 @@ def entry() -> None:
     so the command runs the exit handlers, flushes its output and ends the process;
     with a thread still working it takes the ordinary exit instead."""
     code = main()
-    expectations = sys.modules.get("iga_pipeline.quality.expectations")
-    if expectations is not None:
-        expectations.finish_warm_up(timeout=120)  # a build that failed early: let its imports end
+    warm_up = sys.modules.get("iga_pipeline.warm_up")
+    if warm_up is not None:
+        warm_up.finish(timeout=120)  # a build that failed early: let its imports end
     if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
         sys.exit(code)  # a thread still working: the ordinary exit, which waits for it
     atexit._run_exitfuncs()  # what would run at exit anyway: temporary folders removed, logs flushed

@@ -68,6 +68,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pandas.api.types import infer_dtype
 
+from iga_pipeline.whitespace import WHITESPACE
+
 MISSING: Final = "missing"
 UNRECOGNISED_FORM: Final = "unrecognised_form"
 IMPOSSIBLE_DATE: Final = "impossible_date"
@@ -211,8 +213,6 @@ def format_pnr(
 # --------------------------------------------------------------------------
 
 
-# Everything str.strip() removes, for Arrow's utf8_trim (which then strips exactly the same).
-_PY_WHITESPACE: Final = "".join(chr(c) for c in range(0x110000) if chr(c).isspace())
 _FORM_REGEX_RE2: Final = f"^{_FORM_PATTERN}$"
 
 
@@ -250,7 +250,7 @@ def _parts_of_text(values: pd.Series):
     obj = values.astype(object)
     is_na = obj.isna().to_numpy(dtype=bool)
     arr = pa.array(obj.where(~is_na, None).to_numpy(dtype=object), type=pa.string())
-    text = pc.utf8_trim(arr, _PY_WHITESPACE)
+    text = pc.utf8_trim(arr, WHITESPACE)  # exactly what str.strip() removes
     missing = is_na | pc.equal(pc.utf8_length(text), 0).fill_null(False).to_numpy(zero_copy_only=False)
     recognised = pc.match_substring_regex(text, _FORM_REGEX_RE2).fill_null(False)
     plus = pc.match_substring(text, "+").fill_null(False).to_numpy(zero_copy_only=False)

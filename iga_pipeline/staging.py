@@ -395,7 +395,7 @@ def stage_cycles(raw_root: Path, staging: Path, cycles: list[int], key: Pseudony
     if workers is None and alone_in_worker and _one_large_cycle(raw_root, cycles):
         # A late delivery's cycle alone (`iga-pipeline build --cycle N`): in a worker too,
         # so that this process only waits and what it does meanwhile (importing Great
-        # Expectations for the checks, see expectations.warm_up) runs on the second core.
+        # Expectations for the checks, see warm_up.py) runs on the second core.
         yield from _stage_in_workers(Path(raw_root), Path(staging), cycles, key, 1)
         return
     workers = ingest_workers(raw_root, cycles) if workers is None else workers

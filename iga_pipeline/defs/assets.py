@@ -12,11 +12,10 @@ from dagster import (
     MetadataValue, StaticPartitionsDefinition, asset, multi_asset,
 )
 
-from iga_pipeline import history, reference, staging
+from iga_pipeline import history, reference, staging, warm_up
 from iga_pipeline.defs.resources import IGAResource
 from iga_pipeline.evaluation import EVALUATION_MARTS
 from iga_pipeline.ingest import deliveries_for_cycle
-from iga_pipeline.quality import expectations
 from iga_pipeline.sources.common import UNLISTED_FOLDER, discover, issues_frame, sha256_of
 from iga_pipeline.warehouse import build
 from iga_pipeline.warehouse.catalog import HARMONISED, MARTS
@@ -122,7 +121,7 @@ def harmonised(context: AssetExecutionContext, iga: IGAResource):
     paths = iga.paths()
     key = iga.pseudonym_key()
     if iga.in_process_run:
-        expectations.warm_up()  # the checks after the ingest then find Great Expectations imported
+        warm_up.start()  # the steps after the ingest then find their libraries imported
     if key.is_development:
         context.log.warning("IGA_PSEUDONYM_KEY is not set: person_key uses the PUBLIC development key")
     rows = {name: 0 for name in HARMONISED}

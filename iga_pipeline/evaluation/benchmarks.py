@@ -14,6 +14,7 @@ from __future__ import annotations
 import duckdb
 import pandas as pd
 
+from iga_pipeline import warm_up
 from iga_pipeline.evaluation import queries
 from iga_pipeline.evaluation.common import SCOPES, share
 
@@ -31,7 +32,8 @@ def wilson_interval(k: int, n: int, confidence: float = CONFIDENCE) -> tuple[flo
     """The Wilson score interval of k successes in n trials; None when n == 0."""
     if n <= 0:
         return None
-    from scipy.stats import binomtest  # imported here: scipy.stats costs ~1.5 s at every start
+    warm_up.wait_for("scipy.stats")
+    from scipy.stats import binomtest  # imported here, not at every start (0.5 s)
 
     ci = binomtest(int(k), int(n)).proportion_ci(confidence_level=confidence, method="wilson")
     return float(ci.low), float(ci.high)

@@ -25,6 +25,7 @@ import duckdb
 import pandas as pd
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from iga_pipeline import warm_up
 from iga_pipeline.evaluation import queries
 from iga_pipeline.evaluation.benchmarks import wilson_interval
 from iga_pipeline.evaluation.common import half_up_percent
@@ -155,6 +156,8 @@ def eras(cycles: pd.DataFrame, column: str, labels: dict[str, str] | None = None
 
 # ------------------------------------------------------------------ charts
 
+MATPLOTLIB = "matplotlib.backends.backend_agg"  # the last of the charts' modules a warm-up imports
+
 def _png(fig) -> str:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
@@ -167,6 +170,7 @@ def _png(fig) -> str:
 def outcome_chart(cycles: pd.DataFrame, benchmarks: pd.DataFrame, target: float | None) -> str:
     """Shares per cycle (work at 90 days; work or studies at 90 days) with 95% Wilson
     intervals, the ESF benchmark lines, the goal line, provider and target-group eras."""
+    warm_up.wait_for(MATPLOTLIB)
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
 
@@ -243,6 +247,7 @@ def outcome_chart(cycles: pd.DataFrame, benchmarks: pd.DataFrame, target: float 
 
 def dropout_chart(table: list[dict], era_labels: list[str]) -> str:
     """Early leavers by reason, stacked by provider era (horizontal bars)."""
+    warm_up.wait_for(MATPLOTLIB)
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(9.6, 0.5 + 0.45 * max(len(table), 1)))

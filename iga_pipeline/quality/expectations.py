@@ -13,15 +13,13 @@ run refreshes the Data Docs at
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import os
-import sys
-import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from iga_pipeline import warm_up
 from iga_pipeline.warehouse.build import open_readonly
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")  # no phoning home: the network is closed
@@ -126,50 +124,6 @@ def run_suites(warehouse_file: Path, project_root: Path) -> dict[str, SuiteResul
     return results
 
 
-_warming: threading.Thread | None = None
-_gx_imported = threading.Event()
-# Imported by the warm-up, in this order: the checks' library, then the report's charts.
-WARM_UP_MODULES = ("great_expectations", "matplotlib.figure", "matplotlib.backends.backend_agg")
-
-
-def warm_up() -> None:
-    """Import Great Expectations (3.4 s in a process that has imported Dagster and the
-    definitions), then matplotlib for the report (0.9 s), in a background thread of low
-    priority, so that the steps after the ingest do not wait for them. For a run that
-    executes its steps in this process (`iga-pipeline build`) and ingests in worker
-    processes: this process then mostly waits, and the imports use the CPU they leave."""
-    global _warming
-    if "great_expectations" in sys.modules or _warming is not None:
-        return
-
-    def _import() -> None:
-        try:
-            try:
-                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
-            except (AttributeError, OSError):  # not Linux: same priority, still in the background
-                pass
-            for name in WARM_UP_MODULES:
-                try:
-                    importlib.import_module(name)
-                except Exception:  # noqa: BLE001 - the step's own import reports any problem
-                    pass
-                if name == "great_expectations":
-                    _gx_imported.set()
-        finally:
-            _gx_imported.set()  # whatever happened: the checks never wait for nothing
-
-    thread = threading.Thread(target=_import, name="warm-up", daemon=True)
-    thread.start()
-    _warming = thread
-
-
-def finish_warm_up(timeout: float) -> None:
-    """Wait (at most `timeout` s) for a warm-up still importing, say before the process
-    ends: an import cut short could leave a half-written cache (matplotlib's font list)."""
-    if _warming is not None:
-        _warming.join(timeout)
-
-
 # What passed before, per cycle of the batched suites: <gx>/validated_cycles.json.
 STAMP = "validated_cycles.json"
 
@@ -215,8 +169,7 @@ def _validated_cycles(before: dict, inputs: dict, suites: str, mart: str) -> set
 
 
 def _run_suites(warehouse_file: Path, project_root: Path, before: dict) -> tuple[dict[str, SuiteResult], dict]:
-    if _warming is not None:
-        _gx_imported.wait()  # a warm-up still importing it: wait rather than import beside it
+    warm_up.wait_for("great_expectations")
     import great_expectations as gx
 
     context = gx.get_context(mode="file", project_root_dir=str(project_root))

@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from iga_pipeline.sources.common import Delivery, FileRejected, safe_value
+from iga_pipeline.whitespace import WHITESPACE
 
 UTF8_BOM = b"\xef\xbb\xbf"
 
@@ -55,11 +56,10 @@ def _is_utf8(data: bytes) -> bool:
         return False
 
 
-# Every character Python's str.strip() removes (str.isspace), as RE2 escapes: the
-# vectorised checks below must agree with str.strip() exactly.
-_PY_SPACE = [c for c in range(0x110000) if chr(c).isspace()]
-_RE2_SPACE = "".join(f"\\x{{{c:x}}}" for c in _PY_SPACE)
-_RE2_SPACE_IN_LINE = "".join(f"\\x{{{c:x}}}" for c in _PY_SPACE if chr(c) not in "\r\n")
+# Every character Python's str.strip() removes, as RE2 escapes: the vectorised
+# checks below must agree with str.strip() exactly.
+_RE2_SPACE = "".join(f"\\x{{{ord(c):x}}}" for c in WHITESPACE)
+_RE2_SPACE_IN_LINE = "".join(f"\\x{{{ord(c):x}}}" for c in WHITESPACE if c not in "\r\n")
 
 
 def split(text: str, sep: str, required: list[str]) -> tuple[pd.DataFrame, list[dict]]:

@@ -1,0 +1,50 @@
+"""The background imports of `iga-pipeline build` (iga_pipeline/warm_up.py), each in a new Python."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from iga_pipeline import warm_up
+
+
+def _in_a_fresh_interpreter(code: str) -> str:
+    """Run `code` in a new Python (nothing imported yet); what it printed."""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+def test_each_step_finds_its_library_imported_once_it_has_waited():
+    code = (
+        "import sys\n"
+        "from iga_pipeline import warm_up\n"
+        "assert not any(m in sys.modules for m in warm_up.MODULES)\n"
+        "warm_up.wait_for('scipy.stats')  # nothing started: returns at once\n"
+        "warm_up.start()\n"
+        "for name in warm_up.MODULES:\n"
+        "    warm_up.wait_for(name)\n"
+        "    assert name in sys.modules, name\n"
+        "warm_up.finish(120)\n"
+        "assert not warm_up._thread.is_alive()\n"
+        "print(sorted(m for m in warm_up.MODULES if m in sys.modules))\n"
+    )
+    assert _in_a_fresh_interpreter(code) == repr(sorted(warm_up.MODULES))
+
+
+def test_a_failed_import_never_leaves_a_step_waiting_and_the_others_still_happen():
+    code = (
+        "import importlib.abc, sys\n"
+        "class NoGX(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name.split('.')[0] == 'great_expectations':\n"
+        "            raise ImportError('no GX here')\n"
+        "sys.meta_path.insert(0, NoGX())\n"
+        "from iga_pipeline import warm_up\n"
+        "warm_up.start()\n"
+        "warm_up.wait_for('great_expectations')\n"
+        "warm_up.finish(120)\n"
+        "assert not warm_up._thread.is_alive() and 'great_expectations' not in sys.modules\n"
+        "print('scipy.stats' in sys.modules, 'matplotlib.figure' in sys.modules)\n"
+    )
+    assert _in_a_fresh_interpreter(code) == "True True"  # the marts' and the report's imports happened
