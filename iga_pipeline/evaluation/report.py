@@ -158,6 +158,7 @@ def eras(cycles: pd.DataFrame, column: str, labels: dict[str, str] | None = None
 
 MATPLOTLIB = "matplotlib.backends.backend_agg"  # the last of the charts' modules a warm-up imports
 
+
 def _png(fig) -> str:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
