@@ -100,10 +100,6 @@ def probe(raw: Path, cycle: int, out: Path, secret: bytes, threads: int | None =
     end = raw / f"leverantorer/astorp/cykel{cycle}.json"
     late = raw / f"leverantorer/astorp/cykel{cycle}_90dagar.json"
     con = duckdb.connect()
-
-    def sql(statement: str) -> None:
-        con.execute(statement, {k: v for k, v in params.items() if f"${k}" in statement})
-
     con.execute("SET preserve_insertion_order = true")  # row numbers follow the files
     if threads:
         con.execute(f"SET threads = {int(threads)}")
@@ -169,15 +165,15 @@ def probe(raw: Path, cycle: int, out: Path, secret: bytes, threads: int | None =
     tps = ["end", "90d"] if late.exists() else ["end"]
     for tp in tps:
         provider_rows(end if tp == "end" else late, tp)
-    sql("CREATE TABLE keys AS SELECT pnr, " + _key("pnr") + " AS person_key FROM ("
-        + " UNION ".join(f"SELECT pnr FROM {t} WHERE reason IS NULL" for t in ["reg", *(f"rows_{tp}" for tp in tps)])
-        + ")")
-    con.execute(f"""CREATE TABLE reg_ok AS
-        WITH ok AS (SELECT * FROM reg JOIN keys USING (pnr) WHERE reason IS NULL),
-        firsts AS (SELECT *, row_number() OVER (PARTITION BY source_file, municipality_code, person_key, kon,
-                   fodelseland, malgrupp, cykel, inskrivningsdatum, utskrivningsdatum, avbrott_orsak
-                   ORDER BY source_row) AS k FROM ok)
-        SELECT *, count(*) OVER (PARTITION BY person_key) > 1 AS clash FROM firsts WHERE k = 1""")
+    con.execute("CREATE TABLE keys AS SELECT pnr, " + _key("pnr") + " AS person_key FROM ("
+                + " UNION ".join(f"SELECT pnr FROM {t} WHERE reason IS NULL"
+                                 for t in ["reg", *(f"rows_{tp}" for tp in tps)]) + ")", params)
+    con.execute("""CREATE TABLE reg_keyed AS  -- k > 1: a repeat of an identical row in its file
+        SELECT *, row_number() OVER (PARTITION BY source_file, municipality_code, person_key, kon, fodelseland,
+                  malgrupp, cykel, inskrivningsdatum, utskrivningsdatum, avbrott_orsak ORDER BY source_row) AS k
+        FROM reg JOIN keys USING (pnr) WHERE reason IS NULL""")
+    con.execute("""CREATE TABLE reg_ok AS
+        SELECT *, count(*) OVER (PARTITION BY person_key) > 1 AS clash FROM reg_keyed WHERE k = 1""")
     con.execute(f"""CREATE TABLE participations AS
         SELECT 'c{cycle}-' || left(person_key, 16) AS participation_id, person_key, {cycle} AS cycle,
                municipality_code, kon AS gender,
@@ -186,7 +182,7 @@ def probe(raw: Path, cycle: int, out: Path, secret: bytes, threads: int | None =
                avbrott_orsak IS NULL AS completed, avbrott_orsak AS dropout_reason, source_file, source_row
         FROM reg_ok r LEFT JOIN ref_countries c ON c.country_code = r.fodelseland WHERE NOT clash""")
 
-    def provider_rules(tp: str) -> None:
+    for tp in tps:
         con.execute(f"""CREATE TABLE ok_{tp} AS
             WITH k AS (SELECT * FROM rows_{tp} JOIN keys USING (pnr) WHERE reason IS NULL),
             o AS (SELECT k.*, p.participation_id IS NULL AS orphan, p.municipality_code AS register_code
@@ -195,10 +191,6 @@ def probe(raw: Path, cycle: int, out: Path, secret: bytes, threads: int | None =
                           AS conflict,
                    row_number() OVER (PARTITION BY person_key ORDER BY source_row) AS nth
             FROM o""")
-
-
-    for tp in tps:
-        provider_rules(tp)
     con.execute("CREATE TABLE outcomes AS " + " UNION ALL ".join(f"""
         SELECT 'c{cycle}-' || left(o.person_key, 16) AS participation_id, {cycle} AS cycle, '{tp}' AS timepoint,
                coalesce(c.status_detail, 'unknown') AS status_detail, cl.status_class,
@@ -232,10 +224,7 @@ def probe(raw: Path, cycle: int, out: Path, secret: bytes, threads: int | None =
         LEFT JOIN outcomes n ON n.participation_id = p.participation_id AND n.timepoint = '90d'""")
     con.execute(f"""CREATE TABLE issues AS
         SELECT source_file, source_row, 'rejected' AS severity, reason FROM reg WHERE reason IS NOT NULL
-        UNION ALL SELECT source_file, source_row, 'warning', 'duplicate_row' FROM
-            (SELECT source_file, source_row, row_number() OVER (PARTITION BY source_file, municipality_code,
-                    pnr, kon, fodelseland, malgrupp, cykel, inskrivningsdatum, utskrivningsdatum, avbrott_orsak
-                    ORDER BY source_row) AS k FROM reg WHERE reason IS NULL) WHERE k > 1
+        UNION ALL SELECT source_file, source_row, 'warning', 'duplicate_row' FROM reg_keyed WHERE k > 1
         UNION ALL SELECT source_file, source_row, 'rejected', 'conflicting_enrollment' FROM reg_ok WHERE clash
         UNION ALL SELECT s.file_path, e.line, 'rejected', 'missing_required'  -- a line of too few fields
             FROM reject_errors e JOIN reject_scans s USING (scan_id, file_id)
