@@ -78,11 +78,8 @@ def recover(staging: Path, tmp_older_than_s: float = 3600) -> list[int]:
     with locked(staging):
         now = time.time()
         for tmp in staging.glob(".cycle=*.tmp"):
-            try:
-                if now - tmp.stat().st_mtime >= tmp_older_than_s:
-                    shutil.rmtree(tmp, ignore_errors=True)
-            except OSError:  # gone meanwhile
-                pass
+            if now - mtime(tmp) >= tmp_older_than_s:  # gone meanwhile: 0, and nothing to remove
+                shutil.rmtree(tmp, ignore_errors=True)
         for old in sorted(staging.glob(".cycle=*.old"), key=mtime, reverse=True):
             cycle = int(old.name.split("=", 1)[1].split(".", 1)[0])
             if not cycle_dir(staging, cycle).exists():

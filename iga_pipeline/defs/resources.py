@@ -15,10 +15,10 @@ class IGAResource(ConfigurableResource):
     raw_dir: str = ""
     warehouse: str = ""
     # True for `iga-pipeline build`: the ingest then hands a lone large cycle to a worker
-    # and imports Great Expectations in a background thread meanwhile, for the checks
-    # after it (the command waits for that thread before it ends). Runs under `dagster dev`
-    # leave it False: the sensor's ingest runs end with the ingest, and a `build_all` run
-    # there imports GX at its checks step.
+    # and imports the later steps' libraries (scipy, GX, matplotlib; warm_up.py) in a
+    # background thread meanwhile (the command waits for that thread before it ends).
+    # Runs under `dagster dev` leave it False: the sensor's ingest runs end with the
+    # ingest, and a `build_all` run there imports each library at its own step.
     in_process_run: bool = False
 
     def paths(self) -> Paths:
