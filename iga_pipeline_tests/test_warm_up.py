@@ -48,3 +48,28 @@ def test_a_failed_import_never_leaves_a_step_waiting_and_the_others_still_happen
         "print('scipy.stats' in sys.modules, 'matplotlib.figure' in sys.modules)\n"
     )
     assert _in_a_fresh_interpreter(code) == "True True"  # the marts' and the report's imports happened
+
+
+
+def test_the_thread_imports_nothing_of_the_packages_dagster_uses_on_the_main_thread_meanwhile():
+    """Great Expectations imports sqlalchemy.orm; made in the thread while Dagster's storage
+    queried SQLAlchemy on the main thread, it failed the build now and then (warm_up.FIRST)."""
+    code = (
+        "import importlib.abc, sys, threading, warnings\n"
+        "warnings.filterwarnings('ignore')\n"
+        "from dagster import DagsterInstance\n"
+        "from iga_pipeline.definitions import defs\n"
+        "instance = DagsterInstance.ephemeral()  # what `iga-pipeline build` holds when the ingest starts\n"
+        "in_thread = []\n"
+        "class Note(importlib.abc.MetaPathFinder):  # who imports what: finds nothing itself\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if threading.current_thread().name == 'warm-up':\n"
+        "            in_thread.append(name)\n"
+        "sys.meta_path.insert(0, Note())\n"
+        "from iga_pipeline import warm_up\n"
+        "warm_up.start()\n"
+        "warm_up.finish(120)\n"
+        "assert all(m in sys.modules for m in warm_up.MODULES) and 'great_expectations' in in_thread\n"
+        "print(sorted(m for m in in_thread if m.split('.')[0] in ('sqlalchemy', 'dagster', 'alembic')))\n"
+    )
+    assert _in_a_fresh_interpreter(code) == "[]"
