@@ -15,6 +15,7 @@ import traceback
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from iga_pipeline import reference, validation
@@ -178,21 +179,21 @@ def _registers(cycle: int, deliveries: list[Delivery], key: PseudonymKey, book: 
                                                          "source_row", "municipality_code"]), cycle)
     rows = pd.concat(accepted, ignore_index=True)
 
-    # R5: identical rows in one file count once.
+    # R5: identical rows in one file count once ...
     dup = rows.duplicated(["source_file", "municipality_code", *_REGISTER_CONTENT], keep="first")
-    book.add(_row_issues(rows[dup], "warning", "duplicate_row",
+    # ... and different rows for one participation (two registers, or two rows) are all
+    # rejected, an identical copy of one of them included: it counts nowhere either.
+    distinct = rows[~dup]
+    clash = rows["person_key"].isin(distinct.loc[distinct["person_key"].duplicated(), "person_key"])
+    book.add(_row_issues(rows[dup & ~clash], "warning", "duplicate_row",
                          "identical to an earlier row of the same file; counted once"))
-    rows = rows[~dup]
-
-    # R5: different rows for one participation (two registers, or two rows) are all rejected.
-    clash = rows.duplicated("person_key", keep=False)
     if clash.any():
         where = rows[clash].groupby("person_key")["source_file"].agg(
             lambda files: ", ".join(sorted(set(files))))
         detail = rows.loc[clash, "person_key"].map(where).map(
             lambda files: f"the person has differing register rows for cycle {cycle} in: {files}")
         book.add(_row_issues(rows[clash], "rejected", "conflicting_enrollment", detail.values))
-    return _harmonise_register(rows[~clash], cycle)
+    return _harmonise_register(rows[~dup & ~clash], cycle)
 
 
 def _harmonise_register(rows: pd.DataFrame, cycle: int) -> pd.DataFrame:
@@ -222,7 +223,8 @@ def participation_ids(person_keys: pd.Series, cycle: int) -> pd.Series:
 # --- providers (R4-R7, R9) -------------------------------------------------------
 
 def _provider(d: Delivery, key: PseudonymKey, book: _Files, participations: pd.DataFrame):
-    """One provider delivery -> (outcome rows, interventions, followed_up or None)."""
+    """One provider delivery -> (outcome rows, interventions, followed_up or None, the
+    (participation_id, timepoint) pairs whose rows disagreed)."""
     def schema_for(rows):
         return validation.provider_schema(d.kind, [tp for tp in ("end", "90d") if f"status_{tp}" in rows])
 
@@ -239,16 +241,19 @@ def _provider(d: Delivery, key: PseudonymKey, book: _Files, participations: pd.D
                          f"no accepted register row for this person in cycle {d.cycle}"))
     rows = rows[~orphan]
 
-    # R5: several rows for one participation in one delivery.
-    status_cols = [f"status_{tp}" for tp in timepoints]
+    # R5: several rows for one participation in one delivery. They agree when the codes
+    # mean the same status (Pethö's empty cell and "Okänt" are both unknown).
+    codes = reference.outcome_codes(d.kind)
     statuses = pd.Series("", index=rows.index, dtype=object)
-    for i, column in enumerate(status_cols):
-        statuses = statuses + ("|" if i else "") + rows[column].fillna("").astype(str)
+    for i, tp in enumerate(timepoints):
+        statuses = statuses + ("|" if i else "") + rows[f"status_{tp}"].fillna("").map(codes).fillna("unknown")
     # a person whose rows state more than one distinct status
     pairs = pd.DataFrame({"person_key": rows["person_key"], "status": statuses}).drop_duplicates()
     conflicting = rows["person_key"].isin(pairs.loc[pairs["person_key"].duplicated(), "person_key"].dropna())
     book.add(_row_issues(rows[conflicting], "rejected", "conflicting_duplicate",
                          "rows for the same participation in this delivery disagree on the status"))
+    disagreed = {(pid, tp) for pid in participation_ids(rows.loc[conflicting, "person_key"], d.cycle)
+                 for tp in timepoints}
     rows = rows[~conflicting]
     dup = rows.duplicated("person_key", keep="first")
     book.add(_row_issues(rows[dup], "warning", "duplicate_row",
@@ -266,7 +271,6 @@ def _provider(d: Delivery, key: PseudonymKey, book: _Files, participations: pd.D
                          "the provider names another municipality than the register; register kept"))
 
     pid = owners.loc[rows.index, "participation_id"]
-    codes = reference.outcome_codes(d.kind)
     classes = reference.outcome_classes()
     outcomes = []
     for tp in timepoints:
@@ -285,7 +289,7 @@ def _provider(d: Delivery, key: PseudonymKey, book: _Files, participations: pd.D
         followed_up = checked.followed_up
     else:
         followed_up = True if d.timepoint == "90d" else None
-    return pd.concat(outcomes, ignore_index=True), inter, followed_up
+    return pd.concat(outcomes, ignore_index=True), inter, followed_up, disagreed
 
 
 def _interventions(inter: pd.DataFrame, owners: pd.DataFrame, d: Delivery, book: _Files) -> pd.DataFrame:
@@ -361,7 +365,7 @@ def ingest_cycle(raw_root: Path, cycle: int, key: PseudonymKey, kept: CheckedFil
 
     participations = _registers(cycle, by_kind["register"], key, book)
 
-    outcome_frames, intervention_frames, followed = [], [], []
+    outcome_frames, intervention_frames, followed, disagreed = [], [], [], set()
     info = reference.cycles()[cycle]
     for kind in ("petho", "folkuniversitetet", "astorp"):
         for d in by_kind[kind]:
@@ -372,6 +376,7 @@ def ingest_cycle(raw_root: Path, cycle: int, key: PseudonymKey, kept: CheckedFil
             intervention_frames.append(result[1])
             if result[2] is not None and kind == info.source_kind:
                 followed.append(result[2])
+            disagreed |= result[3]
     followed_up = any(followed)
     outcomes = (pd.concat(outcome_frames, ignore_index=True) if outcome_frames
                 else pd.DataFrame(columns=list(validation.Outcome.to_schema().columns)))
@@ -380,7 +385,7 @@ def ingest_cycle(raw_root: Path, cycle: int, key: PseudonymKey, kept: CheckedFil
         else pd.DataFrame(columns=["participation_id", "intervention", "hours"]))
     del outcome_frames, intervention_frames  # the parts: at 10M participations, gigabytes
 
-    participations = _with_statuses(participations, outcomes, followed_up, info, book)
+    participations = _with_statuses(participations, outcomes, followed_up, info, book, disagreed)
     responses = _surveys(cycle, by_kind["survey"], book, key)
 
     issues = (pd.concat(book.issues, ignore_index=True) if book.issues else issues_frame())
@@ -401,8 +406,9 @@ def ingest_cycle(raw_root: Path, cycle: int, key: PseudonymKey, kept: CheckedFil
 
 
 def _with_statuses(participations: pd.DataFrame, outcomes: pd.DataFrame, followed_up: bool,
-                   info: reference.Cycle, book: _Files) -> pd.DataFrame:
-    """R8/R9: each participation's status at cycle end and at 90 days."""
+                   info: reference.Cycle, book: _Files, disagreed: set[tuple[str, str]]) -> pd.DataFrame:
+    """R8/R9: each participation's status at cycle end and at 90 days. `disagreed`: the
+    (participation_id, timepoint) pairs whose provider rows were conflicting_duplicate."""
     p = participations.copy()
     classes = reference.outcome_classes()
     for tp, column in (("end", "status_end"), ("90d", "status_90d")):
@@ -414,9 +420,12 @@ def _with_statuses(participations: pd.DataFrame, outcomes: pd.DataFrame, followe
             continue
         missing = p["completed"] & (detail.isna() | (detail == "unknown"))
         when = "at the end of the cycle" if tp == "end" else "at 90 days"
-        why = detail[missing].eq("unknown").map(
-            {True: "the provider reported it as unknown",
-             False: f"no valid row from {info.provider}"}).astype("string")
+        conflict = p.loc[missing, "participation_id"].isin({pid for pid, at in disagreed if at == tp})
+        why = pd.Series(np.select(
+            [detail[missing].eq("unknown").fillna(False).to_numpy(bool), conflict.to_numpy(bool)],
+            ["the provider reported it as unknown",
+             f"the rows from {info.provider} disagree (conflicting_duplicate)"],
+            f"no valid row from {info.provider}"), dtype="string")
         book.add(_row_issues(p[missing], "warning", "missing_outcome",
                              ("completer without a valid status " + when + ": " + why).values))
         p[f"{column}_detail"] = detail.fillna("unknown").astype("string")

@@ -121,9 +121,11 @@ def rejections(frame: pd.DataFrame, schema: pa.DataFrameSchema, source_file: str
         cases = err.failure_cases
     cases = cases[cases["index"].notna()].copy()
     cases["reason"] = cases["check"].map(_reason)
+    # A check of the whole frame (dates in order) fails once per column of the row: one detail.
+    frame_wide = cases["schema_context"] == "DataFrameSchema"
     cases["detail"] = [
-        _detail(col, check, value)
-        for col, check, value in zip(cases["column"], cases["check"], cases["failure_case"])
+        str(check).split(":", 1)[-1].strip() if whole else _detail(col, check, value)
+        for col, check, value, whole in zip(cases["column"], cases["check"], cases["failure_case"], frame_wide)
     ]
     cases["rank"] = cases["reason"].map(REASON_PRIORITY.index)
     cases = cases.sort_values(["index", "rank"], kind="stable")

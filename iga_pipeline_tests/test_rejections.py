@@ -12,8 +12,9 @@ import datetime as dt
 
 import pandas as pd
 import pytest
+from iga_pipeline.sources.common import safe_value
 from rawfiles import (
-    Person, astorp_entry, astorp_followup, fu_90_row, fu_end_row, people, petho_row, register_row,
+    FU_END_COLUMNS, REGISTER_COLUMNS, Person, astorp_entry, astorp_followup, fu_90_row, fu_end_row, people, petho_row, register_row,
 )
 
 A, B, C, D = people(4)
@@ -92,6 +93,11 @@ def test_register_invalid_date(raw, ingest, expected_key, field, value):
     assert issues(result, ignore=NO_PROVIDER) == [(REG2, "1", "rejected", "invalid_date")]
     assert keys(result) == {expected_key(B)}
     assert audit(result, REG2) == ("loaded", 2, 1, 1, 0)
+    detail = result.issues.loc[result.issues["reason"] == "invalid_date", "detail"].item()
+    if value == "2009-07-01":  # a check of the whole row: said once, not once per column
+        assert detail == "utskrivningsdatum is before inskrivningsdatum"
+    else:
+        assert detail == f"{field} is not a date YYYY-MM-DD (got '{safe_value(value)}')"  # 'igår' described
 
 
 @pytest.mark.parametrize("field,value", [
@@ -245,15 +251,16 @@ def test_conflicting_enrollment_two_differing_rows_in_one_file(raw, ingest, expe
         register_row(A, 2, kon="M"), register_row(A, 2, kon="K", form="YYYYMMDD-NNNC", fornamn="Other"),
     ])
     result = ingest(2)
-    # Rows 1 and 4 differ only in how the personnummer and the name are written:
-    # the same participation content, so row 4 is a duplicate of row 1; row 3 differs.
+    # Rows 1 and 4 differ only in how the personnummer and the name are written: the
+    # same participation content. Row 3 differs, so all three are rejected: row 4 is
+    # no duplicate "counted once" when the row it repeats counts nowhere.
     assert issues(result, ignore=NO_PROVIDER) == [
         (REG2, "1", "rejected", "conflicting_enrollment"),
         (REG2, "3", "rejected", "conflicting_enrollment"),
-        (REG2, "4", "warning", "duplicate_row"),
+        (REG2, "4", "rejected", "conflicting_enrollment"),
     ]
     assert keys(result) == {expected_key(B)}
-    assert audit(result, REG2) == ("loaded", 4, 1, 2, 1)
+    assert audit(result, REG2) == ("loaded", 4, 1, 3, 0)
 
 
 # --- R5: conflicting provider rows -------------------------------------------------------------
@@ -269,6 +276,9 @@ def test_conflicting_duplicate_rejects_all_rows_and_the_status_becomes_unknown(r
     assert p.loc[expected_key(A), ["status_end", "status_end_detail"]].tolist() == ["unknown", "unknown"]
     assert p.loc[expected_key(B), "status_end_detail"] == "education"
     assert issues(result, "missing_outcome") == [(REG2, "1", "warning", "missing_outcome")]
+    assert result.issues.loc[result.issues["reason"] == "missing_outcome", "detail"].tolist() == [
+        "completer without a valid status at the end of the cycle: "
+        "the rows from Folkuniversitetet disagree (conflicting_duplicate)"]
     assert issues(result, "municipality_mismatch") == []  # a rejected row warns of nothing else
     assert audit(result, FU2) == ("loaded", 3, 1, 2, 0)
 
@@ -283,6 +293,31 @@ def test_conflicting_duplicate_across_petho_sheets(raw, ingest, expected_key):
         (PETHO, "Åstorp!5", "rejected", "conflicting_duplicate")]
     assert result.participations[["status_end", "status_90d"]].values.tolist() == [["unknown", "unknown"]]
     assert audit(result, PETHO) == ("loaded", 2, 0, 2, 0)
+
+
+@pytest.mark.parametrize("provider", ["petho", "astorp"])
+def test_provider_rows_whose_codes_mean_the_same_status_agree(raw, ingest, expected_key, provider):
+    """Pethö's "Okänt" and an empty cell, Åstorp's OKAND and null: both unknown (raw-deliveries.md),
+    so two such rows for one participation repeat each other; they do not disagree (R5)."""
+    if provider == "petho":
+        cycle, source = 1, PETHO
+        raw.register("1277", 1, [register_row(A, 1)])
+        raw.petho({"Åstorp": [petho_row(A, status_end="Okänt", status_90d="Studier"),
+                              petho_row(A, status_end=None, status_90d="Studier")]})
+        rows = ("Åstorp!5", "Åstorp!6")
+    else:
+        cycle, source = 5, AST5
+        raw.register("1277", 5, [register_row(A, 5)])
+        raw.astorp(5, [astorp_entry(A, status="OKAND"), astorp_entry(A, status=None)])
+        rows = ("1", "2")
+    result = ingest(cycle)
+    assert issues(result, "conflicting_duplicate") == []
+    assert issues(result, "duplicate_row") == [(source, rows[1], "warning", "duplicate_row")]
+    p = result.participations.set_index("person_key").loc[expected_key(A)]
+    assert p["status_end_detail"] == "unknown"
+    if provider == "petho":
+        assert p["status_90d"] == "studies"  # the 90-day status both rows give is kept
+    assert audit(result, source) == ("loaded", 2, 1, 0, 1)
 
 
 # --- R6: orphans ---------------------------------------------------------------------------------
@@ -567,3 +602,22 @@ def test_astorp_json_in_latin1_is_unreadable(raw, ingest):
     raw.write_bytes(AST5, '{"leverantor": "Åstorps kommun", "cykel": 5, "deltagare": []}'.encode("latin-1"))
     result = ingest(5)
     assert issues(result, "unreadable_file") == [(AST5, pd.NA, "rejected", "unreadable_file")]
+
+
+def test_a_header_without_or_with_repeated_columns_names_the_contract_columns(raw, ingest):
+    """The missing or repeated columns are named: the contract's names are no personal data.
+    A repeated column the contract does not know is described, as it could be anything."""
+    without = [c for c in REGISTER_COLUMNS if c not in ("personnummer", "cykel")]
+    raw.register("1277", 2, [{c: v for c, v in register_row(A, 2).items() if c in without}], columns=without)
+    raw.register("1278", 2, [register_row(B, 2)], columns=[*REGISTER_COLUMNS, "kon", "Anna Svensson",
+                                                            "Anna Svensson"])
+    raw.folkuniversitetet(2, "slut", [fu_end_row(A)], columns=[c for c in FU_END_COLUMNS
+                                                                if c != "Timmar jobbsökning"])
+    result = ingest(2)
+    whole = result.issues[result.issues["source_row"].isna()].set_index("source_file")
+    assert whole.loc[REG2, ["reason", "detail"]].tolist() == [
+        "missing_columns", "missing column(s): personnummer, cykel"]
+    assert whole.loc[REG2_BASTAD, ["reason", "detail"]].tolist() == [
+        "unreadable_file", "repeated column(s) in the header: <text of 13 characters>, kon"]
+    assert whole.loc[FU2, ["reason", "detail"]].tolist() == [
+        "missing_columns", "missing column(s): Timmar jobbsökning"]

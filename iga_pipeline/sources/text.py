@@ -83,13 +83,13 @@ def split(text: str, sep: str, required: list[str]) -> tuple[pd.DataFrame, list[
     if missing:
         raise FileRejected(
             "missing_columns",
-            "missing column(s): " + ", ".join(safe_value(m) for m in missing),
+            "missing column(s): " + ", ".join(missing),  # the contract's names, not the sender's
             rows_read=rows_guess,
         )
     if dupes:
         raise FileRejected(
             "unreadable_file",
-            "repeated column(s) in the header: " + ", ".join(safe_value(d) for d in dupes),
+            "repeated column(s) in the header: " + ", ".join(d if d in required else safe_value(d) for d in dupes),
             rows_read=rows_guess,
         )
     if ('"' in text or text.count("\r") != text.count("\r\n") or not text[:1].strip()
