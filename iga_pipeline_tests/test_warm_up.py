@@ -73,3 +73,26 @@ def test_the_thread_imports_nothing_of_the_packages_dagster_uses_on_the_main_thr
         "print(sorted(m for m in in_thread if m.split('.')[0] in ('sqlalchemy', 'dagster', 'alembic')))\n"
     )
     assert _in_a_fresh_interpreter(code) == "[]"
+
+
+def test_dagsters_storage_answers_while_the_thread_imports():
+    """What failed builds now and then (a review reproduced it every time this way): the
+    asset records Dagster's steps ask for, asked for over and over during the warm-up."""
+    code = (
+        "import warnings\n"
+        "warnings.filterwarnings('ignore')\n"
+        "from dagster import AssetKey, DagsterInstance\n"
+        "from iga_pipeline.definitions import defs\n"
+        "from iga_pipeline import warm_up\n"
+        "instance = DagsterInstance.ephemeral()\n"
+        "warm_up.start()\n"
+        "calls, failed = 0, []\n"
+        "while warm_up._thread.is_alive():\n"
+        "    try:\n"
+        "        instance.get_asset_records([AssetKey(['harmonised', 'participations'])])\n"
+        "    except Exception as e:\n"
+        "        failed.append(type(e).__name__)\n"
+        "    calls += 1\n"
+        "print(calls > 100, sorted(set(failed)))\n"
+    )
+    assert _in_a_fresh_interpreter(code) == "True []"
