@@ -35,8 +35,26 @@ REPORT = AssetKey(["report", "evaluation_report"])
 # pandera check does not stop the marts being requested (an ingest run that failed its
 # check has still refreshed its partition): the marts step itself refuses staging that
 # has not passed (staging.not_ready), on every path.
-WITH_THE_MARTS = AutomationCondition.eager() & AutomationCondition.any_deps_match(
-    AutomationCondition.will_be_requested())
+WITH_THE_MARTS = (AutomationCondition.any_deps_match(AutomationCondition.will_be_requested())
+                  & ~AutomationCondition.in_progress()).with_label("with the marts")
+
+# The marts: AutomationCondition.eager(), except in how it tells whether an input's update
+# came after the marts' own. eager() resets on the marts' update or request in the same tick
+# as an input's update, whichever came first: its and/or carry no times. So an ingest that
+# ended after a warehouse run but before the next tick (two deliveries close together) was
+# taken as handled, and stayed unpublished until the nightly build (found by a review).
+# Here an input's update counts when it came after both the marts' last request (a failed
+# build is not retried until new input comes) and their last update (a build_all run, which
+# updates its inputs first, asks for nothing more); the times are the events' own.
+_INPUT_UPDATED = AutomationCondition.any_deps_match(AutomationCondition.newly_updated())
+MARTS_AUTOMATION = (
+    (AutomationCondition.newly_missing().since_last_handled()
+     | (_INPUT_UPDATED.since(AutomationCondition.newly_requested())
+        & _INPUT_UPDATED.since(AutomationCondition.newly_updated())))
+    & ~AutomationCondition.any_deps_missing()
+    & ~AutomationCondition.any_deps_in_progress()
+    & ~AutomationCondition.in_progress()
+).with_label("eager, input updates timed")
 
 
 def harmonised_key(name: str) -> AssetKey:
@@ -158,7 +176,7 @@ def candidate_for(context, iga: IGAResource):
     specs=[AssetSpec(mart_key(m.name), group_name=m.group,
                      description=f"{m.description} (one row per {m.grain})",
                      deps=[input_key(i) for i in m.inputs],
-                     automation_condition=AutomationCondition.eager(),
+                     automation_condition=MARTS_AUTOMATION,
                      metadata={"columns": MetadataValue.md(
                          "| column | meaning |\n|---|---|\n" + "\n".join(
                              f"| `{c}` | {d} |" for c, d in m.columns.items()))})
@@ -173,7 +191,10 @@ def marts(context: AssetExecutionContext, iga: IGAResource):
     candidate, paths = candidate_for(context, iga)
     for cycle in staging.recover(paths.staging):
         context.log.warning(f"cycle {cycle}: restored its staging, left aside by an interrupted run")
-    with staging.locked(paths.staging, shared=True):  # no cycle is swapped while the build reads
+    # No cycle is swapped while the build reads, nor before the marts' materialisations are
+    # recorded: an ingest that waited for the build is recorded after them, which the
+    # automation reads as "an input newer than the marts" (MARTS_AUTOMATION).
+    with staging.locked(paths.staging, shared=True):
         missing = staging.missing_cycles(paths.staging, reference.cycles())
         if missing:
             raise RuntimeError(
@@ -183,7 +204,12 @@ def marts(context: AssetExecutionContext, iga: IGAResource):
         if problems:
             raise RuntimeError("the staging cannot go into the warehouse:\n" + "\n".join(problems))
         build.build_candidate(paths.staging, candidate, EVALUATION_MARTS, previous=paths.warehouse)
-    context.log.info(f"warehouse built: {build.build_mode(candidate)}")  # 'full', or 'cycles 8'
+        context.log.info(f"warehouse built: {build.build_mode(candidate)}")  # 'full', or 'cycles 8'
+        yield from _mart_results(candidate)
+
+
+def _mart_results(candidate):
+    """One MaterializeResult per mart, with its row count (and a preview or breakdown)."""
     con = build.open_readonly(candidate)
     try:
         for m in MARTS:

@@ -8,9 +8,10 @@
   re-evaluating a tick gives the same keys (Dagster launches nothing twice)
   while a later delivery never reuses an earlier key, even when it brings
   back content seen before (v1, v2, v1, v2: Dagster skips a used key forever).
-* `warehouse_automation`: the marts and everything after them are
-  `AutomationCondition.eager()`, so once an ingest run has refreshed a cycle,
-  the warehouse is rebuilt and published from all cycles' staging.
+* `warehouse_automation`: the marts are requested once an ingest run has
+  refreshed a cycle after their last build (`MARTS_AUTOMATION`, Dagster's
+  eager with the update times compared), and everything after them with
+  them: the warehouse is rebuilt and published from all cycles' staging.
 """
 
 import json
@@ -162,5 +163,5 @@ warehouse_automation = AutomationConditionSensorDefinition(
     # A run still going after this is ended (run monitoring, .dagster_home/dagster.yaml): a
     # run whose process died would otherwise stay "in progress" and hold the automation up.
     run_tags={"dagster/max_runtime": INGEST_TAGS["dagster/max_runtime"]},
-    description="Rebuilds and publishes the warehouse after an ingest run (eager marts).",
+    description="Rebuilds and publishes the warehouse after an ingest run (MARTS_AUTOMATION).",
 )
