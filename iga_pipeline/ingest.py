@@ -82,7 +82,7 @@ class _Files:
 
     def read(self, d: Delivery, reader, key) -> AdapterOutput | None:
         """The adapter's output for one file, or None when the file is rejected whole."""
-        if not self._readable(d):
+        if not self._readable(d, reader, key):
             return None
         return self._adapt(d, reader, key)
 
@@ -93,7 +93,7 @@ class _Files:
         accepted rows that the cycle's rules use. With `kept` (checked_files.py) a file
         checked before, byte for byte, is not read again."""
         version = _version(d.path)  # before hashing: a file replaced meanwhile is not kept
-        if not self._readable(d):
+        if not self._readable(d, reader, key):
             return None
         sha256 = self.files[d.source_file]["sha256"]
         entry = self.kept.load(d, sha256) if self.kept is not None else None
@@ -117,15 +117,28 @@ class _Files:
             self.kept.store(d, sha256, checked)
         return checked
 
-    def _readable(self, d: Delivery) -> bool:
+    def _readable(self, d: Delivery, reader, key) -> bool:
         unreadable = self.begin(d)
         if unreadable:
             self.reject_file(d, "unreadable_file", unreadable)
             return False
         if d.problem:
-            self.reject_file(d, *d.problem)
+            self.reject_file(d, *d.problem, rows_read=0 if d.refused else self._rows_in(d, reader, key))
             return False
         return True
+
+    @staticmethod
+    def _rows_in(d: Delivery, reader, key) -> int:
+        """The data rows of a file rejected for its path alone (a register in a folder of no
+        project municipality, a provider's file for another provider's cycle), so that the
+        audit counts them as read and rejected: read by its kind's adapter, then dropped."""
+        try:
+            out = reader(d, key)
+        except FileRejected as e:
+            return e.rows_read
+        except Exception:  # noqa: BLE001 - unreadable as well: nothing to count
+            return 0
+        return len(out.rows) + int((out.issues["severity"] == "rejected").sum())
 
     def _adapt(self, d: Delivery, reader, key) -> AdapterOutput | None:
         try:

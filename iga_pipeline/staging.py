@@ -29,6 +29,7 @@ from pathlib import Path
 
 import pandas as pd
 import pandera
+import pyarrow as pa
 import pyarrow.parquet as pq
 from pandera.errors import SchemaErrors
 
@@ -219,7 +220,20 @@ def not_ready(staging: Path, cycles, key: PseudonymKey) -> list[str]:
                 if path.exists() and not validated_before(path, model):
                     problems.append(f"cycle={cycle}/{name}.parquet has not passed its pandera model "
                                     f"since it changed (check pandera_{name})")
+    if not any(_rows(cycle_dir(staging, cycle) / "audit.parquet") for cycle in cycles):
+        # every file gone at once is no delivery: more likely a raw root not mounted or
+        # pointed elsewhere; publishing would replace the warehouse with an empty one
+        problems.append("no cycle has any delivery in its staging: the raw root held no files when "
+                        "they were read (a share not mounted, a wrong IGA_RAW_DIR?)")
     return problems
+
+
+def _rows(path: Path) -> int:
+    """Rows of a Parquet file, from its footer (0 when there is none)."""
+    try:
+        return pq.ParquetFile(path).metadata.num_rows
+    except (OSError, pa.ArrowException):
+        return 0
 
 
 def validate_staged(files: list[Path], model) -> tuple[int, pd.DataFrame | None]:
@@ -278,8 +292,9 @@ class Staged:
 
     cycle: int
     rows: dict[str, int]  # frame name -> rows written
-    rejected: int  # rows rejected
-    by_reason: pd.DataFrame  # severity, reason, rows
+    rejected: int  # raw rows rejected (a file rejected whole: all of its rows)
+    files_rejected: int  # files rejected whole
+    by_reason: pd.DataFrame  # severity, reason, issues
     audit: pd.DataFrame
 
 
@@ -306,8 +321,9 @@ def stage_cycle(raw_root: Path, staging: Path, cycle: int, key: PseudonymKey) ->
     staged = Staged(
         cycle=cycle,
         rows={name: len(getattr(result, name)) for name in CycleIngest.frame_names()},
-        rejected=int((issues["severity"] == "rejected").sum()),
-        by_reason=issues.groupby(["severity", "reason"]).size().rename("rows").reset_index(),
+        rejected=int(result.audit["rows_rejected"].sum()),
+        files_rejected=int((result.audit["status"] == "rejected").sum()),
+        by_reason=issues.groupby(["severity", "reason"]).size().rename("issues").reset_index(),
         audit=result.audit,
     )
     del result, issues

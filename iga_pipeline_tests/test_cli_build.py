@@ -221,6 +221,9 @@ def test_structural_rejections_are_reported_and_audited(structural_build):
     assert audit["kommuner/1278/deltagare_cykel2.csv"]["rows_read"] == 1
     assert audit["kommuner/9999/deltagare_cykel2.csv"]["source_kind"] == "register"
     assert audit["leverantorer/folkuniversitetet/cykel5_slut.csv"]["source_kind"] == "folkuniversitetet"
+    for rel, reason in STRUCTURAL.items():  # rejected for the path alone, their rows still counted
+        if reason in ("unknown_municipality", "provider_cycle_mismatch"):
+            assert (audit[rel]["rows_read"], audit[rel]["rows_rejected"]) == (1, 1), rel
 
 
 def test_unexpected_files_are_warnings_not_rejections(structural_build):
@@ -393,8 +396,8 @@ def test_the_scan_would_see_personal_data(tmp_path):
 
 # --- a failed build leaves the previous warehouse as it was ------------------------------------------
 
-@pytest.mark.parametrize("broken", ["missing-raw-dir", "raw-dir-is-a-file", "production-without-key",
-                                    "staging-blocked"])
+@pytest.mark.parametrize("broken", ["missing-raw-dir", "raw-dir-is-a-file", "empty-raw-dir",
+                                    "production-without-key", "staging-blocked"])
 def test_failed_build_exits_1_and_keeps_the_previous_warehouse(clean_build, tmp_path, broken):
     assert clean_build.exit_code == 0
     folder = tmp_path / "wh"
@@ -408,6 +411,9 @@ def test_failed_build_exits_1_and_keeps_the_previous_warehouse(clean_build, tmp_
     elif broken == "raw-dir-is-a-file":
         raw_dir = tmp_path / "raw.zip"
         raw_dir.write_bytes(b"PK\x03\x04")
+    elif broken == "empty-raw-dir":  # a share not mounted: every delivery gone at once
+        raw_dir = tmp_path / "mnt"
+        raw_dir.mkdir()
     elif broken == "production-without-key":
         env = {"IGA_PSEUDONYM_KEY": None, "IGA_ENV": "production"}
     else:  # the build starts, then cannot write its staging folder
@@ -417,8 +423,11 @@ def test_failed_build_exits_1_and_keeps_the_previous_warehouse(clean_build, tmp_
 
     assert build.exit_code == 1, build.stdout + build.stderr
     assert warehouse.read_bytes() == before
+    staged = broken in ("staging-blocked", "empty-raw-dir")
     assert sorted(p.name for p in folder.iterdir()) == sorted(
-        ["iga.duckdb"] + (["staging"] if broken == "staging-blocked" else []))  # no candidate left
+        ["iga.duckdb"] + (["staging"] if staged else []))  # no candidate left
+    if broken == "empty-raw-dir":
+        assert "no cycle has any delivery" in build.stderr and "not mounted" in build.stderr
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
         assert con.execute("SELECT count(*) FROM marts.fct_participation").fetchone()[0] == 7

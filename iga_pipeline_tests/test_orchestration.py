@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 import pytest
 from conftest import TEST_SECRET, rewrite_parquet
 from dagster import (
@@ -340,6 +341,28 @@ def test_a_late_90_day_delivery_reruns_cycle_3_only_and_the_warehouse_follows(bu
     (exported,) = query(site.live, "SELECT completed, work_90d, studies_90d FROM read_parquet(?) "
                                    "WHERE cycle = 3", [str(site.parquet / "outcomes_by_cycle.parquet")])
     assert exported == (completed, work - 1, studies + 1)
+
+
+def test_a_run_of_several_cycles_labels_its_counts_as_theirs(built):
+    """Dagster keeps one result for every partition of a range run (build_all): the UI then
+    shows it on each cycle, so it says that it covers the run's cycles and gives each one's."""
+    from dagster import AssetRecordsFilter
+
+    def latest(key: AssetKey, partition: str) -> dict:
+        records = built.instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=key, asset_partitions=[partition]), limit=1).records
+        return {k: v.value for k, v in records[0].asset_materialization.metadata.items()}
+
+    staged = {c: len(pd.read_parquet(built.site.staging / f"cycle={c}" / "participations.parquet"))
+              for c in range(1, 9)}
+    for partition in ("3", "8"):
+        metadata = latest(harmonised_key("participations"), partition)
+        assert "rows" not in metadata
+        assert metadata["rows, all 8 cycles of the run"] == sum(staged.values())
+        table = [line.strip("|").split("|") for line in metadata["rows by cycle"].splitlines()[2:]]
+        assert {int(c): int(n) for c, n in table} == staged
+        assert "files, all 8 cycles of the run" in latest(RAW, partition)
+    assert latest(harmonised_key("audit"), "3")["files rejected whole"] == 0
 
 
 # --- the delivery sensor: cursor and idempotency ---------------------------------------------

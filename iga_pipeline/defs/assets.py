@@ -92,11 +92,14 @@ def raw_deliveries(context: AssetExecutionContext, iga: IGAResource) -> Material
             manifest.append({"cycle": int(key), "source_file": d.source_file, "kind": d.kind,
                              "bytes": size, "sha256": digest})
     frame = pd.DataFrame(manifest, columns=["cycle", "source_file", "kind", "bytes", "sha256"])
+    many = len(context.partition_keys) > 1  # one result for every cycle of the run: say so
     return MaterializeResult(metadata={
-        "files": len(frame),
-        "bytes": int(frame["bytes"].sum()),
+        f"files, all {len(context.partition_keys)} cycles of the run" if many else "files": len(frame),
+        f"bytes, all {len(context.partition_keys)} cycles of the run" if many else "bytes":
+            int(frame["bytes"].sum()),
         "files_by_kind": MetadataValue.md(
-            frame.groupby("kind").size().rename("files").to_frame().to_markdown()),
+            (frame.groupby(["kind", "cycle"]).size().unstack(fill_value=0) if many  # a column per cycle
+             else frame.groupby("kind").size().rename("files").to_frame()).to_markdown()),
     })
 
 
@@ -142,25 +145,34 @@ def harmonised(context: AssetExecutionContext, iga: IGAResource):
         warm_up.start()  # the steps after the ingest then find their libraries imported
     if key.is_development:
         context.log.warning("IGA_PSEUDONYM_KEY is not set: person_key uses the PUBLIC development key")
-    rows = {name: 0 for name in HARMONISED}
-    by_reason = []
+    per_cycle, by_reason = [], []
     cycles = [int(partition) for partition in context.partition_keys]
     for staged in staging.stage_cycles(paths.raw_dir, paths.staging, cycles, key,
                                        alone_in_worker=iga.in_process_run):
         new_versions = history.record(paths.staging, staged.audit)
         if new_versions:
             context.log.info(f"cycle {staged.cycle}: {new_versions} delivery version(s) seen for the first time")
+        whole = f" ({staged.files_rejected} file(s) rejected whole)" if staged.files_rejected else ""
         context.log.info(
             f"cycle {staged.cycle}: {staged.rows['participations']} participations, "
-            f"{staged.rejected} rows rejected"
+            f"{staged.rejected} raw rows rejected{whole}"
         )
-        for name in HARMONISED:
-            rows[name] += staged.rows[name]
+        per_cycle.append({"cycle": staged.cycle, **staged.rows, "files_rejected": staged.files_rejected})
         by_reason.append(staged.by_reason)
+    counts = pd.DataFrame(per_cycle).set_index("cycle")
     for name in HARMONISED:
-        metadata = {"rows": rows[name]}
+        # One result stands for every partition of the run (Dagster keeps no metadata per
+        # partition of a range run): a run of several cycles says so, and gives each cycle's.
+        if len(cycles) == 1:
+            metadata = {"rows": int(counts[name].sum())}
+        else:
+            metadata = {f"rows, all {len(cycles)} cycles of the run": int(counts[name].sum()),
+                        "rows by cycle": MetadataValue.md(counts[[name]].rename(columns={name: "rows"})
+                                                          .to_markdown())}
+        if name == "audit":
+            metadata["files rejected whole"] = int(counts["files_rejected"].sum())
         if name == "issues" and by_reason:
-            reasons = pd.concat(by_reason).groupby(["severity", "reason"])["rows"].sum().reset_index()
+            reasons = pd.concat(by_reason).groupby(["severity", "reason"])["issues"].sum().reset_index()
             if len(reasons):
                 metadata["by_reason"] = MetadataValue.md(reasons.to_markdown(index=False))
         yield MaterializeResult(asset_key=harmonised_key(name), metadata=metadata)

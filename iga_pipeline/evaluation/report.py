@@ -293,8 +293,9 @@ def _table1(recon: pd.DataFrame) -> dict:
             cell["note"] = len(misprints)
         cells.setdefault(r.row_label, {})[r.column_name] = cell
     rows = list(dict.fromkeys(recon.sort_values("row_order")["row_label"]))
-    counts = recon[recon["unit"] == "count"]
-    percents = recon[recon["unit"] == "percent"]
+    printed = recon[recon["published"].notna()]  # a printed '-' is no figure to hold up
+    counts = printed[printed["unit"] == "count"]
+    percents = printed[printed["unit"] == "percent"]
     return {
         "rows": [{"label": label, "cells": cells[label],
                   "summary": label in ("Delsumma", "TOTALT")} for label in rows],
