@@ -414,6 +414,15 @@ def test_sensor_changed_new_and_deleted_files_ask_for_their_cycle_only(raw_copy)
     assert requests[0].run_key not in first_keys
     assert tick(raw_copy, cursor)[0] == []
 
+    # corrected back, same size, with its old mtime put back (`cp -p`, an unpacked archive)
+    st = path.stat()
+    time.sleep(0.05)  # past the kernel's coarse clock, so the change time moves
+    path.write_bytes(path.read_bytes().replace(b";3;", b";1;", 1))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert (path.stat().st_size, path.stat().st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+    requests, cursor, _ = tick(raw_copy, cursor)
+    assert [r.partition_key for r in requests] == ["3"]
+
     # a new file for a cycle (the survey of cycle 5 arrives)
     survey = raw_copy / "enkater/enkat_cykel5.csv"
     assert not survey.exists()

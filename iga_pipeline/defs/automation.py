@@ -67,11 +67,12 @@ def nightly_build(context: ScheduleEvaluationContext) -> RunRequest:
 
 
 def scan(raw_dir: Path, previous: dict[str, list]) -> dict[str, list]:
-    """{source_file: [size, mtime_ns, sha256, cycle]} for every delivery of a cycle.
+    """{source_file: [size, mtime_ns, sha256, cycle, ctime_ns]} for every delivery of a cycle.
 
-    A file whose size and mtime are unchanged keeps its previous hash; any
-    other file is hashed again, so a touch without a change costs one read
-    and requests nothing. Files of no cycle are not looked at (raw/inventory
+    A file whose size, mtime and ctime are unchanged keeps its previous hash;
+    any other file is hashed again, so a touch without a change costs one read
+    and requests nothing. The ctime (which no copy can set) catches a corrected
+    file of the same size copied over with its mtime kept (`cp -p`, an archive). Files of no cycle are not looked at (raw/inventory
     lists them). A refused delivery (a link out of the raw root or to nothing,
     a file too large) is never opened: the link itself is fingerprinted, so
     its cycle is still asked for and ingestion records the refusal."""
@@ -84,7 +85,7 @@ def scan(raw_dir: Path, previous: dict[str, list]) -> dict[str, list]:
         except OSError:
             continue  # gone since it was listed: left out, like a deleted file
         old = previous.get(d.source_file)
-        if old and old[0] == st.st_size and old[1] == st.st_mtime_ns:
+        if old and old[0] == st.st_size and old[1] == st.st_mtime_ns and old[4:] == [st.st_ctime_ns]:
             state[d.source_file] = old
             continue
         try:
@@ -94,7 +95,7 @@ def scan(raw_dir: Path, previous: dict[str, list]) -> dict[str, list]:
             continue  # gone (or not a file) since it was listed: left out like a deleted file
         except OSError as e:  # not readable (permissions): its cycle is still asked for, and
             digest = f"unreadable:{type(e).__name__}:{st.st_size}:{st.st_mtime_ns}"  # ingestion says why
-        state[d.source_file] = [st.st_size, st.st_mtime_ns, digest, d.cycle]
+        state[d.source_file] = [st.st_size, st.st_mtime_ns, digest, d.cycle, st.st_ctime_ns]
     return state
 
 
