@@ -231,7 +231,10 @@ def read_astorp(delivery: Delivery, key: PseudonymKey) -> AdapterOutput:
         try:
             doc = json.loads(text, object_pairs_hook=top.hook)
         except json.JSONDecodeError as e:
-            raise FileRejected("unreadable_file", f"not valid JSON (line {e.lineno}, column {e.colno})") from None
+            # the json module's messages are its own fixed words ("Expecting value", "Unexpected
+            # UTF-8 BOM ..."), never the document's text
+            raise FileRejected("unreadable_file",
+                               f"not valid JSON: {e.msg} (line {e.lineno}, column {e.colno})") from None
         if isinstance(doc, dict) and top.lists > 1:  # json.loads keeps the last: the others would vanish
             raise FileRejected("unreadable_file", f"the export has the list '{list_key}' {top.lists} times",
                                rows_read=top.entries)
