@@ -14,8 +14,10 @@ from pathlib import Path
 
 
 def main(argv: list[str]) -> int:
+    from iga_pipeline import collector
     from iga_pipeline.staging import stage_cycle
 
+    collector.freeze()  # the imported modules: not visited by every later collection
     raw_root, staging, cycles, key = pickle.loads(sys.stdin.buffer.read())
     staged = [stage_cycle(raw_root, staging, cycle, key) for cycle in cycles]
     out = Path(argv[0])

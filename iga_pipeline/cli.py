@@ -93,16 +93,20 @@ def build(raw_dir: str | None = None, warehouse: str | None = None, cycle: int |
 def run_build_job(paths, cycle: int | None = None):
     """Run the build_all job in process: every cycle partition (or only `cycle`) in one run."""
     warnings.filterwarnings("ignore", module="dagster")
-    from dagster import DagsterInstance
+    from iga_pipeline import collector
 
-    from iga_pipeline.definitions import defs
-    from iga_pipeline.defs.assets import cycles_partitions
-    from iga_pipeline.defs.automation import IN_PROCESS_TAGS
-    from iga_pipeline.defs.resources import IGAResource
+    with collector.paused():  # the imports and the instance: no collection halfway
+        from dagster import DagsterInstance
 
-    keys = cycles_partitions.get_partition_keys() if cycle is None else [str(cycle)]
-    instance = DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
-    job = defs.resolve_job_def("build_all")
+        from iga_pipeline.definitions import defs
+        from iga_pipeline.defs.assets import cycles_partitions
+        from iga_pipeline.defs.automation import IN_PROCESS_TAGS
+        from iga_pipeline.defs.resources import IGAResource
+
+        keys = cycles_partitions.get_partition_keys() if cycle is None else [str(cycle)]
+        instance = DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
+        job = defs.resolve_job_def("build_all")
+    collector.freeze()  # ... nor in any later one: they stay to the end of the process
     return job.execute_in_process(
         instance=instance,
         resources={"iga": IGAResource(raw_dir=str(paths.raw_dir), warehouse=str(paths.warehouse),

@@ -28,6 +28,8 @@ import os
 import sys
 import threading
 
+from iga_pipeline import collector
+
 # In the order the steps after the ingest need them.
 MODULES = ("scipy.stats", "great_expectations", "matplotlib.figure", "matplotlib.backends.backend_agg")
 # Parts of packages the build process uses meanwhile that MODULES would import: imported first,
@@ -58,7 +60,9 @@ def start() -> None:
                 pass
             for name in MODULES:
                 try:
-                    importlib.import_module(name)
+                    with collector.paused():
+                        importlib.import_module(name)
+                    collector.freeze()
                 except Exception:  # noqa: BLE001 - the step's own import reports any problem
                     pass
                 _imported[name].set()

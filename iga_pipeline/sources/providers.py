@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from iga_pipeline import personnummer, reference
+from iga_pipeline import collector, personnummer, reference
 from iga_pipeline.pseudonym import PseudonymKey
 from iga_pipeline.sources import text
 from iga_pipeline.sources.common import (
@@ -224,12 +224,15 @@ def read_astorp(delivery: Delivery, key: PseudonymKey) -> AdapterOutput:
     try:
         # The participant list is parsed a batch of entries at a time and turned into
         # columns at once, so a million-entry export never exists as a million dicts.
-        doc = _stream_json_export(text, list_key, columns.add)
+        # Decoded JSON holds no reference cycles: no collector runs over it (collector.py).
+        with collector.paused():
+            doc = _stream_json_export(text, list_key, columns.add)
     except Exception:  # anything unusual (invalid JSON included): the whole document at once
         columns = _AstorpColumns(delivery)
         top = _TopLevel(list_key)
         try:
-            doc = json.loads(text, object_pairs_hook=top.hook)
+            with collector.paused():
+                doc = json.loads(text, object_pairs_hook=top.hook)
         except json.JSONDecodeError as e:
             # the json module's messages are its own fixed words ("Expecting value", "Unexpected
             # UTF-8 BOM ..."), never the document's text
