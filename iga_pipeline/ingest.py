@@ -133,12 +133,11 @@ class _Files:
         project municipality, a provider's file for another provider's cycle), so that the
         audit counts them as read and rejected: read by its kind's adapter, then dropped."""
         try:
-            out = reader(d, key)
+            return _rows_read(reader(d, key))
         except FileRejected as e:
             return e.rows_read
         except Exception:  # noqa: BLE001 - unreadable as well: nothing to count
             return 0
-        return len(out.rows) + int((out.issues["severity"] == "rejected").sum())
 
     def _adapt(self, d: Delivery, reader, key) -> AdapterOutput | None:
         try:
@@ -152,10 +151,14 @@ class _Files:
                       "".join(traceback.format_tb(e.__traceback__)))
             self.reject_file(d, "unreadable_file", f"the file could not be parsed ({type(e).__name__})")
             return None
-        malformed = out.issues[out.issues["severity"] == "rejected"]
-        self.files[d.source_file]["rows_read"] = len(out.rows) + len(malformed)
+        self.files[d.source_file]["rows_read"] = _rows_read(out)
         self.add(out.issues)
         return out
+
+
+def _rows_read(out: AdapterOutput) -> int:
+    """A file's data rows: those the adapter turned into rows and those it found malformed."""
+    return len(out.rows) + int((out.issues["severity"] == "rejected").sum())
 
 
 def _version(path: Path) -> tuple | None:

@@ -122,10 +122,10 @@ def rejections(frame: pd.DataFrame, schema: pa.DataFrameSchema, source_file: str
     cases = cases[cases["index"].notna()].copy()
     cases["reason"] = cases["check"].map(_reason)
     # A check of the whole frame (dates in order) fails once per column of the row: one detail.
-    frame_wide = cases["schema_context"] == "DataFrameSchema"
+    whole_row = cases["schema_context"] == "DataFrameSchema"
     cases["detail"] = [
-        str(check).split(":", 1)[-1].strip() if whole else _detail(col, check, value)
-        for col, check, value, whole in zip(cases["column"], cases["check"], cases["failure_case"], frame_wide)
+        _detail(col, check, value, whole)
+        for col, check, value, whole in zip(cases["column"], cases["check"], cases["failure_case"], whole_row)
     ]
     cases["rank"] = cases["reason"].map(REASON_PRIORITY.index)
     cases = cases.sort_values(["index", "rank"], kind="stable")
@@ -150,10 +150,12 @@ def _reason(check: str) -> str:
     return code if code in REASON_PRIORITY else "invalid_code"
 
 
-def _detail(column: str, check: str, value) -> str:
+def _detail(column: str, check: str, value, whole_row: bool = False) -> str:
     if check == "not_nullable":
         return f"{column} is empty"
     message = str(check).split(":", 1)[-1].strip()
+    if whole_row:  # the failure case is one of the row's values, whichever column: not quoted
+        return message
     if column == "pnr_error":  # the failure case is our own error code, never the value
         return "personnummer: " + personnummer.ERROR_TEXT.get(str(value), message)
     if column == "svar_id_error":
