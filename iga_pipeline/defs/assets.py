@@ -92,15 +92,20 @@ def raw_deliveries(context: AssetExecutionContext, iga: IGAResource) -> Material
             manifest.append({"cycle": int(key), "source_file": d.source_file, "kind": d.kind,
                              "bytes": size, "sha256": digest})
     frame = pd.DataFrame(manifest, columns=["cycle", "source_file", "kind", "bytes", "sha256"])
-    many = len(context.partition_keys) > 1  # one result for every cycle of the run: say so
+    n = len(context.partition_keys)
     return MaterializeResult(metadata={
-        f"files, all {len(context.partition_keys)} cycles of the run" if many else "files": len(frame),
-        f"bytes, all {len(context.partition_keys)} cycles of the run" if many else "bytes":
-            int(frame["bytes"].sum()),
+        _of_the_run("files", n): len(frame),
+        _of_the_run("bytes", n): int(frame["bytes"].sum()),
         "files_by_kind": MetadataValue.md(
-            (frame.groupby(["kind", "cycle"]).size().unstack(fill_value=0) if many  # a column per cycle
+            (frame.groupby(["kind", "cycle"]).size().unstack(fill_value=0) if n > 1  # a column per cycle
              else frame.groupby("kind").size().rename("files").to_frame()).to_markdown()),
     })
+
+
+def _of_the_run(name: str, partitions: int) -> str:
+    """A metadata label. Dagster keeps one result for every partition of a range run (build_all)
+    and shows it on each cycle: the label of a run of several cycles says it counts them all."""
+    return name if partitions == 1 else f"{name}, all {partitions} cycles of the run"
 
 
 @asset(
@@ -161,14 +166,9 @@ def harmonised(context: AssetExecutionContext, iga: IGAResource):
         by_reason.append(staged.by_reason)
     counts = pd.DataFrame(per_cycle).set_index("cycle")
     for name in HARMONISED:
-        # One result stands for every partition of the run (Dagster keeps no metadata per
-        # partition of a range run): a run of several cycles says so, and gives each cycle's.
-        if len(cycles) == 1:
-            metadata = {"rows": int(counts[name].sum())}
-        else:
-            metadata = {f"rows, all {len(cycles)} cycles of the run": int(counts[name].sum()),
-                        "rows by cycle": MetadataValue.md(counts[[name]].rename(columns={name: "rows"})
-                                                          .to_markdown())}
+        metadata = {_of_the_run("rows", len(cycles)): int(counts[name].sum())}
+        if len(cycles) > 1:
+            metadata["rows by cycle"] = MetadataValue.md(counts[[name]].rename(columns={name: "rows"}).to_markdown())
         if name == "audit":
             metadata["files rejected whole"] = int(counts["files_rejected"].sum())
         if name == "issues" and by_reason:
