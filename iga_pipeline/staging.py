@@ -16,7 +16,6 @@ mid-swap.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import shutil
@@ -35,6 +34,7 @@ from pandera.errors import SchemaErrors
 
 from iga_pipeline import checked_files, validation
 from iga_pipeline.ingest import CycleIngest, deliveries_for_cycle, ingest_cycle
+from iga_pipeline.locks import flock
 from iga_pipeline.pseudonym import PseudonymKey
 from iga_pipeline.validation import HARMONISED_MODELS, Participation
 
@@ -50,14 +50,8 @@ def locked(staging: Path, shared: bool = False, cycle: int | None = None) -> Ite
     cycles at once. With `cycle`, that cycle's lock (`.lock-cycle=N`), held around a
     whole ingest of it; taken before the staging lock, never after. Not re-entrant: a
     process must not take a lock it holds."""
-    staging = Path(staging)
-    staging.mkdir(parents=True, exist_ok=True)
-    with open(staging / (".lock" if cycle is None else f".lock-cycle={cycle}"), "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with flock(Path(staging) / (".lock" if cycle is None else f".lock-cycle={cycle}"), shared):
+        yield
 
 
 def recover(staging: Path, tmp_older_than_s: float = 3600) -> list[int]:

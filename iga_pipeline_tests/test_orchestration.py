@@ -24,6 +24,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import uuid
 from collections import Counter
@@ -46,7 +47,7 @@ from iga_pipeline.defs.automation import all_cycles_tags, raw_delivery_sensor
 from iga_pipeline.defs.resources import IGAResource
 from iga_pipeline.personnummer import normalise_one
 from iga_pipeline.sources.common import discover
-from iga_pipeline.warehouse.build import CANDIDATE_MARK
+from iga_pipeline.warehouse.build import CANDIDATE_MARK, publishing
 from iga_pipeline.warehouse.catalog import HARMONISED, MARTS
 
 pytestmark = [
@@ -724,6 +725,25 @@ def test_a_delivery_ingested_just_after_the_warehouse_run_is_published_too(site,
     # ... and then nothing more: each delivery was published once.
     third = evaluate_automation_conditions(defs=defs, instance=instance, cursor=second.cursor)
     assert third.total_requested == 0
+
+
+def test_a_publish_waits_while_another_one_swaps_its_files(site):
+    """Two builds publishing at once could leave the warehouse of one and the Parquet and
+    report of the other (found by a review): a publish takes its turn (`build.publishing`)."""
+    inode = site.live.stat().st_ino
+    done = {}
+    with publishing(site.live):  # another build, in the middle of its publish
+        run = threading.Thread(target=lambda: done.update(result=site.run(partition_key="8")))
+        run.start()
+        deadline = time.monotonic() + 300
+        while not list(site.live.parent.glob(".parquet.*.pending")) and time.monotonic() < deadline:
+            time.sleep(0.1)  # until this run's exports are written: its publish is next
+        time.sleep(2)
+        assert run.is_alive(), "the run published while another publish held its turn"
+        assert site.live.stat().st_ino == inode
+    run.join(300)
+    assert done["result"].success, failure_message(done["result"])
+    assert site.live.stat().st_ino != inode and not list(site.live.parent.glob(".parquet.*.pending"))
 
 
 def test_a_cycle_staged_under_another_key_stops_the_warehouse(site, monkeypatch):

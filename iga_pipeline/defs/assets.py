@@ -252,15 +252,16 @@ def published_warehouse(context: AssetExecutionContext, iga: IGAResource) -> Mat
     if not candidate.exists():
         raise FileNotFoundError(
             "no candidate warehouse was built in this run; materialise the marts in the same run")
-    build.publish(candidate, paths.warehouse)
-    # The Parquet files and the report rendered from this candidate go live with it.
     run_id = context.run.run_id
-    if paths.pending_parquet(run_id).exists():
-        build.replace_dir(paths.pending_parquet(run_id), paths.parquet)
-    if paths.pending_report(run_id).exists():
-        os.replace(paths.pending_report(run_id), paths.report_dir / "index.html")
-    for name in build.remove_stale(paths, older_than_s=3600):
-        context.log.info(f"removed {name}, left by an interrupted build")
+    with build.publishing(paths.warehouse):
+        build.publish(candidate, paths.warehouse)
+        # The Parquet files and the report rendered from this candidate go live with it.
+        if paths.pending_parquet(run_id).exists():
+            build.replace_dir(paths.pending_parquet(run_id), paths.parquet)
+        if paths.pending_report(run_id).exists():
+            os.replace(paths.pending_report(run_id), paths.report_dir / "index.html")
+        for name in build.remove_stale(paths, older_than_s=3600):
+            context.log.info(f"removed {name}, left by an interrupted build")
     return MaterializeResult(metadata={
         "path": MetadataValue.path(str(paths.warehouse)),
         "bytes": paths.warehouse.stat().st_size,
@@ -279,8 +280,9 @@ def parquet_exports(context: AssetExecutionContext, iga: IGAResource) -> Materia
         rows = build.export_parquet(candidate, paths.pending_parquet(context.run.run_id))
     else:  # materialised on its own: export the live warehouse
         fresh = paths.pending_parquet(context.run.run_id)
-        rows = build.export_parquet(paths.warehouse, fresh)
-        build.replace_dir(fresh, paths.parquet)
+        with build.publishing(paths.warehouse):  # the live warehouse stays while it is exported
+            rows = build.export_parquet(paths.warehouse, fresh)
+            build.replace_dir(fresh, paths.parquet)
     return MaterializeResult(metadata={
         "path": MetadataValue.path(str(paths.parquet)), "files": len(rows),
         "rows": MetadataValue.md(pd.Series(rows, name="rows").to_frame().to_markdown()),

@@ -22,6 +22,7 @@ import duckdb
 import pandas as pd
 
 from iga_pipeline import reference
+from iga_pipeline.locks import flock
 
 log = logging.getLogger(__name__)
 
@@ -337,6 +338,17 @@ def _record_size(candidate: Path) -> None:
         con.execute("CHECKPOINT")
     finally:
         con.close()
+
+
+def publishing(target: Path):
+    """One publish at a time beside the live warehouse `target` (`.publish.lock`, flock).
+
+    A publish swaps in three things one after the other: the warehouse, the Parquet
+    folder, the report. Two builds publishing at once (the nightly build beside the
+    automation's run, a CLI build beside `dagster dev`) could leave them from two
+    builds, or fail the second Parquet swap ('Directory not empty') after its
+    warehouse had gone live."""
+    return flock(Path(target).parent / ".publish.lock")
 
 
 def publish(candidate: Path, target: Path) -> None:
