@@ -82,7 +82,8 @@ def test_the_instance_runs_at_most_two_ingest_runs_at_once(defs, tmp_path):
     `dagster dev` (.dagster_home/dagster.yaml, committed) queues every run of the jobs
     that ingest behind a limit of two on their tag, and ends any of them still going
     after its maximum run time (run monitoring), so that a run whose worker died does not
-    keep its place for ever. `iga-pipeline build` runs carry another value: not queued."""
+    keep its place for ever; and it launches a failed run again once. `iga-pipeline build`
+    runs carry another value of the tag (not queued), and are not retried."""
     import shutil
 
     from dagster import DagsterInstance
@@ -105,6 +106,11 @@ def test_the_instance_runs_at_most_two_ingest_runs_at_once(defs, tmp_path):
         assert isinstance(instance.run_coordinator, QueuedRunCoordinator)
         limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
         assert instance.run_monitoring_enabled
+        # a failed run is launched again once (test_deployment.py plays it), not a CLI build's
+        assert instance.run_retries_enabled and instance.run_retries_max_retries == 1
+        assert instance.run_retries_retry_on_asset_or_op_failure  # a worker killed fails a step
+    assert IN_PROCESS_TAGS["dagster/max_retries"] == "0"
+    assert all("dagster/max_retries" not in defs.resolve_job_def(n).tags for n in ("build_all", "ingest_cycle"))
     assert [limit for limit in limits if limit["key"] == key] == [
         {"key": key, "value": INGEST_TAGS[key], "limit": 2}]
 

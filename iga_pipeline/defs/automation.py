@@ -35,7 +35,9 @@ from iga_pipeline.warehouse.catalog import HARMONISED
 # 10M full build takes five minutes (docs/performance.md).
 INGEST_TAGS = {"iga/ingest": "queued", "dagster/max_runtime": str(4 * 3600)}
 # `iga-pipeline build` runs in process, past the queue: its runs do not take a place in it.
-IN_PROCESS_TAGS = {"iga/ingest": "in-process"}
+# Nor are they retried by the daemon (.dagster_home/dagster.yaml): it can only launch again a
+# run that it can launch at all, and the command's exit status tells its caller.
+IN_PROCESS_TAGS = {"iga/ingest": "in-process", "dagster/max_retries": "0"}
 
 build_all = define_asset_job(
     "build_all", selection=AssetSelection.all(), tags=INGEST_TAGS,

@@ -1,0 +1,119 @@
+"""The deployment's own daemon: a run that fails is launched again, and publishes.
+
+The real `dagster-daemon` runs on the project's workspace.yaml with the committed
+instance configuration (.dagster_home/dagster.yaml) in tmp_path. A `build_all` run
+is launched through the instance's queue, as the nightly schedule would, and one of
+its ingest worker processes is killed (SIGKILL, as the kernel kills for memory).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from iga_pipeline_tests.test_ui import _stop
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+TIMEOUT_S = 240
+
+
+def _dagster(args: list[str], env: dict, log: Path) -> None:
+    with log.open("a") as out:
+        subprocess.run([str(BIN / "dagster"), *args, "-w", str(REPO / "workspace.yaml")], cwd=REPO, env=env,
+                       stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, check=True, timeout=120)
+
+
+def _workers_of(home: Path) -> list[int]:
+    """The ingest worker processes of runs on this instance (DAGSTER_HOME in their environment)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+            environ = (proc / "environ").read_bytes()
+        except OSError:  # ended meanwhile, or not ours to read
+            continue
+        if b"iga_pipeline._stage_worker" in cmdline and f"DAGSTER_HOME={home}\0".encode() in environ:
+            found.append(int(proc.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds the worker through /proc (Linux)")
+def test_a_run_whose_ingest_worker_was_killed_is_launched_again_and_publishes(tmp_path):
+    from dagster import DagsterInstance, DagsterRunStatus
+    from dagster._core.instance.ref import InstanceRef
+
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    config = (REPO / ".dagster_home" / "dagster.yaml").read_text()
+    (home / "dagster.yaml").write_text(config + "\ntelemetry:\n  enabled: false\n")
+    shutil.copytree(REPO / "data" / "raw", tmp_path / "raw")
+    warehouse = tmp_path / "warehouse" / "iga.duckdb"
+    env = {**os.environ, "DAGSTER_HOME": str(home), "IGA_RAW_DIR": str(tmp_path / "raw"),
+           "IGA_WAREHOUSE": str(warehouse), "PYTHONWARNINGS": "ignore",
+           "IGA_INGEST_WORKERS": "2"}  # the bundled cycles in worker processes, as large ones are
+    log = tmp_path / "dagster.log"
+    # Only the run launched here: the sensors would ask for runs of their own.
+    for sensor in ("raw_delivery_sensor", "warehouse_automation"):
+        _dagster(["sensor", "stop", sensor], env, log)
+
+    with log.open("a") as out:
+        daemon = subprocess.Popen([str(BIN / "dagster-daemon"), "run", "-w", str(REPO / "workspace.yaml")],
+                                  cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                  stdin=subprocess.DEVNULL, start_new_session=True)
+    instance = DagsterInstance.from_ref(InstanceRef.from_dir(str(home)))
+    try:
+        tags = {"dagster/asset_partition_range_start": "1", "dagster/asset_partition_range_end": "8"}
+        _dagster(["job", "launch", "-j", "build_all", "--tags", json.dumps(tags)], env, log)
+        deadline = time.monotonic() + TIMEOUT_S
+        killed = None
+        while killed is None:
+            assert daemon.poll() is None, log.read_text()[-4000:]
+            assert time.monotonic() < deadline, "no ingest worker appeared:\n" + log.read_text()[-4000:]
+            for pid in _workers_of(home):
+                os.kill(pid, signal.SIGKILL)
+                killed = pid
+                break
+            time.sleep(0.05)
+
+        while True:
+            runs = instance.get_runs()  # newest first
+            if any(r.status == DagsterRunStatus.SUCCESS for r in runs) or \
+                    sum(r.status == DagsterRunStatus.FAILURE for r in runs) > 1:
+                break
+            assert time.monotonic() < deadline, (f"runs: {[(r.run_id, r.status) for r in runs]}\n"
+                                                 + log.read_text()[-4000:])
+            time.sleep(0.5)
+
+        retry, failed = runs
+        assert failed.status == DagsterRunStatus.FAILURE
+        assert failed.tags["dagster/will_retry"] == "true"
+        assert retry.status == DagsterRunStatus.SUCCESS, log.read_text()[-4000:]
+        assert retry.parent_run_id == failed.run_id and retry.tags["dagster/retry_number"] == "1"
+        failures = [e.dagster_event for e in instance.all_logs(failed.run_id)
+                    if e.dagster_event and e.dagster_event.is_step_failure]
+        assert [f.step_key for f in failures] == ["harmonised"]
+        assert "staging failed in a worker process" in failures[0].step_failure_data.error.to_string()
+    finally:
+        _stop(daemon)
+        instance.dispose()
+
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        assert con.execute("SELECT sum(completed) FROM marts.outcomes_by_cycle").fetchone()[0] > 0
+        assert con.execute("SELECT count(DISTINCT cycle) FROM marts.fct_participation").fetchone()[0] == 8
+    finally:
+        con.close()
