@@ -87,7 +87,9 @@ def test_the_instance_runs_at_most_two_ingest_runs_at_once(defs, tmp_path):
     import shutil
 
     from dagster import DagsterInstance
+    from dagster._core.definitions.run_request import InstigatorType
     from dagster._core.run_coordinator import QueuedRunCoordinator
+    from dagster._core.scheduler.instigation import TickStatus
 
     from iga_pipeline.defs.automation import IN_PROCESS_TAGS, INGEST_TAGS
 
@@ -109,6 +111,10 @@ def test_the_instance_runs_at_most_two_ingest_runs_at_once(defs, tmp_path):
         # a failed run is launched again once (test_deployment.py plays it), not a CLI build's
         assert instance.run_retries_enabled and instance.run_retries_max_retries == 1
         assert instance.run_retries_retry_on_asset_or_op_failure  # a worker killed fails a step
+        # sensor ticks that asked for nothing: kept a day; the others as long as Dagster keeps them
+        retention = instance.get_tick_retention_settings(InstigatorType.SENSOR)
+    assert retention[TickStatus.SKIPPED] == 1
+    assert retention[TickStatus.SUCCESS] == retention[TickStatus.FAILURE] == -1  # for ever
     assert IN_PROCESS_TAGS["dagster/max_retries"] == "0"
     assert all("dagster/max_retries" not in defs.resolve_job_def(n).tags for n in ("build_all", "ingest_cycle"))
     assert [limit for limit in limits if limit["key"] == key] == [
