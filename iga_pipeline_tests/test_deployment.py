@@ -84,7 +84,10 @@ def test_a_run_whose_ingest_worker_was_killed_is_launched_again_and_publishes(tm
             assert daemon.poll() is None, log.read_text()[-4000:]
             assert time.monotonic() < deadline, "no ingest worker appeared:\n" + log.read_text()[-4000:]
             for pid in _workers_of(home):
-                os.kill(pid, signal.SIGKILL)
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:  # it ended meanwhile: the next one
+                    continue
                 killed = pid
                 break
             time.sleep(0.05)
