@@ -83,6 +83,7 @@ def test_a_run_whose_ingest_worker_was_killed_is_launched_again_and_publishes(tm
         while killed is None:
             assert daemon.poll() is None, log.read_text()[-4000:]
             assert time.monotonic() < deadline, "no ingest worker appeared:\n" + log.read_text()[-4000:]
+            assert not any(r.is_finished for r in instance.get_runs()), "the run ended before a kill"
             for pid in _workers_of(home):
                 try:
                     os.kill(pid, signal.SIGKILL)
