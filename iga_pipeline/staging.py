@@ -36,6 +36,7 @@ from iga_pipeline import checked_files, validation
 from iga_pipeline.ingest import CycleIngest, deliveries_for_cycle, ingest_cycle
 from iga_pipeline.locks import flock
 from iga_pipeline.pseudonym import PseudonymKey
+from iga_pipeline.sources.common import discover
 from iga_pipeline.validation import HARMONISED_MODELS, Participation
 
 
@@ -389,9 +390,25 @@ def _available_memory() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
 
 
+class EmptyRawRoot(RuntimeError):
+    """The raw root holds no delivery of any cycle: nothing is staged."""
+
+
+def refuse_empty_raw_root(raw_root: Path) -> None:
+    """Every delivery of every cycle gone at once is no delivery: more likely a share not
+    mounted or IGA_RAW_DIR pointed elsewhere. Staging each cycle empty would leave the
+    staging of none, and the next build of one cycle (a late delivery) would publish
+    a warehouse of that cycle alone. One cycle's files removed is a removal, and staged."""
+    if not any(d.cycle is not None for d in discover(raw_root)):
+        raise EmptyRawRoot("no cycle has any delivery in the raw root (a share not mounted, a wrong "
+                           "IGA_RAW_DIR?): nothing was staged, and the staging and the warehouse stay "
+                           "as they were")
+
+
 def stage_cycles(raw_root: Path, staging: Path, cycles: list[int], key: PseudonymKey,
                  workers: int | None = None, alone_in_worker: bool = False) -> Iterator[Staged]:
-    """Stage every cycle; yields one `Staged` per cycle, in the order given.
+    """Stage every cycle; yields one `Staged` per cycle, in the order given (none at all,
+    `EmptyRawRoot`, when the raw root holds no delivery of any cycle).
 
     Cycles are independent (every rule stays within a cycle), so with more than
     one worker the cycles are shared out over worker processes
@@ -399,6 +416,7 @@ def stage_cycles(raw_root: Path, staging: Path, cycles: list[int], key: Pseudony
     its cycles' Parquet directly. Plain child processes rather than
     multiprocessing: nothing of the parent (threads, locks, its __main__) is
     inherited or re-imported."""
+    refuse_empty_raw_root(raw_root)
     if workers is None and alone_in_worker and _one_large_cycle(raw_root, cycles):
         # A late delivery's cycle alone (`iga-pipeline build --cycle N`): in a worker too,
         # so that this process only waits and what it does meanwhile (importing Great

@@ -435,6 +435,35 @@ def test_failed_build_exits_1_and_keeps_the_previous_warehouse(clean_build, tmp_
         con.close()
 
 
+def test_an_empty_raw_root_leaves_the_staging_and_a_later_cycle_build_keeps_every_cycle(clean_build, tmp_path):
+    """A share not mounted during a build (every delivery gone at once), then a late
+    delivery of one cycle: the empty build stages nothing, so the `--cycle` build after it
+    still has every other cycle's staging. (Found by a review: the empty build staged each
+    cycle empty, and the `--cycle` build then published that one cycle alone, exit 0.)"""
+    folder = tmp_path / "wh"
+    shutil.copytree(clean_build.warehouse.parent, folder)
+    warehouse = folder / "iga.duckdb"
+    staged = {p: p.read_bytes() for p in sorted((folder / "staging").glob("cycle=*/*.parquet"))}
+    assert staged
+    empty = tmp_path / "mnt"
+    empty.mkdir()
+
+    build = run_cli_build(empty, warehouse)
+    assert build.exit_code == 1
+    (line,) = [line for line in build.stderr.splitlines() if line.startswith("error in harmonised:")]
+    assert "no cycle has any delivery in the raw root (a share not mounted" in line
+    assert {p: p.read_bytes() for p in sorted((folder / "staging").glob("cycle=*/*.parquet"))} == staged
+
+    late = run_cli_build(clean_build.raw.root, warehouse, "--cycle", "2")
+    assert late.exit_code == 0, late.stderr
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        assert con.execute("SELECT list(DISTINCT cycle ORDER BY cycle) FROM marts.fct_participation"
+                           ).fetchone()[0] == [1, 2, 5]
+    finally:
+        con.close()
+
+
 def _altered_copy(clean_build, tmp_path, staged: str, select: str) -> Path:
     """A copy of the clean build's warehouse and staging, with one staged file of cycle 2
     replaced by a query over it (`{src}` stands for the file)."""
