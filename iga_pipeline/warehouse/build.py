@@ -112,8 +112,16 @@ def build_candidate(staging: Path, candidate: Path, extra_marts: dict | None = N
     return candidate
 
 
+# The warehouse file's storage format: DuckDB 1.0's, which every DuckDB since reads. The
+# BI tools' drivers lag behind the Python package (Metabase's MotherDuck driver, Evidence's
+# connector, the ODBC driver: DuckDB 1.x), and a file in 2.0's own format opens in none of
+# them ("version number 69, but we can only read versions between 64 and 68", DuckDB 1.5).
+STORAGE_VERSION = "v1.0.0"
+
+
 def _connect(path: Path) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect(str(path))
+    """A connection that writes `path`: a new file in STORAGE_VERSION's format."""
+    con = duckdb.connect(str(path), config={"storage_compatibility_version": STORAGE_VERSION})
     # Rows of a query without ORDER BY may come in any order (every mart that has
     # an order says ORDER BY): DuckDB then loads and writes in parallel and need
     # not hold rows back for the checkpoint (at 1M participations: 10 s -> 7 s).
@@ -192,6 +200,7 @@ def _build_inputs(staging: Path, extra_marts: dict | None) -> dict[str, str]:
     for path in [*sql_files(), *sorted((Path(reference.__file__).parent).glob("*.csv"))]:
         code.update(path.name.encode() + b"\0" + path.read_bytes())
     code.update(repr(sorted(extra_marts or {})).encode())
+    code.update(STORAGE_VERSION.encode())  # another format: a full build, not a copy of the old file
     inputs = {"code": code.hexdigest()}
     for folder in sorted(Path(staging).glob("cycle=*")):
         if folder.is_dir():
@@ -332,7 +341,7 @@ def _recorded_size(con) -> int | None:
 
 def _record_size(candidate: Path) -> None:
     """After a full build: remember the file's size (to know when incremental builds have bloated it)."""
-    con = duckdb.connect(str(candidate))
+    con = _connect(candidate)
     try:
         con.execute(f"INSERT INTO {INPUTS_TABLE} VALUES ('full_build_bytes', ?)", [str(candidate.stat().st_size)])
         con.execute("CHECKPOINT")
