@@ -53,6 +53,12 @@ def build(raw_dir: str | None = None, warehouse: str | None = None, cycle: int |
     except KeyError_ as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_FAILED
+    from iga_pipeline.settings import problems
+    wrong = problems()
+    for problem in wrong:
+        print(f"error: {problem}", file=sys.stderr)
+    if wrong:
+        return EXIT_FAILED
     if key.is_development:
         print("!" * 78 + "\n!! IGA_PSEUDONYM_KEY is not set: person_key uses the PUBLIC development key.\n"
               "!! Fine for the bundled synthetic data; set a secret before building real data.\n"

@@ -99,8 +99,7 @@ def key_from_env(environ: dict[str, str] | None = None) -> PseudonymKey:
     if secret and secret != DEVELOPMENT_KEY:
         return PseudonymKey(secret.encode("utf-8"), is_development=False)
     if env.get("IGA_ENV", "").lower() == "production":
-        raise KeyError_(
-            f"{ENV_VAR} is not set and IGA_ENV=production: refusing to pseudonymise "
-            "with the public development key"
-        )
+        why = "is the public development key" if secret else "is not set"
+        raise KeyError_(f"{ENV_VAR} {why} and IGA_ENV=production: refusing to pseudonymise "
+                        "with the public development key")
     return PseudonymKey(DEVELOPMENT_KEY.encode("utf-8"), is_development=True)

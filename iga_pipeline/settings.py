@@ -1,4 +1,5 @@
-"""Where things are: the raw root, the warehouse file and its neighbours.
+"""Where things are (the raw root, the warehouse file and its neighbours), and the
+numeric settings (README, "Configuration").
 
 Read from the environment at call time (never at import), with the
 contract's defaults: IGA_RAW_DIR (data/raw) and IGA_WAREHOUSE
@@ -48,3 +49,46 @@ class Paths:
         raw = raw_dir or os.environ.get("IGA_RAW_DIR") or "data/raw"
         wh = warehouse or os.environ.get("IGA_WAREHOUSE") or "warehouse/iga.duckdb"
         return cls(Path(raw).absolute(), Path(wh).absolute())
+
+
+class SettingError(ValueError):
+    """An IGA_* variable with a value the pipeline cannot use; the message names it."""
+
+
+def number(name: str, default: float, whole: bool = False) -> float:
+    """The positive number in environment variable `name` (`default` when unset or blank)."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text) if whole else float(text)
+    except ValueError:
+        value = None
+    if value is None or not value > 0 or value == float("inf"):
+        kind = "a whole number" if whole else "a number"
+        raise SettingError(f"{name}={text!r} is not {kind} above 0")
+    return value
+
+
+def problems() -> list[str]:
+    """What is wrong with the IGA_* settings, checked before a build starts: a bad value
+    would otherwise fail a step halfway, or reject every file it concerns."""
+    from iga_pipeline.sources.common import max_file_bytes
+    from iga_pipeline.sources.providers import max_workbook_rows
+    from iga_pipeline.staging import ingest_workers_setting
+    from iga_pipeline.warehouse.build import duckdb_memory_limit
+
+    found = []
+    for read in (ingest_workers_setting, max_file_bytes, max_workbook_rows, duckdb_memory_limit):
+        try:
+            read()
+        except SettingError as e:
+            found.append(str(e))
+    return found
+
+
+def require_valid() -> None:
+    """Raise SettingError with every problem of the settings (for the steps of a run)."""
+    found = problems()
+    if found:
+        raise SettingError("; ".join(found))

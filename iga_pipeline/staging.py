@@ -357,9 +357,9 @@ MEMORY_PER_RAW_BYTE = 10
 def ingest_workers(raw_root: Path, cycles: list[int]) -> int:
     """How many cycles to ingest at once: IGA_INGEST_WORKERS, or as many as CPUs and
     memory allow when the deliveries are large enough to be worth it."""
-    setting = os.environ.get("IGA_INGEST_WORKERS", "").strip()
-    if setting:
-        return max(1, int(setting))
+    setting = ingest_workers_setting()
+    if setting is not None:
+        return setting
     sizes = [raw_bytes(raw_root, cycle) for cycle in cycles]
     if len(cycles) < 2 or sum(sizes) < PARALLEL_FROM_BYTES:
         return 1
@@ -367,8 +367,15 @@ def ingest_workers(raw_root: Path, cycles: list[int]) -> int:
     return int(max(1, min(os.cpu_count() or 1, len(cycles), by_memory)))
 
 
+def ingest_workers_setting() -> int | None:
+    """IGA_INGEST_WORKERS, or None when unset."""
+    from iga_pipeline.settings import number
+
+    return int(number("IGA_INGEST_WORKERS", 0, whole=True)) or None
+
+
 def _one_large_cycle(raw_root: Path, cycles: list[int]) -> bool:
-    if len(cycles) != 1 or os.environ.get("IGA_INGEST_WORKERS", "").strip() or (os.cpu_count() or 1) < 2:
+    if len(cycles) != 1 or ingest_workers_setting() is not None or (os.cpu_count() or 1) < 2:
         return False
     return raw_bytes(raw_root, cycles[0]) >= PARALLEL_FROM_BYTES
 

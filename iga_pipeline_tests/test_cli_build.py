@@ -464,6 +464,30 @@ def test_an_empty_raw_root_leaves_the_staging_and_a_later_cycle_build_keeps_ever
         con.close()
 
 
+@pytest.mark.parametrize("name, value, message", [
+    ("IGA_INGEST_WORKERS", "two", "IGA_INGEST_WORKERS='two' is not a whole number above 0"),
+    ("IGA_INGEST_WORKERS", "0", "IGA_INGEST_WORKERS='0' is not a whole number above 0"),
+    ("IGA_MAX_FILE_MB", "-1", "IGA_MAX_FILE_MB='-1' is not a number above 0"),
+    ("IGA_MAX_WORKBOOK_ROWS", "1.5", "IGA_MAX_WORKBOOK_ROWS='1.5' is not a whole number above 0"),
+    ("IGA_DUCKDB_MEMORY", "lots", "IGA_DUCKDB_MEMORY='lots' is not a size DuckDB knows"),
+])
+def test_a_setting_the_pipeline_cannot_use_stops_the_build_before_it_starts(clean_build, tmp_path, name,
+                                                                            value, message):
+    """Before: a raw ValueError traceback (IGA_INGEST_WORKERS), a failure after the whole
+    ingest (IGA_DUCKDB_MEMORY), every file rejected (IGA_MAX_FILE_MB) (a review's find)."""
+    warehouse = tmp_path / "wh" / "iga.duckdb"
+    build = run_cli_build(clean_build.raw.root, warehouse, **{name: value})
+    assert build.exit_code == 1
+    assert any(line.startswith(f"error: {message}") for line in build.stderr.splitlines()), build.stderr
+    assert not warehouse.parent.exists()  # nothing read, nothing staged
+
+
+def test_the_numeric_settings_take_their_documented_forms(clean_build, tmp_path):
+    build = run_cli_build(clean_build.raw.root, tmp_path / "wh" / "iga.duckdb", IGA_INGEST_WORKERS="2",
+                          IGA_DUCKDB_MEMORY="512MB", IGA_MAX_FILE_MB="0.5", IGA_MAX_WORKBOOK_ROWS="1000")
+    assert build.exit_code == 0, build.stderr
+
+
 def _altered_copy(clean_build, tmp_path, staged: str, select: str) -> Path:
     """A copy of the clean build's warehouse and staging, with one staged file of cycle 2
     replaced by a query over it (`{src}` stands for the file)."""

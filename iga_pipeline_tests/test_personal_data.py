@@ -313,8 +313,10 @@ def test_production_refuses_to_run_without_a_key():
 
 def test_production_refuses_the_development_key_given_explicitly():
     env = {"IGA_ENV": "production", "IGA_PSEUDONYM_KEY": pseudonym.DEVELOPMENT_KEY}
-    with pytest.raises(pseudonym.KeyError_):
-        pseudonym.key_from_env(env)
+    with pytest.raises(pseudonym.KeyError_, match="is the public development key and IGA_ENV"):
+        pseudonym.key_from_env(env)  # the message says what is wrong: it is set (a review's find)
+    with pytest.raises(pseudonym.KeyError_, match="is not set and IGA_ENV"):
+        pseudonym.key_from_env({"IGA_ENV": "production"})
 
 
 def test_the_cli_refuses_the_development_key_in_production(tmp_path, monkeypatch, capsys):

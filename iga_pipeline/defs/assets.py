@@ -12,7 +12,7 @@ from dagster import (
     MetadataValue, StaticPartitionsDefinition, asset, multi_asset,
 )
 
-from iga_pipeline import history, reference, staging, warm_up
+from iga_pipeline import history, reference, settings, staging, warm_up
 from iga_pipeline.defs.resources import IGAResource
 from iga_pipeline.evaluation import EVALUATION_MARTS
 from iga_pipeline.ingest import deliveries_for_cycle
@@ -144,6 +144,7 @@ def raw_inventory(iga: IGAResource) -> MaterializeResult:
 )
 def harmonised(context: AssetExecutionContext, iga: IGAResource):
     """Adapters + validation for each cycle; Parquet per cycle under warehouse/staging."""
+    settings.require_valid()  # before anything is read: a bad IGA_MAX_FILE_MB would refuse every file
     paths = iga.paths()
     key = iga.pseudonym_key()
     if iga.in_process_run:

@@ -71,7 +71,9 @@ _PATTERNS = [
 
 def max_file_bytes() -> int:
     """The largest raw file the pipeline reads (IGA_MAX_FILE_MB, default 2048 MB)."""
-    return int(float(os.environ.get("IGA_MAX_FILE_MB", "2048")) * 1024 * 1024)
+    from iga_pipeline.settings import number
+
+    return int(number("IGA_MAX_FILE_MB", 2048) * 1024 * 1024)
 
 
 def _refusal(raw_root: Path, path: Path) -> tuple[str, str] | None:

@@ -117,7 +117,9 @@ def read_petho(delivery: Delivery, key: PseudonymKey) -> AdapterOutput:
 
 def max_workbook_rows() -> int:
     """The most data rows read from one worksheet (IGA_MAX_WORKBOOK_ROWS, default 100 000)."""
-    return int(os.environ.get("IGA_MAX_WORKBOOK_ROWS", "100000"))
+    from iga_pipeline.settings import number
+
+    return int(number("IGA_MAX_WORKBOOK_ROWS", 100_000, whole=True))
 
 
 def _petho_status(cells: pd.Series) -> pd.Series:

@@ -135,6 +135,16 @@ def duckdb_memory_limit() -> str:
     beyond it DuckDB spills to disk, so the build's peak stays predictable."""
     setting = os.environ.get("IGA_DUCKDB_MEMORY", "").strip()
     if setting:
+        try:  # DuckDB's own reading of it, on a database of nothing
+            if "'" in setting:
+                raise duckdb.Error("a quote")
+            with duckdb.connect() as con:
+                con.execute(f"SET memory_limit = '{setting}'")
+        except duckdb.Error:
+            from iga_pipeline.settings import SettingError
+
+            raise SettingError(f"IGA_DUCKDB_MEMORY={setting!r} is not a size DuckDB knows "
+                               "(say 2GB or 512MB)") from None
         return setting
     try:
         ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
