@@ -456,6 +456,50 @@ def test_a_single_suppressed_cell_is_not_given_back_by_the_cycle_total():
     assert three["low"] == pytest.approx(3) and three["high"] == pytest.approx(3)
 
 
+def test_a_row_of_zeros_is_no_complement():
+    """A municipality without completers in a cycle publishes completed = 0, so a reader
+    knows its every class is 0 (counts are not negative): a NULL there hides nothing. The
+    greedy once chose that NULL as the complement of a 1 in the same column, and the cycle
+    total gave the 1 back (a review's find, on the bundled data with two completers made
+    early leavers)."""
+    zero_row = {"work_at_end": 0, "studies_at_end": 0, "unknown_at_end": 0, "other_at_end": 0,
+                "dropped_out": 6, "followed_up": False}
+    counts = municipality_counts(
+        [{"m": "1", "cycle": 1, **zero_row}]
+        + [big_row(m, 1, followed_up=False, unknown_at_end=1 if m == "3" else 0) for m in "2345"])
+    result = suppress(counts)
+    lp = disclosure_intervals(counts, result.suppressed)
+    small = lp[(lp["value"] > 0) & (~lp["hidden"] | (lp["value"] <= 4))]
+    assert ((small["high"] - small["low"]) >= 1 - 1e-9).all(), small
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_no_small_count_can_be_pinned_in_random_tables(seed):
+    """Five municipalities by eight cycles (cycle 8 not followed up), random counts with
+    rows of zeros among them; the linear-programming audit finds every withheld small
+    count (and every small hidden one) within an interval of at least 1."""
+    import random
+
+    rng = random.Random(seed)
+    rows = []
+    for cycle in range(1, 9):
+        for m in "12345":
+            end = [rng.choice([0, 0, 1, 2, 3, 5, 8]) for _ in range(4)]
+            row = {"m": m, "cycle": cycle, "followed_up": cycle < 8, "dropped_out": rng.choice([0, 1, 2, 6]),
+                   **dict(zip(("work_at_end", "studies_at_end", "unknown_at_end", "other_at_end"), end))}
+            if cycle < 8:  # the 90-day classes of the same completers
+                left = sum(end)
+                for k in ("work_90d", "studies_90d", "unknown_90d"):
+                    row[k] = rng.randint(0, left)
+                    left -= row[k]
+            rows.append(row)
+    counts = municipality_counts(rows)
+    result = suppress(counts)
+    lp = disclosure_intervals(counts, result.suppressed)
+    small = lp[(lp["value"] > 0) & (~lp["hidden"] | (lp["value"] <= 4))]
+    assert ((small["high"] - small["low"]) >= 1 - 1e-9).all(), small[small["high"] - small["low"] < 1]
+
+
 def test_row_identity_is_protected():
     # dropped_out 2 with enrolled and completed published would give it back: enrolled - completed
     counts = municipality_counts([big_row(m, 1, dropped_out=2 if m == "1" else 6) for m in "123"])

@@ -21,7 +21,10 @@ of people too: when the relations give it back exactly and it is 1-4, it is
 protected like a published small count.
 
 Complementary suppression (greedy, deterministic): a reader derives a cell
-when some relation has exactly one unknown cell; derivations are applied
+when some relation has exactly one unknown cell, and, counts being
+non-negative, every unknown part of a relation whose known total leaves
+nothing for them (a municipality with `completed` = 0 in a cycle has zeros
+in every class: a NULL there hides nothing); derivations are applied
 repeatedly until nothing new follows. While a suppressed cell (or a small
 hidden one) can be derived, one more cell of the relation that gives it away
 is suppressed: the smallest non-zero published count (zeros only if nothing
@@ -122,7 +125,9 @@ def cells_and_lines(counts: pd.DataFrame) -> tuple[dict[Cell, int], list[Line]]:
 
 
 def _derive(values: dict[Cell, int], lines: list[Line], unknown: set[Cell]) -> dict[Cell, Line]:
-    """Cells a reader derives from relations with a single unknown, applied to a fixed point."""
+    """Cells a reader derives, applied to a fixed point: the one unknown of a relation; and,
+    counts being non-negative, every unknown part of a relation whose known total leaves
+    nothing for them (a row whose `completed` is 0 has nothing but zeros)."""
     known_unknown = set(unknown)
     derived: dict[Cell, Line] = {}
     changed = True
@@ -130,9 +135,11 @@ def _derive(values: dict[Cell, int], lines: list[Line], unknown: set[Cell]) -> d
         changed = False
         for line in lines:
             unk = [c for c in line.cells if c in known_unknown]
-            if len(unk) == 1:
-                known_unknown.discard(unk[0])
-                derived[unk[0]] = line
+            total_known = line.total is None or line.total not in known_unknown
+            if len(unk) == 1 or (unk and total_known and not any(values[c] for c in unk)):
+                for c in unk:
+                    known_unknown.discard(c)
+                    derived[c] = line
                 changed = True
     return derived
 
