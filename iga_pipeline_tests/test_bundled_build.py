@@ -127,6 +127,16 @@ def test_contract_columns(built):
         assert got[: len(columns.split())] == columns.split(), table
 
 
+def test_survey_counts_are_zero_not_null_in_cycles_without_a_survey(built):
+    """warehouse.md: counts are integers (large_or_very_large was NULL in the seven cycles
+    without a survey, a review's find)."""
+    _, con, _ = built
+    rows = con.execute("SELECT cycle, questionnaires, answered, large_or_very_large FROM marts.survey_by_cycle "
+                       "ORDER BY cycle").fetchall()
+    assert len(rows) == 8 and all(None not in row for row in rows), rows
+    assert [r for r in rows if r[1] == 0] and all(r[3] == 0 for r in rows if r[1] == 0)
+
+
 def test_parquet_exports_match_the_warehouse(built):
     _, con, warehouse = built
     parquet = warehouse.parent / "parquet"

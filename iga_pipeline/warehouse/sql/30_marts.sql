@@ -124,7 +124,7 @@ CREATE OR REPLACE TABLE marts.survey_by_cycle AS
 SELECT c.cycle,
        count(s.response_id) AS questionnaires,
        count(s.increased_chance) AS answered,
-       count_if(s.increased_chance >= 4)::BIGINT AS large_or_very_large,
+       count(*) FILTER (WHERE s.increased_chance >= 4) AS large_or_very_large,  -- 0, not NULL, without answers
        o.completed,
        count(s.increased_chance) / nullif(o.completed, 0) AS coverage
 FROM reference.cycles AS c
