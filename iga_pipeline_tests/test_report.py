@@ -262,6 +262,32 @@ def test_report_is_self_contained(html):
     assert len(images) >= 2 and all(src.startswith("data:image/png;base64,") for src in images)
 
 
+def test_the_charts_show_every_label_whole(con, monkeypatch):
+    """Every text of both charts (tick labels, axis titles, legends, era labels) lies inside
+    its figure: the early leavers' longest reason was cut at the left, and the axis title
+    at the bottom (a review's find)."""
+    from iga_pipeline.evaluation import report
+
+    figures = []
+    png = report._png
+    monkeypatch.setattr(report, "_png", lambda fig: figures.append(fig) or png(fig))
+    report.render_report(con)
+    assert len(figures) == 2
+    for fig in figures:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.text import Text
+
+        renderer = FigureCanvasAgg(fig).get_renderer()
+        fig.draw(renderer)
+        box = fig.bbox
+        for text in fig.findobj(Text):
+            if not (text.get_visible() and text.get_text().strip()):
+                continue
+            extent = text.get_window_extent(renderer)
+            assert (extent.x0 >= box.x0 - 1 and extent.y0 >= box.y0 - 1 and extent.x1 <= box.x1 + 1
+                    and extent.y1 <= box.y1 + 1), (text.get_text(), extent, box)
+
+
 def test_report_says_what_it_was_built_from(bundled, page_text):
     raw, _ = bundled
     files = sorted(p for p in raw.rglob("*") if p.is_file())

@@ -169,6 +169,10 @@ def _png(fig) -> str:
 
 
 def outcome_chart(cycles: pd.DataFrame, benchmarks: pd.DataFrame, target: float | None) -> str:
+    return _png(outcome_figure(cycles, benchmarks, target))
+
+
+def outcome_figure(cycles: pd.DataFrame, benchmarks: pd.DataFrame, target: float | None):
     """Shares per cycle (work at 90 days; work or studies at 90 days) with 95% Wilson
     intervals, the ESF benchmark lines, the goal line, provider and target-group eras."""
     warm_up.wait_for(MATPLOTLIB)
@@ -243,18 +247,25 @@ def outcome_chart(cycles: pd.DataFrame, benchmarks: pd.DataFrame, target: float 
     ax.set_title("Outcome 90 days after each cycle, with ESF benchmarks", fontsize=11, loc="left")
     fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.53, 0.0), fontsize=8,
                frameon=False, ncol=2)
-    return _png(fig)
+    return fig
 
 
 def dropout_chart(table: list[dict], era_labels: list[str]) -> str:
+    return _png(dropout_figure(table, era_labels))
+
+
+def dropout_figure(table: list[dict], era_labels: list[str]):
     """Early leavers by reason, stacked by provider era (horizontal bars)."""
     warm_up.wait_for(MATPLOTLIB)
+    import textwrap
+
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(9.6, 0.5 + 0.45 * max(len(table), 1)))
-    ax = fig.add_axes((0.27, 0.18, 0.48, 0.78))
+    # laid out by matplotlib around the labels, axis title and legend, so that none is cut
+    fig = Figure(figsize=(9.6, 1.0 + 0.5 * max(len(table), 1)), layout="constrained")
+    ax = fig.add_subplot()
     colours = ("#7a9cc6", "#c98f5a", "#8bb58b", "#b58bb5")
-    labels = [r["label"] for r in table][::-1]
+    labels = [textwrap.fill(r["label"], 36) for r in table][::-1]
     left = [0] * len(table)
     for k, era in enumerate(era_labels):
         values = [r["by_era"][k] for r in table][::-1]
@@ -264,8 +275,8 @@ def dropout_chart(table: list[dict], era_labels: list[str]) -> str:
     ax.tick_params(labelsize=9)
     ax.grid(axis="x", color="#ddd", linewidth=0.6)
     ax.set_axisbelow(True)
-    fig.legend(loc="center left", bbox_to_anchor=(0.77, 0.55), fontsize=8, frameon=False)
-    return _png(fig)
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, frameon=False)
+    return fig
 
 
 # ------------------------------------------------------------------ the page's data
