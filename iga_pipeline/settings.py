@@ -70,16 +70,44 @@ def number(name: str, default: float, whole: bool = False) -> float:
     return value
 
 
+def ingest_workers() -> int | None:
+    """IGA_INGEST_WORKERS: cycles ingested at once; None when unset (staging decides)."""
+    return int(number("IGA_INGEST_WORKERS", 0, whole=True)) or None
+
+
+def max_file_bytes() -> int:
+    """The largest raw file the pipeline reads (IGA_MAX_FILE_MB, default 2048 MB)."""
+    return int(number("IGA_MAX_FILE_MB", 2048) * 1024 * 1024)
+
+
+def max_workbook_rows() -> int:
+    """The most data rows read from one worksheet (IGA_MAX_WORKBOOK_ROWS, default 100 000)."""
+    return int(number("IGA_MAX_WORKBOOK_ROWS", 100_000, whole=True))
+
+
+def duckdb_memory() -> str | None:
+    """IGA_DUCKDB_MEMORY as DuckDB reads it (a size: 2GB, 512MB); None when unset."""
+    setting = os.environ.get("IGA_DUCKDB_MEMORY", "").strip()
+    if not setting:
+        return None
+    import duckdb
+
+    try:  # DuckDB's own reading of it, on a database of nothing
+        if "'" in setting:
+            raise duckdb.Error("a quote")
+        with duckdb.connect() as con:
+            con.execute(f"SET memory_limit = '{setting}'")
+    except duckdb.Error:
+        raise SettingError(f"IGA_DUCKDB_MEMORY={setting!r} is not a size DuckDB knows "
+                           "(say 2GB or 512MB)") from None
+    return setting
+
+
 def problems() -> list[str]:
     """What is wrong with the IGA_* settings, checked before a build starts: a bad value
     would otherwise fail a step halfway, or reject every file it concerns."""
-    from iga_pipeline.sources.common import max_file_bytes
-    from iga_pipeline.sources.providers import max_workbook_rows
-    from iga_pipeline.staging import ingest_workers_setting
-    from iga_pipeline.warehouse.build import duckdb_memory_limit
-
     found = []
-    for read in (ingest_workers_setting, max_file_bytes, max_workbook_rows, duckdb_memory_limit):
+    for read in (ingest_workers, max_file_bytes, max_workbook_rows, duckdb_memory):
         try:
             read()
         except SettingError as e:

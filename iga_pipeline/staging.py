@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pandera.errors import SchemaErrors
 
-from iga_pipeline import checked_files, validation
+from iga_pipeline import checked_files, settings, validation
 from iga_pipeline.ingest import CycleIngest, deliveries_for_cycle, ingest_cycle
 from iga_pipeline.locks import flock
 from iga_pipeline.pseudonym import PseudonymKey
@@ -357,7 +357,7 @@ MEMORY_PER_RAW_BYTE = 10
 def ingest_workers(raw_root: Path, cycles: list[int]) -> int:
     """How many cycles to ingest at once: IGA_INGEST_WORKERS, or as many as CPUs and
     memory allow when the deliveries are large enough to be worth it."""
-    setting = ingest_workers_setting()
+    setting = settings.ingest_workers()
     if setting is not None:
         return setting
     sizes = [raw_bytes(raw_root, cycle) for cycle in cycles]
@@ -367,15 +367,8 @@ def ingest_workers(raw_root: Path, cycles: list[int]) -> int:
     return int(max(1, min(os.cpu_count() or 1, len(cycles), by_memory)))
 
 
-def ingest_workers_setting() -> int | None:
-    """IGA_INGEST_WORKERS, or None when unset."""
-    from iga_pipeline.settings import number
-
-    return int(number("IGA_INGEST_WORKERS", 0, whole=True)) or None
-
-
 def _one_large_cycle(raw_root: Path, cycles: list[int]) -> bool:
-    if len(cycles) != 1 or ingest_workers_setting() is not None or (os.cpu_count() or 1) < 2:
+    if len(cycles) != 1 or settings.ingest_workers() is not None or (os.cpu_count() or 1) < 2:
         return False
     return raw_bytes(raw_root, cycles[0]) >= PARALLEL_FROM_BYTES
 

@@ -18,7 +18,7 @@ from pathlib import Path, PurePosixPath
 
 import pandas as pd
 
-from iga_pipeline import reference
+from iga_pipeline import reference, settings
 
 ISSUE_COLUMNS = ["source_file", "source_row", "severity", "reason", "detail"]
 
@@ -71,9 +71,7 @@ _PATTERNS = [
 
 def max_file_bytes() -> int:
     """The largest raw file the pipeline reads (IGA_MAX_FILE_MB, default 2048 MB)."""
-    from iga_pipeline.settings import number
-
-    return int(number("IGA_MAX_FILE_MB", 2048) * 1024 * 1024)
+    return settings.max_file_bytes()
 
 
 def _refusal(raw_root: Path, path: Path) -> tuple[str, str] | None:

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import zipfile
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from iga_pipeline import collector, personnummer, reference
+from iga_pipeline import collector, personnummer, reference, settings
 from iga_pipeline.pseudonym import PseudonymKey
 from iga_pipeline.sources import text
 from iga_pipeline.sources.common import (
@@ -117,9 +116,7 @@ def read_petho(delivery: Delivery, key: PseudonymKey) -> AdapterOutput:
 
 def max_workbook_rows() -> int:
     """The most data rows read from one worksheet (IGA_MAX_WORKBOOK_ROWS, default 100 000)."""
-    from iga_pipeline.settings import number
-
-    return int(number("IGA_MAX_WORKBOOK_ROWS", 100_000, whole=True))
+    return settings.max_workbook_rows()
 
 
 def _petho_status(cells: pd.Series) -> pd.Series:

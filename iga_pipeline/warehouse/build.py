@@ -21,7 +21,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from iga_pipeline import reference
+from iga_pipeline import reference, settings
 from iga_pipeline.locks import flock
 
 log = logging.getLogger(__name__)
@@ -133,18 +133,8 @@ def _connect(path: Path) -> duckdb.DuckDBPyConnection:
 def duckdb_memory_limit() -> str:
     """DuckDB's memory for a build (IGA_DUCKDB_MEMORY, default a quarter of RAM, 1-4 GB);
     beyond it DuckDB spills to disk, so the build's peak stays predictable."""
-    setting = os.environ.get("IGA_DUCKDB_MEMORY", "").strip()
+    setting = settings.duckdb_memory()
     if setting:
-        try:  # DuckDB's own reading of it, on a database of nothing
-            if "'" in setting:
-                raise duckdb.Error("a quote")
-            with duckdb.connect() as con:
-                con.execute(f"SET memory_limit = '{setting}'")
-        except duckdb.Error:
-            from iga_pipeline.settings import SettingError
-
-            raise SettingError(f"IGA_DUCKDB_MEMORY={setting!r} is not a size DuckDB knows "
-                               "(say 2GB or 512MB)") from None
         return setting
     try:
         ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
