@@ -116,6 +116,10 @@ def test_the_instance_runs_at_most_two_ingest_runs_at_once(defs, tmp_path):
     assert retention[TickStatus.SKIPPED] == 1
     assert retention[TickStatus.SUCCESS] == retention[TickStatus.FAILURE] == -1  # for ever
     assert IN_PROCESS_TAGS["dagster/max_retries"] == "0"
+    # a retry runs every step again (a run's candidate warehouse is named after its run id)
+    assert all(defs.resolve_job_def(n).tags["dagster/retry_strategy"] == "ALL_STEPS"
+               for n in ("build_all", "ingest_cycle"))
+    assert defs.resolve_sensor_def("warehouse_automation").run_tags["dagster/retry_strategy"] == "ALL_STEPS"
     assert all("dagster/max_retries" not in defs.resolve_job_def(n).tags for n in ("build_all", "ingest_cycle"))
     assert [limit for limit in limits if limit["key"] == key] == [
         {"key": key, "value": INGEST_TAGS[key], "limit": 2}]

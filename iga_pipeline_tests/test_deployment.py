@@ -110,6 +110,11 @@ def test_a_run_whose_ingest_worker_was_killed_is_launched_again_and_publishes(tm
         failures = [e.dagster_event for e in instance.all_logs(failed.run_id)
                     if e.dagster_event and e.dagster_event.is_step_failure]
         assert [f.step_key for f in failures] == ["harmonised"]
+        # every step again, not from the failed one: a run's candidate warehouse is named after
+        # its run id, and a retry from the failed step found none (a review's find)
+        started = {e.dagster_event.step_key for e in instance.all_logs(retry.run_id)
+                   if e.dagster_event and e.dagster_event.is_step_start}
+        assert {"raw__deliveries", "harmonised", "marts", "warehouse__published"} <= started, started
         assert "staging failed in a worker process" in failures[0].step_failure_data.error.to_string()
     finally:
         _stop(daemon)

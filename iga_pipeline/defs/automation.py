@@ -28,12 +28,19 @@ from iga_pipeline.defs.resources import IGAResource
 from iga_pipeline.sources.common import discover, sha256_of
 from iga_pipeline.warehouse.catalog import HARMONISED
 
+# A run the daemon launches again (run_retries, .dagster_home/dagster.yaml) runs every step
+# again: a run's candidate warehouse, pending report and Parquet are named after its run id,
+# so a retry from the failed step (Dagster's default) found none, checked and exported the
+# live warehouse instead, and could not publish (found by a review of a deployment).
+RETRY_TAGS = {"dagster/retry_strategy": "ALL_STEPS"}
+
 # Runs that ingest carry this tag: the instance (.dagster_home/dagster.yaml) runs at most
 # two of them at once, however many cycles the delivery sensor asks for in one tick. It
-# also ends any such run still going after four hours (run monitoring): a run whose worker
-# died (say, killed for memory) would otherwise hold its place in the queue for ever. The
-# 10M full build takes five minutes (docs/performance.md).
-INGEST_TAGS = {"iga/ingest": "queued", "dagster/max_runtime": str(4 * 3600)}
+# also ends any such run still going after four hours (run monitoring): the code server
+# marks a run whose process dies as failed at once, but not while the code server itself is
+# down, and such a run would hold its place in the queue for ever. The 10M full build takes
+# five minutes (docs/performance.md).
+INGEST_TAGS = {"iga/ingest": "queued", "dagster/max_runtime": str(4 * 3600), **RETRY_TAGS}
 # `iga-pipeline build` runs in process, past the queue: its runs do not take a place in it.
 # Nor are they retried by the daemon (.dagster_home/dagster.yaml): it can only launch again a
 # run that it can launch at all, and the command's exit status tells its caller.
@@ -165,6 +172,6 @@ warehouse_automation = AutomationConditionSensorDefinition(
     "warehouse_automation", target=AssetSelection.all(), default_status=DefaultSensorStatus.RUNNING,
     # A run still going after this is ended (run monitoring, .dagster_home/dagster.yaml): a
     # run whose process died would otherwise stay "in progress" and hold the automation up.
-    run_tags={"dagster/max_runtime": INGEST_TAGS["dagster/max_runtime"]},
+    run_tags={"dagster/max_runtime": INGEST_TAGS["dagster/max_runtime"], **RETRY_TAGS},
     description="Rebuilds and publishes the warehouse after an ingest run (MARTS_AUTOMATION).",
 )
