@@ -126,3 +126,64 @@ def test_a_run_whose_ingest_worker_was_killed_is_launched_again_and_publishes(tm
         assert con.execute("SELECT count(DISTINCT cycle) FROM marts.fct_participation").fetchone()[0] == 8
     finally:
         con.close()
+
+
+def _build_all():
+    """build_all, for Dagster to load again by reference (a re-execution needs that)."""
+    from iga_pipeline.definitions import defs
+
+    return defs.resolve_job_def("build_all")
+
+
+def test_a_run_re_executed_from_its_failed_step_publishes_its_own_build(tmp_path, monkeypatch):
+    """A run that failed after its marts step (the report could not be written), re-executed
+    from the failed step once the fault is gone: the re-execution goes on with its group's
+    candidate warehouse and publishes it. Before, the files were named after each run's id:
+    the re-execution found no candidate, rendered the report from the live warehouse and
+    could not publish (found by a review, for the daemon's retries)."""
+    from dagster import DagsterInstance, ReexecutionOptions, execute_job, reconstructable
+
+    from iga_pipeline.defs.automation import all_cycles_tags
+
+    shutil.copytree(REPO / "data" / "raw", tmp_path / "raw")
+    warehouse = tmp_path / "warehouse" / "iga.duckdb"
+    for name in ("DAGSTER_HOME", "IGA_ENV", "IGA_INGEST_WORKERS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("IGA_RAW_DIR", str(tmp_path / "raw"))
+    monkeypatch.setenv("IGA_WAREHOUSE", str(warehouse))
+    job = reconstructable(_build_all)
+    config = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+
+    def answers() -> int:
+        con = duckdb.connect(str(warehouse), read_only=True)
+        try:
+            return con.execute("SELECT questionnaires FROM marts.survey_by_cycle WHERE cycle = 3").fetchone()[0]
+        finally:
+            con.close()
+
+    (tmp_path / "home").mkdir()
+    with DagsterInstance.local_temp(str(tmp_path / "home")) as instance:
+        with execute_job(job, instance, tags=all_cycles_tags(), run_config=config) as first:
+            assert first.success
+        before = answers()
+        with (tmp_path / "raw" / "enkater" / "enkat_cykel3.csv").open("a", encoding="utf-8") as f:
+            f.write("999,1277,4,nej\n")  # one more questionnaire of cycle 3
+        report = warehouse.parent / "report"
+        shutil.rmtree(report)
+        report.write_text("not a folder")  # the report cannot be written: the run fails there
+        with execute_job(job, instance, tags=all_cycles_tags(), run_config=config,
+                         raise_on_error=False) as failed:
+            assert not failed.success
+            failed_steps = [e.step_key for e in failed.all_events if e.is_step_failure]
+            failed_id = failed.run_id
+        assert failed_steps == ["report__evaluation_report"] and answers() == before
+
+        report.unlink()  # the fault is gone
+        options = ReexecutionOptions.from_failure(failed_id, instance)
+        with execute_job(job, instance, run_config=config, reexecution_options=options,
+                         raise_on_error=False) as again:
+            assert again.success, [e.message for e in again.all_events if e.is_failure]
+            ran = {e.step_key for e in again.all_events if e.is_step_start}
+        assert "marts" not in ran and "report__evaluation_report" in ran  # from the failed step
+        assert answers() == before + 1  # the failed run's build, published
+        assert (report / "index.html").is_file()

@@ -179,10 +179,18 @@ def harmonised(context: AssetExecutionContext, iga: IGAResource):
         yield MaterializeResult(asset_key=harmonised_key(name), metadata=metadata)
 
 
+def build_id(context) -> str:
+    """What names a build's candidate warehouse, pending report and Parquet: the run's id,
+    or a re-execution's (a retry, or one launched from the UI) first run's. A re-execution
+    from the failed step so goes on with the candidate its group built; one of every step
+    builds it again. (Named after each run, a re-execution found none: a review's find.)"""
+    return context.run.root_run_id or context.run.run_id
+
+
 def candidate_for(context, iga: IGAResource):
-    """This run's candidate warehouse file (named after the run id) and the paths."""
+    """This build's candidate warehouse file (named after `build_id`) and the paths."""
     paths = iga.paths()
-    return build.candidate_path(paths.warehouse, context.run.run_id), paths
+    return build.candidate_path(paths.warehouse, build_id(context)), paths
 
 
 @multi_asset(
@@ -253,7 +261,7 @@ def published_warehouse(context: AssetExecutionContext, iga: IGAResource) -> Mat
     if not candidate.exists():
         raise FileNotFoundError(
             "no candidate warehouse was built in this run; materialise the marts in the same run")
-    run_id = context.run.run_id
+    run_id = build_id(context)
     with build.publishing(paths.warehouse):
         build.publish(candidate, paths.warehouse)
         # The Parquet files and the report rendered from this candidate go live with it.
@@ -278,9 +286,9 @@ def published_warehouse(context: AssetExecutionContext, iga: IGAResource) -> Mat
 def parquet_exports(context: AssetExecutionContext, iga: IGAResource) -> MaterializeResult:
     candidate, paths = candidate_for(context, iga)
     if candidate.exists():
-        rows = build.export_parquet(candidate, paths.pending_parquet(context.run.run_id))
+        rows = build.export_parquet(candidate, paths.pending_parquet(build_id(context)))
     else:  # materialised on its own: export the live warehouse
-        fresh = paths.pending_parquet(context.run.run_id)
+        fresh = paths.pending_parquet(build_id(context))
         with build.publishing(paths.warehouse):  # the live warehouse stays while it is exported
             rows = build.export_parquet(paths.warehouse, fresh)
             build.replace_dir(fresh, paths.parquet)

@@ -29,9 +29,11 @@ from iga_pipeline.sources.common import discover, sha256_of
 from iga_pipeline.warehouse.catalog import HARMONISED
 
 # A run the daemon launches again (run_retries, .dagster_home/dagster.yaml) runs every step
-# again: a run's candidate warehouse, pending report and Parquet are named after its run id,
-# so a retry from the failed step (Dagster's default) found none, checked and exported the
-# live warehouse instead, and could not publish (found by a review of a deployment).
+# again, a fresh build from the staging as it is then: what failed is the machine's, and may
+# have left a step's files half-made. (From the failed step, Dagster's default, a retry once
+# found no candidate warehouse, named after the failed run's id: it checked and exported the
+# live warehouse and could not publish, a review's find. The files are now named after the
+# run group, `build_id`, which a re-execution from the UI relies on.)
 RETRY_TAGS = {"dagster/retry_strategy": "ALL_STEPS"}
 
 # Runs that ingest carry this tag: the instance (.dagster_home/dagster.yaml) runs at most

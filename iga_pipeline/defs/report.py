@@ -11,7 +11,7 @@ from dagster import (
     AssetExecutionContext, MaterializeResult, MetadataValue, asset,
 )
 
-from iga_pipeline.defs.assets import REPORT, WITH_THE_MARTS, candidate_for, mart_key
+from iga_pipeline.defs.assets import REPORT, WITH_THE_MARTS, build_id, candidate_for, mart_key
 from iga_pipeline.defs.resources import IGAResource
 from iga_pipeline.evaluation import EVALUATION_MARTS
 from iga_pipeline.evaluation.report import write_report
@@ -34,7 +34,7 @@ READS = ("outcomes_by_cycle", "outcomes_summary", "survey_by_cycle", "fct_partic
 def evaluation_report(context: AssetExecutionContext, iga: IGAResource) -> MaterializeResult:
     candidate, paths = candidate_for(context, iga)
     if candidate.exists():
-        source, out = candidate, paths.pending_report(context.run.run_id)
+        source, out = candidate, paths.pending_report(build_id(context))
     elif paths.warehouse.exists():
         source, out = paths.warehouse, paths.report_dir / "index.html"
     else:
