@@ -260,7 +260,8 @@ def published_warehouse(context: AssetExecutionContext, iga: IGAResource) -> Mat
     candidate, paths = candidate_for(context, iga)
     if not candidate.exists():
         raise FileNotFoundError(
-            "no candidate warehouse was built in this run; materialise the marts in the same run")
+            "no candidate warehouse was built in this run (or the run it re-executes); materialise "
+            "the marts in the same run")
     run_id = build_id(context)
     with build.publishing(paths.warehouse):
         build.publish(candidate, paths.warehouse)
