@@ -18,6 +18,7 @@ use are removed after it.
 
 from __future__ import annotations
 
+import ast
 import functools
 import hashlib
 import importlib.metadata
@@ -52,17 +53,40 @@ class Checked:
     issues: pd.DataFrame  # the file's own issues and row rejections, in order
 
 
+def code_files() -> list[Path]:
+    """This package's modules that `ingest` and this module import, directly or through
+    another (read from their import statements, so a new helper module cannot be missed)."""
+    package = Path(__file__).parent
+    todo, seen, found = ["iga_pipeline.ingest", "iga_pipeline.checked_files"], set(), []
+    while todo:
+        name = todo.pop()
+        path = package.parent.joinpath(*name.split("."))
+        path = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+        if name in seen or not path.is_file():
+            continue
+        seen.add(name)
+        found.append(path)
+        for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("iga_pipeline"):
+                todo += [node.module, *(f"{node.module}.{a.name}" for a in node.names)]  # a module or a name
+            elif isinstance(node, ast.Import):
+                todo += [a.name for a in node.names if a.name.startswith("iga_pipeline")]
+    return sorted(found)
+
+
+def fingerprinted_files() -> list[Path]:
+    """What `code_fingerprint` hashes: `code_files` and the reference data."""
+    reference = Path(__file__).parent / "reference"
+    return sorted({*code_files(), *(p for p in reference.glob("*") if p.is_file())})
+
+
 @functools.cache
 def code_fingerprint() -> str:
     """The code and data that turn a file into a `Checked`: adapters, rules, reference data."""
-    package = Path(__file__).parent
     h = hashlib.sha256()
-    files = [*sorted((package / "sources").glob("*.py")), *sorted((package / "reference").glob("*")),
-             *(package / name for name in ("ingest.py", "validation.py", "personnummer.py",
-                                           "pseudonym.py", "checked_files.py"))]
-    for path in files:
-        if path.is_file():
-            h.update(path.name.encode() + b"\0" + path.read_bytes())
+    root = Path(__file__).parent.parent
+    for path in fingerprinted_files():
+        h.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
     for library in _LIBRARIES:
         h.update(f"{library}={importlib.metadata.version(library)};".encode())
     h.update(sys.version.encode())  # the json and csv modules come with Python

@@ -3,6 +3,8 @@ and after a late delivery only the new file is read."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
@@ -141,3 +143,19 @@ def test_keeping_is_best_effort(raw, tmp_path):
     staged = list(staging.stage_cycles(raw, tmp_path, [5], KEY, workers=1))
     assert staged[0].rows["participations"] > 0
     assert (tmp_path / "cycle=5" / "participations.parquet").is_file()
+
+
+def test_the_fingerprint_covers_every_module_the_ingest_runs():
+    """Every module of the package that is loaded to ingest a file is hashed into the
+    entries' key: an edit to any of them (whitespace.py was once missed) reads files again."""
+    import subprocess
+    import sys
+
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, iga_pipeline.ingest, iga_pipeline.checked_files\n"
+         "print('\\n'.join(m.__file__ for n, m in sys.modules.items()\n"
+         "                 if n.startswith('iga_pipeline') and getattr(m, '__file__', None)))"],
+        capture_output=True, text=True, check=True).stdout.split()
+    hashed = {str(p) for p in checked_files.fingerprinted_files()}
+    assert {str(Path(f).resolve()) for f in loaded} - {str(Path(h).resolve()) for h in hashed} == set()
+    assert any(p.name == "whitespace.py" for p in checked_files.fingerprinted_files())
