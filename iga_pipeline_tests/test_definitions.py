@@ -134,3 +134,18 @@ def test_every_job_executes_its_steps_in_the_runs_process(defs):
 
     for job in defs.resolve_all_job_defs():
         assert job.executor_def is in_process_executor, job.name
+
+
+def test_the_lineage_names_the_staged_frames_the_sql_reads():
+    """The graph's edges from harmonised frames to marts are those the warehouse SQL reads,
+    and the warehouse loads no staged frame that nothing reads (staging.outcomes once)."""
+    import re
+
+    from iga_pipeline.warehouse import build, catalog
+
+    sql = {p.name: p.read_text() for p in build.sql_files()}
+    loaded = set(re.findall(r"CREATE OR REPLACE TABLE staging\.(\w+)", sql.pop("10_staging.sql")))
+    read = set(re.findall(r"\bstaging\.(\w+)", "\n".join(sql.values()))) & set(catalog.HARMONISED)
+    in_catalog = {i for m in catalog.MARTS for i in m.inputs if i in catalog.HARMONISED}
+    assert in_catalog == read
+    assert loaded & set(catalog.HARMONISED) <= read

@@ -131,7 +131,9 @@ def raw_inventory(iga: IGAResource) -> MaterializeResult:
     specs=[AssetSpec(harmonised_key(name), group_name="harmonised", deps=[RAW],
                      description=_desc) for name, _desc in [
         ("participations", "Accepted register rows: one row per participation, no personal data."),
-        ("outcomes", "Accepted provider statuses, one row per participation and time point."),
+        ("outcomes", "Accepted provider statuses, one row per participation and time point. "
+                     "Staged and checked; the warehouse reads the statuses from the participations, "
+                     "which carry them (status_end, status_90d), so no mart depends on this one."),
         ("interventions", "Interventions per participation, with hours where given."),
         ("survey_responses", "Anonymous survey answers."),
         ("followup", "Whether each cycle was followed up at 90 days (rule R9)."),

@@ -172,7 +172,7 @@ def _extra_marts(con, extra_marts: dict | None) -> None:
 INPUTS_TABLE = "staging.build_inputs"  # what a warehouse was built from: code and staging fingerprints
 # Per-cycle staging tables and how a cycle's rows are found in them.
 PER_CYCLE = {
-    "participations": "cycle = {c}", "outcomes": "cycle = {c}", "survey_responses": "cycle = {c}",
+    "participations": "cycle = {c}", "survey_responses": "cycle = {c}",
     "followup": "cycle = {c}", "audit": "cycle = {c}",
     "interventions": "starts_with(participation_id, 'c{c}-')",  # ids carry their cycle
 }

@@ -62,7 +62,7 @@ MARTS: tuple[Mart, ...] = (
             "status_90d": "outcome class at 90 days; NULL when the cycle was not followed up",
             "status_90d_detail": "outcome detail at 90 days; NULL when not followed up",
         },
-        ("participations", "outcomes"),
+        ("participations", "followup"),
     ),
     Mart(
         "fct_intervention", "participation x intervention",

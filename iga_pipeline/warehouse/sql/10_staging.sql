@@ -1,12 +1,10 @@
 -- Staging: the harmonised Parquet files of every cycle, as tables.
--- {staging} is replaced by the staging folder (quoted by the caller).
+-- {staging} is replaced by the staging folder (quoted by the caller). The staged outcomes
+-- (outcomes.parquet) are not loaded: the participations carry their statuses.
 CREATE SCHEMA IF NOT EXISTS staging;
 
 CREATE OR REPLACE TABLE staging.participations AS
 SELECT * FROM read_parquet({staging} || '/cycle=*/participations.parquet', union_by_name = true);
-
-CREATE OR REPLACE TABLE staging.outcomes AS
-SELECT * FROM read_parquet({staging} || '/cycle=*/outcomes.parquet', union_by_name = true);
 
 CREATE OR REPLACE TABLE staging.interventions AS
 SELECT * FROM read_parquet({staging} || '/cycle=*/interventions.parquet', union_by_name = true);
