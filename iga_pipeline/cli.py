@@ -67,14 +67,16 @@ def build(raw_dir: str | None = None, warehouse: str | None = None, cycle: int |
     if cycle is not None:
         from iga_pipeline import reference
         if cycle not in reference.cycles():
-            print(f"error: --cycle {cycle} is not one of the project's cycles", file=sys.stderr)
+            print(f"error: --cycle {cycle} is not one of the project's cycles "
+                  f"({min(reference.cycles())}-{max(reference.cycles())})", file=sys.stderr)
             return EXIT_FAILED
-        missing = [c for c in reference.cycles() if c != cycle
-                   and not (paths.staging / f"cycle={c}").is_dir()]
+        from iga_pipeline.staging import missing_cycles
+        missing = [c for c in missing_cycles(paths.staging, reference.cycles()) if c != cycle]
         if missing:
             print(f"warning: no staging yet for cycle(s) {', '.join(map(str, missing))}: cycle {cycle} is "
                   "staged, but no warehouse is built without them (run a full build first)", file=sys.stderr)
 
+    had_warehouse = paths.warehouse.exists()
     started = time.monotonic()
     result = run_build_job(paths, cycle)
     elapsed = time.monotonic() - started
@@ -91,7 +93,8 @@ def build(raw_dir: str | None = None, warehouse: str | None = None, cycle: int |
                       + _indent(failure_details(check.metadata)), file=sys.stderr)
         from iga_pipeline.warehouse import build as wh
         wh.discard_run(paths, result.run_id)
-        print("build failed; the previous warehouse was left as it was", file=sys.stderr)
+        print("build failed; " + ("the previous warehouse was left as it was" if had_warehouse
+                                  else "no warehouse was published"), file=sys.stderr)
         return EXIT_FAILED
     return summarise(paths, elapsed)
 
@@ -205,10 +208,9 @@ def table1_rows(con) -> list[tuple]:
 
 def _pct(count: int, total: int) -> str:
     """count/total as whole percent, rounded half up (rule R11)."""
-    from decimal import ROUND_HALF_UP, Decimal
-    if not total:
-        return "-"
-    return f"{(Decimal(count) * 100 / Decimal(total)).quantize(Decimal(1), rounding=ROUND_HALF_UP)}%"
+    from iga_pipeline.evaluation.common import half_up_percent
+    percent = half_up_percent(count, total)
+    return "-" if percent is None else f"{percent}%"
 
 
 def _n_pct(count: int, total: int) -> str:

@@ -13,13 +13,14 @@ Building twice from the same files adds nothing, so the marts stay identical.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
+
+from iga_pipeline.locks import flock
 
 LOG_NAME = "delivery_log.parquet"
 COLUMNS = ["source_file", "sha256", "source_kind", "cycle", "first_built"]
@@ -45,8 +46,7 @@ def record(staging: Path, audit: pd.DataFrame, now: datetime | None = None) -> i
     not versions and are skipped."""
     Path(staging).mkdir(parents=True, exist_ok=True)
     # Runs of different cycles may finish together: one writer at a time.
-    with open(Path(staging) / ".delivery_log.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with flock(Path(staging) / ".delivery_log.lock"):
         return _record(staging, audit, now)
 
 

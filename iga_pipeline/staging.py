@@ -32,11 +32,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pandera.errors import SchemaErrors
 
-from iga_pipeline import checked_files, settings, validation
+from iga_pipeline import checked_files, history, settings, validation
 from iga_pipeline.ingest import CycleIngest, deliveries_for_cycle, ingest_cycle
 from iga_pipeline.locks import flock
 from iga_pipeline.pseudonym import PseudonymKey
-from iga_pipeline.sources.common import discover
+from iga_pipeline.sources.common import UNLISTED_FOLDER, discover, issues_frame
 from iga_pipeline.validation import HARMONISED_MODELS, Participation
 
 
@@ -124,11 +124,26 @@ def write_cycle(staging: Path, result: CycleIngest, key: PseudonymKey | None = N
     return final
 
 
+INVENTORY_ISSUES = "inventory_issues.parquet"
+
+
+def write_inventory(raw_root: Path, staging: Path) -> int:
+    """Record the raw root's files that belong to no cycle (<staging>/inventory_issues.parquet,
+    which the warehouse reads): a stray file is a warning; a folder that could not be listed
+    lost its files, so it is rejected. Returns how many there are."""
+    stray = [d for d in discover(raw_root) if d.cycle is None]
+    write_inventory_issues(staging, issues_frame([
+        {"source_file": d.source_file, "source_row": None,
+         "severity": "rejected" if d.kind == UNLISTED_FOLDER else "warning",
+         "reason": d.problem[0], "detail": d.problem[1]} for d in stray]))
+    return len(stray)
+
+
 def write_inventory_issues(staging: Path, issues: pd.DataFrame) -> Path:
     staging = Path(staging)
     staging.mkdir(parents=True, exist_ok=True)
-    path = staging / "inventory_issues.parquet"
-    tmp = staging / f".inventory_issues.{uuid.uuid4().hex}.tmp"
+    path = staging / INVENTORY_ISSUES
+    tmp = staging / f".{INVENTORY_ISSUES}.{uuid.uuid4().hex}.tmp"
     issues.to_parquet(tmp, index=False)
     os.replace(tmp, path)
     return path
@@ -215,6 +230,12 @@ def not_ready(staging: Path, cycles, key: PseudonymKey) -> list[str]:
                 if path.exists() and not validated_before(path, model):
                     problems.append(f"cycle={cycle}/{name}.parquet has not passed its pandera model "
                                     f"since it changed (check pandera_{name})")
+    if not (Path(staging) / INVENTORY_ISSUES).is_file():
+        problems.append(f"the raw root's inventory ({INVENTORY_ISSUES}) is missing: materialise "
+                        "raw/inventory (iga-pipeline build does)")
+    if not history.log_path(staging).is_file():
+        problems.append(f"the delivery log ({history.LOG_NAME}) is missing: ingest the cycles again "
+                        "(iga-pipeline build)")
     if not any(_rows(cycle_dir(staging, cycle) / "audit.parquet") for cycle in cycles):
         # every file gone at once is no delivery: more likely a raw root not mounted or
         # pointed elsewhere; publishing would replace the warehouse with an empty one
@@ -291,6 +312,7 @@ class Staged:
     files_rejected: int  # files rejected whole
     by_reason: pd.DataFrame  # severity, reason, issues
     audit: pd.DataFrame
+    new_versions: int = 0  # files whose content no build had read before (history.py)
 
 
 # A cycle with fewer rows (read, or staged) leaves too little behind to be worth a full
@@ -311,6 +333,7 @@ def stage_cycle(raw_root: Path, staging: Path, cycle: int, key: PseudonymKey) ->
         write_cycle(staging, result, key, mark_valid=checked)
         if kept is not None:
             kept.prune()
+        new_versions = history.record(staging, result.audit)
     issues = result.issues
     rows_read = int(result.audit["rows_read"].sum())
     staged = Staged(
@@ -320,6 +343,7 @@ def stage_cycle(raw_root: Path, staging: Path, cycle: int, key: PseudonymKey) ->
         files_rejected=int((result.audit["status"] == "rejected").sum()),
         by_reason=issues.groupby(["severity", "reason"]).size().rename("issues").reset_index(),
         audit=result.audit,
+        new_versions=new_versions,
     )
     del result, issues
     if max(rows_read, sum(staged.rows.values())) >= GIVE_BACK_FROM_ROWS:
@@ -339,8 +363,6 @@ def _give_back_memory() -> None:
     except (OSError, AttributeError):  # not glibc
         pass
     try:
-        import pyarrow as pa
-
         pa.default_memory_pool().release_unused()
     except Exception:  # noqa: BLE001 - only an optimisation
         pass

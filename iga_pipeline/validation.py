@@ -49,7 +49,7 @@ def _one_of(column: str, allowed, reason: str = "invalid_code", transform=None) 
     return pa.Check(check, error=f"{reason}: {column} must be one of {shown}")
 
 
-def _required(column: str, checks=()) -> pa.Column:
+def _required(checks=()) -> pa.Column:
     return pa.Column("string", nullable=False, checks=list(checks), required=True)
 
 
@@ -67,13 +67,13 @@ def register_schema(cycle: int) -> pa.DataFrameSchema:
     return pa.DataFrameSchema(
         {
             "pnr_error": _optional(_PNR_CHECKS),
-            "kon": _required("kon", [_one_of("kon", reference.register_codes("kon"))]),
+            "kon": _required([_one_of("kon", reference.register_codes("kon"))]),
             "fodelseland": _optional([_one_of("fodelseland", reference.birth_regions())]),
-            "malgrupp": _required("malgrupp", [_one_of("malgrupp", reference.register_codes("malgrupp"))]),
-            "cykel": _required("cykel", [pa.Check(
+            "malgrupp": _required([_one_of("malgrupp", reference.register_codes("malgrupp"))]),
+            "cykel": _required([pa.Check(
                 lambda s: s == str(cycle),
                 error=f"cycle_mismatch: cykel differs from the file name's cycle {cycle}")]),
-            "inskrivningsdatum": _required("inskrivningsdatum", [pa.Check(
+            "inskrivningsdatum": _required([pa.Check(
                 _is_iso_date, error="invalid_date: inskrivningsdatum is not a date YYYY-MM-DD")]),
             "utskrivningsdatum": _optional([pa.Check(
                 _is_iso_date, error="invalid_date: utskrivningsdatum is not a date YYYY-MM-DD")]),
@@ -98,11 +98,11 @@ def provider_schema(source_kind: str, timepoints: list[str]) -> pa.DataFrameSche
 def survey_schema() -> pa.DataFrameSchema:
     return pa.DataFrameSchema(
         {
-            "svar_id": _required("svar_id"),  # keyed by the adapter (sources/survey.py)
+            "svar_id": _required(),  # keyed by the adapter (sources/survey.py)
             "svar_id_error": _optional([pa.Check(
                 lambda s: s != "personnummer",
                 error="invalid_code: svar_id looks like a personnummer; the survey is anonymous")]),
-            "kommunkod": _required("kommunkod", [_one_of("kommunkod", reference.municipalities())]),
+            "kommunkod": _required([_one_of("kommunkod", reference.municipalities())]),
             "okad_mojlighet": _optional([_one_of("okad_mojlighet", ["1", "2", "3", "4", "5"])]),
             "tolk": _optional([_one_of("tolk", ["ja", "nej"], transform=lambda s: s.str.casefold())]),
         },
@@ -205,14 +205,17 @@ class Text(pandas_engine.NpString):
         return super().check(pandera_dtype, data_container)
 
 
+_LAST_CYCLE = max(reference.cycles())
+
+
 class Participation(pa.DataFrameModel):
     participation_id: Series[Text] = pa.Field(unique=True)
     person_key: Series[Text] = pa.Field(str_length={"min_value": 64, "max_value": 64})
-    cycle: Series[int] = pa.Field(ge=1, le=8)
+    cycle: Series[int] = pa.Field(ge=1, le=_LAST_CYCLE)
     municipality_code: Series[Text] = pa.Field(isin=list(reference.municipalities()))
-    gender: Series[Text] = pa.Field(isin=["K", "M"])
-    birth_region: Series[Text] = pa.Field(isin=["sweden", "europe", "outside_europe", "unknown"])
-    target_group: Series[Text] = pa.Field(isin=["flykting", "ifo"])
+    gender: Series[Text] = pa.Field(isin=sorted(reference.register_codes("kon")))
+    birth_region: Series[Text] = pa.Field(isin=list(reference.BIRTH_REGIONS))
+    target_group: Series[Text] = pa.Field(isin=sorted(reference.register_codes("malgrupp")))
     enrolled_on: Series[pd.Timestamp]
     exited_on: Series[pd.Timestamp] = pa.Field(nullable=True)
     completed: Series[bool]
@@ -231,12 +234,12 @@ class Participation(pa.DataFrameModel):
 
 class Outcome(pa.DataFrameModel):
     participation_id: Series[Text]
-    cycle: Series[int] = pa.Field(ge=1, le=8)
+    cycle: Series[int] = pa.Field(ge=1, le=_LAST_CYCLE)
     timepoint: Series[Text] = pa.Field(isin=["end", "90d"])
     status_detail: Series[Text] = pa.Field(isin=list(reference.outcome_classes()))
     status_class: Series[Text] = pa.Field(isin=list(reference.OUTCOME_CLASSES))
     municipality_code: Series[Text] = pa.Field(nullable=True)
-    source_kind: Series[Text] = pa.Field(isin=["petho", "folkuniversitetet", "astorp"])
+    source_kind: Series[Text] = pa.Field(isin=reference.provider_kinds())
     source_file: Series[Text]
     source_row: Series[Text]
 
@@ -256,7 +259,7 @@ class Intervention(pa.DataFrameModel):
 
 
 class SurveyResponse(pa.DataFrameModel):
-    cycle: Series[int] = pa.Field(ge=1, le=8)
+    cycle: Series[int] = pa.Field(ge=1, le=_LAST_CYCLE)
     response_id: Series[Text]
     municipality_code: Series[Text] = pa.Field(isin=list(reference.municipalities()))
     increased_chance: Series[pd.Int64Dtype] = pa.Field(nullable=True, ge=1, le=5)

@@ -464,6 +464,20 @@ def test_an_empty_raw_root_leaves_the_staging_and_a_later_cycle_build_keeps_ever
         con.close()
 
 
+def test_a_cycle_build_without_a_warehouse_says_none_was_published(clean_build, tmp_path):
+    """`--cycle N` into a new folder cannot build a warehouse (no other cycle is staged): the
+    CLI says so, and does not claim a previous warehouse was kept. A cycle out of range is
+    refused with the range."""
+    warehouse = tmp_path / "new" / "iga.duckdb"
+    build = run_cli_build(clean_build.raw.root, warehouse, "--cycle", "2")
+    assert build.exit_code == 1
+    assert "no staging yet for cycle(s) 1, 3, 4, 5, 6, 7, 8" in build.stderr
+    assert build.stderr.rstrip().endswith("build failed; no warehouse was published"), build.stderr[-1500:]
+    assert not warehouse.exists()
+    wrong = run_cli_build(clean_build.raw.root, warehouse, "--cycle", "9")
+    assert wrong.exit_code == 1 and "--cycle 9 is not one of the project's cycles (1-8)" in wrong.stderr
+
+
 @pytest.mark.parametrize("name, value, message", [
     ("IGA_INGEST_WORKERS", "two", "IGA_INGEST_WORKERS='two' is not a whole number above 0"),
     ("IGA_INGEST_WORKERS", "0", "IGA_INGEST_WORKERS='0' is not a whole number above 0"),

@@ -208,6 +208,7 @@ def test_an_empty_staged_file_is_validated_and_stamped_like_any_other(raw, tmp_p
     stale (a new pandera, a changed model), the check must stamp it again, or the marts would
     refuse the staging while the check says it passed."""
     list(staging.stage_cycles(raw, tmp_path, [2, 3], KEY, workers=1))
+    staging.write_inventory(raw, tmp_path)
     files = [tmp_path / f"cycle={c}" / "survey_responses.parquet" for c in (2, 3)]
     assert len(pd.read_parquet(files[0])) == 0 and len(pd.read_parquet(files[1])) > 0
     for path in files:
@@ -228,6 +229,7 @@ def test_a_cycle_is_not_swapped_while_a_build_reads_the_staging(raw, tmp_path):
     from iga_pipeline.ingest import ingest_cycle
 
     list(staging.stage_cycles(raw, tmp_path, [2], KEY, workers=1))
+    staging.write_inventory(raw, tmp_path)
     before = (tmp_path / "cycle=2" / "participations.parquet").stat().st_ino
     result = ingest_cycle(raw, 2, KEY)
     errors = []
@@ -290,3 +292,25 @@ def test_a_second_ingest_of_a_cycle_lists_the_raw_files_after_the_first_has_writ
         late.write_bytes(held)  # arrives while the first ingest runs
     worker.join(60)
     assert done and "leverantorer/astorp/cykel5_90dagar.json" in set(done[0].audit["source_file"])
+
+
+def test_the_warehouse_builds_from_the_steps_alone_and_names_what_is_missing(raw, tmp_path):
+    """No Dagster: staging writes all the warehouse reads (the delivery log with each cycle),
+    the inventory is one call, and without it the marts are refused with the asset to run."""
+    import duckdb
+
+    from iga_pipeline import reference
+    from iga_pipeline.evaluation import EVALUATION_MARTS
+    from iga_pipeline.warehouse import build
+
+    cycles = list(reference.cycles())
+    list(staging.stage_cycles(raw, tmp_path / "staging", cycles, KEY, workers=1))
+    assert [p for p in staging.not_ready(tmp_path / "staging", cycles, KEY)
+            if "raw/inventory" in p]
+    staging.write_inventory(raw, tmp_path / "staging")
+    assert staging.not_ready(tmp_path / "staging", cycles, KEY) == []
+    build.build_candidate(tmp_path / "staging", tmp_path / "iga.duckdb", EVALUATION_MARTS)
+    con = duckdb.connect(str(tmp_path / "iga.duckdb"), read_only=True)
+    files = con.execute("SELECT count(*) FROM marts.ingest_audit").fetchone()[0]
+    assert con.execute("SELECT count(*) FROM marts.delivery_history WHERE status = 'current'"
+                       ).fetchone()[0] == files > 0

@@ -3,8 +3,6 @@
     raw -> harmonised (per cycle) -> marts + evaluation (one DuckDB build) -> report -> published warehouse
 """
 
-import json
-import os
 
 import pandas as pd
 from dagster import (
@@ -12,11 +10,11 @@ from dagster import (
     MetadataValue, StaticPartitionsDefinition, asset, multi_asset,
 )
 
-from iga_pipeline import history, reference, settings, staging, warm_up
+from iga_pipeline import reference, settings, staging, warm_up
 from iga_pipeline.defs.resources import IGAResource
 from iga_pipeline.evaluation import EVALUATION_MARTS
 from iga_pipeline.ingest import deliveries_for_cycle
-from iga_pipeline.sources.common import UNLISTED_FOLDER, discover, issues_frame, sha256_of
+from iga_pipeline.sources.common import sha256_of
 from iga_pipeline.warehouse import build
 from iga_pipeline.warehouse.catalog import HARMONISED, MARTS
 
@@ -118,13 +116,7 @@ def _of_the_run(name: str, partitions: int) -> str:
 )
 def raw_inventory(iga: IGAResource) -> MaterializeResult:
     paths = iga.paths()
-    stray = [d for d in discover(paths.raw_dir) if d.cycle is None]
-    # a stray file is a warning; a folder that could not be listed lost its files: rejected
-    issues = issues_frame([{"source_file": d.source_file, "source_row": None,
-                            "severity": "rejected" if d.kind == UNLISTED_FOLDER else "warning",
-                            "reason": d.problem[0], "detail": d.problem[1]} for d in stray])
-    staging.write_inventory_issues(paths.staging, issues)
-    return MaterializeResult(metadata={"unexpected_files": len(stray)})
+    return MaterializeResult(metadata={"unexpected_files": staging.write_inventory(paths.raw_dir, paths.staging)})
 
 
 @multi_asset(
@@ -157,9 +149,8 @@ def harmonised(context: AssetExecutionContext, iga: IGAResource):
     cycles = [int(partition) for partition in context.partition_keys]
     for staged in staging.stage_cycles(paths.raw_dir, paths.staging, cycles, key,
                                        alone_in_worker=iga.in_process_run):
-        new_versions = history.record(paths.staging, staged.audit)
-        if new_versions:
-            context.log.info(f"cycle {staged.cycle}: {new_versions} delivery version(s) seen for the first time")
+        if staged.new_versions:
+            context.log.info(f"cycle {staged.cycle}: {staged.new_versions} delivery version(s) seen for the first time")
         whole = f" ({staged.files_rejected} file(s) rejected whole)" if staged.files_rejected else ""
         context.log.info(
             f"cycle {staged.cycle}: {staged.rows['participations']} participations, "
@@ -264,16 +255,9 @@ def published_warehouse(context: AssetExecutionContext, iga: IGAResource) -> Mat
         raise FileNotFoundError(
             "no candidate warehouse was built in this run (or the run it re-executes); materialise "
             "the marts in the same run")
-    run_id = build_id(context)
-    with build.publishing(paths.warehouse):
-        build.publish(candidate, paths.warehouse)
-        # The Parquet files and the report rendered from this candidate go live with it.
-        if paths.pending_parquet(run_id).exists():
-            build.replace_dir(paths.pending_parquet(run_id), paths.parquet)
-        if paths.pending_report(run_id).exists():
-            os.replace(paths.pending_report(run_id), paths.report_dir / "index.html")
-        for name in build.remove_stale(paths, older_than_s=3600):
-            context.log.info(f"removed {name}, left by an interrupted build")
+    # The Parquet files and the report rendered from this candidate go live with it.
+    for name in build.publish_build(paths, build_id(context)):
+        context.log.info(f"removed {name}, left by an interrupted build")
     return MaterializeResult(metadata={
         "path": MetadataValue.path(str(paths.warehouse)),
         "bytes": paths.warehouse.stat().st_size,

@@ -38,7 +38,8 @@ def evaluation_report(context: AssetExecutionContext, iga: IGAResource) -> Mater
     elif paths.warehouse.exists():
         source, out = paths.warehouse, paths.report_dir / "index.html"
     else:
-        raise FileNotFoundError(f"no warehouse to report on at {paths.warehouse}")
+        raise FileNotFoundError(f"no warehouse to report on at {paths.warehouse}: build one first "
+                                "(iga-pipeline build, or materialise the marts)")
     out = write_report(source, out)
     con = open_readonly(source)
     try:

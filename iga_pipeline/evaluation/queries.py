@@ -92,15 +92,6 @@ GROUP BY severity, reason
 ORDER BY CASE severity WHEN 'rejected' THEN 1 ELSE 2 END, issues DESC, reason
 """
 
-ISSUES_BY_CYCLE = """
-SELECT cycle::INTEGER AS cycle,
-       count_if(severity = 'rejected')::BIGINT AS rejected,
-       count_if(severity = 'warning')::BIGINT AS warnings
-FROM marts.data_quality_issues
-GROUP BY cycle
-ORDER BY cycle NULLS FIRST
-"""
-
 
 def frame(con: duckdb.DuckDBPyConnection, sql: str) -> pd.DataFrame:
     return con.execute(sql).df()

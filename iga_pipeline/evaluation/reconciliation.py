@@ -47,7 +47,7 @@ def _row_values(label: str, cycles: pd.DataFrame, summary: pd.DataFrame) -> dict
     elif label in SUMMARY_ROWS:
         rows = summary[summary["scope"] == SUMMARY_ROWS[label]]
     else:
-        raise ValueError(f"Table 1 row label not understood: {label!r}")
+        raise ValueError(f"Table 1 row label not understood: {label!r} (reference/table1_published.csv)")
     if rows.empty:
         return {}
     return {k: (None if pd.isna(v) else v) for k, v in rows.iloc[0].to_dict().items()}
@@ -59,7 +59,7 @@ def published_reconciliation_frame(published: pd.DataFrame, cycles: pd.DataFrame
     columns = [c for c in published.columns if c != "row_label"]
     unknown = [c for c in columns if c not in TABLE1_COLUMNS]
     if unknown:
-        raise ValueError(f"Table 1 columns not understood: {unknown}")
+        raise ValueError(f"Table 1 columns not understood: {unknown} (reference/table1_published.csv)")
     out = []
     for i, row in enumerate(published.itertuples(index=False)):
         label = row.row_label

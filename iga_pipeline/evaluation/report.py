@@ -1,6 +1,7 @@
 """The evaluator's page: warehouse/report/index.html, one self-contained file.
 
-Everything comes from the published warehouse (opened read-only): the marts
+Everything comes from one warehouse file, opened read-only (in a build, the
+run's candidate, before it is published with the report): the marts
 of the evaluation, the core marts and the reference tables. Charts are PNGs
 rendered with matplotlib's Agg canvas (no pyplot state) and embedded as data
 URIs; the CSS is inline; nothing is fetched from the network.
@@ -476,14 +477,13 @@ def context(con: duckdb.DuckDBPyConnection, generated_at: datetime | None = None
         "generated_at": generated_at.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "warehouse_built_at": (warehouse_built_at.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
                                if warehouse_built_at else None),
-        "files": len(hashes), "fingerprint": fp, "fingerprint_grouped": grouped(fp),
+        "files": len(hashes), "fingerprint_grouped": grouped(fp),
         "scopes": scopes,
         # The scope the headline speaks about: the followed-up cycles when there are any.
         "headline": "followed_up" if scopes["followed_up"]["completed"] else "all",
         "table1": _table1(recon),
         "goals": goals,
         "benchmarks": benchmarks,
-        "bench_by": {(b["benchmark_id"], b["scope"]): b for b in benchmarks},
         "chart_outcomes": outcome_chart(cycles, queries.benchmarks(con), target),
         "provider_eras": provider_eras, "group_eras": group_eras,
         "not_followed": not_followed,
@@ -496,7 +496,6 @@ def context(con: duckdb.DuckDBPyConnection, generated_at: datetime | None = None
         "dropouts": _dropouts(queries.frame(con, queries.DROPOUTS), cycles),
         "quality": _quality(con),
         "suppression": _suppression(con),
-        "fmt": {"thousands": thousands, "pct": pct, "sek": sek},
     }
 
 

@@ -19,7 +19,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from iga_pipeline import warm_up
+from iga_pipeline import reference, warm_up
 from iga_pipeline.warehouse.build import open_readonly
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")  # no phoning home: the network is closed
@@ -67,10 +67,8 @@ SUITES: tuple[Suite, ...] = (
         ("ExpectColumnValuesToBeUnique", dict(column="participation_id")),
         ("ExpectColumnValuesToNotBeNull", dict(column="person_key")),
         ("ExpectColumnValuesToMatchRegex", dict(column="person_key", regex=r"^[0-9a-f]{64}$")),
-        ("ExpectColumnValuesToBeInSet", dict(column="status_end",
-                                             value_set=["work", "studies", "other", "unknown"])),
-        ("ExpectColumnValuesToBeInSet", dict(column="birth_region",
-                                             value_set=["sweden", "europe", "outside_europe", "unknown"])),
+        ("ExpectColumnValuesToBeInSet", dict(column="status_end", value_set=list(reference.OUTCOME_CLASSES))),
+        ("ExpectColumnValuesToBeInSet", dict(column="birth_region", value_set=list(reference.BIRTH_REGIONS))),
     )),
     Suite("ingest_audit", """
         SELECT *, rows_read - (rows_loaded + rows_rejected + rows_duplicate) AS balance

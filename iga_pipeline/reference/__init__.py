@@ -2,8 +2,10 @@
 
 Every fact the pipeline relies on (cycles, providers, municipalities, code
 lists, goals, benchmarks, the printed Table 1, the budget) lives in a CSV file
-beside this module. Code asks for them through the functions below; nothing
-else in the package spells a code or a number from the report.
+beside this module. Code asks for them through the functions below. Only the
+report's prose spells some out: it discusses the goals HM2 and HM2_rev by id
+(renaming them in goals.csv needs report.html.j2 changed too), and mart
+descriptions quote the budget's two amounts.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ HERE = Path(__file__).parent
 
 SOURCE_KINDS = ("register", "petho", "folkuniversitetet", "astorp", "survey")
 OUTCOME_CLASSES = ("work", "studies", "other", "unknown")
+# countries.csv's regions, and unknown for a country it does not list (or none given)
+BIRTH_REGIONS = ("sweden", "europe", "outside_europe", "unknown")
 INTERVENTIONS = (
     "validation",
     "vocational_trial",
@@ -117,6 +121,11 @@ def birth_regions() -> dict[str, str]:
     """ISO 3166-1 alpha-2 country code -> birth region (sweden, europe, outside_europe)."""
     t = _read("countries")
     return dict(zip(t.country_code, t.birth_region))
+
+
+def provider_kinds() -> list[str]:
+    """The delivery kinds of the providers' files (providers.csv)."""
+    return list(_read("providers").source_kind)
 
 
 def goals() -> pd.DataFrame:

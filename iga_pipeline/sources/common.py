@@ -22,16 +22,6 @@ from iga_pipeline import reference, settings
 
 ISSUE_COLUMNS = ["source_file", "source_row", "severity", "reason", "detail"]
 
-# Reasons a whole file can be rejected with (warehouse.md).
-FILE_REASONS = (
-    "unreadable_file",
-    "missing_columns",
-    "unknown_municipality",
-    "provider_cycle_mismatch",
-    "unexpected_file",
-    "cycle_mismatch",
-)
-
 
 class FileRejected(Exception):
     """The whole file cannot be used. `reason` is a contract reason code."""

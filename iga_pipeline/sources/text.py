@@ -138,7 +138,7 @@ def _first_nonblank_line(text: str) -> str:
 
 
 def _split_malformed(lines, fields, nonblank, malformed, header, sep):
-    """`_split_slowly`'s result for quote-free text: issues for malformed rows, the rest parsed."""
+    """`_split_exactly`'s result for quote-free text: issues for malformed rows, the rest parsed."""
     body = slice(1, None)  # the first line is the header (text starts with it)
     nonblank_np = nonblank.to_numpy(zero_copy_only=False)[body]
     malformed_np = malformed.to_numpy(zero_copy_only=False)[body]

@@ -256,7 +256,7 @@ class _Planner:
         start, end = self.cycles[cycle].start, self.cycles[cycle].end
         slots = [True] * t.completed + [False] * rng.randint(3, 10)  # completed? per slot
         rng.shuffle(slots)
-        returners = self._returners(cycle, RETURNERS_PER_CYCLE.get(cycle, 0))
+        returners = self._returners(RETURNERS_PER_CYCLE.get(cycle, 0))
         returner_slots = set(rng.sample(range(len(slots)), len(returners)))
         covered: list[str] = []  # municipalities that already have a completer
         ps = []
@@ -439,8 +439,8 @@ class _Planner:
     def _municipality(self) -> str:
         return self.rng.choices(self.municipalities, self.municipality_weights)[0]
 
-    def _returners(self, cycle: int, n: int) -> list[Participation]:
-        """Earlier participations (one per person) of people who come back in this cycle."""
+    def _returners(self, n: int) -> list[Participation]:
+        """Earlier participations (one per person) of `n` people who come back in the cycle being planned."""
         if not n:
             return []
         by_person: dict[Person, list[Participation]] = {}

@@ -46,10 +46,9 @@ def open_readonly(path: Path) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def candidate_path(target: Path, token: str | None = None) -> Path:
-    """Where a build writes: beside the live file, so that the rename is atomic."""
+def candidate_path(target: Path, token: str) -> Path:
+    """Where the build `token` writes: beside the live file, so that the rename is atomic."""
     target = Path(target)
-    token = token or f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
     return target.with_name(f"{target.name}{CANDIDATE_MARK}{token}")
 
 
@@ -369,9 +368,23 @@ def publish(candidate: Path, target: Path) -> None:
         raise ValueError("the candidate must be built in the live warehouse's folder")
     wal = candidate.with_name(candidate.name + ".wal")
     if wal.exists():
-        raise RuntimeError("the candidate still has a write-ahead log: it was not checkpointed")
+        raise RuntimeError("the candidate still has a write-ahead log: it was not checkpointed, so it "
+                           "is not published; run the build again")
     os.replace(candidate, target)
     _fsync_dir(target.parent)
+
+
+def publish_build(paths, run_id: str) -> list[str]:
+    """Publish the build `run_id`: its candidate as the live warehouse, then the Parquet folder
+    and the report rendered from it, one publish at a time (`publishing`). Returns the names
+    of what interrupted builds left and is now removed."""
+    with publishing(paths.warehouse):
+        publish(candidate_path(paths.warehouse, run_id), paths.warehouse)
+        if paths.pending_parquet(run_id).exists():
+            replace_dir(paths.pending_parquet(run_id), paths.parquet)
+        if paths.pending_report(run_id).exists():
+            os.replace(paths.pending_report(run_id), paths.report_dir / "index.html")
+        return remove_stale(paths, older_than_s=3600)
 
 
 def discard(candidate: Path) -> None:
