@@ -464,6 +464,28 @@ def test_an_empty_raw_root_leaves_the_staging_and_a_later_cycle_build_keeps_ever
         con.close()
 
 
+def test_a_second_name_for_a_delivery_is_an_unexpected_file(clean_build, tmp_path):
+    """`cykel02_slut.csv` (a zero) or `cykel\u0662` (another script's digit) beside the real
+    delivery: not a second delivery of the cycle, which failed the build (two outcome rows
+    per participation) or made identical register rows conflicting (a review's find)."""
+    raw = tmp_path / "raw"
+    shutil.copytree(clean_build.raw.root, raw)
+    copies = []
+    for path in sorted(p for p in raw.rglob("*cykel*") if p.is_file()):
+        for other in (path.name.replace("cykel", "cykel0"), path.name.replace("cykel2", "cykel\u0662")):
+            if other != path.name:
+                shutil.copyfile(path, path.with_name(other))
+                copies.append(path.with_name(other).relative_to(raw).as_posix())
+    assert len(copies) >= 10
+    build = run_cli_build(raw, tmp_path / "wh" / "iga.duckdb")
+    assert build.exit_code == 0, build.stderr[-2000:]
+    assert participations(build) == participations(clean_build)
+    assert build.query("SELECT * FROM marts.outcomes_by_cycle") == clean_build.query(
+        "SELECT * FROM marts.outcomes_by_cycle")
+    unexpected = {f for f, (severity, reason) in file_issues(build).items() if reason == "unexpected_file"}
+    assert {safe_path(c) for c in copies} <= unexpected
+
+
 def test_a_cycle_build_without_a_warehouse_says_none_was_published(clean_build, tmp_path):
     """`--cycle N` into a new folder cannot build a warehouse (no other cycle is staged): the
     CLI says so, and does not claim a previous warehouse was kept. A cycle out of range is
@@ -567,6 +589,9 @@ def test_build_where_no_cycle_is_followed_up_succeeds(clean_build, tmp_path):
         assert warehouse.read_bytes() == before, "exit 1, but the previous warehouse was replaced"
     assert build.exit_code == 0, build.stderr[-1500:]
     assert participations(build) == {pk(A, 2): ("1277", "unknown", None)}
+    # R10: scope all covers every cycle, participations or not (the label once said '2')
+    assert build.query("SELECT scope, cycles FROM marts.outcomes_summary ORDER BY scope") == [
+        ("all", "1-8"), ("followed_up", "")]
 
 
 @pytest.mark.parametrize("unreadable", [False, True])

@@ -79,6 +79,24 @@ C2 = person(1971, 11, 11, 211, "Hassanzadeha", "Malmgrenius")
 # a personnummer in a row that makes an adapter fail unexpectedly
 E1 = person(1993, 3, 13, 313, "Exceptiona", "Tracebackman")
 
+# a personnummer split by other separators than the usual (a review's finds): in a code,
+# as a folder's name, as hours, in what openpyxl says of a cell, in a path too long to open
+W1 = person(1931, 7, 19, 876, "Tankstrecka", "Divisionsson")
+W2 = person(1937, 1, 1, 111, "Kolonina", "Separatorsson")
+W3 = person(1939, 3, 3, 333, "Understreckia", "Fodelselandh")
+W4 = person(1933, 2, 2, 502, "Mappnamnia", "Strecksdotter")
+W5 = person(1948, 1, 12, 131, "Timmarina", "Kolumnsson")
+W6 = person(1953, 3, 11, 824, "Datumcellia", "Serialsson")
+W7 = person(1941, 9, 9, 909, "Djupmappia", "Langvagsson")
+
+
+def odd(p: Person, form: str) -> str:
+    """The personnummer with other separators: 'YYYY-MM-DD–NNNC', 'YYYY:MMDD:NNNC', 'YYYYMMDD_NNNC'."""
+    d, n = p.pnr("YYYYMMDDNNNC")[:8], p.pnr("YYYYMMDDNNNC")[8:]
+    return {"dash": f"{d[:4]}-{d[4:6]}-{d[6:]}\u2013{n}", "colons": f"{d[:4]}:{d[4:]}:{n}",
+            "underscore": f"{d}_{n}"}[form]
+
+
 CAUSES = {
     "registered": [R1, R2, R3, R4, R5, R6],
     "pnr_in_other_columns": [X1, X2, X3, X4],
@@ -89,33 +107,45 @@ CAUSES = {
     "name_as_survey_answer_id": [S2],
     "name_in_capitals_or_lower_case": [C1, C2],
     "adapter_exception": [E1],
+    "pnr_with_other_separators": [W1, W2, W3],
+    "pnr_with_other_separators_as_folder": [W4],
+    "pnr_as_hours": [W5],
+    "pnr_in_workbook_remarks": [W6],
+    "pnr_in_a_path_too_long_to_open": [W7],
 }
 LEAKS_KNOWN: dict[str, str] = {}  # cause -> why it still leaks (none known)
 
 
 def write_raw(raw: RawRoot) -> None:
     # registered, every written form
-    raw.register("1277", 1, [register_row(R1, 1, form="YYMMDD-NNNC"), register_row(R2, 1, form="YYMMDDNNNC")],
-                 bom=True)
-    raw.petho({"Åstorp": [petho_row(R1, as_number=True, status_90d="Anställd",
+    raw.register("1277", 1, [register_row(R1, 1, form="YYMMDD-NNNC"), register_row(R2, 1, form="YYMMDDNNNC"),
+                             register_row(W6, 1)], bom=True)
+    workbook = raw.petho({"Åstorp": [petho_row(W6, as_number=True),
+                                     petho_row(R1, as_number=True, status_90d="Anställd",
                                     kommentar=f"Ring {R2.name}, {R2.pnr()}"),
                           petho_row(R2, personnr=R2.pnr("YYYYMMDDNNNC"), status_end="Studier",
                                     status_90d="studier"),
                           petho_row(None, personnr=X4.pnr(), insatser=f"Praktik, {X4.pnr('YYYYMMDD-NNNC')}"),
                           petho_row(N1, insatser=f"Validering, {N1.name}", status_end=N1.first)]})
+    _as_a_date(workbook, W6.as_number)  # openpyxl: "the serial value ... is outside the limits for dates"
     raw.register("1278", 2, [register_row(R3, 2, form="YYYYMMDD-NNNC"), register_row(R4, 2, form="YYMMDD+NNNC"),
                              register_row(R6, 2, personnummer=R6_BAD),
                              register_row(X1, 2, kon=X1.pnr("YYYYMMDDNNNC")),          # pnr in kon
                              register_row(N1, 2, inskrivningsdatum=N1.first),          # name in a date
-                             register_row(N2, 2, fodelseland=N2.name, kon=N2.last)])   # names in codes
+                             register_row(N2, 2, fodelseland=N2.name, kon=N2.last),    # names in codes
+                             register_row(W1, 2, kon=odd(W1, "dash")),
+                             register_row(W3, 2, fodelseland=odd(W3, "underscore")),
+                             register_row(W5, 2)])
     raw.folkuniversitetet(2, "slut", [
         fu_end_row(R3, kommun="Båstad", hours=(10.5, "", "", "")),
         fu_end_row(R4, kommun="Båstad", utfallskod="3"),
         fu_end_row(X2, kommun=X2.pnr("YYMMDD-NNNC")),                                  # pnr as Kommun
-        fu_end_row(N3, kommun=N3.name, utfallskod=N3.first)])                          # names as codes
+        fu_end_row(N3, kommun=N3.name, utfallskod=N3.first),                           # names as codes
+        fu_end_row(W5, kommun="Båstad", hours=(W5.pnr("YYMMDDNNNC"), W5.pnr12, "", ""))])  # pnr as hours
     raw.folkuniversitetet(2, "90dagar", [fu_90_row(R3, kommun="Båstad", utfallskod="3")])
-    raw.register("1292", 5, [register_row(R5, 5, form="YYYYMMDDNNNC")])
+    raw.register("1292", 5, [register_row(R5, 5, form="YYYYMMDDNNNC"), register_row(W2, 5)])
     raw.astorp(5, [astorp_entry(R5, kommunkod="1292", form="YYYYMMDD-NNNC"),
+                   astorp_entry(W2, status=odd(W2, "colons"), insatser=[("PRAKTIK", int(W2.pnr12))]),
                    astorp_entry(X3, status=X3.pnr("YYYYMMDDNNNC"), kommunkod=X3.pnr()),  # pnr as codes
                    astorp_entry(N2, kommunkod=N2.last, status=N2.first,
                                 insatser=[(N3.last, 3)])])                                # names as codes
@@ -136,6 +166,8 @@ def write_raw(raw: RawRoot) -> None:
     raw.write_text(f"kommuner/1277/CV {P2.name}.docx", "stray")
     raw.register(P2.last, 3, [register_row(P2, 3)])                  # a folder named after a person
     raw.write_text("LASMIG.txt", f"Frågor: {R1.name}, {R1.pnr()}\n")
+    raw.register(odd(W4, "dash"), 3, [register_row(W4, 3)])         # a folder named by it, odd dashes
+    _too_long_to_open(raw.root / "kommuner", f"Djupmapp {W7.name} {W7.pnr12} ")
     # an export that makes the adapter fail unexpectedly (OverflowError), about E1
     raw.register("1277", 7, [register_row(E1, 7)])
     doc = {"leverantor": "Åstorps kommun", "cykel": 7, "deltagare": [
@@ -144,10 +176,40 @@ def write_raw(raw: RawRoot) -> None:
     raw.write_text(RawRoot.astorp_rel(7), json.dumps(doc))
 
 
+def _as_a_date(workbook, value: int) -> None:
+    import openpyxl
+
+    wb = openpyxl.load_workbook(workbook)
+    for ws in wb.worksheets:
+        for row in ws.iter_rows():
+            for cell in row:
+                if cell.value == value:
+                    cell.number_format = "yyyy-mm-dd"
+    wb.save(workbook)
+
+
+def _too_long_to_open(parent, name: str) -> None:
+    """Folders in folders, each named `name` padded to 250 bytes, past the longest path (4096)."""
+    name = (name + "x" * 250)[:250]
+    fd = os.open(parent, os.O_RDONLY)
+    for _ in range(18):
+        os.mkdir(name, dir_fd=fd)
+        inner = os.open(name, os.O_RDONLY, dir_fd=fd)
+        os.close(fd)
+        fd = inner
+    os.close(fd)
+
+
 def needles(people: list[Person]) -> dict[str, str]:
     out = personal_strings(people)
     if R6 in people:
         out[R6_BAD] = out[R6_BAD.replace("-", "")] = "the invalid personnummer"
+    for p in people:
+        if p in (W1, W2, W3, W4):
+            for form in ("dash", "colons", "underscore"):
+                out[odd(p, form)] = f"personnummer of {p.first}, other separators"
+        if p is W3:
+            out["_" + p.pnr12[8:]] = f"the last four digits of {p.first}"
     return out
 
 

@@ -48,10 +48,21 @@ def test_vectorised_split_equals_the_reference(body):
 
 
 def test_malformed_rows_are_numbered_among_the_non_blank_rows():
-    body = "a;b;c\n1;2;3\n\n;;\n4;5\n6;7;8;9\n 9 ; 8 ;7\n"
+    body = "a;b;c\n1;2;3\n\n;;\n4;5\n6;7;8;9\n \t\n 9 ; 8 ;7\n"
     frame, issues = text.split(body, ";", HEADER)
     assert [(i["source_row"], i["detail"]) for i in issues] == [
-        ("2", "the row has 2 fields, the header 3"), ("3", "the row has 4 fields, the header 3")]
-    assert frame["source_row"].tolist() == [1, 4]
-    assert frame[HEADER].values.tolist() == [["1", "2", "3"], ["9", "8", "7"]]
+        ("3", "the row has 2 fields, the header 3"), ("4", "the row has 4 fields, the header 3")]
+    assert frame["source_row"].tolist() == [1, 2, 5]
+    assert frame[HEADER].values.tolist() == [["1", "2", "3"], ["", "", ""], ["9", "8", "7"]]
     _same((frame, issues), text._split_exactly(body, ";", HEADER))
+
+
+def test_a_line_of_delimiters_is_a_row_whatever_else_the_file_holds():
+    """';;' is a row of empty fields (rejected later as missing_required), with or without a
+    malformed row elsewhere in the file: it once vanished, and renumbered the rows after it,
+    when another row was malformed (a review's find)."""
+    body = "a;b;c\n1;2;3\n;;\n4;5;6\n"
+    for extra in ("", "x;y\n", '"q";r;s\n', '"q";r\n'):
+        frame, issues = text.split(body + extra, ";", HEADER)
+        assert frame["source_row"].tolist()[:3] == [1, 2, 3], extra
+        assert frame[HEADER].values.tolist()[1] == ["", "", ""], extra

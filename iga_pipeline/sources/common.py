@@ -47,15 +47,18 @@ class Delivery:
     refused: bool = False  # not to be opened at all (a link out of the raw root, too large)
 
 
+# <N> is the cycle as the contract writes it (1..8): ASCII digits, no leading zero. 'cykel02' or a
+# digit of another script would be a second name for one delivery (two files of one cycle and
+# time point): such a file is unexpected_file instead.
 _PATTERNS = [
-    ("register", re.compile(r"^kommuner/(?P<kommun>[^/]+)/deltagare_cykel(?P<cycle>\d+)\.csv$")),
-    ("petho", re.compile(r"^leverantorer/petho/cykel(?P<cycle>\d+)_resultat\.xlsx$")),
+    ("register", re.compile(r"^kommuner/(?P<kommun>[^/]+)/deltagare_cykel(?P<cycle>[1-9][0-9]*)\.csv$")),
+    ("petho", re.compile(r"^leverantorer/petho/cykel(?P<cycle>[1-9][0-9]*)_resultat\.xlsx$")),
     (
         "folkuniversitetet",
-        re.compile(r"^leverantorer/folkuniversitetet/cykel(?P<cycle>\d+)_(?P<tp>slut|90dagar)\.csv$"),
+        re.compile(r"^leverantorer/folkuniversitetet/cykel(?P<cycle>[1-9][0-9]*)_(?P<tp>slut|90dagar)\.csv$"),
     ),
-    ("astorp", re.compile(r"^leverantorer/astorp/cykel(?P<cycle>\d+)(?P<tp>_90dagar)?\.json$")),
-    ("survey", re.compile(r"^enkater/enkat_cykel(?P<cycle>\d+)\.csv$")),
+    ("astorp", re.compile(r"^leverantorer/astorp/cykel(?P<cycle>[1-9][0-9]*)(?P<tp>_90dagar)?\.json$")),
+    ("survey", re.compile(r"^enkater/enkat_cykel(?P<cycle>[1-9][0-9]*)\.csv$")),
 ]
 
 
@@ -139,6 +142,16 @@ def _classify_path(raw_root: Path, path: Path) -> Delivery:
         "unexpected_file", "the path matches no delivery pattern of the contract"))
 
 
+def _is_link(path: Path) -> bool:
+    """Whether `path` is a symbolic link; False when it cannot be examined (a folder that may
+    not be entered, a path too long): os.walk then reports the folder as not listed. Never
+    the exception itself: its message names the path, which may name a person."""
+    try:
+        return path.is_symlink()
+    except OSError:
+        return False
+
+
 def discover(raw_root: Path) -> list[Delivery]:
     """Every file under the raw root, classified, in a stable order.
 
@@ -155,7 +168,7 @@ def discover(raw_root: Path) -> list[Delivery]:
     for folder, dirs, names in os.walk(raw_root, followlinks=False, onerror=note):
         dirs.sort()
         files += [Path(folder) / n for n in names]
-        files += [Path(folder) / d for d in dirs if (Path(folder) / d).is_symlink()]
+        files += [Path(folder) / d for d in dirs if _is_link(Path(folder) / d)]
     found = [classify(raw_root, p) for p in sorted(files)]
     # Its files are missing from the build: say so, or they would vanish without a trace.
     found += [Delivery(p, safe_path(p.relative_to(raw_root).as_posix()), UNLISTED_FOLDER, None, refused=True,
@@ -178,6 +191,18 @@ def _mask(match: re.Match) -> str:
     if sum(c.isdigit() for c in run) < 6 or _DATE_LIKE.match(run):
         return run
     return "#" * len(run)
+
+
+# A personnummer has ten digits or more, however they are separated ('1931-07-19–8768',
+# '1937:0101:1110', '19390303_3334'): text with that many has every digit masked.
+_ALL_DIGITS_FROM = 10
+
+
+def _masked(text: str) -> str:
+    """`text` with what may be a personnummer, or part of one, masked by '#'."""
+    if sum(c.isdigit() for c in text) >= _ALL_DIGITS_FROM:
+        return "".join("#" if c.isdigit() else c for c in text)
+    return _DIGIT_RUN.sub(_mask, text)
 
 
 # Words of the contract's file names and codes beside the reference data's own,
@@ -222,19 +247,19 @@ def safe_value(value: object, limit: int = 24) -> str:
     """A raw value made fit for an issue detail or a log line.
 
     Runs of six or more digits that are not plainly a date (all or part of a
-    personnummer) are masked with '#'. Text that does not look like a code
+    personnummer) are masked with '#', and every digit of text with ten or more. Text that does not look like a code
     (it could be a name) is described, not quoted: "<text of 9 characters>"."""
     text = "" if value is None else str(value)
-    text = _DIGIT_RUN.sub(_mask, text)
+    text = _masked(text)
     if len(text) > limit or not _looks_like_a_code(text):
         return f"<text of {len(text)} characters>"
     return text
 
 
 _CONTRACT_COMPONENT = re.compile(
-    r"^(kommuner|leverantorer|enkater|petho|folkuniversitetet|astorp|\d{4}"
-    r"|deltagare_cykel\d+\.csv|cykel\d+_resultat\.xlsx|cykel\d+_(slut|90dagar)\.csv"
-    r"|cykel\d+(_90dagar)?\.json|enkat_cykel\d+\.csv)$")
+    r"^(kommuner|leverantorer|enkater|petho|folkuniversitetet|astorp|[0-9]{4}"
+    r"|deltagare_cykel[0-9]+\.csv|cykel[0-9]+_resultat\.xlsx|cykel[0-9]+_(slut|90dagar)\.csv"
+    r"|cykel[0-9]+(_90dagar)?\.json|enkat_cykel[0-9]+\.csv)$")
 
 
 def safe_path(rel: str) -> str:
@@ -251,7 +276,7 @@ def safe_path(rel: str) -> str:
         if _CONTRACT_COMPONENT.match(part):
             parts.append(part)
             continue
-        masked = _DIGIT_RUN.sub(_mask, part)
+        masked = _masked(part)
         if masked == part and _looks_like_a_code(part) and len(part) <= 60:
             parts.append(part)
         else:

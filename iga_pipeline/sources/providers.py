@@ -11,7 +11,9 @@ plus an interventions frame (source_row, intervention, hours).
 from __future__ import annotations
 
 import json
+import logging
 import math
+import warnings
 import zipfile
 from dataclasses import dataclass
 
@@ -27,13 +29,21 @@ from iga_pipeline.sources.common import (
 
 INTERVENTION_COLUMNS = ["source_row", "intervention", "hours"]
 
+log = logging.getLogger(__name__)
+
+
+# One intervention of a six-month cycle cannot last longer than the longest cycle, around
+# the clock (184 days): more is not hours but something else in the wrong column, such as a
+# personnummer written as a number, and must not be stored as hours (docs/decisions.md).
+MAX_HOURS = 24 * 184
+
 
 def _is_hours(value) -> bool:
-    """A JSON number of hours: finite, not negative (10**400 and Infinity are not)."""
+    """A JSON number of hours: finite, from 0 to MAX_HOURS (10**400 and Infinity are not)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return False
     try:
-        return math.isfinite(float(value)) and value >= 0
+        return math.isfinite(float(value)) and 0 <= value <= MAX_HOURS
     except OverflowError:
         return False
 
@@ -67,6 +77,46 @@ PETHO_REQUIRED = ["Personnr", "Insatser", "Status cykelslut", "Status 90 dagar"]
 def read_petho(delivery: Delivery, key: PseudonymKey) -> AdapterOutput:
     import openpyxl  # imported here: the other adapters do not need it
 
+    # openpyxl's warnings quote what they found ("the serial value 5303118243 is outside the
+    # limits for dates", a document property's name): a personnummer, a name. Only how many
+    # there were is logged; the values they are about are read as openpyxl gives them.
+    with warnings.catch_warnings(record=True) as remarks:
+        warnings.simplefilter("always")
+        records = _petho_records(delivery, openpyxl)
+    if remarks:
+        log.warning("%s: %d remark(s) of openpyxl while reading the workbook, not shown (they may "
+                    "quote cell values)", delivery.source_file, len(remarks))
+
+    raw = pd.DataFrame(records, columns=["source_row", "municipality_code", "Personnr",
+                                         "Insatser", "Status cykelslut", "Status 90 dagar"])
+    rows = _identity(delivery, raw["source_row"], raw["Personnr"].astype(object), key)
+    rows["municipality_code"] = raw["municipality_code"].astype("string")
+    # Texts compare case-insensitively after trimming (raw-deliveries.md §2).
+    rows["status_end"] = _petho_status(raw["Status cykelslut"])
+    rows["status_90d"] = _petho_status(raw["Status 90 dagar"])
+    followed_up = bool(rows["status_90d"].notna().any())
+
+    interventions, issues = [], []
+    names = reference.intervention_codes("petho")
+    for source_row, cell in zip(raw["source_row"], raw["Insatser"]):
+        for item in str(cell or "").split(","):
+            item = item.strip()
+            if not item:
+                continue
+            code = names.get(item.casefold())
+            if code is None:
+                issues.append(_warning(delivery, source_row, "invalid_code",
+                                       f"Insatser: unknown intervention '{safe_value(item)}' ignored"))
+            else:
+                interventions.append((source_row, code, None))
+    inter = pd.DataFrame(interventions, columns=INTERVENTION_COLUMNS).drop_duplicates(
+        ["source_row", "intervention"])
+    return AdapterOutput(delivery, rows, inter.astype({"hours": "Float64"}),
+                         issues_frame(issues), followed_up=followed_up)
+
+
+def _petho_records(delivery: Delivery, openpyxl) -> list[dict]:
+    """The data rows of every worksheet named after a project municipality."""
     try:
         wb = openpyxl.load_workbook(delivery.path, read_only=True, data_only=True)
     except (zipfile.BadZipFile, OSError, KeyError, ValueError, TypeError) as e:
@@ -85,33 +135,7 @@ def read_petho(delivery: Delivery, key: PseudonymKey) -> AdapterOutput:
         raise FileRejected("unreadable_file", f"the workbook could not be read ({type(e).__name__})") from None
     finally:
         wb.close()
-
-    raw = pd.DataFrame(records, columns=["source_row", "municipality_code", "Personnr",
-                                         "Insatser", "Status cykelslut", "Status 90 dagar"])
-    rows = _identity(delivery, raw["source_row"], raw["Personnr"].astype(object), key)
-    rows["municipality_code"] = raw["municipality_code"].astype("string")
-    # Texts compare case-insensitively after trimming (raw-deliveries.md §2).
-    rows["status_end"] = _petho_status(raw["Status cykelslut"])
-    rows["status_90d"] = _petho_status(raw["Status 90 dagar"])
-    followed_up = bool(rows["status_90d"].notna().any())
-
-    interventions, warnings = [], []
-    names = reference.intervention_codes("petho")
-    for source_row, cell in zip(raw["source_row"], raw["Insatser"]):
-        for item in str(cell or "").split(","):
-            item = item.strip()
-            if not item:
-                continue
-            code = names.get(item.casefold())
-            if code is None:
-                warnings.append(_warning(delivery, source_row, "invalid_code",
-                                         f"Insatser: unknown intervention '{safe_value(item)}' ignored"))
-            else:
-                interventions.append((source_row, code, None))
-    inter = pd.DataFrame(interventions, columns=INTERVENTION_COLUMNS).drop_duplicates(
-        ["source_row", "intervention"])
-    return AdapterOutput(delivery, rows, inter.astype({"hours": "Float64"}),
-                         issues_frame(warnings), followed_up=followed_up)
+    return records
 
 
 def max_workbook_rows() -> int:
@@ -179,13 +203,13 @@ def read_folkuniversitetet(delivery: Delivery, key: PseudonymKey) -> AdapterOutp
     tp = delivery.timepoint
     frame, malformed = text.split(text.decode(delivery, "cp1252"), ";", FU_COLUMNS[tp])
     rows = _identity(delivery, frame["source_row"], frame["Personnummer"], key)
-    warnings = [dict(m, source_file=delivery.source_file) for m in malformed]
+    issues = [dict(m, source_file=delivery.source_file) for m in malformed]
 
     kommun = frame["Kommun"].reset_index(drop=True).str.casefold()
     rows["municipality_code"] = kommun.map(reference.municipality_codes_by_name()).astype("string")
     unknown = rows["municipality_code"].isna() & kommun.ne("")
     for r, name in zip(rows.loc[unknown, "source_row"], frame.loc[unknown.values, "Kommun"]):
-        warnings.append(_warning(delivery, r, "invalid_code",
+        issues.append(_warning(delivery, r, "invalid_code",
                                  f"Kommun '{safe_value(name)}' is not a project municipality"))
     rows[f"status_{tp}"] = _blank_to_na(frame["Utfallskod"].reset_index(drop=True))
 
@@ -195,15 +219,16 @@ def read_folkuniversitetet(delivery: Delivery, key: PseudonymKey) -> AdapterOutp
         for column in FU_HOURS:
             given = frame[column].reset_index(drop=True)
             hours = pd.to_numeric(given.str.replace(",", ".", regex=False), errors="coerce")
-            bad = given.ne("") & (hours.isna() | (hours < 0) | ~np.isfinite(hours.astype(float)))
+            bad = given.ne("") & (hours.isna() | (hours < 0) | (hours > MAX_HOURS)
+                                  | ~np.isfinite(hours.astype(float)))
             for r, v in zip(rows.loc[bad, "source_row"], given[bad]):
-                warnings.append(_warning(delivery, r, "invalid_code",
+                issues.append(_warning(delivery, r, "invalid_code",
                                          f"{column}: '{safe_value(v)}' is not a number of hours; ignored"))
             keep = hours.notna() & (hours > 0) & ~bad
             parts.append(pd.DataFrame({"source_row": rows.loc[keep, "source_row"],
                                        "intervention": names[column], "hours": hours[keep]}))
     inter = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=INTERVENTION_COLUMNS)
-    return AdapterOutput(delivery, rows, inter.astype({"hours": "Float64"}), issues_frame(warnings))
+    return AdapterOutput(delivery, rows, inter.astype({"hours": "Float64"}), issues_frame(issues))
 
 
 # --- Åstorps kommun: JSON exports ----------------------------------------------

@@ -58,8 +58,13 @@ def _is_utf8(data: bytes) -> bool:
 
 # Every character Python's str.strip() removes, as RE2 escapes: the vectorised
 # checks below must agree with str.strip() exactly.
-_RE2_SPACE = "".join(f"\\x{{{ord(c):x}}}" for c in WHITESPACE)
 _RE2_SPACE_IN_LINE = "".join(f"\\x{{{ord(c):x}}}" for c in WHITESPACE if c not in "\r\n")
+
+
+# A blank line, left out of the rows: nothing but spaces and tabs, as pandas' C parser skips
+# them. A line of only delimiters (';;;;') is a row of empty fields on every path, so it is
+# rejected as missing_required, never dropped without a trace.
+BLANK_LINE = re.compile(r"^[ \t]*\r?$")
 
 
 def split(text: str, sep: str, required: list[str]) -> tuple[pd.DataFrame, list[dict]]:
@@ -97,8 +102,8 @@ def split(text: str, sep: str, required: list[str]) -> tuple[pd.DataFrame, list[
         return _split_exactly(text, sep, header)
     lines = pc.split_pattern(pa.array([text], pa.large_string()), "\n").flatten()
     fields = pc.add(pc.count_substring(lines, sep), 1)
-    # a line with something other than delimiters and white space (csv.reader's non-blank row)
-    nonblank = pc.match_substring_regex(lines, f"[^{re.escape(sep)}{_RE2_SPACE}]")
+    # a line with anything but spaces and tabs: pandas' C parser skips only those (BLANK_LINE)
+    nonblank = pc.invert(pc.match_substring_regex(lines, BLANK_LINE.pattern))
     malformed = pc.and_(nonblank, pc.not_equal(fields, len(header)))
     try:
         if pc.any(malformed).as_py():
@@ -171,8 +176,8 @@ def _split_exactly(text: str, sep: str, header: list[str]) -> tuple[pd.DataFrame
     malformed rows as missing_required with the field counts."""
     csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))
     lines = re.split(r"\r\n|\r|\n", text)
-    records = [next(csv.reader([line], delimiter=sep), []) for line in lines]
-    nonblank = [fields for fields in records if any(f.strip() for f in fields)][1:]  # [0]: the header
+    records = [next(csv.reader([line], delimiter=sep), []) for line in lines if not BLANK_LINE.match(line)]
+    nonblank = records[1:]  # [0]: the header
     if any(len(fields) != len(header) for fields in nonblank) or "\r" in text.replace("\r\n", ""):
         return _split_lines(nonblank, header)
     try:

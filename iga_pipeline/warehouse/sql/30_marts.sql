@@ -67,8 +67,13 @@ WITH scoped AS (
            work_90d_carried, studies_90d_carried
     FROM intermediate.outcomes_by_cycle_municipality
 ),
+-- The scopes' cycles, as rule R10 defines them (every cycle; the followed-up ones), with or
+-- without participations: the label agrees with outcomes_by_cycle and goal_attainment.
 islands AS (
-    SELECT DISTINCT scope, cycle FROM scoped
+    SELECT 'all' AS scope, cycle FROM reference.cycles
+    UNION ALL
+    SELECT 'followed_up', cycle FROM reference.cycles JOIN staging.followup USING (cycle)
+    WHERE followed_up
 ),
 ranges AS (
     SELECT scope, min(cycle) AS lo, max(cycle) AS hi
