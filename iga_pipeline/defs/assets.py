@@ -1,6 +1,7 @@
 """The asset graph, left to right:
 
-    raw -> harmonised (per cycle) -> marts + evaluation (one DuckDB build) -> report -> published warehouse
+    raw -> harmonised (per cycle) -> marts + evaluation (one DuckDB build) -> report, Parquet exports
+        -> published warehouse
 """
 
 

@@ -39,7 +39,7 @@ class Delivery:
 
     path: Path  # absolute
     source_file: str  # relative to the raw root, POSIX separators
-    kind: str  # register | petho | folkuniversitetet | astorp | survey | unexpected
+    kind: str  # register | petho | folkuniversitetet | astorp | survey | unexpected | unlisted_folder
     cycle: int | None
     municipality_code: str | None = None  # registers: the folder's kommunkod
     timepoint: str | None = None  # providers: 'end', '90d' or 'both' (Pethö)
