@@ -132,15 +132,12 @@ def _indent(text: str) -> str:
 
 
 def summarise(paths, elapsed: float) -> int:
+    from iga_pipeline.evaluation.queries import AUDIT_TOTALS
     from iga_pipeline.warehouse.build import open_readonly
 
     con = open_readonly(paths.warehouse)
     try:
-        audit = con.execute("""
-            SELECT count(*) AS files, count_if(status = 'rejected') AS files_rejected,
-                   sum(rows_read) AS rows_read, sum(rows_loaded) AS rows_loaded,
-                   sum(rows_rejected) AS rows_rejected, sum(rows_duplicate) AS rows_duplicate
-            FROM marts.ingest_audit""").fetchone()
+        audit = con.execute(AUDIT_TOTALS).fetchone()
         warnings_, unlisted = con.execute(
             "SELECT count_if(severity = 'warning'), count_if(severity = 'rejected' AND source_row IS NULL "
             "AND source_file NOT IN (SELECT source_file FROM marts.ingest_audit)) "
