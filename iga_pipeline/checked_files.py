@@ -56,21 +56,35 @@ class Checked:
 def code_files() -> list[Path]:
     """This package's modules that `ingest` and this module import, directly or through
     another (read from their import statements, so a new helper module cannot be missed)."""
-    package = Path(__file__).parent
-    todo, seen, found = ["iga_pipeline.ingest", "iga_pipeline.checked_files"], set(), []
+    return modules_reached(Path(__file__).parent.parent, ["iga_pipeline.ingest", "iga_pipeline.checked_files"])
+
+
+def modules_reached(root: Path, start: list[str]) -> list[Path]:
+    """The files of the modules under `root` that `start` imports, directly or through
+    another: absolute and relative imports, at the top or inside a function, and the
+    packages that hold them."""
+    top = start[0].split(".")[0]
+    todo, seen, found = list(start), set(), []
     while todo:
         name = todo.pop()
-        path = package.parent.joinpath(*name.split("."))
+        path = root.joinpath(*name.split("."))
         path = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
         if name in seen or not path.is_file():
             continue
         seen.add(name)
         found.append(path)
+        todo += [name.rsplit(".", k)[0] for k in range(1, name.count(".") + 1)]  # parents run first
+        package_of = name if path.name == "__init__.py" else name.rpartition(".")[0]
         for node in ast.walk(ast.parse(path.read_text("utf-8"))):
-            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("iga_pipeline"):
-                todo += [node.module, *(f"{node.module}.{a.name}" for a in node.names)]  # a module or a name
+            if isinstance(node, ast.ImportFrom):
+                module = node.module or ""
+                if node.level:  # relative: 'from . import x', 'from ..whitespace import X'
+                    base = package_of.rsplit(".", node.level - 1)[0] if node.level > 1 else package_of
+                    module = f"{base}.{module}" if module else base
+                if module.split(".")[0] == top:
+                    todo += [module, *(f"{module}.{a.name}" for a in node.names)]  # a module or a name
             elif isinstance(node, ast.Import):
-                todo += [a.name for a in node.names if a.name.startswith("iga_pipeline")]
+                todo += [a.name for a in node.names if a.name.split(".")[0] == top]
     return sorted(found)
 
 

@@ -159,3 +159,15 @@ def test_the_fingerprint_covers_every_module_the_ingest_runs():
     hashed = {str(p) for p in checked_files.fingerprinted_files()}
     assert {str(Path(f).resolve()) for f in loaded} - {str(Path(h).resolve()) for h in hashed} == set()
     assert any(p.name == "whitespace.py" for p in checked_files.fingerprinted_files())
+
+
+def test_the_import_walk_follows_relative_imports_and_imports_inside_functions(tmp_path):
+    pkg = tmp_path / "pkg"
+    (pkg / "sub").mkdir(parents=True)
+    files = {"__init__.py": "", "a.py": "from .sub import b\n", "sub/__init__.py": "",
+             "sub/b.py": "def f():\n    from ..c import X\n    from . import d\n",
+             "c.py": "import pkg.e as e\nX = 1\n", "sub/d.py": "", "e.py": "", "unused.py": ""}
+    for name, text in files.items():
+        (pkg / name).write_text(text)
+    found = {p.relative_to(pkg).as_posix() for p in checked_files.modules_reached(tmp_path, ["pkg.a"])}
+    assert found == set(files) - {"unused.py"}

@@ -465,14 +465,16 @@ def test_an_empty_raw_root_leaves_the_staging_and_a_later_cycle_build_keeps_ever
 
 
 def test_a_second_name_for_a_delivery_is_an_unexpected_file(clean_build, tmp_path):
-    """`cykel02_slut.csv` (a zero) or `cykel\u0662` (another script's digit) beside the real
-    delivery: not a second delivery of the cycle, which failed the build (two outcome rows
-    per participation) or made identical register rows conflicting (a review's find)."""
+    """`cykel02_slut.csv` (a zero), `cykel\u0662` (another script's digit) or a name ending in a
+    line break beside the real delivery: not a second delivery of the cycle, which failed the
+    build (two outcome rows per participation) or made identical register rows conflicting
+    (review finds)."""
     raw = tmp_path / "raw"
     shutil.copytree(clean_build.raw.root, raw)
     copies = []
     for path in sorted(p for p in raw.rglob("*cykel*") if p.is_file()):
-        for other in (path.name.replace("cykel", "cykel0"), path.name.replace("cykel2", "cykel\u0662")):
+        for other in (path.name.replace("cykel", "cykel0"), path.name.replace("cykel2", "cykel\u0662"),
+                      path.name + "\n"):
             if other != path.name:
                 shutil.copyfile(path, path.with_name(other))
                 copies.append(path.with_name(other).relative_to(raw).as_posix())

@@ -633,3 +633,18 @@ def test_an_astorp_export_that_is_no_json_says_what_the_parser_found(raw, ingest
     assert whole[AST5] == "not valid JSON: Unexpected UTF-8 BOM (decode using utf-8-sig) (line 1, column 1)"
     assert whole[AST5_90].startswith("not valid JSON: Unterminated string starting at (line 1, column ")
     assert "19" not in whole[AST5_90].split("(")[0]  # nothing of the cut-off personnummer
+
+
+@pytest.mark.parametrize("value", [
+    "85_01_01_238", "8501:01238", "85O1O1-2383", "85010l-2383", "1931-07-19\u2013" "8768",
+    "1937:0101:1110", "19390303_3334", "400404\u2013" "4444", "850101", "4801121312",
+])
+def test_a_personnummer_or_part_of_one_is_never_quoted_however_written(value):
+    """Six digits or more, however separated, or with a letter slipped in (review finds): no
+    digit of them is quoted in an issue detail."""
+    assert not any(c.isdigit() for c in safe_value(value)), safe_value(value)
+
+
+@pytest.mark.parametrize("value", ["2010-02-30", "30.02.2010", "12,5", "1277", "ANST", "X"])
+def test_dates_codes_and_hours_are_still_quoted(value):
+    assert safe_value(value) == value

@@ -66,3 +66,15 @@ def test_a_line_of_delimiters_is_a_row_whatever_else_the_file_holds():
         frame, issues = text.split(body + extra, ";", HEADER)
         assert frame["source_row"].tolist()[:3] == [1, 2, 3], extra
         assert frame[HEADER].values.tolist()[1] == ["", "", ""], extra
+
+
+def test_a_line_of_other_white_space_before_the_header_is_blank_on_every_path():
+    """A line of a no-break space alone before the header is blank, as str.strip() says and
+    the header is found by: the header stays the header (it became data row 1 on one path,
+    and made pandas take the no-break space for the header on another: review finds)."""
+    for body, issues in (("\xa0\na;b;c\nx;y;z\n", []),
+                         ("\xa0\na;b;c\nx;y;z\nq;r\n", [("2", "the row has 2 fields, the header 3")])):
+        frame, found = text.split(body, ";", HEADER)
+        assert frame[HEADER].values.tolist() == [["x", "y", "z"]] and frame["source_row"].tolist() == [1]
+        assert [(i["source_row"], i["detail"]) for i in found] == issues
+        _same((frame, found), text._split_exactly(body, ";", HEADER))

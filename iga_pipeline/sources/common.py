@@ -109,7 +109,7 @@ def _classify_path(raw_root: Path, path: Path) -> Delivery:
     rel = PurePosixPath(path.relative_to(raw_root).as_posix()).as_posix()
     shown = safe_path(rel)  # what is recorded as source_file
     for kind, pattern in _PATTERNS:
-        m = pattern.match(rel)
+        m = pattern.fullmatch(rel)  # not match: '$' also matches before a final newline
         if not m:
             continue
         cycle = int(m.group("cycle"))
@@ -182,27 +182,19 @@ def discover(raw_root: Path) -> list[Delivery]:
 UNLISTED_FOLDER = "unlisted_folder"
 
 
-_DIGIT_RUN = re.compile(r"\d[\d\s+./-]*\d")
 _DATE_LIKE = re.compile(r"^(\d{4}-\d{1,2}-\d{1,2}|\d{1,2}[./]\d{1,2}[./]\d{4})$")
-
-
-def _mask(match: re.Match) -> str:
-    run = match.group()
-    if sum(c.isdigit() for c in run) < 6 or _DATE_LIKE.match(run):
-        return run
-    return "#" * len(run)
-
-
-# A personnummer has ten digits or more, however they are separated ('1931-07-19–8768',
-# '1937:0101:1110', '19390303_3334'): text with that many has every digit masked.
-_ALL_DIGITS_FROM = 10
+# Six digits are a birth date, nine a whole personnummer (they decide the check digit), and
+# senders separate them with anything ('85_01_01_238', '8501:01238', '1931-07-19–8768') or
+# slip a letter in ('85O1O1-2383'): text with six or more has every digit masked, unless it
+# is plainly a date, which an invalid_date detail must show ('2010-02-30').
+_MASK_FROM_DIGITS = 6
 
 
 def _masked(text: str) -> str:
     """`text` with what may be a personnummer, or part of one, masked by '#'."""
-    if sum(c.isdigit() for c in text) >= _ALL_DIGITS_FROM:
+    if sum(c.isdigit() for c in text) >= _MASK_FROM_DIGITS and not _DATE_LIKE.match(text.strip()):
         return "".join("#" if c.isdigit() else c for c in text)
-    return _DIGIT_RUN.sub(_mask, text)
+    return text
 
 
 # Words of the contract's file names and codes beside the reference data's own,
@@ -246,8 +238,8 @@ def _looks_like_a_code(text: str) -> bool:
 def safe_value(value: object, limit: int = 24) -> str:
     """A raw value made fit for an issue detail or a log line.
 
-    Runs of six or more digits that are not plainly a date (all or part of a
-    personnummer) are masked with '#', and every digit of text with ten or more. Text that does not look like a code
+    Every digit of text with six digits or more is masked with '#' (all or part of
+    a personnummer), unless the text is plainly a date. Text that does not look like a code
     (it could be a name) is described, not quoted: "<text of 9 characters>"."""
     text = "" if value is None else str(value)
     text = _masked(text)
@@ -273,7 +265,7 @@ def safe_path(rel: str) -> str:
     itself (the extension kept), stable from build to build."""
     parts = []
     for part in rel.split("/"):
-        if _CONTRACT_COMPONENT.match(part):
+        if _CONTRACT_COMPONENT.fullmatch(part):
             parts.append(part)
             continue
         masked = _masked(part)

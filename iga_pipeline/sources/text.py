@@ -58,13 +58,16 @@ def _is_utf8(data: bytes) -> bool:
 
 # Every character Python's str.strip() removes, as RE2 escapes: the vectorised
 # checks below must agree with str.strip() exactly.
+_RE2_SPACE = "".join(f"\\x{{{ord(c):x}}}" for c in WHITESPACE)
 _RE2_SPACE_IN_LINE = "".join(f"\\x{{{ord(c):x}}}" for c in WHITESPACE if c not in "\r\n")
 
 
-# A blank line, left out of the rows: nothing but spaces and tabs, as pandas' C parser skips
-# them. A line of only delimiters (';;;;') is a row of empty fields on every path, so it is
-# rejected as missing_required, never dropped without a trace.
-BLANK_LINE = re.compile(r"^[ \t]*\r?$")
+# A blank line is left out of the rows: nothing but white space (str.strip() leaves nothing),
+# as the header is the first line that is not blank. pandas' C parser skips only lines of
+# spaces and tabs (PANDAS_BLANK); a file with another blank line (a no-break space alone)
+# takes a path that leaves it out itself. A line of only delimiters (';;;;') is a row of
+# empty fields on every path, so it is rejected as missing_required, never dropped untraced.
+PANDAS_BLANK = re.compile(r"^[ \t]*\r?$")
 
 
 def split(text: str, sep: str, required: list[str]) -> tuple[pd.DataFrame, list[dict]]:
@@ -102,11 +105,12 @@ def split(text: str, sep: str, required: list[str]) -> tuple[pd.DataFrame, list[
         return _split_exactly(text, sep, header)
     lines = pc.split_pattern(pa.array([text], pa.large_string()), "\n").flatten()
     fields = pc.add(pc.count_substring(lines, sep), 1)
-    # a line with anything but spaces and tabs: pandas' C parser skips only those (BLANK_LINE)
-    nonblank = pc.invert(pc.match_substring_regex(lines, BLANK_LINE.pattern))
+    nonblank = pc.invert(pc.match_substring_regex(lines, f"^[{_RE2_SPACE}]*$"))
     malformed = pc.and_(nonblank, pc.not_equal(fields, len(header)))
+    # blank, yet not skipped by pandas: to be left out by _split_malformed
+    unskipped = pc.and_(pc.invert(nonblank), pc.invert(pc.match_substring_regex(lines, PANDAS_BLANK.pattern)))
     try:
-        if pc.any(malformed).as_py():
+        if pc.any(malformed).as_py() or pc.any(unskipped).as_py():
             raise pd.errors.ParserError("a row has another number of fields than the header")
         # (the C parser also raises on a blank row of too many delimiters: the same slow path)
         frame = pd.read_csv(
@@ -176,9 +180,10 @@ def _split_exactly(text: str, sep: str, header: list[str]) -> tuple[pd.DataFrame
     malformed rows as missing_required with the field counts."""
     csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))
     lines = re.split(r"\r\n|\r|\n", text)
-    records = [next(csv.reader([line], delimiter=sep), []) for line in lines if not BLANK_LINE.match(line)]
+    records = [next(csv.reader([line], delimiter=sep), []) for line in lines if line.strip()]
     nonblank = records[1:]  # [0]: the header
-    if any(len(fields) != len(header) for fields in nonblank) or "\r" in text.replace("\r\n", ""):
+    if (any(len(fields) != len(header) for fields in nonblank) or "\r" in text.replace("\r\n", "")
+            or any(not line.strip() and not PANDAS_BLANK.match(line) for line in lines)):
         return _split_lines(nonblank, header)
     try:
         frame = pd.read_csv(
