@@ -62,11 +62,6 @@ _PATTERNS = [
 ]
 
 
-def max_file_bytes() -> int:
-    """The largest raw file the pipeline reads (IGA_MAX_FILE_MB, default 2048 MB)."""
-    return settings.max_file_bytes()
-
-
 def _refusal(raw_root: Path, path: Path) -> tuple[str, str] | None:
     """A reason not to open a file at all: a link out of the raw root, or too large."""
     try:
@@ -88,7 +83,7 @@ def _refusal_of(raw_root: Path, path: Path) -> tuple[str, str] | None:
     st = path.stat()
     if not stat.S_ISREG(st.st_mode):  # a pipe would hang the build, a socket break it
         return ("unreadable_file", "not a regular file (a pipe, device, socket or folder)")
-    limit = max_file_bytes()
+    limit = settings.max_file_bytes()
     size = st.st_size
     if size > limit:
         return ("unreadable_file", f"the file has {size:,} bytes, above the limit of "

@@ -138,11 +138,6 @@ def _petho_records(delivery: Delivery, openpyxl) -> list[dict]:
     return records
 
 
-def max_workbook_rows() -> int:
-    """The most data rows read from one worksheet (IGA_MAX_WORKBOOK_ROWS, default 100 000)."""
-    return settings.max_workbook_rows()
-
-
 def _petho_status(cells: pd.Series) -> pd.Series:
     """Known status texts, case-folded (the contract compares them case-insensitively);
     anything else as written, so that validation rejects it without echoing a
@@ -154,7 +149,7 @@ def _petho_status(cells: pd.Series) -> pd.Series:
 
 
 def _petho_sheet(ws, municipality_code: str) -> list[dict]:
-    limit = max_workbook_rows()
+    limit = settings.max_workbook_rows()
     declared = ws.max_row or 0  # from the sheet's dimension; may be absent
     if declared - PETHO_HEADER_ROW > limit:
         raise FileRejected("unreadable_file", f"sheet {safe_value(ws.title)} declares {declared} rows, "
