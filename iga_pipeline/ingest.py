@@ -348,10 +348,18 @@ def _surveys(cycle: int, deliveries: list[Delivery], book: _Files, key: Pseudony
         rejected = validation.rejections(rows, validation.survey_schema(), d.source_file)
         book.add(rejected)
         rows = rows.drop(index=rejected.index)
-        dup = rows.duplicated(["svar_id", "kommunkod", "okad_mojlighet", "tolk"], keep="first")
+        # the same answer: tolk compares case-insensitively, okad_mojlighet as a number ('04')
+        same = rows.assign(_tolk=rows["tolk"].str.strip().str.casefold(),
+                           _grade=pd.to_numeric(rows["okad_mojlighet"], errors="coerce"))
+        dup = same.duplicated(["svar_id", "kommunkod", "_grade", "_tolk"], keep="first")
         book.add(_row_issues(rows[dup], "warning", "duplicate_row",
                              "identical to an earlier answer; counted once"))
         rows = rows[~dup]
+        # one answer id with different answers: which is the questionnaire would be a guess (R4)
+        conflict = rows["svar_id"].duplicated(keep=False)
+        book.add(_row_issues(rows[conflict], "rejected", "conflicting_duplicate",
+                             "the answer id appears again with other answers; none of them counted"))
+        rows = rows[~conflict]
         frames.append(pd.DataFrame({
             "cycle": cycle, "response_id": rows["svar_id"], "municipality_code": rows["kommunkod"],
             "increased_chance": pd.to_numeric(rows["okad_mojlighet"]).astype("Int64"),

@@ -382,3 +382,105 @@ def test_builder_writes_the_contract_headers(raw):
         "Personnummer;Kommun;Utfallskod;Uppföljningsdatum")
     sv = raw.survey(3, [])
     assert sv.read_text("utf-8").splitlines()[0] == "svar_id,kommunkod,okad_mojlighet,tolk"
+
+
+# --- review finds (third round): what a sender changes without saying so ------------------
+
+def _issues(result, reason: str) -> list[tuple[str, str]]:
+    i = result.issues
+    return list(zip(i.loc[i["reason"] == reason, "source_row"], i.loc[i["reason"] == reason, "severity"]))
+
+
+def test_an_astorp_export_without_its_status_key_is_rejected_not_read_as_unknown(raw, ingest):
+    """A renamed key ("Status") once loaded a whole export as 'unknown' with no issue; null is
+    the contract's unknown, a key not there is not. One entry without it: a warning."""
+    raw.register("1277", 5, [register_row(p, 5) for p in (ALI, SARA)])
+    raw.astorp(5, [astorp_entry(ALI), astorp_entry(SARA)])
+    doc = json.loads((raw.root / raw.astorp_rel(5)).read_text())
+    for entry in doc["deltagare"]:
+        entry["Status"] = entry.pop("status_cykelslut")
+    raw.write_text(raw.astorp_rel(5), json.dumps(doc))
+    result = ingest(5)
+    audit = result.audit.set_index("source_file").loc[raw.astorp_rel(5)]
+    assert (audit["status"], audit["reason"], audit["rows_read"]) == ("rejected", "missing_columns", 2)
+
+    doc["deltagare"][0]["status_cykelslut"] = "ANST"
+    raw.write_text(raw.astorp_rel(5), json.dumps(doc))
+    result = ingest(5)
+    assert _issues(result, "missing_required") == [("2", "warning")]
+    assert result.audit.set_index("source_file").loc[raw.astorp_rel(5), "status"] == "loaded"
+
+
+def _petho_edit(raw, edit) -> None:
+    import openpyxl
+
+    path = raw.root / raw.PETHO_REL
+    wb = openpyxl.load_workbook(path)
+    edit(wb)
+    wb.save(path)
+
+
+def test_a_petho_sheet_with_a_repeated_status_column_or_two_sheets_of_one_municipality_is_rejected(raw, ingest):
+    """Which column, or which sheet, holds the statuses would be a guess: the first was used."""
+    raw.register("1277", 1, [register_row(ALI, 1)])
+    raw.petho({"Åstorp": [petho_row(ALI, status_90d="Anställd")]})
+
+    def repeat_column(wb):
+        wb["Åstorp"].cell(row=4, column=7, value="Status 90 dagar")
+
+    _petho_edit(raw, repeat_column)
+    audit = ingest(1).audit.set_index("source_file").loc[raw.PETHO_REL]
+    assert (audit["status"], audit["reason"]) == ("rejected", "unreadable_file")
+
+    raw.petho({"Åstorp": [petho_row(ALI, status_90d="Anställd")]})
+
+    def second_sheet(wb):
+        wb.copy_worksheet(wb["Åstorp"]).title = "ÅSTORP "
+
+    _petho_edit(raw, second_sheet)
+    audit = ingest(1).audit.set_index("source_file").loc[raw.PETHO_REL]
+    assert (audit["status"], audit["reason"]) == ("rejected", "unreadable_file")
+
+
+def test_petho_names_and_texts_in_decomposed_unicode_are_the_same_text(raw, ingest, expected_key):
+    import unicodedata
+
+    nfd = lambda t: unicodedata.normalize("NFD", t)  # noqa: E731
+    raw.register("1292", 1, [register_row(ALI, 1)])
+    raw.petho({nfd("Ängelholm"): [petho_row(ALI, status_end=nfd("Anställd"), insatser=nfd("Samhällsorientering"))]})
+    result = ingest(1)
+    p = result.participations.set_index("person_key")
+    assert p.loc[expected_key(ALI), "status_end_detail"] == "employment"
+    assert result.interventions["intervention"].tolist() == ["civic_orientation"]
+    assert result.issues.empty, result.issues
+
+
+def test_a_survey_answer_id_with_other_answers_counts_nowhere_and_a_repeat_counts_once(raw, ingest):
+    raw.survey(3, [
+        {"svar_id": "1", "kommunkod": "1277", "okad_mojlighet": "5", "tolk": "nej"},
+        {"svar_id": "2", "kommunkod": "1292", "okad_mojlighet": "5", "tolk": "nej"},
+        {"svar_id": "1", "kommunkod": "1277", "okad_mojlighet": "1", "tolk": "ja"},
+        {"svar_id": "2", "kommunkod": "1292", "okad_mojlighet": "5", "tolk": "NEJ"},
+    ])
+    result = ingest(3)
+    assert len(result.survey_responses) == 1 and result.survey_responses["municipality_code"].tolist() == ["1292"]
+    assert _issues(result, "conflicting_duplicate") == [("1", "rejected"), ("3", "rejected")]
+    assert _issues(result, "duplicate_row") == [("4", "warning")]
+
+
+def test_a_petho_workbook_with_formulas_not_computed_is_rejected(raw, ingest):
+    """openpyxl writes formulas without their results, and reads such a cell as empty: cycle 1
+    was then silently not followed up (a review's find)."""
+    raw.register("1277", 1, [register_row(ALI, 1), register_row(SARA, 1)])
+    raw.petho({"Åstorp": [petho_row(ALI, status_90d="Anställd"), petho_row(SARA, status_90d="Studier")]})
+
+    def formulas(wb):
+        ws = wb["Åstorp"]
+        ws["E5"] = '="Anställd"'
+        ws["E6"] = "=D6"
+
+    _petho_edit(raw, formulas)
+    audit = ingest(1).audit.set_index("source_file").loc[raw.PETHO_REL]
+    assert (audit["status"], audit["reason"]) == ("rejected", "unreadable_file")
+    i = ingest(1).issues
+    assert "2 formula cell(s) without a stored value" in i.loc[i["source_row"].isna(), "detail"].iloc[0]

@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
+import unicodedata
 import warnings
 import zipfile
 from dataclasses import dataclass
@@ -124,11 +126,19 @@ def _petho_records(delivery: Delivery, openpyxl) -> list[dict]:
     codes = reference.municipality_codes_by_name()
     records: list[dict] = []
     try:
-        sheets = [ws for ws in wb.worksheets if ws.title.strip().casefold() in codes]
+        named = {ws.title: _nfc(ws.title).strip().casefold() for ws in wb.worksheets}
+        sheets = [ws for ws in wb.worksheets if named[ws.title] in codes]
         if not sheets:
             raise FileRejected("missing_columns", "no worksheet is named after a project municipality")
+        twice = sorted({named[ws.title] for ws in sheets if [named[w.title] for w in sheets].count(named[ws.title]) > 1})
+        if twice:  # "one worksheet per municipality": which one holds the truth would be a guess
+            raise FileRejected("unreadable_file", "more than one worksheet for " + ", ".join(twice))
         for ws in sheets:
-            records.extend(_petho_sheet(ws, codes[ws.title.strip().casefold()]))
+            unsaved = _formulas_without_values(delivery.path, ws)
+            if unsaved:  # openpyxl reads them as empty cells: a status, even a follow-up, would vanish
+                raise FileRejected("unreadable_file", f"sheet {safe_value(ws.title)}: {unsaved} formula cell(s) "
+                                   "without a stored value (open and save the workbook in Excel)")
+            records.extend(_petho_sheet(ws, codes[named[ws.title]]))
     except FileRejected:
         raise
     except Exception as e:  # a corrupt part inside a valid zip
@@ -136,6 +146,28 @@ def _petho_records(delivery: Delivery, openpyxl) -> list[dict]:
     finally:
         wb.close()
     return records
+
+
+_CELL = re.compile(rb"<c\b[^>]*>(.*?)</c>", re.S)
+_STORED_VALUE = re.compile(rb"<v>[^<]+</v>")
+
+
+def _formulas_without_values(path, ws) -> int:
+    """Formula cells of the sheet that have no stored result (a workbook written by a program
+    that does not compute formulas): with data_only, openpyxl gives None for them."""
+    part = getattr(ws, "_worksheet_path", None)  # where openpyxl read the sheet from
+    if part is None:
+        return 0
+    with zipfile.ZipFile(path) as z:
+        data = z.read(part)
+    if b"<f" not in data:
+        return 0
+    return sum(1 for m in _CELL.finditer(data) if b"<f" in m.group(1) and not _STORED_VALUE.search(m.group(1)))
+
+
+def _nfc(text: str) -> str:
+    """Text in Unicode's composed form: 'Ä' typed as A and a combining diaeresis is 'Ä'."""
+    return unicodedata.normalize("NFC", text)
 
 
 def _petho_status(cells: pd.Series) -> pd.Series:
@@ -159,7 +191,11 @@ def _petho_sheet(ws, municipality_code: str) -> list[dict]:
     if hasattr(ws, "reset_dimensions"):
         ws.reset_dimensions()
     rows = ws.iter_rows(min_row=PETHO_HEADER_ROW, values_only=True)
-    header = [str(h).strip() if h is not None else "" for h in next(rows, ())]
+    header = [_nfc(str(h)).strip() if h is not None else "" for h in next(rows, ())]
+    repeated = sorted({h for h in header if h in PETHO_REQUIRED and header.count(h) > 1})
+    if repeated:  # which of them holds the statuses would be a guess (as for a CSV header)
+        raise FileRejected("unreadable_file",
+                           f"sheet {safe_value(ws.title)}: repeated column(s) " + ", ".join(repeated))
     missing = [c for c in PETHO_REQUIRED if c not in header]
     if missing:
         raise FileRejected(
@@ -179,7 +215,7 @@ def _petho_sheet(ws, municipality_code: str) -> list[dict]:
                   "municipality_code": municipality_code}
         for name, i in at.items():
             v = values[i]
-            record[name] = v.strip() if isinstance(v, str) else v
+            record[name] = _nfc(v).strip() if isinstance(v, str) else v
         out.append(record)
     return out
 
@@ -398,6 +434,7 @@ class _AstorpColumns:
         self.intervention: list = []
         self.hours: list = []
         self.warnings: list[tuple[tuple, dict]] = []
+        self.with_status = 0  # entries that have the status key
         self.shared: dict = {}  # one object per distinct short value (codes repeat a million times)
 
     def add(self, entries: list) -> None:
@@ -416,6 +453,14 @@ class _AstorpColumns:
         status = [s.strip() if s.__class__ is str else (None if s is None else f"<{type(s).__name__}>")
                   for s in [e.get(self.status_field) for e in dicts]]
         self.status += [None if s is None else share(s, s) for s in status]
+        # null is the contract's "unknown"; a key not there at all is something else (a renamed
+        # field): traced per entry, and an export where no entry has it is rejected whole (output)
+        absent = [i for i, e in enumerate(entries) if isinstance(e, dict) and self.status_field not in e]
+        self.with_status += len(dicts) - len(absent)
+        for i in absent:
+            self.warnings.append(((base + i + 1, 0, 1), _warning(
+                delivery, str(base + i + 1), "missing_required",
+                f"the entry has no key '{self.status_field}' (null would mean unknown): read as unknown")))
         if delivery.timepoint == "end":
             lists = [e.get("insatser") for e in dicts]
             for i, items in enumerate(lists):
@@ -447,6 +492,9 @@ class _AstorpColumns:
 
     def output(self, key: PseudonymKey) -> AdapterOutput:
         delivery = self.delivery
+        if self.n and not self.with_status:
+            raise FileRejected("missing_columns", f"no entry has the key '{self.status_field}'",
+                               rows_read=self.n)
         rows = _identity(delivery, pd.Series(range(1, self.n + 1)), pd.Series(self.pnrs, dtype=object), key)
         self.pnrs = []
         rows["municipality_code"] = pd.Series(self.kommun, dtype="string")
