@@ -130,7 +130,9 @@ INVENTORY_ISSUES = "inventory_issues.parquet"
 def write_inventory(raw_root: Path, staging: Path) -> int:
     """Record the raw root's files that belong to no cycle (<staging>/inventory_issues.parquet,
     which the warehouse reads): a stray file is a warning; a folder that could not be listed
-    lost its files, so it is rejected. Returns how many there are."""
+    lost its files, so it is rejected. Returns how many there are. A raw root with no delivery
+    at all (a share not mounted) is refused, as by the ingest: its inventory would be empty."""
+    refuse_empty_raw_root(raw_root)
     stray = [d for d in discover(raw_root) if d.cycle is None]
     write_inventory_issues(staging, issues_frame([
         {"source_file": d.source_file, "source_row": None,
@@ -233,8 +235,10 @@ def not_ready(staging: Path, cycles, key: PseudonymKey) -> list[str]:
     if not (Path(staging) / INVENTORY_ISSUES).is_file():
         problems.append(f"the raw root's inventory ({INVENTORY_ISSUES}) is missing: materialise "
                         "raw/inventory (iga-pipeline build does)")
-    if not history.log_path(staging).is_file():
-        problems.append(f"the delivery log ({history.LOG_NAME}) is missing: ingest the cycles again "
+    unlogged = _not_in_delivery_log(staging, cycles)
+    if unlogged:
+        problems.append(f"the delivery log ({history.LOG_NAME}) lacks what cycle(s) "
+                        f"{', '.join(map(str, unlogged))} were built from: ingest them again "
                         "(iga-pipeline build)")
     if not any(_rows(cycle_dir(staging, cycle) / "audit.parquet") for cycle in cycles):
         # every file gone at once is no delivery: more likely a raw root not mounted or
@@ -242,6 +246,26 @@ def not_ready(staging: Path, cycles, key: PseudonymKey) -> list[str]:
         problems.append("no cycle has any delivery in its staging: the raw root held no files when "
                         "they were read (a share not mounted, a wrong IGA_RAW_DIR?)")
     return problems
+
+
+def _not_in_delivery_log(staging: Path, cycles) -> list[int]:
+    """The cycles whose staged files' versions (audit: source_file, sha256) the delivery log
+    lacks: marts.delivery_history would not show them (a log deleted, or replaced by an
+    older copy)."""
+    try:
+        log = set(zip(*history.read_log(staging)[["source_file", "sha256"]].to_dict("list").values()))
+    except (OSError, pa.ArrowException):
+        log = set()
+    missing = []
+    for cycle in cycles:
+        try:
+            audit = pd.read_parquet(cycle_dir(staging, cycle) / "audit.parquet", columns=["source_file", "sha256"])
+        except (OSError, pa.ArrowException):
+            continue  # no staging: reported as such
+        audit = audit[audit["sha256"].notna()]
+        if not set(zip(audit["source_file"], audit["sha256"])) <= log:
+            missing.append(cycle)
+    return missing
 
 
 def _rows(path: Path) -> int:

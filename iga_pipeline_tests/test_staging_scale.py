@@ -314,3 +314,48 @@ def test_the_warehouse_builds_from_the_steps_alone_and_names_what_is_missing(raw
     files = con.execute("SELECT count(*) FROM marts.ingest_audit").fetchone()[0]
     assert con.execute("SELECT count(*) FROM marts.delivery_history WHERE status = 'current'"
                        ).fetchone()[0] == files > 0
+
+
+def test_the_marts_are_refused_while_the_delivery_log_lacks_a_staged_version(raw, tmp_path):
+    """The log deleted, then one cycle ingested again: the log exists but lacks the others'
+    versions, and delivery_history would lose them (a review's find: only its existence was
+    checked)."""
+    from iga_pipeline import history
+
+    cycles = [2, 3]
+    list(staging.stage_cycles(raw, tmp_path, cycles, KEY, workers=1))
+    staging.write_inventory(raw, tmp_path)
+    assert staging.not_ready(tmp_path, cycles, KEY) == []
+    history.log_path(tmp_path).unlink()
+    list(staging.stage_cycles(raw, tmp_path, [2], KEY, workers=1))
+    assert [p for p in staging.not_ready(tmp_path, cycles, KEY) if "delivery log" in p] == [
+        "the delivery log (delivery_log.parquet) lacks what cycle(s) 3 were built from: ingest them "
+        "again (iga-pipeline build)"]
+
+
+def test_an_empty_raw_root_leaves_the_inventory_as_it_was(raw, tmp_path):
+    staging.write_inventory(raw, tmp_path)
+    before = (tmp_path / staging.INVENTORY_ISSUES).read_bytes()
+    empty = tmp_path / "mnt"
+    empty.mkdir()
+    with pytest.raises(staging.EmptyRawRoot):
+        staging.write_inventory(empty, tmp_path)
+    assert (tmp_path / staging.INVENTORY_ISSUES).read_bytes() == before
+
+
+def test_a_second_export_of_one_build_replaces_what_the_first_left(tmp_path):
+    """A retry of a run group exports into the same pending folder; it once failed there
+    (FileExistsError) and the build could never publish (a review's find)."""
+    import duckdb
+
+    from iga_pipeline.warehouse import build
+
+    wh = tmp_path / "iga.duckdb"
+    con = duckdb.connect(str(wh))
+    con.execute("CREATE SCHEMA marts; CREATE TABLE marts.t AS SELECT 1 AS x")
+    con.close()
+    out = tmp_path / ".parquet.run.pending"
+    out.mkdir()
+    (out / "t.parquet").write_bytes(b"half written")
+    assert build.export_parquet(wh, out) == {"t": 1}
+    assert build.export_parquet(wh, out) == {"t": 1}

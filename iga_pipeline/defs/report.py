@@ -53,7 +53,8 @@ def evaluation_report(context: AssetExecutionContext, iga: IGAResource) -> Mater
         con.close()
     context.log.info(f"wrote {out}")
     return MaterializeResult(metadata={
-        "path": MetadataValue.path(str(out)),
+        # where it is read: a build's pending file is renamed to index.html when it is published
+        "path": MetadataValue.path(str(paths.report_dir / "index.html")),
         "bytes": out.stat().st_size,
         "misprinted_cells": len(flagged),
         "misprints": MetadataValue.md(flagged.to_markdown(index=False)),

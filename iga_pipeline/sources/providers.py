@@ -222,6 +222,8 @@ def _petho_sheet(ws, municipality_code: str) -> list[dict]:
 
 # --- Folkuniversitetet: Windows-1252 CSV, decimal comma, numeric codes ---------
 
+_FU_HOURS = r"(\d{1,3}(?:[ \u00a0\u202f]\d{3})+|\d+)?(,\d+)?"
+_GROUP_SPACE = r"[ \u00a0\u202f]"
 FU_HOURS = ["Timmar validering", "Timmar yrkesprövning", "Timmar samhällsorientering",
             "Timmar jobbsökning"]
 FU_COLUMNS = {
@@ -249,7 +251,11 @@ def read_folkuniversitetet(delivery: Delivery, key: PseudonymKey) -> AdapterOutp
         names = reference.intervention_codes("folkuniversitetet")
         for column in FU_HOURS:
             given = frame[column].reset_index(drop=True)
-            hours = pd.to_numeric(given.str.replace(",", ".", regex=False), errors="coerce")
+            # the contract's decimal comma, digits grouped by spaces or not ('1 234,5'); a point or an
+            # exponent is not read ('1.234' could be a thousand)
+            written = given.str.fullmatch(_FU_HOURS)
+            digits = given.str.replace(_GROUP_SPACE, "", regex=True).str.replace(",", ".", regex=False)
+            hours = pd.to_numeric(digits.where(written, None), errors="coerce")
             bad = given.ne("") & (hours.isna() | (hours < 0) | (hours > MAX_HOURS)
                                   | ~np.isfinite(hours.astype(float)))
             for r, v in zip(rows.loc[bad, "source_row"], given[bad]):
@@ -435,6 +441,7 @@ class _AstorpColumns:
         self.hours: list = []
         self.warnings: list[tuple[tuple, dict]] = []
         self.with_status = 0  # entries that have the status key
+        self.with_pnr = 0  # entries that name someone
         self.shared: dict = {}  # one object per distinct short value (codes repeat a million times)
 
     def add(self, entries: list) -> None:
@@ -457,6 +464,7 @@ class _AstorpColumns:
         # field): traced per entry, and an export where no entry has it is rejected whole (output)
         absent = [i for i, e in enumerate(entries) if isinstance(e, dict) and self.status_field not in e]
         self.with_status += len(dicts) - len(absent)
+        self.with_pnr += sum(1 for e in dicts if "pnr" in e)
         for i in absent:
             self.warnings.append(((base + i + 1, 0, 1), _warning(
                 delivery, str(base + i + 1), "missing_required",
@@ -492,7 +500,7 @@ class _AstorpColumns:
 
     def output(self, key: PseudonymKey) -> AdapterOutput:
         delivery = self.delivery
-        if self.n and not self.with_status:
+        if self.with_pnr and not self.with_status:  # entries for people, none with a status key
             raise FileRejected("missing_columns", f"no entry has the key '{self.status_field}'",
                                rows_read=self.n)
         rows = _identity(delivery, pd.Series(range(1, self.n + 1)), pd.Series(self.pnrs, dtype=object), key)

@@ -419,8 +419,12 @@ def _fsync_dir(folder: Path) -> None:
 
 
 def export_parquet(warehouse: Path, out_dir: Path) -> dict[str, int]:
-    """Write every marts table as <out_dir>/<mart>.parquet (out_dir must not exist yet)."""
+    """Write every marts table as <out_dir>/<mart>.parquet, in a new folder: what an earlier
+    attempt of the same build left there (a retry's, a re-execution's) goes first."""
+    import shutil
+
     out_dir = Path(out_dir)
+    shutil.rmtree(out_dir, ignore_errors=True)
     out_dir.mkdir(parents=True)
     rows = {}
     con = open_readonly(warehouse)
