@@ -484,3 +484,14 @@ def test_a_petho_workbook_with_formulas_not_computed_is_rejected(raw, ingest):
     assert (audit["status"], audit["reason"]) == ("rejected", "unreadable_file")
     i = ingest(1).issues
     assert "2 formula cell(s) without a stored value" in i.loc[i["source_row"].isna(), "detail"].iloc[0]
+
+
+def test_folkuniversitetet_hours_are_read_with_the_decimal_comma_only(raw, key):
+    """'1.234' could be a thousand: a point or an exponent is refused with a warning (they were
+    read as decimals); digits grouped by spaces are read (they were refused)."""
+    raw.folkuniversitetet(2, "slut", [
+        fu_end_row(ALI, hours=("1 234,5", "1.234", "1e3", "12,5")),
+        fu_end_row(SARA, hours=("1\xa0234", "", "12.5", ",5"))])
+    out = read(raw, "leverantorer/folkuniversitetet/cykel2_slut.csv", providers.read_folkuniversitetet, key)
+    assert sorted(out.interventions["hours"].tolist()) == [0.5, 12.5, 1234.0, 1234.5]
+    assert out.issues["detail"].str.contains("is not a number of hours").sum() == 3
