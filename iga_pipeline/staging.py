@@ -253,7 +253,8 @@ def _not_in_delivery_log(staging: Path, cycles) -> list[int]:
     lacks: marts.delivery_history would not show them (a log deleted, or replaced by an
     older copy)."""
     try:
-        log = set(zip(*history.read_log(staging)[["source_file", "sha256"]].to_dict("list").values()))
+        versions = history.read_log(staging)
+        log = set(zip(versions["source_file"], versions["sha256"]))
     except (OSError, pa.ArrowException):
         log = set()
     missing = []

@@ -17,6 +17,7 @@ import re
 import unicodedata
 import warnings
 import zipfile
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -130,7 +131,7 @@ def _petho_records(delivery: Delivery, openpyxl) -> list[dict]:
         sheets = [ws for ws in wb.worksheets if named[ws.title] in codes]
         if not sheets:
             raise FileRejected("missing_columns", "no worksheet is named after a project municipality")
-        twice = sorted({named[ws.title] for ws in sheets if [named[w.title] for w in sheets].count(named[ws.title]) > 1})
+        twice = sorted(name for name, n in Counter(named[ws.title] for ws in sheets).items() if n > 1)
         if twice:  # "one worksheet per municipality": which one holds the truth would be a guess
             raise FileRejected("unreadable_file", "more than one worksheet for " + ", ".join(twice))
         for ws in sheets:
@@ -243,7 +244,7 @@ def read_folkuniversitetet(delivery: Delivery, key: PseudonymKey) -> AdapterOutp
     unknown = rows["municipality_code"].isna() & kommun.ne("")
     for r, name in zip(rows.loc[unknown, "source_row"], frame.loc[unknown.values, "Kommun"]):
         issues.append(_warning(delivery, r, "invalid_code",
-                                 f"Kommun '{safe_value(name)}' is not a project municipality"))
+                               f"Kommun '{safe_value(name)}' is not a project municipality"))
     rows[f"status_{tp}"] = _blank_to_na(frame["Utfallskod"].reset_index(drop=True))
 
     parts = []
@@ -260,7 +261,7 @@ def read_folkuniversitetet(delivery: Delivery, key: PseudonymKey) -> AdapterOutp
                                   | ~np.isfinite(hours.astype(float)))
             for r, v in zip(rows.loc[bad, "source_row"], given[bad]):
                 issues.append(_warning(delivery, r, "invalid_code",
-                                         f"{column}: '{safe_value(v)}' is not a number of hours; ignored"))
+                                       f"{column}: '{safe_value(v)}' is not a number of hours; ignored"))
             keep = hours.notna() & (hours > 0) & ~bad
             parts.append(pd.DataFrame({"source_row": rows.loc[keep, "source_row"],
                                        "intervention": names[column], "hours": hours[keep]}))
