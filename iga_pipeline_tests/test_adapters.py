@@ -495,3 +495,15 @@ def test_folkuniversitetet_hours_are_read_with_the_decimal_comma_only(raw, key):
     out = read(raw, "leverantorer/folkuniversitetet/cykel2_slut.csv", providers.read_folkuniversitetet, key)
     assert sorted(out.interventions["hours"].tolist()) == [0.5, 12.5, 1234.0, 1234.5]
     assert out.issues["detail"].str.contains("is not a number of hours").sum() == 3
+
+
+def test_a_petho_sheet_with_merged_cells_in_its_rows_is_rejected(raw, ingest):
+    """Merged status cells were read as empty below their first row: unknown statuses, with a
+    detail saying the provider reported them so (a review's find). A merged title is fine."""
+    raw.register("1277", 1, [register_row(ALI, 1), register_row(SARA, 1)])
+    raw.petho({"Åstorp": [petho_row(ALI, status_90d="Anställd"), petho_row(SARA, status_90d="Anställd")]})
+    _petho_edit(raw, lambda wb: wb["Åstorp"].merge_cells("A1:F1"))
+    assert ingest(1).audit.set_index("source_file").loc[raw.PETHO_REL, "status"] == "loaded"
+    _petho_edit(raw, lambda wb: wb["Åstorp"].merge_cells("E5:E6"))
+    audit = ingest(1).audit.set_index("source_file").loc[raw.PETHO_REL]
+    assert (audit["status"], audit["reason"]) == ("rejected", "unreadable_file")

@@ -135,10 +135,9 @@ def _petho_records(delivery: Delivery, openpyxl) -> list[dict]:
         if twice:  # "one worksheet per municipality": which one holds the truth would be a guess
             raise FileRejected("unreadable_file", "more than one worksheet for " + ", ".join(twice))
         for ws in sheets:
-            unsaved = _formulas_without_values(delivery.path, ws)
-            if unsaved:  # openpyxl reads them as empty cells: a status, even a follow-up, would vanish
-                raise FileRejected("unreadable_file", f"sheet {safe_value(ws.title)}: {unsaved} formula cell(s) "
-                                   "without a stored value (open and save the workbook in Excel)")
+            problem = _unreadable_cells(delivery.path, ws)
+            if problem:  # openpyxl reads such cells as empty: a status, even a follow-up, would vanish
+                raise FileRejected("unreadable_file", f"sheet {safe_value(ws.title)}: {problem}")
             records.extend(_petho_sheet(ws, codes[named[ws.title]]))
     except FileRejected:
         raise
@@ -151,19 +150,28 @@ def _petho_records(delivery: Delivery, openpyxl) -> list[dict]:
 
 _CELL = re.compile(rb"<c\b[^>]*>(.*?)</c>", re.S)
 _STORED_VALUE = re.compile(rb"<v>[^<]+</v>")
+_MERGED = re.compile(rb'<mergeCell\b[^>]*\bref="[A-Z]+[0-9]+:[A-Z]+([0-9]+)"')
 
 
-def _formulas_without_values(path, ws) -> int:
-    """Formula cells of the sheet that have no stored result (a workbook written by a program
-    that does not compute formulas): with data_only, openpyxl gives None for them."""
+def _unreadable_cells(path, ws) -> str | None:
+    """Cells of the sheet that openpyxl (read-only, data_only) reads as empty although they
+    are not: formulas without a stored result (a workbook written by a program that does not
+    compute formulas), and cells merged from the header row down (only the first holds the
+    value). What is wrong, or None."""
     part = getattr(ws, "_worksheet_path", None)  # where openpyxl read the sheet from
     if part is None:
-        return 0
+        return None
     with zipfile.ZipFile(path) as z:
         data = z.read(part)
-    if b"<f" not in data:
-        return 0
-    return sum(1 for m in _CELL.finditer(data) if b"<f" in m.group(1) and not _STORED_VALUE.search(m.group(1)))
+    merged = sum(1 for m in _MERGED.finditer(data) if int(m.group(1)) >= PETHO_HEADER_ROW)
+    if merged:
+        return f"{merged} range(s) of merged cells below the title (unmerge them)"
+    if b"<f" in data:
+        unsaved = sum(1 for m in _CELL.finditer(data)
+                      if b"<f" in m.group(1) and not _STORED_VALUE.search(m.group(1)))
+        if unsaved:
+            return f"{unsaved} formula cell(s) without a stored value (open and save the workbook in Excel)"
+    return None
 
 
 def _nfc(text: str) -> str:
