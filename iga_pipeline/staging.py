@@ -132,8 +132,9 @@ def write_inventory(raw_root: Path, staging: Path) -> int:
     which the warehouse reads): a stray file is a warning; a folder that could not be listed
     lost its files, so it is rejected. Returns how many there are. A raw root with no delivery
     at all (a share not mounted) is refused, as by the ingest: its inventory would be empty."""
-    refuse_empty_raw_root(raw_root)
-    stray = [d for d in discover(raw_root) if d.cycle is None]
+    found = discover(raw_root)
+    refuse_empty_raw_root(raw_root, found)
+    stray = [d for d in found if d.cycle is None]
     write_inventory_issues(staging, issues_frame([
         {"source_file": d.source_file, "source_row": None,
          "severity": "rejected" if d.kind == UNLISTED_FOLDER else "warning",
@@ -441,12 +442,13 @@ class EmptyRawRoot(RuntimeError):
     """The raw root holds no delivery of any cycle: nothing is staged."""
 
 
-def refuse_empty_raw_root(raw_root: Path) -> None:
+def refuse_empty_raw_root(raw_root: Path, found: list | None = None) -> None:
     """Every delivery of every cycle gone at once is no delivery: more likely a share not
     mounted or IGA_RAW_DIR pointed elsewhere. Staging each cycle empty would leave the
     staging of none, and the next build of one cycle (a late delivery) would publish
-    a warehouse of that cycle alone. One cycle's files removed is a removal, and staged."""
-    if not any(d.cycle is not None for d in discover(raw_root)):
+    a warehouse of that cycle alone. One cycle's files removed is a removal, and staged.
+    `found`: the raw root's `discover`, when the caller has it."""
+    if not any(d.cycle is not None for d in (discover(raw_root) if found is None else found)):
         raise EmptyRawRoot("no cycle has any delivery in the raw root (a share not mounted, a wrong "
                            "IGA_RAW_DIR?): nothing was staged, and the staging and the warehouse stay "
                            "as they were")
