@@ -36,6 +36,10 @@ def test_batches_give_the_same_verdicts(warehouse, tmp_path, monkeypatch):
     assert len(pages) == 8  # one validation per cycle
     # GX's template for secrets is gone (it was parsed at every store look-up: 0.15 s a run)
     assert not (tmp_path / "batched" / "gx" / "uncommitted" / "config_variables.yml").exists()
+    # nor is any batch fingerprinted (every row hashed, for a marker nothing reads)
+    results = list((tmp_path / "batched" / "gx" / "uncommitted" / "validations").rglob("*.json"))
+    assert len(results) == 12  # one per cycle of fct_participation, one per other suite
+    assert not [r for r in results if "pandas_data_fingerprint" in r.read_text()]
 
 
 def test_a_duplicate_across_cycles_is_found(warehouse, tmp_path, monkeypatch):
