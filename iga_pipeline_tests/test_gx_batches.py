@@ -50,12 +50,15 @@ def test_a_duplicate_across_cycles_is_found(warehouse, tmp_path, monkeypatch):
                    SELECT * REPLACE (2 AS cycle) FROM marts.fct_participation WHERE cycle = 3 LIMIT 1""")
     con.execute("UPDATE marts.fct_participation SET status_end = 'bogus' WHERE cycle = 5 AND rowid IN "
                 "(SELECT min(rowid) FROM marts.fct_participation WHERE cycle = 5)")
+    con.execute("UPDATE marts.fct_participation SET person_key = upper(person_key) WHERE cycle = 7 AND rowid IN "
+                "(SELECT min(rowid) FROM marts.fct_participation WHERE cycle = 7)")
     con.close()
     for threshold in (10**9, 0):
         result = _results(broken, tmp_path / str(threshold), threshold, monkeypatch)["fct_participation"]
         assert not result.success
         assert set(result.failed) == {"expect_column_values_to_be_unique(participation_id): 2 unexpected",
-                                      "expect_column_values_to_be_in_set(status_end): 1 unexpected"}
+                                      "expect_column_values_to_be_in_set(status_end): 1 unexpected",
+                                      "expect_column_values_to_be_in_set(person_key_is_hex64): 1 unexpected"}
 
 
 def _copy_with(warehouse, path, *sql):

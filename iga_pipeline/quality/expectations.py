@@ -3,7 +3,9 @@
 Each suite validates a frame read from the candidate warehouse. Where an
 expectation needs arithmetic across columns (work + studies + other +
 unknown = completed; read = loaded + rejected + duplicates), the frame's SQL
-computes a `*_balance` column and the suite expects it to be 0.
+computes a `*_balance` column and the suite expects it to be 0. The
+pattern of `person_key` is matched in SQL too (`person_key_is_hex64`, expected
+True): GX's pandas engine matches it value by value in Python.
 
 The file context lives in <warehouse dir>/gx/ (GX's own layout), and every
 run refreshes the Data Docs at
@@ -63,10 +65,14 @@ SUITES: tuple[Suite, ...] = (
         ("ExpectColumnValuesToBeBetween", dict(column="share_work_90d", **SHARE)),
         ("ExpectColumnValuesToBeBetween", dict(column="share_studies_90d", **SHARE)),
     )),
-    Suite("fct_participation", "SELECT * FROM marts.fct_participation", batch_by="cycle", expectations=(
+    # person_key's pattern is matched by DuckDB: GX's pandas engine turns each value into a
+    # Python str and runs Python's re on it (1.2 s of the checks' 1.9 s at 1M rows).
+    Suite("fct_participation", """
+        SELECT *, regexp_full_match(person_key, '[0-9a-f]{64}') AS person_key_is_hex64
+        FROM marts.fct_participation""", batch_by="cycle", expectations=(
         ("ExpectColumnValuesToBeUnique", dict(column="participation_id")),
         ("ExpectColumnValuesToNotBeNull", dict(column="person_key")),
-        ("ExpectColumnValuesToMatchRegex", dict(column="person_key", regex=r"^[0-9a-f]{64}$")),
+        ("ExpectColumnValuesToBeInSet", dict(column="person_key_is_hex64", value_set=[True])),
         ("ExpectColumnValuesToBeInSet", dict(column="status_end", value_set=list(reference.OUTCOME_CLASSES))),
         ("ExpectColumnValuesToBeInSet", dict(column="birth_region", value_set=list(reference.BIRTH_REGIONS))),
     )),
