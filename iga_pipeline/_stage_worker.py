@@ -14,11 +14,16 @@ from pathlib import Path
 
 
 def main(argv: list[str]) -> int:
-    from iga_pipeline import collector
-    from iga_pipeline.staging import stage_cycle
+    from iga_pipeline import collector, reference
+    from iga_pipeline.staging import refuse_empty_raw_root, stage_cycle
 
     collector.freeze()  # the imported modules: not visited by every later collection
     raw_root, staging, cycles, key = pickle.loads(sys.stdin.buffer.read())
+    # As stage_cycles does before it starts workers: the CLI starts one before its own checks.
+    unknown = [c for c in cycles if c not in reference.cycles()]
+    if unknown:
+        raise ValueError(f"cycle(s) {unknown} are not the project's: nothing was staged")
+    refuse_empty_raw_root(raw_root)
     staged = [stage_cycle(raw_root, staging, cycle, key) for cycle in cycles]
     out = Path(argv[0])
     tmp = out.with_suffix(".tmp")

@@ -18,6 +18,8 @@ import threading
 import time
 import warnings
 
+from iga_pipeline import workers
+
 EXIT_OK, EXIT_FAILED, EXIT_FILES_REJECTED = 0, 1, 3
 
 
@@ -59,6 +61,17 @@ def build(raw_dir: str | None = None, warehouse: str | None = None, cycle: int |
         print(f"error: {problem}", file=sys.stderr)
     if wrong:
         return EXIT_FAILED
+    if cycle is not None:
+        # A late delivery: its cycle's ingest starts at once, in a worker, while this process
+        # imports pandas and Dagster and starts the run, whose ingest collects it (workers.py).
+        workers.start_early(paths.raw_dir, paths.staging, cycle, key)
+    try:
+        return _build(paths, key, cycle)
+    finally:
+        workers.finish_early()  # not collected: the build stopped before its run (the worker refuses too)
+
+
+def _build(paths, key, cycle: int | None) -> int:
     if key.is_development:
         print("!" * 78 + "\n!! IGA_PSEUDONYM_KEY is not set: person_key uses the PUBLIC development key.\n"
               "!! Fine for the bundled synthetic data; set a secret before building real data.\n"
@@ -79,6 +92,8 @@ def build(raw_dir: str | None = None, warehouse: str | None = None, cycle: int |
     had_warehouse = paths.warehouse.exists()
     started = time.monotonic()
     result = run_build_job(paths, cycle)
+    for failure in workers.finish_early():  # a cycle's ingest started early that the run did not collect
+        print(f"error: {failure}", file=sys.stderr)
     elapsed = time.monotonic() - started
     if not result.success:
         for event in result.all_events:

@@ -12,9 +12,10 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 DEVELOPMENT_KEY = "iga-development-key-NOT-SECRET"
 ENV_VAR = "IGA_PSEUDONYM_KEY"
@@ -86,6 +87,9 @@ class PseudonymKey:
 
 def _per_distinct(values: pd.Series, digest) -> pd.Series:
     """`digest(distinct values)` spread back over `values` as strings; <NA> stays <NA>."""
+    import numpy as np  # here, not above: `iga-pipeline build --cycle N` reads the key first
+    import pandas as pd  # and starts the cycle's worker before importing them (workers.py)
+
     values = values.astype("string")
     codes, uniques = pd.factorize(values)  # <NA> -> code -1
     out = np.array(list(digest(uniques.to_numpy(dtype=object).tolist())) + [None], dtype=object)

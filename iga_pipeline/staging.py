@@ -38,6 +38,7 @@ from iga_pipeline.locks import flock
 from iga_pipeline.pseudonym import PseudonymKey
 from iga_pipeline.sources.common import UNLISTED_FOLDER, discover, issues_frame
 from iga_pipeline.validation import HARMONISED_MODELS, Participation
+from iga_pipeline import workers as stage_workers
 
 
 def cycle_dir(staging: Path, cycle: int) -> Path:
@@ -394,9 +395,6 @@ def _give_back_memory() -> None:
         pass
 
 
-# Below this many raw bytes in the cycles to ingest, starting worker processes
-# (about 2 s: each imports pandas, pyarrow and pandera) costs more than it saves.
-PARALLEL_FROM_BYTES = 16 * 2**20
 # Peak memory of ingesting one cycle, per raw byte of its deliveries (measured
 # at 1M and 10M participations, see docs/performance.md), with some headroom.
 MEMORY_PER_RAW_BYTE = 10
@@ -409,7 +407,7 @@ def ingest_workers(raw_root: Path, cycles: list[int]) -> int:
     if setting is not None:
         return setting
     sizes = [raw_bytes(raw_root, cycle) for cycle in cycles]
-    if len(cycles) < 2 or sum(sizes) < PARALLEL_FROM_BYTES:
+    if len(cycles) < 2 or sum(sizes) < stage_workers.PARALLEL_FROM_BYTES:
         return 1
     by_memory = _available_memory() // max(1, MEMORY_PER_RAW_BYTE * max(sizes))
     return int(max(1, min(os.cpu_count() or 1, len(cycles), by_memory)))
@@ -418,7 +416,7 @@ def ingest_workers(raw_root: Path, cycles: list[int]) -> int:
 def _one_large_cycle(raw_root: Path, cycles: list[int]) -> bool:
     if len(cycles) != 1 or settings.ingest_workers() is not None or (os.cpu_count() or 1) < 2:
         return False
-    return raw_bytes(raw_root, cycles[0]) >= PARALLEL_FROM_BYTES
+    return raw_bytes(raw_root, cycles[0]) >= stage_workers.PARALLEL_FROM_BYTES
 
 
 def raw_bytes(raw_root: Path, cycle: int) -> int:
@@ -466,54 +464,32 @@ def stage_cycles(raw_root: Path, staging: Path, cycles: list[int], key: Pseudony
     multiprocessing: nothing of the parent (threads, locks, its __main__) is
     inherited or re-imported."""
     refuse_empty_raw_root(raw_root)
-    if workers is None and alone_in_worker and _one_large_cycle(raw_root, cycles):
+    if workers is None and alone_in_worker:
         # A late delivery's cycle alone (`iga-pipeline build --cycle N`): in a worker too,
         # so that this process only waits and what it does meanwhile (importing Great
-        # Expectations for the checks, see warm_up.py) runs on the second core.
-        yield from _stage_in_workers(Path(raw_root), Path(staging), cycles, key, 1)
-        return
+        # Expectations for the checks, see warm_up.py) runs on the second core. The CLI
+        # may have started that worker already (workers.start_early).
+        running = stage_workers.take_early(raw_root, staging, cycles, key)
+        if running is not None or _one_large_cycle(raw_root, cycles):
+            yield from _in_order(cycles, running or stage_workers.Workers(raw_root, staging, [cycles], key))
+            return
     workers = ingest_workers(raw_root, cycles) if workers is None else workers
     if workers <= 1 or len(cycles) <= 1:
         for cycle in cycles:
             yield stage_cycle(raw_root, staging, cycle, key)
         return
-    yield from _stage_in_workers(Path(raw_root), Path(staging), cycles, key, min(workers, len(cycles)))
-
-
-def _stage_in_workers(raw_root: Path, staging: Path, cycles: list[int], key: PseudonymKey,
-                      workers: int) -> Iterator[Staged]:
-    import pickle
-    import subprocess
-    import sys
-    import tempfile
-
     size = {c: raw_bytes(raw_root, c) for c in cycles}
-    shares: list[list[int]] = [[] for _ in range(workers)]
-    load = [0] * workers
+    shares: list[list[int]] = [[] for _ in range(min(workers, len(cycles)))]
+    load = [0] * len(shares)
     for cycle in sorted(cycles, key=lambda c: -size[c]):  # largest first, to the least loaded
         i = load.index(min(load))
         shares[i].append(cycle)
         load[i] += size[cycle]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-    with tempfile.TemporaryDirectory(prefix="iga-stage-") as scratch:
-        procs = []
-        for i, share in enumerate(s for s in shares if s):
-            out, err = Path(scratch) / f"worker-{i}.pkl", Path(scratch) / f"worker-{i}.err"
-            with open(err, "wb") as err_file:
-                proc = subprocess.Popen([sys.executable, "-m", "iga_pipeline._stage_worker", str(out)],
-                                        stdin=subprocess.PIPE, stderr=err_file, env=env)
-            procs.append((proc, out, err, share))
-        for proc, _, _, share in procs:
-            proc.stdin.write(pickle.dumps((raw_root, staging, share, key)))
-            proc.stdin.close()
-        failures = []
-        for proc, _, err, share in procs:
-            if proc.wait() != 0:
-                failures.append(f"cycles {share}: {err.read_text('utf-8', 'replace').strip()[-4000:]}")
-        if failures:
-            raise RuntimeError("staging failed in a worker process:\n" + "\n".join(failures))
-        staged = {}
-        for _, out, _, _ in procs:
-            staged.update({s.cycle: s for s in pickle.loads(out.read_bytes())})
+    yield from _in_order(cycles, stage_workers.Workers(raw_root, staging, [s for s in shares if s], key))
+
+
+def _in_order(cycles: list[int], workers: stage_workers.Workers) -> Iterator[Staged]:
+    staged = workers.results()
     for cycle in cycles:
         yield staged[cycle]
+

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from iga_pipeline import staging, validation
+from iga_pipeline import staging, validation, workers
 from iga_pipeline.pseudonym import PseudonymKey
 from iga_pipeline.synth import scale
 
@@ -53,7 +53,7 @@ def test_one_large_cycle_alone_is_staged_in_a_worker(raw, tmp_path, monkeypatch)
     alone = list(staging.stage_cycles(raw, tmp_path / "alone", [5], KEY, workers=1))
     monkeypatch.delenv("IGA_INGEST_WORKERS", raising=False)
     monkeypatch.setattr(subprocess, "Popen", popen)
-    monkeypatch.setattr(staging, "PARALLEL_FROM_BYTES", 1)
+    monkeypatch.setattr(workers, "PARALLEL_FROM_BYTES", 1)
     in_worker = list(staging.stage_cycles(raw, tmp_path / "worker", [5], KEY, alone_in_worker=True))
     assert [args[-2] for args in started] == ["iga_pipeline._stage_worker"]
     assert in_worker[0].rows == alone[0].rows
@@ -192,10 +192,51 @@ def test_a_participation_id_of_another_cycle_fails(raw, tmp_path):
     assert cases["check"].tolist() == ["starts with 'c3-' (the cycle of its folder)"]
 
 
+def test_a_late_delivery_build_starts_its_worker_before_its_run(raw, tmp_path, monkeypatch):
+    """`iga-pipeline build --cycle N` on a large raw root: the cycle's worker is running
+    before the Dagster run starts (it ingests while the build imports Dagster), and the
+    run's ingest uses that worker rather than starting a second one."""
+    import subprocess
+
+    from conftest import run_cli_build
+    from iga_pipeline import cli
+
+    warehouse = tmp_path / "wh" / "iga.duckdb"
+    assert run_cli_build(raw, warehouse).exit_code == 0
+    before = _frames(warehouse.parent / "staging")
+    started, at_run = [], []
+    real_popen, real_run = subprocess.Popen, cli.run_build_job
+
+    def popen(args, *a, **kw):
+        started.append(args)
+        return real_popen(args, *a, **kw)
+
+    def run_build_job(*a, **kw):
+        at_run.append(len(started))
+        return real_run(*a, **kw)
+
+    monkeypatch.setattr(subprocess, "Popen", popen)
+    monkeypatch.setattr(cli, "run_build_job", run_build_job)
+    # the bundled-size raw root of this test: no early worker, the cycle staged in process
+    assert run_cli_build(raw, warehouse, "--cycle", "5", IGA_INGEST_WORKERS=None).exit_code == 0
+    assert (started, at_run) == ([], [0])
+
+    monkeypatch.setattr(workers, "PARALLEL_FROM_BYTES", 1)  # as if the raw root were large
+    build = run_cli_build(raw, warehouse, "--cycle", "5", IGA_INGEST_WORKERS=None)
+    assert build.exit_code == 0, build.stderr
+    assert [args[-2] for args in started] == ["iga_pipeline._stage_worker"]  # one worker, the early one
+    assert at_run == [0, 1]  # started before the run
+    assert workers._EARLY == {}
+    after = _frames(warehouse.parent / "staging")
+    assert before.keys() == after.keys()
+    for name in before:
+        pd.testing.assert_frame_equal(before[name], after[name], obj=name)
+
+
 def test_workers_are_chosen_by_size(raw, monkeypatch):
     monkeypatch.delenv("IGA_INGEST_WORKERS", raising=False)
     assert staging.ingest_workers(raw, [2, 3]) == 1  # a few hundred kilobytes: not worth a process
-    monkeypatch.setattr(staging, "PARALLEL_FROM_BYTES", 1)
+    monkeypatch.setattr(workers, "PARALLEL_FROM_BYTES", 1)
     assert staging.ingest_workers(raw, [2, 3]) == min(2, __import__("os").cpu_count())
     monkeypatch.setattr(staging, "_available_memory", lambda: 1)
     assert staging.ingest_workers(raw, [2, 3]) == 1  # no memory for two at once

@@ -1,0 +1,111 @@
+"""Worker processes that stage cycles (`python -m iga_pipeline._stage_worker`).
+
+`staging.stage_cycles` shares cycles out over them. `iga-pipeline build --cycle N`
+starts its cycle's worker before anything else (`start_early`): the ingest of a
+late delivery then runs while the build process imports pandas and Dagster and
+starts its run (about 1.4 s at 1M participations), and the run's ingest collects
+it. This module imports nothing heavy, so that the worker starts at once.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from iga_pipeline import settings
+
+# Below this many raw bytes in the cycles to ingest, starting worker processes
+# (about 2 s: each imports pandas, pyarrow and pandera) costs more than it saves.
+PARALLEL_FROM_BYTES = 16 * 2**20
+
+
+class Workers:
+    """Worker processes, started at once, each staging its share of the cycles."""
+
+    def __init__(self, raw_root: Path, staging: Path, shares: list[list[int]], key):
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        self.scratch = tempfile.TemporaryDirectory(prefix="iga-stage-")
+        self.procs = []
+        for i, share in enumerate(shares):
+            out, err = Path(self.scratch.name) / f"worker-{i}.pkl", Path(self.scratch.name) / f"worker-{i}.err"
+            with open(err, "wb") as err_file:
+                proc = subprocess.Popen([sys.executable, "-m", "iga_pipeline._stage_worker", str(out)],
+                                        stdin=subprocess.PIPE, stderr=err_file, env=env)
+            self.procs.append((proc, out, err, share))
+        for proc, _, _, share in self.procs:
+            proc.stdin.write(pickle.dumps((Path(raw_root), Path(staging), share, key)))
+            proc.stdin.close()
+
+    def results(self) -> dict:
+        """Wait for every worker: each cycle's `staging.Staged`, or RuntimeError with the failures."""
+        try:
+            failures = []
+            for proc, _, err, share in self.procs:
+                if proc.wait() != 0:
+                    failures.append(f"cycles {share}: {err.read_text('utf-8', 'replace').strip()[-4000:]}")
+            if failures:
+                raise RuntimeError("staging failed in a worker process:\n" + "\n".join(failures))
+            staged = {}
+            for _, out, _, _ in self.procs:
+                staged.update({s.cycle: s for s in pickle.loads(out.read_bytes())})
+            return staged
+        finally:
+            self.scratch.cleanup()
+
+
+# Workers started by `start_early`, by what they stage, until the ingest collects them.
+_EARLY: dict[tuple, Workers] = {}
+
+
+def _early_key(raw_root: Path, staging: Path, cycles: list[int], key) -> tuple:
+    return Path(raw_root).absolute(), Path(staging).absolute(), tuple(cycles), key.fingerprint("staging")
+
+
+def start_early(raw_root: Path, staging: Path, cycle: int, key) -> bool:
+    """Start the worker for `cycle` now, if the run's ingest would stage it in one (a large
+    raw root, two cores or more, no IGA_INGEST_WORKERS); whether it was started.
+
+    Large means the raw root holds PARALLEL_FROM_BYTES or more per project cycle on
+    average: the files are not yet sorted into cycles here (that needs the adapters'
+    imports). The worker itself refuses a cycle that is not the project's and an
+    empty raw root (`_stage_worker`), as the run would."""
+    if settings.ingest_workers() is not None or (os.cpu_count() or 1) < 2:
+        return False
+    if _bytes_under(Path(raw_root)) < PARALLEL_FROM_BYTES * 8:  # the project's eight cycles
+        return False
+    _EARLY[_early_key(raw_root, staging, [cycle], key)] = Workers(raw_root, staging, [[cycle]], key)
+    return True
+
+
+def take_early(raw_root: Path, staging: Path, cycles: list[int], key) -> Workers | None:
+    """The worker `start_early` started for exactly these cycles, paths and key, if any."""
+    if not _EARLY:
+        return None
+    return _EARLY.pop(_early_key(raw_root, staging, cycles, key), None)
+
+
+def finish_early() -> list[str]:
+    """Wait for the workers that no ingest collected (the run ended before its ingest):
+    their cycles are staged all the same, as the run's ingest would have. Their failures."""
+    failures = []
+    while _EARLY:
+        try:
+            _EARLY.popitem()[1].results()
+        except RuntimeError as e:
+            failures.append(str(e))
+    return failures
+
+
+def _bytes_under(folder: Path) -> int:
+    total = 0
+    for top, _, files in os.walk(folder):  # links to folders are not followed
+        for name in files:
+            try:
+                total += os.stat(os.path.join(top, name)).st_size
+            except OSError:
+                pass
+    return total
