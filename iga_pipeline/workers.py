@@ -77,7 +77,11 @@ def start_early(raw_root: Path, staging: Path, cycle: int, key) -> bool:
         return False
     if _bytes_under(Path(raw_root)) < PARALLEL_FROM_BYTES * 8:  # the project's eight cycles
         return False
-    _EARLY[_early_key(raw_root, staging, [cycle], key)] = Workers(raw_root, staging, [[cycle]], key)
+    try:
+        early = Workers(raw_root, staging, [[cycle]], key)
+    except OSError:  # no process to be had (a limit reached): the run's ingest stages the cycle
+        return False
+    _EARLY[_early_key(raw_root, staging, [cycle], key)] = early
     return True
 
 

@@ -233,6 +233,19 @@ def test_a_late_delivery_build_starts_its_worker_before_its_run(raw, tmp_path, m
         pd.testing.assert_frame_equal(before[name], after[name], obj=name)
 
 
+def test_no_process_to_be_had_leaves_the_late_delivery_to_the_run(raw, tmp_path, monkeypatch):
+    import subprocess
+
+    def popen(*a, **kw):
+        raise OSError(11, "Resource temporarily unavailable")
+
+    monkeypatch.delenv("IGA_INGEST_WORKERS", raising=False)
+    monkeypatch.setattr(workers, "PARALLEL_FROM_BYTES", 1)
+    monkeypatch.setattr(subprocess, "Popen", popen)
+    assert workers.start_early(raw, tmp_path / "staging", 5, KEY) is False
+    assert workers._EARLY == {}
+
+
 def test_workers_are_chosen_by_size(raw, monkeypatch):
     monkeypatch.delenv("IGA_INGEST_WORKERS", raising=False)
     assert staging.ingest_workers(raw, [2, 3]) == 1  # a few hundred kilobytes: not worth a process
