@@ -1,4 +1,5 @@
-"""A worker process of `staging.stage_cycles`: stage the cycles it is given, report back.
+"""A worker process (`workers.Workers`, for `staging.stage_cycles` or, before the run of
+`iga-pipeline build --cycle N`, `workers.start_early`): stage the cycles it is given, report back.
 
     python -m iga_pipeline._stage_worker OUT.pkl   < pickle of (raw_root, staging, cycles, key)
 
@@ -19,7 +20,7 @@ def main(argv: list[str]) -> int:
 
     collector.freeze()  # the imported modules: not visited by every later collection
     raw_root, staging, cycles, key = pickle.loads(sys.stdin.buffer.read())
-    # As stage_cycles does before it starts workers: the CLI starts one before its own checks.
+    # As the run would refuse them: `start_early` starts a worker before the CLI checks the cycle.
     unknown = [c for c in cycles if c not in reference.cycles()]
     if unknown:
         raise ValueError(f"cycle(s) {unknown} are not the project's: nothing was staged")

@@ -68,7 +68,7 @@ def build(raw_dir: str | None = None, warehouse: str | None = None, cycle: int |
     try:
         return _build(paths, key, cycle)
     finally:
-        workers.finish_early()  # not collected: the build stopped before its run (the worker refuses too)
+        workers.stop_early()  # a worker started early that no ingest collected: of no use now
 
 
 def _build(paths, key, cycle: int | None) -> int:
@@ -92,8 +92,6 @@ def _build(paths, key, cycle: int | None) -> int:
     had_warehouse = paths.warehouse.exists()
     started = time.monotonic()
     result = run_build_job(paths, cycle)
-    for failure in workers.finish_early():  # a cycle's ingest started early that the run did not collect
-        print(f"error: {failure}", file=sys.stderr)
     elapsed = time.monotonic() - started
     if not result.success:
         for event in result.all_events:

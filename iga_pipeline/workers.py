@@ -3,8 +3,9 @@
 `staging.stage_cycles` shares cycles out over them. `iga-pipeline build --cycle N`
 starts its cycle's worker before anything else (`start_early`): the ingest of a
 late delivery then runs while the build process imports pandas and Dagster and
-starts its run (about 1.4 s at 1M participations), and the run's ingest collects
-it. This module imports nothing heavy, so that the worker starts at once.
+starts its run (about 1.3 s at 1M participations), and the run's ingest collects
+it; a worker no run collected is stopped (`stop_early`). This module imports
+nothing heavy, so that the worker starts at once.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from pathlib import Path
 
 from iga_pipeline import settings
 
+PROJECT_CYCLES = 8  # reference/cycles.csv; read without pandas, which this module must not import
+
 # Below this many raw bytes in the cycles to ingest, starting worker processes
 # (about 2 s: each imports pandas, pyarrow and pandera) costs more than it saves.
 PARALLEL_FROM_BYTES = 16 * 2**20
@@ -30,15 +33,19 @@ class Workers:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
         self.scratch = tempfile.TemporaryDirectory(prefix="iga-stage-")
         self.procs = []
-        for i, share in enumerate(shares):
-            out, err = Path(self.scratch.name) / f"worker-{i}.pkl", Path(self.scratch.name) / f"worker-{i}.err"
-            with open(err, "wb") as err_file:
-                proc = subprocess.Popen([sys.executable, "-m", "iga_pipeline._stage_worker", str(out)],
-                                        stdin=subprocess.PIPE, stderr=err_file, env=env)
-            self.procs.append((proc, out, err, share))
-        for proc, _, _, share in self.procs:
-            proc.stdin.write(pickle.dumps((Path(raw_root), Path(staging), share, key)))
-            proc.stdin.close()
+        try:
+            for i, share in enumerate(shares):
+                out, err = Path(self.scratch.name) / f"worker-{i}.pkl", Path(self.scratch.name) / f"worker-{i}.err"
+                with open(err, "wb") as err_file:
+                    proc = subprocess.Popen([sys.executable, "-m", "iga_pipeline._stage_worker", str(out)],
+                                            stdin=subprocess.PIPE, stderr=err_file, env=env)
+                self.procs.append((proc, out, err, share))
+            for proc, _, _, share in self.procs:
+                proc.stdin.write(pickle.dumps((Path(raw_root), Path(staging), share, key)))
+                proc.stdin.close()
+        except BaseException:  # one not started, or dead at once (a broken pipe): none is left behind
+            self.stop()
+            raise
 
     def results(self) -> dict:
         """Wait for every worker: each cycle's `staging.Staged`, or RuntimeError with the failures."""
@@ -53,8 +60,25 @@ class Workers:
             for _, out, _, _ in self.procs:
                 staged.update({s.cycle: s for s in pickle.loads(out.read_bytes())})
             return staged
+        except BaseException:  # an interrupt while waiting: no worker outlives the wait
+            self.stop()
+            raise
         finally:
             self.scratch.cleanup()
+
+    def stop(self) -> None:
+        """End the workers still running. A worker ended midway leaves its cycle's staging as
+        it was: each cycle folder is written beside it and renamed into place (staging.py)."""
+        for proc, _, _, _ in self.procs:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc, _, _, _ in self.procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.scratch.cleanup()
 
 
 # Workers started by `start_early`, by what they stage, until the ingest collects them.
@@ -66,8 +90,9 @@ def _early_key(raw_root: Path, staging: Path, cycles: list[int], key) -> tuple:
 
 
 def start_early(raw_root: Path, staging: Path, cycle: int, key) -> bool:
-    """Start the worker for `cycle` now, if the run's ingest would stage it in one (a large
-    raw root, two cores or more, no IGA_INGEST_WORKERS); whether it was started.
+    """Start the worker for `cycle` now when the raw root is large, there are two cores or
+    more and IGA_INGEST_WORKERS is not set; whether it was started. The run's ingest then
+    uses it (`take_early`), whatever the size of the cycle's own files.
 
     Large means the raw root holds PARALLEL_FROM_BYTES or more per project cycle on
     average: the files are not yet sorted into cycles here (that needs the adapters'
@@ -75,7 +100,7 @@ def start_early(raw_root: Path, staging: Path, cycle: int, key) -> bool:
     empty raw root (`_stage_worker`), as the run would."""
     if settings.ingest_workers() is not None or (os.cpu_count() or 1) < 2:
         return False
-    if _bytes_under(Path(raw_root)) < PARALLEL_FROM_BYTES * 8:  # the project's eight cycles
+    if _bytes_under(Path(raw_root)) < PARALLEL_FROM_BYTES * PROJECT_CYCLES:
         return False
     try:
         early = Workers(raw_root, staging, [[cycle]], key)
@@ -92,16 +117,12 @@ def take_early(raw_root: Path, staging: Path, cycles: list[int], key) -> Workers
     return _EARLY.pop(_early_key(raw_root, staging, cycles, key), None)
 
 
-def finish_early() -> list[str]:
-    """Wait for the workers that no ingest collected (the run ended before its ingest):
-    their cycles are staged all the same, as the run's ingest would have. Their failures."""
-    failures = []
+def stop_early() -> None:
+    """Stop the workers no ingest collected: the build ended without its run's ingest (a
+    check of the CLI failed, the run failed before its ingest, an interrupt), and no
+    warehouse would be built from what they stage."""
     while _EARLY:
-        try:
-            _EARLY.popitem()[1].results()
-        except RuntimeError as e:
-            failures.append(str(e))
-    return failures
+        _EARLY.popitem()[1].stop()
 
 
 def _bytes_under(folder: Path) -> int:

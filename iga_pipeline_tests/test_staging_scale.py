@@ -215,8 +215,17 @@ def test_a_late_delivery_build_starts_its_worker_before_its_run(raw, tmp_path, m
         at_run.append(len(started))
         return real_run(*a, **kw)
 
+    collected = []
+    real_take = workers.take_early
+
+    def take_early(*a, **kw):
+        collected.append(real_take(*a, **kw))
+        return collected[-1]
+
     monkeypatch.setattr(subprocess, "Popen", popen)
     monkeypatch.setattr(cli, "run_build_job", run_build_job)
+    monkeypatch.setattr(workers, "take_early", take_early)
+    monkeypatch.setattr("os.cpu_count", lambda: 2)  # a one-core runner would stage in process
     # the bundled-size raw root of this test: no early worker, the cycle staged in process
     assert run_cli_build(raw, warehouse, "--cycle", "5", IGA_INGEST_WORKERS=None).exit_code == 0
     assert (started, at_run) == ([], [0])
@@ -226,7 +235,7 @@ def test_a_late_delivery_build_starts_its_worker_before_its_run(raw, tmp_path, m
     assert build.exit_code == 0, build.stderr
     assert [args[-2] for args in started] == ["iga_pipeline._stage_worker"]  # one worker, the early one
     assert at_run == [0, 1]  # started before the run
-    assert workers._EARLY == {}
+    assert [type(w) for w in collected] == [type(None), workers.Workers]  # ... and the run's ingest used it
     after = _frames(warehouse.parent / "staging")
     assert before.keys() == after.keys()
     for name in before:
@@ -241,9 +250,32 @@ def test_no_process_to_be_had_leaves_the_late_delivery_to_the_run(raw, tmp_path,
 
     monkeypatch.delenv("IGA_INGEST_WORKERS", raising=False)
     monkeypatch.setattr(workers, "PARALLEL_FROM_BYTES", 1)
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
     monkeypatch.setattr(subprocess, "Popen", popen)
     assert workers.start_early(raw, tmp_path / "staging", 5, KEY) is False
     assert workers._EARLY == {}
+
+
+def test_a_worker_no_run_collected_is_stopped(raw, tmp_path, monkeypatch):
+    """`iga-pipeline build --cycle N` that ends before its run's ingest (a check of the CLI,
+    an error, an interrupt) stops its early worker rather than waiting for it."""
+    monkeypatch.delenv("IGA_INGEST_WORKERS", raising=False)
+    monkeypatch.setattr(workers, "PARALLEL_FROM_BYTES", 1)
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    assert workers.start_early(raw, tmp_path / "staging", 5, KEY) is True
+    (early,) = workers._EARLY.values()
+    (proc, *_), = early.procs
+    workers.stop_early()
+    assert workers._EARLY == {} and proc.returncode is not None
+    assert not __import__("pathlib").Path(early.scratch.name).exists()
+    staged = list(staging.stage_cycles(raw, tmp_path / "staging", [5], KEY, workers=1))  # the next ingest
+    assert staged[0].rows["participations"] > 0
+
+
+def test_the_early_start_counts_the_projects_cycles():
+    from iga_pipeline import reference
+
+    assert workers.PROJECT_CYCLES == len(reference.cycles())
 
 
 def test_workers_are_chosen_by_size(raw, monkeypatch):
