@@ -279,7 +279,11 @@ def read_folkuniversitetet(delivery: Delivery, key: PseudonymKey) -> AdapterOutp
 
 # --- Åstorps kommun: JSON exports ----------------------------------------------
 
-ASTORP_BATCH = 50_000  # entries parsed and turned into columns at a time
+ASTORP_BATCH = 50_000  # entries turned into columns at a time
+# An export up to this many characters has its participant list decoded in one call of the
+# json module (C), a larger one entry by entry (a Python loop), so that a 10M-scale export
+# never exists as a million dicts at once (docs/performance.md).
+ASTORP_WHOLE_LIST_CHARS = 32 * 2**20
 
 
 def read_astorp(delivery: Delivery, key: PseudonymKey) -> AdapterOutput:
@@ -292,8 +296,9 @@ def read_astorp(delivery: Delivery, key: PseudonymKey) -> AdapterOutput:
     list_key = "uppfoljning" if delivery.timepoint == "90d" else "deltagare"
     columns = _AstorpColumns(delivery)
     try:
-        # The participant list is parsed a batch of entries at a time and turned into
-        # columns at once, so a million-entry export never exists as a million dicts.
+        # The participant list is turned into columns a batch of entries at a time; above
+        # ASTORP_WHOLE_LIST_CHARS it is also decoded entry by entry, so that a million-entry
+        # export never exists as a million dicts.
         # Decoded JSON holds no reference cycles: no collector runs over it (collector.py).
         with collector.paused():
             doc = _stream_json_export(text, list_key, columns.add)
@@ -408,6 +413,11 @@ def _stream_json_export(text: str, list_key: str, on_batch) -> dict:
 
 
 def _stream_array(decoder, text: str, i: int, skip, on_batch) -> tuple[int, int]:
+    if len(text) <= ASTORP_WHOLE_LIST_CHARS:
+        entries, i = decoder.raw_decode(text, i)  # text[i] is '[': a list
+        for at in range(0, len(entries), ASTORP_BATCH):
+            on_batch(entries[at: at + ASTORP_BATCH])
+        return len(entries), i
     count, batch = 0, []
     i = skip(i + 1)
     if text[i: i + 1] == "]":
