@@ -318,8 +318,7 @@ def read_astorp(delivery: Delivery, key: PseudonymKey) -> AdapterOutput:
                                rows_read=top.entries)
         if isinstance(doc, dict) and isinstance(doc.get(list_key), list):
             entries = doc[list_key]
-            for at in range(0, len(entries), ASTORP_BATCH):
-                columns.add(entries[at: at + ASTORP_BATCH])
+            _in_batches(entries, columns.add)
             doc[list_key] = _Parsed(len(entries))
     del text
     if not isinstance(doc, dict) or not isinstance(doc.get(list_key), _Parsed):
@@ -412,11 +411,15 @@ def _stream_json_export(text: str, list_key: str, on_batch) -> dict:
     return doc
 
 
+def _in_batches(entries: list, on_batch) -> None:
+    for at in range(0, len(entries), ASTORP_BATCH):
+        on_batch(entries[at: at + ASTORP_BATCH])
+
+
 def _stream_array(decoder, text: str, i: int, skip, on_batch) -> tuple[int, int]:
     if len(text) <= ASTORP_WHOLE_LIST_CHARS:
         entries, i = decoder.raw_decode(text, i)  # text[i] is '[': a list
-        for at in range(0, len(entries), ASTORP_BATCH):
-            on_batch(entries[at: at + ASTORP_BATCH])
+        _in_batches(entries, on_batch)
         return len(entries), i
     count, batch = 0, []
     i = skip(i + 1)
