@@ -13,7 +13,7 @@ patterns make that expensive here:
   objects of those modules again, though they live as long as the process
   (`freeze`).
 
-Measured figures: docs/performance.md.
+Measured figures: docs/performance-history.md ("What made it faster").
 """
 
 from __future__ import annotations

@@ -282,7 +282,7 @@ def read_folkuniversitetet(delivery: Delivery, key: PseudonymKey) -> AdapterOutp
 ASTORP_BATCH = 50_000  # entries turned into columns at a time
 # An export up to this many characters has its participant list decoded in one call of the
 # json module (C), a larger one entry by entry (a Python loop), so that a 10M-scale export
-# never exists as a million dicts at once (docs/performance.md).
+# never exists as a million dicts at once (docs/performance-history.md).
 ASTORP_WHOLE_LIST_CHARS = 32 * 2**20
 
 
