@@ -41,7 +41,7 @@ RETRY_TAGS = {"dagster/retry_strategy": "ALL_STEPS"}
 # also ends any such run still going after four hours (run monitoring): the code server
 # marks a run whose process dies as failed at once, but not while the code server itself is
 # down, and such a run would hold its place in the queue for ever. The 10M full build takes
-# five minutes (docs/performance.md).
+# four to six minutes (docs/performance.md).
 INGEST_TAGS = {"iga/ingest": "queued", "dagster/max_runtime": str(4 * 3600), **RETRY_TAGS}
 # `iga-pipeline build` runs in process, past the queue: its runs do not take a place in it.
 # Nor are they retried by the daemon (.dagster_home/dagster.yaml): it can only launch again a
