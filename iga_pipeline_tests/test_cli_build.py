@@ -16,6 +16,7 @@ import duckdb
 import pytest
 from conftest import expected_person_key, rewrite_parquet, run_cli_build
 from iga_pipeline.sources.common import safe_path
+from iga_pipeline.warehouse import export
 from rawfiles import (
     REGISTER_COLUMNS, Person, RawRoot, astorp_entry, astorp_followup, fu_90_row, fu_end_row, people,
     personal_strings, petho_row, register_row,
@@ -553,6 +554,9 @@ def test_a_failed_check_is_named_with_what_it_found(clean_build, tmp_path):
     failed = build.stderr.split("check gx_ingest_audit of marts/ingest_audit failed:", 1)[1]
     assert "balance" in failed and "unexpected" in failed, build.stderr
     assert warehouse.read_bytes() == before
+    # the Parquet export started beside the checks was stopped, and its folder removed
+    assert not list(warehouse.parent.glob(".parquet.*.pending"))
+    assert not [c for c in export._RUNNING if c.is_relative_to(tmp_path)]
 
 
 def test_a_failed_pandera_check_is_printed_without_the_values(clean_build, tmp_path):

@@ -47,6 +47,7 @@ from iga_pipeline.defs.automation import all_cycles_tags, raw_delivery_sensor
 from iga_pipeline.defs.resources import IGAResource
 from iga_pipeline.personnummer import normalise_one
 from iga_pipeline.sources.common import discover
+from iga_pipeline.warehouse import export
 from iga_pipeline.warehouse.build import CANDIDATE_MARK, publishing
 from iga_pipeline.warehouse.catalog import HARMONISED, MARTS
 
@@ -774,6 +775,29 @@ def test_the_publish_is_never_requested_without_the_marts_of_its_run(site, monke
     assert PUBLISHED not in requested and PARQUET not in requested, requested
     for leftover in site.leftovers():  # the marts-only run's candidate, never published
         leftover.unlink()
+
+
+def test_the_parquet_files_are_written_beside_the_checks_and_only_a_run_that_exports_starts_them(
+        built, site, monkeypatch):
+    """build_all's marts step starts the export on the second core (warehouse/export.py) and its
+    Parquet step collects it: the files are those of the live warehouse. A run without the
+    Parquet step starts none, so nothing is left to be published or removed."""
+    from dagster import AssetRecordsFilter
+
+    record = built.instance.fetch_materializations(AssetRecordsFilter(asset_key=PARQUET), limit=1).records[0]
+    written_by = record.asset_materialization.metadata["written by"].value
+    assert written_by == ("a process beside the checks" if (os.cpu_count() or 1) >= 2 else "this step")
+    for mart in sorted(mart_tables(built.site.live)):
+        (exported,) = query(built.site.live, "SELECT count(*) FROM read_parquet(?)",
+                            [str(built.site.parquet / f"{mart}.parquet")])[0]
+        assert exported == query(built.site.live, f"SELECT count(*) FROM marts.{mart}")[0][0], mart
+
+    monkeypatch.setenv("IGA_PSEUDONYM_KEY", TEST_SECRET)
+    marts_only = site.run("marts_only", definitions=job_with(
+        AssetSelection.assets(*(mart_key(m.name) for m in MARTS)), "marts_only"))
+    assert marts_only.success, failure_message(marts_only)
+    assert not list(site.live.parent.glob(".parquet.*.pending"))
+    assert not [c for c in export._RUNNING if c.is_relative_to(site.root)]
 
 
 # --- a reader holding the live file during a rebuild -------------------------------------------

@@ -16,7 +16,7 @@ from iga_pipeline.defs.resources import IGAResource
 from iga_pipeline.evaluation import EVALUATION_MARTS
 from iga_pipeline.ingest import deliveries_for_cycle
 from iga_pipeline.sources.common import sha256_of
-from iga_pipeline.warehouse import build
+from iga_pipeline.warehouse import build, export
 from iga_pipeline.warehouse.catalog import HARMONISED, MARTS
 
 cycles_partitions = StaticPartitionsDefinition([str(c) for c in reference.cycles()])
@@ -220,7 +220,15 @@ def marts(context: AssetExecutionContext, iga: IGAResource):
             raise RuntimeError("the staging cannot go into the warehouse:\n" + "\n".join(problems))
         build.build_candidate(paths.staging, candidate, EVALUATION_MARTS, previous=paths.warehouse)
         context.log.info(f"warehouse built: {build.build_mode(candidate)}")  # 'full', or 'cycles 8'
+        if _in_this_run(context, PARQUET):  # exported beside the checks, collected by parquet_exports
+            export.start(candidate, paths.pending_parquet(build_id(context)))
         yield from _mart_results(candidate)
+
+
+def _in_this_run(context, key: AssetKey) -> bool:
+    """Whether this run materialises `key` too: a run of a job (`build_all`) names no assets
+    of its own, and materialises the job's; the automation's runs name theirs."""
+    return key in (context.run.asset_selection or context.job_def.asset_layer.selected_asset_keys)
 
 
 def _mart_results(candidate):
@@ -256,7 +264,9 @@ def published_warehouse(context: AssetExecutionContext, iga: IGAResource) -> Mat
         raise FileNotFoundError(
             "no candidate warehouse was built in this run (or the run it re-executes); materialise "
             "the marts in the same run")
-    # The Parquet files and the report rendered from this candidate go live with it.
+    # The Parquet files and the report rendered from this candidate go live with it; an
+    # export beside the checks that no Parquet step collected is not among them.
+    export.stop(candidate)
     for name in build.publish_build(paths, build_id(context)):
         context.log.info(f"removed {name}, left by an interrupted build")
     return MaterializeResult(metadata={
@@ -273,14 +283,22 @@ def published_warehouse(context: AssetExecutionContext, iga: IGAResource) -> Mat
 )
 def parquet_exports(context: AssetExecutionContext, iga: IGAResource) -> MaterializeResult:
     candidate, paths = candidate_for(context, iga)
+    written_by = "this step"
     if candidate.exists():
-        rows = build.export_parquet(candidate, paths.pending_parquet(build_id(context)))
+        rows, failed = export.collect(candidate)  # the export the marts step started, if any
+        if rows is not None:
+            written_by = "a process beside the checks"
+        else:
+            if failed:
+                context.log.warning(f"the Parquet export beside the checks did not finish ({failed}): "
+                                    "exporting here")
+            rows = build.export_parquet(candidate, paths.pending_parquet(build_id(context)))
     else:  # materialised on its own: export the live warehouse
         fresh = paths.pending_parquet(build_id(context))
         with build.publishing(paths.warehouse):  # the live warehouse stays while it is exported
             rows = build.export_parquet(paths.warehouse, fresh)
             build.replace_dir(fresh, paths.parquet)
     return MaterializeResult(metadata={
-        "path": MetadataValue.path(str(paths.parquet)), "files": len(rows),
+        "path": MetadataValue.path(str(paths.parquet)), "files": len(rows), "written by": written_by,
         "rows": MetadataValue.md(pd.Series(rows, name="rows").to_frame().to_markdown()),
     })

@@ -21,29 +21,16 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from iga_pipeline import reference, settings
+from iga_pipeline import reference
 from iga_pipeline.locks import flock
+from iga_pipeline.warehouse import export
+from iga_pipeline.warehouse.duck import duckdb_memory_limit, export_parquet, open_readonly  # noqa: F401
+from iga_pipeline.warehouse.duck import quote as _quote
 
 log = logging.getLogger(__name__)
 
 SQL_DIR = Path(__file__).parent / "sql"
 CANDIDATE_MARK = ".building-"
-
-
-def open_readonly(path: Path) -> duckdb.DuckDBPyConnection:
-    """A read-only connection to a warehouse file as it is on disk now.
-
-    `duckdb.connect(path)` reuses a database this process already has open
-    under that path, which after a publish is the *previous* file. Attaching
-    to a fresh in-memory connection always opens the file now at `path`."""
-    con = duckdb.connect()
-    try:
-        con.execute(f"ATTACH {_quote(Path(path))} AS warehouse (READ_ONLY)")
-        con.execute("USE warehouse")
-    except BaseException:
-        con.close()
-        raise
-    return con
 
 
 def candidate_path(target: Path, token: str) -> Path:
@@ -54,10 +41,6 @@ def candidate_path(target: Path, token: str) -> Path:
 
 def sql_files() -> list[Path]:
     return sorted(SQL_DIR.glob("*.sql"))
-
-
-def _quote(path: Path) -> str:
-    return "'" + str(path).replace("'", "''") + "'"
 
 
 def _load_reference(con: duckdb.DuckDBPyConnection) -> None:
@@ -129,19 +112,6 @@ def _connect(path: Path) -> duckdb.DuckDBPyConnection:
     con.execute("SET preserve_insertion_order = false")
     con.execute(f"SET memory_limit = '{duckdb_memory_limit()}'")
     return con
-
-
-def duckdb_memory_limit() -> str:
-    """DuckDB's memory for a build (IGA_DUCKDB_MEMORY, default a quarter of RAM, 1-4 GB);
-    beyond it DuckDB spills to disk, so the build's peak stays predictable."""
-    setting = settings.duckdb_memory()
-    if setting:
-        return setting
-    try:
-        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (OSError, ValueError):
-        ram = 8 * 2**30
-    return f"{max(1, min(4, ram // 4 // 2**30))}GB"
 
 
 def _build_fully(staging: Path, candidate: Path, extra_marts: dict | None, inputs: dict) -> None:
@@ -418,29 +388,6 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def export_parquet(warehouse: Path, out_dir: Path) -> dict[str, int]:
-    """Write every marts table as <out_dir>/<mart>.parquet, in a new folder: what an earlier
-    attempt of the same build left there (a retry's, a re-execution's) goes first."""
-    import shutil
-
-    out_dir = Path(out_dir)
-    shutil.rmtree(out_dir, ignore_errors=True)
-    out_dir.mkdir(parents=True)
-    rows = {}
-    con = open_readonly(warehouse)
-    try:
-        con.execute(f"SET memory_limit = '{duckdb_memory_limit()}'")  # COPY buffers otherwise grow with the marts
-        tables = [r[0] for r in con.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'marts' "
-            "ORDER BY table_name").fetchall()]
-        for table in tables:
-            con.execute(f"COPY marts.{table} TO {_quote(out_dir / f'{table}.parquet')} (FORMAT parquet)")
-            rows[table] = con.execute(f"SELECT count(*) FROM marts.{table}").fetchone()[0]
-    finally:
-        con.close()
-    return rows
-
-
 def replace_dir(new: Path, target: Path) -> None:
     """Put folder `new` in place of folder `target`.
 
@@ -462,6 +409,7 @@ def discard_run(paths, run_id: str) -> None:
     """Remove what a failed run left: its candidate and its pending report and Parquet."""
     import shutil
 
+    export.stop(candidate_path(paths.warehouse, run_id))  # the Parquet export beside the checks
     discard(candidate_path(paths.warehouse, run_id))
     shutil.rmtree(paths.pending_parquet(run_id), ignore_errors=True)
     paths.pending_report(run_id).unlink(missing_ok=True)

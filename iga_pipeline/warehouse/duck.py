@@ -1,0 +1,70 @@
+"""DuckDB connections and the Parquet exports: what both the warehouse build
+(`build.py`) and the export process beside the checks (`export.py`) use. It
+imports DuckDB and nothing heavy (no pandas), so that process starts at once."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import duckdb
+
+from iga_pipeline import settings
+
+
+def quote(path: Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+def open_readonly(path: Path) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to a warehouse file as it is on disk now.
+
+    `duckdb.connect(path)` reuses a database this process already has open
+    under that path, which after a publish is the *previous* file. Attaching
+    to a fresh in-memory connection always opens the file now at `path`."""
+    con = duckdb.connect()
+    try:
+        con.execute(f"ATTACH {quote(Path(path))} AS warehouse (READ_ONLY)")
+        con.execute("USE warehouse")
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def duckdb_memory_limit() -> str:
+    """DuckDB's memory for a build (IGA_DUCKDB_MEMORY, default a quarter of RAM, 1-4 GB);
+    beyond it DuckDB spills to disk, so the build's peak stays predictable."""
+    setting = settings.duckdb_memory()
+    if setting:
+        return setting
+    try:
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (OSError, ValueError):
+        ram = 8 * 2**30
+    return f"{max(1, min(4, ram // 4 // 2**30))}GB"
+
+
+def export_parquet(warehouse: Path, out_dir: Path, threads: int | None = None) -> dict[str, int]:
+    """Write every marts table as <out_dir>/<mart>.parquet, in a new folder: what an earlier
+    attempt of the same build left there (a retry's, a re-execution's) goes first. `threads`:
+    DuckDB's (default: one per core)."""
+    out_dir = Path(out_dir)
+    shutil.rmtree(out_dir, ignore_errors=True)
+    out_dir.mkdir(parents=True)
+    rows = {}
+    con = open_readonly(warehouse)
+    try:
+        con.execute(f"SET memory_limit = '{duckdb_memory_limit()}'")  # COPY buffers otherwise grow with the marts
+        if threads:
+            con.execute(f"SET threads = {int(threads)}")
+        tables = [r[0] for r in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'marts' "
+            "ORDER BY table_name").fetchall()]
+        for table in tables:
+            con.execute(f"COPY marts.{table} TO {quote(out_dir / f'{table}.parquet')} (FORMAT parquet)")
+            rows[table] = con.execute(f"SELECT count(*) FROM marts.{table}").fetchone()[0]
+    finally:
+        con.close()
+    return rows

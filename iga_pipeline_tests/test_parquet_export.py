@@ -1,0 +1,74 @@
+"""The Parquet exports in a process beside the checks (warehouse/export.py): real DuckDB
+files, real processes. The build's own use of it is in test_orchestration.py."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from iga_pipeline.warehouse import export
+from iga_pipeline.warehouse.duck import export_parquet
+
+pytestmark = pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="started on two cores or more only")
+
+
+@pytest.fixture
+def warehouse(tmp_path) -> Path:
+    """A warehouse file with two marts (and a table outside them, not exported)."""
+    path = tmp_path / "iga.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("CREATE SCHEMA marts")
+    con.execute("CREATE TABLE marts.fct_participation AS SELECT i AS cycle, 'c' || i AS participation_id "
+                "FROM range(1, 5001) t(i)")
+    con.execute("CREATE TABLE marts.outcomes_by_cycle AS SELECT 3 AS cycle, 0.42 AS share")
+    con.execute("CREATE TABLE main.other AS SELECT 1 AS x")
+    con.close()
+    return path
+
+
+def _read(folder: Path) -> dict[str, list[tuple]]:
+    con = duckdb.connect()
+    try:
+        return {p.stem: con.execute(f"SELECT * FROM read_parquet('{p}') ORDER BY ALL").fetchall()
+                for p in sorted(folder.glob("*.parquet"))}
+    finally:
+        con.close()
+
+
+def test_the_export_beside_the_checks_writes_what_the_step_itself_would(warehouse, tmp_path):
+    assert export.start(warehouse, tmp_path / "beside")
+    rows, failed = export.collect(warehouse)
+    assert failed is None
+    assert rows == export_parquet(warehouse, tmp_path / "in-step") == {
+        "fct_participation": 5000, "outcomes_by_cycle": 1}
+    assert _read(tmp_path / "beside") == _read(tmp_path / "in-step")
+    assert export.collect(warehouse) == (None, None)  # collected once; nothing is running now
+
+
+def test_an_export_that_did_not_finish_is_said_so_and_not_used(warehouse, tmp_path):
+    assert export.start(warehouse, tmp_path / "beside")
+    proc, _ = export._RUNNING[warehouse.absolute()]
+    proc.send_signal(signal.SIGKILL)
+    assert export.collect(warehouse) == (None, f"exit status {-signal.SIGKILL}")
+
+
+def test_a_candidate_that_cannot_be_read_fails_the_export_and_says_no_more(tmp_path):
+    broken = tmp_path / "iga.duckdb"
+    broken.write_bytes(b"not a database, and 050505-0505 is not in the answer" * 100)
+    assert export.start(broken, tmp_path / "beside")
+    rows, failed = export.collect(broken)
+    assert rows is None and failed == "exit status 1"  # DuckDB's message stays in the process
+
+
+def test_an_export_no_step_collected_is_stopped_and_what_it_wrote_removed(warehouse, tmp_path):
+    out = tmp_path / "beside"
+    assert export.start(warehouse, out)
+    proc, _ = export._RUNNING[warehouse.absolute()]
+    export.stop(warehouse)
+    assert proc.poll() is not None  # ended (or stopped), and waited for
+    assert not out.exists()
+    assert export.collect(warehouse) == (None, None)
