@@ -26,11 +26,17 @@ PROJECT_CYCLES = 8  # reference/cycles.csv; read without pandas, which this modu
 PARALLEL_FROM_BYTES = 16 * 2**20
 
 
+def child_env() -> dict[str, str]:
+    """The environment for a `python -m iga_pipeline....` child: this process's, and its
+    import path (a test's or a checkout's `iga_pipeline` rather than another one)."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+
+
 class Workers:
     """Worker processes, started at once, each staging its share of the cycles."""
 
     def __init__(self, raw_root: Path, staging: Path, shares: list[list[int]], key):
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        env = child_env()
         self.scratch = tempfile.TemporaryDirectory(prefix="iga-stage-")
         self.procs = []
         try:

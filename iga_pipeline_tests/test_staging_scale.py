@@ -435,7 +435,7 @@ def test_a_second_export_of_one_build_replaces_what_the_first_left(tmp_path):
     (FileExistsError) and the build could never publish (a review's find)."""
     import duckdb
 
-    from iga_pipeline.warehouse import build
+    from iga_pipeline.warehouse import duck
 
     wh = tmp_path / "iga.duckdb"
     con = duckdb.connect(str(wh))
@@ -444,5 +444,5 @@ def test_a_second_export_of_one_build_replaces_what_the_first_left(tmp_path):
     out = tmp_path / ".parquet.run.pending"
     out.mkdir()
     (out / "t.parquet").write_bytes(b"half written")
-    assert build.export_parquet(wh, out) == {"t": 1}
-    assert build.export_parquet(wh, out) == {"t": 1}
+    assert duck.export_parquet(wh, out) == {"t": 1}
+    assert duck.export_parquet(wh, out) == {"t": 1}

@@ -16,7 +16,7 @@ from iga_pipeline.defs.resources import IGAResource
 from iga_pipeline.evaluation import EVALUATION_MARTS
 from iga_pipeline.ingest import deliveries_for_cycle
 from iga_pipeline.sources.common import sha256_of
-from iga_pipeline.warehouse import build, export
+from iga_pipeline.warehouse import build, duck, export
 from iga_pipeline.warehouse.catalog import HARMONISED, MARTS
 
 cycles_partitions = StaticPartitionsDefinition([str(c) for c in reference.cycles()])
@@ -292,11 +292,11 @@ def parquet_exports(context: AssetExecutionContext, iga: IGAResource) -> Materia
             if failed:
                 context.log.warning(f"the Parquet export beside the checks did not finish ({failed}): "
                                     "exporting here")
-            rows = build.export_parquet(candidate, paths.pending_parquet(build_id(context)))
+            rows = duck.export_parquet(candidate, paths.pending_parquet(build_id(context)))
     else:  # materialised on its own: export the live warehouse
         fresh = paths.pending_parquet(build_id(context))
         with build.publishing(paths.warehouse):  # the live warehouse stays while it is exported
-            rows = build.export_parquet(paths.warehouse, fresh)
+            rows = duck.export_parquet(paths.warehouse, fresh)
             build.replace_dir(fresh, paths.parquet)
     return MaterializeResult(metadata={
         "path": MetadataValue.path(str(paths.parquet)), "files": len(rows), "written by": written_by,

@@ -24,7 +24,7 @@ import pandas as pd
 from iga_pipeline import reference
 from iga_pipeline.locks import flock
 from iga_pipeline.warehouse import export
-from iga_pipeline.warehouse.duck import duckdb_memory_limit, export_parquet, open_readonly  # noqa: F401
+from iga_pipeline.warehouse.duck import duckdb_memory_limit, open_readonly
 from iga_pipeline.warehouse.duck import quote as _quote
 
 log = logging.getLogger(__name__)

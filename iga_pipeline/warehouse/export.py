@@ -6,12 +6,12 @@ candidate warehouse as Parquet (`duck.export_parquet`) and prints the row counts
 The marts step starts it as soon as the candidate is built (`start`): the exports
 (1 s at 1M participations, 6 s at 10M) then run, DuckDB on one thread, on the second
 core while the build process runs the Great Expectations checks and renders the
-report, which leave that core idle. The Parquet step collects it (`collect`). Anything but a clean finish (no
-process to be had, a failure, a kill) and the Parquet step exports in its own process
-as before: the process beside the checks only saves time and decides nothing. One the
-run did not collect (a blocking check failed first) is stopped and its folder removed
-(`stop`): before a publish, when a failed build is discarded, and when the process that
-started it exits.
+report, which leave that core idle. The Parquet step collects it (`collect`).
+Anything but a clean finish (no process to be had, a failure, a kill) and the Parquet
+step exports in its own process as before: the process beside the checks only saves
+time and decides nothing. One the run did not collect (a blocking check failed first)
+is stopped and its folder removed (`stop`): before a publish, when a failed build is
+discarded, and when the process that started it exits.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from iga_pipeline.workers import child_env
+
 # The exports started and not yet collected, by candidate file.
 _RUNNING: dict[Path, tuple[subprocess.Popen, Path]] = {}
 
@@ -34,11 +36,10 @@ def start(candidate: Path, out_dir: Path) -> bool:
     if (os.cpu_count() or 1) < 2:
         return False
     stop(candidate)  # one of an earlier attempt of the same build: its folder is rewritten
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     try:
         proc = subprocess.Popen(
             [sys.executable, "-m", "iga_pipeline.warehouse.export", str(candidate), str(out_dir)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=child_env())
     except OSError:  # no process to be had: the Parquet step exports itself
         return False
     _RUNNING[Path(candidate).absolute()] = (proc, Path(out_dir))
