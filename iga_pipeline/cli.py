@@ -5,7 +5,7 @@
 
 Exit status of build (warehouse.md): 0 built; 3 built, but at least one raw
 file was rejected whole (or a folder of the raw root could not be listed);
-1 failed (the previous warehouse is left as it was).
+1 failed, a usage error included (the previous warehouse is left as it was).
 """
 
 from __future__ import annotations
@@ -38,7 +38,10 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["synth"]:
         from iga_pipeline.synth.__main__ import main as synth_main
         return synth_main(argv[1:])
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # argparse: 0 after --help, 2 for a usage error, which is a failure
+        return EXIT_OK if stop.code in (0, None) else EXIT_FAILED
     return build(args.raw_dir, args.warehouse, args.cycle)
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import duckdb
 import pytest
 from conftest import expected_person_key, rewrite_parquet, run_cli_build
+from iga_pipeline import cli
 from iga_pipeline.sources.common import safe_path
 from iga_pipeline.warehouse import export
 from rawfiles import (
@@ -436,6 +437,31 @@ def test_failed_build_exits_1_and_keeps_the_previous_warehouse(clean_build, tmp_
         con.close()
 
 
+def test_a_publish_that_fails_halfway_puts_the_previous_warehouse_back(clean_build, tmp_path):
+    """The build passes every check, then its publish fails after the warehouse has been
+    swapped in: a file named `parquet` where the Parquet folder goes. Exit 1 promises the
+    previous warehouse, so the swap is undone: warehouse, report and that file as they were,
+    nothing set aside left behind."""
+    folder = tmp_path / "wh"
+    folder.mkdir()
+    warehouse = folder / "iga.duckdb"
+    shutil.copyfile(clean_build.warehouse, warehouse)  # the previous, complete warehouse
+    (folder / "report").mkdir()
+    (folder / "report" / "index.html").write_text("the previous report")
+    (folder / "parquet").write_text("not a folder")
+    before = warehouse.read_bytes()
+
+    build = run_cli_build(clean_build.raw.root, warehouse)
+
+    assert build.exit_code == 1, build.stdout + build.stderr
+    assert "the previous warehouse was left as it was" in build.stderr, build.stderr
+    assert warehouse.read_bytes() == before
+    assert (folder / "report" / "index.html").read_text() == "the previous report"
+    assert (folder / "parquet").read_text() == "not a folder"
+    left = [p.name for p in [*folder.iterdir(), *(folder / "report").iterdir()]]
+    assert [n for n in left if n.startswith(".") and n != ".publish.lock"] == [], left
+
+
 def test_an_empty_raw_root_leaves_the_staging_and_a_later_cycle_build_keeps_every_cycle(clean_build, tmp_path):
     """A share not mounted during a build (every delivery gone at once), then a late
     delivery of one cycle: the empty build stages nothing, so the `--cycle` build after it
@@ -501,6 +527,18 @@ def test_a_cycle_build_without_a_warehouse_says_none_was_published(clean_build, 
     assert not warehouse.exists()
     wrong = run_cli_build(clean_build.raw.root, warehouse, "--cycle", "9")
     assert wrong.exit_code == 1 and "--cycle 9 is not one of the project's cycles (1-8)" in wrong.stderr
+
+
+@pytest.mark.parametrize("argv", [["build", "--bogus"], ["build", "--cycle", "five"], [], ["bogus"]])
+def test_a_usage_error_exits_1_as_a_failed_build(argv, capsys):
+    """warehouse.md knows 0, 3 and 1; argparse's own 2 is not among them."""
+    assert cli.main(argv) == 1
+    assert "usage: iga-pipeline" in capsys.readouterr().err
+
+
+def test_help_exits_0(capsys):
+    assert cli.main(["build", "--help"]) == 0
+    assert "--cycle N" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("name, value, message", [

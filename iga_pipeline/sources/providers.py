@@ -191,12 +191,10 @@ def _petho_status(cells: pd.Series) -> pd.Series:
 
 def _petho_sheet(ws, municipality_code: str) -> list[dict]:
     limit = settings.max_workbook_rows()
-    declared = ws.max_row or 0  # from the sheet's dimension; may be absent
-    if declared - PETHO_HEADER_ROW > limit:
-        raise FileRejected("unreadable_file", f"sheet {safe_value(ws.title)} declares {declared} rows, "
-                                              f"above the limit of {limit} (IGA_MAX_WORKBOOK_ROWS)")
-    # Read-only mode trusts the sheet's declared size, which tools other than
-    # Excel often leave stale: forget it, read to the real end (bounded by `limit`).
+    # Read-only mode trusts the sheet's declared size, which tools other than Excel often
+    # leave stale, and one stray formatted cell far below the data inflates: forget it, read
+    # to the real end (the first empty row), and reject the sheet only if more than `limit`
+    # rows of data are actually there.
     if hasattr(ws, "reset_dimensions"):
         ws.reset_dimensions()
     rows = ws.iter_rows(min_row=PETHO_HEADER_ROW, values_only=True)
@@ -288,8 +286,8 @@ ASTORP_WHOLE_LIST_CHARS = 32 * 2**20
 
 def read_astorp(delivery: Delivery, key: PseudonymKey) -> AdapterOutput:
     data = delivery.path.read_bytes()
-    try:
-        text = data.decode("utf-8")
+    try:  # a byte-order mark, as Windows tools write one, is read past (RFC 8259 allows that)
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise FileRejected("unreadable_file", "not valid UTF-8") from None
     del data

@@ -331,15 +331,19 @@ def publishing(target: Path):
     return flock(Path(target).parent / ".publish.lock")
 
 
-def publish(candidate: Path, target: Path) -> None:
-    """Swap the candidate in as the live warehouse (atomic on one filesystem)."""
-    candidate, target = Path(candidate), Path(target)
+def _check_publishable(candidate: Path, target: Path) -> None:
     if candidate.parent.resolve() != target.parent.resolve():
         raise ValueError("the candidate must be built in the live warehouse's folder")
     wal = candidate.with_name(candidate.name + ".wal")
     if wal.exists():
         raise RuntimeError("the candidate still has a write-ahead log: it was not checkpointed, so it "
                            "is not published; run the build again")
+
+
+def publish(candidate: Path, target: Path) -> None:
+    """Swap the candidate in as the live warehouse (atomic on one filesystem)."""
+    candidate, target = Path(candidate), Path(target)
+    _check_publishable(candidate, target)
     os.replace(candidate, target)
     _fsync_dir(target.parent)
 
@@ -347,14 +351,68 @@ def publish(candidate: Path, target: Path) -> None:
 def publish_build(paths, run_id: str) -> list[str]:
     """Publish the build `run_id`: its candidate as the live warehouse, then the Parquet folder
     and the report rendered from it, one publish at a time (`publishing`). Returns the names
-    of what interrupted builds left and is now removed."""
+    of what interrupted builds left and is now removed.
+
+    All or nothing: each previous version is kept aside until all three are live, and put
+    back if a later swap fails, so that a failed publish (exit status 1) leaves the previous
+    warehouse, Parquet folder and report as they were."""
+    candidate = candidate_path(paths.warehouse, run_id)
+    swaps = [(candidate, paths.warehouse)]
+    if paths.pending_parquet(run_id).exists():
+        swaps.append((paths.pending_parquet(run_id), paths.parquet))
+    if paths.pending_report(run_id).exists():
+        swaps.append((paths.pending_report(run_id), paths.report_dir / "index.html"))
     with publishing(paths.warehouse):
-        publish(candidate_path(paths.warehouse, run_id), paths.warehouse)
-        if paths.pending_parquet(run_id).exists():
-            replace_dir(paths.pending_parquet(run_id), paths.parquet)
-        if paths.pending_report(run_id).exists():
-            os.replace(paths.pending_report(run_id), paths.report_dir / "index.html")
+        _check_publishable(candidate, paths.warehouse)
+        done: list[tuple[Path, Path | None]] = []  # (live path, its previous version set aside)
+        try:
+            for new, live in swaps:
+                done.append((live, _set_aside(live, run_id)))
+                os.replace(new, live)
+            _fsync_dir(paths.warehouse_dir)
+        except BaseException:
+            for live, previous in reversed(done):
+                _put_back(live, previous)
+            raise
+        for _, previous in done:
+            _remove(previous)
         return remove_stale(paths, older_than_s=3600)
+
+
+def _set_aside(live: Path, run_id: str) -> Path | None:
+    """Keep `live`'s current version under another name until the publish is done. A file
+    stays live meanwhile (a second link to it); a folder is moved (its swap is two renames)."""
+    if not live.exists():
+        return None
+    previous = live.with_name(f".{live.name}.{run_id}.previous")
+    _remove(previous)  # left by a killed publish of this very run
+    if live.is_dir():
+        os.replace(live, previous)
+    else:
+        os.link(live, previous)
+    return previous
+
+
+def _put_back(live: Path, previous: Path | None) -> None:
+    if live.is_dir() and (previous is None or previous.is_dir()):
+        _remove(live)  # os.replace does not replace a folder that holds files
+    if previous is not None and live.is_file() and os.path.samefile(previous, live):
+        previous.unlink()  # its swap failed: the live file is still the previous one
+    elif previous is not None:
+        os.replace(previous, live)
+    elif live.is_file():
+        live.unlink()  # there was none before this publish
+
+
+def _remove(path: Path | None) -> None:
+    import shutil
+
+    if path is None or not os.path.lexists(path):
+        return
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def discard(candidate: Path) -> None:
@@ -426,7 +484,11 @@ def remove_stale(paths, older_than_s: float = 3600) -> list[str]:
     found = [*stale_candidates(paths.warehouse, older_than_s),
              *paths.warehouse_dir.glob(".parquet.*.pending"), *paths.warehouse_dir.glob(".parquet.*.old"),
              *paths.report_dir.glob(".index.html.*.pending"), *paths.warehouse_dir.glob(".gx.*.tmp"),
-             *paths.warehouse_dir.glob(".gx.*.old")]
+             *paths.warehouse_dir.glob(".gx.*.old"),
+             # what a publish killed in its swaps kept aside (publish_build)
+             *paths.warehouse_dir.glob(f".{paths.warehouse.name}.*.previous"),
+             *paths.warehouse_dir.glob(".parquet.*.previous"),
+             *paths.report_dir.glob(".index.html.*.previous")]
     removed = []
     for p in found:
         try:
