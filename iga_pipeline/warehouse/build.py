@@ -388,20 +388,26 @@ def _set_aside(live: Path, run_id: str) -> Path | None:
     _remove(previous)  # left by a killed publish of this very run
     if live.is_dir():
         os.replace(live, previous)
-    else:
+        return previous
+    try:
         os.link(live, previous)
+    except OSError:  # a filesystem without hard links: a copy, then
+        import shutil
+
+        shutil.copy2(live, previous)
     return previous
 
 
 def _put_back(live: Path, previous: Path | None) -> None:
-    if live.is_dir() and (previous is None or previous.is_dir()):
-        _remove(live)  # os.replace does not replace a folder that holds files
     if previous is not None and live.is_file() and os.path.samefile(previous, live):
         previous.unlink()  # its swap failed: the live file is still the previous one
-    elif previous is not None:
+        return
+    if live.is_dir() and not live.is_symlink():
+        _remove(live)  # the new folder (os.replace puts no folder over one that holds files)
+    if previous is not None:
         os.replace(previous, live)
-    elif live.is_file():
-        live.unlink()  # there was none before this publish
+    else:
+        _remove(live)  # there was none before this publish
 
 
 def _remove(path: Path | None) -> None:
