@@ -128,3 +128,11 @@ def run_cli_build(raw_dir: Path, warehouse: Path, *args: str, **env) -> BuildRes
 @pytest.fixture(scope="session")
 def cli_build():
     return run_cli_build
+
+
+def pytest_terminal_summary(terminalreporter):
+    """How many generated and catalogued cases test_hostile_files.py ran (docs/reliability.md)."""
+    cases = getattr(sys.modules.get("test_hostile_files"), "CASES", None)
+    if cases:
+        terminalreporter.write_line(f"[hostile files] {sum(cases.values())} cases: "
+                                    + ", ".join(f"{k}={v}" for k, v in sorted(cases.items())))

@@ -3,6 +3,7 @@ and after a late delivery only the new file is read."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -93,7 +94,26 @@ def _roundtrip(frame: pd.DataFrame):
     return buffer
 
 
-def test_a_changed_file_or_key_is_read_again_and_old_entries_go(raw, tmp_path, monkeypatch):
+def test_a_changed_file_alone_is_read_again_and_its_old_entry_goes(raw, tmp_path, monkeypatch):
+    own = tmp_path / "raw"
+    shutil.copytree(raw, own)
+    stage = tmp_path / "staging"
+    list(staging.stage_cycles(own, stage, [3], KEY, workers=1))
+    before = {p.name for p in (stage / ".checked" / "cycle=3").iterdir()}
+
+    changed = "kommuner/1277/deltagare_cykel3.csv"
+    lines = (own / changed).read_bytes().splitlines(keepends=True)
+    (own / changed).write_bytes(b"".join(lines[:-1]))  # its last row withdrawn
+    spy = _Counting(monkeypatch)
+    [staged] = staging.stage_cycles(own, stage, [3], KEY, workers=1)
+    assert [f for f in spy.read if "enkat" not in f] == [changed]  # (the survey is never kept)
+    after = {p.name for p in (stage / ".checked" / "cycle=3").iterdir()}
+    assert len(after - before) == 1 and len(before - after) == 1  # the old version's entry removed
+    audit = staged.audit.set_index("source_file")
+    assert audit.loc[changed, "rows_read"] == len(lines) - 2  # header and the withdrawn row
+
+
+def test_a_changed_key_reads_every_file_again_and_old_entries_go(raw, tmp_path, monkeypatch):
     stage = tmp_path / "staging"
     list(staging.stage_cycles(raw, stage, [3], KEY, workers=1))
     before = {p.name for p in (stage / ".checked" / "cycle=3").iterdir()}

@@ -44,7 +44,6 @@ import os
 import re
 import signal
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -80,7 +79,7 @@ HYPOTHESIS = settings(max_examples=EXAMPLES, deadline=None, print_blob=True,
                                              HealthCheck.large_base_example])
 
 
-CASES: dict[str, int] = {}  # test name -> examples run (reported by fuzz/ and docs/reliability.md)
+CASES: dict[str, int] = {}  # test name -> examples run (printed after the run: conftest.py)
 
 
 def _count(name: str) -> None:
@@ -195,12 +194,9 @@ def ingest_hostile(kind: Kind, data: bytes, *, register_too: bool = True) -> Out
         raw = RawRoot(Path(tmp) / "raw")
         helper = setup_register(raw, kind) if register_too else None
         raw.write_bytes(kind.rel, data)
-        started = time.monotonic()
-        with hang_guard():
+        with hang_guard():  # a hang fails the test (SIGALRM), it does not stop the suite
             result = ingest_cycle(raw.root, kind.cycle, KEY)  # nothing may escape
-        elapsed = time.monotonic() - started
         staging.write_cycle(Path(tmp) / "staging", result)  # and what it gives can be written
-    assert elapsed < HANG_LIMIT_S, f"{kind.name}: {elapsed:.1f} s"
     return check_accounted(result, kind, helper)
 
 
@@ -442,7 +438,9 @@ def test_delimited_files_with_hostile_structure(kind, data):
         assert (out.status, out.reason) == ("rejected", "unreadable_file"), spec["encoding"]
         return
     if kind.encoding == "utf-8" and raw_bytes.startswith(b"\xef\xbb\xbf\xef\xbb\xbf"):
-        return  # two byte-order marks: the first header name is not the contract's (missing_columns)
+        # two byte-order marks: the first header name is not the contract's
+        assert (out.status, out.reason) == ("rejected", "missing_columns"), header
+        return
     if not set(kind.columns) <= set(header):
         assert (out.status, out.reason) == ("rejected", "missing_columns"), header
         return
@@ -870,13 +868,3 @@ def test_infinite_hours_are_not_hours(kind_name):
     hours = out.result.interventions["hours"].dropna().astype(float)
     assert all(math.isfinite(h) for h in hours), hours.tolist()
     assert "invalid_code" in set(out.result.issues["reason"])
-
-
-# --- the count, for docs/reliability.md --------------------------------------------------------------------------
-
-def test_hostile_case_count_is_reported(capsys):
-    """Runs last in this module (pytest keeps file order): prints how many cases ran."""
-    if CASES:
-        with capsys.disabled():
-            print(f"\n[hostile files] {sum(CASES.values())} cases: "
-                  + ", ".join(f"{k}={v}" for k, v in sorted(CASES.items())))

@@ -110,8 +110,33 @@ def test_the_incremental_warehouse_equals_a_full_build(builds):
         assert got[name] == want[name], name
 
 
+def _recorded(warehouse) -> dict[str, str]:
+    """What a build recorded of its inputs (and how it was built, and its size)."""
+    con = build.open_readonly(warehouse)
+    try:
+        return dict(con.execute(f"SELECT name, fingerprint FROM {build.INPUTS_TABLE}").fetchall())
+    finally:
+        con.close()
+
+
+def _recorded_inputs(warehouse) -> dict[str, str]:
+    return {k: v for k, v in _recorded(warehouse).items() if k not in ("build", "full_build_bytes")}
+
+
 def test_changed_code_or_many_cycles_build_fully(tmp_path, builds):
-    first, _, _ = builds
+    first, _, fresh = builds
     inputs = build._build_inputs(first.warehouse.parent / "staging", None)
     assert build._changed_cycles(first.warehouse, inputs) is None  # other extra marts: other code
     assert build._changed_cycles(tmp_path / "missing.duckdb", inputs) is None
+    # the same code: up to half the cycles changed are replaced, more are built fully
+    same = _recorded_inputs(fresh.warehouse)
+    assert sum(k.startswith("cycle=") for k in same) == 8
+    assert build._changed_cycles(fresh.warehouse, same) == []
+    four = {**same, **{f"cycle={c}": "changed" for c in (1, 2, 3, 4)}}
+    assert build._changed_cycles(fresh.warehouse, four) == [1, 2, 3, 4]
+    five = {**four, "cycle=5": "changed"}
+    assert build._changed_cycles(fresh.warehouse, five) is None
+    # a file grown past REBUILD_WHEN_GROWN times its full build's size is compacted by a full build
+    grown = first.warehouse  # its late delivery's rows replaced in place
+    assert grown.stat().st_size > build.REBUILD_WHEN_GROWN * int(_recorded(grown)["full_build_bytes"])
+    assert build._changed_cycles(grown, _recorded_inputs(grown)) is None

@@ -485,7 +485,8 @@ def test_sensor_a_redelivered_earlier_version_is_not_swallowed_by_run_key_dedup(
 def test_sensor_survives_links_and_files_it_must_not_open(raw_copy, tmp_path):
     """A folder linked into the raw root, a dangling link, a delivery that links out of the raw
     root (refused, never opened: raw-deliveries.md), a link that loops: none of them may break every tick of the
-    sensor, and a refused delivery still asks for its cycle, whose ingestion records it."""
+    sensor, and a refused delivery still asks for its cycle (its ingestion records the refusal:
+    test_input_limits.py)."""
     _, cursor, _ = tick(raw_copy, None)
     outside = tmp_path / "elsewhere"
     outside.mkdir()
@@ -671,12 +672,12 @@ def test_the_automation_stops_at_a_failed_check_as_a_run_does(site, monkeypatch)
     assert checks["pandera_participations"] is False
     after = evaluate_automation_conditions(defs=defs, instance=instance, cursor=settled.cursor)
     requested = {k for k in every if after.get_num_requested(k)}
-    if requested:
-        follow = site.run("automation_run", instance=instance,
-                          definitions=job_with(AssetSelection.assets(*requested), "automation_run"))
-        assert not follow.success
-        assert PUBLISHED not in materialised(follow) and PARQUET not in materialised(follow)
-        assert "has not passed its pandera model" in failure_message(follow)
+    assert PUBLISHED in requested, requested  # the cue taken: the marts and what follows them
+    follow = site.run("automation_run", instance=instance,
+                      definitions=job_with(AssetSelection.assets(*requested), "automation_run"))
+    assert not follow.success
+    assert PUBLISHED not in materialised(follow) and PARQUET not in materialised(follow)
+    assert "has not passed its pandera model" in failure_message(follow)
     assert site.live.read_bytes() == live
     # the sensor ticks on (every 30 s) while someone finds and repairs the cause
     later = evaluate_automation_conditions(defs=defs, instance=instance, cursor=after.cursor)

@@ -382,18 +382,17 @@ def test_production_refuses_the_development_key_given_explicitly():
 
 
 def test_the_cli_refuses_the_development_key_in_production(tmp_path, monkeypatch, capsys):
+    """A raw root that would build: the refusal, not the data, stops it, before anything is written."""
     from iga_pipeline import cli
 
-    def must_not_run(paths, *args):
-        raise AssertionError("the build ran on the public development key in production")
-
-    monkeypatch.setattr(cli, "run_build_job", must_not_run)
     monkeypatch.setenv("IGA_ENV", "production")
     monkeypatch.setenv("IGA_PSEUDONYM_KEY", pseudonym.DEVELOPMENT_KEY)
-    (tmp_path / "raw").mkdir()
-    code = cli.build(str(tmp_path / "raw"), str(tmp_path / "wh" / "iga.duckdb"))
+    raw = RawRoot(tmp_path / "raw")
+    raw.register("1277", 2, [register_row(R1, 2)])
+    code = cli.build(str(raw.root), str(tmp_path / "wh" / "iga.duckdb"))
     assert code == 1
-    assert "development key" in capsys.readouterr().err
+    assert "is the public development key and IGA_ENV" in capsys.readouterr().err
+    assert not (tmp_path / "wh").exists()  # no staging, no warehouse
 
 
 def test_key_rotation_changes_every_key_and_no_count(tmp_path):

@@ -284,7 +284,9 @@ def test_workers_are_chosen_by_size(raw, monkeypatch):
     assert staging.ingest_workers(raw, [2, 3]) == 1  # a few hundred kilobytes: not worth a process
     monkeypatch.setattr(workers, "PARALLEL_FROM_BYTES", 1)
     assert staging.ingest_workers(raw, [2, 3]) == min(2, __import__("os").cpu_count())
-    monkeypatch.setattr(staging, "_available_memory", lambda: 1)
+    # a cycle that would need more memory than the machine has: one at a time
+    largest = max(staging.raw_bytes(raw, c) for c in (2, 3))
+    monkeypatch.setattr(staging, "MEMORY_PER_RAW_BYTE", staging._available_memory() // largest + 1)
     assert staging.ingest_workers(raw, [2, 3]) == 1  # no memory for two at once
     monkeypatch.setenv("IGA_INGEST_WORKERS", "3")
     assert staging.ingest_workers(raw, [2, 3]) == 3
