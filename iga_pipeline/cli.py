@@ -5,7 +5,8 @@
 
 Exit status of build (warehouse.md): 0 built; 3 built, but at least one raw
 file was rejected whole (or a folder of the raw root could not be listed);
-1 failed, a usage error included (the previous warehouse is left as it was).
+1 failed, a usage error included (the previous warehouse, Parquet folder and
+report are left as they were).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def build(raw_dir: str | None = None, warehouse: str | None = None, cycle: int | None = None) -> int:
-    from iga_pipeline.pseudonym import KeyError_, key_from_env
+    from iga_pipeline.pseudonym import PseudonymKeyError, key_from_env
     from iga_pipeline.settings import Paths
 
     paths = Paths.from_env(raw_dir, warehouse)
@@ -55,7 +56,7 @@ def build(raw_dir: str | None = None, warehouse: str | None = None, cycle: int |
         return EXIT_FAILED
     try:
         key = key_from_env()
-    except KeyError_ as e:
+    except PseudonymKeyError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_FAILED
     from iga_pipeline.settings import problems
@@ -149,7 +150,7 @@ def _indent(text: str) -> str:
 
 def summarise(paths, elapsed: float) -> int:
     from iga_pipeline.evaluation.queries import AUDIT_TOTALS
-    from iga_pipeline.warehouse.build import open_readonly
+    from iga_pipeline.warehouse.duck import open_readonly
 
     con = open_readonly(paths.warehouse)
     try:

@@ -338,7 +338,8 @@ def _interventions(inter: pd.DataFrame, owners: pd.DataFrame, d: Delivery, book:
 
 # --- survey ------------------------------------------------------------------------
 
-def _surveys(cycle: int, deliveries: list[Delivery], book: _Files, key: PseudonymKey) -> pd.DataFrame:
+def _surveys(cycle: int, deliveries: list[Delivery], key: PseudonymKey, book: _Files) -> pd.DataFrame:
+    # Read whole every time, not kept by checked_files.py: a survey is a few hundred rows.
     frames = []
     for d in deliveries:
         out = book.read(d, survey.read, key)
@@ -394,13 +395,15 @@ def ingest_cycle(raw_root: Path, cycle: int, key: PseudonymKey, kept: CheckedFil
     for kind in ("petho", "folkuniversitetet", "astorp"):
         for d in by_kind[kind]:
             result = _provider(d, key, book, participations)
-            if result is None:
+            if result is None:  # the file was rejected whole
                 continue
-            outcome_frames.append(result[0])
-            intervention_frames.append(result[1])
-            if result[2] is not None and kind == info.source_kind:
-                followed.append(result[2])
-            disagreed |= result[3]
+            file_outcomes, file_interventions, file_followed_up, file_disagreed = result
+            outcome_frames.append(file_outcomes)
+            intervention_frames.append(file_interventions)
+            if file_followed_up is not None and kind == info.source_kind:
+                followed.append(file_followed_up)
+            disagreed |= file_disagreed
+            del result, file_outcomes, file_interventions
     followed_up = any(followed)
     outcomes = (pd.concat(outcome_frames, ignore_index=True) if outcome_frames
                 else pd.DataFrame(columns=list(validation.Outcome.to_schema().columns)))
@@ -410,7 +413,7 @@ def ingest_cycle(raw_root: Path, cycle: int, key: PseudonymKey, kept: CheckedFil
     del outcome_frames, intervention_frames  # the parts: at 10M participations, gigabytes
 
     participations = _with_statuses(participations, outcomes, followed_up, info, book, disagreed)
-    responses = _surveys(cycle, by_kind["survey"], book, key)
+    responses = _surveys(cycle, by_kind["survey"], key, book)
 
     issues = (pd.concat(book.issues, ignore_index=True) if book.issues else issues_frame())
     issues.insert(0, "cycle", cycle)

@@ -21,7 +21,7 @@ DEVELOPMENT_KEY = "iga-development-key-NOT-SECRET"
 ENV_VAR = "IGA_PSEUDONYM_KEY"
 
 
-class KeyError_(RuntimeError):
+class PseudonymKeyError(RuntimeError):
     """The pseudonym key is unusable (for example the development key in production)."""
 
 
@@ -104,6 +104,6 @@ def key_from_env(environ: dict[str, str] | None = None) -> PseudonymKey:
         return PseudonymKey(secret.encode("utf-8"), is_development=False)
     if env.get("IGA_ENV", "").lower() == "production":
         why = "is the public development key" if secret else "is not set"
-        raise KeyError_(f"{ENV_VAR} {why} and IGA_ENV=production: refusing to pseudonymise "
+        raise PseudonymKeyError(f"{ENV_VAR} {why} and IGA_ENV=production: refusing to pseudonymise "
                         "with the public development key")
     return PseudonymKey(DEVELOPMENT_KEY.encode("utf-8"), is_development=True)

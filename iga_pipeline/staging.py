@@ -12,6 +12,12 @@ after the first has written (the newer listing is the one that stays); and
 the staging lock, held exclusively for the renames and shared by whatever
 reads several cycles (the warehouse build), which so never sees a cycle
 mid-swap.
+
+The module has three parts: writing a cycle's folder (`write_cycle`, with
+`recover` for what a killed build left); the pandera checks of staged files
+that the asset checks and the marts rely on (`validate_staged`, stamps that
+spare re-reading a file already checked, `not_ready`); and staging cycles,
+in this process or in worker processes (`stage_cycles`, `ingest_workers`).
 """
 
 from __future__ import annotations

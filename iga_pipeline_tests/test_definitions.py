@@ -149,3 +149,11 @@ def test_the_lineage_names_the_staged_frames_the_sql_reads():
     in_catalog = {i for m in catalog.MARTS for i in m.inputs if i in catalog.HARMONISED}
     assert in_catalog == read
     assert loaded & set(catalog.HARMONISED) <= read
+
+
+def test_the_ingest_and_the_catalog_name_the_same_frames():
+    """The harmonised assets are made from the catalog's list; the ingest returns its own."""
+    from iga_pipeline.ingest import CycleIngest
+    from iga_pipeline.warehouse.catalog import HARMONISED
+
+    assert CycleIngest.frame_names() == list(HARMONISED)

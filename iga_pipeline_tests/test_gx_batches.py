@@ -38,7 +38,7 @@ def test_batches_give_the_same_verdicts(warehouse, tmp_path, monkeypatch):
     assert not (tmp_path / "batched" / "gx" / "uncommitted" / "config_variables.yml").exists()
     # nor is any batch fingerprinted (every row hashed, for a marker nothing reads)
     results = list((tmp_path / "batched" / "gx" / "uncommitted" / "validations").rglob("*.json"))
-    assert len(results) == 12  # one per cycle of fct_participation, one per other suite
+    assert len(results) == 8 + len(expectations.SUITES) - 1  # one per cycle of fct_participation, one per other suite
     assert not [r for r in results if "pandas_data_fingerprint" in r.read_text()]
 
 
@@ -111,3 +111,26 @@ def test_new_sql_or_reference_data_validates_everything(warehouse, tmp_path, mon
     new_code = _copy_with(warehouse, tmp_path / "code.duckdb",
                           "UPDATE staging.build_inputs SET fingerprint = 'other' WHERE name = 'code'")
     assert _results(new_code, root, 10**9, monkeypatch)["fct_participation"].unchanged == ()
+
+
+def test_the_evaluators_marts_are_checked(warehouse, tmp_path, monkeypatch):
+    """A published count of 3, a goal said met below its target, a verdict the interval does not
+    support, a negative cost: each fails its mart's suite, and only that expectation."""
+    broken = _copy_with(
+        warehouse, tmp_path / "broken.duckdb",
+        "UPDATE marts.outcomes_by_municipality SET enrolled = 3 WHERE rowid = "
+        "(SELECT min(rowid) FROM marts.outcomes_by_municipality WHERE enrolled >= 5)",
+        "UPDATE marts.goal_attainment SET status = 'met' WHERE rowid = "
+        "(SELECT min(rowid) FROM marts.goal_attainment WHERE status = 'not_met')",
+        "UPDATE marts.benchmark_comparison SET verdict = 'below' WHERE rowid = "
+        "(SELECT min(rowid) FROM marts.benchmark_comparison WHERE verdict <> 'below')",
+        "UPDATE marts.cost_efficiency SET value_sek = -value_sek WHERE rowid = "
+        "(SELECT min(rowid) FROM marts.cost_efficiency)")
+    results = _results(broken, tmp_path / "project", 10**9, monkeypatch)
+    assert {m: r.failed for m, r in results.items() if not r.success} == {
+        "outcomes_by_municipality": ("expect_column_values_to_be_in_set(small_counts_published): 1 unexpected",),
+        "goal_attainment": ("expect_column_values_to_be_in_set(status_agrees): 1 unexpected",),
+        "benchmark_comparison": ("expect_column_values_to_be_in_set(verdict_agrees): 1 unexpected",),
+        "cost_efficiency": ("expect_column_values_to_be_between(value_sek): 1 unexpected",),
+    }
+    assert all(r.success for r in _results(warehouse, tmp_path / "clean", 10**9, monkeypatch).values())

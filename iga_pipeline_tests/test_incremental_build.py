@@ -10,7 +10,7 @@ import pytest
 
 from iga_pipeline import cli
 from iga_pipeline.synth import scale
-from iga_pipeline.warehouse import build
+from iga_pipeline.warehouse import build, duck
 
 pytestmark = pytest.mark.slow
 
@@ -92,7 +92,7 @@ def test_every_build_writes_a_file_that_duckdb_1_3_reads(builds):
     """BI tools' DuckDB drivers lag behind (Metabase's, Evidence's, ODBC: DuckDB 1.x), and a
     file in DuckDB 2.0's own storage format opens in none of them (docs/bi-access.md)."""
     for built in builds:
-        con = build.open_readonly(built.warehouse)
+        con = duck.open_readonly(built.warehouse)
         try:
             (version,) = con.execute("SELECT tags['storage_version'] FROM duckdb_databases() "
                                      "WHERE database_name = 'warehouse'").fetchone()
@@ -112,9 +112,9 @@ def test_the_incremental_warehouse_equals_a_full_build(builds):
 
 def _recorded(warehouse) -> dict[str, str]:
     """What a build recorded of its inputs (and how it was built, and its size)."""
-    con = build.open_readonly(warehouse)
+    con = duck.open_readonly(warehouse)
     try:
-        return dict(con.execute(f"SELECT name, fingerprint FROM {build.INPUTS_TABLE}").fetchall())
+        return build.recorded_inputs(con)
     finally:
         con.close()
 

@@ -365,9 +365,9 @@ def test_no_personal_data_anywhere(corpus, cause):
 # --- the pseudonym key ----------------------------------------------------------------------------------------
 
 def test_production_refuses_to_run_without_a_key():
-    with pytest.raises(pseudonym.KeyError_):
+    with pytest.raises(pseudonym.PseudonymKeyError):
         pseudonym.key_from_env({"IGA_ENV": "production"})
-    with pytest.raises(pseudonym.KeyError_):
+    with pytest.raises(pseudonym.PseudonymKeyError):
         pseudonym.key_from_env({"IGA_ENV": "Production", "IGA_PSEUDONYM_KEY": ""})
     key = pseudonym.key_from_env({"IGA_ENV": "production", "IGA_PSEUDONYM_KEY": "a real secret, 32 chars or so"})
     assert not key.is_development
@@ -375,9 +375,9 @@ def test_production_refuses_to_run_without_a_key():
 
 def test_production_refuses_the_development_key_given_explicitly():
     env = {"IGA_ENV": "production", "IGA_PSEUDONYM_KEY": pseudonym.DEVELOPMENT_KEY}
-    with pytest.raises(pseudonym.KeyError_, match="is the public development key and IGA_ENV"):
+    with pytest.raises(pseudonym.PseudonymKeyError, match="is the public development key and IGA_ENV"):
         pseudonym.key_from_env(env)  # the message says what is wrong: it is set (a review's find)
-    with pytest.raises(pseudonym.KeyError_, match="is not set and IGA_ENV"):
+    with pytest.raises(pseudonym.PseudonymKeyError, match="is not set and IGA_ENV"):
         pseudonym.key_from_env({"IGA_ENV": "production"})
 
 

@@ -8,7 +8,7 @@
 import pandas as pd
 from dagster import (
     AssetExecutionContext, AssetKey, AssetSpec, AutomationCondition, BackfillPolicy, MaterializeResult,
-    MetadataValue, StaticPartitionsDefinition, asset, multi_asset,
+    MetadataValue, StaticPartitionsDefinition, TableColumn, TableSchema, asset, multi_asset,
 )
 
 from iga_pipeline import reference, settings, staging, warm_up
@@ -75,7 +75,7 @@ def input_key(name: str) -> AssetKey:
     key=RAW, group_name="raw", partitions_def=cycles_partitions,
     backfill_policy=BackfillPolicy.single_run(),
     description="The raw files delivered for a cycle (registers, provider files, survey): "
-                "path, kind and content hash. Reads bytes only.",
+                "hashed (SHA-256) without being parsed; shows their count, bytes and kinds.",
 )
 def raw_deliveries(context: AssetExecutionContext, iga: IGAResource) -> MaterializeResult:
     paths = iga.paths()
@@ -121,7 +121,7 @@ def raw_inventory(iga: IGAResource) -> MaterializeResult:
 
 
 @multi_asset(
-    specs=[AssetSpec(harmonised_key(name), group_name="harmonised", deps=[RAW],
+    specs=[AssetSpec(harmonised_key(name), group_name="harmonised", deps=[RAW], kinds={"pandas", "parquet"},
                      description=_desc) for name, _desc in [
         ("participations", "Accepted register rows: one row per participation, no personal data."),
         ("outcomes", "Accepted provider statuses, one row per participation and time point. "
@@ -190,7 +190,7 @@ def candidate_for(context, iga: IGAResource):
 @multi_asset(
     specs=[AssetSpec(mart_key(m.name), group_name=m.group,
                      description=f"{m.description} (one row per {m.grain})",
-                     deps=[input_key(i) for i in m.inputs],
+                     deps=[input_key(i) for i in m.inputs], kinds={"duckdb"},
                      automation_condition=MARTS_AUTOMATION,
                      metadata={"columns": MetadataValue.md(
                          "| column | meaning |\n|---|---|\n" + "\n".join(
@@ -232,12 +232,17 @@ def _in_this_run(context, key: AssetKey) -> bool:
 
 
 def _mart_results(candidate):
-    """One MaterializeResult per mart, with its row count (and a preview or breakdown)."""
-    con = build.open_readonly(candidate)
+    """One MaterializeResult per mart, with its row count and columns (the UI's Columns
+    tab: names, DuckDB types, meanings), and a preview or breakdown where useful."""
+    con = duck.open_readonly(candidate)
     try:
         for m in MARTS:
             rows = con.execute(f"SELECT count(*) FROM marts.{m.name}").fetchone()[0]
-            metadata = {"rows": rows}
+            columns = con.execute(
+                "SELECT column_name, data_type FROM information_schema.columns "
+                "WHERE table_schema = 'marts' AND table_name = ? ORDER BY ordinal_position", [m.name]).fetchall()
+            metadata = {"dagster/row_count": rows, "dagster/column_schema": TableSchema(columns=[
+                TableColumn(name, type, description=m.columns.get(name)) for name, type in columns])}
             if m.name in ("outcomes_by_cycle", "outcomes_summary"):
                 preview = con.execute(f"SELECT * FROM marts.{m.name}").df()
                 metadata["preview"] = MetadataValue.md(preview.to_markdown(index=False, floatfmt=".3f"))
@@ -255,8 +260,10 @@ def _mart_results(candidate):
     key=PUBLISHED, group_name="warehouse",
     deps=[*(mart_key(m.name) for m in MARTS), REPORT, PARQUET],
     automation_condition=WITH_THE_MARTS,
-    description="The live warehouse file (warehouse/iga.duckdb) and its report: this run's "
-                "candidate, swapped in atomically once every blocking check has passed.",
+    kinds={"duckdb"},
+    description="The live warehouse file (warehouse/iga.duckdb), its Parquet folder and its "
+                "report: this run's candidate, swapped in once every blocking check has passed "
+                "(atomically for the warehouse; all three, or none of them).",
 )
 def published_warehouse(context: AssetExecutionContext, iga: IGAResource) -> MaterializeResult:
     candidate, paths = candidate_for(context, iga)
@@ -277,7 +284,7 @@ def published_warehouse(context: AssetExecutionContext, iga: IGAResource) -> Mat
 
 @asset(
     key=PARQUET, group_name="warehouse", deps=[mart_key(m.name) for m in MARTS],
-    automation_condition=WITH_THE_MARTS,
+    automation_condition=WITH_THE_MARTS, kinds={"parquet"},
     description="Every mart as Parquet under warehouse/parquet/, for tools that prefer files "
                 "to a database. Written from this run's candidate and published with it.",
 )

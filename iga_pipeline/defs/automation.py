@@ -77,6 +77,10 @@ def nightly_build(context: ScheduleEvaluationContext) -> RunRequest:
     return RunRequest(run_key=None, tags=all_cycles_tags())
 
 
+# What the cursor keeps of a file: a list (JSON), read by these positions.
+SIZE, MTIME, SHA256, CYCLE, CTIME = range(5)
+
+
 def scan(raw_dir: Path, previous: dict[str, list]) -> dict[str, list]:
     """{source_file: [size, mtime_ns, sha256, cycle, ctime_ns]} for every delivery of a cycle.
 
@@ -96,7 +100,8 @@ def scan(raw_dir: Path, previous: dict[str, list]) -> dict[str, list]:
         except OSError:
             continue  # gone since it was listed: left out, like a deleted file
         old = previous.get(d.source_file)
-        if old and old[0] == st.st_size and old[1] == st.st_mtime_ns and old[4:] == [st.st_ctime_ns]:
+        # (an entry of an older cursor has no ctime: its file is hashed again)
+        if old and old[SIZE] == st.st_size and old[MTIME] == st.st_mtime_ns and old[CTIME:] == [st.st_ctime_ns]:
             state[d.source_file] = old
             continue
         try:
@@ -115,9 +120,9 @@ def changed_cycles(previous: dict[str, list], current: dict[str, list]) -> dict[
     changed: dict[int, list[str]] = {}
     for name in sorted(set(previous) | set(current)):
         old, new = previous.get(name), current.get(name)
-        if old and new and old[2] == new[2]:
+        if old and new and old[SHA256] == new[SHA256]:
             continue
-        cycle = (new or old)[3]
+        cycle = (new or old)[CYCLE]
         if cycle is not None:
             changed.setdefault(int(cycle), []).append(name)
     return changed
@@ -138,7 +143,7 @@ def raw_delivery_sensor(context: SensorEvaluationContext, iga: IGAResource):
     generation += 1
     requests = []
     for cycle, files in sorted(changed.items()):
-        digest = sha256_of_text("|".join(f"{f}:{(current.get(f) or [None] * 3)[2]}" for f in files))
+        digest = sha256_of_text("|".join(f"{f}:{current[f][SHA256] if f in current else None}" for f in files))
         requests.append(RunRequest(
             partition_key=str(cycle), run_key=f"cycle-{cycle}-{generation}-{digest[:16]}",
             tags={"iga/trigger": "raw_delivery_sensor", "iga/files": str(len(files))},
@@ -175,5 +180,8 @@ warehouse_automation = AutomationConditionSensorDefinition(
     # A run still going after this is ended (run monitoring, .dagster_home/dagster.yaml): a
     # run whose process died would otherwise stay "in progress" and hold the automation up.
     run_tags={"dagster/max_runtime": INGEST_TAGS["dagster/max_runtime"], **RETRY_TAGS},
-    description="Rebuilds and publishes the warehouse after an ingest run (MARTS_AUTOMATION).",
+    description="After an ingest run has refreshed a cycle, rebuilds the marts from every cycle's "
+                "staging, checks them, and publishes the warehouse with its report and Parquet "
+                "(the marts' condition: 'eager, input updates timed'); also makes raw/inventory "
+                "once on a new deployment.",
 )

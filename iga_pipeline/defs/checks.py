@@ -30,10 +30,33 @@ def _staged_files(iga: IGAResource, name: str) -> list[Path]:
                   key=lambda f: int(f.parent.name.split("=", 1)[1]))
 
 
+def _in_words(model) -> str:
+    """What a pandera model asks of the columns with a rule beyond their type."""
+    def rule(check) -> str:
+        s = check.statistics or {}
+        if check.name == "isin":
+            return "in its code list"
+        if check.name == "greater_than_or_equal_to":
+            return f">= {s['min_value']}"
+        if check.name == "less_than_or_equal_to":
+            return f"<= {s['max_value']}"
+        if check.name == "str_length" and s.get("min_value") == s.get("max_value"):
+            return f"{s['min_value']} characters long"
+        return check.name.replace("_", " ")
+
+    rules = []
+    for column, spec in model.to_schema().columns.items():
+        said = (["unique"] if spec.unique else []) + [rule(check) for check in spec.checks]
+        if said:
+            rules.append(f"{column} {', '.join(said)}")
+    return "; ".join(rules)
+
+
 def _pandera_check(name: str, model):
     @asset_check(
         asset=harmonised_key(name), name=f"pandera_{name}", blocking=True,
-        description=f"pandera model {model.__name__} over every staged cycle (validation.py)",
+        description=f"Every staged row of every cycle has the columns and types of the pandera model "
+                    f"{model.__name__} (validation.py), with {_in_words(model)}.",
     )
     def _check(iga: IGAResource) -> AssetCheckResult:
         with locked(iga.paths().staging, shared=True):  # no cycle is swapped while it reads
@@ -68,8 +91,9 @@ def failure_details(metadata) -> str:
 
 @multi_asset_check(
     specs=[AssetCheckSpec(f"gx_{s.mart}", asset=mart_key(s.mart), blocking=True,
-                          description=f"Great Expectations suite marts.{s.mart}: "
-                                      + "; ".join(f"{n}({k.get('column', '')})" for n, k in s.expectations))
+                          description=f"{s.summary[:1].upper()}{s.summary[1:]}. Great Expectations suite "
+                                      f"marts.{s.mart}: " + "; ".join(
+                                          f"{n}({k.get('column', '')})" for n, k in s.expectations))
            for s in SUITES],
 )
 def gx_mart_checks(context: AssetCheckExecutionContext, iga: IGAResource):

@@ -15,7 +15,7 @@ from iga_pipeline.defs.assets import REPORT, WITH_THE_MARTS, build_id, candidate
 from iga_pipeline.defs.resources import IGAResource
 from iga_pipeline.evaluation import EVALUATION_MARTS
 from iga_pipeline.evaluation.report import write_report
-from iga_pipeline.warehouse.build import open_readonly
+from iga_pipeline.warehouse.duck import open_readonly
 
 # Every mart the page reads (besides the evaluation marts themselves).
 READS = ("outcomes_by_cycle", "outcomes_summary", "survey_by_cycle", "fct_participation",
@@ -23,7 +23,7 @@ READS = ("outcomes_by_cycle", "outcomes_summary", "survey_by_cycle", "fct_partic
 
 
 @asset(
-    key=REPORT, group_name="report",
+    key=REPORT, group_name="report", kinds={"html"},
     deps=[mart_key(name) for name in dict.fromkeys([*EVALUATION_MARTS, *READS])],
     automation_condition=WITH_THE_MARTS,
     description="A self-contained HTML page for the project owner (warehouse/report/index.html): "

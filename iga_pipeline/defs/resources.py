@@ -1,6 +1,9 @@
+"""The Dagster resource that gives every asset its paths and the pseudonym key."""
+
 from __future__ import annotations
 
 from dagster import ConfigurableResource
+from pydantic import Field
 
 from iga_pipeline.pseudonym import PseudonymKey, key_from_env
 from iga_pipeline.settings import Paths
@@ -12,14 +15,16 @@ class IGAResource(ConfigurableResource):
     Empty strings mean: take IGA_RAW_DIR / IGA_WAREHOUSE from the environment
     at run time, falling back to the contract's defaults."""
 
-    raw_dir: str = ""
-    warehouse: str = ""
+    raw_dir: str = Field("", description="The raw root; empty: IGA_RAW_DIR, else data/raw.")
+    warehouse: str = Field("", description="The live warehouse file; empty: IGA_WAREHOUSE, else "
+                                           "warehouse/iga.duckdb. Staging, report and Parquet go beside it.")
     # True for `iga-pipeline build`: the ingest then hands a lone large cycle to a worker
     # and imports the later steps' libraries (scipy, GX, matplotlib; warm_up.py) in a
     # background thread meanwhile (the command waits for that thread before it ends).
     # Runs under `dagster dev` leave it False: the sensor's ingest runs end with the
     # ingest, and a `build_all` run there imports each library at its own step.
-    in_process_run: bool = False
+    in_process_run: bool = Field(False, description="Set by `iga-pipeline build` (a run in the "
+                                                    "command's process); leave it false under dagster dev.")
 
     def paths(self) -> Paths:
         return Paths.from_env(self.raw_dir or None, self.warehouse or None)

@@ -30,8 +30,4 @@ EVALUATION_MARTS: dict[str, Callable[[duckdb.DuckDBPyConnection], pd.DataFrame]]
     "cost_efficiency": cost_efficiency,
 }
 
-# The marts the evaluation adds to the catalog (outcomes_by_municipality is a core mart).
-NEW_MARTS = ("goal_attainment", "benchmark_comparison", "published_reconciliation",
-             "cost_efficiency")
-
-__all__ = ["EVALUATION_MARTS", "NEW_MARTS"]
+__all__ = ["EVALUATION_MARTS"]

@@ -108,16 +108,3 @@ def scope_cycles(cycles: pd.DataFrame) -> dict[str, list[int]]:
     ordered = cycles.sort_values("cycle")
     followed = ordered.loc[ordered["followed_up"].fillna(False).astype(bool), "cycle"]
     return {"followed_up": [int(c) for c in followed], "all": [int(c) for c in ordered["cycle"]]}
-
-
-def cycles_label(cycles: Iterable[int]) -> str:
-    """[1, 2, 3, 5] -> '1-3,5' (the format of outcomes_summary.cycles)."""
-    cs = sorted(set(int(c) for c in cycles))
-    parts, start = [], None
-    for i, c in enumerate(cs):
-        if start is None:
-            start = c
-        if i + 1 == len(cs) or cs[i + 1] != c + 1:
-            parts.append(str(start) if start == c else f"{start}-{c}")
-            start = None
-    return ",".join(parts)

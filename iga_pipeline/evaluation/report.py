@@ -29,9 +29,8 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from iga_pipeline import warm_up
 from iga_pipeline.evaluation import queries
 from iga_pipeline.evaluation.benchmarks import wilson_interval
-from iga_pipeline.evaluation.common import half_up_percent
 from iga_pipeline.evaluation.reconciliation import TABLE1_COLUMNS
-from iga_pipeline.warehouse.build import open_readonly
+from iga_pipeline.warehouse.duck import open_readonly
 
 TEMPLATES = Path(__file__).parent / "templates"
 TEMPLATE = "report.html.j2"
@@ -297,7 +296,7 @@ def _table1(recon: pd.DataFrame) -> dict:
             misprints.append({
                 "n": len(misprints) + 1, "row_label": r.row_label,
                 "column": TABLE1_LABEL.get(r.column_name, r.column_name),
-                "column_name": r.column_name, "numerator": _none(r.numerator),
+                "numerator": _none(r.numerator),
                 "denominator": _none(r.denominator),
                 "exact": None if exact is None else f"{exact:.2f}%",
                 "recomputed": fmt(recomputed), "published": fmt(published),
@@ -425,8 +424,7 @@ def _suppression(con: duckdb.DuckDBPyConnection) -> dict:
                 continue
             applicable += 1
             nulls += int(pd.isna(getattr(r, c)))
-    return {"rows": len(m), "cells": applicable, "suppressed": nulls,
-            "rows_suppressed": int(m["suppressed"].sum())}
+    return {"rows": len(m), "cells": applicable, "suppressed": nulls}
 
 
 def context(con: duckdb.DuckDBPyConnection, generated_at: datetime | None = None,
@@ -459,15 +457,9 @@ def context(con: duckdb.DuckDBPyConnection, generated_at: datetime | None = None
 
     def scope_row(scope: str) -> dict:
         if scope not in summary.index:  # e.g. nothing followed up yet
-            return {"cycles": "none", "completed": 0, "work_90d": 0, "studies_90d": 0,
-                    "work_pct": "–", "ws": 0, "ws_pct": "–"}
+            return {"cycles": "none", "completed": 0, "work_90d": 0}
         s = summary.loc[scope]
-        return {"cycles": s["cycles"], "completed": int(s["completed"]),
-                "work_90d": int(s["work_90d"]), "studies_90d": int(s["studies_90d"]),
-                "work_pct": whole_pct(half_up_percent(s["work_90d"], s["completed"])),
-                "ws": int(s["work_90d"]) + int(s["studies_90d"]),
-                "ws_pct": whole_pct(half_up_percent(int(s["work_90d"]) + int(s["studies_90d"]),
-                                                    s["completed"]))}
+        return {"cycles": s["cycles"], "completed": int(s["completed"]), "work_90d": int(s["work_90d"])}
 
     scopes = {s: scope_row(s) for s in ("followed_up", "all")}
     provider_eras = eras(cycles, "provider")

@@ -33,6 +33,10 @@ class FileRejected(Exception):
         self.rows_read = rows_read
 
 
+# The kind of a folder under the raw root that could not be listed (raw/inventory rejects it).
+UNLISTED_FOLDER = "unlisted_folder"
+
+
 @dataclass(frozen=True)
 class Delivery:
     """One raw file, classified by its path (raw-deliveries.md)."""
@@ -171,10 +175,6 @@ def discover(raw_root: Path) -> list[Delivery]:
                                                    "whatever it holds is missing from this build"))
               for p, e in sorted(unlisted.items())]
     return found
-
-
-# The kind of a folder under the raw root that could not be listed (raw/inventory rejects it).
-UNLISTED_FOLDER = "unlisted_folder"
 
 
 _DATE_LIKE = re.compile(r"^(\d{4}-\d{1,2}-\d{1,2}|\d{1,2}[./]\d{1,2}[./]\d{4})$")

@@ -2,10 +2,11 @@
 
 The live file (`warehouse/iga.duckdb` or IGA_WAREHOUSE) is never opened for
 writing. A build writes a candidate file beside it, checkpoints and closes
-it, and `publish` swaps it in with `os.replace`, which is atomic on one
+it, and `publish_build` swaps it in with `os.replace`, which is atomic on one
 filesystem: a BI tool holding the live file open keeps reading the old
 version, the next open sees the new one, and a crash at any point leaves the
-previous warehouse as it was.
+previous warehouse as it was. The Parquet folder and the report rendered from
+the candidate go live right after it, or, if one of them cannot, none does.
 """
 
 from __future__ import annotations
@@ -198,12 +199,12 @@ def _changed_cycles(previous: Path, inputs: dict[str, str]) -> list[int] | None:
         return None
     try:
         con = open_readonly(previous)
-        try:
-            before = dict(con.execute(f"SELECT name, fingerprint FROM {INPUTS_TABLE}").fetchall())
-        finally:
-            con.close()
     except duckdb.Error:
         return None
+    try:
+        before = recorded_inputs(con)
+    finally:
+        con.close()
     if before.get("code") != inputs["code"]:
         return None
     full_size = before.get("full_build_bytes")
@@ -299,6 +300,15 @@ def _incremental(statement: str, changed: list[int]) -> str:
             f"INSERT INTO {table} SELECT * FROM ({query}) WHERE {where} ORDER BY {order}")
 
 
+def recorded_inputs(con) -> dict[str, str]:
+    """What a warehouse was built from, as `_record_inputs` wrote it ('code', 'cycle=N' ->
+    fingerprint; 'build', 'full_build_bytes'), or {} for a file without that table."""
+    try:
+        return dict(con.execute(f"SELECT name, fingerprint FROM {INPUTS_TABLE}").fetchall())
+    except duckdb.Error:
+        return {}
+
+
 def _record_inputs(con, inputs: dict[str, str], full_build_bytes: int | None) -> None:
     rows = list(inputs.items()) + ([("full_build_bytes", str(full_build_bytes))] if full_build_bytes else [])
     con.execute(f"CREATE OR REPLACE TABLE {INPUTS_TABLE} (name VARCHAR, fingerprint VARCHAR)")
@@ -338,14 +348,6 @@ def _check_publishable(candidate: Path, target: Path) -> None:
     if wal.exists():
         raise RuntimeError("the candidate still has a write-ahead log: it was not checkpointed, so it "
                            "is not published; run the build again")
-
-
-def publish(candidate: Path, target: Path) -> None:
-    """Swap the candidate in as the live warehouse (atomic on one filesystem)."""
-    candidate, target = Path(candidate), Path(target)
-    _check_publishable(candidate, target)
-    os.replace(candidate, target)
-    _fsync_dir(target.parent)
 
 
 def publish_build(paths, run_id: str) -> list[str]:
