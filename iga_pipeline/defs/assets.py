@@ -236,13 +236,16 @@ def _mart_results(candidate):
     tab: names, DuckDB types, meanings), and a preview or breakdown where useful."""
     con = duck.open_readonly(candidate)
     try:
+        types: dict[str, list[tuple[str, str]]] = {}  # mart -> its columns and their DuckDB types
+        for table, column, data_type in con.execute(
+                "SELECT table_name, column_name, data_type FROM duckdb_columns() "
+                "WHERE schema_name = 'marts' ORDER BY table_name, column_index").fetchall():
+            types.setdefault(table, []).append((column, data_type))
         for m in MARTS:
             rows = con.execute(f"SELECT count(*) FROM marts.{m.name}").fetchone()[0]
-            columns = con.execute(
-                "SELECT column_name, data_type FROM information_schema.columns "
-                "WHERE table_schema = 'marts' AND table_name = ? ORDER BY ordinal_position", [m.name]).fetchall()
             metadata = {"dagster/row_count": rows, "dagster/column_schema": TableSchema(columns=[
-                TableColumn(name, type, description=m.columns.get(name)) for name, type in columns])}
+                TableColumn(column, data_type, description=m.columns.get(column))
+                for column, data_type in types.get(m.name, [])])}
             if m.name in ("outcomes_by_cycle", "outcomes_summary"):
                 preview = con.execute(f"SELECT * FROM marts.{m.name}").df()
                 metadata["preview"] = MetadataValue.md(preview.to_markdown(index=False, floatfmt=".3f"))
