@@ -4,6 +4,7 @@ real too (a pending report that is a folder cannot be renamed over a file)."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -63,12 +64,31 @@ def test_a_publish_puts_all_three_live_and_keeps_nothing_aside(paths):
 
 def test_a_swap_that_fails_puts_the_earlier_ones_back(paths):
     """The report's swap fails after the warehouse and the Parquet folder have gone live:
-    both are put back, and the error is not swallowed."""
+    both are put back, and the error is not swallowed. The new ones are pending again, so a
+    re-execution of the step publishes them once the cause is mended."""
     _pending(paths, report_is_a_folder=True)
     with pytest.raises(OSError):
         build.publish_build(paths, RUN)
     assert _live(paths) == {"warehouse": "old warehouse", "parquet": "old parquet", "report": "old report"}
     assert _set_aside_left(paths) == []
+    assert build.candidate_path(paths.warehouse, RUN).read_bytes() == b"new warehouse"
+    assert (paths.pending_parquet(RUN) / "outcomes_by_cycle.parquet").read_bytes() == b"new parquet"
+
+    shutil.rmtree(paths.pending_report(RUN))
+    paths.pending_report(RUN).write_text("new report")
+    build.publish_build(paths, RUN)
+    assert _live(paths) == {"warehouse": "new warehouse", "parquet": "new parquet", "report": "new report"}
+
+
+def test_a_parquet_folder_that_is_a_link_is_put_back_as_the_link(paths, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    paths.parquet.rename(elsewhere)
+    paths.parquet.symlink_to(elsewhere, target_is_directory=True)
+    _pending(paths, report_is_a_folder=True)
+    with pytest.raises(OSError):
+        build.publish_build(paths, RUN)
+    assert paths.parquet.is_symlink() and paths.parquet.resolve() == elsewhere.resolve()
+    assert _live(paths) == {"warehouse": "old warehouse", "parquet": "old parquet", "report": "old report"}
 
 
 def test_a_first_publish_that_fails_leaves_no_warehouse(tmp_path):
@@ -81,3 +101,4 @@ def test_a_first_publish_that_fails_leaves_no_warehouse(tmp_path):
         build.publish_build(paths, RUN)
     assert _live(paths) == {"warehouse": None, "parquet": None, "report": "a report of no build"}
     assert not paths.parquet.exists()
+    assert build.candidate_path(paths.warehouse, RUN).read_bytes() == b"new warehouse"

@@ -357,7 +357,8 @@ def publish_build(paths, run_id: str) -> list[str]:
 
     All or nothing: each previous version is kept aside until all three are live, and put
     back if a later swap fails, so that a failed publish (exit status 1) leaves the previous
-    warehouse, Parquet folder and report as they were."""
+    warehouse, Parquet folder and report as they were; the new ones go back to their pending
+    names, so that the run can be re-executed from this step."""
     candidate = candidate_path(paths.warehouse, run_id)
     swaps = [(candidate, paths.warehouse)]
     if paths.pending_parquet(run_id).exists():
@@ -366,17 +367,24 @@ def publish_build(paths, run_id: str) -> list[str]:
         swaps.append((paths.pending_report(run_id), paths.report_dir / "index.html"))
     with publishing(paths.warehouse):
         _check_publishable(candidate, paths.warehouse)
-        done: list[tuple[Path, Path | None]] = []  # (live path, its previous version set aside)
+        done: list[tuple[Path, Path, Path | None]] = []  # (new, live path, the previous version set aside)
         try:
             for new, live in swaps:
-                done.append((live, _set_aside(live, run_id)))
+                done.append((new, live, _set_aside(live, run_id)))
                 os.replace(new, live)
-            _fsync_dir(paths.warehouse_dir)
+            for folder in {live.parent for _, live, _ in done}:
+                _fsync_dir(folder)
         except BaseException:
-            for live, previous in reversed(done):
-                _put_back(live, previous)
+            undo_failed = []
+            for new, live, previous in reversed(done):
+                try:
+                    _put_back(new, live, previous)
+                except OSError as e:  # go on with the others; the publish's own error is raised
+                    undo_failed.append(f"{live.name}: {e}")
+            if undo_failed:
+                log.error("a failed publish could not put back: " + "; ".join(undo_failed))
             raise
-        for _, previous in done:
+        for _, _, previous in done:
             _remove(previous)
         return remove_stale(paths, older_than_s=3600)
 
@@ -384,32 +392,44 @@ def publish_build(paths, run_id: str) -> list[str]:
 def _set_aside(live: Path, run_id: str) -> Path | None:
     """Keep `live`'s current version under another name until the publish is done. A file
     stays live meanwhile (a second link to it); a folder is moved (its swap is two renames)."""
-    if not live.exists():
+    if not os.path.lexists(live):
         return None
     previous = live.with_name(f".{live.name}.{run_id}.previous")
     _remove(previous)  # left by a killed publish of this very run
-    if live.is_dir():
+    if live.is_dir():  # a folder, or a link to one
         os.replace(live, previous)
-        return previous
-    try:
-        os.link(live, previous)
-    except OSError:  # a filesystem without hard links: a copy, then
-        import shutil
-
-        shutil.copy2(live, previous)
+    else:
+        _second_link(live, previous)
     return previous
 
 
-def _put_back(live: Path, previous: Path | None) -> None:
-    if previous is not None and live.is_file() and os.path.samefile(previous, live):
-        previous.unlink()  # its swap failed: the live file is still the previous one
+def _second_link(path: Path, other: Path) -> None:
+    """`other` as a second name of `path` (a link itself, if `path` is a link); a copy where
+    the filesystem has no hard links."""
+    try:
+        os.link(path, other, follow_symlinks=False)
+    except OSError:
+        import shutil
+
+        shutil.copy2(path, other, follow_symlinks=False)
+
+
+def _put_back(new: Path, live: Path, previous: Path | None) -> None:
+    """Undo one swap of a failed publish: the new version back under its pending name `new`,
+    the previous one (if there was one) live again."""
+    if os.path.lexists(new):  # this swap did not happen
+        if previous is not None and os.path.lexists(live):
+            _remove(previous)  # a file: the live one is still the previous one
+        elif previous is not None:
+            os.replace(previous, live)  # a folder: it was moved aside
         return
-    if live.is_dir() and not live.is_symlink():
-        _remove(live)  # the new folder (os.replace puts no folder over one that holds files)
+    if os.path.lexists(live):
+        if (live.is_dir() and not live.is_symlink()) or previous is None:
+            os.replace(live, new)
+        else:
+            _second_link(live, new)  # the live name stays taken until the previous one replaces it
     if previous is not None:
         os.replace(previous, live)
-    else:
-        _remove(live)  # there was none before this publish
 
 
 def _remove(path: Path | None) -> None:
