@@ -134,3 +134,20 @@ def test_the_evaluators_marts_are_checked(warehouse, tmp_path, monkeypatch):
         "cost_efficiency": ("expect_column_values_to_be_between(value_sek): 1 unexpected",),
     }
     assert all(r.success for r in _results(warehouse, tmp_path / "clean", 10**9, monkeypatch).values())
+
+
+def test_a_null_where_a_value_belongs_fails_the_evaluators_suites(warehouse, tmp_path, monkeypatch):
+    """Great Expectations' set and range expectations pass NULLs: the suites must not."""
+    broken = _copy_with(
+        warehouse, tmp_path / "nulls.duckdb",
+        "UPDATE marts.goal_attainment SET status = NULL WHERE rowid = (SELECT min(rowid) FROM marts.goal_attainment)",
+        "UPDATE marts.benchmark_comparison SET verdict = NULL WHERE rowid = "
+        "(SELECT min(rowid) FROM marts.benchmark_comparison)",
+        "UPDATE marts.published_reconciliation SET row_label = NULL WHERE rowid = "
+        "(SELECT min(rowid) FROM marts.published_reconciliation)")
+    results = _results(broken, tmp_path / "project", 10**9, monkeypatch)
+    assert {m: r.failed for m, r in results.items() if not r.success} == {
+        "goal_attainment": ("expect_column_values_to_be_in_set(status_agrees): 1 unexpected",),
+        "benchmark_comparison": ("expect_column_values_to_be_in_set(verdict_agrees): 1 unexpected",),
+        "published_reconciliation": ("expect_column_values_to_not_be_null(row_label): 1 unexpected",),
+    }

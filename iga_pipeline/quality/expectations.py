@@ -99,50 +99,60 @@ SUITES: tuple[Suite, ...] = (
     )),
     Suite("outcomes_by_municipality", "small-count control: no count from 1 to 4 is published, and "
           "every row with a hidden count says suppressed; one row per municipality and cycle", f"""
-        SELECT *, municipality_code || '/' || cycle AS municipality_cycle,
+        SELECT *, concat_ws('/', municipality_code, cycle) AS municipality_cycle,
                {" + ".join(f"coalesce(({c} BETWEEN 1 AND 4)::INT, 0)" for c in _END_COUNTS + _COUNTS_90D)}
                    AS small_counts_published,
-               (NOT coalesce(suppressed, false)
-                AND ({" OR ".join(f"{c} IS NULL" for c in _END_COUNTS)}
-                     OR (followed_up AND ({" OR ".join(f"{c} IS NULL" for c in _COUNTS_90D)}))))
-                   AS hidden_without_suppressed
+               coalesce(NOT coalesce(suppressed, false)
+                        AND ({" OR ".join(f"{c} IS NULL" for c in _END_COUNTS)}
+                             OR (followed_up AND ({" OR ".join(f"{c} IS NULL" for c in _COUNTS_90D)}))),
+                        false) AS hidden_without_suppressed
         FROM marts.outcomes_by_municipality""", (
         ("ExpectColumnValuesToBeInSet", dict(column="small_counts_published", value_set=[0])),
         ("ExpectColumnValuesToBeInSet", dict(column="hidden_without_suppressed", value_set=[False])),
         ("ExpectColumnValuesToBeUnique", dict(column="municipality_cycle")),
+        ("ExpectColumnValuesToNotBeNull", dict(column="municipality_code")),
     )),
     Suite("goal_attainment", "one row per goal and scope; the status is met, not_met or "
           "not_assessable, and a goal assessed is met exactly when its value reaches the target", """
-        SELECT *, goal_id || '/' || scope AS goal_scope,
-               CASE status WHEN 'met' THEN value >= target WHEN 'not_met' THEN value < target
-                           ELSE true END AS status_agrees
+        SELECT *, concat_ws('/', goal_id, scope) AS goal_scope,
+               coalesce(CASE status WHEN 'met' THEN value >= target WHEN 'not_met' THEN value < target
+                                    WHEN 'not_assessable' THEN true END, false) AS status_agrees
         FROM marts.goal_attainment""", (
         ("ExpectColumnValuesToBeUnique", dict(column="goal_scope")),
+        ("ExpectColumnValuesToNotBeNull", dict(column="goal_id")),
+        ("ExpectColumnValuesToNotBeNull", dict(column="scope")),
         ("ExpectColumnValuesToBeInSet", dict(column="status", value_set=["met", "not_met", "not_assessable"])),
         ("ExpectColumnValuesToBeInSet", dict(column="status_agrees", value_set=[True])),
         ("ExpectColumnValuesToBeBetween", dict(column="value", **SHARE)),
     )),
     Suite("benchmark_comparison", "one row per benchmark and scope; the project's share lies in its "
           "confidence interval, and the verdict is what the interval says against the benchmark", """
-        SELECT *, benchmark_id || '/' || scope AS benchmark_scope,
-               ci_low IS NULL OR (ci_low <= project_value AND project_value <= ci_high) AS value_in_interval,
-               verdict = CASE WHEN ci_low IS NULL THEN 'inconclusive'
-                              WHEN ci_low > benchmark_value THEN 'above'
-                              WHEN ci_high < benchmark_value THEN 'below'
-                              ELSE 'inconclusive' END AS verdict_agrees
+        SELECT *, concat_ws('/', benchmark_id, scope) AS benchmark_scope,
+               coalesce(CASE WHEN ci_low IS NULL AND ci_high IS NULL THEN true
+                             ELSE ci_low <= project_value AND project_value <= ci_high END,
+                        false) AS value_in_interval,
+               coalesce(verdict = CASE WHEN ci_low IS NULL THEN 'inconclusive'
+                                       WHEN ci_low > benchmark_value THEN 'above'
+                                       WHEN ci_high < benchmark_value THEN 'below'
+                                       ELSE 'inconclusive' END, false) AS verdict_agrees
         FROM marts.benchmark_comparison""", (
         ("ExpectColumnValuesToBeUnique", dict(column="benchmark_scope")),
+        ("ExpectColumnValuesToNotBeNull", dict(column="benchmark_id")),
+        ("ExpectColumnValuesToNotBeNull", dict(column="scope")),
         ("ExpectColumnValuesToBeInSet", dict(column="value_in_interval", value_set=[True])),
         ("ExpectColumnValuesToBeInSet", dict(column="verdict_agrees", value_set=[True])),
     )),
     Suite("published_reconciliation", "one row per cell of the printed Table 1, each compared",
-          """SELECT *, row_label || '/' || column_name AS cell FROM marts.published_reconciliation""", (
+          """SELECT *, concat_ws('/', row_label, column_name) AS cell FROM marts.published_reconciliation""", (
         ("ExpectColumnValuesToBeUnique", dict(column="cell")),
+        ("ExpectColumnValuesToNotBeNull", dict(column="row_label")),
+        ("ExpectColumnValuesToNotBeNull", dict(column="column_name")),
         ("ExpectColumnValuesToNotBeNull", dict(column="matches")),
         ("ExpectColumnValuesToBeInSet", dict(column="unit", value_set=["count", "percent"])),
     )),
     Suite("cost_efficiency", "one row per metric; every cost positive", "SELECT * FROM marts.cost_efficiency", (
         ("ExpectColumnValuesToBeUnique", dict(column="metric")),
+        ("ExpectColumnValuesToNotBeNull", dict(column="metric")),
         ("ExpectColumnValuesToBeBetween", dict(column="value_sek", min_value=0, strict_min=True)),
     )),
 )
