@@ -162,8 +162,9 @@ def setup_register(raw: RawRoot, kind: Kind) -> str | None:
 
 # --- the hang guard and the checks --------------------------------------------------------------------
 
-class Hang(Exception):
-    pass
+class Hang(BaseException):
+    """Raised by hang_guard's alarm. Not an Exception: the adapters catch those (a file they
+    cannot read is rejected), and a hang must fail the test, not become a rejection."""
 
 
 @contextlib.contextmanager
