@@ -113,11 +113,18 @@ def test_new_sql_or_reference_data_validates_everything(warehouse, tmp_path, mon
     assert _results(new_code, root, 10**9, monkeypatch)["fct_participation"].unchanged == ()
 
 
+def _failed_suites(warehouse, tmp_path, monkeypatch, *sql) -> dict[str, tuple[str, ...]]:
+    """Mart -> what failed, for the suites run over a copy of `warehouse` altered by `sql`."""
+    broken = _copy_with(warehouse, tmp_path / "broken.duckdb", *sql)
+    results = _results(broken, tmp_path / "project", 10**9, monkeypatch)
+    return {m: r.failed for m, r in results.items() if not r.success}
+
+
 def test_the_evaluators_marts_are_checked(warehouse, tmp_path, monkeypatch):
     """A published count of 3, a goal said met below its target, a verdict the interval does not
     support, a negative cost: each fails its mart's suite, and only that expectation."""
-    broken = _copy_with(
-        warehouse, tmp_path / "broken.duckdb",
+    assert _failed_suites(
+        warehouse, tmp_path, monkeypatch,
         "UPDATE marts.outcomes_by_municipality SET enrolled = 3 WHERE rowid = "
         "(SELECT min(rowid) FROM marts.outcomes_by_municipality WHERE enrolled >= 5)",
         "UPDATE marts.goal_attainment SET status = 'met' WHERE rowid = "
@@ -125,9 +132,7 @@ def test_the_evaluators_marts_are_checked(warehouse, tmp_path, monkeypatch):
         "UPDATE marts.benchmark_comparison SET verdict = 'below' WHERE rowid = "
         "(SELECT min(rowid) FROM marts.benchmark_comparison WHERE verdict <> 'below')",
         "UPDATE marts.cost_efficiency SET value_sek = -value_sek WHERE rowid = "
-        "(SELECT min(rowid) FROM marts.cost_efficiency)")
-    results = _results(broken, tmp_path / "project", 10**9, monkeypatch)
-    assert {m: r.failed for m, r in results.items() if not r.success} == {
+        "(SELECT min(rowid) FROM marts.cost_efficiency)") == {
         "outcomes_by_municipality": ("expect_column_values_to_be_in_set(small_counts_published): 1 unexpected",),
         "goal_attainment": ("expect_column_values_to_be_in_set(status_agrees): 1 unexpected",),
         "benchmark_comparison": ("expect_column_values_to_be_in_set(verdict_agrees): 1 unexpected",),
@@ -138,15 +143,13 @@ def test_the_evaluators_marts_are_checked(warehouse, tmp_path, monkeypatch):
 
 def test_a_null_where_a_value_belongs_fails_the_evaluators_suites(warehouse, tmp_path, monkeypatch):
     """Great Expectations' set and range expectations pass NULLs: the suites must not."""
-    broken = _copy_with(
-        warehouse, tmp_path / "nulls.duckdb",
+    assert _failed_suites(
+        warehouse, tmp_path, monkeypatch,
         "UPDATE marts.goal_attainment SET status = NULL WHERE rowid = (SELECT min(rowid) FROM marts.goal_attainment)",
         "UPDATE marts.benchmark_comparison SET verdict = NULL WHERE rowid = "
         "(SELECT min(rowid) FROM marts.benchmark_comparison)",
         "UPDATE marts.published_reconciliation SET row_label = NULL WHERE rowid = "
-        "(SELECT min(rowid) FROM marts.published_reconciliation)")
-    results = _results(broken, tmp_path / "project", 10**9, monkeypatch)
-    assert {m: r.failed for m, r in results.items() if not r.success} == {
+        "(SELECT min(rowid) FROM marts.published_reconciliation)") == {
         "goal_attainment": ("expect_column_values_to_be_in_set(status_agrees): 1 unexpected",),
         "benchmark_comparison": ("expect_column_values_to_be_in_set(verdict_agrees): 1 unexpected",),
         "published_reconciliation": ("expect_column_values_to_not_be_null(row_label): 1 unexpected",),
