@@ -108,8 +108,8 @@ def _build(paths, key, cycle: int | None) -> int:
             if not check.passed:
                 print(f"check {check.check_name} of {check.asset_key.to_user_string()} failed:\n"
                       + _indent(failure_details(check.metadata)), file=sys.stderr)
-        from iga_pipeline.warehouse import build as wh
-        wh.discard_run(paths, result.run_id)
+        from iga_pipeline.warehouse import publish
+        publish.discard_run(paths, result.run_id)
         print("build failed; " + ("the previous warehouse was left as it was" if had_warehouse
                                   else "no warehouse was published"), file=sys.stderr)
         return EXIT_FAILED

@@ -48,7 +48,8 @@ from iga_pipeline.defs.resources import IGAResource
 from iga_pipeline.personnummer import normalise_one
 from iga_pipeline.sources.common import discover
 from iga_pipeline.warehouse import export
-from iga_pipeline.warehouse.build import CANDIDATE_MARK, publishing
+from iga_pipeline.warehouse.build import CANDIDATE_MARK
+from iga_pipeline.warehouse.publish import publishing
 from iga_pipeline.warehouse.catalog import HARMONISED, MARTS
 
 pytestmark = [
@@ -731,7 +732,7 @@ def test_a_delivery_ingested_just_after_the_warehouse_run_is_published_too(site,
 
 def test_a_publish_waits_while_another_one_swaps_its_files(site):
     """Two builds publishing at once could leave the warehouse of one and the Parquet and
-    report of the other (found by a review): a publish takes its turn (`build.publishing`)."""
+    report of the other (found by a review): a publish takes its turn (`publish.publishing`)."""
     inode = site.live.stat().st_ino
     done = {}
     with publishing(site.live):  # another build, in the middle of its publish

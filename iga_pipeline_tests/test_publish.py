@@ -1,16 +1,20 @@
-"""The publish (warehouse/build.publish_build): the warehouse, the Parquet folder and the
+"""The publish (warehouse/publish.py): the warehouse, the Parquet folder and the
 report go live together, or not at all. Real files in a temporary folder; the failure is
-real too (a pending report that is a folder cannot be renamed over a file)."""
+real too (a pending report that is a folder cannot be renamed over a file), and so are
+the kills (SIGKILL of a forked process at each of the publish's file operations)."""
 
 from __future__ import annotations
 
+import itertools
+import os
 import shutil
+import signal
 from pathlib import Path
 
 import pytest
 
 from iga_pipeline.settings import Paths
-from iga_pipeline.warehouse import build
+from iga_pipeline.warehouse import build, publish
 
 RUN = "run-2"
 
@@ -43,9 +47,13 @@ def _set_aside_left(paths: Paths) -> list[str]:
 
 @pytest.fixture
 def paths(tmp_path) -> Paths:
+    return _earlier_build(tmp_path)
+
+
+def _earlier_build(folder: Path) -> Paths:
     """A live warehouse, Parquet folder and report from an earlier build."""
-    paths = Paths(raw_dir=tmp_path / "raw", warehouse=tmp_path / "wh" / "iga.duckdb")
-    paths.warehouse_dir.mkdir()
+    paths = Paths(raw_dir=folder / "raw", warehouse=folder / "wh" / "iga.duckdb")
+    paths.warehouse_dir.mkdir(parents=True)
     paths.warehouse.write_bytes(b"old warehouse")
     paths.parquet.mkdir()
     (paths.parquet / "outcomes_by_cycle.parquet").write_bytes(b"old parquet")
@@ -56,7 +64,7 @@ def paths(tmp_path) -> Paths:
 
 def test_a_publish_puts_all_three_live_and_keeps_nothing_aside(paths):
     _pending(paths)
-    build.publish_build(paths, RUN)
+    publish.publish_build(paths, RUN)
     assert _live(paths) == {"warehouse": "new warehouse", "parquet": "new parquet", "report": "new report"}
     assert _set_aside_left(paths) == []
     assert not build.candidate_path(paths.warehouse, RUN).exists()
@@ -68,7 +76,7 @@ def test_a_swap_that_fails_puts_the_earlier_ones_back(paths):
     re-execution of the step publishes them once the cause is mended."""
     _pending(paths, report_is_a_folder=True)
     with pytest.raises(OSError):
-        build.publish_build(paths, RUN)
+        publish.publish_build(paths, RUN)
     assert _live(paths) == {"warehouse": "old warehouse", "parquet": "old parquet", "report": "old report"}
     assert _set_aside_left(paths) == []
     assert build.candidate_path(paths.warehouse, RUN).read_bytes() == b"new warehouse"
@@ -76,7 +84,7 @@ def test_a_swap_that_fails_puts_the_earlier_ones_back(paths):
 
     shutil.rmtree(paths.pending_report(RUN))
     paths.pending_report(RUN).write_text("new report")
-    build.publish_build(paths, RUN)
+    publish.publish_build(paths, RUN)
     assert _live(paths) == {"warehouse": "new warehouse", "parquet": "new parquet", "report": "new report"}
 
 
@@ -86,7 +94,7 @@ def test_a_parquet_folder_that_is_a_link_is_put_back_as_the_link(paths, tmp_path
     paths.parquet.symlink_to(elsewhere, target_is_directory=True)
     _pending(paths, report_is_a_folder=True)
     with pytest.raises(OSError):
-        build.publish_build(paths, RUN)
+        publish.publish_build(paths, RUN)
     assert paths.parquet.is_symlink() and paths.parquet.resolve() == elsewhere.resolve()
     assert _live(paths) == {"warehouse": "old warehouse", "parquet": "old parquet", "report": "old report"}
 
@@ -98,7 +106,126 @@ def test_a_first_publish_that_fails_leaves_no_warehouse(tmp_path):
     (paths.report_dir / "index.html").write_text("a report of no build")
     _pending(paths, report_is_a_folder=True)
     with pytest.raises(OSError):
-        build.publish_build(paths, RUN)
+        publish.publish_build(paths, RUN)
     assert _live(paths) == {"warehouse": None, "parquet": None, "report": "a report of no build"}
     assert not paths.parquet.exists()
     assert build.candidate_path(paths.warehouse, RUN).read_bytes() == b"new warehouse"
+
+
+# --- kills --------------------------------------------------------------------------------------
+
+OLD = {"warehouse": "old warehouse", "parquet": "old parquet", "report": "old report"}
+NEW = {"warehouse": "new warehouse", "parquet": "new parquet", "report": "new report"}
+FILE_OPERATIONS = ("replace", "link", "unlink", "rmdir")  # what a publish changes the folders with
+
+
+def _killed(work, at: int, after: bool) -> bool:
+    """Run `work` in a forked process that SIGKILLs itself just before (or just after) its
+    `at`-th file operation. Returns whether it was killed (False: it ended before that)."""
+    pid = os.fork()
+    if pid == 0:  # the child: never returns to pytest
+        try:
+            calls = itertools.count(1)
+
+            def stopping(real):
+                def operation(*args, **kwargs):
+                    n = next(calls)
+                    if n == at and not after:
+                        os.kill(os.getpid(), signal.SIGKILL)
+                    result = real(*args, **kwargs)
+                    if n == at and after:
+                        os.kill(os.getpid(), signal.SIGKILL)
+                    return result
+                return operation
+
+            for name in FILE_OPERATIONS:
+                setattr(os, name, stopping(getattr(os, name)))
+            work()
+        except BaseException:
+            os._exit(1)
+        os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status) or os.WEXITSTATUS(status) == 0, "the work failed without being killed"
+    return os.WIFSIGNALED(status)
+
+
+def _kill_points(tmp_path: Path, name: str):
+    """(paths, point, after, warehouse_live) for each point at which a publish can be killed,
+    each in a fresh folder with an earlier build live and this build pending; the publish is
+    already killed there, and `warehouse_live` says whether its warehouse had gone live."""
+    for after in (False, True):
+        for at in itertools.count(1):
+            paths = _earlier_build(tmp_path / f"{name}-{int(after)}-{at}")
+            _pending(paths)
+            if not _killed(lambda: publish.publish_build(paths, RUN), at, after):
+                assert _live(paths) == NEW  # the publish ran to its end before its at-th operation
+                break
+            yield paths, at, after, _live(paths)["warehouse"] == "new warehouse"
+
+
+def _assert_whole_after_recovery(paths: Paths, where: str) -> None:
+    """After recovery, one build's three are live, never a mixture, and nothing is kept
+    aside; the new build's if its warehouse had gone live. If it is the earlier build's,
+    this one is still pending, and a publish puts it live."""
+    live = _live(paths)
+    assert live in (OLD, NEW), f"{where}: {live}"
+    assert not list(paths.warehouse_dir.glob(publish.JOURNAL_GLOB)), where
+    assert _set_aside_left(paths) == [], where
+    if live == OLD:
+        assert build.candidate_path(paths.warehouse, RUN).read_bytes() == b"new warehouse", where
+        publish.publish_build(paths, RUN)
+        assert _live(paths) == NEW, where
+
+
+def test_a_publish_killed_at_any_point_is_finished_or_undone_by_the_next_build(tmp_path):
+    """A kill at each file operation of a publish (before it and after it), then what the next
+    build does before its own publish (the marts step's `recover`): undone before the
+    warehouse's swap, finished after it."""
+    points, seen = 0, set()
+    for paths, at, after, warehouse_live in _kill_points(tmp_path, "kill"):
+        points += 1
+        publish.recover(paths)
+        assert (_live(paths) == NEW) == warehouse_live  # finished once readers saw the new warehouse
+        _assert_whole_after_recovery(paths, f"killed {'after' if after else 'before'} operation {at}")
+        seen.add(warehouse_live)
+    assert seen == {True, False}
+    assert points >= 20  # 3 swaps: set aside, swap, commit, removals; before and after each (24 on 2026-12-01)
+
+
+def test_a_recovery_killed_at_any_point_is_finished_by_the_next(tmp_path):
+    """Two kills: the publish, then the recovery of it, each at every point."""
+    points = 0
+    for paths, at, after, _ in _kill_points(tmp_path, "twice"):
+        for again in itertools.count(1):
+            copy = _earlier_build(paths.warehouse_dir.parent.with_name(f"{paths.warehouse_dir.parent.name}-{again}"))
+            _pending(copy)
+            assert _killed(lambda: publish.publish_build(copy, RUN), at, after)
+            if not _killed(lambda: publish.recover(copy), again, after=False):
+                break
+            points += 1
+            publish.recover(copy)
+            _assert_whole_after_recovery(copy, f"publish killed at {at} ({after}), its recovery at {again}")
+    assert points >= 40  # 84 on 2026-12-01
+
+
+def test_a_publish_killed_after_its_warehouse_went_live_is_finished_by_the_next_publish(tmp_path):
+    """Readers have seen the new warehouse: the next publish (another run's) first puts its
+    Parquet folder and report live beside it, never the previous ones back."""
+    paths = _earlier_build(tmp_path / "site")
+    _pending(paths)
+    killed_at = None  # the first operation after which the new warehouse is live
+    for at in itertools.count(1):
+        trial = _earlier_build(tmp_path / f"t{at}")
+        _pending(trial)
+        assert _killed(lambda: publish.publish_build(trial, RUN), at, after=True)
+        if _live(trial)["warehouse"] == "new warehouse":
+            killed_at = at
+            break
+    assert _killed(lambda: publish.publish_build(paths, RUN), killed_at, after=True)
+    assert _live(paths) == {"warehouse": "new warehouse", "parquet": "old parquet", "report": "old report"}
+
+    other = "run-3"
+    build.candidate_path(paths.warehouse, other).write_bytes(b"third warehouse")
+    publish.publish_build(paths, other)
+    assert _live(paths) == {"warehouse": "third warehouse", "parquet": "new parquet", "report": "new report"}
+    assert _set_aside_left(paths) == []

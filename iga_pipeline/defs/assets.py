@@ -16,7 +16,7 @@ from iga_pipeline.defs.resources import IGAResource
 from iga_pipeline.evaluation import EVALUATION_MARTS
 from iga_pipeline.ingest import deliveries_for_cycle
 from iga_pipeline.sources.common import sha256_of
-from iga_pipeline.warehouse import build, duck, export
+from iga_pipeline.warehouse import build, duck, export, publish
 from iga_pipeline.warehouse.catalog import HARMONISED, MARTS
 
 cycles_partitions = StaticPartitionsDefinition([str(c) for c in reference.cycles()])
@@ -206,6 +206,8 @@ def marts(context: AssetExecutionContext, iga: IGAResource):
     candidate, paths = candidate_for(context, iga)
     for cycle in staging.recover(paths.staging):
         context.log.warning(f"cycle {cycle}: restored its staging, left aside by an interrupted run")
+    for journal in publish.recover(paths):
+        context.log.warning(f"cleaned up {journal}, left by an interrupted build")
     # No cycle is swapped while the build reads, nor before the marts' materialisations are
     # recorded: an ingest that waited for the build is recorded after them, which the
     # automation reads as "an input newer than the marts" (MARTS_AUTOMATION).
@@ -277,8 +279,8 @@ def published_warehouse(context: AssetExecutionContext, iga: IGAResource) -> Mat
     # The Parquet files and the report rendered from this candidate go live with it; an
     # export beside the checks that no Parquet step collected is not among them.
     export.stop(candidate)
-    for name in build.publish_build(paths, build_id(context)):
-        context.log.info(f"removed {name}, left by an interrupted build")
+    for name in publish.publish_build(paths, build_id(context)):
+        context.log.info(f"cleaned up {name}, left by an interrupted build")
     return MaterializeResult(metadata={
         "path": MetadataValue.path(str(paths.warehouse)),
         "bytes": paths.warehouse.stat().st_size,
@@ -305,9 +307,9 @@ def parquet_exports(context: AssetExecutionContext, iga: IGAResource) -> Materia
             rows = duck.export_parquet(candidate, paths.pending_parquet(build_id(context)))
     else:  # materialised on its own: export the live warehouse
         fresh = paths.pending_parquet(build_id(context))
-        with build.publishing(paths.warehouse):  # the live warehouse stays while it is exported
+        with publish.publishing(paths.warehouse):  # the live warehouse stays while it is exported
             rows = duck.export_parquet(paths.warehouse, fresh)
-            build.replace_dir(fresh, paths.parquet)
+            publish.replace_dir(fresh, paths.parquet)
     return MaterializeResult(metadata={
         "path": MetadataValue.path(str(paths.parquet)), "files": len(rows), "written by": written_by,
         "rows": MetadataValue.md(pd.Series(rows, name="rows").to_frame().to_markdown()),

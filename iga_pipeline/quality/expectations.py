@@ -182,7 +182,7 @@ def run_suites(warehouse_file: Path, project_root: Path) -> dict[str, SuiteResul
     cycle is. Uniqueness is then checked over the whole table in DuckDB."""
     import shutil
 
-    from iga_pipeline.warehouse.build import replace_dir
+    from iga_pipeline.warehouse.publish import replace_dir
 
     project_root = Path(project_root)
     scratch = project_root / f".gx.{uuid.uuid4().hex[:8]}.tmp"

@@ -1,30 +1,22 @@
-"""Build the warehouse from staging into a new file; publish it with one rename.
+"""Build the warehouse from staging into a new file, the candidate.
 
 The live file (`warehouse/iga.duckdb` or IGA_WAREHOUSE) is never opened for
-writing. A build writes a candidate file beside it, checkpoints and closes
-it, and `publish_build` swaps it in with `os.replace`, which is atomic on one
-filesystem: a BI tool holding the live file open keeps reading the old
-version, the next open sees the new one, and a crash at any point leaves the
-previous warehouse as it was. The Parquet folder and the report rendered from
-the candidate go live right after it, or, if one of them cannot, none does.
+writing. A build writes a candidate file beside it (`candidate_path`), fully
+or by replacing the changed cycles in a copy of the live one, checkpoints
+and closes it; `publish.py` swaps it in once the checks have passed.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import re
-import time
-import uuid
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 
 from iga_pipeline import reference
-from iga_pipeline.locks import flock
-from iga_pipeline.warehouse import export
 from iga_pipeline.warehouse.duck import duckdb_memory_limit, open_readonly
 from iga_pipeline.warehouse.duck import quote as _quote
 
@@ -330,119 +322,6 @@ def _record_size(candidate: Path) -> None:
         con.close()
 
 
-def publishing(target: Path):
-    """One publish at a time beside the live warehouse `target` (`.publish.lock`, flock).
-
-    A publish swaps in three things one after the other: the warehouse, the Parquet
-    folder, the report. Two builds publishing at once (the nightly build beside the
-    automation's run, a CLI build beside `dagster dev`) could leave them from two
-    builds, or fail the second Parquet swap ('Directory not empty') after its
-    warehouse had gone live."""
-    return flock(Path(target).parent / ".publish.lock")
-
-
-def _check_publishable(candidate: Path, target: Path) -> None:
-    if candidate.parent.resolve() != target.parent.resolve():
-        raise ValueError("the candidate must be built in the live warehouse's folder")
-    wal = candidate.with_name(candidate.name + ".wal")
-    if wal.exists():
-        raise RuntimeError("the candidate still has a write-ahead log: it was not checkpointed, so it "
-                           "is not published; run the build again")
-
-
-def publish_build(paths, run_id: str) -> list[str]:
-    """Publish the build `run_id`: its candidate as the live warehouse, then the Parquet folder
-    and the report rendered from it, one publish at a time (`publishing`). Returns the names
-    of what interrupted builds left and is now removed.
-
-    All or nothing: each previous version is kept aside until all three are live, and put
-    back if a later swap fails, so that a failed publish (exit status 1) leaves the previous
-    warehouse, Parquet folder and report as they were; the new ones go back to their pending
-    names, so that the run can be re-executed from this step."""
-    candidate = candidate_path(paths.warehouse, run_id)
-    swaps = [(candidate, paths.warehouse)]
-    if paths.pending_parquet(run_id).exists():
-        swaps.append((paths.pending_parquet(run_id), paths.parquet))
-    if paths.pending_report(run_id).exists():
-        swaps.append((paths.pending_report(run_id), paths.report_dir / "index.html"))
-    with publishing(paths.warehouse):
-        _check_publishable(candidate, paths.warehouse)
-        done: list[tuple[Path, Path, Path | None]] = []  # (new, live path, the previous version set aside)
-        try:
-            for new, live in swaps:
-                done.append((new, live, _set_aside(live, run_id)))
-                os.replace(new, live)
-            for folder in {live.parent for _, live, _ in done}:
-                _fsync_dir(folder)
-        except BaseException:
-            undo_failed = []
-            for new, live, previous in reversed(done):
-                try:
-                    _put_back(new, live, previous)
-                except OSError as e:  # go on with the others; the publish's own error is raised
-                    undo_failed.append(f"{live.name}: {e}")
-            if undo_failed:
-                log.error("a failed publish could not put back: " + "; ".join(undo_failed))
-            raise
-        for _, _, previous in done:
-            _remove(previous)
-        return remove_stale(paths, older_than_s=3600)
-
-
-def _set_aside(live: Path, run_id: str) -> Path | None:
-    """Keep `live`'s current version under another name until the publish is done. A file
-    stays live meanwhile (a second link to it); a folder is moved (its swap is two renames)."""
-    if not os.path.lexists(live):
-        return None
-    previous = live.with_name(f".{live.name}.{run_id}.previous")
-    _remove(previous)  # left by a killed publish of this very run
-    if live.is_dir():  # a folder, or a link to one
-        os.replace(live, previous)
-    else:
-        _second_link(live, previous)
-    return previous
-
-
-def _second_link(path: Path, other: Path) -> None:
-    """`other` as a second name of `path` (a link itself, if `path` is a link); a copy where
-    the filesystem has no hard links."""
-    try:
-        os.link(path, other, follow_symlinks=False)
-    except OSError:
-        import shutil
-
-        shutil.copy2(path, other, follow_symlinks=False)
-
-
-def _put_back(new: Path, live: Path, previous: Path | None) -> None:
-    """Undo one swap of a failed publish: the new version back under its pending name `new`,
-    the previous one (if there was one) live again."""
-    if os.path.lexists(new):  # this swap did not happen
-        if previous is not None and os.path.lexists(live):
-            _remove(previous)  # a file: the live one is still the previous one
-        elif previous is not None:
-            os.replace(previous, live)  # a folder: it was moved aside
-        return
-    if os.path.lexists(live):
-        if (live.is_dir() and not live.is_symlink()) or previous is None:
-            os.replace(live, new)
-        else:
-            _second_link(live, new)  # the live name stays taken until the previous one replaces it
-    if previous is not None:
-        os.replace(previous, live)
-
-
-def _remove(path: Path | None) -> None:
-    import shutil
-
-    if path is None or not os.path.lexists(path):
-        return
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        path.unlink(missing_ok=True)
-
-
 def discard(candidate: Path) -> None:
     for p in (Path(candidate), Path(str(candidate) + ".wal")):
         try:
@@ -450,83 +329,3 @@ def discard(candidate: Path) -> None:
         except OSError:  # a read-only folder: there is nothing of ours to remove anyway
             if p.exists():
                 raise
-
-
-def stale_candidates(target: Path, older_than_s: float = 0) -> list[Path]:
-    """Candidates left behind by builds that were killed (not touched for `older_than_s`)."""
-    target = Path(target)
-    now = time.time()
-    found = []
-    for p in target.parent.glob(f"{target.name}{CANDIDATE_MARK}*"):
-        try:
-            if not p.name.endswith(".wal") and now - p.stat().st_mtime >= older_than_s:
-                found.append(p)
-        except FileNotFoundError:  # published or discarded meanwhile
-            pass
-    return sorted(found)
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def replace_dir(new: Path, target: Path) -> None:
-    """Put folder `new` in place of folder `target`.
-
-    Two renames: a reader may, for an instant, find `target` missing, but
-    never a mixture of two builds' files."""
-    import shutil
-
-    new, target = Path(new), Path(target)
-    old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.old")
-        os.replace(target, old)
-    os.replace(new, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-def discard_run(paths, run_id: str) -> None:
-    """Remove what a failed run left: its candidate and its pending report and Parquet."""
-    import shutil
-
-    export.stop(candidate_path(paths.warehouse, run_id))  # the Parquet export beside the checks
-    discard(candidate_path(paths.warehouse, run_id))
-    shutil.rmtree(paths.pending_parquet(run_id), ignore_errors=True)
-    paths.pending_report(run_id).unlink(missing_ok=True)
-
-
-def remove_stale(paths, older_than_s: float = 3600) -> list[str]:
-    """Remove candidates and pending files left by builds that were killed.
-
-    Only what has not been touched for `older_than_s` goes, so that a build
-    running at the same time keeps its own files."""
-    import shutil
-
-    now = time.time()
-    found = [*stale_candidates(paths.warehouse, older_than_s),
-             *paths.warehouse_dir.glob(".parquet.*.pending"), *paths.warehouse_dir.glob(".parquet.*.old"),
-             *paths.report_dir.glob(".index.html.*.pending"), *paths.warehouse_dir.glob(".gx.*.tmp"),
-             *paths.warehouse_dir.glob(".gx.*.old"),
-             # what a publish killed in its swaps kept aside (publish_build)
-             *paths.warehouse_dir.glob(f".{paths.warehouse.name}.*.previous"),
-             *paths.warehouse_dir.glob(".parquet.*.previous"),
-             *paths.report_dir.glob(".index.html.*.previous")]
-    removed = []
-    for p in found:
-        try:
-            if now - p.stat().st_mtime < older_than_s:
-                continue
-        except FileNotFoundError:  # a concurrent build published or discarded it meanwhile
-            continue
-        if p.is_dir():
-            shutil.rmtree(p, ignore_errors=True)
-        else:
-            discard(p)
-        removed.append(p.name)
-    return removed

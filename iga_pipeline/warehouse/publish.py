@@ -1,0 +1,307 @@
+"""Publish a build: its candidate warehouse, Parquet folder and report go live together.
+
+`publish_build` swaps the three in, one rename each (`os.replace`, atomic on one
+filesystem: a BI tool holding the live warehouse open keeps reading the old
+version, the next open sees the new one). All or nothing:
+
+* each previous version is kept aside until all three are live, and put back if
+  a later swap fails (the command then exits 1 with everything as it was);
+* before the first swap the publish writes a journal of its swaps
+  (`.publish.<run>.journal`), and removes it once all three are live. A journal
+  that is still there when the next publish (or the next build's marts step)
+  takes the lock is from a publish that was killed midway: `recover` finishes it
+  if its warehouse went live (readers never see the data go back), and otherwise
+  removes what it set aside. Either way one build's three are live, never a
+  mixture of two builds.
+
+It also removes what killed builds left behind (`remove_stale`, `discard_run`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+import uuid
+from pathlib import Path
+
+from iga_pipeline.locks import flock
+from iga_pipeline.warehouse import export
+from iga_pipeline.warehouse.build import CANDIDATE_MARK, candidate_path, discard
+
+log = logging.getLogger(__name__)
+
+
+def publishing(target: Path):
+    """One publish at a time beside the live warehouse `target` (`.publish.lock`, flock).
+
+    A publish swaps in three things one after the other: the warehouse, the Parquet
+    folder, the report. Two builds publishing at once (the nightly build beside the
+    automation's run, a CLI build beside `dagster dev`) could leave them from two
+    builds, or fail the second Parquet swap ('Directory not empty') after its
+    warehouse had gone live."""
+    return flock(Path(target).parent / ".publish.lock")
+
+
+def _check_publishable(candidate: Path, target: Path) -> None:
+    if candidate.parent.resolve() != target.parent.resolve():
+        raise ValueError("the candidate must be built in the live warehouse's folder")
+    wal = candidate.with_name(candidate.name + ".wal")
+    if wal.exists():
+        raise RuntimeError("the candidate still has a write-ahead log: it was not checkpointed, so it "
+                           "is not published; run the build again")
+
+
+def publish_build(paths, run_id: str) -> list[str]:
+    """Publish the build `run_id`: its candidate as the live warehouse, then the Parquet folder
+    and the report rendered from it, one publish at a time (`publishing`). Returns the names
+    of what interrupted builds left and is now removed, finished or undone.
+
+    All or nothing: each previous version is kept aside until all three are live, and put
+    back if a later swap fails, so that a failed publish (exit status 1) leaves the previous
+    warehouse, Parquet folder and report as they were; the new ones go back to their pending
+    names, so that the run can be re-executed from this step. A kill midway is finished or
+    undone by the next publish, or the next build's marts step (`recover`)."""
+    candidate = candidate_path(paths.warehouse, run_id)
+    swaps = [(candidate, paths.warehouse)]
+    if paths.pending_parquet(run_id).exists():
+        swaps.append((paths.pending_parquet(run_id), paths.parquet))
+    if paths.pending_report(run_id).exists():
+        swaps.append((paths.pending_report(run_id), paths.report_dir / "index.html"))
+    with publishing(paths.warehouse):
+        repaired = _recover(paths)
+        _check_publishable(candidate, paths.warehouse)
+        journal = _write_journal(paths, run_id, [(new, live, _previous(live, run_id)) for new, live in swaps])
+        done: list[tuple[Path, Path, Path | None]] = []  # (new, live path, the previous version set aside)
+        try:
+            for new, live in swaps:
+                done.append((new, live, _set_aside(live, run_id)))
+                os.replace(new, live)
+            for folder in {live.parent for _, live, _ in done}:
+                _fsync_dir(folder)
+        except BaseException:
+            undo_failed = []
+            for new, live, previous in reversed(done):
+                try:
+                    _put_back(new, live, previous)
+                except OSError as e:  # go on with the others; the publish's own error is raised
+                    undo_failed.append(f"{live.name}: {e}")
+            if undo_failed:
+                log.error("a failed publish could not put back: " + "; ".join(undo_failed))
+            journal.unlink()  # the journal is for kills: this failure is dealt with here
+            raise
+        journal.unlink()  # the commit: from here on the new versions stay
+        _fsync_dir(journal.parent)
+        for _, _, previous in done:
+            _remove(previous)
+        return repaired + remove_stale(paths, older_than_s=3600)
+
+
+# --- the journal: a publish killed midway is undone ------------------------------------------
+
+JOURNAL_GLOB = ".publish.*.journal"
+
+
+def _write_journal(paths, run_id: str, swaps: list[tuple[Path, Path, Path]]) -> Path:
+    """Write down, before the first swap, each swap's three names (the new version's
+    pending name, the live name, the name its previous version is kept under), relative
+    to the warehouse folder; durable before any swap is made."""
+    folder = paths.warehouse_dir
+    journal = folder / f".publish.{run_id}.journal"
+    tmp = journal.with_name(f"{journal.name}.{uuid.uuid4().hex[:8]}.tmp")
+    with open(tmp, "w") as f:
+        json.dump({"run": run_id, "swaps": [[os.path.relpath(p, folder) for p in swap] for swap in swaps]}, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, journal)
+    _fsync_dir(folder)
+    return journal
+
+
+def recover(paths) -> list[str]:
+    """Finish or undo a publish that was killed midway, if any (its journal is still there).
+
+    Once its warehouse has gone live, the publish is finished: its Parquet folder and
+    report go live too, so that what readers have seen never goes back. Before that,
+    nothing of it is live, and what it set aside is removed; its candidate and pending
+    files are removed with the rest of the killed build, an hour on. Takes the publish
+    lock, so it never sees a publish that is running. Safe to repeat: a kill during a
+    recovery leaves the rest to the next one. Returns the journals dealt with."""
+    if not any(paths.warehouse_dir.glob(JOURNAL_GLOB)) and not _set_aside_files(paths):
+        return []
+    with publishing(paths.warehouse):
+        return _recover(paths)
+
+
+def _set_aside_files(paths) -> list[Path]:
+    """What publishes kept aside. With the publish lock held and no journal left, these are
+    from publishes that were killed after their commit, before they removed them."""
+    return [*paths.warehouse_dir.glob(f".{paths.warehouse.name}.*.previous"),
+            *paths.warehouse_dir.glob(".parquet.*.previous"),
+            *paths.report_dir.glob(".index.html.*.previous")]
+
+
+def _recover(paths) -> list[str]:
+    """`recover`, with the publish lock held."""
+    folder = paths.warehouse_dir
+    dealt_with = []
+    for journal in sorted(folder.glob(JOURNAL_GLOB)):
+        try:
+            swaps = [[folder / name for name in swap] for swap in json.loads(journal.read_text())["swaps"]]
+        except (OSError, ValueError, KeyError, TypeError):  # never complete: it is renamed in whole
+            log.error("%s cannot be read: the publish it records is left as it is", journal.name)
+            continue
+        (candidate, _, _), *rest = swaps  # the warehouse's swap comes first
+        finished = not os.path.lexists(candidate)
+        if finished:  # the warehouse is live: the Parquet folder and the report follow it
+            for new, live, previous in rest:
+                if os.path.lexists(new):
+                    if os.path.isdir(live):  # a folder (or a link to one) goes aside first
+                        _remove(previous)
+                        os.replace(live, previous)
+                    os.replace(new, live)
+            for swapped in {live.parent for _, live, _ in swaps}:
+                _fsync_dir(swapped)
+        journal.unlink()
+        _fsync_dir(folder)
+        for _, _, previous in swaps:
+            _remove(previous)
+        what = "finished: its Parquet folder and report are live" if finished else "undone: nothing of it went live"
+        log.warning("%s: a publish killed midway was %s", journal.name, what)
+        dealt_with.append(f"{journal.name} (a publish killed midway, {what})")
+    for tmp in folder.glob(f"{JOURNAL_GLOB}.*.tmp"):  # killed before its journal was complete: nothing swapped
+        tmp.unlink(missing_ok=True)
+    for previous in _set_aside_files(paths):
+        _remove(previous)
+        dealt_with.append(previous.name)
+    return dealt_with
+
+
+# --- one swap, and undoing it ----------------------------------------------------------------
+
+def _previous(live: Path, run_id: str) -> Path:
+    return live.with_name(f".{live.name}.{run_id}.previous")
+
+
+def _set_aside(live: Path, run_id: str) -> Path | None:
+    """Keep `live`'s current version under another name until the publish is done. A file
+    stays live meanwhile (a second link to it); a folder is moved (its swap is two renames)."""
+    if not os.path.lexists(live):
+        return None
+    previous = _previous(live, run_id)
+    _remove(previous)  # left by a killed publish of this very run
+    if live.is_dir():  # a folder, or a link to one
+        os.replace(live, previous)
+    else:
+        _second_link(live, previous)
+    return previous
+
+
+def _second_link(path: Path, other: Path) -> None:
+    """`other` as a second name of `path` (a link itself, if `path` is a link); a copy where
+    the filesystem has no hard links."""
+    try:
+        os.link(path, other, follow_symlinks=False)
+    except OSError:
+        shutil.copy2(path, other, follow_symlinks=False)
+
+
+def _put_back(new: Path, live: Path, previous: Path | None) -> None:
+    """Undo one swap of a failed publish: the new version back under its pending name `new`,
+    the previous one (if there was one) live again."""
+    if os.path.lexists(new):  # this swap did not happen
+        if previous is not None and os.path.lexists(live):
+            _remove(previous)  # a file: the live one is still the previous one
+        elif previous is not None:
+            os.replace(previous, live)  # a folder: it was moved aside
+        return
+    if os.path.lexists(live):
+        if (live.is_dir() and not live.is_symlink()) or previous is None:
+            os.replace(live, new)
+        else:
+            _second_link(live, new)  # the live name stays taken until the previous one replaces it
+    if previous is not None:
+        os.replace(previous, live)
+
+
+def _remove(path: Path | None) -> None:
+    if path is None or not os.path.lexists(path):
+        return
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def replace_dir(new: Path, target: Path) -> None:
+    """Put folder `new` in place of folder `target`.
+
+    Two renames: a reader may, for an instant, find `target` missing, but
+    never a mixture of two builds' files."""
+    new, target = Path(new), Path(target)
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.old")
+        os.replace(target, old)
+    os.replace(new, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+# --- what killed or failed builds left ------------------------------------------------------
+
+def stale_candidates(target: Path, older_than_s: float = 0) -> list[Path]:
+    """Candidates left behind by builds that were killed (not touched for `older_than_s`)."""
+    target = Path(target)
+    now = time.time()
+    found = []
+    for p in target.parent.glob(f"{target.name}{CANDIDATE_MARK}*"):
+        try:
+            if not p.name.endswith(".wal") and now - p.stat().st_mtime >= older_than_s:
+                found.append(p)
+        except FileNotFoundError:  # published or discarded meanwhile
+            pass
+    return sorted(found)
+
+
+def discard_run(paths, run_id: str) -> None:
+    """Remove what a failed run left: its candidate and its pending report and Parquet."""
+    export.stop(candidate_path(paths.warehouse, run_id))  # the Parquet export beside the checks
+    discard(candidate_path(paths.warehouse, run_id))
+    shutil.rmtree(paths.pending_parquet(run_id), ignore_errors=True)
+    paths.pending_report(run_id).unlink(missing_ok=True)
+
+
+def remove_stale(paths, older_than_s: float = 3600) -> list[str]:
+    """Remove candidates and pending files left by builds that were killed.
+
+    Only what has not been touched for `older_than_s` goes, so that a build
+    running at the same time keeps its own files."""
+    now = time.time()
+    found = [*stale_candidates(paths.warehouse, older_than_s),
+             *paths.warehouse_dir.glob(".parquet.*.pending"), *paths.warehouse_dir.glob(".parquet.*.old"),
+             *paths.report_dir.glob(".index.html.*.pending"), *paths.warehouse_dir.glob(".gx.*.tmp"),
+             *paths.warehouse_dir.glob(".gx.*.old")]
+    removed = []
+    for p in found:
+        try:
+            if now - p.stat().st_mtime < older_than_s:
+                continue
+        except FileNotFoundError:  # a concurrent build published or discarded it meanwhile
+            continue
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            discard(p)
+        removed.append(p.name)
+    return removed
