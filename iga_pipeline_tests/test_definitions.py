@@ -157,3 +157,17 @@ def test_the_ingest_and_the_catalog_name_the_same_frames():
     from iga_pipeline.warehouse.catalog import HARMONISED
 
     assert CycleIngest.frame_names() == list(HARMONISED)
+
+
+def test_the_marts_of_the_contract_are_told_apart_from_the_extensions(defs):
+    """warehouse.md's marts carry the tag contract=warehouse.md in the UI; the project's own
+    marts contract=extension."""
+    from iga_pipeline.defs.assets import mart_key
+    from iga_pipeline.warehouse.catalog import MARTS
+
+    graph = defs.resolve_asset_graph()
+    tags = {m.name: graph.get(mart_key(m.name)).tags.get("contract") for m in MARTS}
+    assert {name for name, tag in tags.items() if tag == "extension"} == {"delivery_history", "survey_by_cycle"}
+    assert {name for name, tag in tags.items() if tag == "warehouse.md"} == set(tags) - {
+        "delivery_history", "survey_by_cycle"}
+    assert len(tags) == 13

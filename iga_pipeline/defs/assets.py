@@ -14,10 +14,9 @@ from dagster import (
 from iga_pipeline import reference, settings, staging, warm_up
 from iga_pipeline.defs.resources import IGAResource
 from iga_pipeline.evaluation import EVALUATION_MARTS
-from iga_pipeline.ingest import deliveries_for_cycle
-from iga_pipeline.sources.common import sha256_of
+from iga_pipeline.sources.common import discover, sha256_of
 from iga_pipeline.warehouse import build, duck, export, publish
-from iga_pipeline.warehouse.catalog import HARMONISED, MARTS
+from iga_pipeline.warehouse.catalog import HARMONISED, IN_THE_CONTRACT, MARTS
 
 cycles_partitions = StaticPartitionsDefinition([str(c) for c in reference.cycles()])
 
@@ -80,16 +79,16 @@ def input_key(name: str) -> AssetKey:
 def raw_deliveries(context: AssetExecutionContext, iga: IGAResource) -> MaterializeResult:
     paths = iga.paths()
     manifest = []
-    for key in context.partition_keys:
-        for d in deliveries_for_cycle(paths.raw_dir, int(key)):
-            if d.refused:
-                continue  # recorded as a rejected file by ingestion; never opened
-            try:
-                size, digest = d.path.stat().st_size, sha256_of(d.path)
-            except OSError:  # unreadable: ingestion rejects it whole and says why
-                size, digest = 0, None
-            manifest.append({"cycle": int(key), "source_file": d.source_file, "kind": d.kind,
-                             "bytes": size, "sha256": digest})
+    cycles = {int(key) for key in context.partition_keys}
+    for d in discover(paths.raw_dir):  # once for all the run's cycles
+        if d.cycle not in cycles or d.refused:
+            continue  # another cycle's, or recorded as a rejected file by ingestion; never opened
+        try:
+            size, digest = d.path.stat().st_size, sha256_of(d.path)
+        except OSError:  # unreadable: ingestion rejects it whole and says why
+            size, digest = 0, None
+        manifest.append({"cycle": d.cycle, "source_file": d.source_file, "kind": d.kind,
+                         "bytes": size, "sha256": digest})
     frame = pd.DataFrame(manifest, columns=["cycle", "source_file", "kind", "bytes", "sha256"])
     n = len(context.partition_keys)
     return MaterializeResult(metadata={
@@ -191,6 +190,7 @@ def candidate_for(context, iga: IGAResource):
     specs=[AssetSpec(mart_key(m.name), group_name=m.group,
                      description=f"{m.description} (one row per {m.grain})",
                      deps=[input_key(i) for i in m.inputs], kinds={"duckdb"},
+                     tags={"contract": "warehouse.md" if m.name in IN_THE_CONTRACT else "extension"},
                      automation_condition=MARTS_AUTOMATION,
                      metadata={"columns": MetadataValue.md(
                          "| column | meaning |\n|---|---|\n" + "\n".join(
