@@ -427,9 +427,9 @@ def ingest_cycle(raw_root: Path, cycle: int, key: PseudonymKey, kept: CheckedFil
         outcomes=validation.Outcome.validate(outcomes),
         interventions=validation.Intervention.validate(interventions),
         survey_responses=validation.SurveyResponse.validate(responses),
-        followup=followup,
-        issues=issues,
-        audit=audit,
+        followup=validation.Followup.validate(followup),
+        issues=validation.Issue.validate(issues),
+        audit=validation.Audit.validate(audit),
     )
 
 

@@ -272,9 +272,64 @@ class SurveyResponse(pa.DataFrameModel):
         coerce = True
 
 
+class Issue(pa.DataFrameModel):
+    """A row of `data_quality_issues` as one cycle's ingest records it."""
+
+    cycle: Series[int] = pa.Field(ge=1, le=_LAST_CYCLE)
+    source_file: Series[Text]
+    source_row: Series[Text] = pa.Field(nullable=True)  # NULL: the whole file
+    severity: Series[Text] = pa.Field(isin=["rejected", "warning"])
+    reason: Series[Text] = pa.Field(isin=sorted(set(reference.ROW_REASONS) | set(reference.FILE_REASONS)))
+    detail: Series[Text]
+
+    class Config:
+        strict = True
+        coerce = True
+
+
+class Audit(pa.DataFrameModel):
+    """One row per raw file of the cycle; nothing lost (warehouse.md): every row read was
+    loaded, rejected or collapsed as a duplicate."""
+
+    source_file: Series[Text] = pa.Field(unique=True)
+    source_kind: Series[Text] = pa.Field(isin=list(reference.SOURCE_KINDS))
+    cycle: Series[int] = pa.Field(ge=1, le=_LAST_CYCLE)
+    status: Series[Text] = pa.Field(isin=["loaded", "rejected"])
+    rows_read: Series[int] = pa.Field(ge=0)
+    rows_loaded: Series[int] = pa.Field(ge=0)
+    rows_rejected: Series[int] = pa.Field(ge=0)
+    rows_duplicate: Series[int] = pa.Field(ge=0)
+    sha256: Series[Text] = pa.Field(nullable=True, str_length={"min_value": 64, "max_value": 64})
+    reason: Series[Text] = pa.Field(nullable=True)  # why a whole file was rejected
+
+    @pa.dataframe_check(description="rows_read = rows_loaded + rows_rejected + rows_duplicate")
+    def nothing_lost(cls, df: pd.DataFrame) -> pd.Series:
+        return df["rows_read"] == df["rows_loaded"] + df["rows_rejected"] + df["rows_duplicate"]
+
+    class Config:
+        strict = True
+        coerce = True
+
+
+class Followup(pa.DataFrameModel):
+    """Whether the cycle's provider delivered 90-day statuses (rule R9): one row."""
+
+    cycle: Series[int] = pa.Field(ge=1, le=_LAST_CYCLE, unique=True)
+    followed_up: Series[bool]
+    provider: Series[Text] = pa.Field(isin=sorted({c.provider for c in reference.cycles().values()}))
+    target_group: Series[Text] = pa.Field(isin=sorted({c.target_group for c in reference.cycles().values()}))
+
+    class Config:
+        strict = True
+        coerce = True
+
+
 HARMONISED_MODELS = {
     "participations": Participation,
     "outcomes": Outcome,
     "interventions": Intervention,
     "survey_responses": SurveyResponse,
+    "issues": Issue,
+    "audit": Audit,
+    "followup": Followup,
 }

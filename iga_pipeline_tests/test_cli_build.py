@@ -577,20 +577,21 @@ def _altered_copy(clean_build, tmp_path, staged: str, select: str) -> Path:
 
 
 def test_a_failed_check_is_named_with_what_it_found(clean_build, tmp_path):
-    """Staging of cycle 2 altered after the build (its audit no longer balances: no pandera
-    model covers the audit, Great Expectations' suite of marts.ingest_audit finds it), then
-    `build --cycle 5`: exit 1, the check named with its failed expectation and count, the
-    previous warehouse kept."""
-    warehouse = _altered_copy(clean_build, tmp_path, "audit.parquet",
-                              "SELECT * REPLACE (rows_read + 1 AS rows_read) FROM {src}")
+    """Staging of cycle 2 altered after the build (a person_key of 64 characters that are
+    not all hex: pandera's model checks the length, Great Expectations' suite of
+    marts.fct_participation the pattern), then `build --cycle 5`: exit 1, the check named
+    with its failed expectation and count, the previous warehouse kept."""
+    warehouse = _altered_copy(clean_build, tmp_path, "participations.parquet",
+                              "SELECT * REPLACE ('z' || person_key[2:] AS person_key) FROM {src}")
     before = warehouse.read_bytes()
 
     build = run_cli_build(clean_build.raw.root, warehouse, "--cycle", "5")
 
     assert build.exit_code == 1, build.stdout + build.stderr
-    assert "check gx_ingest_audit of marts/ingest_audit failed:" in build.stderr, build.stderr
-    failed = build.stderr.split("check gx_ingest_audit of marts/ingest_audit failed:", 1)[1]
-    assert "balance" in failed and "unexpected" in failed, build.stderr
+    head = "check gx_fct_participation of marts/fct_participation failed:"
+    assert head in build.stderr, build.stderr
+    failed = build.stderr.split(head, 1)[1]
+    assert "person_key_is_hex64" in failed and "unexpected" in failed, build.stderr
     assert warehouse.read_bytes() == before
     # the Parquet export started beside the checks was stopped, and its folder removed
     assert not list(warehouse.parent.glob(".parquet.*.pending"))

@@ -100,6 +100,19 @@ def test_staged_files_are_validated_once_and_read_again_only_when_changed(raw, t
                                                           ("gender", "isin(['K', 'M'])")}
 
 
+def test_an_audit_that_loses_rows_fails_its_model(raw, tmp_path):
+    """warehouse.md's "nothing lost", per file, in the staged audit: a file whose rows read
+    are more than loaded + rejected + duplicates fails `nothing_lost` of pandera's Audit."""
+    list(staging.stage_cycles(raw, tmp_path / "stg", [2], KEY, workers=1))
+    path = tmp_path / "stg" / "cycle=2" / "audit.parquet"
+    assert staging.validate_staged([path], validation.Audit)[1] is None
+    audit = pd.read_parquet(path)
+    audit.loc[0, "rows_read"] += 1
+    audit.to_parquet(path, index=False)
+    _, cases = staging.validate_staged([path], validation.Audit)
+    assert set(cases["check"]) == {"nothing_lost"} and set(cases["index"]) == {0}
+
+
 def test_staged_files_are_marked_validated_only_as_they_would_pass_when_read_back(raw, tmp_path, monkeypatch):
     """Staging marks each file it writes validated without reading it back (the frames
     passed their models in memory): read back and validated, every one passes."""
@@ -107,7 +120,7 @@ def test_staged_files_are_marked_validated_only_as_they_would_pass_when_read_bac
     files = sorted((tmp_path / "stg").glob("cycle=*/*.parquet"))
     checked = [(f, model) for f in files for name, model in validation.HARMONISED_MODELS.items()
                if f.stem == name]
-    assert len(checked) == 8 * 4
+    assert len(checked) == 8 * 7  # every staged frame has a model
     assert all(staging.validated_before(f, model) for f, model in checked)
     for f, _ in checked:
         staging._stamp_path(f).unlink()

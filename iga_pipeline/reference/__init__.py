@@ -23,6 +23,15 @@ SOURCE_KINDS = ("register", "petho", "folkuniversitetet", "astorp", "survey")
 OUTCOME_CLASSES = ("work", "studies", "other", "unknown")
 # countries.csv's regions, and unknown for a country it does not list (or none given)
 BIRTH_REGIONS = ("sweden", "europe", "outside_europe", "unknown")
+# warehouse.md: the reasons of data_quality_issues, for a row and for a whole file
+# (cycle_mismatch is both: an Åstorp export can state another cycle, docs/decisions.md)
+ROW_REASONS = (
+    "invalid_personnummer", "invalid_date", "invalid_code", "missing_required", "cycle_mismatch",
+    "conflicting_enrollment", "conflicting_duplicate", "orphan_outcome", "duplicate_row",
+    "missing_outcome", "municipality_mismatch",
+)
+FILE_REASONS = ("unreadable_file", "missing_columns", "unknown_municipality", "provider_cycle_mismatch",
+                "unexpected_file", "cycle_mismatch")
 INTERVENTIONS = (
     "validation",
     "vocational_trial",
