@@ -6,6 +6,8 @@
   build's check reads only files changed or damaged since (`files_read`).
 * Great Expectations: the suites of quality/expectations.py over the marts of
   this run's candidate warehouse (or the live one, when run on their own).
+* no_personnummer: no value shaped like a personnummer in any text column of
+  any table of that warehouse file (quality/personal_data.py).
 
 All are blocking: a failure stops warehouse/published, so a bad warehouse is
 never swapped in.
@@ -21,6 +23,7 @@ from dagster import (
 from iga_pipeline import validation
 from iga_pipeline.defs.assets import candidate_for, harmonised_key, mart_key
 from iga_pipeline.defs.resources import IGAResource
+from iga_pipeline.quality import personal_data
 from iga_pipeline.quality.expectations import SUITES, data_docs_index, run_suites
 from iga_pipeline.staging import locked, validate_staged, validated_before
 
@@ -81,9 +84,10 @@ pandera_checks = [_pandera_check(name, model) for name, model in validation.HARM
 
 def failure_details(metadata) -> str:
     """What a failed check found, from its metadata: Great Expectations' failed expectations
-    with their counts ('failed') or pandera's failures by column and check ('by_check').
-    Neither holds a value of the data, so `iga-pipeline build` prints them."""
-    for name in ("failed", "by_check"):
+    with their counts ('failed'), pandera's failures by column and check ('by_check'), or the
+    columns with values shaped like a personnummer and their counts ('found'). None holds a
+    value of the data, so `iga-pipeline build` prints them."""
+    for name in ("failed", "by_check", "found"):
         if name in metadata:
             return str(metadata[name].value)
     return "(no details recorded: see the check in the Dagster UI)"
@@ -114,3 +118,32 @@ def gx_mart_checks(context: AssetCheckExecutionContext, iga: IGAResource):
                     f"{s.batch_by} {', '.join(map(str, r.unchanged))}: passed before, rows unchanged since"
                     if r.unchanged else "none")},
         )
+
+
+@asset_check(
+    # On the mart most read; it covers every table of the file all the same, as the marts step
+    # builds them all at once. Blocking: a failure stops warehouse/published.
+    asset=mart_key("fct_participation"), name="no_personnummer", blocking=True,
+    description="No personnummer anywhere in the warehouse: no value in any text column of any table "
+                "(marts, staging, reference, every schema) looks like a written personnummer or "
+                "samordningsnummer (10 or 12 digits, with or without '-', '+' or a space before the "
+                "last four). Not searched: the pipeline's own hex keys and digests ("
+                + ", ".join(sorted(personal_data.EXEMPT)) + f"), and columns whose values are all "
+                f"shorter than {personal_data.SHORTEST} characters. A failure names the columns and "
+                "counts the values; it never shows them.",
+)
+def no_personnummer(context: AssetCheckExecutionContext, iga: IGAResource) -> AssetCheckResult:
+    candidate, paths = candidate_for(context, iga)
+    target = candidate if candidate.exists() else paths.warehouse
+    scan = personal_data.scan(target)
+    found = "\n".join(f"| {s}.{t}.{c} | {n} |" for (s, t, c), n in scan.found.items())
+    return AssetCheckResult(passed=not found, metadata={
+        "columns_scanned": len(scan.counts),
+        "columns_skipped_by_length": len(scan.skipped_short),
+        "columns_exempt": len(scan.exempt),
+        "values_scanned": scan.values,
+        "distinct_values_tested": scan.distinct_values,
+        "found": MetadataValue.md(f"| table.column | values like a personnummer |\n|---|---|\n{found}"
+                                  if found else "none"),
+        "scanned_file": MetadataValue.text("candidate" if target == candidate else "live"),
+    })
