@@ -99,7 +99,7 @@ def publish_build(paths, run_id: str) -> list[str]:
         return repaired + remove_stale(paths, older_than_s=3600)
 
 
-# --- the journal: a publish killed midway is undone ------------------------------------------
+# --- the journal: a publish killed midway is finished or undone ---------------------------
 
 JOURNAL_GLOB = ".publish.*.journal"
 
