@@ -17,7 +17,7 @@ ALL_ASSETS = [
     report.evaluation_report,
 ]
 
-ALL_CHECKS = [*checks.pandera_checks, checks.gx_mart_checks, checks.no_personnummer]
+ALL_CHECKS = [checks.pandera_checks, checks.gx_mart_checks, checks.no_personnummer]
 
 defs = Definitions(
     assets=ALL_ASSETS,
