@@ -219,16 +219,21 @@ def test_the_build_runs_the_check_on_its_candidate_and_passes(built):
     assert live.exists()
 
 
+def _copy_of(built, tmp_path) -> tuple[Path, Path]:
+    """The built site's raw root and warehouse folder, copied: (the copy, its live warehouse)."""
+    raw, live, _ = built
+    site = tmp_path / "site"
+    shutil.copytree(raw, site / "raw")
+    shutil.copytree(live.parent, site / "warehouse")
+    return site, site / "warehouse" / "iga.duckdb"
+
+
 def test_a_personnummer_in_the_staging_stops_the_build_before_the_publish(built, tmp_path):
     """A personnummer slipped into one cycle's staged issues, as an adapter that let one through
     into a detail would stage it: the next build of the warehouse (the staged files' pandera
     checks, marts, checks, publish) carries it into staging.issues and marts.data_quality_issues
     of its candidate; the check fails there, and the live warehouse stays as it was."""
-    raw, live, _ = built
-    site = tmp_path / "site"
-    shutil.copytree(raw, site / "raw")
-    shutil.copytree(live.parent, site / "warehouse")
-    live = site / "warehouse" / "iga.duckdb"
+    site, live = _copy_of(built, tmp_path)
     before = live.read_bytes()
     pnr = WHO.pnr("YYYYMMDD-NNNC")
     rewrite_parquet(site / "warehouse" / "staging" / "cycle=1" / "issues.parquet",
@@ -254,11 +259,7 @@ def test_iga_pipeline_build_names_the_columns_and_keeps_the_previous_warehouse(b
     """The same through `iga-pipeline build --cycle 4` (which stages cycle 4 again and leaves
     cycle 1's staging as it is): exit 1, the check named with table.column and count on
     stderr, no digit of the personnummer said anywhere, the previous warehouse kept."""
-    raw, live, _ = built
-    site = tmp_path / "site"
-    shutil.copytree(raw, site / "raw")
-    shutil.copytree(live.parent, site / "warehouse")
-    live = site / "warehouse" / "iga.duckdb"
+    site, live = _copy_of(built, tmp_path)
     before = live.read_bytes()
     rewrite_parquet(site / "warehouse" / "staging" / "cycle=1" / "issues.parquet",
                     f"SELECT * REPLACE ('{WHO.pnr('YYMMDDNNNC')} again' AS detail) FROM {{src}}")
