@@ -32,6 +32,12 @@ def child_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
 
 
+def _failure(proc, err: Path, share: list[int]) -> str:
+    """What a worker that failed said on stderr (its end), for the cycles it had."""
+    said = err.read_text("utf-8", "replace").strip()[-4000:]
+    return f"cycles {share}: {said or f'ended with exit status {proc.returncode}, saying nothing'}"
+
+
 class Workers:
     """Worker processes, started at once, each staging its share of the cycles."""
 
@@ -46,10 +52,14 @@ class Workers:
                     proc = subprocess.Popen([sys.executable, "-m", "iga_pipeline._stage_worker", str(out)],
                                             stdin=subprocess.PIPE, stderr=err_file, env=env)
                 self.procs.append((proc, out, err, share))
-            for proc, _, _, share in self.procs:
-                proc.stdin.write(pickle.dumps((Path(raw_root), Path(staging), share, key)))
-                proc.stdin.close()
-        except BaseException:  # one not started, or dead at once (a broken pipe): none is left behind
+            for proc, _, err, share in self.procs:
+                try:
+                    proc.stdin.write(pickle.dumps((Path(raw_root), Path(staging), share, key)))
+                    proc.stdin.close()
+                except BrokenPipeError:  # dead before it was given its cycles (killed, say)
+                    proc.wait(timeout=30)
+                    raise RuntimeError("staging failed in a worker process:\n" + _failure(proc, err, share)) from None
+        except BaseException:  # one not started, or dead at once: none is left behind
             self.stop()
             raise
 
@@ -59,7 +69,7 @@ class Workers:
             failures = []
             for proc, _, err, share in self.procs:
                 if proc.wait() != 0:
-                    failures.append(f"cycles {share}: {err.read_text('utf-8', 'replace').strip()[-4000:]}")
+                    failures.append(_failure(proc, err, share))
             if failures:
                 raise RuntimeError("staging failed in a worker process:\n" + "\n".join(failures))
             staged = {}

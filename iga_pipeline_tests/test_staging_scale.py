@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pandas as pd
 import pytest
 
@@ -74,6 +76,25 @@ def test_one_large_cycle_alone_is_staged_in_a_worker(raw, tmp_path, monkeypatch)
 def test_a_failing_worker_fails_the_staging(raw, tmp_path):
     with pytest.raises(RuntimeError, match="staging failed in a worker process"):
         list(staging.stage_cycles(raw, tmp_path / "stg", [2, 99], KEY, workers=2))
+
+
+def test_a_worker_dead_before_it_is_given_its_cycles_fails_the_staging_as_clearly(raw, tmp_path, monkeypatch):
+    """A worker killed as it starts (before the build has handed it its cycles: a broken pipe)
+    fails the staging with the same message as one that fails later, and none is left."""
+    real_popen = workers.subprocess.Popen
+    started = []
+
+    def dead_at_once(args, **kwargs):  # a real process, which ends before reading its stdin
+        proc = real_popen([sys.executable, "-c", "import os; os._exit(9)"], **kwargs)
+        proc.wait()
+        started.append(proc)
+        return proc
+
+    monkeypatch.setattr(workers.subprocess, "Popen", dead_at_once)
+    with pytest.raises(RuntimeError, match=r"staging failed in a worker process:\ncycles \[[23]\]: ended with exit "
+                                           r"status 9, saying nothing"):
+        list(staging.stage_cycles(raw, tmp_path / "stg", [2, 3], KEY, workers=2))
+    assert started and all(p.poll() is not None for p in started)
 
 
 def test_staged_files_are_validated_once_and_read_again_only_when_changed(raw, tmp_path, monkeypatch):
