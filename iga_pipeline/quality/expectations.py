@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from iga_pipeline import reference, warm_up
-from iga_pipeline.warehouse.duck import open_readonly
+from iga_pipeline.warehouse.duck import open_readonly, quote
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")  # no phoning home: the network is closed
 
@@ -349,7 +349,7 @@ def _plan_batches(con, suite_def: Suite, validated: set[int]) -> tuple[list, lis
 
 
 def _literal(value) -> str:
-    return str(int(value)) if isinstance(value, int) else "'" + str(value).replace("'", "''") + "'"
+    return str(int(value)) if isinstance(value, int) else quote(value)
 
 
 def _snake(name: str) -> str:

@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from iga_pipeline.warehouse.duck import open_readonly
+from iga_pipeline.warehouse.duck import open_readonly, quote
 
 # A written personnummer (or samordningsnummer): YYMMDD or YYYYMMDD, an optional '-', '+'
 # or space, then the four digits NNNC. Neither the date nor the Luhn digit is checked: a
@@ -108,7 +108,7 @@ def _count_matches(con, columns: list[Column]) -> dict[Column, tuple[int, int, i
     """Column -> (values shaped like a personnummer, values, distinct values), in one query."""
     if not columns:
         return {}
-    pattern = "'" + PATTERN.replace("'", "''") + "'"
+    pattern = quote(PATTERN)
     parts = [f"""
         SELECT {i}, coalesce(sum(n) FILTER (WHERE regexp_matches(v, {pattern})), 0),
                coalesce(sum(n), 0), count(*)

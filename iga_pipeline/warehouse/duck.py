@@ -13,8 +13,9 @@ import duckdb
 from iga_pipeline import settings
 
 
-def quote(path: Path) -> str:
-    return "'" + str(path).replace("'", "''") + "'"
+def quote(text: Path | str) -> str:
+    """`text` (a path, a pattern, a value) as a SQL string literal."""
+    return "'" + str(text).replace("'", "''") + "'"
 
 
 def open_readonly(path: Path) -> duckdb.DuckDBPyConnection:
