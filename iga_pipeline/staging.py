@@ -30,6 +30,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import NamedTuple
 from pathlib import Path
 
 import pandas as pd
@@ -285,8 +286,14 @@ def _rows(path: Path) -> int:
         return 0
 
 
-def validate_staged(files: list[Path], model) -> tuple[int, pd.DataFrame | None]:
-    """Validate each cycle's staged file with a harmonised model; (rows, failure cases).
+class Validated(NamedTuple):
+    rows: int  # in every file, read or not
+    failures: pd.DataFrame | None  # the failure cases; None when every file passed
+    files_read: int  # the files not stamped as passed: read and validated
+
+
+def validate_staged(files: list[Path], model) -> Validated:
+    """Validate each cycle's staged file with a harmonised model.
 
     A file is read VALIDATE_ROWS rows at a time; a unique column is checked over the
     whole file. A file that passed before (or that staging stamped as it wrote it, see
@@ -298,12 +305,13 @@ def validate_staged(files: list[Path], model) -> tuple[int, pd.DataFrame | None]
     unique = [name for name, column in schema.columns.items() if column.unique]
     for name in unique:
         schema = schema.update_column(name, unique=False)
-    rows, failures = 0, []
+    rows, read, failures = 0, 0, []
     for path in files:  # an empty file too: `not_ready` asks every file for a current stamp
         parquet = pq.ParquetFile(path)
         rows += parquet.metadata.num_rows
         if validated_before(path, model):
             continue
+        read += 1
         cases = []
         batches = parquet.iter_batches(batch_size=VALIDATE_ROWS) if parquet.metadata.num_rows else []
         chunks = (b.to_pandas() for b in batches) if parquet.metadata.num_rows else [pd.read_parquet(path)]
@@ -330,7 +338,7 @@ def validate_staged(files: list[Path], model) -> tuple[int, pd.DataFrame | None]
             failures.append(pd.concat(cases, ignore_index=True))
         elif validation.checks_data():
             _mark_validated(path, model)
-    return rows, (pd.concat(failures, ignore_index=True) if failures else None)
+    return Validated(rows, pd.concat(failures, ignore_index=True) if failures else None, read)
 
 
 # --- staging several cycles, in parallel when they are large -------------------------------

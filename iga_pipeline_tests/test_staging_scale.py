@@ -100,8 +100,9 @@ def test_a_worker_dead_before_it_is_given_its_cycles_fails_the_staging_as_clearl
 def test_staged_files_are_validated_once_and_read_again_only_when_changed(raw, tmp_path, monkeypatch):
     list(staging.stage_cycles(raw, tmp_path, [2], KEY, workers=1))
     path = tmp_path / "cycle=2" / "participations.parquet"
-    rows, cases = staging.validate_staged([path], validation.Participation)
-    assert cases is None and rows == len(pd.read_parquet(path))
+    staging._stamp_path(path).unlink()  # as if staged before stamps: read and validated once
+    rows, cases, read = staging.validate_staged([path], validation.Participation)
+    assert cases is None and rows == len(pd.read_parquet(path)) and read == 1
 
     def no_reading(*args, **kwargs):
         raise AssertionError("an unchanged, valid file was read again")
@@ -109,14 +110,14 @@ def test_staged_files_are_validated_once_and_read_again_only_when_changed(raw, t
     with monkeypatch.context() as mp:
         mp.setattr(staging.pq.ParquetFile, "iter_batches", no_reading)
         mp.setattr(staging.pd, "read_parquet", no_reading)
-        assert staging.validate_staged([path], validation.Participation) == (rows, None)
+        assert staging.validate_staged([path], validation.Participation) == (rows, None, 0)
 
     frame = pd.read_parquet(path)
     frame.loc[len(frame) - 1, "participation_id"] = frame.loc[0, "participation_id"]  # far apart
     frame.loc[1, "gender"] = "X"
     frame.to_parquet(path, index=False)
     monkeypatch.setattr(staging, "VALIDATE_ROWS", 50)  # the duplicates end up in different chunks
-    _, cases = staging.validate_staged([path], validation.Participation)
+    _, cases, _ = staging.validate_staged([path], validation.Participation)
     assert set(zip(cases["column"], cases["check"])) >= {("participation_id", "field_uniqueness"),
                                                           ("gender", "isin(['K', 'M'])")}
 
@@ -130,7 +131,7 @@ def test_an_audit_that_loses_rows_fails_its_model(raw, tmp_path):
     audit = pd.read_parquet(path)
     audit.loc[0, "rows_read"] += 1
     audit.to_parquet(path, index=False)
-    _, cases = staging.validate_staged([path], validation.Audit)
+    _, cases, _ = staging.validate_staged([path], validation.Audit)
     assert set(cases["check"]) == {"nothing_lost"} and set(cases["index"]) == {0}
 
 
@@ -146,7 +147,7 @@ def test_staged_files_are_marked_validated_only_as_they_would_pass_when_read_bac
     for f, _ in checked:
         staging._stamp_path(f).unlink()
     for f, model in checked:
-        rows, cases = staging.validate_staged([f], model)
+        rows, cases, _ = staging.validate_staged([f], model)
         assert cases is None, (f, cases)
         assert rows == len(pd.read_parquet(f))
 
@@ -212,7 +213,7 @@ def test_a_foreign_id_in_memory_leaves_the_file_to_the_check(raw, tmp_path, monk
     folder = tmp_path / "cycle=3"
     assert not staging._stamp_path(folder / "participations.parquet").exists()
     assert staging._stamp_path(folder / "outcomes.parquet").exists()
-    _, cases = staging.validate_staged([folder / "participations.parquet"], validation.Participation)
+    _, cases, _ = staging.validate_staged([folder / "participations.parquet"], validation.Participation)
     assert cases["check"].tolist() == ["starts with 'c3-' (the cycle of its folder)"]
 
 
@@ -222,7 +223,7 @@ def test_a_participation_id_of_another_cycle_fails(raw, tmp_path):
     frame = pd.read_parquet(path)
     frame.loc[0, "participation_id"] = "c4" + frame.loc[0, "participation_id"][2:]
     frame.to_parquet(path, index=False)
-    _, cases = staging.validate_staged([path], validation.Participation)
+    _, cases, _ = staging.validate_staged([path], validation.Participation)
     assert cases["check"].tolist() == ["starts with 'c3-' (the cycle of its folder)"]
 
 
@@ -337,7 +338,7 @@ def test_an_empty_staged_file_is_validated_and_stamped_like_any_other(raw, tmp_p
     for path in files:
         staging._stamp_path(path).write_text("stale")
     assert len(staging.not_ready(tmp_path, [2, 3], KEY)) == 2  # the marts would refuse both
-    rows, cases = staging.validate_staged(files, validation.SurveyResponse)
+    rows, cases, _ = staging.validate_staged(files, validation.SurveyResponse)
     assert cases is None and rows == len(pd.read_parquet(files[1]))
     assert staging.not_ready(tmp_path, [2, 3], KEY) == []
 

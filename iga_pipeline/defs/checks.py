@@ -25,7 +25,7 @@ from iga_pipeline.defs.assets import candidate_for, harmonised_key, mart_key
 from iga_pipeline.defs.resources import IGAResource
 from iga_pipeline.quality import personal_data
 from iga_pipeline.quality.expectations import SUITES, data_docs_index, run_suites
-from iga_pipeline.staging import locked, validate_staged, validated_before
+from iga_pipeline.staging import locked, validate_staged
 
 
 def _staged_files(iga: IGAResource, name: str) -> list[Path]:
@@ -59,8 +59,7 @@ def _in_words(model) -> str:
 
 def _pandera_result(iga: IGAResource, name: str, model) -> AssetCheckResult:
     files = _staged_files(iga, name)
-    read = sum(not validated_before(f, model) for f in files)
-    rows, cases = validate_staged(files, model)
+    rows, cases, read = validate_staged(files, model)
     counts = {"rows": rows, "files": len(files), "files_read": read}
     if cases is None:
         return AssetCheckResult(asset_key=harmonised_key(name), check_name=f"pandera_{name}", passed=True,
