@@ -597,6 +597,23 @@ def test_astorp_whole_file_reasons(raw, ingest, content, reason):
     assert audit(result, AST5)[0] == "rejected"
 
 
+@pytest.mark.parametrize("case", ["folkuniversitetet in UTF-8", "register in Windows-1252"])
+def test_a_delimited_file_in_the_wrong_encoding_is_rejected_with_its_rows_counted(raw, ingest, case):
+    """warehouse.md's "nothing lost": a file rejected for its encoding still has its data rows
+    counted as read and rejected (they were once 0, as if the file had none)."""
+    raw.register("1277", 2, [register_row(A, 2), register_row(B, 2)])
+    if case == "folkuniversitetet in UTF-8":
+        raw.folkuniversitetet(2, "slut", [fu_end_row(A, kommun="Åstorp", utfallskod="1"),
+                                          fu_end_row(B, kommun="Ängelholm", utfallskod="2")], encoding="utf-8")
+        rejected = FU2
+    else:
+        raw.register("1277", 2, [register_row(A, 2, fornamn="Åsa"), register_row(B, 2)], encoding="cp1252")
+        rejected = REG2
+    result = ingest(2)
+    assert issues(result, "unreadable_file") == [(rejected, pd.NA, "rejected", "unreadable_file")]
+    assert audit(result, rejected) == ("rejected", 2, 0, 2, 0)
+
+
 def test_astorp_json_in_latin1_is_unreadable(raw, ingest):
     raw.register("1277", 5, [register_row(A, 5)])
     raw.write_bytes(AST5, '{"leverantor": "Åstorps kommun", "cykel": 5, "deltagare": []}'.encode("latin-1"))

@@ -34,18 +34,28 @@ def decode(delivery: Delivery, encoding: str) -> str:
             return data.removeprefix(UTF8_BOM).decode("utf-8")
         except UnicodeDecodeError as e:
             raise FileRejected(
-                "unreadable_file", f"not valid UTF-8 (byte {e.start}); expected UTF-8"
+                "unreadable_file", f"not valid UTF-8 (byte {e.start}); expected UTF-8",
+                rows_read=_data_lines(data),
             ) from None
     if encoding == "cp1252":
         if data.startswith(UTF8_BOM) or (not data.isascii() and _is_utf8(data)):
-            raise FileRejected("unreadable_file", "the file is UTF-8; expected Windows-1252")
+            raise FileRejected("unreadable_file", "the file is UTF-8; expected Windows-1252",
+                               rows_read=_data_lines(data))
         try:
             return data.decode("cp1252")
         except UnicodeDecodeError as e:
             raise FileRejected(
-                "unreadable_file", f"byte {e.start} is not Windows-1252"
+                "unreadable_file", f"byte {e.start} is not Windows-1252", rows_read=_data_lines(data)
             ) from None
     raise ValueError(encoding)
+
+
+def _data_lines(text: str | bytes) -> int:
+    """The data rows of a delimited file rejected whole, for the audit: its lines that are not
+    blank, less the header. A file in the wrong encoding is counted in a lenient decoding."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    return max(sum(1 for line in text.splitlines() if line.strip()) - 1, 0)
 
 
 def _is_utf8(data: bytes) -> bool:
@@ -87,7 +97,7 @@ def split(text: str, sep: str, required: list[str]) -> tuple[pd.DataFrame, list[
     dupes = sorted({h for h in header if h and header.count(h) > 1})
     missing = [c for c in required if c not in header]
     if missing or dupes:
-        rows_guess = max(sum(1 for line in text.splitlines() if line.strip()) - 1, 0)
+        rows_guess = _data_lines(text)
     if missing:
         raise FileRejected(
             "missing_columns",
