@@ -341,7 +341,7 @@ def test_survey_reads_anonymous_answers(raw, key):
         {"svar_id": "2", "kommunkod": "1257", "okad_mojlighet": "", "tolk": "nej"},
         {"svar_id": "3", "kommunkod": "1292", "okad_mojlighet": "2", "tolk": ""},
         {"svar_id": "LINDQVISTUS", "kommunkod": "1277", "okad_mojlighet": "4", "tolk": "nej"},
-        {"svar_id": "8501012383", "kommunkod": "1277", "okad_mojlighet": "4", "tolk": "nej"},
+        {"svar_id": "8501012382", "kommunkod": "1277", "okad_mojlighet": "4", "tolk": "nej"},
         {"svar_id": "", "kommunkod": "1277", "okad_mojlighet": "4", "tolk": "nej"},
     ])
     out = read(raw, "enkater/enkat_cykel3.csv", survey.read, key)
@@ -350,10 +350,27 @@ def test_survey_reads_anonymous_answers(raw, key):
     ids = got["svar_id"]
     # keyed, never as written: whatever a sender put in the column stays in the adapter
     assert ids[:5].str.fullmatch(r"[0-9a-f]{16}").all() and ids[:5].is_unique and pd.isna(ids[5])
-    assert ids.tolist()[:5] == key.survey_ids(pd.Series(["1", "2", "3", "LINDQVISTUS", "8501012383"])).tolist()
+    assert ids.tolist()[:5] == key.survey_ids(pd.Series(["1", "2", "3", "LINDQVISTUS", "8501012382"])).tolist()
     assert got["svar_id_error"].fillna("").tolist() == ["", "", "", "", "personnummer", ""]
     assert got.drop(columns=["svar_id", "svar_id_error"]).fillna("<NA>").values.tolist()[:3] == [
         ["1", "1277", "5", "ja"], ["2", "1257", "<NA>", "nej"], ["3", "1292", "2", "<NA>"]]
+
+
+@pytest.mark.parametrize("svar_id,names_one", [
+    ("100001", False), ("2010-0003", False), ("E3-000004", False), ("850101", False),  # ids, a date
+    ("8501012383", False),  # ten digits, but the check digit is wrong: no personnummer
+    ("8501012382", True), ("850101-2382", True), ("19850101-2382", True), ("198501012382", True),
+    ("850161-2389", True),  # a samordningsnummer
+    ("id 850101+2382.", True), ("12345678901", True), ("1234567890123", True),
+])
+def test_a_survey_id_is_rejected_only_when_it_names_a_personnummer(raw, key, svar_id, names_one):
+    """The contract gives svar_id no form: any id is an answer's, unless it holds a valid
+    personnummer or samordningsnummer, or digits too many to tell (11, or over 12)."""
+    from iga_pipeline.personnummer import normalise_one
+    assert normalise_one("850101-2382", dt.date(2010, 1, 1))[1] is None  # the test's personnummer
+    raw.survey(3, [{"svar_id": svar_id, "kommunkod": "1277", "okad_mojlighet": "4", "tolk": "nej"}])
+    got = read(raw, "enkater/enkat_cykel3.csv", survey.read, key).rows
+    assert got["svar_id_error"].fillna("").tolist() == (["personnummer"] if names_one else [""])
 
 
 def test_survey_through_ingest(raw, ingest):

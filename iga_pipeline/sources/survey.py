@@ -2,19 +2,23 @@
 
 `svar_id` leaves this adapter keyed (`PseudonymKey.survey_ids`), never as
 written: the survey is anonymous, whatever a sender put in the column. What
-validation needs to know of the raw id, that it looks like a personnummer,
+validation needs to know of the raw id, that it names a personnummer,
 comes as `svar_id_error`."""
 
 from __future__ import annotations
 
 import pandas as pd
 
+from iga_pipeline import personnummer, reference
 from iga_pipeline.pseudonym import PseudonymKey
 from iga_pipeline.sources import text
 from iga_pipeline.sources.common import AdapterOutput, Delivery, issues_frame
 
 COLUMNS = ["svar_id", "kommunkod", "okad_mojlighet", "tolk"]
-PERSONNUMMER_LIKE = r"\d{6}"  # six digits in a row: all or part of a personnummer
+# A personnummer (or samordningsnummer) in one of its written forms, not among other digits
+PERSONNUMMER_FORM = r"(?<!\d)(\d{6}[-+]?\d{4}|\d{8}-?\d{4})(?!\d)"
+# digits in a row that could hide one and are too many to tell: 11, or more than 12
+UNTELLABLE_DIGITS = r"(?<!\d)(?:\d{11}|\d{13,})(?!\d)"
 
 
 def read(delivery: Delivery, key: PseudonymKey) -> AdapterOutput:
@@ -24,8 +28,19 @@ def read(delivery: Delivery, key: PseudonymKey) -> AdapterOutput:
         rows[column] = frame[column].astype("string").replace("", pd.NA)
     raw_id = rows["svar_id"]
     rows["svar_id_error"] = pd.Series(pd.NA, index=rows.index, dtype="string").mask(
-        raw_id.str.contains(PERSONNUMMER_LIKE, regex=True).fillna(False).astype(bool), "personnummer")
+        _names_a_personnummer(raw_id, reference.cycles()[delivery.cycle].start), "personnummer")
     rows["svar_id"] = key.survey_ids(raw_id)
     issues = issues_frame(malformed)
     issues["source_file"] = delivery.source_file
     return AdapterOutput(delivery, rows, issues=issues)
+
+
+def _names_a_personnummer(raw_id: pd.Series, reference_date) -> pd.Series:
+    """Whether each id holds a valid personnummer (date and check digit, personnummer.py) or
+    digits that could hide one. An id of six digits, or a number with a prefix, is an id:
+    survey tools number their answers (such ids were once all rejected)."""
+    found = raw_id.str.extractall(PERSONNUMMER_FORM)[0]
+    valid = personnummer.normalise(found.astype(object).reset_index(drop=True), reference_date)["error"].isna()
+    named = raw_id.index.isin(found.index.get_level_values(0)[valid.to_numpy()])
+    untellable = raw_id.str.contains(UNTELLABLE_DIGITS, regex=True).fillna(False).to_numpy(bool)
+    return pd.Series(named | untellable, index=raw_id.index)
