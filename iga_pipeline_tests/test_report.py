@@ -305,6 +305,7 @@ def test_report_shows_the_key_figures(page_text, html):
         "15 of 37 is 40.54%, rounded 41%; printed 40%", "3 of 37 is 8.11%, rounded 8%; printed 9%",
         "11 of 46 is 23.91%", "30 of 46 is 65.22%", "19 of 33 is 57.58%",
         "110 of 289 (38%)", "116 of 310 (37%)", "154 of 310 (50%)", "145 of 289",
+        "from the 154 of 310 completers of its Table 1",
         "35 of 179", "38 of 194", "not assessable", "not met", "met",
         "33% – 44%", "32% – 43%", "cannot tell", "above",
         "29 090 968 SEK", "12 464 585 SEK", "93 842 SEK", "188 902 SEK", "250 784 SEK",
@@ -396,4 +397,7 @@ def test_report_renders_early_in_the_project(tmp_path, cli_build, early_leaver):
     p.feed(page)
     text = re.sub(r"\s+", " ", " ".join(p.parts))
     assert "Built from 1 raw file;" in text and "Hassanzadeh" not in text
+    # the report's own claim is quoted with its own printed figures, not this build's
+    assert ('concludes "Det innebär att projektet når sitt mål" from the 154 of 310 completers of its '
+            'Table 1 (TOTALT, work and studies at 90 days)') in text
     assert "Abdirahman" not in text
