@@ -163,14 +163,16 @@ def summarise(paths, elapsed: float) -> int:
     finally:
         con.close()
     files, rejected_files, read, loaded, rejected, dup = audit
-    print(f"Built {paths.warehouse} in {elapsed:.1f} s")
-    print(f"  files read: {files} ({rejected_files} rejected whole)")
+    print(f"Built {paths.warehouse} in {elapsed:.1f} s, from every cycle's deliveries (this run's and earlier):")
+    print(f"  raw files: {files} ({rejected_files} rejected whole)")
     print(f"  rows read: {read}  loaded: {loaded}  rejected: {rejected}  duplicates collapsed: {dup}"
           f"  warnings: {warnings_}")
     print("\nTable 1, recomputed: completers, in work (Arbete) and studies (Studier)"
           " at the end of the cycle and after 90 days")
     for line in format_table1(table1):
         print("  " + line)
+    if table1_footnote(table1):
+        print("  " + table1_footnote(table1))
     if unlisted:
         print(f"\n{unlisted} folder(s) of the raw root could not be listed: their files are missing; "
               "see marts.data_quality_issues", file=sys.stderr)
@@ -218,6 +220,16 @@ def table1_rows(con) -> list[tuple]:
                     ELSE 1e9 END
         FROM marts.outcomes_summary
         ORDER BY k""").fetchall()]
+
+
+def table1_footnote(rows: list[tuple]) -> str | None:
+    """What the report's TOTALT footnote says (rule R10), when a cycle was not followed up."""
+    not_followed = [label.removeprefix("Cykel ") for label, *counts in rows
+                    if label.startswith("Cykel ") and counts[3] is None]
+    if not not_followed:
+        return None
+    return (f"TOTALT after 90 days counts cycle {', '.join(not_followed)} (not followed up) with its status "
+            "at the end of the cycle (rule R10)")
 
 
 def _pct(count: int, total: int) -> str:

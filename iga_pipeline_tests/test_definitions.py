@@ -171,3 +171,19 @@ def test_the_marts_of_the_contract_are_told_apart_from_the_extensions(defs):
     assert {name for name, tag in tags.items() if tag == "warehouse.md"} == set(tags) - {
         "delivery_history", "survey_by_cycle"}
     assert len(tags) == 13
+
+
+def test_the_ui_preview_of_a_mart_writes_null_alike_for_counts_and_shares():
+    """A cycle not followed up has NULL counts (Int64) and NULL shares (float) at 90 days: the
+    preview says NULL for both, not <NA> beside nan."""
+    import pandas as pd
+
+    from iga_pipeline.defs.assets import _preview
+
+    frame = pd.DataFrame({"cycle": [7, 8], "work_90d": pd.array([14, None], dtype="Int64"),
+                          "share_work_90d": [14 / 33, float("nan")], "followed_up": [True, False]})
+    text = _preview(frame)
+    assert "nan" not in text and "<NA>" not in text
+    last = [cell.strip() for cell in text.splitlines()[-1].strip("|").split("|")]
+    assert last == ["8", "NULL", "NULL", "False"]
+    assert "0.424" in text.splitlines()[-2]

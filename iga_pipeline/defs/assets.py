@@ -233,6 +233,16 @@ def _in_this_run(context, key: AssetKey) -> bool:
     return key in (context.run.asset_selection or context.job_def.asset_layer.selected_asset_keys)
 
 
+def _preview(frame: pd.DataFrame) -> str:
+    """A mart as a Markdown table for the UI: shares to three decimals, NULL written as NULL
+    (pandas would show a missing count as <NA> and a missing share as nan)."""
+    def cell(value):
+        if pd.isna(value):
+            return "NULL"
+        return f"{value:.3f}" if isinstance(value, float) else str(value)
+    return frame.astype(object).map(cell).to_markdown(index=False, disable_numparse=True)
+
+
 def _mart_results(candidate):
     """One MaterializeResult per mart, with its row count and columns (the UI's Columns
     tab: names, DuckDB types, meanings), and a preview or breakdown where useful."""
@@ -249,8 +259,7 @@ def _mart_results(candidate):
                 TableColumn(column, data_type, description=m.columns.get(column))
                 for column, data_type in types.get(m.name, [])])}
             if m.name in ("outcomes_by_cycle", "outcomes_summary"):
-                preview = con.execute(f"SELECT * FROM marts.{m.name}").df()
-                metadata["preview"] = MetadataValue.md(preview.to_markdown(index=False, floatfmt=".3f"))
+                metadata["preview"] = MetadataValue.md(_preview(con.execute(f"SELECT * FROM marts.{m.name}").df()))
             if m.name == "data_quality_issues":
                 by_reason = con.execute(
                     "SELECT severity, reason, count(*) AS rows FROM marts.data_quality_issues "
