@@ -179,3 +179,9 @@ def test_a_column_shared_by_marts_has_one_type(built):
         types.setdefault(column, set()).add(data_type)
     assert types["cycle"] == {"INTEGER"}
     assert {c: t for c, t in types.items() if len(t) > 1 and c != "completed"} == {}
+
+
+def test_the_reference_goals_say_null_where_a_goal_has_no_value(built):
+    _, con, _ = built
+    rows = dict(con.execute("SELECT goal_id, (revises, min_cycle_coverage) FROM reference.goals").fetchall())
+    assert rows == {"HM1": (None, "0.5"), "HM2": (None, None), "HM2_rev": ("HM2", None), "DM1": (None, None)}

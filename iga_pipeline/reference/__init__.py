@@ -140,6 +140,9 @@ def provider_kinds() -> list[str]:
 def goals() -> pd.DataFrame:
     t = table("goals")
     t["target"] = t["target"].astype(float)
+    # empty is none (NULL in the warehouse's reference.goals); a coverage rule stays text, read exactly
+    for column in ("revises", "min_cycle_coverage"):
+        t[column] = t[column].astype(object).where(t[column] != "", None)
     return t
 
 
