@@ -228,7 +228,7 @@ def table1_footnote(rows: list[tuple]) -> str | None:
                     if label.startswith("Cykel ") and counts[3] is None]
     if not not_followed:
         return None
-    return (f"TOTALT after 90 days counts cycle {', '.join(not_followed)} (not followed up) with its status "
+    return (f"* after 90 days TOTALT counts cycle {', '.join(not_followed)} (not followed up) with its status "
             "at the end of the cycle (rule R10)")
 
 

@@ -765,6 +765,6 @@ def test_the_printed_table_keeps_its_columns_apart_at_national_counts():
     assert total == ["TOTALT", "(1-8)", "880164", "|", "263372", "30%", "105253", "12%", "42%", "|",
                      "315906", "36%", "120262", "14%", "50%"]
     assert lines[2].split()[-3:] == ["-", "-", "-"]  # cycle 8 not followed up
-    assert cli.table1_footnote(rows) == ("TOTALT after 90 days counts cycle 8 (not followed up) with its "
+    assert cli.table1_footnote(rows) == ("* after 90 days TOTALT counts cycle 8 (not followed up) with its "
                                          "status at the end of the cycle (rule R10)")
     assert cli.table1_footnote([r for r in rows if r[0] != "Cykel 8"]) is None
