@@ -81,6 +81,7 @@ def _build(paths, key, cycle: int | None) -> int:
               "!! Fine for the bundled synthetic data; set a secret before building real data.\n"
               + "!" * 78, file=sys.stderr)
 
+    job_name = "build_all"
     if cycle is not None:
         from iga_pipeline import reference
         if cycle not in reference.cycles():
@@ -92,11 +93,17 @@ def _build(paths, key, cycle: int | None) -> int:
         if missing:
             print(f"warning: no staging yet for cycle(s) {', '.join(map(str, missing))}: cycle {cycle} is "
                   "staged, but no warehouse is built without them (run a full build first)", file=sys.stderr)
+            job_name = "ingest_cycle"  # the delivery sensor's job: the marts would only refuse
 
     had_warehouse = paths.warehouse.exists()
     started = time.monotonic()
-    result = run_build_job(paths, cycle)
+    result = run_build_job(paths, cycle, job_name)
     elapsed = time.monotonic() - started
+    if result.success and job_name == "ingest_cycle":
+        print(f"cycle {cycle} was staged; build failed; " + ("the previous warehouse was left as it was"
+                                                              if had_warehouse else "no warehouse was built"),
+              file=sys.stderr)
+        return EXIT_FAILED
     if not result.success:
         for event in result.all_events:
             if event.is_step_failure:
@@ -116,8 +123,9 @@ def _build(paths, key, cycle: int | None) -> int:
     return summarise(paths, elapsed)
 
 
-def run_build_job(paths, cycle: int | None = None):
-    """Run the build_all job in process: every cycle partition (or only `cycle`) in one run."""
+def run_build_job(paths, cycle: int | None = None, job_name: str = "build_all"):
+    """Run the build_all job (or another) in process: every cycle partition (or only `cycle`)
+    in one run."""
     warnings.filterwarnings("ignore", module="dagster")
     from iga_pipeline import collector
 
@@ -131,7 +139,7 @@ def run_build_job(paths, cycle: int | None = None):
 
         keys = cycles_partitions.get_partition_keys() if cycle is None else [str(cycle)]
         instance = DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
-        job = defs.resolve_job_def("build_all")
+        job = defs.resolve_job_def(job_name)
     collector.freeze()  # ... nor in any later one: they stay to the end of the process
     return job.execute_in_process(
         instance=instance,

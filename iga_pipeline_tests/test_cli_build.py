@@ -517,14 +517,17 @@ def test_a_second_name_for_a_delivery_is_an_unexpected_file(clean_build, tmp_pat
 
 def test_a_cycle_build_without_a_warehouse_says_none_was_published(clean_build, tmp_path):
     """`--cycle N` into a new folder cannot build a warehouse (no other cycle is staged): the
-    CLI says so, and does not claim a previous warehouse was kept. A cycle out of range is
-    refused with the range."""
+    CLI stages the cycle alone (the delivery sensor's job), says so, and does not claim a
+    previous warehouse was kept. A cycle out of range is refused with the range."""
     warehouse = tmp_path / "new" / "iga.duckdb"
     build = run_cli_build(clean_build.raw.root, warehouse, "--cycle", "2")
     assert build.exit_code == 1
     assert "no staging yet for cycle(s) 1, 3, 4, 5, 6, 7, 8" in build.stderr
-    assert build.stderr.rstrip().endswith("build failed; no warehouse was published"), build.stderr[-1500:]
+    assert build.stderr.rstrip().endswith("cycle 2 was staged; build failed; no warehouse was built"), \
+        build.stderr[-1500:]
+    assert "Traceback" not in build.stderr and "Stack Trace" not in build.stderr  # only the ingest ran
     assert not warehouse.exists()
+    assert [p.name for p in (warehouse.parent / "staging").glob("cycle=*")] == ["cycle=2"]
     wrong = run_cli_build(clean_build.raw.root, warehouse, "--cycle", "9")
     assert wrong.exit_code == 1 and "--cycle 9 is not one of the project's cycles (1-8)" in wrong.stderr
 
