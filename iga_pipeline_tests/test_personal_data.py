@@ -88,6 +88,10 @@ W4 = person(1933, 2, 2, 502, "Mappnamnia", "Strecksdotter")
 W5 = person(1948, 1, 12, 131, "Timmarina", "Kolumnsson")
 W6 = person(1953, 3, 11, 824, "Datumcellia", "Serialsson")
 W7 = person(1941, 9, 9, 909, "Djupmappia", "Langvagsson")
+# a personnummer in a name shaped like the contract's, and split over folders (a review's finds)
+F1 = person(1977, 3, 14, 512, "Kontraktia", "Formnamnsson")
+F2 = person(1969, 7, 21, 433, "Tvarsnittia", "Mappdelsson")
+F3 = person(1991, 11, 2, 771, "Delmappina", "Trestegsson")
 
 
 def odd(p: Person, form: str) -> str:
@@ -112,6 +116,8 @@ CAUSES = {
     "pnr_as_hours": [W5],
     "pnr_in_workbook_remarks": [W6],
     "pnr_in_a_path_too_long_to_open": [W7],
+    "pnr_in_a_contract_shaped_file_name": [F1, F2],
+    "pnr_split_over_folders": [F3],
 }
 LEAKS_KNOWN: dict[str, str] = {}  # cause -> why it still leaks (none known)
 
@@ -166,6 +172,10 @@ def write_raw(raw: RawRoot) -> None:
     raw.write_text(f"kommuner/1277/CV {P2.name}.docx", "stray")
     raw.register(P2.last, 3, [register_row(P2, 3)])                  # a folder named after a person
     raw.write_text("LASMIG.txt", f"Frågor: {R1.name}, {R1.pnr()}\n")
+    raw.write_text(f"kommuner/1277/deltagare_cykel0{F1.pnr('YYMMDDNNNC')}.csv", "stray")  # no cycle
+    raw.write_text(f"enkater/enkat_cykel0{F1.pnr12}.csv", "stray")
+    raw.write_text(f"leverantorer/astorp/cykel1{F2.pnr12}.json", "{}")  # cycle 1<12 digits>: no cycle
+    raw.write_text(f"{F3.pnr12[:4]}/{F3.pnr12[4:8]}/{F3.pnr12[8:]}.pdf", "stray")
     raw.register(odd(W4, "dash"), 3, [register_row(W4, 3)])         # a folder named by it, odd dashes
     _too_long_to_open(raw.root / "kommuner", f"Djupmapp {W7.name} {W7.pnr12} ")
     # an export that makes the adapter fail unexpectedly (OverflowError), about E1
@@ -210,6 +220,9 @@ def needles(people: list[Person]) -> dict[str, str]:
                 out[odd(p, form)] = f"personnummer of {p.first}, other separators"
         if p is W3:
             out["_" + p.pnr12[8:]] = f"the last four digits of {p.first}"
+        if p is F3:
+            d = p.pnr12
+            out[f"{d[:4]}/{d[4:8]}/{d[8:]}"] = f"personnummer of {p.first}, split over folders"
     return out
 
 

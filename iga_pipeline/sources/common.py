@@ -115,7 +115,8 @@ def _classify_path(raw_root: Path, path: Path) -> Delivery:
         cycles = reference.cycles()
         if cycle not in cycles:
             return Delivery(path, shown, "unexpected", None, problem=(
-                "unexpected_file", f"cycle {cycle} is not one of the project's cycles 1-{max(cycles)}"))
+                "unexpected_file", f"cycle {safe_value(cycle)} is not one of the project's cycles "
+                                   f"1-{max(cycles)}"))
         problem = None
         kommun = None
         timepoint = None
@@ -243,10 +244,23 @@ def safe_value(value: object, limit: int = 24) -> str:
     return text
 
 
-_CONTRACT_COMPONENT = re.compile(
-    r"^(kommuner|leverantorer|enkater|petho|folkuniversitetet|astorp|[0-9]{4}"
-    r"|deltagare_cykel[0-9]+\.csv|cykel[0-9]+_resultat\.xlsx|cykel[0-9]+_(slut|90dagar)\.csv"
-    r"|cykel[0-9]+(_90dagar)?\.json|enkat_cykel[0-9]+\.csv)$")
+_CONTRACT_FOLDERS = frozenset({"kommuner", "leverantorer", "enkater", "petho", "folkuniversitetet", "astorp"})
+
+
+@cache
+def _contract_file() -> re.Pattern:
+    """The contract's file names, for the project's cycles."""
+    n = "(" + "|".join(map(str, reference.cycles())) + ")"
+    return re.compile(rf"deltagare_cykel{n}\.csv|cykel{n}_resultat\.xlsx|cykel{n}_(slut|90dagar)\.csv"
+                      rf"|cykel{n}(_90dagar)?\.json|enkat_cykel{n}\.csv")
+
+
+def _contract_part(parts: list[str], i: int) -> bool:
+    """Whether `parts[i]` is a name the contract gives, where it gives it: a folder of its own,
+    a project municipality's code right under kommuner/, or a delivery's file name."""
+    part = parts[i]
+    return (part in _CONTRACT_FOLDERS or bool(_contract_file().fullmatch(part))
+            or (i == 1 and parts[0] == "kommuner" and part in reference.municipalities()))
 
 
 def safe_path(rel: str) -> str:
@@ -255,23 +269,28 @@ def safe_path(rel: str) -> str:
     File and folder names are chosen by the senders; one named after a person
     ('CV Zlatimira Hodžić.docx', kommuner/850101-2383/...) must not reach the
     warehouse. The contract's own names are kept as they are; any other
-    component is kept only if it looks like a code (see safe_value), with
-    digit runs masked, and is otherwise replaced by '~' and a short hash of
-    itself (the extension kept), stable from build to build."""
-    parts = []
-    for part in rel.split("/"):
-        if _CONTRACT_COMPONENT.fullmatch(part):
-            parts.append(part)
-            continue
-        masked = _masked(part)
-        if masked == part and _looks_like_a_code(part) and len(part) <= 60:
-            parts.append(part)
+    component is kept only if it looks like a code (see safe_value), and is
+    otherwise replaced by '~' and a short hash of itself (the extension kept),
+    stable from build to build. The digits are counted over the whole path: when
+    the components other than the contract's hold six or more, every one of them
+    with a digit is hashed, as a personnummer can be split over folders
+    ('1991/1102/7711.pdf') or hide behind a contract-like name
+    ('deltagare_cykel07703145123.csv'; a review's find)."""
+    parts = rel.split("/")
+    contract = [_contract_part(parts, i) for i in range(len(parts))]
+    loose_digits = sum(c.isdigit() for part, ok in zip(parts, contract) if not ok for c in part)
+    shown = []
+    for part, ok in zip(parts, contract):
+        has_digits = any(c.isdigit() for c in part)
+        if ok or (_looks_like_a_code(part) and len(part) <= 60
+                  and not (has_digits and loose_digits >= _MASK_FROM_DIGITS)):
+            shown.append(part)
         else:
             stem, dot, ext = part.rpartition(".")
             suffix = f".{ext}" if dot and stem and _looks_like_a_code(ext) and len(ext) <= 8 else ""
             # surrogatepass: a name that is not UTF-8 on disk comes as lone surrogates
-            parts.append("~" + hashlib.sha256(part.encode("utf-8", "surrogatepass")).hexdigest()[:10] + suffix)
-    return "/".join(parts)
+            shown.append("~" + hashlib.sha256(part.encode("utf-8", "surrogatepass")).hexdigest()[:10] + suffix)
+    return "/".join(shown)
 
 
 def issues_frame(rows: list[dict] | None = None) -> pd.DataFrame:
