@@ -230,9 +230,11 @@ def redeliver_fu3_90d(raw: Path, live: Path, person_key) -> str:
     pytest.fail(f"{FU3_90} has no completer in work at 90 days to re-deliver")
 
 
-def tick(raw: Path, cursor: str | None):
-    """One evaluation of the real raw_delivery_sensor: (run requests, cursor, skip reason)."""
-    context = build_sensor_context(cursor=cursor, resources={"iga": IGAResource(raw_dir=str(raw))})
+def tick(raw: Path, cursor: str | None, settle_seconds: int = 0):
+    """One evaluation of the real raw_delivery_sensor: (run requests, cursor, skip reason).
+    The tests write files and tick at once: no wait for files to settle, unless asked."""
+    context = build_sensor_context(cursor=cursor, resources={"iga": IGAResource(
+        raw_dir=str(raw), settle_seconds=settle_seconds)})
     result = raw_delivery_sensor(context)
     if isinstance(result, SkipReason):
         return [], cursor, result
@@ -447,6 +449,31 @@ def test_sensor_changed_new_and_deleted_files_ask_for_their_cycle_only(raw_copy)
     # a file that belongs to no cycle asks for nothing
     (raw_copy / "README.txt").write_text("not a delivery")
     assert tick(raw_copy, cursor)[0] == []
+
+
+def test_sensor_waits_for_a_file_still_arriving(raw_copy):
+    """A delivery written in two parts (an upload): nothing is asked for while its file keeps
+    changing, the earlier version stays in the cursor meanwhile (a file being rewritten is
+    no deletion), and the whole file is asked for once it has been still for the settle
+    time. A review once saw half a file ingested and published."""
+    _, cursor, _ = tick(raw_copy, None)
+    path, survey = raw_copy / FU3_90, raw_copy / "enkater/enkat_cykel5.csv"
+    whole, changed = path.read_bytes(), path.read_bytes().replace(b";1;", b";3;", 1)
+    path.write_bytes(changed[: len(changed) // 2])  # half of a corrected file ...
+    survey.write_bytes((raw_copy / "enkater/enkat_cykel3.csv").read_bytes()[:40])  # ... and of a new one
+    requests, still, skip = tick(raw_copy, cursor, settle_seconds=2)
+    assert requests == [] and skip is not None
+    kept = json.loads(still)["files"]
+    assert kept[FU3_90] == json.loads(cursor)["files"][FU3_90] and "enkater/enkat_cykel5.csv" not in kept
+    time.sleep(1)
+    path.write_bytes(changed)  # the rest arrives
+    survey.write_bytes((raw_copy / "enkater/enkat_cykel3.csv").read_bytes())
+    assert tick(raw_copy, still, settle_seconds=2)[0] == []  # changed a moment ago: still waiting
+    time.sleep(2.1)
+    requests, after, _ = tick(raw_copy, still, settle_seconds=2)
+    assert [r.partition_key for r in requests] == ["3", "5"]
+    assert json.loads(after)["files"][FU3_90][2] != json.loads(cursor)["files"][FU3_90][2]  # the whole file's hash
+    assert whole != changed
 
 
 def test_sensor_run_keys_are_idempotent(raw_copy, tmp_path):

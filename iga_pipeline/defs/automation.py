@@ -15,6 +15,7 @@
 """
 
 import json
+import time
 from pathlib import Path
 
 from dagster import (
@@ -38,11 +39,12 @@ RETRY_TAGS = {"dagster/retry_strategy": "ALL_STEPS"}
 
 # Runs that ingest carry this tag: the instance (.dagster_home/dagster.yaml) runs at most
 # two of them at once, however many cycles the delivery sensor asks for in one tick. It
-# also ends any such run still going after four hours (run monitoring): the code server
+# also ends any such run still going after an hour (run monitoring): the code server
 # marks a run whose process dies as failed at once, but not while the code server itself is
-# down, and such a run would hold its place in the queue for ever. The 10M full build takes
-# four to six minutes (docs/performance.md).
-INGEST_TAGS = {"iga/ingest": "queued", "dagster/max_runtime": str(4 * 3600), **RETRY_TAGS}
+# down, and such a run would hold its place in the queue, and hold up the automation, for
+# ever. Ended as failed, it is launched again (run_retries). The 10M full build took 7.5
+# minutes (`iga-pipeline build`, docs/performance.md).
+INGEST_TAGS = {"iga/ingest": "queued", "dagster/max_runtime": str(3600), **RETRY_TAGS}
 # `iga-pipeline build` runs in process, past the queue: its runs do not take a place in it.
 # Nor are they retried by the daemon (.dagster_home/dagster.yaml): it can only launch again a
 # run that it can launch at all, and the command's exit status tells its caller.
@@ -81,8 +83,12 @@ def nightly_build(context: ScheduleEvaluationContext) -> RunRequest:
 SIZE, MTIME, SHA256, CYCLE, CTIME = range(5)
 
 
-def scan(raw_dir: Path, previous: dict[str, list]) -> dict[str, list]:
+def scan(raw_dir: Path, previous: dict[str, list], settle_seconds: float = 0) -> dict[str, list]:
     """{source_file: [size, mtime_ns, sha256, cycle, ctime_ns]} for every delivery of a cycle.
+
+    A file changed (mtime or ctime) less than `settle_seconds` ago may still be arriving:
+    it keeps its previous entry (a new one is left out) until it has been still that
+    long, so that no half-written delivery is ingested (a review saw one published).
 
     A file whose size, mtime and ctime are unchanged keeps its previous hash;
     any other file is hashed again, so a touch without a change costs one read
@@ -103,6 +109,10 @@ def scan(raw_dir: Path, previous: dict[str, list]) -> dict[str, list]:
         # (an entry of an older cursor has no ctime: its file is hashed again)
         if old and old[SIZE] == st.st_size and old[MTIME] == st.st_mtime_ns and old[CTIME:] == [st.st_ctime_ns]:
             state[d.source_file] = old
+            continue
+        if time.time() - max(st.st_mtime, st.st_ctime) < settle_seconds:  # still arriving
+            if old:
+                state[d.source_file] = old
             continue
         try:
             digest = (f"refused:{st.st_size}:{st.st_mtime_ns}" if d.refused
@@ -135,7 +145,7 @@ def raw_delivery_sensor(context: SensorEvaluationContext, iga: IGAResource):
     if not raw_dir.is_dir():
         return SkipReason(f"raw root {raw_dir} does not exist")
     generation, previous = load_cursor(context.cursor)
-    current = scan(raw_dir, previous)
+    current = scan(raw_dir, previous, iga.settle_seconds)
     changed = changed_cycles(previous, current)
     if not changed:
         return SensorResult(skip_reason=SkipReason("no new or changed deliveries"),

@@ -26,6 +26,11 @@ class IGAResource(ConfigurableResource):
     in_process_run: bool = Field(False, description="Set by `iga-pipeline build` (a run in the "
                                                     "command's process); leave it false under dagster dev.")
 
+    # A delivery file changed more recently than this is taken to be still arriving (an upload
+    # or a copy in progress): the delivery sensor waits for it (automation.scan).
+    settle_seconds: int = Field(60, description="The delivery sensor ingests a file only once it has not "
+                                                "changed for this many seconds.")
+
     def paths(self) -> Paths:
         return Paths.from_env(self.raw_dir or None, self.warehouse or None)
 
