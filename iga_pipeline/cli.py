@@ -179,8 +179,8 @@ def summarise(paths, elapsed: float) -> int:
           " at the end of the cycle and after 90 days")
     for line in format_table1(table1):
         print("  " + line)
-    if table1_footnote(table1):
-        print("  " + table1_footnote(table1))
+    if footnote := table1_footnote(table1):
+        print("  " + footnote)
     if unlisted:
         print(f"\n{unlisted} folder(s) of the raw root could not be listed: their files are missing; "
               "see marts.data_quality_issues", file=sys.stderr)

@@ -304,7 +304,6 @@ def _table1(recon: pd.DataFrame) -> dict:
             cell["note"] = len(misprints)
         cells.setdefault(r.row_label, {})[r.column_name] = cell
     rows = list(dict.fromkeys(recon.sort_values("row_order")["row_label"]))
-    total = {column: cell["printed"] for column, cell in cells.get("TOTALT", {}).items()}
     printed = recon[recon["published"].notna()]  # a printed '-' is no figure to hold up
     counts = printed[printed["unit"] == "count"]
     percents = printed[printed["unit"] == "percent"]
@@ -312,20 +311,22 @@ def _table1(recon: pd.DataFrame) -> dict:
         "rows": [{"label": label, "cells": cells[label],
                   "summary": label in ("Delsumma", "TOTALT")} for label in rows],
         "columns": list(TABLE1_COLUMNS),
-        # the printed TOTALT behind the report's "projektet når sitt mål" (work and studies at 90 days)
-        "printed_goal_claim": (None if "–" in (total.get("work_90d", "–"), total.get("studies_90d", "–"),
-                                               total.get("completed", "–"))
-                               else {"in_work_or_studies": _printed_sum(recon, "TOTALT", ("work_90d", "studies_90d")),
-                                     "completed": total["completed"]}),
+        "printed_goal_claim": _printed_goal_claim(recon),
         "misprints": misprints,
         "count_cells": len(counts), "count_matches": int(counts["matches"].sum()),
         "percent_cells": len(percents), "percent_matches": int(percents["matches"].sum()),
     }
 
 
-def _printed_sum(recon: pd.DataFrame, row_label: str, columns: tuple[str, ...]) -> str:
-    cells = recon[(recon["row_label"] == row_label) & recon["column_name"].isin(columns)]
-    return thousands(int(cells["published"].sum()))
+def _printed_goal_claim(recon: pd.DataFrame) -> dict | None:
+    """The printed TOTALT behind the report's "projektet når sitt mål": work and studies at
+    90 days of the completers, as printed (None where a figure is not printed)."""
+    total = recon[recon["row_label"] == "TOTALT"].set_index("column_name")["published"]
+    figures = [_none(total.get(column)) for column in ("work_90d", "studies_90d", "completed")]
+    if None in figures:
+        return None
+    work, studies, completed = (int(f) for f in figures)
+    return {"in_work_or_studies": thousands(work + studies), "completed": thousands(completed)}
 
 
 def _fraction(numerator: str, denominator: str) -> str:
