@@ -12,7 +12,6 @@ report are left as they were).
 from __future__ import annotations
 
 import argparse
-import atexit
 import os
 import sys
 import threading
@@ -20,6 +19,7 @@ import time
 import warnings
 
 from iga_pipeline import workers
+from iga_pipeline.process import exit_without_teardown
 
 EXIT_OK, EXIT_FAILED, EXIT_FILES_REJECTED = 0, 1, 3
 
@@ -265,10 +265,7 @@ def entry() -> None:
         warm_up.finish(timeout=120)  # a build that failed early: let its imports end
     if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
         sys.exit(code)  # a thread still working: the ordinary exit, which waits for it
-    atexit._run_exitfuncs()  # what would run at exit anyway: temporary folders removed, logs flushed
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    exit_without_teardown(code)
 
 
 if __name__ == "__main__":

@@ -483,3 +483,17 @@ def test_a_second_export_of_one_build_replaces_what_the_first_left(tmp_path):
     (out / "t.parquet").write_bytes(b"half written")
     assert duck.export_parquet(wh, out) == {"t": 1}
     assert duck.export_parquet(wh, out) == {"t": 1}
+
+
+def test_a_process_of_the_package_ends_without_teardown_but_with_its_exit_handlers():
+    """The command, the ingest workers and the Parquet exports end by `exit_without_teardown`
+    (an ingest worker once aborted in native code in the interpreter's teardown, after every
+    cycle had been staged): the exit handlers still run, the output is flushed, the status kept."""
+    import subprocess
+    import sys
+
+    code = ("import atexit, sys; from iga_pipeline.process import exit_without_teardown; "
+            "atexit.register(lambda: print('handler ran')); print('output', end=''); "
+            "sys.stderr.write('error output'); exit_without_teardown(3)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout, done.stderr) == (3, "outputhandler ran\n", "error output")

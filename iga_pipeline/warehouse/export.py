@@ -93,4 +93,6 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    from iga_pipeline.process import exit_without_teardown
+
+    exit_without_teardown(main(sys.argv[1:]))

@@ -1,0 +1,23 @@
+"""How this package's processes end: the command, its ingest workers, its Parquet exports."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import sys
+from typing import NoReturn
+
+
+def exit_without_teardown(code: int) -> NoReturn:
+    """Run the exit handlers, flush the output and end the process, without the interpreter's
+    teardown.
+
+    Everything a process of this package writes is closed by the time it ends. The teardown
+    only frees every object one by one (1.4 s after an incremental build at 1M participations,
+    measured in the command), and in an ingest worker it once aborted in native code after
+    every cycle had been staged ("terminate called without an active exception", a CI run of
+    test_deployment.py on 2026-12-01), which failed the run."""
+    atexit._run_exitfuncs()  # what would run at exit anyway: temporary folders removed, logs flushed
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
