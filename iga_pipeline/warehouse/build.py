@@ -94,6 +94,11 @@ def build_candidate(staging: Path, candidate: Path, extra_marts: dict | None = N
 # Not older: writing the formats before 1.3's made the 1M marts build 4.4-4.8 s instead of
 # 3.6-3.9 s (three runs each, 2026-11-30).
 STORAGE_VERSION = "v1.3.0"
+# ... without DuckDB 2.0's DICT_FSST compression, which that format lets it write but which
+# DuckDB 1.3.0-1.3.2 read wrongly without a word: every value of a text column holding some
+# NULLs came back NULL (fct_participation.status_90d, dropout_reason; a review's find,
+# 2026-12-01). DuckDB falls back to its other string compressions (dictionary, FSST).
+DISABLED_COMPRESSION = "dict_fsst"
 
 
 def _connect(path: Path) -> duckdb.DuckDBPyConnection:
@@ -103,6 +108,7 @@ def _connect(path: Path) -> duckdb.DuckDBPyConnection:
     # an order says ORDER BY): DuckDB then loads and writes in parallel and need
     # not hold rows back for the checkpoint (at 1M participations: 10 s -> 7 s).
     con.execute("SET preserve_insertion_order = false")
+    con.execute(f"SET disabled_compression_methods = '{DISABLED_COMPRESSION}'")
     con.execute(f"SET memory_limit = '{duckdb_memory_limit()}'")
     return con
 
@@ -164,7 +170,8 @@ def _build_inputs(staging: Path, extra_marts: dict | None) -> dict[str, str]:
     for path in [*sql_files(), *sorted((Path(reference.__file__).parent).glob("*.csv"))]:
         code.update(path.name.encode() + b"\0" + path.read_bytes())
     code.update(repr(sorted(extra_marts or {})).encode())
-    code.update(STORAGE_VERSION.encode())  # another format: a full build, not a copy of the old file
+    # another format: a full build, not a copy of the old file
+    code.update(f"{STORAGE_VERSION} without {DISABLED_COMPRESSION}".encode())
     inputs = {"code": code.hexdigest()}
     for folder in sorted(Path(staging).glob("cycle=*")):
         if folder.is_dir():
