@@ -57,6 +57,14 @@ def test_malformed_rows_are_numbered_among_the_non_blank_rows():
     _same((frame, issues), text._split_exactly(body, ";", HEADER))
 
 
+def test_a_quote_open_at_the_end_of_a_line_does_not_join_it_to_the_next():
+    body = 'a;b;c\n1;2;"3\n4;5;6"\n7;8;9\n'
+    frame, issues = text.split(body, ";", HEADER)
+    assert issues == []
+    assert frame["source_row"].tolist() == [1, 2, 3]
+    assert frame[HEADER].values.tolist() == [["1", "2", "3"], ["4", "5", '6"'], ["7", "8", "9"]]
+
+
 def test_a_line_of_delimiters_is_a_row_whatever_else_the_file_holds():
     """';;' is a row of empty fields (rejected later as missing_required), with or without a
     malformed row elsewhere in the file: it once vanished, and renumbered the rows after it,

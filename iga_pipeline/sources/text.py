@@ -184,30 +184,17 @@ def _split_exactly(text: str, sep: str, header: list[str]) -> tuple[pd.DataFrame
 
     One physical line is one record (CR, LF or CRLF end a line), as the
     contract's deliveries are written, so a quote left open cannot swallow
-    the lines after it: it only makes its own line malformed. When every
-    non-blank line has the header's number of fields, pandas parses the text
-    (quoted fields and all); otherwise `_split_lines` does, rejecting the
-    malformed rows as missing_required with the field counts."""
+    the lines after it: it only makes its own line malformed, or its last
+    field run to the end of the line. Each line is split by the csv module;
+    `_split_lines` rejects the malformed rows as missing_required with the
+    field counts. (pandas parsed the text here when every line had the
+    header's number of fields; but a quote opened in a line's last field and
+    closed in the next line's joined the two lines into one row, and the
+    second line was in no table and no issue: a review's find.)"""
     csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))
     lines = re.split(r"\r\n|\r|\n", text)
     records = [next(csv.reader([line], delimiter=sep), []) for line in lines if line.strip()]
-    nonblank = records[1:]  # [0]: the header
-    if (any(len(fields) != len(header) for fields in nonblank) or "\r" in text.replace("\r\n", "")
-            or any(not line.strip() and not PANDAS_BLANK.match(line) for line in lines)):
-        return _split_lines(nonblank, header)
-    try:
-        frame = pd.read_csv(
-            io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, na_filter=False,
-            skip_blank_lines=True, engine="c", quoting=csv.QUOTE_MINIMAL,
-        )
-    except pd.errors.ParserError:  # e.g. a blank row of too many delimiters
-        return _split_lines(nonblank, header)
-    frame.columns = [c.strip() for c in frame.columns]
-    frame.insert(0, "source_row", range(1, len(frame) + 1))
-    for column in frame.columns:
-        if column != "source_row":
-            frame[column] = frame[column].str.strip()
-    return frame, []
+    return _split_lines(records[1:], header)  # records[0]: the header
 
 
 def _split_lines(nonblank: list[list[str]], header: list[str]) -> tuple[pd.DataFrame, list[dict]]:
