@@ -354,14 +354,15 @@ def _surveys(cycle: int, deliveries: list[Delivery], key: PseudonymKey, book: _F
         same = rows.assign(_tolk=rows["tolk"].str.strip().str.casefold(),
                            _grade=pd.to_numeric(rows["okad_mojlighet"], errors="coerce"))
         dup = same.duplicated(["svar_id", "kommunkod", "_grade", "_tolk"], keep="first")
-        book.add(_row_issues(rows[dup], "warning", "duplicate_row",
+        # one answer id with different answers: which is the questionnaire would be a guess (R4);
+        # all are rejected, an identical copy of one of them included (as for registers, R5)
+        distinct = rows[~dup]
+        conflict = rows["svar_id"].isin(distinct.loc[distinct["svar_id"].duplicated(), "svar_id"])
+        book.add(_row_issues(rows[dup & ~conflict], "warning", "duplicate_row",
                              "identical to an earlier answer; counted once"))
-        rows = rows[~dup]
-        # one answer id with different answers: which is the questionnaire would be a guess (R4)
-        conflict = rows["svar_id"].duplicated(keep=False)
         book.add(_row_issues(rows[conflict], "rejected", "conflicting_duplicate",
                              "the answer id appears again with other answers; none of them counted"))
-        rows = rows[~conflict]
+        rows = rows[~dup & ~conflict]
         frames.append(pd.DataFrame({
             "cycle": cycle, "response_id": rows["svar_id"], "municipality_code": rows["kommunkod"],
             "increased_chance": pd.to_numeric(rows["okad_mojlighet"]).astype("Int64"),

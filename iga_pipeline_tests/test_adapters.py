@@ -478,11 +478,16 @@ def test_a_survey_answer_id_with_other_answers_counts_nowhere_and_a_repeat_count
         {"svar_id": "2", "kommunkod": "1292", "okad_mojlighet": "5", "tolk": "nej"},
         {"svar_id": "1", "kommunkod": "1277", "okad_mojlighet": "1", "tolk": "ja"},
         {"svar_id": "2", "kommunkod": "1292", "okad_mojlighet": "5", "tolk": "NEJ"},
+        {"svar_id": "1", "kommunkod": "1277", "okad_mojlighet": "5", "tolk": "nej"},  # a copy of row 1
     ])
     result = ingest(3)
     assert len(result.survey_responses) == 1 and result.survey_responses["municipality_code"].tolist() == ["1292"]
-    assert _issues(result, "conflicting_duplicate") == [("1", "rejected"), ("3", "rejected")]
+    # the copy of a conflicting answer counts nowhere either, and is said to (a review saw it
+    # called "counted once")
+    assert _issues(result, "conflicting_duplicate") == [("1", "rejected"), ("3", "rejected"), ("5", "rejected")]
     assert _issues(result, "duplicate_row") == [("4", "warning")]
+    audit = result.audit.set_index("source_file").loc["enkater/enkat_cykel3.csv"]
+    assert (audit["rows_read"], audit["rows_loaded"], audit["rows_rejected"], audit["rows_duplicate"]) == (5, 1, 3, 1)
 
 
 def test_a_petho_workbook_with_formulas_not_computed_is_rejected(raw, ingest):
