@@ -748,7 +748,10 @@ CATALOGUE = [
     ("register", "huge-field-5mb", lambda: valid_bytes(KINDS["register"]).replace(
         b"Ali", b"A" * (5 * 1024 * 1024), 1), "loaded", None, 6),
     ("register", "nul-byte", lambda: valid_bytes(KINDS["register"]).replace(b"Ali", b"A\x00li", 1),
-     "rejected", "unreadable_file", None),
+     "rejected", "unreadable_file", 6),  # a text file with a stray NUL: its rows are counted
+    ("register", "binary", lambda: bytes(range(256)) * 4, "rejected", "unreadable_file", 0),
+    ("survey", "utf16", lambda: valid_bytes(KINDS["survey"]).decode().encode("utf-16"),
+     "rejected", "unreadable_file", 6),
     ("fu_slut", "utf8-instead-of-cp1252", lambda: valid_bytes(KINDS["fu_slut"]).decode("cp1252").encode("utf-8"),
      "rejected", "unreadable_file", None),
     ("fu_slut", "utf8-bom", lambda: b"\xef\xbb\xbf" + valid_bytes(KINDS["fu_slut"]),
@@ -804,6 +807,13 @@ def test_catalogue_of_hostile_files(kind_name, make, status, reason, rows):
         assert (out.status, out.reason) == (status, reason)
     if rows is not None:
         assert out.rows_read == rows
+
+
+def test_a_utf16_file_is_named_as_such():
+    out = ingest_hostile(KINDS["register"], valid_bytes(KINDS["register"]).decode("utf-8").encode("utf-16"))
+    issues = out.result.issues
+    assert issues.loc[issues["source_file"] == KINDS["register"].rel, "detail"].tolist() == [
+        "the file is UTF-16; expected UTF-8"]
 
 
 # --- 6. open bugs, each on its own --------------------------------------------------------------------------

@@ -15,6 +15,8 @@ from iga_pipeline.sources.common import Delivery, FileRejected, safe_value
 from iga_pipeline.whitespace import WHITESPACE
 
 UTF8_BOM = b"\xef\xbb\xbf"
+# Control bytes no text delivery holds (tab, LF, FF, CR and NUL aside)
+_CONTROL = re.compile(rb"[\x01-\x08\x0b\x0e-\x1f\x7f]")
 
 
 def decode(delivery: Delivery, encoding: str) -> str:
@@ -27,8 +29,15 @@ def decode(delivery: Delivery, encoding: str) -> str:
     data = delivery.path.read_bytes()
     if not data.strip():
         raise FileRejected("unreadable_file", "the file is empty")
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16's byte-order marks
+        expected = "UTF-8" if encoding == "utf-8" else "Windows-1252"
+        raise FileRejected("unreadable_file", f"the file is UTF-16; expected {expected}",
+                           rows_read=_data_lines(data.decode("utf-16", "replace")))
     if b"\x00" in data:
-        raise FileRejected("unreadable_file", "the file contains NUL bytes: not a text file")
+        # a text file with a stray NUL has its lines counted; a binary one (other control
+        # bytes too: a workbook, a PDF) has no rows to count
+        rows = _data_lines(data) if not _CONTROL.search(data.replace(b"\x00", b"")) else 0
+        raise FileRejected("unreadable_file", "the file contains NUL bytes: not a text file", rows_read=rows)
     if encoding == "utf-8":
         try:
             return data.removeprefix(UTF8_BOM).decode("utf-8")
