@@ -777,6 +777,10 @@ CATALOGUE = [
     ("astorp", "lone-surrogates", lambda: json.dumps({"cykel": 5, "deltagare": [
         {"pnr": POOL[0].pnr(), "kommunkod": "\udce5", "status_cykelslut": "\udce5",
          "insatser": [{"typ": "\ud800x", "timmar": 1}]}]}).encode(), "loaded", None, 1),
+    ("astorp", "cykel-as-float", lambda: json.dumps({"cykel": 5.0, "deltagare": [
+        astorp_entry(POOL[0], status="ANST")]}).encode(), "loaded", None, 1),  # a JSON number: 5.0 is 5
+    ("astorp", "cykel-true", lambda: json.dumps({"cykel": True, "deltagare": []}).encode(),
+     "rejected", "cycle_mismatch", None),
     ("astorp", "lone-surrogate-cykel", lambda: json.dumps({"cykel": "\udce5", "deltagare": []}).encode(),
      "rejected", "cycle_mismatch", None),
     ("astorp", "list-twice", lambda: (

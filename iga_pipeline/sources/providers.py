@@ -322,7 +322,10 @@ def read_astorp(delivery: Delivery, key: PseudonymKey) -> AdapterOutput:
     if not isinstance(doc, dict) or not isinstance(doc.get(list_key), _Parsed):
         raise FileRejected("missing_columns", f"the export has no list '{list_key}'")
     stated = doc.get("cykel")
-    if stated is not None and str(stated).strip() != str(delivery.cycle):
+    # a JSON number is its value (6.0 is 6); a string as written ("03" is not 3: decisions.md)
+    same = (stated == delivery.cycle if isinstance(stated, (int, float)) and not isinstance(stated, bool)
+            else str(stated).strip() == str(delivery.cycle))
+    if stated is not None and not same:
         raise FileRejected("cycle_mismatch", f"the export says cykel {safe_value(stated)}, "
                                              f"the file name cycle {delivery.cycle}",
                            rows_read=doc[list_key].entries)
