@@ -87,18 +87,15 @@ def build_candidate(staging: Path, candidate: Path, extra_marts: dict | None = N
     return candidate
 
 
-# The warehouse file's storage format: DuckDB 1.3's, which every DuckDB since reads. The
+# The warehouse file's storage format: DuckDB 1.4's, which every DuckDB since reads. The
 # BI tools' drivers lag behind the Python package (Metabase's MotherDuck driver, Evidence's
 # connector, the ODBC driver: DuckDB 1.x), and a file in 2.0's own format opens in none of
 # them ("version number 69, but we can only read versions between 64 and 68", DuckDB 1.5).
-# Not older: writing the formats before 1.3's made the 1M marts build 4.4-4.8 s instead of
-# 3.6-3.9 s (three runs each, 2026-11-30).
-STORAGE_VERSION = "v1.3.0"
-# ... without DuckDB 2.0's DICT_FSST compression, which that format lets it write but which
-# DuckDB 1.3.0-1.3.2 read wrongly without a word: every value of a text column holding some
-# NULLs came back NULL (fct_participation.status_90d, dropout_reason; a review's find,
-# 2026-12-01). DuckDB falls back to its other string compressions (dictionary, FSST).
-DISABLED_COMPRESSION = "dict_fsst"
+# Not 1.3's: DuckDB 1.3.0-1.3.2 read a text column holding some NULLs that DuckDB 2.0 had
+# stored with DICT_FSST as all NULL, without an error (status_90d, dropout_reason: a review's
+# find, 2026-12-01); without DICT_FSST the 1M file was 656-671 MB instead of 150 MB, and 1.2's
+# format made the 1M marts build 7.71-8.57 s against 7.55-7.74 s. DuckDB 1.3 refuses a 1.4 file.
+STORAGE_VERSION = "v1.4.0"
 
 
 def _connect(path: Path) -> duckdb.DuckDBPyConnection:
@@ -108,7 +105,6 @@ def _connect(path: Path) -> duckdb.DuckDBPyConnection:
     # an order says ORDER BY): DuckDB then loads and writes in parallel and need
     # not hold rows back for the checkpoint (at 1M participations: 10 s -> 7 s).
     con.execute("SET preserve_insertion_order = false")
-    con.execute(f"SET disabled_compression_methods = '{DISABLED_COMPRESSION}'")
     con.execute(f"SET memory_limit = '{duckdb_memory_limit()}'")
     return con
 
@@ -170,8 +166,7 @@ def _build_inputs(staging: Path, extra_marts: dict | None) -> dict[str, str]:
     for path in [*sql_files(), *sorted((Path(reference.__file__).parent).glob("*.csv"))]:
         code.update(path.name.encode() + b"\0" + path.read_bytes())
     code.update(repr(sorted(extra_marts or {})).encode())
-    # another format: a full build, not a copy of the old file
-    code.update(f"{STORAGE_VERSION} without {DISABLED_COMPRESSION}".encode())
+    code.update(STORAGE_VERSION.encode())  # another format: a full build, not a copy of the old file
     inputs = {"code": code.hexdigest()}
     for folder in sorted(Path(staging).glob("cycle=*")):
         if folder.is_dir():
