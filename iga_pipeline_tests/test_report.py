@@ -15,7 +15,7 @@ import pytest
 
 from iga_pipeline import reference
 from iga_pipeline.evaluation import queries
-from iga_pipeline.evaluation.report import grouped, pct
+from iga_pipeline.evaluation.report import grouped, pct, thousands
 from iga_pipeline.evaluation.suppression import PUBLISHED, disclosure_intervals
 
 REPO = Path(__file__).resolve().parents[1]
@@ -334,6 +334,7 @@ def test_report_rounds_percentages_half_up_to_whole_percent(page_text):
     explained = re.sub(r"is \d+\.\d+%, rounded", "", page_text)
     assert not re.findall(r"\d\.\d+ ?%", explained)
     assert [pct(x) for x in (0.125, 0.145, 0.0049, 0.005, 1.0)] == ["13%", "15%", "0%", "1%", "100%"]
+    assert [thousands(x) for x in (2.5, 93841.5, 1234567, -0.5)] == ["3", "93 842", "1 234 567", "-1"]
 
 
 def test_report_data_quality_figures(con, page_text):

@@ -87,10 +87,12 @@ KIND_LABEL = {"register": "municipality registers", "petho": "Pethö Consulting"
 # ------------------------------------------------------------------ formatting
 
 def thousands(n: int | float | None) -> str:
-    """29090968 -> '29 090 968' (a space every three digits, never a long digit run)."""
+    """29090968 -> '29 090 968' (a space every three digits, never a long digit run); a
+    fraction rounded half up, as percentages are (R11): 2.5 -> '3', not Python's '2'."""
     if n is None or pd.isna(n):
         return "–"
-    return f"{int(round(n)):,}".replace(",", " ")
+    whole = int(Decimal(repr(float(n))).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    return f"{whole:,}".replace(",", " ")
 
 
 def pct(x: float | None) -> str:
