@@ -274,19 +274,22 @@ BAD = "850101-2384"  # P1 with a wrong check digit: personnummer-shaped, must no
 def clean_build(tmp_path_factory):
     root = tmp_path_factory.mktemp("clean")
     raw = RawRoot(root / "raw")
-    raw.register("1277", 1, [register_row(P1, 1, form="YYMMDD-NNNC"), register_row(P2, 1, form="YYMMDDNNNC")],
-                 bom=True)
-    raw.register("1278", 1, [register_row(P3, 1, form="YYYYMMDD-NNNC")])
+    raw.register("1277", 1, [register_row(P1, 1, form="YYMMDD-NNNC"),
+                             register_row(P2, 1, form="YYMMDDNNNC", kon="M", fodelseland="SE")], bom=True)
+    # another target group in a cycle of refugees: outcomes_by_cycle says 'mixed'
+    raw.register("1278", 1, [register_row(P3, 1, form="YYYYMMDD-NNNC", fodelseland="DE", malgrupp="ifo")])
     raw.petho({"Åstorp": [petho_row(P1, as_number=True, status_90d="Anställd", kommentar=f"Ring {P2.name}"),
                           petho_row(P2, status_end="Studier", status_90d="studier")],
                "Båstad": [petho_row(P3, status_end="Okänt", status_90d="")]})
-    raw.register("1277", 2, [register_row(P4, 2, form="YYMMDD+NNNC"), register_row(P5, 2, form="YYYYMMDDNNNC"),
+    raw.register("1277", 2, [register_row(P4, 2, form="YYMMDD+NNNC", fodelseland="XK"),
+                             register_row(P5, 2, form="YYYYMMDDNNNC"),
                              register_row(P6, 2, personnummer=BAD),  # rejected: invalid_personnummer
                              register_row(P7, 2, kon="?")])           # rejected: invalid_code
     raw.folkuniversitetet(2, "slut", [fu_end_row(P5, hours=(10.5, "", "", "")),
                                       fu_end_row(P7, kommun="Ängelholm")])  # orphan
     raw.folkuniversitetet(2, "90dagar", [fu_90_row(P5, utfallskod="3")])
-    raw.register("1292", 5, [register_row(P6, 5, form="YYYYMMDD-NNNC"), register_row(P1, 5)])
+    raw.register("1292", 5, [register_row(P6, 5, form="YYYYMMDD-NNNC", kon="M", fodelseland=""),
+                             register_row(P1, 5)])
     raw.astorp(5, [astorp_entry(P6, kommunkod="1292"), astorp_entry(P1, form="YYMMDD-NNNC", status=None)])
     raw.astorp(5, [astorp_followup(P6, "STUD")], followup=True)
     raw.survey(3, [{"svar_id": "1", "kommunkod": "1277", "okad_mojlighet": "5", "tolk": "ja"}])
@@ -328,6 +331,25 @@ def test_clean_build_counts_every_written_form(clean_build):
     }
     hours = clean_build.query("SELECT hours FROM marts.fct_intervention WHERE hours IS NOT NULL ORDER BY 1")
     assert hours == [(10.5,), (12.5,), (12.5,)]  # FU decimal comma; Åstorp timmar
+
+
+def test_clean_build_keeps_who_took_part_and_where(clean_build):
+    """gender from kon, birth_region from fodelseland (countries.csv), target_group from
+    malgrupp, provider from the cycle (warehouse.md); a review's mutations of each went unseen."""
+    rows = clean_build.query("SELECT person_key, cycle, gender, birth_region, target_group, provider "
+                             "FROM marts.fct_participation")
+    assert {f"{k}|{c}": rest for k, c, *rest in rows} == {
+        pk(P1, 1): ["K", "outside_europe", "flykting", "Pethö Consulting"],  # IQ
+        pk(P2, 1): ["M", "sweden", "flykting", "Pethö Consulting"],
+        pk(P3, 1): ["K", "europe", "ifo", "Pethö Consulting"],
+        pk(P4, 2): ["K", "europe", "flykting", "Folkuniversitetet"],  # XK, Kosovo
+        pk(P5, 2): ["K", "outside_europe", "flykting", "Folkuniversitetet"],
+        pk(P6, 5): ["M", "unknown", "ifo", "Åstorps kommun"],  # fodelseland empty
+        pk(P1, 5): ["K", "outside_europe", "ifo", "Åstorps kommun"],
+    }
+    groups = dict(clean_build.query("SELECT cycle, target_group FROM marts.outcomes_by_cycle"))
+    assert groups == {1: "mixed", 2: "flykting", 3: "flykting", 4: "flykting",  # 3, 4: nobody; from cycles.csv
+                      5: "ifo", 6: "ifo", 7: "ifo", 8: "ifo"}
 
 
 def _text_cells(con: duckdb.DuckDBPyConnection, relation: str) -> list[str]:

@@ -71,10 +71,19 @@ def test_checks_are_blocking(defs):
 
 
 def test_jobs_schedule_and_sensors(defs):
+    from dagster import DefaultScheduleStatus, DefaultSensorStatus, build_schedule_context
+
     assert {j.name for j in defs.resolve_all_job_defs()} >= {"build_all", "ingest_cycle"}
     schedule = defs.resolve_schedule_def("nightly_build")
-    assert schedule.execution_timezone == "Europe/Stockholm"
-    assert defs.resolve_sensor_def("raw_delivery_sensor") is not None
+    assert (schedule.cron_schedule, schedule.execution_timezone, schedule.job_name, schedule.default_status) == (
+        "30 2 * * *", "Europe/Stockholm", "build_all", DefaultScheduleStatus.RUNNING)
+    # every cycle in one run: without the range the run fails at its first step (README)
+    (request,) = schedule.evaluate_tick(build_schedule_context()).run_requests
+    assert (request.tags["dagster/asset_partition_range_start"],
+            request.tags["dagster/asset_partition_range_end"]) == ("1", "8")
+    sensor = defs.resolve_sensor_def("raw_delivery_sensor")
+    assert (sensor.job_name, sensor.minimum_interval_seconds, sensor.default_status) == (
+        "ingest_cycle", 30, DefaultSensorStatus.RUNNING)
 
 
 def test_the_instance_runs_at_most_two_ingest_runs_at_once(defs, tmp_path):
