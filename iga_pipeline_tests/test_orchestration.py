@@ -766,6 +766,7 @@ def test_a_publish_waits_while_another_one_swaps_its_files(site):
         deadline = time.monotonic() + 300
         while not list(site.live.parent.glob(".parquet.*.pending")) and time.monotonic() < deadline:
             time.sleep(0.1)  # until this run's exports are written: its publish is next
+        assert list(site.live.parent.glob(".parquet.*.pending")), "the run wrote no exports in 300 s"
         time.sleep(2)
         assert run.is_alive(), "the run published while another publish held its turn"
         assert site.live.stat().st_ino == inode
