@@ -2,8 +2,8 @@
 
 Runs of `dagster dev` (two ingests at a time, the nightly build, the automation's
 warehouse runs) and `iga-pipeline build` can overlap; the locks are how they
-take turns where they share files: the staging folder (staging.locked) and the
-publish of a warehouse (warehouse.publish.publishing). A lock is released when
+take turns where they share files: the staging folder (staging.locked), the
+delivery log (history.py) and the publish of a warehouse (warehouse.publish.publishing). A lock is released when
 its holder ends, however it ends (a killed process included).
 """
 

@@ -280,7 +280,8 @@ def _code(statement: str) -> str:
 def _incremental(statement: str, changed: list[int]) -> str:
     """A per-cycle mart's CREATE ... AS <query> ORDER BY ...: replace only the changed cycles' rows.
 
-    Every other statement runs as it is (the other marts are small, or aggregates)."""
+    The per-cycle staging tables become a no-op (their changed cycles were replaced above);
+    every other statement runs as it is (the other marts are small, or aggregates)."""
     code = _code(statement)
     staged = re.match(r"CREATE OR REPLACE TABLE staging\.(\w+) AS\b", code, re.I)
     if staged and (staged.group(1) in PER_CYCLE or staged.group(1) == "issues"):
