@@ -208,7 +208,16 @@ class Text(pandas_engine.NpString):
 _LAST_CYCLE = max(reference.cycles())
 
 
-class Participation(pa.DataFrameModel):
+class _Staged(pa.DataFrameModel):
+    """What every staged frame's model shares: no column beyond the model's (strict), and
+    each column converted to the model's type (coerce)."""
+
+    class Config:
+        strict = True
+        coerce = True
+
+
+class Participation(_Staged):
     participation_id: Series[Text] = pa.Field(unique=True)
     person_key: Series[Text] = pa.Field(str_length={"min_value": 64, "max_value": 64})
     cycle: Series[int] = pa.Field(ge=1, le=_LAST_CYCLE)
@@ -227,12 +236,8 @@ class Participation(pa.DataFrameModel):
     source_file: Series[Text]
     source_row: Series[Text]
 
-    class Config:
-        strict = True
-        coerce = True
 
-
-class Outcome(pa.DataFrameModel):
+class Outcome(_Staged):
     participation_id: Series[Text]
     cycle: Series[int] = pa.Field(ge=1, le=_LAST_CYCLE)
     timepoint: Series[Text] = pa.Field(isin=["end", "90d"])
@@ -243,22 +248,14 @@ class Outcome(pa.DataFrameModel):
     source_file: Series[Text]
     source_row: Series[Text]
 
-    class Config:
-        strict = True
-        coerce = True
 
-
-class Intervention(pa.DataFrameModel):
+class Intervention(_Staged):
     participation_id: Series[Text]
     intervention: Series[Text] = pa.Field(isin=list(reference.INTERVENTIONS))
     hours: Series[float] = pa.Field(nullable=True, ge=0)
 
-    class Config:
-        strict = True
-        coerce = True
 
-
-class SurveyResponse(pa.DataFrameModel):
+class SurveyResponse(_Staged):
     cycle: Series[int] = pa.Field(ge=1, le=_LAST_CYCLE)
     response_id: Series[Text]
     municipality_code: Series[Text] = pa.Field(isin=list(reference.municipalities()))
@@ -267,12 +264,8 @@ class SurveyResponse(pa.DataFrameModel):
     source_file: Series[Text]
     source_row: Series[Text]
 
-    class Config:
-        strict = True
-        coerce = True
 
-
-class Issue(pa.DataFrameModel):
+class Issue(_Staged):
     """A row of `data_quality_issues` as one cycle's ingest records it."""
 
     cycle: Series[int] = pa.Field(ge=1, le=_LAST_CYCLE)
@@ -282,12 +275,8 @@ class Issue(pa.DataFrameModel):
     reason: Series[Text] = pa.Field(isin=sorted(set(reference.ROW_REASONS) | set(reference.FILE_REASONS)))
     detail: Series[Text]
 
-    class Config:
-        strict = True
-        coerce = True
 
-
-class Audit(pa.DataFrameModel):
+class Audit(_Staged):
     """One row per raw file of the cycle; nothing lost (warehouse.md): every row read was
     loaded, rejected or collapsed as a duplicate."""
 
@@ -306,22 +295,14 @@ class Audit(pa.DataFrameModel):
     def nothing_lost(cls, df: pd.DataFrame) -> pd.Series:
         return df["rows_read"] == df["rows_loaded"] + df["rows_rejected"] + df["rows_duplicate"]
 
-    class Config:
-        strict = True
-        coerce = True
 
-
-class Followup(pa.DataFrameModel):
+class Followup(_Staged):
     """Whether the cycle's provider delivered 90-day statuses (rule R9): one row."""
 
     cycle: Series[int] = pa.Field(ge=1, le=_LAST_CYCLE, unique=True)
     followed_up: Series[bool]
     provider: Series[Text] = pa.Field(isin=sorted({c.provider for c in reference.cycles().values()}))
     target_group: Series[Text] = pa.Field(isin=sorted({c.target_group for c in reference.cycles().values()}))
-
-    class Config:
-        strict = True
-        coerce = True
 
 
 HARMONISED_MODELS = {
