@@ -35,6 +35,7 @@ from pathlib import Path
 import pandas as pd
 
 from iga_pipeline.pseudonym import PseudonymKey
+from iga_pipeline.settings import RUN_MAX_SECONDS
 from iga_pipeline.sources.common import Delivery
 
 FOLDER = ".checked"
@@ -170,9 +171,9 @@ class CheckedFiles:
             log.warning("could not keep the checked rows of %s (%s)", d.source_file, type(e).__name__)
             shutil.rmtree(tmp, ignore_errors=True)
 
-    def prune(self, tmp_older_than_s: float = 3600) -> None:
+    def prune(self) -> None:
         """Remove what this cycle's ingest did not use (older versions of its files), and
-        half-written entries an hour old (a younger one may be another run's, in progress)."""
+        half-written entries RUN_MAX_SECONDS old (a younger one may be another run's, in progress)."""
         if not self.folder.is_dir():
             return
         now = time.time()
@@ -180,7 +181,7 @@ class CheckedFiles:
             if path.name in self.used:
                 continue
             try:
-                if path.name.endswith(".tmp") and now - path.stat().st_mtime < tmp_older_than_s:
+                if path.name.endswith(".tmp") and now - path.stat().st_mtime < RUN_MAX_SECONDS:
                     continue
             except OSError:
                 continue

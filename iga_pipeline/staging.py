@@ -43,6 +43,7 @@ from iga_pipeline import checked_files, history, settings, validation
 from iga_pipeline.ingest import CycleIngest, deliveries_for_cycle, ingest_cycle
 from iga_pipeline.locks import flock
 from iga_pipeline.pseudonym import PseudonymKey
+from iga_pipeline.settings import RUN_MAX_SECONDS
 from iga_pipeline.sources.common import UNLISTED_FOLDER, discover, issues_frame
 from iga_pipeline.validation import HARMONISED_MODELS, Participation
 from iga_pipeline import workers as stage_workers
@@ -63,13 +64,13 @@ def locked(staging: Path, shared: bool = False, cycle: int | None = None) -> Ite
         yield
 
 
-def recover(staging: Path, tmp_older_than_s: float = 3600) -> list[int]:
+def recover(staging: Path) -> list[int]:
     """Undo what a kill between write_cycle's two renames left: `cycle=N` moved
     away to `.cycle=N.*.old` and the new folder not yet in place. The old
     folder goes back (the newest, if several). Returns the cycles restored.
 
     Half-written folders (`.cycle=N.*.tmp`, a kill while a cycle was written) go
-    once they are an hour old: a younger one may be another run's, being written."""
+    once they are RUN_MAX_SECONDS old: a younger one may be another run's, being written."""
     staging = Path(staging)
     restored = []
 
@@ -82,7 +83,7 @@ def recover(staging: Path, tmp_older_than_s: float = 3600) -> list[int]:
     with locked(staging):
         now = time.time()
         for tmp in staging.glob(".cycle=*.tmp"):
-            if now - mtime(tmp) >= tmp_older_than_s:  # gone meanwhile: 0, and nothing to remove
+            if now - mtime(tmp) >= RUN_MAX_SECONDS:  # gone meanwhile: 0, and nothing to remove
                 shutil.rmtree(tmp, ignore_errors=True)
         for old in sorted(staging.glob(".cycle=*.old"), key=mtime, reverse=True):
             cycle = int(old.name.split("=", 1)[1].split(".", 1)[0])

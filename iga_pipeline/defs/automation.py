@@ -26,6 +26,7 @@ from dagster import (
 
 from iga_pipeline.defs.assets import INVENTORY, RAW, cycles_partitions, harmonised_key
 from iga_pipeline.defs.resources import IGAResource
+from iga_pipeline.settings import RUN_MAX_SECONDS
 from iga_pipeline.sources.common import discover, sha256_of
 from iga_pipeline.warehouse.catalog import HARMONISED
 
@@ -44,7 +45,7 @@ RETRY_TAGS = {"dagster/retry_strategy": "ALL_STEPS"}
 # down, and such a run would hold its place in the queue, and hold up the automation, for
 # ever. Ended as failed, it is launched again (run_retries). The 10M full build took 7.5
 # minutes (`iga-pipeline build`, docs/performance.md).
-INGEST_TAGS = {"iga/ingest": "queued", "dagster/max_runtime": str(3600), **RETRY_TAGS}
+INGEST_TAGS = {"iga/ingest": "queued", "dagster/max_runtime": str(RUN_MAX_SECONDS), **RETRY_TAGS}
 # `iga-pipeline build` runs in process, past the queue: its runs do not take a place in it.
 # Nor are they retried by the daemon (.dagster_home/dagster.yaml): it can only launch again a
 # run that it can launch at all, and the command's exit status tells its caller.

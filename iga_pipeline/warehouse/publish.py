@@ -28,6 +28,7 @@ import uuid
 from pathlib import Path
 
 from iga_pipeline.locks import flock
+from iga_pipeline.settings import RUN_MAX_SECONDS
 from iga_pipeline.warehouse import export
 from iga_pipeline.warehouse.build import CANDIDATE_MARK, candidate_path, discard
 
@@ -96,7 +97,7 @@ def publish_build(paths, run_id: str) -> list[str]:
         _fsync_dir(journal.parent)
         for _, _, previous in done:
             _remove(previous)
-        return repaired + remove_stale(paths, older_than_s=3600)
+        return repaired + remove_stale(paths)
 
 
 # --- the journal: a publish killed midway is finished or undone ---------------------------
@@ -260,14 +261,14 @@ def replace_dir(new: Path, target: Path) -> None:
 
 # --- what killed or failed builds left ------------------------------------------------------
 
-def stale_candidates(target: Path, older_than_s: float = 0) -> list[Path]:
-    """Candidates left behind by builds that were killed (not touched for `older_than_s`)."""
+def _stale_candidates(target: Path) -> list[Path]:
+    """Candidates left behind by builds that were killed (not touched for RUN_MAX_SECONDS)."""
     target = Path(target)
     now = time.time()
     found = []
     for p in target.parent.glob(f"{target.name}{CANDIDATE_MARK}*"):
         try:
-            if not p.name.endswith(".wal") and now - p.stat().st_mtime >= older_than_s:
+            if not p.name.endswith(".wal") and now - p.stat().st_mtime >= RUN_MAX_SECONDS:
                 found.append(p)
         except FileNotFoundError:  # published or discarded meanwhile
             pass
@@ -282,20 +283,20 @@ def discard_run(paths, run_id: str) -> None:
     paths.pending_report(run_id).unlink(missing_ok=True)
 
 
-def remove_stale(paths, older_than_s: float = 3600) -> list[str]:
+def remove_stale(paths) -> list[str]:
     """Remove candidates and pending files left by builds that were killed.
 
-    Only what has not been touched for `older_than_s` goes, so that a build
+    Only what has not been touched for RUN_MAX_SECONDS goes, so that a build
     running at the same time keeps its own files."""
     now = time.time()
-    found = [*stale_candidates(paths.warehouse, older_than_s),
+    found = [*_stale_candidates(paths.warehouse),
              *paths.warehouse_dir.glob(".parquet.*.pending"), *paths.warehouse_dir.glob(".parquet.*.old"),
              *paths.report_dir.glob(".index.html.*.pending"), *paths.warehouse_dir.glob(".gx.*.tmp"),
              *paths.warehouse_dir.glob(".gx.*.old")]
     removed = []
     for p in found:
         try:
-            if now - p.stat().st_mtime < older_than_s:
+            if now - p.stat().st_mtime < RUN_MAX_SECONDS:
                 continue
         except FileNotFoundError:  # a concurrent build published or discarded it meanwhile
             continue
