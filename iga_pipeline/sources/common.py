@@ -308,7 +308,6 @@ class AdapterOutput:
     with `source_row`, `person_key` (NA where the personnummer was invalid) and
     `pnr_error`. Validation decides which rows are rejected."""
 
-    delivery: Delivery
     rows: pd.DataFrame
     interventions: pd.DataFrame = field(default_factory=pd.DataFrame)
     issues: pd.DataFrame = field(default_factory=issues_frame)

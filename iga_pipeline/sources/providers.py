@@ -114,7 +114,7 @@ def read_petho(delivery: Delivery, key: PseudonymKey) -> AdapterOutput:
                 interventions.append((source_row, code, None))
     inter = pd.DataFrame(interventions, columns=INTERVENTION_COLUMNS).drop_duplicates(
         ["source_row", "intervention"])
-    return AdapterOutput(delivery, rows, inter.astype({"hours": "Float64"}),
+    return AdapterOutput(rows, inter.astype({"hours": "Float64"}),
                          issues_frame(issues), followed_up=followed_up)
 
 
@@ -272,7 +272,7 @@ def read_folkuniversitetet(delivery: Delivery, key: PseudonymKey) -> AdapterOutp
             parts.append(pd.DataFrame({"source_row": rows.loc[keep, "source_row"],
                                        "intervention": names[column], "hours": hours[keep]}))
     inter = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=INTERVENTION_COLUMNS)
-    return AdapterOutput(delivery, rows, inter.astype({"hours": "Float64"}), issues_frame(issues))
+    return AdapterOutput(rows, inter.astype({"hours": "Float64"}), issues_frame(issues))
 
 
 # --- Åstorps kommun: JSON exports ----------------------------------------------
@@ -539,7 +539,7 @@ class _AstorpColumns:
         else:
             inter = pd.DataFrame(columns=INTERVENTION_COLUMNS)
         self.warnings.sort(key=lambda w: w[0])
-        return AdapterOutput(delivery, rows, inter.astype({"hours": "Float64"}),
+        return AdapterOutput(rows, inter.astype({"hours": "Float64"}),
                              issues_frame([w for _, w in self.warnings]))
 
 

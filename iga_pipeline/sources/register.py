@@ -35,4 +35,4 @@ def read(delivery: Delivery, key: PseudonymKey) -> AdapterOutput:
         rows[column] = frame[column].astype("string").replace("", pd.NA)
     issues = issues_frame(malformed)
     issues["source_file"] = delivery.source_file
-    return AdapterOutput(delivery, rows, issues=issues)
+    return AdapterOutput(rows, issues=issues)

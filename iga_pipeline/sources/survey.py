@@ -32,7 +32,7 @@ def read(delivery: Delivery, key: PseudonymKey) -> AdapterOutput:
     rows["svar_id"] = key.survey_ids(raw_id)
     issues = issues_frame(malformed)
     issues["source_file"] = delivery.source_file
-    return AdapterOutput(delivery, rows, issues=issues)
+    return AdapterOutput(rows, issues=issues)
 
 
 def _names_a_personnummer(raw_id: pd.Series, reference_date) -> pd.Series:
