@@ -128,18 +128,11 @@ def split(text: str, sep: str, required: list[str]) -> tuple[pd.DataFrame, list[
     malformed = pc.and_(nonblank, pc.not_equal(fields, len(header)))
     # blank, yet not skipped by pandas: to be left out by _split_malformed
     unskipped = pc.and_(pc.invert(nonblank), pc.invert(pc.match_substring_regex(lines, PANDAS_BLANK.pattern)))
-    try:
-        if pc.any(malformed).as_py() or pc.any(unskipped).as_py():
-            raise pd.errors.ParserError("a row has another number of fields than the header")
-        # (the C parser also raises on a blank row of too many delimiters: the same slow path)
-        frame = pd.read_csv(
-            io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, na_filter=False,
-            skip_blank_lines=True, engine="c", quoting=csv.QUOTE_MINIMAL,
-        )
+    every_line_a_row = not (pc.any(malformed).as_py() or pc.any(unskipped).as_py())
+    frame = _read_whole(text, sep) if every_line_a_row else None
+    if frame is not None:
         issues = []
-        frame.columns = [c.strip() for c in frame.columns]
-        frame.insert(0, "source_row", range(1, len(frame) + 1))
-    except pd.errors.ParserError:
+    else:  # malformed rows, a blank line pandas would not skip, or the C parser refused
         frame, issues = _split_malformed(lines, fields, nonblank, malformed, header, sep)
     # str.strip() on every cell, unless no field starts or ends with white space
     edge = f"(^|{re.escape(sep)})[{_RE2_SPACE_IN_LINE}]|[{_RE2_SPACE_IN_LINE}]({re.escape(sep)}|\r?$)"
@@ -148,6 +141,22 @@ def split(text: str, sep: str, required: list[str]) -> tuple[pd.DataFrame, list[
             if column != "source_row":
                 frame[column] = frame[column].str.strip()
     return frame, issues
+
+
+def _read_whole(text: str, sep: str) -> pd.DataFrame | None:
+    """Quote-free text whose every non-blank line has the header's fields, by pandas' C
+    parser, rows numbered 1..; None if the parser refuses it (a blank row of too many
+    delimiters, say)."""
+    try:
+        frame = pd.read_csv(
+            io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, na_filter=False,
+            skip_blank_lines=True, engine="c", quoting=csv.QUOTE_MINIMAL,
+        )
+    except pd.errors.ParserError:
+        return None
+    frame.columns = [c.strip() for c in frame.columns]
+    frame.insert(0, "source_row", range(1, len(frame) + 1))
+    return frame
 
 
 def _first_nonblank_line(text: str) -> str:
