@@ -692,20 +692,20 @@ def test_astorp_exports_are_rejected_or_fully_accounted(followup, data):
 def _read_astorp(path: Path, whole_list_chars: int):
     """read_astorp's output (or FileRejected's reason and detail) with exports up to
     `whole_list_chars` characters having their participant list decoded in one call."""
-    from iga_pipeline.sources import providers
+    from iga_pipeline.sources import astorp
     from iga_pipeline.sources.common import FileRejected, discover
 
     [delivery] = [d for d in discover(path) if d.kind == "astorp"]
-    saved = providers.ASTORP_WHOLE_LIST_CHARS
-    providers.ASTORP_WHOLE_LIST_CHARS = whole_list_chars
+    saved = astorp.ASTORP_WHOLE_LIST_CHARS
+    astorp.ASTORP_WHOLE_LIST_CHARS = whole_list_chars
     try:
-        out = providers.read_astorp(delivery, KEY)
+        out = astorp.read_astorp(delivery, KEY)
     except FileRejected as e:
         return ("rejected", e.reason, e.detail, e.rows_read)
     except Exception as e:  # noqa: BLE001 - compared, then the ingest's own handling applies
         return ("raised", type(e).__name__)
     finally:
-        providers.ASTORP_WHOLE_LIST_CHARS = saved
+        astorp.ASTORP_WHOLE_LIST_CHARS = saved
     return ("read", out.rows.to_dict("list"), out.interventions.to_dict("list"), out.issues.to_dict("list"))
 
 

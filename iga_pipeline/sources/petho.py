@@ -1,0 +1,174 @@
+"""Pethö Consulting, cycle 1: one Excel workbook, a sheet per municipality (raw-deliveries.md §2)."""
+
+from __future__ import annotations
+
+import logging
+import re
+import unicodedata
+import warnings
+import zipfile
+from collections import Counter
+
+import pandas as pd
+
+from iga_pipeline import reference, settings
+from iga_pipeline.pseudonym import PseudonymKey
+from iga_pipeline.sources.common import (
+    AdapterOutput, Delivery, FileRejected, issues_frame, safe_value,
+)
+from iga_pipeline.sources.provider_rows import INTERVENTION_COLUMNS, blank_to_na, identity, warning_issue
+
+log = logging.getLogger(__name__)
+
+PETHO_HEADER_ROW = 4
+PETHO_REQUIRED = ["Personnr", "Insatser", "Status cykelslut", "Status 90 dagar"]
+
+
+def read_petho(delivery: Delivery, key: PseudonymKey) -> AdapterOutput:
+    import openpyxl  # imported here: the other adapters do not need it
+
+    # openpyxl's warnings quote what they found ("the serial value 5303118243 is outside the
+    # limits for dates", a document property's name): a personnummer, a name. Only how many
+    # there were is logged; the values they are about are read as openpyxl gives them.
+    with warnings.catch_warnings(record=True) as remarks:
+        warnings.simplefilter("always")
+        records = _petho_records(delivery, openpyxl)
+    if remarks:
+        log.warning("%s: %d remark(s) of openpyxl while reading the workbook, not shown (they may "
+                    "quote cell values)", delivery.source_file, len(remarks))
+
+    raw = pd.DataFrame(records, columns=["source_row", "municipality_code", "Personnr",
+                                         "Insatser", "Status cykelslut", "Status 90 dagar"])
+    rows = identity(delivery, raw["source_row"], raw["Personnr"].astype(object), key)
+    rows["municipality_code"] = raw["municipality_code"].astype("string")
+    # Texts compare case-insensitively after trimming (raw-deliveries.md §2).
+    rows["status_end"] = _petho_status(raw["Status cykelslut"])
+    rows["status_90d"] = _petho_status(raw["Status 90 dagar"])
+    followed_up = bool(rows["status_90d"].notna().any())
+
+    interventions, issues = [], []
+    names = reference.intervention_codes("petho")
+    for source_row, cell in zip(raw["source_row"], raw["Insatser"]):
+        for item in str(cell or "").split(","):
+            item = item.strip()
+            if not item:
+                continue
+            code = names.get(item.casefold())
+            if code is None:
+                issues.append(warning_issue(delivery, source_row, "invalid_code",
+                                       f"Insatser: unknown intervention '{safe_value(item)}' ignored"))
+            else:
+                interventions.append((source_row, code, None))
+    inter = pd.DataFrame(interventions, columns=INTERVENTION_COLUMNS).drop_duplicates(
+        ["source_row", "intervention"])
+    return AdapterOutput(rows, inter.astype({"hours": "Float64"}),
+                         issues_frame(issues), followed_up=followed_up)
+
+
+def _petho_records(delivery: Delivery, openpyxl) -> list[dict]:
+    """The data rows of every worksheet named after a project municipality."""
+    try:
+        wb = openpyxl.load_workbook(delivery.path, read_only=True, data_only=True)
+    except (zipfile.BadZipFile, OSError, KeyError, ValueError, TypeError) as e:
+        raise FileRejected("unreadable_file", f"not a readable xlsx workbook ({type(e).__name__})") from None
+    codes = reference.municipality_codes_by_name()
+    records: list[dict] = []
+    try:
+        named = {ws.title: _nfc(ws.title).strip().casefold() for ws in wb.worksheets}
+        sheets = [ws for ws in wb.worksheets if named[ws.title] in codes]
+        if not sheets:
+            raise FileRejected("missing_columns", "no worksheet is named after a project municipality")
+        twice = sorted(name for name, n in Counter(named[ws.title] for ws in sheets).items() if n > 1)
+        if twice:  # "one worksheet per municipality": which one holds the truth would be a guess
+            raise FileRejected("unreadable_file", "more than one worksheet for " + ", ".join(twice))
+        for ws in sheets:
+            problem = _unreadable_cells(delivery.path, ws)
+            if problem:  # openpyxl reads such cells as empty: a status, even a follow-up, would vanish
+                raise FileRejected("unreadable_file", f"sheet {safe_value(ws.title)}: {problem}")
+            records.extend(_petho_sheet(ws, codes[named[ws.title]]))
+    except FileRejected:
+        raise
+    except Exception as e:  # a corrupt part inside a valid zip
+        raise FileRejected("unreadable_file", f"the workbook could not be read ({type(e).__name__})") from None
+    finally:
+        wb.close()
+    return records
+
+
+_CELL = re.compile(rb"<c\b[^>]*>(.*?)</c>", re.S)
+_STORED_VALUE = re.compile(rb"<v>[^<]+</v>")
+_MERGED = re.compile(rb'<mergeCell\b[^>]*\bref="[A-Z]+[0-9]+:[A-Z]+([0-9]+)"')
+
+
+def _unreadable_cells(path, ws) -> str | None:
+    """Cells of the sheet that openpyxl (read-only, data_only) reads as empty although they
+    are not: formulas without a stored result (a workbook written by a program that does not
+    compute formulas), and cells merged from the header row down (only the first holds the
+    value). What is wrong, or None."""
+    part = getattr(ws, "_worksheet_path", None)  # where openpyxl read the sheet from
+    if part is None:
+        return None
+    with zipfile.ZipFile(path) as z:
+        data = z.read(part)
+    merged = sum(1 for m in _MERGED.finditer(data) if int(m.group(1)) >= PETHO_HEADER_ROW)
+    if merged:
+        return f"{merged} range(s) of merged cells below the title (unmerge them)"
+    if b"<f" in data:
+        unsaved = sum(1 for m in _CELL.finditer(data)
+                      if b"<f" in m.group(1) and not _STORED_VALUE.search(m.group(1)))
+        if unsaved:
+            return f"{unsaved} formula cell(s) without a stored value (open and save the workbook in Excel)"
+    return None
+
+
+def _nfc(text: str) -> str:
+    """Text in Unicode's composed form: 'Ä' typed as A and a combining diaeresis is 'Ä'."""
+    return unicodedata.normalize("NFC", text)
+
+
+def _petho_status(cells: pd.Series) -> pd.Series:
+    """Known status texts, case-folded (the contract compares them case-insensitively);
+    anything else as written, so that validation rejects it without echoing a
+    name in lower case as if it were a code."""
+    written = blank_to_na(cells)
+    folded = written.str.casefold()
+    known = folded.isin(list(reference.outcome_codes("petho")))
+    return folded.where(known | folded.isna(), written)
+
+
+def _petho_sheet(ws, municipality_code: str) -> list[dict]:
+    limit = settings.max_workbook_rows()
+    # Read-only mode trusts the sheet's declared size, which tools other than Excel often
+    # leave stale, and one stray formatted cell far below the data inflates: forget it, read
+    # to the real end (the first empty row), and reject the sheet only if more than `limit`
+    # rows of data are actually there.
+    if hasattr(ws, "reset_dimensions"):
+        ws.reset_dimensions()
+    rows = ws.iter_rows(min_row=PETHO_HEADER_ROW, values_only=True)
+    header = [_nfc(str(h)).strip() if h is not None else "" for h in next(rows, ())]
+    repeated = sorted({h for h in header if h in PETHO_REQUIRED and header.count(h) > 1})
+    if repeated:  # which of them holds the statuses would be a guess (as for a CSV header)
+        raise FileRejected("unreadable_file",
+                           f"sheet {safe_value(ws.title)}: repeated column(s) " + ", ".join(repeated))
+    missing = [c for c in PETHO_REQUIRED if c not in header]
+    if missing:
+        raise FileRejected(
+            "missing_columns",
+            f"sheet {safe_value(ws.title)}: missing column(s) " + ", ".join(missing),
+        )
+    at = {name: header.index(name) for name in PETHO_REQUIRED}
+    out = []
+    for offset, values in enumerate(rows):
+        if values is None or all(v is None or str(v).strip() == "" for v in values):
+            break  # data end at the first entirely empty row
+        if offset >= limit:
+            raise FileRejected("unreadable_file", f"sheet {safe_value(ws.title)} has more than {limit} "
+                                                  "data rows (IGA_MAX_WORKBOOK_ROWS)")
+        values = list(values) + [None] * (len(header) - len(values))
+        record = {"source_row": f"{ws.title}!{PETHO_HEADER_ROW + 1 + offset}",
+                  "municipality_code": municipality_code}
+        for name, i in at.items():
+            v = values[i]
+            record[name] = _nfc(v).strip() if isinstance(v, str) else v
+        out.append(record)
+    return out

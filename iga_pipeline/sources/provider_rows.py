@@ -1,0 +1,51 @@
+"""What the three providers' adapters share: the interventions frame, hours, warnings, identity."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from iga_pipeline import personnummer, reference
+from iga_pipeline.pseudonym import PseudonymKey
+from iga_pipeline.sources.common import Delivery
+
+INTERVENTION_COLUMNS = ["source_row", "intervention", "hours"]
+
+# One intervention of a six-month cycle cannot last longer than the longest cycle, around
+# the clock (184 days): more is not hours but something else in the wrong column, such as a
+# personnummer written as a number, and must not be stored as hours (docs/decisions.md).
+MAX_HOURS = 24 * 184
+
+
+def is_hours(value) -> bool:
+    """A JSON number of hours: finite, from 0 to MAX_HOURS (10**400 and Infinity are not)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(float(value)) and 0 <= value <= MAX_HOURS
+    except OverflowError:
+        return False
+
+
+def warning_issue(delivery: Delivery, row: str, reason: str, detail: str) -> dict:
+    return {"source_file": delivery.source_file, "source_row": row,
+            "severity": "warning", "reason": reason, "detail": detail}
+
+
+def identity(delivery: Delivery, source_row: pd.Series, pnr_values: pd.Series,
+              key: PseudonymKey) -> pd.DataFrame:
+    start = reference.cycles()[delivery.cycle].start
+    pnr = personnummer.normalise(pnr_values.reset_index(drop=True), start)
+    return pd.DataFrame({
+        "source_row": source_row.reset_index(drop=True).astype(str).astype("string"),
+        "person_key": key.person_keys(pnr["pnr"]),
+        "pnr_error": pnr["error"],
+    })
+
+
+def blank_to_na(s: pd.Series) -> pd.Series:
+    return s.astype("string").str.strip().replace("", pd.NA)
+
+
+# --- Pethö Consulting: one workbook, one sheet per municipality ---------------
