@@ -200,6 +200,9 @@ class _AstorpColumns:
         self.owner: list[int] = []
         self.intervention: list = []
         self.hours: list = []
+        # (sort key, issue): the key (entry number, part, position) puts the warnings in the
+        # order a row-by-row read gives: per entry its kommunkod (0, 0), its status (0, 1),
+        # its insatser list (1, 0), then each intervention in turn (2, n)
         self.warnings: list[tuple[tuple, dict]] = []
         self.with_status = 0  # entries that have the status key
         self.with_pnr = 0  # entries that name someone
