@@ -339,10 +339,13 @@ BROKEN = {  # id -> (room on the tmpfs beyond the old warehouse, remounted read-
 def broken(site, mounts, tmp_path_factory) -> dict[str, dict]:
     """The three broken folders, each with a copy of the old warehouse; the three builds run side by side."""
     live, runs = site["warehouse"], {}
+    report = live.parent / "report"  # with its report: a read-only one once ended in a traceback
+    report_size = sum(p.stat().st_size for p in report.iterdir())
     for name, (room, read_only) in BROKEN.items():
-        folder = mounts.tmpfs(live.stat().st_size + room)
+        folder = mounts.tmpfs(live.stat().st_size + report_size + room)
         warehouse = folder / "iga.duckdb"
         shutil.copyfile(live, warehouse)
+        shutil.copytree(report, folder / "report")
         if read_only:
             mounts.read_only(folder)
             with pytest.raises(OSError):

@@ -280,7 +280,12 @@ def discard_run(paths, run_id: str) -> None:
     export.stop(candidate_path(paths.warehouse, run_id))  # the Parquet export beside the checks
     discard(candidate_path(paths.warehouse, run_id))
     shutil.rmtree(paths.pending_parquet(run_id), ignore_errors=True)
-    paths.pending_report(run_id).unlink(missing_ok=True)
+    report = paths.pending_report(run_id)
+    try:
+        report.unlink(missing_ok=True)
+    except OSError:  # a read-only folder raises even for a file that is not there
+        if os.path.lexists(report):
+            raise
 
 
 def remove_stale(paths) -> list[str]:
