@@ -52,7 +52,13 @@ def build(raw_dir: str | None = None, warehouse: str | None = None, cycle: int |
 
     paths = Paths.from_env(raw_dir, warehouse)
     if not paths.raw_dir.is_dir():
-        print(f"error: the raw root {paths.raw_dir} is not a folder", file=sys.stderr)
+        print(f"error: the raw root {paths.raw_dir} "
+              + ("is not a folder" if paths.raw_dir.exists() else "does not exist"), file=sys.stderr)
+        return EXIT_FAILED
+    wrong = paths.problems()
+    for problem in wrong:
+        print(f"error: {problem}", file=sys.stderr)
+    if wrong:
         return EXIT_FAILED
     try:
         key = key_from_env()

@@ -49,12 +49,36 @@ class Paths:
     def pending_parquet(self, run_id: str) -> Path:
         return self.warehouse_dir / f".parquet.{run_id}.pending"
 
+    def problems(self) -> list[str]:
+        """Why these paths cannot be built, checked before anything is written: a publish
+        replaces what is at the warehouse path (a review once lost a folder, the raw root
+        with it, given as --warehouse)."""
+        found = []
+        w, raw = self.warehouse, self.raw_dir
+        if w.is_dir():
+            found.append(f"the warehouse {w} is a folder: name the warehouse file in it (say {w / 'iga.duckdb'})")
+        elif w.is_file() and not _is_duckdb_file(w):
+            found.append(f"the warehouse {w} is a file DuckDB did not write: a build would replace it")
+        if w.parent == raw or raw in w.parents:
+            found.append(f"the warehouse {w} is inside the raw root {raw}: its files would be read as deliveries")
+        return found
+
     @classmethod
     def from_env(cls, raw_dir: str | os.PathLike | None = None,
                  warehouse: str | os.PathLike | None = None) -> "Paths":
         raw = raw_dir or os.environ.get("IGA_RAW_DIR") or "data/raw"
         wh = warehouse or os.environ.get("IGA_WAREHOUSE") or "warehouse/iga.duckdb"
         return cls(Path(raw).absolute(), Path(wh).absolute())
+
+
+def _is_duckdb_file(path: Path) -> bool:
+    """An empty file, or one with DuckDB's magic bytes ('DUCK' after an 8-byte checksum)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+    except OSError:
+        return True  # not readable here: DuckDB says what is wrong when it opens it
+    return head == b"" or head[8:12] == b"DUCK"
 
 
 class SettingError(ValueError):

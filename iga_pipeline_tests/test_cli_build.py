@@ -554,6 +554,37 @@ def test_a_cycle_build_without_a_warehouse_says_none_was_published(clean_build, 
     assert wrong.exit_code == 1 and "--cycle 9 is not one of the project's cycles (1-8)" in wrong.stderr
 
 
+@pytest.mark.parametrize("where", ["a folder", "the raw root", "a text file", "inside the raw root"])
+def test_a_warehouse_path_a_build_would_destroy_is_refused(clean_build, tmp_path, where):
+    """A publish replaces what is at the warehouse path: a review gave a folder (the raw root's
+    parent, then the raw root) as --warehouse, and the build deleted it, exit 0."""
+    raw = tmp_path / "raw"
+    shutil.copytree(clean_build.raw.root, raw)
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "mine.txt").write_text("precious")
+    target = {"a folder": notes, "the raw root": raw, "a text file": notes / "mine.txt",
+              "inside the raw root": raw / "kommuner" / "iga.duckdb"}[where]
+    before = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+    build = run_cli_build(raw, target)
+    assert build.exit_code == 1, build.stderr[-1500:]
+    said = {"a folder": "is a folder", "the raw root": "is a folder", "a text file": "a file DuckDB did not write",
+            "inside the raw root": "is inside the raw root"}[where]
+    assert said in build.stderr and "Traceback" not in build.stderr, build.stderr[-1500:]
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == before  # nothing written
+    assert (notes / "mine.txt").read_text() == "precious"
+
+
+def test_the_assets_refuse_a_warehouse_path_that_is_a_folder(tmp_path):
+    """The same check under dagster dev: every asset gets its paths from the resource."""
+    from iga_pipeline.defs.resources import IGAResource
+    from iga_pipeline.settings import SettingError
+
+    with pytest.raises(SettingError, match="is a folder"):
+        IGAResource(raw_dir=str(tmp_path), warehouse=str(tmp_path)).paths()
+    assert IGAResource(raw_dir=str(tmp_path / "raw"), warehouse=str(tmp_path / "wh" / "iga.duckdb")).paths()
+
+
 @pytest.mark.parametrize("argv", [["build", "--bogus"], ["build", "--cycle", "five"], [], ["bogus"]])
 def test_a_usage_error_exits_1_as_a_failed_build(argv, capsys):
     """warehouse.md knows 0, 3 and 1; argparse's own 2 is not among them."""

@@ -6,7 +6,7 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from iga_pipeline.pseudonym import PseudonymKey, key_from_env
-from iga_pipeline.settings import Paths
+from iga_pipeline.settings import Paths, SettingError
 
 
 class IGAResource(ConfigurableResource):
@@ -32,7 +32,11 @@ class IGAResource(ConfigurableResource):
                                                 "changed for this many seconds.")
 
     def paths(self) -> Paths:
-        return Paths.from_env(self.raw_dir or None, self.warehouse or None)
+        paths = Paths.from_env(self.raw_dir or None, self.warehouse or None)
+        wrong = paths.problems()
+        if wrong:  # a step that went on would replace, or read, what it must not
+            raise SettingError("; ".join(wrong))
+        return paths
 
     def pseudonym_key(self) -> PseudonymKey:
         return key_from_env()
