@@ -96,14 +96,28 @@ def _per_distinct(values: pd.Series, digest) -> pd.Series:
     return pd.Series(pd.array(out[codes], dtype="string"), index=values.index, name=values.name)
 
 
+# In production a key must be at least this long: a personnummer is one of a few billion
+# values, so a short key could be found by trying them all against one person_key.
+MIN_PRODUCTION_KEY = 16
+
+
 def key_from_env(environ: dict[str, str] | None = None) -> PseudonymKey:
-    """The key from IGA_PSEUDONYM_KEY, else the development key (callers warn loudly)."""
+    """The key from IGA_PSEUDONYM_KEY, else the development key (callers warn loudly).
+
+    White space around either variable is not part of it, as env files often leave some (a
+    review built in `IGA_ENV='production '` on the development key): a key of only white
+    space is no key, and one that is the development key with spaces around is that key. A
+    real key is used exactly as given, so that its person_keys never change."""
     env = os.environ if environ is None else environ
     secret = env.get(ENV_VAR, "")
-    if secret and secret != DEVELOPMENT_KEY:
+    production = env.get("IGA_ENV", "").strip().lower() == "production"
+    if secret.strip() and secret.strip() != DEVELOPMENT_KEY:
+        if production and len(secret.strip()) < MIN_PRODUCTION_KEY:
+            raise PseudonymKeyError(f"{ENV_VAR} has {len(secret.strip())} characters and IGA_ENV=production: "
+                                    f"a key needs at least {MIN_PRODUCTION_KEY}")
         return PseudonymKey(secret.encode("utf-8"), is_development=False)
-    if env.get("IGA_ENV", "").lower() == "production":
-        why = "is the public development key" if secret else "is not set"
+    if production:
+        why = "is the public development key" if secret.strip() else "is not set"
         raise PseudonymKeyError(f"{ENV_VAR} {why} and IGA_ENV=production: refusing to pseudonymise "
-                        "with the public development key")
+                                "with the public development key")
     return PseudonymKey(DEVELOPMENT_KEY.encode("utf-8"), is_development=True)

@@ -386,6 +386,26 @@ def test_production_refuses_to_run_without_a_key():
     assert not key.is_development
 
 
+@pytest.mark.parametrize("env", [
+    {"IGA_ENV": "production "},                                                  # as an env file leaves it
+    {"IGA_ENV": "production", "IGA_PSEUDONYM_KEY": " "},                         # no key
+    {"IGA_ENV": "production", "IGA_PSEUDONYM_KEY": pseudonym.DEVELOPMENT_KEY + " "},
+    {"IGA_ENV": "production", "IGA_PSEUDONYM_KEY": "short secret"},               # 12 characters
+], ids=["env-with-space", "blank-key", "dev-key-with-space", "short-key"])
+def test_production_is_not_fooled_by_white_space_or_a_short_key(env):
+    """A review built with each of these on the public development key (or a guessable one)."""
+    with pytest.raises(pseudonym.PseudonymKeyError):
+        pseudonym.key_from_env(env)
+
+
+def test_a_real_key_is_used_as_given():
+    """White space inside or around a real key is part of it: its person_keys never change."""
+    a = pseudonym.key_from_env({"IGA_PSEUDONYM_KEY": "a real secret, 32 chars or so"})
+    b = pseudonym.key_from_env({"IGA_PSEUDONYM_KEY": "a real secret, 32 chars or so "})
+    assert not a.is_development and not b.is_development and a.fingerprint("x") != b.fingerprint("x")
+    assert pseudonym.key_from_env({"IGA_PSEUDONYM_KEY": "\t"}).is_development
+
+
 def test_production_refuses_the_development_key_given_explicitly():
     env = {"IGA_ENV": "production", "IGA_PSEUDONYM_KEY": pseudonym.DEVELOPMENT_KEY}
     with pytest.raises(pseudonym.PseudonymKeyError, match="is the public development key and IGA_ENV"):
