@@ -724,6 +724,39 @@ def test_the_installed_command_exits_with_the_build_status_and_leaves_nothing_be
     assert list(scratch.iterdir()) == []
 
 
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_an_interrupt_before_the_run_exits_1_without_a_traceback(tmp_path, signame):
+    """Ctrl-C or SIGTERM while the command starts up ended it with 130 or 143 and a traceback
+    (a review's find); warehouse.md knows 0, 3 and 1. The signal is sent as soon as the
+    command has its handlers in place (/proc: SIGTERM caught), before any run begins."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    raw = RawRoot(tmp_path / "raw")
+    raw.register("1277", 1, [register_row(A, 1)])
+    number = getattr(signal, signame)
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).with_name("iga-pipeline")), "build", "--raw-dir", str(raw.root),
+         "--warehouse", str(tmp_path / "wh" / "iga.duckdb")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "IGA_PSEUDONYM_KEY": "interrupt-test-key-long-enough"})
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        caught = int(next(line for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines()
+                          if line.startswith("SigCgt:")).split()[1], 16)
+        if caught >> (signal.SIGTERM - 1) & 1:  # SIGTERM: caught once the command's handlers
+            break                                 # are in place (Python catches SIGINT from the start)
+        time.sleep(0.005)
+    proc.send_signal(number)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, (proc.returncode, err[-2000:])
+    assert "Traceback" not in err and err.rstrip().endswith(
+        "interrupted; the previous warehouse was left as it was"), err[-2000:]
+    assert not (tmp_path / "wh" / "iga.duckdb").exists()
+
+
 # --- permissions: what only a non-root user meets ---------------------------------------------
 
 # Root reads anything; an ordinary user does not. The interpreter lives where only root
