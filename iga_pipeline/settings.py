@@ -127,10 +127,20 @@ def duckdb_memory() -> str | None:
             raise duckdb.Error("a quote")
         with duckdb.connect() as con:
             con.execute(f"SET memory_limit = '{setting}'")
+            read = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]  # '61.0 MiB'
     except duckdb.Error:
         raise SettingError(f"IGA_DUCKDB_MEMORY={setting!r} is not a size DuckDB knows "
                            "(say 2GB or 512MB)") from None
+    number, unit = read.split()
+    if float(number) * _BINARY_UNITS.get(unit, 1) < MIN_DUCKDB_MEMORY:
+        raise SettingError(f"IGA_DUCKDB_MEMORY={setting!r} is less than the 32MB a build needs")
     return setting
+
+
+# The least memory a build's DuckDB is given: the bundled data built with 32 MB and failed
+# with 10 MB (out of memory); larger data spill to disk beyond the limit.
+MIN_DUCKDB_MEMORY = 30 * 2**20  # 32MB is 30.5 MiB to DuckDB
+_BINARY_UNITS = {"bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40, "PiB": 2**50}
 
 
 def problems() -> list[str]:

@@ -603,6 +603,8 @@ def test_help_exits_0(capsys):
     ("IGA_MAX_FILE_MB", "-1", "IGA_MAX_FILE_MB='-1' is not a number above 0"),
     ("IGA_MAX_WORKBOOK_ROWS", "1.5", "IGA_MAX_WORKBOOK_ROWS='1.5' is not a whole number above 0"),
     ("IGA_DUCKDB_MEMORY", "lots", "IGA_DUCKDB_MEMORY='lots' is not a size DuckDB knows"),
+    # (10MB ran out of memory in the marts, after the whole ingest: a review's find)
+    ("IGA_DUCKDB_MEMORY", "10MB", "IGA_DUCKDB_MEMORY='10MB' is less than the 32MB a build needs"),
 ])
 def test_a_setting_the_pipeline_cannot_use_stops_the_build_before_it_starts(clean_build, tmp_path, name,
                                                                             value, message):
