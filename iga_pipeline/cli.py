@@ -28,18 +28,28 @@ EXIT_OK, EXIT_FAILED, EXIT_FILES_REJECTED = 0, 1, 3
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="iga-pipeline", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    b = sub.add_parser("build", help="materialise every asset and partition once, in process")
+    b = sub.add_parser(
+        "build", help="materialise every asset and partition once, in process",
+        description="Ingest the raw deliveries, build the warehouse, check it, write the report and the "
+                    "Parquet exports, and publish them together (README, warehouse.md).",
+        epilog="exit status: 0 built; 3 built, but a raw file was rejected whole (or a folder of the raw "
+               "root could not be listed); 1 failed, a usage error included: the previous warehouse, "
+               "Parquet folder and report are left as they were.")
     b.add_argument("--raw-dir", help="raw root (default: IGA_RAW_DIR or data/raw)")
     b.add_argument("--warehouse", help="warehouse file (default: IGA_WAREHOUSE or warehouse/iga.duckdb)")
     b.add_argument("--cycle", type=int, metavar="N",
-                   help="re-ingest only this cycle's partition (say, after a late delivery), then rebuild "
-                        "and publish the warehouse from every cycle's staging, as the delivery sensor does")
+                   help="re-ingest only this cycle (1-8; say, after a late delivery), then rebuild and "
+                        "publish the warehouse from every cycle's staging, as the delivery sensor does; "
+                        "the other cycles must have been staged by a full build before")
     sub.add_parser("synth", add_help=False,
                    help="write a synthetic, deterministic set of raw deliveries (see synth --help)")
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["synth"]:
         from iga_pipeline.synth.__main__ import main as synth_main
-        return synth_main(argv[1:])
+        try:
+            return synth_main(argv[1:])
+        except SystemExit as stop:  # argparse: a usage error is a failure, 1 as for build
+            return EXIT_OK if stop.code in (0, None) else EXIT_FAILED
     try:
         args = parser.parse_args(argv)
     except SystemExit as stop:  # argparse: 0 after --help, 2 for a usage error, which is a failure

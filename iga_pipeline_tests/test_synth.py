@@ -534,3 +534,21 @@ def test_every_defect_kind_is_present_without_personal_data(bundle):
             names.update(n for n in row[1:3] if n)
     tokens = set(re.findall(r"[^\W\d_][\w-]*", " ".join(str(d["note"]) for d in summary["defects"])))
     assert not tokens & names
+
+
+@pytest.mark.parametrize("args, said", [
+    (["--out", "FILE"], "is not a folder"),
+    (["--participations", "2000", "--late-followup", "9", "--out", "NEW"], "an Åstorp export (cycles 5-8)"),
+    (["--participations", "2000", "--late-followup", "3", "--out", "NEW"], "an Åstorp export (cycles 5-8)"),
+    (["--participations", "2000", "--late-followup", "8", "--out", "NEW"], "has none"),
+])
+def test_synth_refuses_what_it_cannot_write_with_exit_1(tmp_path, capsys, args, said):
+    """Each was a traceback, or (the last) a raw root of one late file (a review's find)."""
+    from iga_pipeline import cli
+
+    (tmp_path / "FILE").write_text("not a folder")
+    argv = ["synth", *[str(tmp_path / a) if a in ("FILE", "NEW") else a for a in args]]
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err
+    assert said in err and "Traceback" not in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["FILE"]

@@ -1,4 +1,4 @@
-"""python -m iga_pipeline.synth [--out DIR] [--seed N] [--participations N]: write raw deliveries.
+"""iga-pipeline synth [--out DIR] [--seed N] [--participations N]: write raw deliveries.
 
 Without --participations: the bundled data set (data/raw is exactly its output
 for the default seed). With it: deliveries of that many participations in the
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -17,22 +18,42 @@ from iga_pipeline.synth import DEFAULT_SEED, generate_bundled
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="iga-pipeline synth", description=__doc__)
-    parser.add_argument("--out", type=Path, default=Path("data/raw"), help="raw root to write (must be empty)")
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser = argparse.ArgumentParser(prog="iga-pipeline synth", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path("data/raw"),
+                        help="raw root to write: a new or empty folder (default: data/raw)")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED,
+                        help=f"the random seed: the same seed writes the same files (default: {DEFAULT_SEED})")
     parser.add_argument("--participations", type=int, metavar="N",
                         help="write a scaled data set of N accepted participations instead of the bundled one")
     parser.add_argument("--late-followup", type=int, metavar="CYCLE",
                         help="with --participations: only add the late 90-day delivery of CYCLE "
                              "(an Åstorp cycle, 8 in the project's history) to an existing --out")
     args = parser.parse_args(argv)
+    try:
+        return _write(parser, args)
+    except OSError as e:  # a read-only or full folder, say: said, not a traceback
+        print(f"error: could not write under {args.out}: {e.strerror or e}", file=sys.stderr)
+        return 1
+
+
+def _write(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if args.late_followup is not None:
         if args.participations is None:
             parser.error("--late-followup needs --participations (and the --seed the root was made with)")
+        from iga_pipeline import reference
+        astorp = sorted(c for c, info in reference.cycles().items() if info.source_kind == "astorp")
+        if args.late_followup not in astorp:
+            parser.error(f"--late-followup {args.late_followup}: the late follow-up is an Åstorp export "
+                         f"(cycles {astorp[0]}-{astorp[-1]})")
+        if not args.out.is_dir() or not any(args.out.iterdir()):
+            parser.error(f"--late-followup adds to a raw root made before: {args.out} has none")
         from iga_pipeline.synth.scale import write_late_followup
         rel = write_late_followup(args.out, args.participations, args.seed, args.late_followup)
         print(json.dumps({"written": rel}))
         return 0
+    if args.out.exists() and not args.out.is_dir():
+        parser.error(f"{args.out} is not a folder")
     if args.out.exists() and any(args.out.iterdir()):
         parser.error(f"{args.out} is not empty; remove its contents first")
     if args.participations is not None:
