@@ -59,7 +59,7 @@ class Paths:
             found.append(f"the warehouse {w} is a folder: name the warehouse file in it (say {w / 'iga.duckdb'})")
         elif w.is_file() and not _is_duckdb_file(w):
             found.append(f"the warehouse {w} is a file DuckDB did not write: a build would replace it")
-        if w.parent == raw or raw in w.parents:
+        if raw in w.parents:
             found.append(f"the warehouse {w} is inside the raw root {raw}: its files would be read as deliveries")
         return found
 
@@ -115,6 +115,12 @@ def max_workbook_rows() -> int:
     return int(number("IGA_MAX_WORKBOOK_ROWS", 100_000, whole=True))
 
 
+# The least memory a build's DuckDB is given: the bundled data built with 32 MB and failed
+# with 10 MB (out of memory); larger data spill to disk beyond the limit.
+MIN_DUCKDB_MEMORY = 30 * 2**20  # 32MB is 30.5 MiB to DuckDB
+_BINARY_UNITS = {"bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40, "PiB": 2**50}
+
+
 def duckdb_memory() -> str | None:
     """IGA_DUCKDB_MEMORY as DuckDB reads it (a size: 2GB, 512MB); None when unset."""
     setting = os.environ.get("IGA_DUCKDB_MEMORY", "").strip()
@@ -135,12 +141,6 @@ def duckdb_memory() -> str | None:
     if float(number) * _BINARY_UNITS.get(unit, 1) < MIN_DUCKDB_MEMORY:
         raise SettingError(f"IGA_DUCKDB_MEMORY={setting!r} is less than the 32MB a build needs")
     return setting
-
-
-# The least memory a build's DuckDB is given: the bundled data built with 32 MB and failed
-# with 10 MB (out of memory); larger data spill to disk beyond the limit.
-MIN_DUCKDB_MEMORY = 30 * 2**20  # 32MB is 30.5 MiB to DuckDB
-_BINARY_UNITS = {"bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40, "PiB": 2**50}
 
 
 def problems() -> list[str]:
