@@ -1,7 +1,8 @@
 """What every adapter shares: the file inventory, the issue records, safe text.
 
 An adapter turns the bytes of one delivery into a frame of its rows plus
-issues (the delivery's own columns; `ingest.py` harmonises them). Personnummer and names never leave an adapter: they are replaced by
+issues (the delivery's own columns; `ingest.py` harmonises them).
+Personnummer and names never leave an adapter: they are replaced by
 `person_key` (see `iga_pipeline.pseudonym`) before the frame is returned, and
 no issue detail ever echoes a raw value that could be one.
 """
@@ -304,9 +305,9 @@ def issues_frame(rows: list[dict] | None = None) -> pd.DataFrame:
 class AdapterOutput:
     """What an adapter returns for one file.
 
-    `rows` has one row per data row read (valid or not), in the delivery's own columns,
-    with `source_row`, `person_key` (NA where the personnummer was invalid) and
-    `pnr_error`. Validation decides which rows are rejected."""
+    `rows` has one row per data row read (valid or not), in the delivery's own
+    columns, with `source_row`, `person_key` (NA where the personnummer was
+    invalid) and `pnr_error`. Validation decides which rows are rejected."""
 
     rows: pd.DataFrame
     interventions: pd.DataFrame = field(default_factory=pd.DataFrame)
