@@ -53,6 +53,11 @@ def assert_no_personal_data(*frames: pd.DataFrame, persons=EVERYONE) -> None:
                     assert needle not in cell, f"{needle!r} leaked into column {column!r}"
 
 
+def issue_list(issues: pd.DataFrame) -> list[tuple[str, str, str]]:
+    """(source_row, severity, reason) of each issue, in order; a NULL row as '<NA>'."""
+    return list(issues[["source_row", "severity", "reason"]].fillna("<NA>").itertuples(index=False, name=None))
+
+
 def assert_keys(rows: pd.DataFrame, expected: list[str]) -> None:
     keys = list(rows["person_key"])
     assert all(isinstance(k, str) and HEX64.fullmatch(k) for k in keys), keys
@@ -152,8 +157,53 @@ def test_petho_reads_every_municipality_sheet(raw, key, expected_key):
         ("Åstorp!6", "validation", pd.NA),
         ("Åstorp!7", "vocational_trial", pd.NA),
     ]
-    assert len(out.issues) == 0
+    # OLD is not read, but leaves a trace: a person below the data's end (row 8 is empty).
+    assert issue_list(out.issues) == [("Åstorp!9", "warning", "unexpected_file")]
+    assert "(Åstorp!8)" in out.issues["detail"].iloc[0]
     assert_no_personal_data(got, out.interventions, out.issues)
+
+
+def test_petho_rows_left_unread_that_name_someone_are_warned_about(raw, key):
+    """Contract §2: data end at the first empty row, and a sheet not named after a
+    municipality is ignored. A footnote below the data or an Info sheet is no one; a
+    misspelt municipality's sheet, or people below an empty row, are, and must leave a
+    trace (nothing dropped without one)."""
+    raw.petho({
+        "Båstad": [petho_row(ELIN)],
+        "Åstrop": [petho_row(ALI), petho_row(BO, as_number=True), petho_row(None, personnr="n/a")],
+        "Perstorp": [petho_row(SARA)],
+    }, after_blank={"Båstad": [["Sammanställt av Pethö Consulting 2009."]],
+                    "Perstorp": [["Sena tillägg:"], petho_row(OLD), petho_row(BO)]})
+    out = read(raw, "leverantorer/petho/cykel1_resultat.xlsx", providers.read_petho, key)
+
+    assert list(out.rows["source_row"]) == ["Båstad!5", "Perstorp!5"]
+    assert issue_list(out.issues) == [("Perstorp!8", "warning", "unexpected_file"),
+                                      ("~479b2ea9d6!4", "warning", "unknown_municipality")]
+    below, sheet = out.issues["detail"]
+    assert below.startswith("2 row(s) with a personnummer below the sheet's first empty row (Perstorp!6)")
+    # 'Åstrop' is a sender's text that could be a name: hashed in the row (as file names
+    # are), described in the detail, and the sheet is found by its position (Info is the first).
+    assert sheet.startswith("worksheet 3 (<text of 6 characters>) has Pethö's header and 2 row(s)")
+    assert_no_personal_data(out.rows, out.interventions, out.issues)
+
+
+def test_a_broken_sheet_that_the_contract_ignores_does_not_cost_the_workbook(raw, key):
+    import zipfile
+
+    path = write_petho(raw)
+    data = {}
+    with zipfile.ZipFile(path) as z:
+        for name in z.namelist():
+            data[name] = z.read(name)
+    assert b"Resultatrapport" in data["xl/worksheets/sheet1.xml"]  # the Info sheet
+    # Its size is declared (openpyxl reads that when it opens the workbook); its rows are cut off.
+    data["xl/worksheets/sheet1.xml"] = (b'<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/'
+                                        b'2006/main"><dimension ref="A1:F6"/><sheetData><row r="4"><c r=')
+    with zipfile.ZipFile(path, "w") as z:
+        for name, content in data.items():
+            z.writestr(name, content)
+    out = read(raw, "leverantorer/petho/cykel1_resultat.xlsx", providers.read_petho, key)
+    assert list(out.rows["source_row"]) == ["Åstorp!5", "Åstorp!6", "Åstorp!7", "Båstad!5"]
 
 
 def test_petho_number_personnr_is_a_real_excel_number(raw):

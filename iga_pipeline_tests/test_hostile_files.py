@@ -559,25 +559,53 @@ def test_petho_workbooks_are_rejected_or_fully_accounted(book):
     if not municipal:
         assert (out.status, out.reason) == ("rejected", "missing_columns")
         return
+    # The sheets are read in the workbook's order, and the first one with a problem rejects the
+    # file: a formula openpyxl wrote without its result or a repeated column read (which value
+    # holds the truth would be a guess, decisions.md), else a column missing.
     required = {"Personnr", "Insatser", "Status cykelslut", "Status 90 dagar"}
-    if any(not required <= set(headers[t]) for t in municipal):
-        assert (out.status, out.reason) == ("rejected", "missing_columns")
-        return
-    # a repeated column read, or a formula openpyxl wrote without its result: which value
-    # holds the truth would be a guess (decisions.md)
-    if any(headers[t].count(c) > 1 for t in municipal for c in required) or any(
-            isinstance(v, str) and len(v) > 1 and v.startswith("=")
-            for t in municipal for row in [*sheets[t], *after.get(t, [])] for v in row):
-        assert (out.status, out.reason) == ("rejected", "unreadable_file")
-        return
-    assert out.status == "loaded", out.reason
-    expected = 0
     for t in municipal:
-        for row in sheets[t]:
-            if all(_blank(v) for v in row):
-                break
-            expected += 1
+        if any(headers[t].count(c) > 1 for c in required) or any(
+                isinstance(v, str) and len(v) > 1 and v.startswith("=")
+                for row in [*sheets[t], *after.get(t, [])] for v in row):
+            assert (out.status, out.reason) == ("rejected", "unreadable_file")
+            return
+        if not required <= set(headers[t]):
+            assert (out.status, out.reason) == ("rejected", "missing_columns")
+            return
+    assert out.status == "loaded", out.reason
+    expected, warned = 0, []
+    for t in sheets:
+        column = headers[t].index("Personnr") if "Personnr" in headers[t] else None
+        ends = next((i for i, row in enumerate(sheets[t]) if all(_blank(v) for v in row)), len(sheets[t]))
+        if t in municipal:
+            expected += ends
+            below = [*sheets[t][ends + 1:], *after.get(t, [])]
+            reason = "unexpected_file"  # a person below the data's end (decisions.md)
+        else:  # every row under the header of a sheet that is not read
+            below = [*sheets[t], *after.get(t, [])]
+            reason = "unknown_municipality"
+        if column is not None and any(column < len(row) and _a_personnummer(row[column]) for row in below):
+            warned.append(reason)
     assert out.rows_read == expected
+    if warned:
+        _count("workbook:petho, people left unread")
+    issues = out.result.issues
+    got = issues.loc[issues["reason"].isin(["unexpected_file", "unknown_municipality"]), "reason"]
+    assert sorted(got) == sorted(warned)
+
+
+def _a_personnummer(value) -> bool:
+    """Whether a cell holds what looks like a personnummer: 10 or 12 digits with a dash or plus
+    before the last four, or 9-12 digits as a number (a leading zero lost) or as text."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # openpyxl reads 8501012382.0 back as an int
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        return False
+    text = str(value).strip()
+    if len(text) in (11, 13) and text[-5] in "-+":
+        text = text[:-5] + text[-4:]
+        return text.isascii() and text.isdigit()
+    return 9 <= len(text) <= 12 and text.isascii() and text.isdigit()
 
 
 def _merge_workbooks(books: list[bytes], info_sheet: bool) -> bytes:

@@ -71,7 +71,7 @@ ISSUE_LABEL = {
     "provider's municipality differs from the register's", "unreadable_file": "unreadable file",
     "missing_columns": "missing columns", "unknown_municipality": "unknown municipality",
     "provider_cycle_mismatch": "provider delivered a cycle it did not run",
-    "unexpected_file": "file matching no delivery pattern",
+    "unexpected_file": "file (or rows) matching no delivery pattern",
 }
 BENCHMARK_LABEL = {  # short names for the page; the marts keep the full descriptions
     "ESF_NATIONAL": "ESF projects, whole Sweden (\"nearly a third\")",

@@ -14,7 +14,7 @@ import pandas as pd
 from iga_pipeline import reference, settings
 from iga_pipeline.pseudonym import PseudonymKey
 from iga_pipeline.sources.common import (
-    AdapterOutput, Delivery, FileRejected, issues_frame, safe_value,
+    AdapterOutput, Delivery, FileRejected, issues_frame, safe_path, safe_value,
 )
 from iga_pipeline.sources.provider_rows import INTERVENTION_COLUMNS, blank_to_na, identity, warning_issue
 
@@ -32,7 +32,7 @@ def read_petho(delivery: Delivery, key: PseudonymKey) -> AdapterOutput:
     # there were is logged; the values they are about are read as openpyxl gives them.
     with warnings.catch_warnings(record=True) as remarks:
         warnings.simplefilter("always")
-        records = _petho_records(delivery, openpyxl)
+        records, unread = _petho_records(delivery, openpyxl)
     if remarks:
         log.warning("%s: %d remark(s) of openpyxl while reading the workbook, not shown (they may "
                     "quote cell values)", delivery.source_file, len(remarks))
@@ -46,7 +46,9 @@ def read_petho(delivery: Delivery, key: PseudonymKey) -> AdapterOutput:
     rows["status_90d"] = _petho_status(raw["Status 90 dagar"])
     followed_up = bool(rows["status_90d"].notna().any())
 
-    interventions, issues = [], []
+    # Rows the contract does not read but that name someone: a trace, not a count.
+    issues = [warning_issue(delivery, row, reason, detail) for row, reason, detail in unread]
+    interventions = []
     names = reference.intervention_codes("petho")
     for source_row, cell in zip(raw["source_row"], raw["Insatser"]):
         for item in str(cell or "").split(","):
@@ -65,14 +67,16 @@ def read_petho(delivery: Delivery, key: PseudonymKey) -> AdapterOutput:
                          issues_frame(issues), followed_up=followed_up)
 
 
-def _petho_records(delivery: Delivery, openpyxl) -> list[dict]:
-    """The data rows of every worksheet named after a project municipality."""
+def _petho_records(delivery: Delivery, openpyxl) -> tuple[list[dict], list[tuple]]:
+    """The data rows of every worksheet named after a project municipality, and what was
+    left unread although it names someone: (source_row, reason, detail) for a warning."""
     try:
         wb = openpyxl.load_workbook(delivery.path, read_only=True, data_only=True)
     except (zipfile.BadZipFile, OSError, KeyError, ValueError, TypeError) as e:
         raise FileRejected("unreadable_file", f"not a readable xlsx workbook ({type(e).__name__})") from None
     codes = reference.municipality_codes_by_name()
     records: list[dict] = []
+    unread: list[tuple] = []
     try:
         named = {ws.title: _nfc(ws.title).strip().casefold() for ws in wb.worksheets}
         sheets = [ws for ws in wb.worksheets if named[ws.title] in codes]
@@ -85,14 +89,23 @@ def _petho_records(delivery: Delivery, openpyxl) -> list[dict]:
             problem = _unreadable_cells(delivery.path, ws)
             if problem:  # openpyxl reads such cells as empty: a status, even a follow-up, would vanish
                 raise FileRejected("unreadable_file", f"sheet {safe_value(ws.title)}: {problem}")
-            records.extend(_petho_sheet(ws, codes[named[ws.title]]))
+            sheet_records, below = _petho_sheet(ws, codes[named[ws.title]])
+            records.extend(sheet_records)
+            unread.extend(below)
+        for position, ws in enumerate(wb.worksheets, start=1):
+            if named[ws.title] not in codes:
+                try:
+                    unread.extend(_ignored_sheet(ws, position))
+                except Exception:  # a sheet the contract ignores must not cost the workbook
+                    log.warning("%s: worksheet %d is not a municipality's and could not be read; "
+                                "ignored", delivery.source_file, position)
     except FileRejected:
         raise
     except Exception as e:  # a corrupt part inside a valid zip
         raise FileRejected("unreadable_file", f"the workbook could not be read ({type(e).__name__})") from None
     finally:
         wb.close()
-    return records
+    return records, unread
 
 
 _CELL = re.compile(rb"<c\b[^>]*>(.*?)</c>", re.S)
@@ -136,7 +149,40 @@ def _petho_status(cells: pd.Series) -> pd.Series:
     return folded.where(known | folded.isna(), written)
 
 
-def _petho_sheet(ws, municipality_code: str) -> list[dict]:
+# A cell that holds a personnummer, in any of the forms a sheet has them: with or without
+# the dash or century, or a number (which loses a leading zero).
+_LOOKS_LIKE_PNR = re.compile(r"([0-9]{2})?[0-9]{6}[-+][0-9]{4}|[0-9]{9,12}")
+
+
+def _names_someone(value) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        return False
+    return bool(_LOOKS_LIKE_PNR.fullmatch(str(value).strip()))
+
+
+def _ignored_sheet(ws, position: int) -> list[tuple]:
+    """A sheet named after no project municipality is ignored (raw-deliveries.md §2), but one
+    with Pethö's header and rows that hold a personnummer is most likely a municipality's sheet
+    under a misspelt name ('Åstrop'): a warning says so. An 'Info' sheet of text gives none."""
+    if hasattr(ws, "reset_dimensions"):
+        ws.reset_dimensions()
+    rows = ws.iter_rows(min_row=PETHO_HEADER_ROW, values_only=True)
+    header = [_nfc(str(h)).strip() if h is not None else "" for h in next(rows, ())]
+    if "Personnr" not in header:
+        return []
+    column = header.index("Personnr")
+    people = sum(1 for _, values in zip(range(settings.max_workbook_rows()), rows)
+                 if values and len(values) > column and _names_someone(values[column]))
+    if not people:
+        return []
+    # The sheet's name is the sender's text: kept if it looks like a code, else a stable hash
+    # (as for file names, safe_path), so that the issue still has a row and is not "whole file".
+    return [(f"{safe_path(ws.title)}!{PETHO_HEADER_ROW}", "unknown_municipality",
+             f"worksheet {position} ({safe_value(ws.title)}) has Pethö's header and {people} row(s) "
+             "with a personnummer, but its name is no project municipality's: not read")]
+
+
+def _petho_sheet(ws, municipality_code: str) -> tuple[list[dict], list[tuple]]:
     limit = settings.max_workbook_rows()
     # Read-only mode trusts the sheet's declared size, which tools other than Excel often
     # leave stale, and one stray formatted cell far below the data inflates: forget it, read
@@ -160,7 +206,8 @@ def _petho_sheet(ws, municipality_code: str) -> list[dict]:
     out = []
     for offset, values in enumerate(rows):
         if values is None or all(v is None or str(v).strip() == "" for v in values):
-            break  # data end at the first entirely empty row
+            # Data end at the first entirely empty row; a note below it is fine, a person not.
+            return out, _below_the_end(ws.title, PETHO_HEADER_ROW + 1 + offset, rows, at["Personnr"])
         if offset >= limit:
             raise FileRejected("unreadable_file", f"sheet {safe_value(ws.title)} has more than {limit} "
                                                   "data rows (IGA_MAX_WORKBOOK_ROWS)")
@@ -171,4 +218,19 @@ def _petho_sheet(ws, municipality_code: str) -> list[dict]:
             v = values[i]
             record[name] = _nfc(v).strip() if isinstance(v, str) else v
         out.append(record)
-    return out
+    return out, []
+
+
+def _below_the_end(title: str, empty_row: int, rows, column: int) -> list[tuple]:
+    """A warning for rows below a sheet's first empty row whose Personnr cell holds a
+    personnummer: the contract ends the data there, so they are not read."""
+    first, people = None, 0
+    for offset, values in zip(range(settings.max_workbook_rows()), rows):
+        if values and len(values) > column and _names_someone(values[column]):
+            people += 1
+            first = first or empty_row + 1 + offset
+    if not people:
+        return []
+    return [(f"{title}!{first}", "unexpected_file",
+             f"{people} row(s) with a personnummer below the sheet's first empty row "
+             f"({title}!{empty_row}) not read: the data end there")]
