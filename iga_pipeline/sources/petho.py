@@ -164,15 +164,10 @@ def _ignored_sheet(ws, position: int) -> list[tuple]:
     """A sheet named after no project municipality is ignored (raw-deliveries.md §2), but one
     with Pethö's header and rows that hold a personnummer is most likely a municipality's sheet
     under a misspelt name ('Åstrop'): a warning says so. An 'Info' sheet of text gives none."""
-    if hasattr(ws, "reset_dimensions"):
-        ws.reset_dimensions()
-    rows = ws.iter_rows(min_row=PETHO_HEADER_ROW, values_only=True)
-    header = [_nfc(str(h)).strip() if h is not None else "" for h in next(rows, ())]
+    header, rows = _header_and_rows(ws)
     if "Personnr" not in header:
         return []
-    column = header.index("Personnr")
-    people = sum(1 for _, values in zip(range(settings.max_workbook_rows()), rows)
-                 if values and len(values) > column and _names_someone(values[column]))
+    people = len(_rows_naming_someone(rows, header.index("Personnr")))
     if not people:
         return []
     # The sheet's name is the sender's text: kept if it looks like a code, else a stable hash
@@ -182,16 +177,29 @@ def _ignored_sheet(ws, position: int) -> list[tuple]:
              "with a personnummer, but its name is no project municipality's: not read")]
 
 
-def _petho_sheet(ws, municipality_code: str) -> tuple[list[dict], list[tuple]]:
-    limit = settings.max_workbook_rows()
-    # Read-only mode trusts the sheet's declared size, which tools other than Excel often
-    # leave stale, and one stray formatted cell far below the data inflates: forget it, read
-    # to the real end (the first empty row), and reject the sheet only if more than `limit`
-    # rows of data are actually there.
+def _header_and_rows(ws):
+    """The sheet's header (row 4, names in composed form and trimmed) and an iterator over the
+    rows below it. Read-only mode trusts the sheet's declared size, which tools other than Excel
+    often leave stale, and one stray formatted cell far below the data inflates: it is
+    forgotten, so that the rows are read to their real end."""
     if hasattr(ws, "reset_dimensions"):
         ws.reset_dimensions()
     rows = ws.iter_rows(min_row=PETHO_HEADER_ROW, values_only=True)
-    header = [_nfc(str(h)).strip() if h is not None else "" for h in next(rows, ())]
+    return [_nfc(str(h)).strip() if h is not None else "" for h in next(rows, ())], rows
+
+
+def _rows_naming_someone(rows, column: int) -> list[int]:
+    """The offsets of the rows (at most IGA_MAX_WORKBOOK_ROWS of them read) whose `column`
+    holds a personnummer."""
+    return [offset for offset, values in zip(range(settings.max_workbook_rows()), rows)
+            if values and len(values) > column and _names_someone(values[column])]
+
+
+def _petho_sheet(ws, municipality_code: str) -> tuple[list[dict], list[tuple]]:
+    limit = settings.max_workbook_rows()
+    # Read to the real end (the first empty row), and reject the sheet only if more than
+    # `limit` rows of data are actually there.
+    header, rows = _header_and_rows(ws)
     repeated = sorted({h for h in header if h in PETHO_REQUIRED and header.count(h) > 1})
     if repeated:  # which of them holds the statuses would be a guess (as for a CSV header)
         raise FileRejected("unreadable_file",
@@ -224,13 +232,9 @@ def _petho_sheet(ws, municipality_code: str) -> tuple[list[dict], list[tuple]]:
 def _below_the_end(title: str, empty_row: int, rows, column: int) -> list[tuple]:
     """A warning for rows below a sheet's first empty row whose Personnr cell holds a
     personnummer: the contract ends the data there, so they are not read."""
-    first, people = None, 0
-    for offset, values in zip(range(settings.max_workbook_rows()), rows):
-        if values and len(values) > column and _names_someone(values[column]):
-            people += 1
-            first = first or empty_row + 1 + offset
+    people = _rows_naming_someone(rows, column)
     if not people:
         return []
-    return [(f"{title}!{first}", "unexpected_file",
-             f"{people} row(s) with a personnummer below the sheet's first empty row "
+    return [(f"{title}!{empty_row + 1 + people[0]}", "unexpected_file",
+             f"{len(people)} row(s) with a personnummer below the sheet's first empty row "
              f"({title}!{empty_row}) not read: the data end there")]
