@@ -187,21 +187,56 @@ def test_petho_rows_left_unread_that_name_someone_are_warned_about(raw, key):
     assert_no_personal_data(out.rows, out.interventions, out.issues)
 
 
-def test_a_broken_sheet_that_the_contract_ignores_does_not_cost_the_workbook(raw, key):
+def _rewrite_sheet(path, part: str, edit) -> None:
+    """Rewrite one part of a workbook (a zip) with `edit(bytes) -> bytes`."""
     import zipfile
 
-    path = write_petho(raw)
-    data = {}
     with zipfile.ZipFile(path) as z:
-        for name in z.namelist():
-            data[name] = z.read(name)
-    assert b"Resultatrapport" in data["xl/worksheets/sheet1.xml"]  # the Info sheet
-    # Its size is declared (openpyxl reads that when it opens the workbook); its rows are cut off.
-    data["xl/worksheets/sheet1.xml"] = (b'<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/'
-                                        b'2006/main"><dimension ref="A1:F6"/><sheetData><row r="4"><c r=')
+        data = {name: z.read(name) for name in z.namelist()}
+    data[part] = edit(data[part])
     with zipfile.ZipFile(path, "w") as z:
         for name, content in data.items():
             z.writestr(name, content)
+
+
+def test_a_personnummer_stored_as_a_decimal_below_the_data_is_warned_about(raw, key):
+    """A number cell written as 7903630551.0 is read as a personnummer in a data row; below
+    the data's end it is someone too (a review's find)."""
+    path = raw.petho({"Åstorp": [petho_row(ALI), petho_row(BO, as_number=True)]}, info_sheet=False,
+                     after_blank={"Åstorp": [petho_row(BO, as_number=True)]})
+    number = str(BO.as_number).encode()
+    _rewrite_sheet(path, "xl/worksheets/sheet1.xml",
+                   lambda xml: xml.replace(b"<v>" + number + b"</v>", b"<v>" + number + b".0</v>"))
+    out = read(raw, "leverantorer/petho/cykel1_resultat.xlsx", providers.read_petho, key)
+    assert out.rows["pnr_error"].isna().all() and len(out.rows) == 2
+    assert issue_list(out.issues) == [("Åstorp!8", "warning", "unexpected_file")]
+
+
+def test_an_unreadable_cell_below_the_data_does_not_cost_the_workbook(raw, key):
+    """The contract does not read below a sheet's first empty row; searching there for people
+    must not reject the workbook (a review's find: a cell openpyxl cannot parse, far below)."""
+    path = raw.petho({"Åstorp": [petho_row(ALI)]}, info_sheet=False,
+                     after_blank={"Åstorp": [petho_row(BO)]})
+    filler = b"".join(b'<row r="%d"><c r="G%d" s="0"/></row>' % (r, r) for r in range(30, 3000))
+    broken = b'<row r="5000"><c r="A5000" t="n"><v>n/a</v></c></row>'
+    _rewrite_sheet(path, "xl/worksheets/sheet1.xml",
+                   lambda xml: xml.replace(b"</sheetData>", filler + broken + b"</sheetData>"))
+    out = read(raw, "leverantorer/petho/cykel1_resultat.xlsx", providers.read_petho, key)
+    assert list(out.rows["source_row"]) == ["Åstorp!5"]
+    # BO, above the broken cell, is still found
+    assert issue_list(out.issues) == [("Åstorp!7", "warning", "unexpected_file")]
+
+
+def test_a_broken_sheet_that_the_contract_ignores_does_not_cost_the_workbook(raw, key):
+    path = write_petho(raw)
+
+    def cut_off(xml: bytes) -> bytes:
+        assert b"Resultatrapport" in xml  # the Info sheet
+        # Its size is declared (openpyxl reads that when it opens the workbook); its rows are cut off.
+        return (b'<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+                b'<dimension ref="A1:F6"/><sheetData><row r="4"><c r=')
+
+    _rewrite_sheet(path, "xl/worksheets/sheet1.xml", cut_off)
     out = read(raw, "leverantorer/petho/cykel1_resultat.xlsx", providers.read_petho, key)
     assert list(out.rows["source_row"]) == ["Åstorp!5", "Åstorp!6", "Åstorp!7", "Båstad!5"]
 

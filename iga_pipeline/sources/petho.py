@@ -155,6 +155,8 @@ _LOOKS_LIKE_PNR = re.compile(r"([0-9]{2})?[0-9]{6}[-+][0-9]{4}|[0-9]{9,12}")
 
 
 def _names_someone(value) -> bool:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # a number cell stored as 7903630551.0, as a data row may hold it
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         return False
     return bool(_LOOKS_LIKE_PNR.fullmatch(str(value).strip()))
@@ -190,9 +192,17 @@ def _header_and_rows(ws):
 
 def _rows_naming_someone(rows, column: int) -> list[int]:
     """The offsets of the rows (at most IGA_MAX_WORKBOOK_ROWS of them read) whose `column`
-    holds a personnummer."""
-    return [offset for offset, values in zip(range(settings.max_workbook_rows()), rows)
-            if values and len(values) > column and _names_someone(values[column])]
+    holds a personnummer. These are rows the contract does not read: a cell openpyxl cannot
+    parse ends the search, not the workbook."""
+    found = []
+    try:
+        for offset, values in zip(range(settings.max_workbook_rows()), rows):
+            if values and len(values) > column and _names_someone(values[column]):
+                found.append(offset)
+    except Exception as e:  # noqa: BLE001 - the message could quote the cell
+        log.warning("Pethö workbook: a cell outside the data could not be read (%s); the rows from "
+                    "there on were not searched for people", type(e).__name__)
+    return found
 
 
 def _petho_sheet(ws, municipality_code: str) -> tuple[list[dict], list[tuple]]:
