@@ -648,7 +648,9 @@ JSON_VALUES = st.recursive(JSON_SCALARS, lambda inner: st.one_of(
 
 @st.composite
 def astorp_documents(draw, followup: bool):
-    entries = []
+    """(bytes, the document, its encoding). Some entries give a key they have once more, in
+    the text only (json.dumps cannot write that): the document is without the repeats."""
+    entries, repeats = [], {}
     for _ in range(draw(st.integers(0, 6))):
         p = draw(st.sampled_from(POOL))
         shape = draw(st.sampled_from(["valid", "valid", "hostile", "anything"]))
@@ -670,6 +672,9 @@ def astorp_documents(draw, followup: bool):
                                                    "timmar": value if field == "timmar" else 1}]
                 else:
                     entry[field] = value
+        if shape == "hostile" and draw(st.booleans()):  # a key it has, given once more: alike or not
+            name = draw(st.sampled_from(sorted(entry)))
+            repeats[len(entries)] = (name, draw(st.one_of(st.just(entry[name]), JSON_VALUES)))
         entries.append(entry)
     list_key = "uppfoljning" if followup else "deltagare"
     doc = {"leverantor": "Åstorps kommun", "cykel": draw(st.sampled_from([5, 5, 5, "5", " 5 ", None, 6, "fem", 5.0])),
@@ -684,9 +689,21 @@ def astorp_documents(draw, followup: bool):
     elif shape == "anything":
         doc = draw(JSON_VALUES)
     indent = draw(st.sampled_from([None, 1]))
-    text = json.dumps(doc, ensure_ascii=draw(st.booleans()), indent=indent)
+    ascii_only = draw(st.booleans())
+    text = json.dumps(doc, ensure_ascii=ascii_only, indent=indent)
+    if repeats and isinstance(doc, dict) and doc.get(list_key) is entries:
+        def entry_text(i, entry):
+            written = json.dumps(entry, ensure_ascii=ascii_only)
+            if i not in repeats:
+                return written
+            name, value = repeats[i]
+            return written[:-1] + f", {json.dumps(name)}: {json.dumps(value, ensure_ascii=ascii_only)}}}"
+        listed = "[" + ", ".join(entry_text(i, e) for i, e in enumerate(entries)) + "]"
+        text = json.dumps({**doc, list_key: None}, ensure_ascii=ascii_only).replace(
+            f'{json.dumps(list_key)}: null', f"{json.dumps(list_key)}: {listed}")
     encoding = draw(st.sampled_from(["utf-8"] * 5 + ["utf-8-sig", "utf-16", "cp1252"]))
-    for text, encoding in ((text, encoding), (text, "utf-8"), (json.dumps(doc, indent=indent), "utf-8")):
+    escaped = "".join(c if c.isascii() else json.dumps(c)[1:-1] for c in text)  # as ensure_ascii writes
+    for text, encoding in ((text, encoding), (text, "utf-8"), (escaped, "utf-8")):
         try:  # a lone surrogate can only travel escaped (the last try)
             return text.encode(encoding), doc, encoding
         except UnicodeEncodeError:
@@ -726,15 +743,18 @@ def test_astorp_exports_are_rejected_or_fully_accounted(followup, data):
     assert out.rows_read == len(doc[list_key])
 
 
-def _read_astorp(path: Path, whole_list_chars: int):
+def _read_astorp(path: Path, whole_list_chars: int, noting_repeats: bool = False):
     """read_astorp's output (or FileRejected's reason and detail) with exports up to
-    `whole_list_chars` characters having their participant list decoded in one call."""
+    `whole_list_chars` characters having their participant list decoded in one call;
+    `noting_repeats`: every export decoded a second time, noting repeated keys."""
     from iga_pipeline.sources import astorp
     from iga_pipeline.sources.common import FileRejected, discover
 
     [delivery] = [d for d in discover(path) if d.kind == "astorp"]
-    saved = astorp.ASTORP_WHOLE_LIST_CHARS
+    saved = astorp.ASTORP_WHOLE_LIST_CHARS, astorp._may_repeat_keys
     astorp.ASTORP_WHOLE_LIST_CHARS = whole_list_chars
+    if noting_repeats:
+        astorp._may_repeat_keys = lambda text, columns: True
     try:
         out = astorp.read_astorp(delivery, KEY)
     except FileRejected as e:
@@ -742,7 +762,7 @@ def _read_astorp(path: Path, whole_list_chars: int):
     except Exception as e:  # noqa: BLE001 - compared, then the ingest's own handling applies
         return ("raised", type(e).__name__)
     finally:
-        astorp.ASTORP_WHOLE_LIST_CHARS = saved
+        astorp.ASTORP_WHOLE_LIST_CHARS, astorp._may_repeat_keys = saved
     return ("read", out.rows.to_dict("list"), out.interventions.to_dict("list"), out.issues.to_dict("list"))
 
 
@@ -759,6 +779,23 @@ def test_astorp_lists_decoded_whole_or_entry_by_entry_read_alike(followup, data)
         whole = _read_astorp(raw.root, 2**40)
         by_entry = _read_astorp(raw.root, 0)
     assert repr(whole) == repr(by_entry)  # repr: <NA> and NaN compare equal to themselves
+
+
+@pytest.mark.parametrize("followup", [False, True], ids=["cykel5", "cykel5_90dagar"])
+@HYPOTHESIS
+@given(data=st.data())
+def test_astorp_exports_read_alike_when_decoded_again_for_repeated_keys(followup, data):
+    """An export whose text may give a key twice in one object is decoded a second time,
+    noting repeats (sources/astorp.py). These exports come from json.dumps and repeat no
+    key: decoded again, every one must give the same rows, issues or rejection."""
+    raw_bytes, _, _ = data.draw(astorp_documents(followup), label="export")
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = RawRoot(Path(tmp) / "raw")
+        raw.write_bytes(KINDS["astorp_90" if followup else "astorp"].rel, raw_bytes)
+        once = _read_astorp(raw.root, 2**40)
+        again = _read_astorp(raw.root, 2**40, noting_repeats=True)
+        again_by_entry = _read_astorp(raw.root, 0, noting_repeats=True)
+    assert repr(once) == repr(again) == repr(again_by_entry)
 
 
 # --- 5. the issue's catalogue, one case each, with the exact outcome ------------------------------------------

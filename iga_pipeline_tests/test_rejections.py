@@ -9,6 +9,7 @@ duplicates for every file; the tests check the numbers themselves as well).
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pandas as pd
 import pytest
@@ -383,6 +384,61 @@ def test_duplicate_astorp_entry_is_counted_once(raw, ingest):
     result = ingest(5)
     assert issues(result) == [(AST5, "2", "warning", "duplicate_row")]
     assert audit(result, AST5) == ("loaded", 2, 1, 0, 1)
+
+
+
+def _entry_giving_again(entry: dict, name: str, value, *, written_as: str | None = None) -> str:
+    """`entry` as JSON text that gives `name` once more, last (json.dumps cannot: a dict's
+    keys are unique); `written_as`: the key as written in the text, escapes and all."""
+    text = json.dumps(entry, ensure_ascii=False)
+    return text[:-1] + f', {written_as or json.dumps(name)}: {json.dumps(value)}}}'
+
+
+def test_an_astorp_entry_that_gives_a_key_read_twice_differently_is_not_half_read(raw, ingest):
+    """json keeps the last of a repeated key. A personnummer or status given twice, with
+    different values, rejects the entry (which holds would be a guess); a kommunkod so given
+    is read as missing, an intervention so given ignored, each with a warning. The same value
+    twice is read as once; an escaped spelling of the key is the key."""
+    E, F = people(6)[4:]
+    raw.register("1277", 5, [register_row(p, 5) for p in (A, B, C, D, E, F)])
+    entries = [
+        _entry_giving_again(astorp_entry(A, status="ANST"), "status_cykelslut", "STUD"),
+        _entry_giving_again(astorp_entry(B, status="ANST"), "status_cykelslut", "ANST"),
+        _entry_giving_again(astorp_entry(C, kommunkod="1277"), "kommunkod", "1292"),
+        json.dumps(astorp_entry(D, insatser=[("COACHNING", 2)])).replace(  # the intervention gives typ twice
+            '"timmar": 2}', '"timmar": 2, "typ": "PRAKTIK"}'),
+        _entry_giving_again(astorp_entry(E, status="FTG"), "status_cykelslut", "SJUK",
+                            written_as='"st\\u0061tus_cykelslut"'),
+        _entry_giving_again(astorp_entry(F), "pnr", A.pnr("YYYYMMDD-NNNC")),
+    ]
+    raw.write_bytes(AST5, ('{"leverantor": "Åstorps kommun", "cykel": 5, "deltagare": [\n'
+                           + ",\n".join(entries) + "]}").encode("utf-8"))
+    result = ingest(5)
+
+    assert issues(result, ignore=("missing_outcome",)) == [
+        (AST5, "1", "rejected", "conflicting_duplicate"),
+        (AST5, "3", "warning", "invalid_code"),
+        (AST5, "4", "warning", "invalid_code"),
+        (AST5, "5", "rejected", "conflicting_duplicate"),
+        (AST5, "6", "rejected", "conflicting_duplicate"),
+    ]
+    of_export = result.issues[result.issues["source_file"] == AST5]
+    details = dict(zip(of_export["source_row"], of_export["detail"]))
+    assert details["1"] == ("the entry gives status_cykelslut 2 times, with different values: "
+                            "which holds would be a guess")
+    assert details["3"] == "the entry gives kommunkod 2 times, with different values: read as missing"
+    assert details["4"] == "insatser: an intervention gives typ 2 times, with different values; ignored"
+    assert details["6"].startswith("the entry gives pnr 2 times")
+    status = dict(zip(result.participations["source_row"], result.participations["status_end"]))
+    assert status == {"2": "work", "3": "work", "4": "work", "1": "unknown", "5": "unknown", "6": "unknown"}
+    # B's status given twice alike is B's; C's kommunkod is not compared with the register's
+    assert issues(result, "municipality_mismatch") == []
+    row_of = dict(zip(result.participations["participation_id"], result.participations["source_row"]))
+    assert sorted((row_of[pid], i) for pid, i in zip(result.interventions["participation_id"],
+                                                     result.interventions["intervention"])) == [
+        ("2", "validation"), ("3", "validation")]  # D's one intervention gave typ twice; A, E, F rejected
+    assert audit(result, AST5) == ("loaded", 6, 3, 3, 0)
+    assert not any(A.pnr("YYYYMMDD-NNNC") in d or A.pnr("YYMMDDNNNC") in d for d in result.issues["detail"])
 
 
 def test_a_duplicate_row_keeps_the_interventions_the_earlier_row_lacks(raw, ingest):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,6 +22,7 @@ ASTORP_BATCH = 50_000  # entries turned into columns at a time
 # json module (C), a larger one entry by entry (a Python loop), so that a 10M-scale export
 # never exists as a million dicts at once (docs/performance-history.md).
 ASTORP_WHOLE_LIST_CHARS = 32 * 2**20
+_ABSENT = object()  # a key not in the object (JSON null is None)
 
 
 def read_astorp(delivery: Delivery, key: PseudonymKey) -> AdapterOutput:
@@ -31,31 +34,12 @@ def read_astorp(delivery: Delivery, key: PseudonymKey) -> AdapterOutput:
     del data
     list_key = "uppfoljning" if delivery.timepoint == "90d" else "deltagare"
     columns = _AstorpColumns(delivery)
-    try:
-        # The participant list is turned into columns a batch of entries at a time; above
-        # ASTORP_WHOLE_LIST_CHARS it is also decoded entry by entry, so that a million-entry
-        # export never exists as a million dicts.
-        # Decoded JSON holds no reference cycles: no collector runs over it (collector.py).
-        with collector.paused():
-            doc = _stream_json_export(text, list_key, columns.add)
-    except Exception:  # anything unusual (invalid JSON included): the whole document at once
-        columns = _AstorpColumns(delivery)
-        top = _TopLevel(list_key)
-        try:
-            with collector.paused():
-                doc = json.loads(text, object_pairs_hook=top.hook)
-        except json.JSONDecodeError as e:
-            # the json module's messages are its own fixed words ("Expecting value", "Unexpected
-            # UTF-8 BOM ..."), never the document's text
-            raise FileRejected("unreadable_file",
-                               f"not valid JSON: {e.msg} (line {e.lineno}, column {e.colno})") from None
-        if isinstance(doc, dict) and top.lists > 1:  # json.loads keeps the last: the others would vanish
-            raise FileRejected("unreadable_file", f"the export has the list '{list_key}' {top.lists} times",
-                               rows_read=top.entries)
-        if isinstance(doc, dict) and isinstance(doc.get(list_key), list):
-            entries = doc[list_key]
-            _in_batches(entries, columns.add)
-            doc[list_key] = _Parsed(len(entries))
+    doc = _parse(text, list_key, columns, dict)
+    if _may_repeat_keys(text, columns):
+        # json keeps the last of a key given twice in one object: decoded again, noting every
+        # repeat, so that an entry that gives a key it reads twice is not silently half read
+        columns = _AstorpColumns(delivery, repeats=True)
+        doc = _parse(text, list_key, columns, _noting_repeats)
     del text
     if not isinstance(doc, dict) or not isinstance(doc.get(list_key), _Parsed):
         raise FileRejected("missing_columns", f"the export has no list '{list_key}'")
@@ -70,18 +54,50 @@ def read_astorp(delivery: Delivery, key: PseudonymKey) -> AdapterOutput:
     return columns.output(key)
 
 
+def _parse(text: str, list_key: str, columns: "_AstorpColumns", make_object) -> dict:
+    """The export's top-level object, its participant list turned into `columns`.
+    `make_object(pairs)` makes every object inside the list (`dict`, or `_noting_repeats`)."""
+    try:
+        # The participant list is turned into columns a batch of entries at a time; above
+        # ASTORP_WHOLE_LIST_CHARS it is also decoded entry by entry, so that a million-entry
+        # export never exists as a million dicts.
+        # Decoded JSON holds no reference cycles: no collector runs over it (collector.py).
+        with collector.paused():
+            return _stream_json_export(text, list_key, columns.add, make_object)
+    except Exception:  # anything unusual (invalid JSON included): the whole document at once
+        pass
+    columns.clear()
+    top = _TopLevel(list_key, make_object)
+    try:
+        with collector.paused():
+            doc = json.loads(text, object_pairs_hook=top.hook)
+    except json.JSONDecodeError as e:
+        # the json module's messages are its own fixed words ("Expecting value", "Unexpected
+        # UTF-8 BOM ..."), never the document's text
+        raise FileRejected("unreadable_file",
+                           f"not valid JSON: {e.msg} (line {e.lineno}, column {e.colno})") from None
+    if isinstance(doc, dict) and top.lists > 1:  # json.loads keeps the last: the others would vanish
+        raise FileRejected("unreadable_file", f"the export has the list '{list_key}' {top.lists} times",
+                           rows_read=top.entries)
+    if isinstance(doc, dict) and isinstance(doc.get(list_key), list):
+        entries = doc[list_key]
+        _in_batches(entries, columns.add)
+        doc[list_key] = _Parsed(len(entries))
+    return doc
+
+
 class _TopLevel:
     """An object_pairs_hook for json.loads that notes how often the outermost object
     (the last one the hook sees) names the participant list, and their entries."""
 
-    def __init__(self, list_key: str):
-        self.list_key, self.lists, self.entries = list_key, 0, 0
+    def __init__(self, list_key: str, make_object=dict):
+        self.list_key, self.lists, self.entries, self.make_object = list_key, 0, 0, make_object
 
     def hook(self, pairs: list) -> dict:
         lists = [v for k, v in pairs if k == self.list_key]
         self.lists = len(lists)
         self.entries = sum(len(v) for v in lists if isinstance(v, list))
-        return dict(pairs)
+        return self.make_object(pairs)
 
 
 _JSON_SPACE = " \t\n\r"  # what the json module skips between tokens
@@ -98,15 +114,16 @@ class _Parsed:
     entries: int
 
 
-def _stream_json_export(text: str, list_key: str, on_batch) -> dict:
+def _stream_json_export(text: str, list_key: str, on_batch, make_object=dict) -> dict:
     """json.loads for an export object, except that the array under `list_key` goes to
     `on_batch` in lists of ASTORP_BATCH entries (and is replaced by `_Parsed(length)`).
 
     Values are decoded by the json module itself (raw_decode); this only walks the
     top-level object and the array. Anything it does not expect (another shape,
     the key twice, an error) raises, and the caller parses the document whole:
-    what json.loads accepts or rejects stays exactly that."""
-    decoder = json.JSONDecoder()
+    what json.loads accepts or rejects stays exactly that. `make_object(pairs)` makes the
+    objects inside the top-level one."""
+    decoder = json.JSONDecoder() if make_object is dict else json.JSONDecoder(object_pairs_hook=make_object)
     n = len(text)
 
     def skip(i: int) -> int:
@@ -188,9 +205,14 @@ class _AstorpColumns:
     Column by column (one comprehension each, no per-entry branching in Python
     beyond what the types demand); warnings keep the order of a row-by-row read."""
 
-    def __init__(self, delivery: Delivery):
+    def __init__(self, delivery: Delivery, repeats: bool = False):
         self.delivery = delivery
+        self.repeats = repeats  # entries decoded by _noting_repeats: resolve what they repeat
         self.status_field = "status" if delivery.timepoint == "90d" else "status_cykelslut"
+        # the keys read, of an entry and of an intervention (_may_repeat_keys)
+        end = delivery.timepoint == "end"
+        self.entry_keys = ("pnr", "kommunkod", self.status_field, *(("insatser",) if end else ()))
+        self.item_keys = ("typ", "timmar") if end else ()
         self.names = reference.intervention_codes("astorp")
         self.municipalities = reference.municipalities()
         self.n = 0
@@ -205,15 +227,21 @@ class _AstorpColumns:
         # its insatser list (1, 0), then each intervention in turn (2, n)
         self.warnings: list[tuple[tuple, dict]] = []
         self.with_status = 0  # entries that have the status key
-        self.with_pnr = 0  # entries that name someone
+        self.keys_read = Counter()  # how many entries (interventions) have each key read: "pnr", someone
+        self.rejected: dict[int, str] = {}  # entry number -> why the adapter rejects it
         self.shared: dict = {}  # one object per distinct short value (codes repeat a million times)
+
+    def clear(self) -> None:
+        self.__init__(self.delivery, self.repeats)
 
     def add(self, entries: list) -> None:
         delivery, base, share = self.delivery, self.n, self.shared.setdefault
+        if self.repeats:
+            entries = [self._resolve(base + i + 1, e) if isinstance(e, dict) else e for i, e in enumerate(entries)]
         dicts = [e if isinstance(e, dict) else {} for e in entries]
-        self.pnrs += [p if p.__class__ is str else _astorp_pnr(p) for p in [e.get("pnr") for e in dicts]]
+        self.pnrs += [p if p.__class__ is str else _astorp_pnr(p) for p in self._values(dicts, "pnr")]
         kommun = [c.strip() if c.__class__ is str else (None if c is None else str(c).strip())
-                  for c in [e.get("kommunkod") for e in dicts]]
+                  for c in self._values(dicts, "kommunkod")]
         for i, code in enumerate(kommun):
             if code is not None and code not in self.municipalities:
                 self.warnings.append(((base + i + 1, 0, 0), warning_issue(
@@ -222,27 +250,27 @@ class _AstorpColumns:
                 kommun[i] = None
         self.kommun += [None if c is None else share(c, c) for c in kommun]
         status = [s.strip() if s.__class__ is str else (None if s is None else f"<{type(s).__name__}>")
-                  for s in [e.get(self.status_field) for e in dicts]]
+                  for s in self._values(dicts, self.status_field)]
         self.status += [None if s is None else share(s, s) for s in status]
         # null is the contract's "unknown"; a key not there at all is something else (a renamed
         # field): traced per entry, and an export where no entry has it is rejected whole (output)
         absent = [i for i, e in enumerate(entries) if isinstance(e, dict) and self.status_field not in e]
         self.with_status += len(dicts) - len(absent)
-        self.with_pnr += sum(1 for e in dicts if "pnr" in e)
         for i in absent:
             self.warnings.append(((base + i + 1, 0, 1), warning_issue(
                 delivery, str(base + i + 1), "missing_required",
                 f"the entry has no key '{self.status_field}' (null would mean unknown): read as unknown")))
         if delivery.timepoint == "end":
-            lists = [e.get("insatser") for e in dicts]
+            lists = self._values(dicts, "insatser")
             for i, items in enumerate(lists):
                 if items is not None and not isinstance(items, list):
                     self.warnings.append(((base + i + 1, 1, 0), warning_issue(
                         delivery, str(base + i + 1), "invalid_code", "insatser is not a list; ignored")))
             owner = [base + i for i, items in enumerate(lists, start=1) if isinstance(items, list) for _ in items]
-            items = [item for items in lists if isinstance(items, list) for item in items]
-            typ = [it.get("typ") if isinstance(it, dict) else None for it in items]
-            hours = [it.get("timmar") if isinstance(it, dict) else None for it in items]
+            items = [item if isinstance(item, dict) else {}  # another JSON value: no typ, no timmar
+                     for items in lists if isinstance(items, list) for item in items]
+            typ = self._values(items, "typ")
+            hours = self._values(items, "timmar")
             resolve = {t: self.names.get(t.strip().upper()) for t in {t for t in typ if isinstance(t, str)}}
             intervention = [resolve[t] if isinstance(t, str) else None for t in typ]
             bad_hours = [h is not None and not is_hours(h) for h in hours]
@@ -262,9 +290,54 @@ class _AstorpColumns:
                            for h, b, k in zip(hours, bad_hours, keep) if k]
         self.n += len(entries)
 
+    def _values(self, objects: list[dict], name: str) -> list:
+        """Each object's `name`, None where it has none; counts the objects that have it
+        (`keys_read`, which _may_repeat_keys compares with the text)."""
+        values = [o.get(name, _ABSENT) for o in objects]
+        absent = values.count(_ABSENT)
+        self.keys_read[name] += len(values) - absent
+        return [None if v is _ABSENT else v for v in values] if absent else values
+
+    def _resolve(self, n: int, entry: dict) -> dict:
+        """Entry number `n` as decoded by _noting_repeats: a key read that it gives more than
+        once, with different values, is not read. Which value holds would be a guess: for the
+        personnummer or the status the entry is rejected, a kommunkod is read as missing, an
+        insatser list ignored, and so is an intervention whose typ or timmar differ."""
+        def differs(obj: dict, name: str) -> int:  # how often obj gives `name`, if differently; else 0
+            given = getattr(obj, "repeats", {}).get(name, ())
+            return len(given) if len({repr(v) for v in given}) > 1 else 0
+
+        given, entry = entry, dict(entry)
+        for name in ("pnr", self.status_field):
+            times = differs(given, name)
+            if times and n not in self.rejected:
+                self.rejected[n] = f"the entry gives {name} {times} times, with different values"
+        for name, what in (("kommunkod", "read as missing"), ("insatser", "ignored")):
+            times = differs(given, name) if name in self.entry_keys else 0
+            if times:
+                entry[name] = None
+                self.warnings.append(((n, 1 if name == "insatser" else 0, 0), warning_issue(
+                    self.delivery, str(n), "invalid_code",
+                    f"the entry gives {name} {times} times, with different values: {what}")))
+        items = entry.get("insatser")
+        if self.item_keys and isinstance(items, list) and any(isinstance(it, _Repeated) for it in items):
+            kept = []
+            for it in items:
+                times = {name: differs(it, name) for name in self.item_keys} if isinstance(it, _Repeated) else {}
+                if any(times.values()):
+                    name = next(name for name in self.item_keys if times[name])
+                    self.warnings.append(((n, 1, 1), warning_issue(
+                        self.delivery, str(n), "invalid_code",
+                        f"insatser: an intervention gives {name} {times[name]} times, "
+                        "with different values; ignored")))
+                else:
+                    kept.append(it)
+            entry["insatser"] = kept
+        return entry
+
     def output(self, key: PseudonymKey) -> AdapterOutput:
         delivery = self.delivery
-        if self.with_pnr and not self.with_status:  # entries for people, none with a status key
+        if self.keys_read["pnr"] and not self.with_status:  # entries for people, none with a status key
             raise FileRejected("missing_columns", f"no entry has the key '{self.status_field}'",
                                rows_read=self.n)
         rows = identity(delivery, pd.Series(range(1, self.n + 1)), pd.Series(self.pnrs, dtype=object), key)
@@ -279,9 +352,17 @@ class _AstorpColumns:
             }, columns=INTERVENTION_COLUMNS)
         else:
             inter = pd.DataFrame(columns=INTERVENTION_COLUMNS)
-        self.warnings.sort(key=lambda w: w[0])
-        return AdapterOutput(rows, inter.astype({"hours": "Float64"}),
-                             issues_frame([w for _, w in self.warnings]))
+        issues = self.warnings
+        if self.rejected:  # rejected here, by the adapter: one issue per entry, and nothing else of it
+            gone = pd.Series([str(n) for n in self.rejected], dtype="string")
+            rows = rows[~rows["source_row"].isin(gone)].reset_index(drop=True)
+            inter = inter[~inter["source_row"].isin(gone)].reset_index(drop=True)
+            issues = [w for w in issues if w[0][0] not in self.rejected] + [
+                ((n, -1, 0), {"source_file": delivery.source_file, "source_row": str(n), "severity": "rejected",
+                              "reason": "conflicting_duplicate", "detail": why + ": which holds would be a guess"})
+                for n, why in self.rejected.items()]
+        issues.sort(key=lambda w: w[0])
+        return AdapterOutput(rows, inter.astype({"hours": "Float64"}), issues_frame([w for _, w in issues]))
 
 
 def _astorp_pnr(pnr):
@@ -289,3 +370,41 @@ def _astorp_pnr(pnr):
     if isinstance(pnr, bool) or not isinstance(pnr, (str, int, float, type(None))):
         return "<not a personnummer>"  # a list, object or boolean: invalid, never missing
     return pnr
+
+
+class _Repeated(dict):
+    """A JSON object that gives some key more than once; json keeps the last value, and
+    `repeats` every value of each such key, in order."""
+
+    repeats: dict
+
+
+def _noting_repeats(pairs: list) -> dict:
+    """An object_pairs_hook: the object json.loads makes, noting any key it gives more than once."""
+    obj = dict(pairs)
+    if len(obj) == len(pairs):
+        return obj
+    noted = _Repeated(obj)
+    given: dict = {}
+    for name, value in pairs:
+        given.setdefault(name, []).append(value)
+    noted.repeats = {name: values for name, values in given.items() if len(values) > 1}
+    return noted
+
+
+# An escape that spells one of the keys' characters (a-z, _): "p\u006er" is the key "pnr".
+# (It may also be text after an escaped backslash: then the export is only decoded again.)
+_ESCAPED_KEY_CHARACTER = re.compile(r"\\u00(?:[67][0-9a-fA-F]|5[fF])")
+
+
+def _may_repeat_keys(text: str, columns: _AstorpColumns) -> bool:
+    """Whether some object of the export may give a key the adapter reads more than once.
+
+    Unless an escape spells one (`_ESCAPED_KEY_CHARACTER`), a key is written as itself:
+    `"pnr"` is in the text once for every key pnr and every string value "pnr", anywhere
+    in the export. The count equals that of the entries decoded with the key only if no
+    entry gave it twice (json keeps one). Otherwise, or when the counts differ: maybe."""
+    if _ESCAPED_KEY_CHARACTER.search(text):
+        return True
+    return any(text.count(f'"{name}"') != columns.keys_read[name]
+               for name in (*columns.entry_keys, *columns.item_keys))
