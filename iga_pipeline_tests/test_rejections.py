@@ -643,7 +643,8 @@ def test_petho_whole_file_reasons(raw, ingest, content, reason):
     ("[]", "missing_columns"),
     ('{"cykel": 5, "deltagare": {"pnr": "x"}}', "missing_columns"),
     ('{"cykel": 6, "deltagare": []}', "cycle_mismatch"),
-], ids=["truncated", "a-list", "deltagare-not-a-list", "other-cycle"])
+    ('{"cykel": 6, "deltagare": [], "cykel": 5.0}', "cycle_mismatch"),  # json.loads would keep the 5
+], ids=["truncated", "a-list", "deltagare-not-a-list", "other-cycle", "two-cycles"])
 def test_astorp_whole_file_reasons(raw, ingest, content, reason):
     raw.register("1277", 5, [register_row(A, 5)])
     raw.write_text(AST5, content)
@@ -652,6 +653,16 @@ def test_astorp_whole_file_reasons(raw, ingest, content, reason):
     assert whole[["source_file", "severity", "reason"]].values.tolist() == [[AST5, "rejected", reason]]
     assert audit(result, AST5)[0] == "rejected"
 
+
+
+def test_an_astorp_export_that_gives_its_cycle_twice_alike_is_read(raw, ingest):
+    """Each value of a cykel given twice is checked (one differing rejects the export:
+    test_astorp_whole_file_reasons); 5 and 5.0 are one cycle, as a JSON number is its value."""
+    raw.register("1277", 5, [register_row(A, 5)])
+    raw.write_text(AST5, '{"cykel": 5, "deltagare": [%s], "cykel": 5.0}' % json.dumps(astorp_entry(A)))
+    result = ingest(5)
+    assert audit(result, AST5) == ("loaded", 1, 1, 0, 0)
+    assert result.participations["status_end"].tolist() == ["work"]
 
 @pytest.mark.parametrize("case", ["folkuniversitetet in UTF-8", "register in Windows-1252"])
 def test_a_delimited_file_in_the_wrong_encoding_is_rejected_with_its_rows_counted(raw, ingest, case):

@@ -34,36 +34,38 @@ def read_astorp(delivery: Delivery, key: PseudonymKey) -> AdapterOutput:
     del data
     list_key = "uppfoljning" if delivery.timepoint == "90d" else "deltagare"
     columns = _AstorpColumns(delivery)
-    doc = _parse(text, list_key, columns, dict)
+    doc, cycles = _parse(text, list_key, columns, dict)
     if _may_repeat_keys(text, columns):
         # json keeps the last of a key given twice in one object: decoded again, noting every
         # repeat, so that an entry that gives a key it reads twice is not silently half read
         columns = _AstorpColumns(delivery, repeats=True)
-        doc = _parse(text, list_key, columns, _noting_repeats)
+        doc, cycles = _parse(text, list_key, columns, _noting_repeats)
     del text
     if not isinstance(doc, dict) or not isinstance(doc.get(list_key), _Parsed):
         raise FileRejected("missing_columns", f"the export has no list '{list_key}'")
-    stated = doc.get("cykel")
-    # a JSON number is its value (6.0 is 6); a string as written ("03" is not 3: decisions.md)
-    same = (stated == delivery.cycle if isinstance(stated, (int, float)) and not isinstance(stated, bool)
-            else str(stated).strip() == str(delivery.cycle))
-    if stated is not None and not same:
-        raise FileRejected("cycle_mismatch", f"the export says cykel {safe_value(stated)}, "
-                                             f"the file name cycle {delivery.cycle}",
-                           rows_read=doc[list_key].entries)
+    for stated in cycles:  # a cykel given twice: each value
+        # a JSON number is its value (6.0 is 6); a string as written ("03" is not 3: decisions.md)
+        same = (stated == delivery.cycle if isinstance(stated, (int, float)) and not isinstance(stated, bool)
+                else str(stated).strip() == str(delivery.cycle))
+        if stated is not None and not same:
+            raise FileRejected("cycle_mismatch", f"the export says cykel {safe_value(stated)}, "
+                                                 f"the file name cycle {delivery.cycle}",
+                               rows_read=doc[list_key].entries)
     return columns.output(key)
 
 
-def _parse(text: str, list_key: str, columns: "_AstorpColumns", make_object) -> dict:
-    """The export's top-level object, its participant list turned into `columns`.
-    `make_object(pairs)` makes every object inside the list (`dict`, or `_noting_repeats`)."""
+def _parse(text: str, list_key: str, columns: "_AstorpColumns", make_object) -> tuple[object, list]:
+    """The export's top-level value, its participant list turned into `columns`, and every
+    value the top-level object gives `cykel`. `make_object(pairs)` makes every object inside
+    the list (`dict`, or `_noting_repeats`)."""
     try:
         # The participant list is turned into columns a batch of entries at a time; above
         # ASTORP_WHOLE_LIST_CHARS it is also decoded entry by entry, so that a million-entry
         # export never exists as a million dicts.
         # Decoded JSON holds no reference cycles: no collector runs over it (collector.py).
         with collector.paused():
-            return _stream_json_export(text, list_key, columns.add, make_object)
+            doc = _stream_json_export(text, list_key, columns.add, make_object)
+        return doc, [doc["cykel"]] if "cykel" in doc else []  # streamed: no key given twice
     except Exception:  # anything unusual (invalid JSON included): the whole document at once
         pass
     columns.clear()
@@ -83,20 +85,23 @@ def _parse(text: str, list_key: str, columns: "_AstorpColumns", make_object) -> 
         entries = doc[list_key]
         _in_batches(entries, columns.add)
         doc[list_key] = _Parsed(len(entries))
-    return doc
+    return doc, top.cycles  # json.loads keeps the last cykel: every one is checked
 
 
 class _TopLevel:
     """An object_pairs_hook for json.loads that notes how often the outermost object
-    (the last one the hook sees) names the participant list, and their entries."""
+    (the last one the hook sees) names the participant list, and their entries, and
+    the values it gives `cykel`."""
 
     def __init__(self, list_key: str, make_object=dict):
         self.list_key, self.lists, self.entries, self.make_object = list_key, 0, 0, make_object
+        self.cycles: list = []
 
     def hook(self, pairs: list) -> dict:
         lists = [v for k, v in pairs if k == self.list_key]
         self.lists = len(lists)
         self.entries = sum(len(v) for v in lists if isinstance(v, list))
+        self.cycles = [v for k, v in pairs if k == "cykel"]
         return self.make_object(pairs)
 
 
@@ -147,8 +152,10 @@ def _stream_json_export(text: str, list_key: str, on_batch, make_object=dict) ->
             if text[i: i + 1] != ":":
                 raise _NotStreamable
             i = skip(i + 1)
+            if name in doc:  # a key given twice: json.loads, whose hook sees both (_TopLevel)
+                raise _NotStreamable
             if name == list_key:
-                if name in doc or text[i: i + 1] != "[":
+                if text[i: i + 1] != "[":
                     raise _NotStreamable
                 count, i = _stream_array(decoder, text, i, skip, on_batch)
                 doc[name] = _Parsed(count)
