@@ -397,16 +397,18 @@ def _entry_giving_again(entry: dict, name: str, value, *, written_as: str | None
 def test_an_astorp_entry_that_gives_a_key_read_twice_differently_is_not_half_read(raw, ingest):
     """json keeps the last of a repeated key. A personnummer or status given twice, with
     different values, rejects the entry (which holds would be a guess); a kommunkod so given
-    is read as missing, an intervention so given ignored, each with a warning. The same value
-    twice is read as once; an escaped spelling of the key is the key."""
+    is read as missing, an intervention's typ makes it ignored, its timmar leave it without
+    hours, each with a warning. The same value twice is read as once; an escaped spelling of
+    the key is the key."""
     E, F = people(6)[4:]
     raw.register("1277", 5, [register_row(p, 5) for p in (A, B, C, D, E, F)])
     entries = [
         _entry_giving_again(astorp_entry(A, status="ANST"), "status_cykelslut", "STUD"),
         _entry_giving_again(astorp_entry(B, status="ANST"), "status_cykelslut", "ANST"),
         _entry_giving_again(astorp_entry(C, kommunkod="1277"), "kommunkod", "1292"),
-        json.dumps(astorp_entry(D, insatser=[("COACHNING", 2)])).replace(  # the intervention gives typ twice
-            '"timmar": 2}', '"timmar": 2, "typ": "PRAKTIK"}'),
+        json.dumps(astorp_entry(D, insatser=[("COACHNING", 2), ("PRAKTIK", 5)])).replace(
+            '"timmar": 2}', '"timmar": 2, "typ": "VALIDERING"}').replace(  # typ twice: ignored
+            '"timmar": 5}', '"timmar": 5, "timmar": 6}'),  # timmar twice: no hours
         _entry_giving_again(astorp_entry(E, status="FTG"), "status_cykelslut", "SJUK",
                             written_as='"st\\u0061tus_cykelslut"'),
         _entry_giving_again(astorp_entry(F), "pnr", A.pnr("YYYYMMDD-NNNC")),
@@ -419,6 +421,7 @@ def test_an_astorp_entry_that_gives_a_key_read_twice_differently_is_not_half_rea
         (AST5, "1", "rejected", "conflicting_duplicate"),
         (AST5, "3", "warning", "invalid_code"),
         (AST5, "4", "warning", "invalid_code"),
+        (AST5, "4", "warning", "invalid_code"),
         (AST5, "5", "rejected", "conflicting_duplicate"),
         (AST5, "6", "rejected", "conflicting_duplicate"),
     ]
@@ -427,16 +430,19 @@ def test_an_astorp_entry_that_gives_a_key_read_twice_differently_is_not_half_rea
     assert details["1"] == ("the entry gives status_cykelslut 2 times, with different values: "
                             "which holds would be a guess")
     assert details["3"] == "the entry gives kommunkod 2 times, with different values: read as missing"
-    assert details["4"] == "insatser: an intervention gives typ 2 times, with different values; ignored"
+    assert of_export.loc[of_export["source_row"] == "4", "detail"].tolist() == [
+        "insatser: an intervention gives typ 2 times, with different values; ignored",
+        "insatser: an intervention gives timmar 2 times, with different values: no hours"]
     assert details["6"].startswith("the entry gives pnr 2 times")
     status = dict(zip(result.participations["source_row"], result.participations["status_end"]))
     assert status == {"2": "work", "3": "work", "4": "work", "1": "unknown", "5": "unknown", "6": "unknown"}
     # B's status given twice alike is B's; C's kommunkod is not compared with the register's
     assert issues(result, "municipality_mismatch") == []
     row_of = dict(zip(result.participations["participation_id"], result.participations["source_row"]))
-    assert sorted((row_of[pid], i) for pid, i in zip(result.interventions["participation_id"],
-                                                     result.interventions["intervention"])) == [
-        ("2", "validation"), ("3", "validation")]  # D's one intervention gave typ twice; A, E, F rejected
+    assert sorted((row_of[pid], i, h) for pid, i, h in zip(
+        result.interventions["participation_id"], result.interventions["intervention"],
+        result.interventions["hours"].astype(object).where(result.interventions["hours"].notna(), None))) == [
+        ("2", "validation", 12.5), ("3", "validation", 12.5), ("4", "internship", None)]  # A, E, F rejected
     assert audit(result, AST5) == ("loaded", 6, 3, 3, 0)
     assert not any(A.pnr("YYYYMMDD-NNNC") in d or A.pnr("YYMMDDNNNC") in d for d in result.issues["detail"])
 
@@ -653,6 +659,23 @@ def test_astorp_whole_file_reasons(raw, ingest, content, reason):
     assert whole[["source_file", "severity", "reason"]].values.tolist() == [[AST5, "rejected", reason]]
     assert audit(result, AST5)[0] == "rejected"
 
+
+
+def test_an_astorp_entry_that_gives_a_key_twice_as_values_that_read_alike_is_read_once(raw, ingest):
+    """Alike as the adapter reads them: one personnummer in two written forms, a status with
+    spaces, a kommunkod as a number, a typ in lower case, 2 and 2.0 hours."""
+    raw.register("1277", 5, [register_row(A, 5)])
+    entry = _entry_giving_again(astorp_entry(A, status="ANST", insatser=[("PRAKTIK", 2)]), "pnr",
+                                A.pnr("YYMMDD-NNNC"))
+    for name, value in (("status_cykelslut", " ANST "), ("kommunkod", 1277)):
+        entry = entry[:-1] + f', "{name}": {json.dumps(value)}}}'
+    entry = entry.replace('"typ": "PRAKTIK", "timmar": 2}', '"typ": "PRAKTIK", "timmar": 2, "typ": "praktik", "timmar": 2.0}')
+    raw.write_bytes(AST5, ('{"cykel": 5, "deltagare": [%s]}' % entry).encode("utf-8"))
+    result = ingest(5)
+    assert issues(result) == []
+    assert audit(result, AST5) == ("loaded", 1, 1, 0, 0)
+    assert result.participations["status_end"].tolist() == ["work"]
+    assert list(zip(result.interventions["intervention"], result.interventions["hours"])) == [("internship", 2.0)]
 
 
 def test_an_astorp_export_that_gives_its_cycle_twice_alike_is_read(raw, ingest):

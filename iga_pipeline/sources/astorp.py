@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from iga_pipeline import collector, reference
+from iga_pipeline import collector, personnummer, reference
 from iga_pipeline.pseudonym import PseudonymKey
 from iga_pipeline.sources.common import (
     AdapterOutput, Delivery, FileRejected, issues_frame, safe_value,
@@ -306,13 +306,14 @@ class _AstorpColumns:
         return [None if v is _ABSENT else v for v in values] if absent else values
 
     def _resolve(self, n: int, entry: dict) -> dict:
-        """Entry number `n` as decoded by _noting_repeats: a key read that it gives more than
-        once, with different values, is not read. Which value holds would be a guess: for the
-        personnummer or the status the entry is rejected, a kommunkod is read as missing, an
-        insatser list ignored, and so is an intervention whose typ or timmar differ."""
+        """Entry number `n` as decoded by _noting_repeats. A key read that it gives more than
+        once, with values that read differently (`_as_read`), is not read: which holds would
+        be a guess. For the personnummer or the status the entry is rejected; a kommunkod is
+        read as missing and an insatser list ignored, as a wrong one is; an intervention
+        whose typ differs is ignored, and one whose timmar differ has no hours."""
         def differs(obj: dict, name: str) -> int:  # how often obj gives `name`, if differently; else 0
             given = getattr(obj, "repeats", {}).get(name, ())
-            return len(given) if len({repr(v) for v in given}) > 1 else 0
+            return len(given) if len({repr(self._as_read(name, v)) for v in given}) > 1 else 0
 
         given, entry = entry, dict(entry)
         for name in ("pnr", self.status_field):
@@ -330,17 +331,39 @@ class _AstorpColumns:
         if self.item_keys and isinstance(items, list) and any(isinstance(it, _Repeated) for it in items):
             kept = []
             for it in items:
-                times = {name: differs(it, name) for name in self.item_keys} if isinstance(it, _Repeated) else {}
-                if any(times.values()):
-                    name = next(name for name in self.item_keys if times[name])
-                    self.warnings.append(((n, 1, 1), warning_issue(
-                        self.delivery, str(n), "invalid_code",
-                        f"insatser: an intervention gives {name} {times[name]} times, "
-                        "with different values; ignored")))
-                else:
-                    kept.append(it)
+                if isinstance(it, _Repeated) and differs(it, "typ"):
+                    self._item_warning(n, f"an intervention gives typ {differs(it, 'typ')} times, "
+                                          "with different values; ignored")
+                    continue
+                if isinstance(it, _Repeated) and differs(it, "timmar"):
+                    self._item_warning(n, f"an intervention gives timmar {differs(it, 'timmar')} times, "
+                                          "with different values: no hours")
+                    it = {**it, "timmar": None}
+                kept.append(it)
             entry["insatser"] = kept
         return entry
+
+    def _item_warning(self, n: int, detail: str) -> None:
+        self.warnings.append(((n, 1, 1), warning_issue(self.delivery, str(n), "invalid_code", "insatser: " + detail)))
+
+    def _as_read(self, name: str, value):
+        """A value of a key read as `add` reads it: two values that read alike are one value."""
+        if name == "pnr":
+            return personnummer.normalise_one(value if value.__class__ is str else _astorp_pnr(value),
+                                              reference.cycles()[self.delivery.cycle].start)
+        if name == "kommunkod":
+            return value.strip() if isinstance(value, str) else (None if value is None else str(value).strip())
+        if name == self.status_field:
+            return value.strip() if isinstance(value, str) else (None if value is None else f"<{type(value).__name__}>")
+        if name == "typ":
+            return self.names.get(value.strip().upper()) if isinstance(value, str) else None
+        if name == "timmar":
+            return None if value is None else (float(value) if is_hours(value) else "<not hours>")
+        if name == "insatser":  # a list: its interventions as read; anything else is ignored
+            return ([(self._as_read("typ", it.get("typ")), self._as_read("timmar", it.get("timmar")))
+                     if isinstance(it, dict) else None for it in value] if isinstance(value, list)
+                    else None if value is None else "<not a list>")
+        return value
 
     def output(self, key: PseudonymKey) -> AdapterOutput:
         delivery = self.delivery
