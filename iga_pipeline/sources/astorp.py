@@ -331,13 +331,13 @@ class _AstorpColumns:
         if self.item_keys and isinstance(items, list) and any(isinstance(it, _Repeated) for it in items):
             kept = []
             for it in items:
-                if isinstance(it, _Repeated) and differs(it, "typ"):
-                    self._item_warning(n, f"an intervention gives typ {differs(it, 'typ')} times, "
-                                          "with different values; ignored")
+                typ, hours = (differs(it, "typ"), differs(it, "timmar")) if isinstance(it, _Repeated) else (0, 0)
+                if typ:
+                    self._item_warning(n, f"an intervention gives typ {typ} times, with different values; ignored")
                     continue
-                if isinstance(it, _Repeated) and differs(it, "timmar"):
-                    self._item_warning(n, f"an intervention gives timmar {differs(it, 'timmar')} times, "
-                                          "with different values: no hours")
+                if hours:
+                    self._item_warning(n, f"an intervention gives timmar {hours} times, with different values: "
+                                          "no hours")
                     it = {**it, "timmar": None}
                 kept.append(it)
             entry["insatser"] = kept
