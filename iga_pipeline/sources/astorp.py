@@ -246,6 +246,7 @@ class _AstorpColumns:
         if self.repeats:
             entries = [self._resolve(base + i + 1, e) if isinstance(e, dict) else e for i, e in enumerate(entries)]
         dicts = [e if isinstance(e, dict) else {} for e in entries]
+        # each key read as written out here, inline for speed; _as_read reads a repeated one alike
         self.pnrs += [p if p.__class__ is str else _astorp_pnr(p) for p in self._values(dicts, "pnr")]
         kommun = [c.strip() if c.__class__ is str else (None if c is None else str(c).strip())
                   for c in self._values(dicts, "kommunkod")]
@@ -347,7 +348,8 @@ class _AstorpColumns:
         self.warnings.append(((n, 1, 1), warning_issue(self.delivery, str(n), "invalid_code", "insatser: " + detail)))
 
     def _as_read(self, name: str, value):
-        """A value of a key read as `add` reads it: two values that read alike are one value."""
+        """A value of a key read as `add` reads it (the same expressions: keep them alike):
+        two values that read alike are one value."""
         if name == "pnr":
             return personnummer.normalise_one(value if value.__class__ is str else _astorp_pnr(value),
                                               reference.cycles()[self.delivery.cycle].start)
