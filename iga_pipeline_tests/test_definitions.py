@@ -71,7 +71,7 @@ def test_checks_are_blocking(defs):
 
 
 def test_jobs_schedule_and_sensors(defs):
-    from dagster import DefaultScheduleStatus, DefaultSensorStatus, build_schedule_context
+    from dagster import AssetKey, DefaultScheduleStatus, DefaultSensorStatus, build_schedule_context
 
     assert {j.name for j in defs.resolve_all_job_defs()} >= {"build_all", "ingest_cycle"}
     schedule = defs.resolve_schedule_def("nightly_build")
@@ -82,8 +82,11 @@ def test_jobs_schedule_and_sensors(defs):
     assert (request.tags["dagster/asset_partition_range_start"],
             request.tags["dagster/asset_partition_range_end"]) == ("1", "8")
     sensor = defs.resolve_sensor_def("raw_delivery_sensor")
-    assert (sensor.job_name, sensor.minimum_interval_seconds, sensor.default_status) == (
-        "ingest_cycle", 30, DefaultSensorStatus.RUNNING)
+    assert ([t.job_name for t in sensor.targets], sensor.minimum_interval_seconds, sensor.default_status) == (
+        ["ingest_cycle", "list_unexpected_files"], 30, DefaultSensorStatus.RUNNING)
+    # the sensor's run of the files of no cycle makes raw/inventory and nothing else
+    assert defs.resolve_job_def("list_unexpected_files").asset_layer.selected_asset_keys == {
+        AssetKey(["raw", "inventory"])}
 
 
 def test_the_instance_runs_at_most_two_ingest_runs_at_once(defs, tmp_path):
@@ -103,7 +106,7 @@ def test_the_instance_runs_at_most_two_ingest_runs_at_once(defs, tmp_path):
     from iga_pipeline.defs.automation import IN_PROCESS_TAGS, INGEST_TAGS
 
     key = "iga/ingest"
-    for name in ("build_all", "ingest_cycle"):
+    for name in ("build_all", "ingest_cycle", "list_unexpected_files"):
         tags = defs.resolve_job_def(name).tags
         assert tags.get(key) == INGEST_TAGS[key] != IN_PROCESS_TAGS[key], name
         assert 300 < int(tags["dagster/max_runtime"]) <= 24 * 3600, name  # the 10M full build: 451.6 s (docs/performance.md)
@@ -127,9 +130,9 @@ def test_the_instance_runs_at_most_two_ingest_runs_at_once(defs, tmp_path):
     assert IN_PROCESS_TAGS["dagster/max_retries"] == "0"
     # a retry runs every step again (a run's candidate warehouse is named after its run id)
     assert all(defs.resolve_job_def(n).tags["dagster/retry_strategy"] == "ALL_STEPS"
-               for n in ("build_all", "ingest_cycle"))
+               for n in ("build_all", "ingest_cycle", "list_unexpected_files"))
     assert defs.resolve_sensor_def("warehouse_automation").run_tags["dagster/retry_strategy"] == "ALL_STEPS"
-    assert all("dagster/max_retries" not in defs.resolve_job_def(n).tags for n in ("build_all", "ingest_cycle"))
+    assert all("dagster/max_retries" not in defs.resolve_job_def(n).tags for n in ("build_all", "ingest_cycle", "list_unexpected_files"))
     assert [limit for limit in limits if limit["key"] == key] == [
         {"key": key, "value": INGEST_TAGS[key], "limit": 2}]
 

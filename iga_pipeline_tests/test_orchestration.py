@@ -348,6 +348,47 @@ def test_a_late_90_day_delivery_reruns_cycle_3_only_and_the_warehouse_follows(bu
     assert exported == (completed, work - 1, studies + 1)
 
 
+def test_a_misnamed_file_is_published_as_unexpected_by_the_sensor_and_the_automation(built, site):
+    """A file of no cycle (here a cycle-3 delivery misnamed) reaches the published
+    data_quality_issues through the sensor's raw/inventory run and the automation, without
+    waiting for the next ingest or the nightly build; taken away, its warning goes too."""
+    instance = built.instance
+    _, cursor, _ = tick(site.raw, None)
+    settled = evaluate_automation_conditions(defs=defs, instance=instance)
+    assert settled.total_requested == 0, "after a full build the automation has nothing to do"
+
+    def unexpected() -> list[tuple]:
+        return query(site.live, "SELECT source_file, severity FROM marts.data_quality_issues "
+                                "WHERE reason = 'unexpected_file' ORDER BY source_file")
+    before = unexpected()
+    misnamed = "leverantorer/folkuniversitetet/cykel3_90dagar (1).csv"
+    shutil.copy2(site.raw / FU3_90, site.raw / misnamed)
+    (listed,) = [d.source_file for d in discover(site.raw)  # as the warehouse names it (P2)
+                 if d.cycle is None and d.source_file not in {row[0] for row in before}]
+    staged_before = {k: v for k, v in snapshot(site.staging).items() if k.startswith("cycle=")}
+
+    automation_cursor = settled.cursor
+    for expected in (sorted([*before, (listed, "warning")]), before):
+        (request,), cursor, _ = tick(site.raw, cursor)
+        assert request.job_name == "list_unexpected_files"
+        run = site.run(request.job_name, tags=request.tags, instance=instance)
+        assert run.success, failure_message(run)
+        assert materialised(run) == {INVENTORY}
+        after = evaluate_automation_conditions(defs=defs, instance=instance, cursor=automation_cursor)
+        every = set(defs.resolve_all_asset_keys())
+        requested = {k for k in every if after.get_num_requested(k)}
+        assert requested == {k for k in every if k.path[0] not in ("raw", "harmonised")}
+        follow = site.run("automation_run", instance=instance,
+                          definitions=job_with(AssetSelection.assets(*requested), "automation_run"))
+        assert follow.success, failure_message(follow)
+        assert PUBLISHED in materialised(follow)
+        automation_cursor = after.cursor
+        assert unexpected() == expected
+        (site.raw / misnamed).unlink(missing_ok=True)
+    # no cycle was ingested again
+    assert {k: v for k, v in snapshot(site.staging).items() if k.startswith("cycle=")} == staged_before
+
+
 def test_a_run_of_several_cycles_labels_its_counts_as_theirs(built):
     """Dagster keeps one result for every partition of a range run (build_all): the UI then
     shows it on each cycle, so it says that it covers the run's cycles and gives each one's."""
@@ -384,8 +425,10 @@ def cycles_with_files(raw: Path) -> list[str]:
 
 
 def test_sensor_first_tick_asks_once_per_cycle_then_nothing(raw_copy):
+    (raw_copy / "notes.txt").write_text("a file of no cycle: listed by the cycles' runs")
     requests, cursor, _ = tick(raw_copy, None)
     assert [r.partition_key for r in requests] == cycles_with_files(raw_copy) == [str(c) for c in range(1, 9)]
+    assert {r.job_name for r in requests} == {"ingest_cycle"}
     assert len({r.run_key for r in requests}) == len(requests)
     assert all(r.run_key.startswith(f"cycle-{r.partition_key}-") for r in requests)
     assert all(r.tags.get("iga/trigger") == "raw_delivery_sensor" for r in requests)
@@ -446,9 +489,26 @@ def test_sensor_changed_new_and_deleted_files_ask_for_their_cycle_only(raw_copy)
     requests, cursor, _ = tick(raw_copy, cursor)
     assert [r.partition_key for r in requests] == ["2", "8"]
 
-    # a file that belongs to no cycle asks for nothing
-    (raw_copy / "README.txt").write_text("not a delivery")
+    # a file that belongs to no cycle asks for raw/inventory alone, once; a change of its
+    # content asks for nothing (the inventory lists names); its going asks again
+    stray = raw_copy / "README.txt"
+    stray.write_text("not a delivery")
+    requests, cursor, _ = tick(raw_copy, cursor)
+    assert [(r.job_name, r.partition_key, r.tags["iga/files"]) for r in requests] == [
+        ("list_unexpected_files", None, "1")]
+    assert requests[0].run_key.startswith("inventory-")
+    stray.write_text("still not a delivery, longer")
     assert tick(raw_copy, cursor)[0] == []
+    stray.unlink()
+    again, cursor, _ = tick(raw_copy, cursor)
+    assert [r.job_name for r in again] == ["list_unexpected_files"]
+    assert again[0].run_key != requests[0].run_key
+
+    # with a cycle's file in the same tick, the cycle's run alone (it lists them too)
+    stray.write_text("not a delivery")
+    survey.write_bytes(survey.read_bytes() + b"\r\n")
+    requests, cursor, _ = tick(raw_copy, cursor)
+    assert [(r.job_name, r.partition_key) for r in requests] == [("ingest_cycle", "5")]
 
 
 def test_sensor_waits_for_a_file_still_arriving(raw_copy):

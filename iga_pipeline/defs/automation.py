@@ -3,7 +3,9 @@
 * `nightly_build`: every night at 02:30 Stockholm time, every cycle, then publish.
 * `raw_delivery_sensor`: every 30 s, hashes the files under the raw root and
   asks for an ingest run of each cycle whose files are new, changed or gone.
-  A file touched without a change in content requests nothing. Run keys
+  A file touched without a change in content requests nothing. A file of no
+  cycle (misnamed, stray) that comes or goes asks for a run of `raw/inventory`
+  alone, unless a cycle's run (which lists them too) is asked for in the same tick. Run keys
   carry the cursor's generation (the count of ticks that asked for runs), so
   re-evaluating a tick gives the same keys (Dagster launches nothing twice)
   while a later delivery never reuses an earlier key, even when it brings
@@ -66,6 +68,12 @@ ingest_cycle_job = define_asset_job(
                 "the warehouse follows by automation.",
 )
 
+inventory_job = define_asset_job(
+    "list_unexpected_files", selection=AssetSelection.assets(INVENTORY), tags=INGEST_TAGS,
+    description="List the files of the raw root that belong to no cycle (unexpected_file), when "
+                "one comes or goes and no cycle changed; the warehouse follows by automation.",
+)
+
 
 def all_cycles_tags() -> dict[str, str]:
     keys = cycles_partitions.get_partition_keys()
@@ -85,7 +93,7 @@ SIZE, MTIME, SHA256, CYCLE, CTIME = range(5)
 
 
 def scan(raw_dir: Path, previous: dict[str, list], settle_seconds: float = 0) -> dict[str, list]:
-    """{source_file: [size, mtime_ns, sha256, cycle, ctime_ns]} for every delivery of a cycle.
+    """{source_file: [size, mtime_ns, sha256, cycle, ctime_ns]} for every file under the raw root.
 
     A file changed (mtime or ctime) less than `settle_seconds` ago may still be arriving:
     it keeps its previous entry (a new one is left out) until it has been still that
@@ -94,13 +102,15 @@ def scan(raw_dir: Path, previous: dict[str, list], settle_seconds: float = 0) ->
     A file whose size, mtime and ctime are unchanged keeps its previous hash;
     any other file is hashed again, so a touch without a change costs one read
     and requests nothing. The ctime (which no copy can set) catches a corrected
-    file of the same size copied over with its mtime kept (`cp -p`, an archive). Files of no cycle are not looked at (raw/inventory
-    lists them). A refused delivery (a link out of the raw root or to nothing,
+    file of the same size copied over with its mtime kept (`cp -p`, an archive). A file of
+    no cycle is never opened: raw/inventory lists it by name only, so its entry is
+    `[None, None, None, None, None]` and only its coming and going counts. A refused delivery (a link out of the raw root or to nothing,
     a file too large) is never opened: the link itself is fingerprinted, so
     its cycle is still asked for and ingestion records the refusal."""
     state = {}
     for d in discover(raw_dir):
         if d.cycle is None:
+            state[d.source_file] = [None] * 5
             continue
         try:
             st = d.path.lstat() if d.refused else d.path.stat()
@@ -139,8 +149,17 @@ def changed_cycles(previous: dict[str, list], current: dict[str, list]) -> dict[
     return changed
 
 
-@sensor(job=ingest_cycle_job, minimum_interval_seconds=30, default_status=DefaultSensorStatus.RUNNING,
-        description="New or changed raw files (by content hash) -> an ingest run per affected cycle.")
+def changed_strays(previous: dict[str, list], current: dict[str, list]) -> list[str]:
+    """The files of no cycle that came or went (raw/inventory lists them by name)."""
+    def strays(state: dict[str, list]) -> set[str]:
+        return {name for name, entry in state.items() if entry[CYCLE] is None}
+    return sorted(strays(previous) ^ strays(current))
+
+
+@sensor(jobs=[ingest_cycle_job, inventory_job], minimum_interval_seconds=30,
+        default_status=DefaultSensorStatus.RUNNING,
+        description="New or changed raw files (by content hash) -> an ingest run per affected cycle; "
+                    "a file of no cycle that comes or goes -> a run of raw/inventory.")
 def raw_delivery_sensor(context: SensorEvaluationContext, iga: IGAResource):
     raw_dir = iga.paths().raw_dir
     if not raw_dir.is_dir():
@@ -148,7 +167,8 @@ def raw_delivery_sensor(context: SensorEvaluationContext, iga: IGAResource):
     generation, previous = load_cursor(context.cursor)
     current = scan(raw_dir, previous, iga.settle_seconds)
     changed = changed_cycles(previous, current)
-    if not changed:
+    strays = changed_strays(previous, current)
+    if not changed and not strays:
         return SensorResult(skip_reason=SkipReason("no new or changed deliveries"),
                             cursor=dump_cursor(generation, current))
     generation += 1
@@ -156,10 +176,18 @@ def raw_delivery_sensor(context: SensorEvaluationContext, iga: IGAResource):
     for cycle, files in sorted(changed.items()):
         digest = sha256_of_text("|".join(f"{f}:{current[f][SHA256] if f in current else None}" for f in files))
         requests.append(RunRequest(
+            job_name=ingest_cycle_job.name,
             partition_key=str(cycle), run_key=f"cycle-{cycle}-{generation}-{digest[:16]}",
             tags={"iga/trigger": "raw_delivery_sensor", "iga/files": str(len(files))},
         ))
         context.log.info(f"cycle {cycle}: {len(files)} new or changed file(s)")
+    if strays and not changed:  # a cycle's run lists the files of no cycle too
+        digest = sha256_of_text("|".join(f"{f}:{f in current}" for f in strays))
+        requests.append(RunRequest(
+            job_name=inventory_job.name, run_key=f"inventory-{generation}-{digest[:16]}",
+            tags={"iga/trigger": "raw_delivery_sensor", "iga/files": str(len(strays))},
+        ))
+        context.log.info(f"{len(strays)} file(s) of no cycle came or went")
     return SensorResult(run_requests=requests, cursor=dump_cursor(generation, current))
 
 
