@@ -259,11 +259,12 @@ def not_ready(staging: Path, cycles, key: PseudonymKey) -> list[str]:
 
 
 def _not_in_delivery_log(staging: Path, cycles) -> list[int]:
-    """The cycles whose staged files' versions (audit: source_file, sha256) the delivery log
-    lacks: marts.delivery_history would not show them (a log deleted, or replaced by an
-    older copy)."""
+    """The cycles whose staged files' versions (audit: source_file, sha256) are not the last
+    the delivery log has for their paths: marts.delivery_history would not show them as
+    current (a log deleted, or replaced by an older copy; a version that came back, in a
+    log written before such returns were recorded)."""
     try:
-        versions = history.read_log(staging)
+        versions = history.read_log(staging).drop_duplicates("source_file", keep="last")
         log = set(zip(versions["source_file"], versions["sha256"]))
     except (OSError, pa.ArrowException):
         log = set()
@@ -375,7 +376,7 @@ def stage_cycle(raw_root: Path, staging: Path, cycle: int, key: PseudonymKey) ->
         write_cycle(staging, result, key, mark_valid=checked)
         if kept is not None:
             kept.prune()
-        new_versions = history.record(staging, result.audit)
+        new_versions = history.record(staging, result.audit, [cycle])
     issues = result.issues
     rows_read = int(result.audit["rows_read"].sum())
     staged = Staged(

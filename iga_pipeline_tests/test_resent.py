@@ -166,3 +166,77 @@ def test_the_old_version_stays_in_the_delivery_history(builds):
     others = last.query("SELECT source_file, count(*), min(status), max(status) FROM marts.delivery_history "
                         "WHERE source_file <> ? GROUP BY 1", [FU_SLUT])
     assert others and all((n, lo, hi) == (1, "current", "current") for _, n, lo, hi in others), others
+
+
+def test_a_version_that_comes_back_and_a_file_that_goes_have_periods_of_their_own(tmp_path):
+    """v1, v2, v1 again, the file taken away, v1 back: each is a period of its own in
+    marts.delivery_history, from the build that first read it until the next build that
+    read another version or found the file gone (known gap until 2026-12-01: v1 came back
+    as current with its first build date, v2 looked superseded by it, and the time the
+    file was missing was not recorded). Real raw files, staging and DuckDB, no Dagster."""
+    from iga_pipeline import history, reference, staging
+    from iga_pipeline.evaluation import EVALUATION_MARTS
+    from iga_pipeline.pseudonym import PseudonymKey
+    from iga_pipeline.warehouse import build
+
+    key = PseudonymKey(b"delivery-history-test-key", is_development=False)
+    raw = RawRoot(tmp_path / "raw")
+    write_raw(raw)
+    folder = tmp_path / "staging"
+    cycles = list(reference.cycles())
+    list(staging.stage_cycles(raw.root, folder, cycles, key, workers=1))
+    staging.write_inventory(raw.root, folder)
+
+    def rebuild_cycle_2(n: int) -> list[tuple]:
+        """Ingest cycle 2 again, build a warehouse; the history of FU_SLUT, oldest first."""
+        if n:
+            list(staging.stage_cycles(raw.root, folder, [2], key, workers=1))
+        assert staging.not_ready(folder, cycles, key) == []
+        warehouse = build.build_candidate(folder, tmp_path / f"w{n}.duckdb", EVALUATION_MARTS)
+        con = duckdb.connect(str(warehouse), read_only=True)
+        try:
+            return con.execute("SELECT sha256, status, first_built, ended FROM marts.delivery_history "
+                               "WHERE source_file = ? ORDER BY first_built", [FU_SLUT]).fetchall()
+        finally:
+            con.close()
+
+    def sha() -> str:
+        return hashlib.sha256(raw.path(FU_SLUT).read_bytes()).hexdigest()
+
+    v1 = sha()
+    assert [(h, s, e) for h, s, _, e in rebuild_cycle_2(0)] == [(v1, "current", None)]
+    raw.folkuniversitetet(2, "slut", fu_slut_rows(corrected=True))
+    v2 = sha()
+    second = rebuild_cycle_2(1)
+    assert [(h, s) for h, s, _, _ in second] == [(v1, "superseded"), (v2, "current")]
+    assert second[0][3] == second[1][2] and second[1][3] is None  # v1 ended when v2 was first built
+    raw.folkuniversitetet(2, "slut", fu_slut_rows(corrected=False))
+    third = rebuild_cycle_2(2)
+    assert [(h, s) for h, s, _, _ in third] == [(v1, "superseded"), (v2, "superseded"), (v1, "current")]
+    assert third[:2] == [second[0], (v2, "superseded", second[1][2], third[2][2])]
+    assert third[2][3] is None
+
+    raw.path(FU_SLUT).unlink()
+    fourth = rebuild_cycle_2(3)
+    assert [(h, s) for h, s, _, _ in fourth] == [(v1, "superseded"), (v2, "superseded"), (v1, "removed")]
+    gone_at = fourth[2][3]
+    assert gone_at is not None and gone_at > third[2][2]
+    raw.folkuniversitetet(2, "slut", fu_slut_rows(corrected=False))
+    fifth = rebuild_cycle_2(4)
+    assert [(h, s) for h, s, _, _ in fifth] == [(v1, "superseded"), (v2, "superseded"),
+                                                 (v1, "superseded"), (v1, "current")]
+    assert fifth[2][3] == gone_at < fifth[3][2]  # the time it was missing: from gone_at until then
+    assert rebuild_cycle_2(5) == fifth  # nothing new read: nothing added
+    log = history.read_log(folder)
+    assert log["sha256"].isna().sum() == 1  # the one removal
+    other = log[log["source_file"] != FU_SLUT]
+    assert not other["source_file"].duplicated().any()  # every other file: one version, once
+
+    # A log written before returns were recorded (v1, v2; v1 read again, nothing added):
+    # the staged version is not the log's last, so the marts are refused until cycle 2 is
+    # ingested again, rather than shown with no current version.
+    rows = log.index[log["source_file"] == FU_SLUT]
+    log.drop(rows[2:]).to_parquet(history.log_path(folder), index=False)
+    assert [p for p in staging.not_ready(folder, cycles, key) if "delivery log" in p] == [
+        "the delivery log (delivery_log.parquet) lacks what cycle(s) 2 were built from: ingest them "
+        "again (iga-pipeline build)"]

@@ -131,14 +131,17 @@ MARTS: tuple[Mart, ...] = (
         ("audit",),
     ),
     Mart(
-        "delivery_history", "version of a raw file",
-        "Every version (content hash) of every delivery ever built: the one the warehouse was "
-        "built from is current; an earlier version of a re-sent file is superseded; a file no "
-        "longer in the raw root is removed.",
+        "delivery_history", "period in which a version was a raw file's",
+        "Every version (content hash) of every delivery ever built, one row for each period in "
+        "which it was the file's (a version sent again after another has a row each time): the "
+        "one the warehouse was built from is current; an earlier one is superseded; the last "
+        "version of a file no longer in the raw root is removed.",
         {"source_file": "path relative to the raw root", "sha256": "content hash of that version",
-         "first_built": "when a build first read this version (UTC)",
+         "first_built": "when a build first read this version, for this period (UTC)",
          "status": "current, superseded or removed", "source_kind": "the delivery kind",
-         "cycle": "the cycle of the file"},
+         "cycle": "the cycle of the file",
+         "ended": "when a build first read another version or found the file gone (UTC); "
+                  "NULL while current"},
         ("audit",),
     ),
     Mart(
