@@ -853,11 +853,22 @@ def test_the_publish_is_never_requested_without_the_marts_of_its_run(site, monke
     materialised (say from the UI), the automation must not start a publish without them."""
     monkeypatch.setenv("IGA_PSEUDONYM_KEY", TEST_SECRET)
     instance = DagsterInstance.ephemeral()
-    assert site.run(all_cycles=True, instance=instance).success
+    whole = site.run(all_cycles=True, instance=instance)
+    assert whole.success, failure_message(whole)
+    assert {e.materialization.metadata["published by this run"].value
+            for e in whole.get_asset_materialization_events() if e.asset_key.path[0] == "marts"} == {True}
     settled = evaluate_automation_conditions(defs=defs, instance=instance)
+    live = site.live.read_bytes()
     marts_only = site.run("marts_only", instance=instance, definitions=job_with(
         AssetSelection.assets(*(mart_key(m.name) for m in MARTS)), "marts_only"))
     assert marts_only.success, failure_message(marts_only)
+    # ... and it says that it published nothing, in the run's log and on every mart
+    assert site.live.read_bytes() == live
+    logged = [r.user_message for r in instance.all_logs(marts_only.run_id)
+              if r.level >= 30 and "does not include warehouse/published" in r.user_message]
+    assert len(logged) == 1
+    assert {e.materialization.metadata["published by this run"].value
+            for e in marts_only.get_asset_materialization_events()} == {False}
     after = evaluate_automation_conditions(defs=defs, instance=instance, cursor=settled.cursor)
     requested = {k for k in defs.resolve_all_asset_keys() if after.get_num_requested(k)}
     assert PUBLISHED not in requested and PARQUET not in requested, requested

@@ -224,7 +224,14 @@ def marts(context: AssetExecutionContext, iga: IGAResource):
         context.log.info(f"warehouse built: {build.build_mode(candidate)}")  # 'full', or 'cycles 8'
         if _in_this_run(context, PARQUET):  # exported beside the checks, collected by parquet_exports
             export.start(candidate, paths.pending_parquet(build_id(context)))
-        yield from _mart_results(candidate)
+        published = _in_this_run(context, PUBLISHED)
+        if not published:  # the marts alone (say from the UI): say so, rather than leave it to be found
+            context.log.warning(
+                "this run does not include warehouse/published: its warehouse is built and checked "
+                "as a candidate, and not published (the live warehouse is left as it was). To "
+                "publish, materialise warehouse/published with the marts (Materialize all), or "
+                "run build_all.")
+        yield from _mart_results(candidate, published)
 
 
 def _in_this_run(context, key: AssetKey) -> bool:
@@ -243,9 +250,10 @@ def _preview(frame: pd.DataFrame) -> str:
     return frame.astype(object).map(cell).to_markdown(index=False, disable_numparse=True)
 
 
-def _mart_results(candidate):
+def _mart_results(candidate, published: bool):
     """One MaterializeResult per mart, with its row count and columns (the UI's Columns
-    tab: names, DuckDB types, meanings), and a preview or breakdown where useful."""
+    tab: names, DuckDB types, meanings), whether this run publishes it, and a preview or
+    breakdown where useful."""
     con = duck.open_readonly(candidate)
     try:
         types: dict[str, list[tuple[str, str]]] = {}  # mart -> its columns and their DuckDB types
@@ -257,7 +265,8 @@ def _mart_results(candidate):
             rows = con.execute(f"SELECT count(*) FROM marts.{m.name}").fetchone()[0]
             metadata = {"dagster/row_count": rows, "dagster/column_schema": TableSchema(columns=[
                 TableColumn(column, data_type, description=m.columns.get(column))
-                for column, data_type in types.get(m.name, [])])}
+                for column, data_type in types.get(m.name, [])]),
+                "published by this run": published}
             if m.name in ("outcomes_by_cycle", "outcomes_summary"):
                 metadata["preview"] = MetadataValue.md(_preview(con.execute(f"SELECT * FROM marts.{m.name}").df()))
             if m.name == "data_quality_issues":
