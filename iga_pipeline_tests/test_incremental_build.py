@@ -141,3 +141,14 @@ def test_changed_code_or_many_cycles_build_fully(tmp_path, builds):
     grown = first.warehouse  # its late delivery's rows replaced in place
     assert grown.stat().st_size > build.REBUILD_WHEN_GROWN * int(_recorded(grown)["full_build_bytes"])
     assert build._changed_cycles(grown, _recorded_inputs(grown)) is None
+
+
+def test_a_build_with_no_cycle_changed_says_so(tmp_path, builds):
+    """Only the files of no cycle changed (the sensor's raw/inventory run): the build copies
+    the previous warehouse, replaces no cycle's rows, and says so (it said 'cycles ')."""
+    from iga_pipeline.evaluation import EVALUATION_MARTS
+
+    _, _, fresh = builds
+    again = build.build_candidate(fresh.warehouse.parent / "staging", tmp_path / "again.duckdb",
+                                  EVALUATION_MARTS, previous=fresh.warehouse)
+    assert build.build_mode(again) == "no cycle changed"

@@ -250,10 +250,16 @@ def _preview(frame: pd.DataFrame) -> str:
     return frame.astype(object).map(cell).to_markdown(index=False, disable_numparse=True)
 
 
+# What a mart's materialisation says of its publish (the run's warehouse/published records
+# whether it took place: the blocking checks come after the marts).
+PUBLISH_IN_RUN = "in this run, once the blocking checks pass"
+PUBLISH_NOT_IN_RUN = "not in this run (warehouse/published was not selected): nothing is published"
+
+
 def _mart_results(candidate, published: bool):
     """One MaterializeResult per mart, with its row count and columns (the UI's Columns
-    tab: names, DuckDB types, meanings), whether this run publishes it, and a preview or
-    breakdown where useful."""
+    tab: names, DuckDB types, meanings), whether this run is to publish it, and a preview
+    or breakdown where useful."""
     con = duck.open_readonly(candidate)
     try:
         types: dict[str, list[tuple[str, str]]] = {}  # mart -> its columns and their DuckDB types
@@ -266,7 +272,7 @@ def _mart_results(candidate, published: bool):
             metadata = {"dagster/row_count": rows, "dagster/column_schema": TableSchema(columns=[
                 TableColumn(column, data_type, description=m.columns.get(column))
                 for column, data_type in types.get(m.name, [])]),
-                "published by this run": published}
+                "publish": PUBLISH_IN_RUN if published else PUBLISH_NOT_IN_RUN}
             if m.name in ("outcomes_by_cycle", "outcomes_summary"):
                 metadata["preview"] = MetadataValue.md(_preview(con.execute(f"SELECT * FROM marts.{m.name}").df()))
             if m.name == "data_quality_issues":

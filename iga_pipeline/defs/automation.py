@@ -4,8 +4,9 @@
 * `raw_delivery_sensor`: every 30 s, hashes the files under the raw root and
   asks for an ingest run of each cycle whose files are new, changed or gone.
   A file touched without a change in content requests nothing. A file of no
-  cycle (misnamed, stray) that comes or goes asks for a run of `raw/inventory`
-  alone, unless a cycle's run (which lists them too) is asked for in the same tick. Run keys
+  cycle (misnamed, stray) that comes (and has been still for the settle time)
+  or goes asks for a run of `raw/inventory` alone, unless a cycle's run (which
+  lists them too) is asked for in the same tick. Run keys
   carry the cursor's generation (the count of ticks that asked for runs), so
   re-evaluating a tick gives the same keys (Dagster launches nothing twice)
   while a later delivery never reuses an earlier key, even when it brings
@@ -28,8 +29,9 @@ from dagster import (
 
 from iga_pipeline.defs.assets import INVENTORY, RAW, cycles_partitions, harmonised_key
 from iga_pipeline.defs.resources import IGAResource
+from iga_pipeline.pseudonym import PseudonymKey
 from iga_pipeline.settings import RUN_MAX_SECONDS
-from iga_pipeline.sources.common import discover, sha256_of
+from iga_pipeline.sources.common import Delivery, discover, sha256_of
 from iga_pipeline.warehouse.catalog import HARMONISED
 
 # A run the daemon launches again (run_retries, .dagster_home/dagster.yaml) runs every step
@@ -92,8 +94,10 @@ def nightly_build(context: ScheduleEvaluationContext) -> RunRequest:
 SIZE, MTIME, SHA256, CYCLE, CTIME = range(5)
 
 
-def scan(raw_dir: Path, previous: dict[str, list], settle_seconds: float = 0) -> dict[str, list]:
-    """{source_file: [size, mtime_ns, sha256, cycle, ctime_ns]} for every file under the raw root.
+def scan(raw_dir: Path, previous: dict[str, list], settle_seconds: float = 0,
+         found: list[Delivery] | None = None) -> dict[str, list]:
+    """{source_file: [size, mtime_ns, sha256, cycle, ctime_ns]} for every delivery of a cycle
+    (of `found`, the raw root's files as `discover` lists them, if given).
 
     A file changed (mtime or ctime) less than `settle_seconds` ago may still be arriving:
     it keeps its previous entry (a new one is left out) until it has been still that
@@ -102,15 +106,13 @@ def scan(raw_dir: Path, previous: dict[str, list], settle_seconds: float = 0) ->
     A file whose size, mtime and ctime are unchanged keeps its previous hash;
     any other file is hashed again, so a touch without a change costs one read
     and requests nothing. The ctime (which no copy can set) catches a corrected
-    file of the same size copied over with its mtime kept (`cp -p`, an archive). A file of
-    no cycle is never opened: raw/inventory lists it by name only, so its entry is
-    `[None, None, None, None, None]` and only its coming and going counts. A refused delivery (a link out of the raw root or to nothing,
+    file of the same size copied over with its mtime kept (`cp -p`, an archive). Files of
+    no cycle are left to `stray_ids`. A refused delivery (a link out of the raw root or to nothing,
     a file too large) is never opened: the link itself is fingerprinted, so
     its cycle is still asked for and ingestion records the refusal."""
     state = {}
-    for d in discover(raw_dir):
+    for d in discover(raw_dir) if found is None else found:
         if d.cycle is None:
-            state[d.source_file] = [None] * 5
             continue
         try:
             st = d.path.lstat() if d.refused else d.path.stat()
@@ -149,11 +151,26 @@ def changed_cycles(previous: dict[str, list], current: dict[str, list]) -> dict[
     return changed
 
 
-def changed_strays(previous: dict[str, list], current: dict[str, list]) -> list[str]:
-    """The files of no cycle that came or went (raw/inventory lists them by name)."""
-    def strays(state: dict[str, list]) -> set[str]:
-        return {name for name, entry in state.items() if entry[CYCLE] is None}
-    return sorted(strays(previous) ^ strays(current))
+def stray_ids(found: list[Delivery], previous: set[str], settle_seconds: float, key: PseudonymKey) -> list[str]:
+    """An id for each file of no cycle (raw/inventory lists them by name): the name keyed
+    with the pseudonym key (HMAC), so that the cursor, which Dagster stores and shows, holds
+    no name of a file, nor an unkeyed hash that a list of names or birth dates would undo.
+    Such a file is never opened. A new one counts once it has been still for
+    `settle_seconds`: an upload's temporary file or an editor's lock file comes and goes."""
+    ids = set()
+    for d in found:
+        if d.cycle is not None:
+            continue
+        sid = key.fingerprint(f"stray|{d.source_file}")[:16]
+        if sid not in previous:
+            try:
+                st = d.path.lstat()
+            except OSError:
+                continue  # gone since it was listed
+            if time.time() - max(st.st_mtime, st.st_ctime) < settle_seconds:
+                continue  # still arriving, or about to go
+        ids.add(sid)
+    return sorted(ids)
 
 
 @sensor(jobs=[ingest_cycle_job, inventory_job], minimum_interval_seconds=30,
@@ -164,13 +181,15 @@ def raw_delivery_sensor(context: SensorEvaluationContext, iga: IGAResource):
     raw_dir = iga.paths().raw_dir
     if not raw_dir.is_dir():
         return SkipReason(f"raw root {raw_dir} does not exist")
-    generation, previous = load_cursor(context.cursor)
-    current = scan(raw_dir, previous, iga.settle_seconds)
+    generation, previous, previous_strays = load_cursor(context.cursor)
+    found = discover(raw_dir)
+    current = scan(raw_dir, previous, iga.settle_seconds, found)
+    strays = stray_ids(found, set(previous_strays), iga.settle_seconds, iga.pseudonym_key())
     changed = changed_cycles(previous, current)
-    strays = changed_strays(previous, current)
-    if not changed and not strays:
+    strays_changed = set(strays) ^ set(previous_strays)
+    if not changed and not strays_changed:
         return SensorResult(skip_reason=SkipReason("no new or changed deliveries"),
-                            cursor=dump_cursor(generation, current))
+                            cursor=dump_cursor(generation, current, strays))
     generation += 1
     requests = []
     for cycle, files in sorted(changed.items()):
@@ -181,32 +200,34 @@ def raw_delivery_sensor(context: SensorEvaluationContext, iga: IGAResource):
             tags={"iga/trigger": "raw_delivery_sensor", "iga/files": str(len(files))},
         ))
         context.log.info(f"cycle {cycle}: {len(files)} new or changed file(s)")
-    if strays and not changed:  # a cycle's run lists the files of no cycle too
-        digest = sha256_of_text("|".join(f"{f}:{f in current}" for f in strays))
+    if strays_changed and not changed:  # a cycle's run lists the files of no cycle too
+        digest = sha256_of_text("|".join(strays))
         requests.append(RunRequest(
             job_name=inventory_job.name, run_key=f"inventory-{generation}-{digest[:16]}",
-            tags={"iga/trigger": "raw_delivery_sensor", "iga/files": str(len(strays))},
+            tags={"iga/trigger": "raw_delivery_sensor", "iga/files": str(len(strays_changed))},
         ))
-        context.log.info(f"{len(strays)} file(s) of no cycle came or went")
-    return SensorResult(run_requests=requests, cursor=dump_cursor(generation, current))
+        context.log.info(f"{len(strays_changed)} file(s) of no cycle came or went")
+    return SensorResult(run_requests=requests, cursor=dump_cursor(generation, current, strays))
 
 
 CURSOR_VERSION = 2
 
 
-def load_cursor(text: str | None) -> tuple[int, dict[str, list]]:
-    """(generation, files) of a cursor. The first version was the files mapping alone."""
+def load_cursor(text: str | None) -> tuple[int, dict[str, list], list[str]]:
+    """(generation, files, stray ids) of a cursor. The first version was the files mapping
+    alone; the second had no stray ids before 2026-12-01 (its first tick then lists them)."""
     if not text:
-        return 0, {}
+        return 0, {}, []
     data = json.loads(text)
     if isinstance(data, dict) and data.get("version") == CURSOR_VERSION:
-        return int(data["generation"]), dict(data["files"])
-    return 0, data
+        files = {name: entry for name, entry in data["files"].items() if entry[CYCLE] is not None}
+        return int(data["generation"]), files, list(data.get("strays", []))
+    return 0, data, []
 
 
-def dump_cursor(generation: int, files: dict[str, list]) -> str:
-    return json.dumps({"version": CURSOR_VERSION, "generation": generation, "files": files},
-                      sort_keys=True)
+def dump_cursor(generation: int, files: dict[str, list], strays: list[str]) -> str:
+    return json.dumps({"version": CURSOR_VERSION, "generation": generation, "files": files,
+                       "strays": strays}, sort_keys=True)
 
 
 def sha256_of_text(text: str) -> str:

@@ -175,7 +175,8 @@ def _build_inputs(staging: Path, extra_marts: dict | None) -> dict[str, str]:
 
 
 def build_mode(warehouse: Path) -> str | None:
-    """How a warehouse file was built: 'full', or 'cycles 8' when only cycle 8's rows were replaced."""
+    """How a warehouse file was built: 'full', 'cycles 8' when only cycle 8's rows were replaced,
+    or 'no cycle changed' (the files of no cycle did)."""
     con = open_readonly(warehouse)
     try:
         row = con.execute(f"SELECT fingerprint FROM {INPUTS_TABLE} WHERE name = 'build'").fetchone()
@@ -233,7 +234,8 @@ def _build_incrementally(staging: Path, candidate: Path, extra_marts: dict | Non
             for statement in _statements(path.read_text(encoding="utf-8").replace("{staging}", _quote(staging))):
                 con.execute(_incremental(statement, changed))
         _extra_marts(con, extra_marts)
-        _record_inputs(con, {**inputs, "build": "cycles " + ",".join(map(str, changed))},
+        mode = "cycles " + ",".join(map(str, changed)) if changed else "no cycle changed"  # the inventory did
+        _record_inputs(con, {**inputs, "build": mode},
                        full_build_bytes=_recorded_size(con))
         con.execute("COMMIT")
         con.execute("CHECKPOINT")
