@@ -141,7 +141,7 @@ MARTS: tuple[Mart, ...] = (
          "status": "current, superseded or removed", "source_kind": "the delivery kind",
          "cycle": "the cycle of the file",
          "ended": "when a build first read another version or found the file gone (UTC); "
-                  "NULL for the file's last version"},
+                  "NULL for the current version, and for the last version of a file refused unread"},
         ("audit",),
     ),
     Mart(
