@@ -42,6 +42,12 @@ def read_log(staging: Path) -> pd.DataFrame:
                          "first_built": pd.Series(dtype="datetime64[us, UTC]")})
 
 
+def last_versions(log: pd.DataFrame) -> pd.DataFrame:
+    """The log's last row for each path: the version its cycle's last ingest read (sha256
+    missing once that ingest found the file gone)."""
+    return log.drop_duplicates("source_file", keep="last")
+
+
 def record(staging: Path, audit: pd.DataFrame, cycles, now: datetime | None = None) -> int:
     """Add to the log what changed in `cycles`, whose files the audit lists in full: a row
     for each file whose hash differs from the log's last for its path, and a row with no
@@ -57,8 +63,7 @@ def record(staging: Path, audit: pd.DataFrame, cycles, now: datetime | None = No
 
 def _record(staging: Path, audit: pd.DataFrame, cycles: set[int], now: datetime | None) -> int:
     log = read_log(staging)
-    # the log's last row for each path: its version now, or None once it was found gone
-    last = log.drop_duplicates("source_file", keep="last").set_index("source_file")
+    last = last_versions(log).set_index("source_file")
     last_sha = {f: (None if pd.isna(h) else h) for f, h in last["sha256"].items()}
     seen = audit.loc[audit["sha256"].notna(), ["source_file", "sha256", "source_kind", "cycle"]]
     new = seen.loc[pd.Series([last_sha.get(f) != h for f, h in zip(seen["source_file"], seen["sha256"])],
@@ -71,10 +76,9 @@ def _record(staging: Path, audit: pd.DataFrame, cycles: set[int], now: datetime 
     if new.empty and gone.empty and path.exists():
         return 0
     types = {"source_file": "string", "sha256": "string", "source_kind": "string", "cycle": "Int64"}
-    added = pd.concat([frame.astype(types) for frame in (new, gone) if not frame.empty] or [new.astype(types)],
-                      ignore_index=True).assign(first_built=pd.Timestamp(now or datetime.now(timezone.utc)))
-    merged = pd.concat([frame for frame in (log, added) if not frame.empty] or [log],
-                       ignore_index=True)[COLUMNS]
+    added = pd.concat([new.astype(types), gone.astype(types)], ignore_index=True).assign(
+        first_built=pd.Timestamp(now or datetime.now(timezone.utc)))
+    merged = pd.concat([log.astype(types), added], ignore_index=True)[COLUMNS]
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     merged.to_parquet(tmp, index=False)

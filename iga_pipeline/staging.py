@@ -264,7 +264,7 @@ def _not_in_delivery_log(staging: Path, cycles) -> list[int]:
     current (a log deleted, or replaced by an older copy; a version that came back, in a
     log written before such returns were recorded)."""
     try:
-        versions = history.read_log(staging).drop_duplicates("source_file", keep="last")
+        versions = history.last_versions(history.read_log(staging))
         log = set(zip(versions["source_file"], versions["sha256"]))
     except (OSError, pa.ArrowException):
         log = set()
