@@ -221,7 +221,7 @@ def marts(context: AssetExecutionContext, iga: IGAResource):
         if problems:
             raise RuntimeError("the staging cannot go into the warehouse:\n" + "\n".join(problems))
         build.build_candidate(paths.staging, candidate, EVALUATION_MARTS, previous=paths.warehouse)
-        context.log.info(f"warehouse built: {build.build_mode(candidate)}")  # 'full', or 'cycles 8'
+        context.log.info(f"warehouse built: {build.build_mode(candidate)}")  # 'full', 'cycles 8', ...
         if _in_this_run(context, PARQUET):  # exported beside the checks, collected by parquet_exports
             export.start(candidate, paths.pending_parquet(build_id(context)))
         published = _in_this_run(context, PUBLISHED)

@@ -220,8 +220,7 @@ def load_cursor(text: str | None) -> tuple[int, dict[str, list], list[str]]:
         return 0, {}, []
     data = json.loads(text)
     if isinstance(data, dict) and data.get("version") == CURSOR_VERSION:
-        files = {name: entry for name, entry in data["files"].items() if entry[CYCLE] is not None}
-        return int(data["generation"]), files, list(data.get("strays", []))
+        return int(data["generation"]), dict(data["files"]), list(data.get("strays", []))
     return 0, data, []
 
 
