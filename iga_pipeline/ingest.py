@@ -379,13 +379,13 @@ def _surveys(cycle: int, deliveries: list[Delivery], key: PseudonymKey, book: _F
 
 # --- the cycle -----------------------------------------------------------------------
 
-def deliveries_for_cycle(raw_root: Path, cycle: int) -> list[Delivery]:
-    return [d for d in discover(raw_root) if d.cycle == cycle]
+def deliveries_for_cycle(raw_root: Path, cycle: int, key: PseudonymKey | None = None) -> list[Delivery]:
+    return [d for d in discover(raw_root, key) if d.cycle == cycle]
 
 
 def ingest_cycle(raw_root: Path, cycle: int, key: PseudonymKey, kept: CheckedFiles | None = None) -> CycleIngest:
     """`kept`: each file's checked rows from earlier builds (checked_files.py), if any."""
-    deliveries = deliveries_for_cycle(raw_root, cycle)
+    deliveries = deliveries_for_cycle(raw_root, cycle, key)
     key = key.remembering()  # the cycle's files name the same people: hash each one once
     book = _Files(kept)
     by_kind = {kind: [d for d in deliveries if d.kind == kind] for kind in reference.SOURCE_KINDS}

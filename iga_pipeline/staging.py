@@ -136,12 +136,13 @@ def write_cycle(staging: Path, result: CycleIngest, key: PseudonymKey | None = N
 INVENTORY_ISSUES = "inventory_issues.parquet"
 
 
-def write_inventory(raw_root: Path, staging: Path) -> int:
+def write_inventory(raw_root: Path, staging: Path, key: PseudonymKey | None = None) -> int:
     """Record the raw root's files that belong to no cycle (<staging>/inventory_issues.parquet,
     which the warehouse reads): a stray file is a warning; a folder that could not be listed
     lost its files, so it is rejected. Returns how many there are. A raw root with no delivery
-    at all (a share not mounted) is refused, as by the ingest: its inventory would be empty."""
-    found = discover(raw_root)
+    at all (a share not mounted) is refused, as by the ingest: its inventory would be empty.
+    `key` hashes the names the senders chose (common.safe_path; by default IGA_PSEUDONYM_KEY's)."""
+    found = discover(raw_root, key)
     refuse_empty_raw_root(raw_root, found)
     stray = [d for d in found if d.cycle is None]
     write_inventory_issues(staging, issues_frame([

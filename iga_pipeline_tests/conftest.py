@@ -28,12 +28,22 @@ from iga_pipeline.ingest import CycleIngest, ingest_cycle  # noqa: E402
 from iga_pipeline.pseudonym import PseudonymKey  # noqa: E402
 
 TEST_SECRET = "iga-tests-secret-not-the-development-key"
+TEST_KEY = PseudonymKey(TEST_SECRET.encode(), is_development=False)
 
 
 def expected_person_key(who: Person | str) -> str:
     """HMAC-SHA256 of the normalised personnummer, computed here independently."""
     pnr12 = who.pnr12 if isinstance(who, Person) else who
     return hmac.new(TEST_SECRET.encode(), pnr12.encode("ascii"), hashlib.sha256).hexdigest()
+
+
+def expected_name_id(name: str, secret: str = TEST_SECRET) -> str:
+    """A sender's own name (a stray file's, a worksheet's) as the warehouse shows it: the first
+    10 hex digits of HMAC-SHA256 under the key, 0-9 written g-p (never shaped like a
+    personnummer), computed here independently of pseudonym.py."""
+    digest = hmac.new(secret.encode(), f"name|{name}".encode("utf-8", "surrogatepass"),
+                      hashlib.sha256).hexdigest()[:10]
+    return "".join("ghijklmnop"[int(c)] if c.isdigit() else c for c in digest)
 
 
 def assert_audit_balances(audit: pd.DataFrame) -> None:
@@ -51,7 +61,7 @@ def expected_key():
 
 @pytest.fixture
 def key() -> PseudonymKey:
-    return PseudonymKey(TEST_SECRET.encode(), is_development=False)
+    return TEST_KEY
 
 
 @pytest.fixture

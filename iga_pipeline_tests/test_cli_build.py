@@ -14,7 +14,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import expected_person_key, rewrite_parquet, run_cli_build
+from conftest import TEST_KEY, expected_name_id, expected_person_key, rewrite_parquet, run_cli_build
 from iga_pipeline import cli
 from iga_pipeline.sources.common import safe_path
 from iga_pipeline.warehouse import export
@@ -230,8 +230,9 @@ def test_structural_rejections_are_reported_and_audited(structural_build):
 
 def test_unexpected_files_are_warnings_not_rejections(structural_build):
     issues = file_issues(structural_build)
-    stored = [safe_path(rel) for rel in UNEXPECTED]  # 'LASMIG.txt' could be a name: hashed
-    assert stored[0].startswith("~") and stored[1:] == UNEXPECTED[1:]
+    stored = [safe_path(rel, TEST_KEY) for rel in UNEXPECTED]  # 'LASMIG.txt' could be a name: hashed
+    assert stored[0] == f"~{expected_name_id(UNEXPECTED[0])}.txt"
+    assert stored[1:] == UNEXPECTED[1:]
     for rel in stored:
         assert issues.get(rel) == ("warning", "unexpected_file"), rel
     audit = audit_rows(structural_build)
@@ -534,7 +535,7 @@ def test_a_second_name_for_a_delivery_is_an_unexpected_file(clean_build, tmp_pat
     assert build.query("SELECT * FROM marts.outcomes_by_cycle") == clean_build.query(
         "SELECT * FROM marts.outcomes_by_cycle")
     unexpected = {f for f, (severity, reason) in file_issues(build).items() if reason == "unexpected_file"}
-    assert {safe_path(c) for c in copies} <= unexpected
+    assert {safe_path(c, TEST_KEY) for c in copies} <= unexpected
 
 
 def test_a_cycle_build_without_a_warehouse_says_none_was_published(clean_build, tmp_path):

@@ -28,3 +28,23 @@ def test_remembering_copies_do_not_share_or_leak_memory():
     a.person_keys(pd.Series(["195501011234"], dtype="string"))
     assert len(a.memo) == 1 and b.memo == {} and key.memo is None
     assert a == key  # the memo is not part of the key's identity
+
+
+def test_name_ids_are_keyed_and_never_shaped_like_a_personnummer():
+    """A stray file's or sheet's name is shown as `name_id`: the HMAC's first 10 hex digits
+    with 0-9 written as letters. Unwritten, about one id in a hundred is ten decimal digits,
+    which the warehouse's no_personnummer check (rightly) takes for a personnummer."""
+    import re
+
+    from iga_pipeline.quality.personal_data import PATTERN
+
+    key = PseudonymKey(b"name-id-test-key", is_development=False)
+    names = [f"{n:06d}-{n % 9973:04d}.pdf" for n in range(20_000)]
+    ids = [key.name_id(n) for n in names]
+    assert all(re.fullmatch(r"[a-p]{10}", i) for i in ids)
+    assert not any(re.search(PATTERN, f"kommuner/1277/~{i}.pdf") for i in ids)
+    digests = [hmac.new(b"name-id-test-key", f"name|{n}".encode(), hashlib.sha256).hexdigest()[:10]
+               for n in names]
+    assert ids == [d.translate(str.maketrans("0123456789", "ghijklmnop")) for d in digests]
+    assert sum(d.isdigit() for d in digests) > 50, "the case the letters are for does occur"
+    assert key.name_id("LASMIG.txt") != PseudonymKey(b"another key", False).name_id("LASMIG.txt")

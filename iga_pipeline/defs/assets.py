@@ -80,7 +80,7 @@ def raw_deliveries(context: AssetExecutionContext, iga: IGAResource) -> Material
     paths = iga.paths()
     manifest = []
     cycles = {int(key) for key in context.partition_keys}
-    for d in discover(paths.raw_dir):  # once for all the run's cycles
+    for d in discover(paths.raw_dir, iga.pseudonym_key()):  # once for all the run's cycles
         if d.cycle not in cycles or d.refused:
             continue  # another cycle's, or recorded as a rejected file by ingestion; never opened
         try:
@@ -116,7 +116,8 @@ def _of_the_run(name: str, partitions: int) -> str:
 )
 def raw_inventory(iga: IGAResource) -> MaterializeResult:
     paths = iga.paths()
-    return MaterializeResult(metadata={"unexpected_files": staging.write_inventory(paths.raw_dir, paths.staging)})
+    found = staging.write_inventory(paths.raw_dir, paths.staging, iga.pseudonym_key())
+    return MaterializeResult(metadata={"unexpected_files": found})
 
 
 @multi_asset(

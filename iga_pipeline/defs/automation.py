@@ -182,7 +182,7 @@ def raw_delivery_sensor(context: SensorEvaluationContext, iga: IGAResource):
     if not raw_dir.is_dir():
         return SkipReason(f"raw root {raw_dir} does not exist")
     generation, previous, previous_strays = load_cursor(context.cursor)
-    found = discover(raw_dir)
+    found = discover(raw_dir, iga.pseudonym_key())
     current = scan(raw_dir, previous, iga.settle_seconds, found)
     strays = stray_ids(found, set(previous_strays), iga.settle_seconds, iga.pseudonym_key())
     changed = changed_cycles(previous, current)

@@ -20,6 +20,7 @@ from pathlib import Path, PurePosixPath
 import pandas as pd
 
 from iga_pipeline import reference, settings
+from iga_pipeline.pseudonym import PseudonymKey, key_from_env
 
 ISSUE_COLUMNS = ["source_file", "source_row", "severity", "reason", "detail"]
 
@@ -96,18 +97,19 @@ def _refusal_of(raw_root: Path, path: Path) -> tuple[str, str] | None:
     return None
 
 
-def classify(raw_root: Path, path: Path) -> Delivery:
-    """Classify one file under the raw root by its relative path."""
-    delivery = _classify_path(raw_root, path)
+def classify(raw_root: Path, path: Path, key: PseudonymKey | None = None) -> Delivery:
+    """Classify one file under the raw root by its relative path (`key`: the pseudonym key
+    names the senders' own names are hashed with, see safe_path; by default IGA_PSEUDONYM_KEY's)."""
+    delivery = _classify_path(raw_root, path, key_from_env() if key is None else key)
     refusal = _refusal(Path(raw_root), path)
     if refusal:
         return replace(delivery, problem=refusal, refused=True)
     return delivery
 
 
-def _classify_path(raw_root: Path, path: Path) -> Delivery:
+def _classify_path(raw_root: Path, path: Path, key: PseudonymKey) -> Delivery:
     rel = PurePosixPath(path.relative_to(raw_root).as_posix()).as_posix()
-    shown = safe_path(rel)  # what is recorded as source_file
+    shown = safe_path(rel, key)  # what is recorded as source_file
     for kind, pattern in _PATTERNS:
         m = pattern.fullmatch(rel)  # not match: '$' also matches before a final newline
         if not m:
@@ -153,8 +155,8 @@ def _is_link(path: Path) -> bool:
         return False
 
 
-def discover(raw_root: Path) -> list[Delivery]:
-    """Every file under the raw root, classified, in a stable order.
+def discover(raw_root: Path, key: PseudonymKey | None = None) -> list[Delivery]:
+    """Every file under the raw root, classified, in a stable order (`key`: as for classify).
 
     Symbolic links are listed (so that one pointing out of the raw root is
     recorded as refused) but folders behind links are not walked."""
@@ -170,9 +172,10 @@ def discover(raw_root: Path) -> list[Delivery]:
         dirs.sort()
         files += [Path(folder) / n for n in names]
         files += [Path(folder) / d for d in dirs if _is_link(Path(folder) / d)]
-    found = [classify(raw_root, p) for p in sorted(files)]
+    key = key_from_env() if key is None else key
+    found = [classify(raw_root, p, key) for p in sorted(files)]
     # Its files are missing from the build: say so, or they would vanish without a trace.
-    found += [Delivery(p, safe_path(p.relative_to(raw_root).as_posix()), UNLISTED_FOLDER, None, refused=True,
+    found += [Delivery(p, safe_path(p.relative_to(raw_root).as_posix(), key), UNLISTED_FOLDER, None, refused=True,
                        problem=("unreadable_file", f"a folder that could not be listed ({type(e).__name__}): "
                                                    "whatever it holds is missing from this build"))
               for p, e in sorted(unlisted.items())]
@@ -264,15 +267,15 @@ def _contract_part(parts: list[str], i: int) -> bool:
             or (i == 1 and parts[0] == "kommuner" and part in reference.municipalities()))
 
 
-def safe_path(rel: str) -> str:
+def safe_path(rel: str, key: PseudonymKey) -> str:
     """A path relative to the raw root, fit to be stored as `source_file`.
 
     File and folder names are chosen by the senders; one named after a person
     ('CV Zlatimira Hodžić.docx', kommuner/850101-2383/...) must not reach the
     warehouse. The contract's own names are kept as they are; any other
     component is kept only if it looks like a code (see safe_value), and is
-    otherwise replaced by '~' and a short hash of itself (the extension kept),
-    stable from build to build. The digits are counted over the whole path: when
+    otherwise replaced by '~' and a short hash of itself keyed with the pseudonym key
+    (`PseudonymKey.name_id`; the extension kept), stable from build to build. The digits are counted over the whole path: when
     the components other than the contract's hold six or more, every one of them
     with a digit is hashed, as a personnummer can be split over folders
     ('1991/1102/7711.pdf') or hide behind a contract-like name
@@ -289,8 +292,8 @@ def safe_path(rel: str) -> str:
         else:
             stem, dot, ext = part.rpartition(".")
             suffix = f".{ext}" if dot and stem and _looks_like_a_code(ext) and len(ext) <= 8 else ""
-            # surrogatepass: a name that is not UTF-8 on disk comes as lone surrogates
-            shown.append("~" + hashlib.sha256(part.encode("utf-8", "surrogatepass")).hexdigest()[:10] + suffix)
+            # a name that is not UTF-8 on disk comes as lone surrogates: name_id encodes them as they are
+            shown.append("~" + key.name_id(part) + suffix)
     return "/".join(shown)
 
 

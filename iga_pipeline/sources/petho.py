@@ -32,7 +32,7 @@ def read_petho(delivery: Delivery, key: PseudonymKey) -> AdapterOutput:
     # there were is logged; the values they are about are read as openpyxl gives them.
     with warnings.catch_warnings(record=True) as remarks:
         warnings.simplefilter("always")
-        records, unread = _petho_records(delivery, openpyxl)
+        records, unread = _petho_records(delivery, openpyxl, key)
     if remarks:
         log.warning("%s: %d remark(s) of openpyxl while reading the workbook, not shown (they may "
                     "quote cell values)", delivery.source_file, len(remarks))
@@ -67,7 +67,7 @@ def read_petho(delivery: Delivery, key: PseudonymKey) -> AdapterOutput:
                          issues_frame(issues), followed_up=followed_up)
 
 
-def _petho_records(delivery: Delivery, openpyxl) -> tuple[list[dict], list[tuple]]:
+def _petho_records(delivery: Delivery, openpyxl, key: PseudonymKey) -> tuple[list[dict], list[tuple]]:
     """The data rows of every worksheet named after a project municipality, and what was
     left unread although it names someone: (source_row, reason, detail) for a warning."""
     try:
@@ -95,7 +95,7 @@ def _petho_records(delivery: Delivery, openpyxl) -> tuple[list[dict], list[tuple
         for position, ws in enumerate(wb.worksheets, start=1):
             if named[ws.title] not in codes:
                 try:
-                    unread.extend(_ignored_sheet(ws, position))
+                    unread.extend(_ignored_sheet(ws, position, key))
                 except Exception:  # a sheet the contract ignores must not cost the workbook
                     log.warning("%s: worksheet %d is not a municipality's and could not be read; "
                                 "ignored", delivery.source_file, position)
@@ -162,7 +162,7 @@ def _names_someone(value) -> bool:
     return bool(_LOOKS_LIKE_PNR.fullmatch(str(value).strip()))
 
 
-def _ignored_sheet(ws, position: int) -> list[tuple]:
+def _ignored_sheet(ws, position: int, key: PseudonymKey) -> list[tuple]:
     """A sheet named after no project municipality is ignored (raw-deliveries.md §2), but one
     with Pethö's header and rows that hold a personnummer is most likely a municipality's sheet
     under a misspelt name ('Åstrop'): a warning says so. An 'Info' sheet of text gives none."""
@@ -172,9 +172,9 @@ def _ignored_sheet(ws, position: int) -> list[tuple]:
     people = len(_rows_naming_someone(rows, header.index("Personnr")))
     if not people:
         return []
-    # The sheet's name is the sender's text: kept if it looks like a code, else a stable hash
-    # (as for file names, safe_path), so that the issue still has a row and is not "whole file".
-    return [(f"{safe_path(ws.title)}!{PETHO_HEADER_ROW}", "unknown_municipality",
+    # The sheet's name is the sender's text: kept if it looks like a code, else a stable keyed
+    # hash (as for file names, safe_path), so that the issue still has a row and is not "whole file".
+    return [(f"{safe_path(ws.title, key)}!{PETHO_HEADER_ROW}", "unknown_municipality",
              f"worksheet {position} ({safe_value(ws.title)}) has Pethö's header and {people} row(s) "
              "with a personnummer, but its name is no project municipality's: not read")]
 
