@@ -411,6 +411,24 @@ def test_a_run_of_several_cycles_labels_its_counts_as_theirs(built):
     assert first(harmonised_key("audit"), "3")["files rejected whole"] == 0
 
 
+def test_a_run_of_build_all_that_names_no_cycle_fails_before_anything_is_recorded(site):
+    """`dagster job launch -j build_all` without the range tags: Dagster failed only the
+    partitioned steps, and raw/inventory's materialisation made the automation rebuild and
+    publish the warehouse (a review's find). Now each raw step refuses first, saying how."""
+    before = snapshot(site.live.parent)
+    instance = DagsterInstance.ephemeral()
+    result = site.run(instance=instance)
+    assert not result.success
+    assert materialised(result) == set()
+    assert {e.step_key for e in result.all_events if e.is_step_failure} == {"raw__deliveries",
+                                                                             "raw__inventory"}
+    assert failure_message(result).count(
+        "names none: launch it with the tags dagster/asset_partition_range_start=1 and "
+        "dagster/asset_partition_range_end=8") == 2
+    assert snapshot(site.live.parent) == before
+    assert site.run(instance=instance, all_cycles=True).success, "the same job with the tags builds"
+
+
 # --- the delivery sensor: cursor and idempotency ---------------------------------------------
 
 @pytest.fixture

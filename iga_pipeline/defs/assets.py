@@ -7,8 +7,8 @@
 
 import pandas as pd
 from dagster import (
-    AssetExecutionContext, AssetKey, AssetSpec, AutomationCondition, BackfillPolicy, MaterializeResult,
-    MetadataValue, StaticPartitionsDefinition, TableColumn, TableSchema, asset, multi_asset,
+    AssetExecutionContext, AssetKey, AssetSpec, AutomationCondition, BackfillPolicy, Failure,
+    MaterializeResult, MetadataValue, StaticPartitionsDefinition, TableColumn, TableSchema, asset, multi_asset,
 )
 
 from iga_pipeline import reference, settings, staging, warm_up
@@ -77,6 +77,7 @@ def input_key(name: str) -> AssetKey:
                 "hashed (SHA-256) without being parsed; shows their count, bytes and kinds.",
 )
 def raw_deliveries(context: AssetExecutionContext, iga: IGAResource) -> MaterializeResult:
+    refuse_a_run_of_no_cycle(context)
     paths = iga.paths()
     manifest = []
     cycles = {int(key) for key in context.partition_keys}
@@ -100,6 +101,27 @@ def raw_deliveries(context: AssetExecutionContext, iga: IGAResource) -> Material
     })
 
 
+BUILD_ALL = "build_all"  # the job of every asset (defs/automation.py)
+# The tags that name a run's cycles: one partition, or a range of them.
+CYCLE_TAGS = ("dagster/partition", "dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
+
+
+def refuse_a_run_of_no_cycle(context: AssetExecutionContext) -> None:
+    """Fail a run of build_all that names no cycle, before any of its steps records anything.
+
+    Such a run (`dagster job launch -j build_all` without the range tags) cannot ingest, and
+    Dagster failed only its partitioned steps: `raw/inventory` was materialised, and the
+    automation took that for new input and rebuilt and published the warehouse from the staging
+    as it was (a review's find, 2026-12-02). Both raw assets call this first."""
+    if context.job_name == BUILD_ALL and not any(t in context.run.tags for t in CYCLE_TAGS):
+        keys = cycles_partitions.get_partition_keys()
+        raise Failure(description=(
+            f"build_all covers every cycle, and this run names none: launch it with the tags "
+            f"dagster/asset_partition_range_start={keys[0]} and dagster/asset_partition_range_end="
+            f"{keys[-1]} (README, 'Running the nightly job now'), or choose the cycles in the "
+            "launchpad. Nothing was read or published."))
+
+
 def _of_the_run(name: str, partitions: int) -> str:
     """A metadata label. Dagster keeps one result for every partition of a range run (build_all)
     and shows it on each cycle: the label of a run of several cycles says it counts them all."""
@@ -114,7 +136,8 @@ def _of_the_run(name: str, partitions: int) -> str:
     automation_condition=(AutomationCondition.missing() & ~AutomationCondition.in_progress()
                           & ~AutomationCondition.execution_failed()).with_label("missing, not failed"),
 )
-def raw_inventory(iga: IGAResource) -> MaterializeResult:
+def raw_inventory(context: AssetExecutionContext, iga: IGAResource) -> MaterializeResult:
+    refuse_a_run_of_no_cycle(context)
     paths = iga.paths()
     found = staging.write_inventory(paths.raw_dir, paths.staging, iga.pseudonym_key())
     return MaterializeResult(metadata={"unexpected_files": found})

@@ -27,7 +27,7 @@ from dagster import (
     SensorResult, SkipReason, define_asset_job, schedule, sensor,
 )
 
-from iga_pipeline.defs.assets import INVENTORY, RAW, cycles_partitions, harmonised_key
+from iga_pipeline.defs.assets import BUILD_ALL, INVENTORY, RAW, cycles_partitions, harmonised_key
 from iga_pipeline.defs.resources import IGAResource
 from iga_pipeline.pseudonym import PseudonymKey
 from iga_pipeline.settings import RUN_MAX_SECONDS
@@ -56,7 +56,7 @@ INGEST_TAGS = {"iga/ingest": "queued", "dagster/max_runtime": str(RUN_MAX_SECOND
 IN_PROCESS_TAGS = {"iga/ingest": "in-process", "dagster/max_retries": "0"}
 
 build_all = define_asset_job(
-    "build_all", selection=AssetSelection.all(), tags=INGEST_TAGS,
+    BUILD_ALL, selection=AssetSelection.all(), tags=INGEST_TAGS,
     description="Every asset and every cycle partition once, then publish.",
 )
 
