@@ -411,22 +411,26 @@ def test_a_run_of_several_cycles_labels_its_counts_as_theirs(built):
     assert first(harmonised_key("audit"), "3")["files rejected whole"] == 0
 
 
-def test_a_run_of_build_all_that_names_no_cycle_fails_before_anything_is_recorded(site):
-    """`dagster job launch -j build_all` without the range tags: Dagster failed only the
+@pytest.mark.parametrize("job", ["build_all", "__ASSET_JOB"])
+def test_a_run_that_would_ingest_but_names_no_cycle_fails_before_anything_is_recorded(site, job):
+    """`dagster job launch -j build_all` without the range tags, or `dagster asset materialize
+    --select '*'` without `--partition` (the implicit asset job): Dagster failed only the
     partitioned steps, and raw/inventory's materialisation made the automation rebuild and
     publish the warehouse (a review's find). Now each raw step refuses first, saying how."""
     before = snapshot(site.live.parent)
     instance = DagsterInstance.ephemeral()
-    result = site.run(instance=instance)
+    result = site.run(job, instance=instance)
     assert not result.success
     assert materialised(result) == set()
     assert {e.step_key for e in result.all_events if e.is_step_failure} == {"raw__deliveries",
                                                                              "raw__inventory"}
     assert failure_message(result).count(
-        "names none: launch it with the tags dagster/asset_partition_range_start=1 and "
+        "names no cycle: choose the cycles (the launchpad's partitions, `--partition`), or launch "
+        "build_all with the tags dagster/asset_partition_range_start=1 and "
         "dagster/asset_partition_range_end=8") == 2
     assert snapshot(site.live.parent) == before
-    assert site.run(instance=instance, all_cycles=True).success, "the same job with the tags builds"
+    assert site.run(job, instance=instance, all_cycles=True).success, "the same run, naming the cycles, builds"
+    assert site.run("list_unexpected_files", instance=instance).success, "a run that does not ingest needs none"
 
 
 # --- the delivery sensor: cursor and idempotency ---------------------------------------------

@@ -107,19 +107,22 @@ CYCLE_TAGS = ("dagster/partition", "dagster/asset_partition_range_start", "dagst
 
 
 def refuse_a_run_of_no_cycle(context: AssetExecutionContext) -> None:
-    """Fail a run of build_all that names no cycle, before any of its steps records anything.
+    """Fail a run that would ingest (raw/deliveries among its assets) but names no cycle,
+    before any of its steps records anything.
 
-    Such a run (`dagster job launch -j build_all` without the range tags) cannot ingest, and
-    Dagster failed only its partitioned steps: `raw/inventory` was materialised, and the
-    automation took that for new input and rebuilt and published the warehouse from the staging
-    as it was (a review's find, 2026-12-02). Both raw assets call this first."""
-    if context.job_name == BUILD_ALL and not any(t in context.run.tags for t in CYCLE_TAGS):
+    Such a run (`dagster job launch -j build_all` without the range tags; `dagster asset
+    materialize --select '*'` without `--partition`) cannot ingest, and Dagster failed only its
+    partitioned steps: `raw/inventory` was materialised, and the automation took that for new
+    input and rebuilt and published the warehouse from the staging as it was (a review's
+    find, 2026-12-02). Both raw assets call this first."""
+    if RAW in context.job_def.asset_layer.selected_asset_keys and not any(
+            tag in context.run.tags for tag in CYCLE_TAGS):
         keys = cycles_partitions.get_partition_keys()
         raise Failure(description=(
-            f"build_all covers every cycle, and this run names none: launch it with the tags "
+            f"this run would ingest but names no cycle: choose the cycles (the launchpad's "
+            f"partitions, `--partition`), or launch {BUILD_ALL} with the tags "
             f"dagster/asset_partition_range_start={keys[0]} and dagster/asset_partition_range_end="
-            f"{keys[-1]} (README, 'Running the nightly job now'), or choose the cycles in the "
-            "launchpad. Nothing was read or published."))
+            f"{keys[-1]} (README, 'Running the nightly job now'). Nothing was read or published."))
 
 
 def _of_the_run(name: str, partitions: int) -> str:
