@@ -433,6 +433,19 @@ def test_a_run_that_would_ingest_but_names_no_cycle_fails_before_anything_is_rec
     assert site.run("list_unexpected_files", instance=instance).success, "a run that does not ingest needs none"
 
 
+def test_a_run_of_the_ingest_without_raw_deliveries_that_names_no_cycle_records_nothing(site):
+    """raw/inventory with the harmonised assets, raw/deliveries left out (a selection in the
+    UI): the ingest is in `harmonised`, so the guard looks at every partitioned asset selected,
+    not at raw/deliveries alone (a review's find)."""
+    before = snapshot(site.live.parent)
+    selection = AssetSelection.assets(INVENTORY, *[harmonised_key(n) for n in HARMONISED])
+    result = site.run("inventory_and_ingest", definitions=job_with(selection, "inventory_and_ingest"))
+    assert not result.success
+    assert materialised(result) == set()
+    assert "this run would ingest but names no cycle" in failure_message(result)
+    assert snapshot(site.live.parent) == before
+
+
 # --- the delivery sensor: cursor and idempotency ---------------------------------------------
 
 @pytest.fixture

@@ -107,16 +107,17 @@ CYCLE_TAGS = ("dagster/partition", "dagster/asset_partition_range_start", "dagst
 
 
 def refuse_a_run_of_no_cycle(context: AssetExecutionContext) -> None:
-    """Fail a run that would ingest (raw/deliveries among its assets) but names no cycle,
-    before any of its steps records anything.
+    """Fail a run that selects a partitioned asset (raw/deliveries, harmonised) but names no
+    cycle, before any of its steps records anything.
 
     Such a run (`dagster job launch -j build_all` without the range tags; `dagster asset
     materialize --select '*'` without `--partition`) cannot ingest, and Dagster failed only its
     partitioned steps: `raw/inventory` was materialised, and the automation took that for new
     input and rebuilt and published the warehouse from the staging as it was (a review's
     find, 2026-12-02). Both raw assets call this first."""
-    if RAW in context.job_def.asset_layer.selected_asset_keys and not any(
-            tag in context.run.tags for tag in CYCLE_TAGS):
+    layer = context.job_def.asset_layer
+    partitioned = any(layer.asset_graph.get(k).partitions_def is not None for k in layer.selected_asset_keys)
+    if partitioned and not any(tag in context.run.tags for tag in CYCLE_TAGS):
         keys = cycles_partitions.get_partition_keys()
         raise Failure(description=(
             f"this run would ingest but names no cycle: choose the cycles (the launchpad's "
