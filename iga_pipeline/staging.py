@@ -100,9 +100,12 @@ def missing_cycles(staging: Path, cycles) -> list[int]:
     return [c for c in cycles if not cycle_dir(staging, c).is_dir()]
 
 
-# In each cycle folder: which pseudonym key its person_key and participation_id come
-# from (`PseudonymKey.fingerprint`, which reveals nothing of the key).
+# In each cycle folder: which pseudonym key its person_key, participation_id and hashed
+# names come from (`PseudonymKey.fingerprint`, which reveals nothing of the key). The label
+# changed when the names were keyed (2026-12-02): a cycle staged before, whose names are
+# unkeyed hashes, is then refused as if staged under another key, until a full build.
 KEY_STAMP = ".pseudonym-key"
+KEY_STAMP_LABEL = "staging, names keyed"
 
 
 def write_cycle(staging: Path, result: CycleIngest, key: PseudonymKey | None = None,
@@ -119,7 +122,7 @@ def write_cycle(staging: Path, result: CycleIngest, key: PseudonymKey | None = N
     for name in CycleIngest.frame_names():
         getattr(result, name).to_parquet(tmp / f"{name}.parquet", index=False)
     if key is not None:
-        (tmp / KEY_STAMP).write_text(key.fingerprint("staging"))
+        (tmp / KEY_STAMP).write_text(key.fingerprint(KEY_STAMP_LABEL))
     if mark_valid:
         _mark_written_valid(tmp, result)  # a rename keeps the files' mtimes, so the stamps hold
     old = None
@@ -227,7 +230,7 @@ def not_ready(staging: Path, cycles, key: PseudonymKey) -> list[str]:
     must come from the same pseudonym key as this build: a key changed between a full
     build and `--cycle N` would otherwise split each person's cycles under two keys."""
     problems = []
-    fingerprint = key.fingerprint("staging")
+    fingerprint = key.fingerprint(KEY_STAMP_LABEL)
     for cycle in cycles:
         folder = cycle_dir(staging, cycle)
         try:
@@ -235,8 +238,8 @@ def not_ready(staging: Path, cycles, key: PseudonymKey) -> list[str]:
         except OSError:
             stamped = None
         if stamped != fingerprint:
-            problems.append(f"cycle {cycle} was staged under another pseudonym key (or before keys were "
-                            "recorded): run a full build (iga-pipeline build, every cycle)")
+            problems.append(f"cycle {cycle} was staged under another pseudonym key (or before keys, or "
+                            "keyed names, were recorded): run a full build (iga-pipeline build, every cycle)")
         if validation.checks_data():
             for name, model in HARMONISED_MODELS.items():
                 path = folder / f"{name}.parquet"
@@ -377,7 +380,7 @@ def stage_cycle(raw_root: Path, staging: Path, cycle: int, key: PseudonymKey) ->
         write_cycle(staging, result, key, mark_valid=checked)
         if kept is not None:
             kept.prune()
-        new_versions = history.record(staging, result.audit, [cycle])
+        new_versions = history.record(staging, result.audit, [cycle], key)
     issues = result.issues
     rows_read = int(result.audit["rows_read"].sum())
     staged = Staged(

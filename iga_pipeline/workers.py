@@ -102,7 +102,7 @@ _EARLY: dict[tuple, Workers] = {}
 
 
 def _early_key(raw_root: Path, staging: Path, cycles: list[int], key) -> tuple:
-    return Path(raw_root).absolute(), Path(staging).absolute(), tuple(cycles), key.fingerprint("staging")
+    return Path(raw_root).absolute(), Path(staging).absolute(), tuple(cycles), key.fingerprint("early workers")
 
 
 def start_early(raw_root: Path, staging: Path, cycle: int, key) -> bool:

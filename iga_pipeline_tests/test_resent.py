@@ -240,3 +240,55 @@ def test_a_version_that_comes_back_and_a_file_that_goes_have_periods_of_their_ow
     assert [p for p in staging.not_ready(folder, cycles, key) if "delivery log" in p] == [
         "the delivery log (delivery_log.parquet) lacks what cycle(s) 2 were built from: ingest them "
         "again (iga-pipeline build)"]
+
+
+def test_the_delivery_log_keeps_no_name_id_of_another_key_or_none(tmp_path):
+    """The log outlives builds. A folder named after a person ('850101-2382') was shown as
+    the unkeyed sha256 of its name until 2026-12-02 (a review undid one by brute force), and
+    after a key rotation the old key's ids would stay: the first ingest under a key keys
+    every hashed component of the log anew. The path then reads as one gone, one new."""
+    from conftest import expected_name_id
+
+    from iga_pipeline import history, reference, staging
+    from iga_pipeline.pseudonym import PseudonymKey
+
+    secrets = ["delivery-log-key-one", "delivery-log-key-two"]
+    key_a, key_b = (PseudonymKey(s.encode(), is_development=False) for s in secrets)
+    raw = RawRoot(tmp_path / "raw")
+    write_raw(raw)
+    raw.write_text("kommuner/850101-2382/deltagare_cykel2.csv", raw.path(RawRoot.register_rel("1278", 2))
+                   .read_text(encoding="utf-8"))  # rejected whole (unknown_municipality), logged
+    folder = tmp_path / "staging"
+    cycles = list(reference.cycles())
+    list(staging.stage_cycles(raw.root, folder, cycles, key_a, workers=1))
+    staging.write_inventory(raw.root, folder, key_a)
+    shown_a = f"kommuner/~{expected_name_id('850101-2382', secrets[0])}/deltagare_cykel2.csv"
+    assert shown_a in set(history.read_log(folder)["source_file"])
+
+    # A log of before 2026-12-02: the same path under the unkeyed id, no key recorded.
+    unkeyed = "~" + hashlib.sha256(b"850101-2382").hexdigest()[:10]
+    legacy = history.read_log(folder).replace({"source_file": {shown_a: f"kommuner/{unkeyed}/deltagare_cykel2.csv"}})
+    legacy.to_parquet(history.log_path(folder), index=False)
+    (folder / "cycle=2" / staging.KEY_STAMP).write_text(key_a.fingerprint("staging"))  # the stamp then
+    assert "cycle 2 was staged under another pseudonym key (or before keys, or keyed names, were " \
+        "recorded): run a full build (iga-pipeline build, every cycle)" in staging.not_ready(folder, cycles, key_a)
+    list(staging.stage_cycles(raw.root, folder, [2], key_a, workers=1))
+    log = history.read_log(folder)
+    assert not log["source_file"].str.contains(unkeyed[1:]).any()
+    rekeyed = f"kommuner/~{expected_name_id('rekeyed|' + unkeyed, secrets[0])}/deltagare_cykel2.csv"
+    assert [(f, pd.isna(h)) for f, h in zip(log["source_file"], log["sha256"]) if "/~" in f] == [
+        (rekeyed, False), (shown_a, False), (rekeyed, True)]  # as it was, as it is now, gone
+    assert staging.not_ready(folder, cycles, key_a) == []
+    before = len(log)
+    list(staging.stage_cycles(raw.root, folder, [2], key_a, workers=1))
+    assert len(history.read_log(folder)) == before, "under the same key nothing is keyed again"
+
+    list(staging.stage_cycles(raw.root, folder, cycles, key_b, workers=1))  # the key rotated
+    names = set(history.read_log(folder)["source_file"])
+    assert not {shown_a, rekeyed} & names
+    assert f"kommuner/~{expected_name_id('850101-2382', secrets[1])}/deltagare_cykel2.csv" in names
+    hashed = {part for n in names for part in n.split("/") if part.startswith("~")}
+    id_a = "~" + expected_name_id("850101-2382", secrets[0])
+    assert hashed == {"~" + expected_name_id("850101-2382", secrets[1]),  # the folder, under B
+                      "~" + expected_name_id(f"rekeyed|{id_a}", secrets[1]),  # A's id, keyed under B
+                      "~" + expected_name_id(f"rekeyed|{rekeyed.split('/')[1]}", secrets[1])}

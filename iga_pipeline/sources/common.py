@@ -291,7 +291,10 @@ def safe_path(rel: str, key: PseudonymKey) -> str:
             shown.append(part)
         else:
             stem, dot, ext = part.rpartition(".")
-            suffix = f".{ext}" if dot and stem and _looks_like_a_code(ext) and len(ext) <= 8 else ""
+            # An extension is kept only without digits: 'Hodzic.19850101' or '850101.2382' must
+            # not keep a birth date or a personnummer's last four (a review's find, 2026-12-02).
+            suffix = (f".{ext}" if dot and stem and _looks_like_a_code(ext) and len(ext) <= 8
+                      and not any(c.isdigit() for c in ext) else "")
             # a name that is not UTF-8 on disk comes as lone surrogates: name_id encodes them as they are
             shown.append("~" + key.name_id(part) + suffix)
     return "/".join(shown)
