@@ -109,7 +109,8 @@ def test_the_instance_runs_at_most_two_ingest_runs_at_once(defs, tmp_path):
     for name in ("build_all", "ingest_cycle", "list_unexpected_files"):
         tags = defs.resolve_job_def(name).tags
         assert tags.get(key) == INGEST_TAGS[key] != IN_PROCESS_TAGS[key], name
-        assert 300 < int(tags["dagster/max_runtime"]) <= 24 * 3600, name  # the 10M full build: 451.6 s (docs/performance.md)
+        # the 10M full build: 541.0 s on 2026-12-02 (docs/performance.md)
+        assert 300 < int(tags["dagster/max_runtime"]) <= 24 * 3600, name
     # the automation's runs too: one whose process died would hold the automation up
     assert defs.resolve_sensor_def("warehouse_automation").run_tags["dagster/max_runtime"] == \
         INGEST_TAGS["dagster/max_runtime"]

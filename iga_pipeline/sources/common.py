@@ -275,7 +275,8 @@ def safe_path(rel: str, key: PseudonymKey) -> str:
     warehouse. The contract's own names are kept as they are; any other
     component is kept only if it looks like a code (see safe_value), and is
     otherwise replaced by '~' and a short hash of itself keyed with the pseudonym key
-    (`PseudonymKey.name_id`; the extension kept), stable from build to build. The digits are counted over the whole path: when
+    (`PseudonymKey.name_id`; an extension without digits kept), stable from build to
+    build. The digits are counted over the whole path: when
     the components other than the contract's hold six or more, every one of them
     with a digit is hashed, as a personnummer can be split over folders
     ('1991/1102/7711.pdf') or hide behind a contract-like name
