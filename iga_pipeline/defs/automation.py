@@ -182,9 +182,10 @@ def raw_delivery_sensor(context: SensorEvaluationContext, iga: IGAResource):
     if not raw_dir.is_dir():
         return SkipReason(f"raw root {raw_dir} does not exist")
     generation, previous, previous_strays = load_cursor(context.cursor)
-    found = discover(raw_dir, iga.pseudonym_key())
+    key = iga.pseudonym_key()
+    found = discover(raw_dir, key)
     current = scan(raw_dir, previous, iga.settle_seconds, found)
-    strays = stray_ids(found, set(previous_strays), iga.settle_seconds, iga.pseudonym_key())
+    strays = stray_ids(found, set(previous_strays), iga.settle_seconds, key)
     changed = changed_cycles(previous, current)
     strays_changed = set(strays) ^ set(previous_strays)
     if not changed and not strays_changed:
