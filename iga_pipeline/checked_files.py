@@ -109,11 +109,11 @@ def code_fingerprint() -> str:
 
 
 def _settings() -> str:
-    """Settings that change what a file gives (the workbook row limit); files too large
+    """Settings that change what a file gives (the workbook limits); files too large
     to read (IGA_MAX_FILE_MB) are refused before anything is kept or looked up."""
     from iga_pipeline import settings
 
-    return f"rows<={settings.max_workbook_rows()}"
+    return f"rows<={settings.max_workbook_rows()};unpacked<={settings.max_workbook_bytes()}"
 
 
 class CheckedFiles:

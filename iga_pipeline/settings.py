@@ -115,6 +115,12 @@ def max_workbook_rows() -> int:
     return int(number("IGA_MAX_WORKBOOK_ROWS", 100_000, whole=True))
 
 
+def max_workbook_bytes() -> int:
+    """The most a workbook may unpack to (IGA_MAX_WORKBOOK_MB, default 512 MB): an .xlsx is a
+    zip, and a few hundred kilobytes of it can inflate to gigabytes in memory."""
+    return int(number("IGA_MAX_WORKBOOK_MB", 512) * 1024 * 1024)
+
+
 # The least memory a build's DuckDB is given: the bundled data built with 32 MB and failed
 # with 10 MB (out of memory); larger data spill to disk beyond the limit.
 MIN_DUCKDB_MEMORY = 30 * 2**20  # 32MB is 30.5 MiB to DuckDB
@@ -147,7 +153,7 @@ def problems() -> list[str]:
     """What is wrong with the IGA_* settings, checked before a build starts: a bad value
     would otherwise fail a step halfway, or reject every file it concerns."""
     found = []
-    for read in (ingest_workers, max_file_bytes, max_workbook_rows, duckdb_memory):
+    for read in (ingest_workers, max_file_bytes, max_workbook_rows, max_workbook_bytes, duckdb_memory):
         try:
             read()
         except SettingError as e:

@@ -603,6 +603,7 @@ def test_help_exits_0(capsys):
     ("IGA_INGEST_WORKERS", "0", "IGA_INGEST_WORKERS='0' is not a whole number above 0"),
     ("IGA_MAX_FILE_MB", "-1", "IGA_MAX_FILE_MB='-1' is not a number above 0"),
     ("IGA_MAX_WORKBOOK_ROWS", "1.5", "IGA_MAX_WORKBOOK_ROWS='1.5' is not a whole number above 0"),
+    ("IGA_MAX_WORKBOOK_MB", "none", "IGA_MAX_WORKBOOK_MB='none' is not a number above 0"),
     ("IGA_DUCKDB_MEMORY", "lots", "IGA_DUCKDB_MEMORY='lots' is not a size DuckDB knows"),
     # (10MB ran out of memory in the marts, after the whole ingest: a review's find)
     ("IGA_DUCKDB_MEMORY", "10MB", "IGA_DUCKDB_MEMORY='10MB' is less than the 32MB a build needs"),
@@ -620,7 +621,8 @@ def test_a_setting_the_pipeline_cannot_use_stops_the_build_before_it_starts(clea
 
 def test_the_numeric_settings_take_their_documented_forms(clean_build, tmp_path):
     build = run_cli_build(clean_build.raw.root, tmp_path / "wh" / "iga.duckdb", IGA_INGEST_WORKERS="2",
-                          IGA_DUCKDB_MEMORY="512MB", IGA_MAX_FILE_MB="0.5", IGA_MAX_WORKBOOK_ROWS="1000")
+                          IGA_DUCKDB_MEMORY="512MB", IGA_MAX_FILE_MB="0.5", IGA_MAX_WORKBOOK_ROWS="1000",
+                          IGA_MAX_WORKBOOK_MB="0.5")
     assert build.exit_code == 0, build.stderr
 
 

@@ -4,6 +4,8 @@
 * a workbook with a million rows (its declared dimension says so), and one
   whose dimension lies or is missing (rows are counted while reading,
   IGA_MAX_WORKBOOK_ROWS);
+* a workbook that unpacks to more than IGA_MAX_WORKBOOK_MB (a zip bomb), and
+  one whose part holds more than it declares;
 * a symbolic link to a file or a folder outside the raw root;
 * something in the raw root that is not a regular file (a named pipe, a
   device, a socket): opening a pipe blocks for ever, reading a device may
@@ -86,11 +88,13 @@ def test_a_file_at_the_limit_is_read(raw, monkeypatch):
 
 # --- huge workbooks ------------------------------------------------------------------------------------------
 
-def write_big_workbook(path: Path, rows: int, dimension: str | None, stray_row: int | None = None) -> None:
+def write_big_workbook(path: Path, rows: int, dimension: str | None, stray_row: int | None = None,
+                       long_name: int = 0) -> None:
     """A real .xlsx with one sheet 'Åstorp' of `rows` data rows, streamed (no openpyxl: fast).
 
     `dimension` is what the sheet declares (None: no <dimension> element); `stray_row`, if
-    given, holds one formatted but empty cell (column F) far below the data."""
+    given, holds one formatted but empty cell (column F) far below the data; `long_name`
+    characters fill the first data row's Namn cell (a column the contract does not read)."""
     def sheet():
         yield '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
         yield '<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
@@ -103,7 +107,9 @@ def write_big_workbook(path: Path, rows: int, dimension: str | None, stray_row: 
                    zip("ABCDE", ["Personnr", "Namn", "Insatser", "Status cykelslut", "Status 90 dagar"])) + '</row>')
         chunk = []
         for r in range(5, rows + 5):
-            chunk.append(f'<row r="{r}"><c r="A{r}"><v>{5501010000 + r}</v></c>'
+            name = (f'<c r="B{r}" t="inlineStr"><is><t>{"x" * long_name}</t></is></c>'
+                    if long_name and r == 5 else "")
+            chunk.append(f'<row r="{r}"><c r="A{r}"><v>{5501010000 + r}</v></c>{name}'
                          f'<c r="C{r}" t="inlineStr"><is><t>Praktik</t></is></c>'
                          f'<c r="D{r}" t="inlineStr"><is><t>Anställd</t></is></c></row>')
             if len(chunk) == 20_000:
@@ -159,6 +165,53 @@ def test_a_workbook_with_a_million_rows_is_refused_at_the_limit(raw):
     reason, detail = whole_file_issue(result, PETHO)
     assert reason == "unreadable_file"
     assert detail == "sheet Åstorp has more than 100000 data rows (IGA_MAX_WORKBOOK_ROWS)"
+    assert len(result.participations) == 1
+
+
+def test_a_workbook_that_unpacks_beyond_the_limit_is_refused_unopened(raw, monkeypatch):
+    """An .xlsx is a zip: one cell of 300 MB fits in 600 KB of workbook, and took 647 MB of
+    memory to read (2026-12-02). The size the parts unpack to is checked before openpyxl
+    opens the file; the rest of the cycle is read."""
+    import openpyxl
+
+    opened = []
+    real = openpyxl.load_workbook
+    monkeypatch.setattr(openpyxl, "load_workbook", lambda *a, **k: (opened.append(a[0]), real(*a, **k))[1])
+    write_big_workbook(raw.path(PETHO), 3, "A1:E7", long_name=3 * 2**20)
+    assert raw.path(PETHO).stat().st_size < 50_000  # 3 MB of text, packed
+    raw.register("1277", 1, [register_row(A, 1)])
+    monkeypatch.setenv("IGA_MAX_WORKBOOK_MB", "2")
+    result = ingest_cycle(raw.root, 1, KEY)
+    reason, detail = whole_file_issue(result, PETHO)
+    assert reason == "unreadable_file"
+    unpacked = sum(i.file_size for i in zipfile.ZipFile(raw.path(PETHO)).infolist())
+    assert detail == (f"the workbook unpacks to {unpacked:,} bytes, more than the limit of "
+                      f"{2 * 2**20:,} bytes (IGA_MAX_WORKBOOK_MB)")
+    assert opened == [] and len(result.participations) == 1
+
+    monkeypatch.setenv("IGA_MAX_WORKBOOK_MB", "4")  # the same workbook, under the limit: read
+    result = ingest_cycle(raw.root, 1, KEY)
+    a = result.audit.set_index("source_file").loc[PETHO]
+    assert (a["status"], a["rows_read"]) == ("loaded", 3)
+
+
+def test_a_part_that_holds_more_than_it_declares_is_not_unpacked_beyond_it(raw, monkeypatch):
+    """The limit trusts the sizes the zip declares: a sheet that declares 1,000 bytes and
+    holds 3 MB is read no further than 1,000 bytes (Python's zipfile stops there, and the
+    part then fails its CRC check): the workbook is refused, not read whole."""
+    write_big_workbook(raw.path(PETHO), 3, "A1:E7", long_name=3 * 2**20)
+    data = bytearray(raw.path(PETHO).read_bytes())
+    at = data.rfind(b"xl/worksheets/sheet1.xml") - 46  # its entry in the central directory
+    assert data[at:at + 4] == b"PK\x01\x02"
+    data[at + 24:at + 28] = (1000).to_bytes(4, "little")  # the size it declares, unpacked
+    raw.path(PETHO).write_bytes(bytes(data))
+    assert sum(i.file_size for i in zipfile.ZipFile(raw.path(PETHO)).infolist()) < 2**20
+    raw.register("1277", 1, [register_row(A, 1)])
+    monkeypatch.setenv("IGA_MAX_WORKBOOK_MB", "1")
+    with hang_guard(30):
+        result = ingest_cycle(raw.root, 1, KEY)
+    reason, detail = whole_file_issue(result, PETHO)
+    assert (reason, detail) == ("unreadable_file", "not a readable xlsx workbook (BadZipFile)")  # its CRC
     assert len(result.participations) == 1
 
 

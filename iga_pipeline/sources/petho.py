@@ -70,6 +70,7 @@ def read_petho(delivery: Delivery, key: PseudonymKey) -> AdapterOutput:
 def _petho_records(delivery: Delivery, openpyxl, key: PseudonymKey) -> tuple[list[dict], list[tuple]]:
     """The data rows of every worksheet named after a project municipality, and what was
     left unread although it names someone: (source_row, reason, detail) for a warning."""
+    _refuse_a_bomb(delivery.path)
     try:
         wb = openpyxl.load_workbook(delivery.path, read_only=True, data_only=True)
     except (zipfile.BadZipFile, OSError, KeyError, ValueError, TypeError) as e:
@@ -106,6 +107,24 @@ def _petho_records(delivery: Delivery, openpyxl, key: PseudonymKey) -> tuple[lis
     finally:
         wb.close()
     return records, unread
+
+
+def _refuse_a_bomb(path) -> None:
+    """Refuse a workbook whose parts unpack to more than IGA_MAX_WORKBOOK_MB before openpyxl
+    opens it: openpyxl holds a cell's text, a sheet's shared strings and (_unreadable_cells)
+    a sheet's XML whole in memory, and 600 KB of xlsx can hold one cell of 300 MB (measured:
+    647 MB of memory to read). The sizes are those the zip declares; Python's zipfile never
+    unpacks a part beyond its declared size (a part that holds more fails its CRC check).
+    A file that is no zip is left to openpyxl to refuse, with its own reason."""
+    limit = settings.max_workbook_bytes()
+    try:
+        with zipfile.ZipFile(path) as z:
+            unpacked = sum(info.file_size for info in z.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return
+    if unpacked > limit:
+        raise FileRejected("unreadable_file", f"the workbook unpacks to {unpacked:,} bytes, more than the "
+                                              f"limit of {limit:,} bytes (IGA_MAX_WORKBOOK_MB)")
 
 
 _CELL = re.compile(rb"<c\b[^>]*>(.*?)</c>", re.S)
