@@ -340,6 +340,26 @@ def test_reconciliation_flags_exactly_the_misprints():
     assert (cell["numerator"], cell["denominator"]) == (15, 37)
 
 
+def test_delsumma_stays_the_cycles_printed_above_it_when_cycle_8_is_followed_up():
+    """The printed Delsumma sums cycles 1-7. Should cycle 8's 90-day statuses arrive, the
+    followed_up scope becomes 1-8, but the printed subtotal is still that of 1-7: compared
+    with the scope, every one of its cells was flagged as a misprint (a review's find)."""
+    cycles = _table1_cycles()
+    cycles.loc[cycles["cycle"] == 8, ["followed_up", "work_90d", "studies_90d"]] = [True, 6, 2]
+    summary = summary_frame(
+        followed_up={"completed": 310, "work_at_end": 80, "studies_at_end": 22, "work_90d": 116,
+                     "studies_90d": 37},
+        all={"completed": 310, "work_at_end": 80, "studies_at_end": 22, "work_90d": 116, "studies_90d": 37})
+    out = published_reconciliation_frame(reference.table1_published(), cycles, summary)
+    delsumma = out[out["row_label"] == "Delsumma"]
+    assert delsumma["matches"].all()
+    assert delsumma.set_index("column_name").loc["completed", "recomputed"] == 289
+    # A cycle printed above it that is no longer followed up leaves the subtotal: a mismatch.
+    cycles.loc[cycles["cycle"] == 7, "followed_up"] = False
+    out = published_reconciliation_frame(reference.table1_published(), cycles, summary)
+    assert not out[(out["row_label"] == "Delsumma") & (out["column_name"] == "completed")]["matches"].any()
+
+
 def test_reconciliation_null_and_half_up_edges():
     published = pd.DataFrame([{"row_label": "Cykel 1", "completed": 8, "work_at_end": 1,
                                "share_work_at_end": 13, "work_90d": pd.NA, "share_work_90d": pd.NA},

@@ -1,8 +1,11 @@
 """marts.published_reconciliation: every cell of the report's Table 1 against the warehouse.
 
 The printed table is reference data (reference/table1_published.csv). Each
-cell is recomputed from outcomes_by_cycle (rows `Cykel N`) or
-outcomes_summary (`Delsumma` = scope followed_up, `TOTALT` = scope all).
+cell is recomputed from outcomes_by_cycle (rows `Cykel N`), from the
+followed-up cycles among the rows printed above it (`Delsumma`: cycles 1-7,
+the followed_up scope of R10 as long as cycle 8 has no follow-up; should
+cycle 8's arrive, the printed Delsumma still sums 1-7) or from outcomes_summary
+(`TOTALT` = scope all).
 Counts compare as integers; percentages as whole percent rounded half up
 from the exact fraction (rule R11). `published` is NULL where the report
 prints `-`; a cell matches when both sides are equal or both are NULL.
@@ -33,17 +36,24 @@ TABLE1_COLUMNS: dict[str, tuple[str, str, str | None]] = {
     "share_total_90d": ("percent", "work_90d + studies_90d", "completed"),
 }
 # Row labels of the printed table -> where the warehouse keeps the row.
-SUMMARY_ROWS = {"Delsumma": "followed_up", "TOTALT": "all"}
+SUMMARY_ROWS = {"TOTALT": "all"}
+# The subtotal of the followed-up cycles printed above it.
+SUBTOTAL_ROW = "Delsumma"
+_COUNTS = ("completed", "work_at_end", "studies_at_end", "work_90d", "studies_90d")
 CYCLE_ROW = re.compile(r"^Cykel (\d+)$")
 
 COLUMNS = ["row_label", "column_name", "published", "recomputed", "matches", "unit",
            "numerator", "denominator", "row_order", "column_order"]
 
 
-def _row_values(label: str, cycles: pd.DataFrame, summary: pd.DataFrame) -> dict[str, object]:
+def _row_values(label: str, cycles: pd.DataFrame, summary: pd.DataFrame,
+                printed_above: list[int]) -> dict[str, object]:
     m = CYCLE_ROW.match(label)
     if m:
         rows = cycles[cycles["cycle"] == int(m.group(1))]
+    elif label == SUBTOTAL_ROW:
+        rows = cycles[cycles["cycle"].isin(printed_above) & cycles["followed_up"].astype(bool)]
+        return {c: int(rows[c].sum()) for c in _COUNTS} if len(rows) else {}
     elif label in SUMMARY_ROWS:
         rows = summary[summary["scope"] == SUMMARY_ROWS[label]]
     else:
@@ -61,9 +71,12 @@ def published_reconciliation_frame(published: pd.DataFrame, cycles: pd.DataFrame
     if unknown:
         raise ValueError(f"Table 1 columns not understood: {unknown} (reference/table1_published.csv)")
     out = []
+    printed_above: list[int] = []
     for i, row in enumerate(published.itertuples(index=False)):
         label = row.row_label
-        values = _row_values(label, cycles, summary)
+        values = _row_values(label, cycles, summary, printed_above)
+        if m := CYCLE_ROW.match(label):
+            printed_above.append(int(m.group(1)))
         for j, col in enumerate(columns):
             unit, num_expr, den_expr = TABLE1_COLUMNS[col]
             num = evaluate(num_expr, values) if values else None
