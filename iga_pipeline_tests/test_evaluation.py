@@ -298,6 +298,32 @@ def test_benchmark_comparison_on_table1_figures():
         assert verdicts[("ESF_FOREIGN_BORN_MIN", scope)] == "above"
 
 
+def test_a_benchmark_about_some_birth_regions_is_also_compared_like_for_like():
+    """Against foreign-born participants born in Europe (27%), the whole project's interval
+    lay above; its own Europe-born completers' (20 of 53) includes 27% (a review's find)."""
+    regions = pd.DataFrame([
+        {"scope": scope, "birth_region": region, "completed": n, "work_90d": k}
+        for scope in ("followed_up", "all")
+        for region, n, k in (("sweden", 17, 4), ("europe", 53, 20), ("outside_europe", 183, 80),
+                             ("unknown", 36, 6))])
+    summary = summary_frame(followed_up={"completed": 289, "work_90d": 110}, all={"completed": 289, "work_90d": 110})
+    r = {(x["benchmark_id"], x["scope"]): x
+         for x in benchmark_comparison_frame(reference.benchmarks(), summary, regions).to_dict("records")}
+    europe = r[("ESF_FOREIGN_BORN_EUROPE", "followed_up")]
+    assert europe["verdict"] == "above"  # the whole project, as rules.md compares
+    assert (europe["group_birth_regions"], europe["group_numerator"], europe["group_denominator"]) == (
+        "europe", 20, 53)
+    assert europe["group_ci_low"] == pytest.approx(wilson_interval(20, 53)[0])
+    assert europe["group_verdict"] == "inconclusive"
+    abroad = r[("ESF_FOREIGN_BORN_MIN", "all")]
+    assert (abroad["group_birth_regions"], abroad["group_numerator"], abroad["group_denominator"]) == (
+        "europe outside_europe", 100, 236)
+    assert abroad["group_verdict"] == "above"
+    national = r[("ESF_NATIONAL", "all")]
+    assert na(national["group_birth_regions"]) and na(national["group_denominator"])
+    assert na(national["group_verdict"])
+
+
 def test_benchmark_below_and_empty_scope():
     summary = summary_frame(all={"completed": 100, "work_90d": 10})  # no followed_up row
     r = {(x["benchmark_id"], x["scope"]): x

@@ -141,6 +141,20 @@ def test_the_evaluators_marts_are_checked(warehouse, tmp_path, monkeypatch):
     assert all(r.success for r in _results(warehouse, tmp_path / "clean", 10**9, monkeypatch).values())
 
 
+def test_a_like_for_like_verdict_the_groups_interval_does_not_support_fails(warehouse, tmp_path, monkeypatch):
+    """The like-for-like columns of benchmark_comparison: a group's verdict turned round, and a
+    group figure on a benchmark about all participants, each fail the suite."""
+    assert _failed_suites(
+        warehouse, tmp_path, monkeypatch,
+        "UPDATE marts.benchmark_comparison SET group_verdict = CASE WHEN group_verdict = 'below' THEN 'above' "
+        "ELSE 'below' END WHERE rowid = (SELECT min(rowid) FROM marts.benchmark_comparison "
+        "WHERE group_birth_regions IS NOT NULL)",
+        "UPDATE marts.benchmark_comparison SET group_verdict = 'above' WHERE rowid = "
+        "(SELECT min(rowid) FROM marts.benchmark_comparison WHERE group_birth_regions IS NULL)") == {
+        "benchmark_comparison": ("expect_column_values_to_be_in_set(group_verdict_agrees): 2 unexpected",),
+    }
+
+
 def test_a_null_where_a_value_belongs_fails_the_evaluators_suites(warehouse, tmp_path, monkeypatch):
     """Great Expectations' set and range expectations pass NULLs: the suites must not."""
     assert _failed_suites(

@@ -7,6 +7,13 @@ benchmark (ci_low > benchmark), `below` when wholly below (ci_high <
 benchmark), otherwise `inconclusive` (an interval touching the benchmark is
 inconclusive). A scope without completers has no figure: NULLs and
 `inconclusive`.
+
+A benchmark about foreign-born participants (reference/benchmarks.csv,
+`birth_regions`) is also compared like for like, after the contract's columns:
+the project's completers of those birth regions only (`group_*`), with their own
+interval and verdict. rules.md's verdict compares the whole project; born in
+Sweden or of unknown birth region, a completer is in that figure but in no such
+group. Benchmarks about all participants have NULL `group_*`.
 """
 
 from __future__ import annotations
@@ -23,7 +30,10 @@ CONFIDENCE = 0.95
 NUMERATOR, DENOMINATOR = "work_90d", "completed"
 
 COLUMNS = ["benchmark_id", "scope", "description", "benchmark_value", "numerator", "denominator",
-           "project_value", "ci_low", "ci_high", "verdict", "confidence_level"]
+           "project_value", "ci_low", "ci_high", "verdict", "confidence_level",
+           # like for like, beyond the contract: the completers of the benchmark's birth regions
+           "group_birth_regions", "group_numerator", "group_denominator", "group_value",
+           "group_ci_low", "group_ci_high", "group_verdict"]
 
 ABOVE, BELOW, INCONCLUSIVE = "above", "below", "inconclusive"
 
@@ -50,12 +60,29 @@ def verdict(ci: tuple[float, float] | None, benchmark: float) -> str:
     return INCONCLUSIVE
 
 
+def _group(by_region: pd.DataFrame, scope: str, regions: list[str], benchmark: float,
+           confidence: float) -> dict:
+    """The like-for-like columns of one benchmark and scope."""
+    if not regions:
+        return {}
+    rows = by_region[(by_region["scope"] == scope) & by_region["birth_region"].isin(regions)]
+    k, n = int(rows[NUMERATOR].sum()), int(rows[DENOMINATOR].sum())
+    ci = wilson_interval(k, n, confidence)
+    return {"group_birth_regions": " ".join(regions), "group_numerator": k, "group_denominator": n,
+            "group_value": share(k, n), "group_ci_low": ci[0] if ci else None,
+            "group_ci_high": ci[1] if ci else None, "group_verdict": verdict(ci, benchmark)}
+
+
 def benchmark_comparison_frame(benchmarks: pd.DataFrame, summary: pd.DataFrame,
+                               by_region: pd.DataFrame | None = None,
                                confidence: float = CONFIDENCE) -> pd.DataFrame:
-    """One row per benchmark and scope (benchmarks in file order, then scopes)."""
+    """One row per benchmark and scope (benchmarks in file order, then scopes). `by_region`:
+    completers and work_90d per scope and birth region (queries.BY_BIRTH_REGION); without
+    it, no like-for-like figures."""
     by_scope = summary.set_index("scope")
     rows = []
     for b in benchmarks.itertuples(index=False):
+        regions = str(getattr(b, "birth_regions", "") or "").split() if by_region is not None else []
         for scope in SCOPES:
             if scope in by_scope.index:
                 k, n = int(by_scope.loc[scope, NUMERATOR]), int(by_scope.loc[scope, DENOMINATOR])
@@ -68,14 +95,19 @@ def benchmark_comparison_frame(benchmarks: pd.DataFrame, summary: pd.DataFrame,
                 "project_value": share(k, n),
                 "ci_low": ci[0] if ci else None, "ci_high": ci[1] if ci else None,
                 "verdict": verdict(ci, float(b.value)), "confidence_level": confidence,
+                **_group(by_region, scope, regions, float(b.value), confidence),
             })
     out = pd.DataFrame(rows, columns=COLUMNS)
-    for c in ("numerator", "denominator"):
+    for c in ("numerator", "denominator", "group_numerator", "group_denominator"):
         out[c] = out[c].astype("Int64")
-    for c in ("benchmark_value", "project_value", "ci_low", "ci_high", "confidence_level"):
+    for c in ("benchmark_value", "project_value", "ci_low", "ci_high", "confidence_level",
+              "group_value", "group_ci_low", "group_ci_high"):
         out[c] = out[c].astype("Float64")
+    for c in ("group_birth_regions", "group_verdict"):
+        out[c] = out[c].astype("string")
     return out
 
 
 def benchmark_comparison(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    return benchmark_comparison_frame(queries.benchmarks(con), queries.summary(con))
+    return benchmark_comparison_frame(queries.benchmarks(con), queries.summary(con),
+                                      queries.by_birth_region(con))

@@ -79,6 +79,8 @@ BENCHMARK_LABEL = {  # short names for the page; the marts keep the full descrip
     "ESF_FOREIGN_BORN_EUROPE": "foreign-born ESF participants born in Europe",
     "ESF_FOREIGN_BORN_MIN": "foreign-born ESF participants, every birth region",
 }
+# A benchmark about some birth regions (reference/benchmarks.csv) is also compared like for like.
+GROUP_LABEL = {"europe": "born in Europe outside Sweden", "europe outside_europe": "born outside Sweden"}
 KIND_LABEL = {"register": "municipality registers", "petho": "Pethö Consulting",
               "folkuniversitetet": "Folkuniversitetet", "astorp": "Åstorps kommun",
               "survey": "survey (enkät)"}
@@ -104,6 +106,24 @@ def pct(x: float | None) -> str:
         return "–"
     percent = (Decimal(repr(float(x))) * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP)
     return f"{percent}%"
+
+
+def rounding_note(value: float | None, line: float) -> str:
+    """What whole percents hide where a verdict rests on it: '' unless `value` prints as `line`
+    but is not equal to it ('45%' not meeting a 45% target: 'below 45% before rounding')."""
+    if value is None or pd.isna(value) or value == line or pct(value) != pct(line):
+        return ""
+    return f"{'above' if value > line else 'below'} {pct(line)} before rounding"
+
+
+def interval(k, n, target: float | None = None) -> dict:
+    """The 95% Wilson score interval of k of n as the page shows it, and whether it includes
+    `target` (the data cannot then tell on which side of the target the true share lies)."""
+    ci = wilson_interval(int(k), int(n)) if k is not None and n else None
+    if ci is None:
+        return {"ci": None, "includes_target": False}
+    return {"ci": f"{pct(ci[0])}–{pct(ci[1])}",
+            "includes_target": target is not None and ci[0] <= target <= ci[1]}
 
 
 def whole_pct(n: int | None) -> str:
@@ -344,6 +364,9 @@ def _goals(goals_mart: pd.DataFrame, goal_defs: pd.DataFrame, cycles: pd.DataFra
         scopes = {}
         for r in g.itertuples():
             scopes[r.scope] = {
+                **interval(_none(r.numerator), _none(r.denominator), _none(r.target)),
+                # a goal met at 45% prints as its target; one not met at 44.96% would too
+                "value_note": rounding_note(_none(r.value), r.target) if r.status == "not_met" else "",
                 "value": pct(_none(r.value)), "numerator": _none(r.numerator),
                 "denominator": _none(r.denominator), "status": r.status,
                 "status_label": STATUS_LABEL.get(r.status, r.status),
@@ -441,6 +464,40 @@ def _suppression(con: duckdb.DuckDBPyConnection) -> dict:
     return {"rows": len(m), "cells": applicable, "suppressed": nulls}
 
 
+def _bound_note(low, high, benchmark: float, verdict: str) -> str:
+    """A rounding note for a verdict of 'above' or 'below' whose deciding bound prints as the benchmark."""
+    if verdict == "above":
+        return rounding_note(_none(low), benchmark)
+    if verdict == "below":
+        return rounding_note(_none(high), benchmark)
+    return ""
+
+
+def _benchmark(r) -> dict:
+    group = _none(getattr(r, "group_birth_regions", None))
+    out = {
+        "benchmark_id": r.benchmark_id, "scope": r.scope, "scope_label": SCOPE_LABEL[r.scope],
+        "label": BENCHMARK_LABEL.get(r.benchmark_id, r.description),
+        "description": r.description, "benchmark": pct(r.benchmark_value),
+        "numerator": int(r.numerator), "denominator": int(r.denominator),
+        "project": pct(_none(r.project_value)), "ci_low": pct(_none(r.ci_low)),
+        "ci_high": pct(_none(r.ci_high)), "verdict": r.verdict,
+        "verdict_label": VERDICT_LABEL.get(r.verdict, r.verdict),
+        "note": _bound_note(r.ci_low, r.ci_high, r.benchmark_value, r.verdict),
+        "group": None,
+    }
+    if group is not None:
+        out.update({
+            "group": GROUP_LABEL.get(group, f"born in {group}"),
+            "group_numerator": int(r.group_numerator), "group_denominator": int(r.group_denominator),
+            "group_value": pct(_none(r.group_value)), "group_ci_low": pct(_none(r.group_ci_low)),
+            "group_ci_high": pct(_none(r.group_ci_high)), "group_verdict": r.group_verdict,
+            "group_verdict_label": VERDICT_LABEL.get(r.group_verdict, r.group_verdict),
+            "group_note": _bound_note(r.group_ci_low, r.group_ci_high, r.benchmark_value, r.group_verdict),
+        })
+    return out
+
+
 def context(con: duckdb.DuckDBPyConnection, generated_at: datetime | None = None,
             warehouse_built_at: datetime | None = None) -> dict:
     """Everything the template shows, from a warehouse connection."""
@@ -459,15 +516,7 @@ def context(con: duckdb.DuckDBPyConnection, generated_at: datetime | None = None
     hm2_targets = goals_mart.loc[goals_mart["goal_id"] == "HM2", "target"]
     target = float(hm2_targets.iloc[0]) if len(hm2_targets) else None
 
-    benchmarks = [{
-        "benchmark_id": r.benchmark_id, "scope": r.scope, "scope_label": SCOPE_LABEL[r.scope],
-        "label": BENCHMARK_LABEL.get(r.benchmark_id, r.description),
-        "description": r.description, "benchmark": pct(r.benchmark_value),
-        "numerator": int(r.numerator), "denominator": int(r.denominator),
-        "project": pct(_none(r.project_value)), "ci_low": pct(_none(r.ci_low)),
-        "ci_high": pct(_none(r.ci_high)), "verdict": r.verdict,
-        "verdict_label": VERDICT_LABEL.get(r.verdict, r.verdict)}
-        for r in bench.itertuples()]
+    benchmarks = [_benchmark(r) for r in bench.itertuples()]
 
     def scope_row(scope: str) -> dict:
         if scope not in summary.index:  # e.g. nothing followed up yet

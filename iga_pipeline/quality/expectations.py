@@ -126,7 +126,8 @@ SUITES: tuple[Suite, ...] = (
         ("ExpectColumnValuesToBeBetween", dict(column="value", **SHARE)),
     )),
     Suite("benchmark_comparison", "one row per benchmark and scope; the project's share lies in its "
-          "confidence interval, and the verdict is what the interval says against the benchmark", """
+          "confidence interval, and the verdict is what the interval says against the benchmark; the "
+          "same for the like-for-like group of a benchmark about some birth regions", """
         SELECT *, concat_ws('/', benchmark_id, scope) AS benchmark_scope,
                coalesce(CASE WHEN ci_low IS NULL AND ci_high IS NULL THEN true
                              ELSE ci_low <= project_value AND project_value <= ci_high END,
@@ -134,13 +135,21 @@ SUITES: tuple[Suite, ...] = (
                coalesce(verdict = CASE WHEN ci_low IS NULL THEN 'inconclusive'
                                        WHEN ci_low > benchmark_value THEN 'above'
                                        WHEN ci_high < benchmark_value THEN 'below'
-                                       ELSE 'inconclusive' END, false) AS verdict_agrees
+                                       ELSE 'inconclusive' END, false) AS verdict_agrees,
+               coalesce(CASE WHEN group_birth_regions IS NULL THEN group_verdict IS NULL
+                             WHEN group_ci_low IS NULL THEN group_verdict = 'inconclusive'
+                             ELSE group_ci_low <= group_value AND group_value <= group_ci_high
+                                  AND group_verdict = CASE WHEN group_ci_low > benchmark_value THEN 'above'
+                                                           WHEN group_ci_high < benchmark_value THEN 'below'
+                                                           ELSE 'inconclusive' END END,
+                        false) AS group_verdict_agrees
         FROM marts.benchmark_comparison""", (
         ("ExpectColumnValuesToBeUnique", dict(column="benchmark_scope")),
         ("ExpectColumnValuesToNotBeNull", dict(column="benchmark_id")),
         ("ExpectColumnValuesToNotBeNull", dict(column="scope")),
         ("ExpectColumnValuesToBeInSet", dict(column="value_in_interval", value_set=[True])),
         ("ExpectColumnValuesToBeInSet", dict(column="verdict_agrees", value_set=[True])),
+        ("ExpectColumnValuesToBeInSet", dict(column="group_verdict_agrees", value_set=[True])),
     )),
     Suite("published_reconciliation", "one row per cell of the printed Table 1, each compared",
           """SELECT *, concat_ws('/', row_label, column_name) AS cell FROM marts.published_reconciliation""", (

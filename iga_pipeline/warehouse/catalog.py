@@ -191,8 +191,18 @@ MARTS: tuple[Mart, ...] = (
          "ci_low": "lower bound of the 95% Wilson score interval",
          "ci_high": "upper bound of the 95% Wilson score interval",
          "verdict": "above (ci_low > benchmark), below (ci_high < benchmark), else inconclusive",
-         "confidence_level": "0.95"},
-        ("outcomes_summary",),
+         "confidence_level": "0.95",
+         "group_birth_regions": "like for like: the birth regions of the benchmark's group (europe; "
+                                "europe outside_europe: born abroad); NULL for a benchmark about "
+                                "all participants",
+         "group_numerator": "completers of those birth regions in work at 90 days (scope all: "
+                            "carried forward, R10)",
+         "group_denominator": "completers of those birth regions",
+         "group_value": "group_numerator / group_denominator",
+         "group_ci_low": "lower bound of the group's 95% Wilson score interval",
+         "group_ci_high": "upper bound of the group's 95% Wilson score interval",
+         "group_verdict": "the group's verdict against the benchmark, as verdict"},
+        ("outcomes_summary", "fct_participation", "outcomes_by_cycle"),
         group="evaluation",
     ),
     Mart(
