@@ -15,7 +15,7 @@ import pytest
 
 from iga_pipeline import reference
 from iga_pipeline.evaluation import queries
-from iga_pipeline.evaluation.report import grouped, pct, thousands
+from iga_pipeline.evaluation.report import grouped, interval, pct, rounding_note, thousands
 from iga_pipeline.evaluation.suppression import PUBLISHED, disclosure_intervals
 
 REPO = Path(__file__).resolve().parents[1]
@@ -332,6 +332,27 @@ def test_report_shows_the_key_figures(page_text, html):
     assert html.count('<td class="bad"') == len(MISPRINTS)
     for row, _col, printed, recomputed, *_ in MISPRINTS:
         assert f"{recomputed}%<del>{printed}%</del>" in html
+
+
+def test_report_says_what_the_intervals_leave_open(page_text):
+    """A review: HM2_rev 'met' although its interval includes the target, and 'above' the
+    Europe-born benchmark from all completers, whose Europe-born ones alone cannot tell."""
+    flat = re.sub(r"\s+", " ", page_text)
+    assert "154 of 310 (50%), met, though its 95% interval (44%–55%) includes the target" in flat
+    assert ("Against foreign-born ESF participants born in Europe (27%), like for like: 20 of the 53 "
+            "completers born in Europe outside Sweden (38%): the data cannot tell, their interval "
+            "(26%–51%) includes it (all completers together: above)") in flat
+    assert "like for like: 106 of the 272 completers born outside Sweden (39%), whose interval (33%–45%) lies wholly above" in flat
+    assert "95% interval 33%–44%" in flat and "95% interval 44%–55%, includes the target" in flat
+
+
+def test_rounding_that_would_hide_a_side_is_said_in_words():
+    assert rounding_note(0.4496, 0.45) == "below 45% before rounding"  # prints as its target
+    assert rounding_note(0.2749, 0.27) == "above 27% before rounding"  # a bound, as its benchmark
+    assert rounding_note(0.45, 0.45) == rounding_note(0.44, 0.45) == rounding_note(None, 0.45) == ""
+    assert interval(154, 310, 0.45) == {"ci": "44%–55%", "includes_target": True}
+    assert interval(110, 289, 0.45) == {"ci": "33%–44%", "includes_target": False}
+    assert interval(0, 0, 0.45) == {"ci": None, "includes_target": False}
 
 
 def test_report_never_shows_health_or_family_reasons_on_their_own(page_text, con):
