@@ -21,6 +21,11 @@ class Mart:
     group: str = "marts"
 
 
+# warehouse.md: a path relative to the raw root. A name the senders chose where the contract has
+# none (a stray file, an unknown folder) could name a person: it is shown keyed (decisions.md).
+_SOURCE_FILE = ("path relative to the raw root; a folder or file name the contract does not "
+                "give is shown as ~ and a keyed id of 10 letters (docs/decisions.md, 'Paths')")
+
 _COUNTS = {
     "enrolled": "participations (accepted register rows)",
     "completed": "participations that completed the cycle (no avbrott_orsak)",
@@ -111,7 +116,7 @@ MARTS: tuple[Mart, ...] = (
     Mart(
         "data_quality_issues", "issue",
         "Every rejected row and every warning, with its file, row and the contract's reason.",
-        {"source_file": "path relative to the raw root",
+        {"source_file": _SOURCE_FILE,
          "source_row": "1-based data row; Sheet!row for workbooks; NULL for a whole file",
          "severity": "rejected or warning", "reason": "the contract's reason code",
          "detail": "what exactly was wrong (never a personnummer or a name)",
@@ -121,7 +126,7 @@ MARTS: tuple[Mart, ...] = (
     Mart(
         "ingest_audit", "raw file",
         "Every raw file read: rows read = loaded + rejected + duplicates collapsed.",
-        {"source_file": "path relative to the raw root",
+        {"source_file": _SOURCE_FILE,
          "source_kind": "register, petho, folkuniversitetet, astorp, survey",
          "status": "loaded or rejected (whole file)", "rows_read": "data rows read",
          "rows_loaded": "rows used", "rows_rejected": "rows rejected",
@@ -136,7 +141,7 @@ MARTS: tuple[Mart, ...] = (
         "which it was the file's (a version sent again after another has a row each time): the "
         "one the warehouse was built from is current; an earlier one is superseded; the last "
         "version of a file no longer in the raw root is removed.",
-        {"source_file": "path relative to the raw root", "sha256": "content hash of that version",
+        {"source_file": _SOURCE_FILE, "sha256": "content hash of that version",
          "first_built": "when a build first read this version, for this period (UTC)",
          "status": "current, superseded or removed", "source_kind": "the delivery kind",
          "cycle": "the cycle of the file",
