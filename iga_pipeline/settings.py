@@ -105,9 +105,19 @@ def ingest_workers() -> int | None:
     return int(number("IGA_INGEST_WORKERS", 0, whole=True)) or None
 
 
+def megabytes(name: str, default: float) -> int:
+    """A size in MB from environment variable `name`, in bytes: at least one byte, at most a
+    petabyte (`1e-9` would be no byte, and `1e308` no whole number)."""
+    size = number(name, default) * 1024 * 1024
+    if not 1 <= size <= 1e9 * 1024 * 1024:
+        text = os.environ.get(name, "").strip()
+        raise SettingError(f"{name}={text!r} is not a size in MB from one byte (0.000001) to a petabyte (1e9)")
+    return int(size)
+
+
 def max_file_bytes() -> int:
     """The largest raw file the pipeline reads (IGA_MAX_FILE_MB, default 2048 MB)."""
-    return int(number("IGA_MAX_FILE_MB", 2048) * 1024 * 1024)
+    return megabytes("IGA_MAX_FILE_MB", 2048)
 
 
 def max_workbook_rows() -> int:
@@ -118,7 +128,7 @@ def max_workbook_rows() -> int:
 def max_workbook_bytes() -> int:
     """The most a workbook may unpack to (IGA_MAX_WORKBOOK_MB, default 512 MB): an .xlsx is a
     zip, and a few hundred kilobytes of it can inflate to gigabytes in memory."""
-    return int(number("IGA_MAX_WORKBOOK_MB", 512) * 1024 * 1024)
+    return megabytes("IGA_MAX_WORKBOOK_MB", 512)
 
 
 # The least memory a build's DuckDB is given: the bundled data built with 32 MB and failed

@@ -604,6 +604,9 @@ def test_help_exits_0(capsys):
     ("IGA_MAX_FILE_MB", "-1", "IGA_MAX_FILE_MB='-1' is not a number above 0"),
     ("IGA_MAX_WORKBOOK_ROWS", "1.5", "IGA_MAX_WORKBOOK_ROWS='1.5' is not a whole number above 0"),
     ("IGA_MAX_WORKBOOK_MB", "none", "IGA_MAX_WORKBOOK_MB='none' is not a number above 0"),
+    # (a review's finds: no byte, every workbook rejected; and a traceback)
+    ("IGA_MAX_WORKBOOK_MB", "1e-9", "IGA_MAX_WORKBOOK_MB='1e-9' is not a size in MB from one byte"),
+    ("IGA_MAX_FILE_MB", "1e308", "IGA_MAX_FILE_MB='1e308' is not a size in MB from one byte"),
     ("IGA_DUCKDB_MEMORY", "lots", "IGA_DUCKDB_MEMORY='lots' is not a size DuckDB knows"),
     # (10MB ran out of memory in the marts, after the whole ingest: a review's find)
     ("IGA_DUCKDB_MEMORY", "10MB", "IGA_DUCKDB_MEMORY='10MB' is less than the 32MB a build needs"),

@@ -386,6 +386,16 @@ def test_delsumma_stays_the_cycles_printed_above_it_when_cycle_8_is_followed_up(
     assert not out[(out["row_label"] == "Delsumma") & (out["column_name"] == "completed")]["matches"].any()
 
 
+def test_a_delsumma_printed_above_every_cycle_is_refused_not_left_empty():
+    """A reordered reference table would have the subtotal sum nothing, and every one of its
+    cells counted as a misprint (a review): it is an error in the reference data."""
+    published = reference.table1_published()
+    reordered = pd.concat([published[published["row_label"] == "Delsumma"],
+                           published[published["row_label"] != "Delsumma"]], ignore_index=True)
+    with pytest.raises(ValueError, match="Delsumma has no cycle row printed above it"):
+        published_reconciliation_frame(reordered, _table1_cycles(), TABLE1_SUMMARY)
+
+
 def test_reconciliation_null_and_half_up_edges():
     published = pd.DataFrame([{"row_label": "Cykel 1", "completed": 8, "work_at_end": 1,
                                "share_work_at_end": 13, "work_90d": pd.NA, "share_work_90d": pd.NA},

@@ -141,17 +141,25 @@ def test_the_evaluators_marts_are_checked(warehouse, tmp_path, monkeypatch):
     assert all(r.success for r in _results(warehouse, tmp_path / "clean", 10**9, monkeypatch).values())
 
 
-def test_a_like_for_like_verdict_the_groups_interval_does_not_support_fails(warehouse, tmp_path, monkeypatch):
-    """The like-for-like columns of benchmark_comparison: a group's verdict turned round, and a
-    group figure on a benchmark about all participants, each fail the suite."""
+def test_like_for_like_figures_that_do_not_hold_together_fail(warehouse, tmp_path, monkeypatch):
+    """The like-for-like columns of benchmark_comparison (a review passed four wrong rows through
+    the first version of the check): a verdict turned round, more in work than completers, a
+    group larger than its scope, a birth region that does not exist, a group figure on a
+    benchmark about all participants. Each row fails the suite."""
+    def row(benchmark: str, scope: str) -> str:
+        return f"benchmark_id = '{benchmark}' AND scope = '{scope}'"
+
     assert _failed_suites(
         warehouse, tmp_path, monkeypatch,
         "UPDATE marts.benchmark_comparison SET group_verdict = CASE WHEN group_verdict = 'below' THEN 'above' "
-        "ELSE 'below' END WHERE rowid = (SELECT min(rowid) FROM marts.benchmark_comparison "
-        "WHERE group_birth_regions IS NOT NULL)",
-        "UPDATE marts.benchmark_comparison SET group_verdict = 'above' WHERE rowid = "
-        "(SELECT min(rowid) FROM marts.benchmark_comparison WHERE group_birth_regions IS NULL)") == {
-        "benchmark_comparison": ("expect_column_values_to_be_in_set(group_verdict_agrees): 2 unexpected",),
+        f"ELSE 'below' END WHERE {row('ESF_FOREIGN_BORN_EUROPE', 'followed_up')}",
+        f"UPDATE marts.benchmark_comparison SET group_numerator = group_denominator + 7 "
+        f"WHERE {row('ESF_FOREIGN_BORN_EUROPE', 'all')}",
+        f"UPDATE marts.benchmark_comparison SET group_denominator = denominator + 111 "
+        f"WHERE {row('ESF_FOREIGN_BORN_MIN', 'followed_up')}",
+        f"UPDATE marts.benchmark_comparison SET group_birth_regions = 'eurpoe' WHERE {row('ESF_FOREIGN_BORN_MIN', 'all')}",
+        f"UPDATE marts.benchmark_comparison SET group_value = 0.9 WHERE {row('ESF_NATIONAL', 'all')}") == {
+        "benchmark_comparison": ("expect_column_values_to_be_in_set(group_agrees): 5 unexpected",),
     }
 
 

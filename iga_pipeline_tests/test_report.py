@@ -15,7 +15,9 @@ import pytest
 
 from iga_pipeline import reference
 from iga_pipeline.evaluation import queries
-from iga_pipeline.evaluation.report import grouped, interval, pct, rounding_note, thousands
+from iga_pipeline.evaluation.report import (
+    cycle_ranges, grouped, interval, pct, render_report, rounding_note, thousands,
+)
 from iga_pipeline.evaluation.suppression import PUBLISHED, disclosure_intervals
 
 REPO = Path(__file__).resolve().parents[1]
@@ -353,6 +355,52 @@ def test_rounding_that_would_hide_a_side_is_said_in_words():
     assert interval(154, 310, 0.45) == {"ci": "44%–55%", "includes_target": True}
     assert interval(110, 289, 0.45) == {"ci": "33%–44%", "includes_target": False}
     assert interval(0, 0, 0.45) == {"ci": None, "includes_target": False}
+
+
+def _page_of(bundled, tmp_path, *sql) -> str:
+    """The page of a copy of the bundled warehouse altered by `sql`, as text on one line."""
+    import shutil
+
+    _, warehouse = bundled
+    copy = tmp_path / "altered.duckdb"
+    shutil.copyfile(warehouse, copy)
+    with duckdb.connect(str(copy)) as c:
+        for statement in sql:
+            c.execute(statement)
+        page = render_report(c)
+    p = _Text()
+    p.feed(page)
+    return re.sub(r"\s+", " ", " ".join(p.parts))
+
+
+def test_the_page_says_which_side_the_interval_leaves_open_and_when_a_group_is_empty(bundled, tmp_path):
+    """A review: HM2_rev not met at 138 of 310 (44.5%, printed 45%) was said to leave open 'a
+    true share below it'; an empty group read '0 of the 0 completers ... (–)'."""
+    text = _page_of(
+        bundled, tmp_path,
+        "UPDATE marts.goal_attainment SET numerator = 138, value = 138 / 310, status = 'not_met' "
+        "WHERE goal_id = 'HM2_rev' AND scope = 'all'",
+        "UPDATE marts.benchmark_comparison SET group_numerator = 0, group_denominator = 0, group_value = NULL, "
+        "group_ci_low = NULL, group_ci_high = NULL, group_verdict = 'inconclusive' "
+        "WHERE benchmark_id = 'ESF_FOREIGN_BORN_EUROPE'")
+    assert ("138 of 310 (45%, below 45% before rounding), not met, though its 95% interval (39%–50%) "
+            "includes the target: the data cannot rule out a true share above it") in text
+    assert ("Against foreign-born ESF participants born in Europe (27%), like for like: the data cannot tell, "
+            "as no completer in these cycles was born in Europe outside Sweden (all completers together: above)"
+            ) in text
+    assert "no completers born in Europe outside Sweden" in text and "0 of the 0" not in text
+
+
+def test_the_printed_delsumma_and_the_goals_followed_up_cycles_are_told_apart(bundled, tmp_path):
+    """Should cycle 8 be followed up, the printed Delsumma is still cycles 1-7 (a review)."""
+    text = _page_of(bundled, tmp_path, "UPDATE staging.followup SET followed_up = true WHERE cycle = 8",
+                    "UPDATE marts.outcomes_by_cycle SET followed_up = true, work_90d = work_at_end, "
+                    "studies_90d = studies_at_end, other_90d = other_at_end, unknown_90d = unknown_at_end "
+                    "WHERE cycle = 8",
+                    "UPDATE marts.outcomes_summary SET cycles = '1-8' WHERE scope = 'followed_up'")
+    assert ("Delsumma covers the followed-up cycles printed above it (1-7); the goals' Delsumma below covers "
+            "every followed-up cycle (1-8)") in text
+    assert cycle_ranges([1, 2, 3, 5, 7, 8]) == "1-3,5,7-8" and cycle_ranges([]) == ""
 
 
 def test_report_never_shows_health_or_family_reasons_on_their_own(page_text, con):

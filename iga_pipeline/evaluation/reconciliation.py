@@ -52,7 +52,10 @@ def _row_values(label: str, cycles: pd.DataFrame, summary: pd.DataFrame,
     if m:
         rows = cycles[cycles["cycle"] == int(m.group(1))]
     elif label == SUBTOTAL_ROW:
-        rows = cycles[cycles["cycle"].isin(printed_above) & cycles["followed_up"].astype(bool)]
+        if not printed_above:  # a reordered reference table: the subtotal would sum nothing
+            raise ValueError(f"Table 1's {SUBTOTAL_ROW} has no cycle row printed above it "
+                             "(reference/table1_published.csv)")
+        rows = cycles[cycles["cycle"].isin(subtotal_cycles(printed_above, cycles))]
         return {c: int(rows[c].sum()) for c in _COUNTS} if len(rows) else {}
     elif label in SUMMARY_ROWS:
         rows = summary[summary["scope"] == SUMMARY_ROWS[label]]
@@ -61,6 +64,24 @@ def _row_values(label: str, cycles: pd.DataFrame, summary: pd.DataFrame,
     if rows.empty:
         return {}
     return {k: (None if pd.isna(v) else v) for k, v in rows.iloc[0].to_dict().items()}
+
+
+def printed_above_subtotal(published: pd.DataFrame) -> list[int]:
+    """The cycles of the `Cykel N` rows printed above Table 1's Delsumma."""
+    above = []
+    for label in published["row_label"]:
+        if label == SUBTOTAL_ROW:
+            break
+        if m := CYCLE_ROW.match(label):
+            above.append(int(m.group(1)))
+    return above
+
+
+def subtotal_cycles(printed_above: list[int], cycles: pd.DataFrame) -> list[int]:
+    """The cycles the printed Delsumma is recomputed from: those printed above it that are
+    followed up now."""
+    followed = cycles.loc[cycles["followed_up"].astype(bool), "cycle"].astype(int)
+    return sorted(set(printed_above) & set(followed))
 
 
 def published_reconciliation_frame(published: pd.DataFrame, cycles: pd.DataFrame,

@@ -29,7 +29,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from iga_pipeline import warm_up
 from iga_pipeline.evaluation import queries
 from iga_pipeline.evaluation.benchmarks import wilson_interval
-from iga_pipeline.evaluation.reconciliation import TABLE1_COLUMNS
+from iga_pipeline.evaluation.reconciliation import TABLE1_COLUMNS, printed_above_subtotal, subtotal_cycles
 from iga_pipeline.warehouse.duck import open_readonly
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -161,6 +161,17 @@ class Era:
     @property
     def cycles(self) -> str:
         return f"{self.first}" if self.first == self.last else f"{self.first}-{self.last}"
+
+
+def cycle_ranges(cycles: list[int]) -> str:
+    """[1, 2, 3, 5] -> '1-3,5', as outcomes_summary labels its scopes; '' for none."""
+    runs: list[list[int]] = []
+    for c in sorted(cycles):
+        if runs and c == runs[-1][1] + 1:
+            runs[-1][1] = c
+        else:
+            runs.append([c, c])
+    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
 
 
 def eras(cycles: pd.DataFrame, column: str, labels: dict[str, str] | None = None) -> list[Era]:
@@ -365,6 +376,7 @@ def _goals(goals_mart: pd.DataFrame, goal_defs: pd.DataFrame, cycles: pd.DataFra
         for r in g.itertuples():
             scopes[r.scope] = {
                 **interval(_none(r.numerator), _none(r.denominator), _none(r.target)),
+                "other_side": "below" if r.status == "met" else "above",  # what the interval leaves open
                 # a goal met at 45% prints as its target; one not met at 44.96% would too
                 "value_note": rounding_note(_none(r.value), r.target) if r.status == "not_met" else "",
                 "value": pct(_none(r.value)), "numerator": _none(r.numerator),
@@ -528,6 +540,10 @@ def context(con: duckdb.DuckDBPyConnection, generated_at: datetime | None = None
     provider_eras = eras(cycles, "provider")
     group_eras = eras(cycles, "target_group", TARGET_GROUP_LABEL)
     not_followed = [int(c) for c in cycles.loc[~cycles["followed_up"].astype(bool), "cycle"]]
+    # The printed Delsumma is recomputed from the followed-up cycles printed above it; the
+    # followed_up scope of the goals is every followed-up cycle (they differ once a cycle
+    # printed below it, such as 8, is followed up).
+    delsumma = subtotal_cycles(printed_above_subtotal(queries.table1_published(con)), cycles)
     return {
         "generated_at": generated_at.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "warehouse_built_at": (warehouse_built_at.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -542,6 +558,7 @@ def context(con: duckdb.DuckDBPyConnection, generated_at: datetime | None = None
         "chart_outcomes": outcome_chart(cycles, queries.benchmarks(con), target),
         "provider_eras": provider_eras, "group_eras": group_eras,
         "not_followed": not_followed,
+        "delsumma_cycles": cycle_ranges(delsumma),
         "cost": [{"metric": r.metric, "description": r.description,
                   "value": sek(_none(r.value_sek)), "numerator": sek(r.numerator_sek),
                   "denominator": _none(r.denominator), "budget_item": r.budget_item}
