@@ -242,6 +242,22 @@ def test_a_workbook_compressed_as_excel_never_does_is_refused_unread(raw, method
                                                    "which Excel does not use")
 
 
+def test_a_broken_deflate_stream_is_refused_as_unreadable_not_a_crash(raw):
+    """openpyxl let zlib's error escape from deep inside its reading ('the file could not be
+    parsed', a traceback in the log); the parts' count finds it first and says what it is."""
+    write_big_workbook(raw.path(PETHO), 300, "A1:E304")
+    data = bytearray(raw.path(PETHO).read_bytes())
+    part = next(i for i in zipfile.ZipFile(raw.path(PETHO)).infolist() if i.filename.endswith("sheet1.xml"))
+    start = part.header_offset + 30 + len(part.filename) + 40
+    data[start:start + 200] = b"\xff" * 200
+    raw.path(PETHO).write_bytes(bytes(data))
+    raw.register("1277", 1, [register_row(A, 1)])
+    result = ingest_cycle(raw.root, 1, KEY)
+    reason, detail = whole_file_issue(result, PETHO)
+    assert (reason, detail) == ("unreadable_file", "not a readable xlsx workbook (a part's compressed data is broken)")
+    assert len(result.participations) == 1
+
+
 def test_a_workbook_of_too_many_parts_is_refused_before_its_directory_is_read(raw):
     write_big_workbook(raw.path(PETHO), 3, "A1:E7")
     with zipfile.ZipFile(raw.path(PETHO), "a") as z:

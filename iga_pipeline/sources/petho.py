@@ -126,8 +126,8 @@ def _refuse_a_bomb(path) -> None:
     without any bound (a review's finds: 2.2 GB of memory for a 2.6 KB workbook). So each
     part is unpacked here, a megabyte at a time, counting what it really holds: a part that
     holds more than it declares, a method other than stored or deflated (Excel writes no
-    other), encryption, or too many parts reject the workbook. A file that is no zip is
-    left to openpyxl to refuse, with its own reason."""
+    other), encryption, too many parts or a broken deflate stream reject the workbook. A file
+    that is no zip is left to openpyxl to refuse, with its own reason."""
     limit = settings.max_workbook_bytes()
     too_many = FileRejected("unreadable_file", f"the workbook has more than {MAX_WORKBOOK_PARTS:,} parts")
     try:
@@ -146,7 +146,10 @@ def _refuse_a_bomb(path) -> None:
                 for part in parts:
                     unpacked += _unpacked_size(f, part, limit - unpacked)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError, struct.error):
-        return
+        return  # no zip, or a broken one: openpyxl refuses it with its own reason
+    except zlib.error:  # which openpyxl would raise too, unexpected, from deep inside its reading
+        raise FileRejected("unreadable_file", "not a readable xlsx workbook (a part's compressed data "
+                                              "is broken)") from None
     except _TooLarge:
         raise FileRejected("unreadable_file", f"the workbook unpacks to more than the limit of {limit:,} "
                                               "bytes (IGA_MAX_WORKBOOK_MB)") from None
