@@ -159,7 +159,21 @@ def test_like_for_like_figures_that_do_not_hold_together_fail(warehouse, tmp_pat
         f"WHERE {row('ESF_FOREIGN_BORN_MIN', 'followed_up')}",
         f"UPDATE marts.benchmark_comparison SET group_birth_regions = 'eurpoe' WHERE {row('ESF_FOREIGN_BORN_MIN', 'all')}",
         f"UPDATE marts.benchmark_comparison SET group_value = 0.9 WHERE {row('ESF_NATIONAL', 'all')}") == {
-        "benchmark_comparison": ("expect_column_values_to_be_in_set(group_agrees): 5 unexpected",),
+        "benchmark_comparison": ("expect_column_values_to_be_in_set(group_agrees): 5 unexpected",
+                                 # the two counts changed under their interval
+                                 "expect_column_values_to_be_in_set(intervals_are_wilson): 2 unexpected"),
+    }
+    # A second review: another benchmark's group, a comparison dropped, an interval made up.
+    assert _failed_suites(
+        warehouse, tmp_path, monkeypatch,
+        f"UPDATE marts.benchmark_comparison SET group_birth_regions = 'sweden' WHERE {row('ESF_FOREIGN_BORN_EUROPE', 'all')}",
+        "UPDATE marts.benchmark_comparison SET group_birth_regions = NULL, group_numerator = NULL, "
+        "group_denominator = NULL, group_value = NULL, group_ci_low = NULL, group_ci_high = NULL, "
+        f"group_verdict = NULL WHERE {row('ESF_FOREIGN_BORN_MIN', 'all')}",
+        "UPDATE marts.benchmark_comparison SET ci_low = least(ci_low, project_value) - 0.01 "
+        f"WHERE {row('ESF_NATIONAL', 'all')}") == {
+        "benchmark_comparison": ("expect_column_values_to_be_in_set(group_agrees): 2 unexpected",
+                                 "expect_column_values_to_be_in_set(intervals_are_wilson): 1 unexpected"),
     }
 
 

@@ -534,7 +534,7 @@ def context(con: duckdb.DuckDBPyConnection, generated_at: datetime | None = None
         if scope not in summary.index:  # e.g. nothing followed up yet
             return {"cycles": "none", "completed": 0, "work_90d": 0}
         s = summary.loc[scope]
-        return {"cycles": s["cycles"], "completed": int(s["completed"]), "work_90d": int(s["work_90d"])}
+        return {"cycles": s["cycles"] or "none", "completed": int(s["completed"]), "work_90d": int(s["work_90d"])}
 
     scopes = {s: scope_row(s) for s in ("followed_up", "all")}
     provider_eras = eras(cycles, "provider")
@@ -558,7 +558,7 @@ def context(con: duckdb.DuckDBPyConnection, generated_at: datetime | None = None
         "chart_outcomes": outcome_chart(cycles, queries.benchmarks(con), target),
         "provider_eras": provider_eras, "group_eras": group_eras,
         "not_followed": not_followed,
-        "delsumma_cycles": cycle_ranges(delsumma),
+        "delsumma_cycles": cycle_ranges(delsumma) or "none",
         "cost": [{"metric": r.metric, "description": r.description,
                   "value": sek(_none(r.value_sek)), "numerator": sek(r.numerator_sek),
                   "denominator": _none(r.denominator), "budget_item": r.budget_item}

@@ -43,6 +43,20 @@ BATCH_FROM_ROWS = 2_000_000
 
 
 SHARE = dict(min_value=0, max_value=1)
+_Z95 = 1.959963984540054  # the normal quantile of a 95% interval (scipy.stats.norm.ppf(0.975))
+
+
+def _wilson(k: str, n: str, low: str, high: str) -> str:
+    """SQL: whether `low` and `high` are the 95% Wilson score interval of `k` of `n` (to 1e-9),
+    or both NULL when `n` is 0, as evaluation/benchmarks.py computes them with scipy."""
+    p, z2 = f"({k}::DOUBLE / {n})", f"{_Z95 ** 2!r}"
+    centre = f"({p} + {z2} / (2 * {n}))"
+    half = f"({_Z95!r} * sqrt({p} * (1 - {p}) / {n} + {z2} / (4 * {n} * {n})))"
+    return (f"coalesce(CASE WHEN {n} = 0 THEN {low} IS NULL AND {high} IS NULL "
+            f"ELSE abs({low} - ({centre} - {half}) / (1 + {z2} / {n})) < 1e-9 "
+            f"AND abs({high} - ({centre} + {half}) / (1 + {z2} / {n})) < 1e-9 END, false)")
+
+
 _BIRTH_REGIONS = "[" + ", ".join(f"'{r}'" for r in reference.BIRTH_REGIONS) + "]"  # a SQL list
 # outcomes_by_municipality's counts (the 90-day ones are NULL by design where a cycle is not
 # followed up; any other NULL is a suppressed cell)
@@ -156,14 +170,24 @@ SUITES: tuple[Suite, ...] = (
                                                    WHEN group_ci_low > benchmark_value THEN 'above'
                                                    WHEN group_ci_high < benchmark_value THEN 'below'
                                                    ELSE 'inconclusive' END END END,
-                        false) AS group_agrees
-        FROM marts.benchmark_comparison""", (
+                        false)
+               -- the group is the one reference/benchmarks.csv gives the benchmark
+               AND group_birth_regions IS NOT DISTINCT FROM (
+                   SELECT nullif(r.birth_regions, '') FROM reference.benchmarks AS r
+                   WHERE r.benchmark_id = b.benchmark_id) AS group_agrees,
+               confidence_level = 0.95
+               AND """ + _wilson("numerator", "denominator", "ci_low", "ci_high") + """
+               AND (group_birth_regions IS NULL
+                    OR """ + _wilson("group_numerator", "group_denominator", "group_ci_low", "group_ci_high") + """)
+                   AS intervals_are_wilson
+        FROM marts.benchmark_comparison AS b""", (
         ("ExpectColumnValuesToBeUnique", dict(column="benchmark_scope")),
         ("ExpectColumnValuesToNotBeNull", dict(column="benchmark_id")),
         ("ExpectColumnValuesToNotBeNull", dict(column="scope")),
         ("ExpectColumnValuesToBeInSet", dict(column="value_in_interval", value_set=[True])),
         ("ExpectColumnValuesToBeInSet", dict(column="verdict_agrees", value_set=[True])),
         ("ExpectColumnValuesToBeInSet", dict(column="group_agrees", value_set=[True])),
+        ("ExpectColumnValuesToBeInSet", dict(column="intervals_are_wilson", value_set=[True])),
     )),
     Suite("published_reconciliation", "one row per cell of the printed Table 1, each compared",
           """SELECT *, concat_ws('/', row_label, column_name) AS cell FROM marts.published_reconciliation""", (
