@@ -29,21 +29,17 @@ FROM marts.outcomes_summary
 
 GOALS = "SELECT * FROM reference.goals"
 BENCHMARKS = "SELECT benchmark_id, value, description, birth_regions FROM reference.benchmarks"
-# Completers and those in work at 90 days per scope and birth region (rules R9, R10), for the
-# benchmarks about a group of birth regions; summed over the regions they are outcomes_summary's.
+# Completers and those in work at 90 days per scope and birth region, for the benchmarks about
+# a group of birth regions; summed over the regions they are outcomes_summary's. The scopes and
+# rule R10's carried status are intermediate.participation's, as for every other count.
 BY_BIRTH_REGION = """
-WITH p AS (
-    SELECT f.birth_region, f.completed, o.followed_up, f.status_90d,
-           CASE WHEN o.followed_up THEN f.status_90d ELSE f.status_end END AS status_90d_carried
-    FROM marts.fct_participation AS f JOIN marts.outcomes_by_cycle AS o USING (cycle)
-)
 SELECT 'followed_up' AS scope, birth_region, count_if(completed)::BIGINT AS completed,
        count_if(completed AND status_90d = 'work')::BIGINT AS work_90d
-FROM p WHERE followed_up GROUP BY birth_region
+FROM intermediate.participation WHERE followed_up GROUP BY birth_region
 UNION ALL
 SELECT 'all', birth_region, count_if(completed)::BIGINT,
        count_if(completed AND status_90d_carried = 'work')::BIGINT
-FROM p GROUP BY birth_region
+FROM intermediate.participation GROUP BY birth_region
 """
 TABLE1_PUBLISHED = "SELECT * FROM reference.table1_published"
 BUDGET = "SELECT item, sek FROM reference.budget"

@@ -207,7 +207,7 @@ MARTS: tuple[Mart, ...] = (
          "group_ci_low": "lower bound of the group's 95% Wilson score interval",
          "group_ci_high": "upper bound of the group's 95% Wilson score interval",
          "group_verdict": "the group's verdict against the benchmark, as verdict"},
-        ("outcomes_summary", "fct_participation", "outcomes_by_cycle"),
+        ("outcomes_summary", "fct_participation"),
         group="evaluation",
     ),
     Mart(
