@@ -92,12 +92,10 @@ def published_reconciliation_frame(published: pd.DataFrame, cycles: pd.DataFrame
     if unknown:
         raise ValueError(f"Table 1 columns not understood: {unknown} (reference/table1_published.csv)")
     out = []
-    printed_above: list[int] = []
+    printed_above = printed_above_subtotal(published)
     for i, row in enumerate(published.itertuples(index=False)):
         label = row.row_label
         values = _row_values(label, cycles, summary, printed_above)
-        if m := CYCLE_ROW.match(label):
-            printed_above.append(int(m.group(1)))
         for j, col in enumerate(columns):
             unit, num_expr, den_expr = TABLE1_COLUMNS[col]
             num = evaluate(num_expr, values) if values else None
