@@ -57,6 +57,12 @@ def _wilson(k: str, n: str, low: str, high: str) -> str:
             f"AND abs({high} - ({centre} + {half}) / (1 + {z2} / {n})) < 1e-9 END, false)")
 
 
+def _verdict(low: str, high: str) -> str:
+    """SQL: the verdict an interval gives against benchmark_value (evaluation/benchmarks.verdict)."""
+    return (f"CASE WHEN {low} IS NULL THEN 'inconclusive' WHEN {low} > benchmark_value THEN 'above' "
+            f"WHEN {high} < benchmark_value THEN 'below' ELSE 'inconclusive' END")
+
+
 _BIRTH_REGIONS = "[" + ", ".join(f"'{r}'" for r in reference.BIRTH_REGIONS) + "]"  # a SQL list
 # outcomes_by_municipality's counts (the 90-day ones are NULL by design where a cycle is not
 # followed up; any other NULL is a suppressed cell)
@@ -148,10 +154,7 @@ SUITES: tuple[Suite, ...] = (
                coalesce(CASE WHEN ci_low IS NULL AND ci_high IS NULL THEN true
                              ELSE ci_low <= project_value AND project_value <= ci_high END,
                         false) AS value_in_interval,
-               coalesce(verdict = CASE WHEN ci_low IS NULL THEN 'inconclusive'
-                                       WHEN ci_low > benchmark_value THEN 'above'
-                                       WHEN ci_high < benchmark_value THEN 'below'
-                                       ELSE 'inconclusive' END, false) AS verdict_agrees,
+               coalesce(verdict = """ + _verdict("ci_low", "ci_high") + """, false) AS verdict_agrees,
                -- like for like: every group_* NULL without a group; with one, valid regions, a
                -- group within the scope, its share within its interval, and its own verdict
                coalesce(CASE WHEN group_birth_regions IS NULL THEN
@@ -166,10 +169,8 @@ SUITES: tuple[Suite, ...] = (
                                                AND group_ci_high IS NULL AND group_verdict = 'inconclusive'
                                            ELSE abs(group_value - group_numerator / group_denominator) < 1e-12
                                                AND group_ci_low <= group_value AND group_value <= group_ci_high
-                                               AND group_verdict = CASE
-                                                   WHEN group_ci_low > benchmark_value THEN 'above'
-                                                   WHEN group_ci_high < benchmark_value THEN 'below'
-                                                   ELSE 'inconclusive' END END END,
+                                               AND group_verdict = """ + _verdict("group_ci_low", "group_ci_high")
+               + """ END END,
                         false)
                -- the group is the one reference/benchmarks.csv gives the benchmark
                AND group_birth_regions IS NOT DISTINCT FROM (
