@@ -77,7 +77,9 @@ def test_the_thread_imports_nothing_of_the_packages_dagster_uses_on_the_main_thr
 
 def test_dagsters_storage_answers_while_the_thread_imports():
     """What failed builds now and then (a review reproduced it every time this way): the
-    asset records Dagster's steps ask for, asked for over and over during the warm-up."""
+    asset records Dagster's steps ask for, asked for over and over during the warm-up. Each
+    call takes 25-50 ms beside the imports (107-210 calls in 5 s, three runs on 2026-12-02;
+    CI once made fewer than 100), so 10 only shows that the calls ran beside the thread."""
     code = (
         "import warnings\n"
         "warnings.filterwarnings('ignore')\n"
@@ -93,6 +95,6 @@ def test_dagsters_storage_answers_while_the_thread_imports():
         "    except Exception as e:\n"
         "        failed.append(type(e).__name__)\n"
         "    calls += 1\n"
-        "print(calls > 100, sorted(set(failed)))\n"
+        "print(calls >= 10, sorted(set(failed)))\n"
     )
     assert _in_a_fresh_interpreter(code) == "True []"
