@@ -40,6 +40,10 @@ class Paths:
     def report_dir(self) -> Path:
         return self.warehouse_dir / "report"
 
+    @property
+    def gx_dir(self) -> Path:
+        return self.warehouse_dir / "gx"
+
     # A build renders the report and the Parquet files from its candidate
     # warehouse into these pending places; warehouse/published swaps them in
     # right after the warehouse itself.
@@ -61,6 +65,10 @@ class Paths:
             found.append(f"the warehouse {w} is a file DuckDB did not write: a build would replace it")
         if raw in w.parents:
             found.append(f"the warehouse {w} is inside the raw root {raw}: its files would be read as deliveries")
+        for output in (self.staging, self.parquet, self.report_dir, self.gx_dir):
+            if raw == output or output in raw.parents:  # a build writes, and replaces, these folders
+                found.append(f"the raw root {raw} is inside {output}, a folder the build writes: "
+                             "a build would replace or add to the deliveries")
         return found
 
     @classmethod
