@@ -391,6 +391,15 @@ def test_the_page_says_which_side_the_interval_leaves_open_and_when_a_group_is_e
     assert "no completers born in Europe outside Sweden" in text and "0 of the 0" not in text
 
 
+def test_a_misprint_with_no_completers_is_explained_without_a_share(bundled, tmp_path):
+    """A review: a cycle whose registers came header-only read "0 of 0 is None, rounded –"."""
+    text = _page_of(bundled, tmp_path,
+                    "UPDATE marts.published_reconciliation SET numerator = 0, denominator = 0, recomputed = NULL, "
+                    "matches = false WHERE row_label = 'Cykel 8' AND column_name = 'share_work_at_end'")
+    assert "Cykel 8, Arbete, andel (vid cykelns slut): 0 of 0: no share to recompute; printed 29%." in text
+    assert "None" not in text
+
+
 def test_the_printed_delsumma_and_the_goals_followed_up_cycles_are_told_apart(bundled, tmp_path):
     """Should cycle 8 be followed up, the printed Delsumma is still cycles 1-7 (a review)."""
     text = _page_of(bundled, tmp_path, "UPDATE staging.followup SET followed_up = true WHERE cycle = 8",
