@@ -303,8 +303,18 @@ def _provider(d: Delivery, key: PseudonymKey, book: _Files, participations: pd.D
 
     if d.kind == "petho":
         followed_up = checked.followed_up
+    elif d.timepoint == "90d":
+        # R9: the provider "has delivered 90-day statuses"; a file of no rows delivers none
+        # (as a Pethö workbook with no 90-day status: decisions.md, "Followed up")
+        followed_up = checked.rows_read > 0
+        if not followed_up:
+            book.add(issues_frame([{
+                "source_file": d.source_file, "source_row": None, "severity": "warning",
+                "reason": "missing_outcome",
+                "detail": f"the 90-day file holds no rows: cycle {d.cycle} is not counted as followed "
+                          "up (its end-of-cycle statuses stand in, as for a cycle not yet followed up)"}]))
     else:
-        followed_up = True if d.timepoint == "90d" else None
+        followed_up = None
     return pd.concat(outcomes, ignore_index=True), inter, followed_up, disagreed
 
 

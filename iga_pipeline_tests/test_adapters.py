@@ -357,6 +357,38 @@ def test_folkuniversitetet_codes_harmonise_through_ingest(raw, ingest, expected_
     assert result.followup["followed_up"].tolist() == [True]
 
 
+@pytest.mark.parametrize("provider", ["folkuniversitetet", "astorp"])
+def test_a_90_day_file_of_no_rows_is_no_follow_up_and_says_so(raw, ingest, provider):
+    """R9: followed up when the provider "has delivered 90-day statuses". A header-only CSV or
+    an export with an empty list delivers none: counted as followed up, it made every
+    completer unknown at 90 days (a review: cycle 7's work at 90 days 0%). With one row,
+    even one whose status is rejected, the cycle is followed up."""
+    cycle = 3 if provider == "folkuniversitetet" else 6
+    raw.register("1277", cycle, [register_row(p, cycle) for p in (ALI, SARA)])
+
+    def deliver(people):
+        if provider == "folkuniversitetet":
+            raw.folkuniversitetet(cycle, "slut", [fu_end_row(p, utfallskod="1") for p in (ALI, SARA)])
+            return raw.folkuniversitetet(cycle, "90dagar", [fu_90_row(p, utfallskod="x") for p in people])
+        raw.astorp(cycle, [astorp_entry(p, status="ANST") for p in (ALI, SARA)])
+        return raw.astorp(cycle, [astorp_followup(p, "x") for p in people], followup=True)
+
+    ninety = deliver([]).relative_to(raw.root).as_posix()
+    result = ingest(cycle)
+    assert result.followup["followed_up"].tolist() == [False]
+    assert result.participations["status_90d"].isna().all()
+    said = result.issues[result.issues["source_file"] == ninety]
+    assert said[["source_row", "severity", "reason"]].fillna("-").values.tolist() == [
+        ["-", "warning", "missing_outcome"]]
+    assert said["detail"].iloc[0].startswith(f"the 90-day file holds no rows: cycle {cycle} is not counted")
+    assert result.audit.set_index("source_file").loc[ninety, ["status", "rows_read"]].tolist() == ["loaded", 0]
+
+    deliver([ALI])  # one row, its status invalid: delivered, followed up, everyone unknown at 90 days
+    result = ingest(cycle)
+    assert result.followup["followed_up"].tolist() == [True]
+    assert result.participations["status_90d"].tolist() == ["unknown", "unknown"]
+
+
 def test_folkuniversitetet_without_90_day_file_is_not_followed_up(raw, ingest):
     raw.register("1277", 3, [register_row(ALI, 3)])
     raw.folkuniversitetet(3, "slut", [fu_end_row(ALI, utfallskod="1")])
@@ -514,6 +546,31 @@ def test_an_astorp_export_without_its_status_key_is_rejected_not_read_as_unknown
     assert result.audit.set_index("source_file").loc[raw.astorp_rel(5), "status"] == "loaded"
 
 
+def test_a_list_an_astorp_export_holds_beside_its_own_is_warned_about_not_dropped(raw, ingest):
+    """An end-of-cycle export that also carries `uppfoljning` (statuses that count only from
+    the `_90dagar` file, raw-deliveries.md §4) or any other list: a trace, as Pethö's rows
+    below a sheet's end (H12); the header's scalars and an empty list are no one."""
+    raw.register("1277", 5, [register_row(p, 5) for p in (ALI, SARA)])
+    raw.astorp(5, [astorp_entry(ALI), astorp_entry(SARA)])
+    doc = json.loads((raw.root / raw.astorp_rel(5)).read_text())
+    doc["uppfoljning"] = [{"pnr": ALI.pnr12, "status": "ANST"}, {"pnr": SARA.pnr12, "status": "STUD"}]
+    doc["19850101-2383"] = {"status": "ANST"}
+    doc["exporterad_av"], doc["bilagor"] = "system 2.1", []
+    raw.write_text(raw.astorp_rel(5), json.dumps(doc))
+    result = ingest(5)
+
+    unread = result.issues[result.issues["reason"] == "unexpected_file"]
+    assert unread[["source_file", "severity"]].drop_duplicates().values.tolist() == [[raw.astorp_rel(5), "warning"]]
+    assert unread["source_row"].isna().all()
+    assert sorted(unread["detail"]) == [
+        "the export's '########-####' (an object) is not read: this file's data is its list 'deltagare' only",
+        "the export's 'uppfoljning' (2 entries) is not read: this file's data is its list 'deltagare' only",
+    ]
+    assert result.followup["followed_up"].tolist() == [False]  # the statuses did not count
+    assert result.audit.set_index("source_file").loc[raw.astorp_rel(5), "status"] == "loaded"
+    assert_no_personal_data(result.issues)
+
+
 def _petho_edit(raw, edit) -> None:
     import openpyxl
 
@@ -533,7 +590,8 @@ def test_a_petho_sheet_with_a_repeated_status_column_or_two_sheets_of_one_munici
 
     _petho_edit(raw, repeat_column)
     audit = ingest(1).audit.set_index("source_file").loc[raw.PETHO_REL]
-    assert (audit["status"], audit["reason"]) == ("rejected", "unreadable_file")
+    # rows_read: the data rows the rejection holds back, counted (decisions.md), as for a CSV
+    assert (audit["status"], audit["reason"], audit["rows_read"]) == ("rejected", "unreadable_file", 1)
 
     raw.petho({"Åstorp": [petho_row(ALI, status_90d="Anställd")]})
 
@@ -542,7 +600,7 @@ def test_a_petho_sheet_with_a_repeated_status_column_or_two_sheets_of_one_munici
 
     _petho_edit(raw, second_sheet)
     audit = ingest(1).audit.set_index("source_file").loc[raw.PETHO_REL]
-    assert (audit["status"], audit["reason"]) == ("rejected", "unreadable_file")
+    assert (audit["status"], audit["reason"], audit["rows_read"]) == ("rejected", "unreadable_file", 2)
 
 
 def test_petho_names_and_texts_in_decomposed_unicode_are_the_same_text(raw, ingest, expected_key):
@@ -589,7 +647,7 @@ def test_a_petho_workbook_with_formulas_not_computed_is_rejected(raw, ingest):
 
     _petho_edit(raw, formulas)
     audit = ingest(1).audit.set_index("source_file").loc[raw.PETHO_REL]
-    assert (audit["status"], audit["reason"]) == ("rejected", "unreadable_file")
+    assert (audit["status"], audit["reason"], audit["rows_read"]) == ("rejected", "unreadable_file", 2)
     i = ingest(1).issues
     assert "2 formula cell(s) without a stored value" in i.loc[i["source_row"].isna(), "detail"].iloc[0]
 
@@ -614,4 +672,4 @@ def test_a_petho_sheet_with_merged_cells_in_its_rows_is_rejected(raw, ingest):
     assert ingest(1).audit.set_index("source_file").loc[raw.PETHO_REL, "status"] == "loaded"
     _petho_edit(raw, lambda wb: wb["Åstorp"].merge_cells("E5:E6"))
     audit = ingest(1).audit.set_index("source_file").loc[raw.PETHO_REL]
-    assert (audit["status"], audit["reason"]) == ("rejected", "unreadable_file")
+    assert (audit["status"], audit["reason"], audit["rows_read"]) == ("rejected", "unreadable_file", 2)

@@ -51,7 +51,32 @@ def read_astorp(delivery: Delivery, key: PseudonymKey) -> AdapterOutput:
             raise FileRejected("cycle_mismatch", f"the export says cykel {safe_value(stated)}, "
                                                  f"the file name cycle {delivery.cycle}",
                                rows_read=doc[list_key].entries)
-    return columns.output(key)
+    out = columns.output(key)
+    unread = _unread_content(delivery, doc, list_key)
+    if unread:  # a trace, not a count (as Pethö's rows below a sheet's end: H12)
+        out.issues = pd.concat([out.issues, issues_frame(unread)], ignore_index=True)
+    return out
+
+
+# The export's keys besides its participant list (raw-deliveries.md §4).
+_HEADER_KEYS = frozenset({"leverantor", "cykel", "levererad"})
+_LIST_KEYS = ("deltagare", "uppfoljning")  # the end-of-cycle export's, the 90-day export's
+
+
+def _unread_content(delivery: Delivery, doc: dict, list_key: str) -> list[dict]:
+    """A warning (`unexpected_file`, no row) for each list or object of the export that is
+    not its participant list: the end-of-cycle export's `uppfoljning`, say, whose statuses
+    count only from the `_90dagar` file. A scalar beside the header is harmless and ignored."""
+    unread = []
+    for name, value in doc.items():
+        if name == list_key or name in _HEADER_KEYS or not isinstance(value, (list, dict)) or not value:
+            continue
+        what = f"{len(value)} entries" if isinstance(value, list) else "an object"
+        shown = name if name in _LIST_KEYS else safe_value(name)  # a sender's key could be anything
+        unread.append(warning_issue(delivery, None, "unexpected_file",
+                                    f"the export's '{shown}' ({what}) is not read: "
+                                    f"this file's data is its list '{list_key}' only"))
+    return unread
 
 
 def _parse(text: str, list_key: str, columns: "_AstorpColumns", make_object) -> tuple[object, list]:

@@ -88,12 +88,17 @@ def _petho_records(delivery: Delivery, openpyxl, key: PseudonymKey) -> tuple[lis
             raise FileRejected("missing_columns", "no worksheet is named after a project municipality")
         twice = sorted(name for name, n in Counter(named[ws.title] for ws in sheets).items() if n > 1)
         if twice:  # "one worksheet per municipality": which one holds the truth would be a guess
-            raise FileRejected("unreadable_file", "more than one worksheet for " + ", ".join(twice))
+            raise FileRejected("unreadable_file", "more than one worksheet for " + ", ".join(twice),
+                               rows_read=_data_rows(sheets))
         for ws in sheets:
-            problem = _unreadable_cells(delivery.path, ws)
-            if problem:  # openpyxl reads such cells as empty: a status, even a follow-up, would vanish
-                raise FileRejected("unreadable_file", f"sheet {safe_value(ws.title)}: {problem}")
-            sheet_records, below = _petho_sheet(ws, codes[named[ws.title]])
+            try:
+                problem = _unreadable_cells(delivery.path, ws)
+                if problem:  # openpyxl reads such cells as empty: a status, even a follow-up, would vanish
+                    raise FileRejected("unreadable_file", f"sheet {safe_value(ws.title)}: {problem}")
+                sheet_records, below = _petho_sheet(ws, codes[named[ws.title]])
+            except FileRejected as e:
+                e.rows_read = _data_rows(sheets)  # the audit counts what the rejection holds back
+                raise
             records.extend(sheet_records)
             unread.extend(below)
         for position, ws in enumerate(wb.worksheets, start=1):
@@ -319,6 +324,25 @@ def _header_and_rows(ws):
         ws.reset_dimensions()
     rows = ws.iter_rows(min_row=PETHO_HEADER_ROW, values_only=True)
     return [_nfc(str(h)).strip() if h is not None else "" for h in next(rows, ())], rows
+
+
+def _data_rows(sheets: list) -> int:
+    """The data rows of the municipalities' sheets (each to its first empty row), for the audit
+    of a workbook rejected whole; 0 if a sheet holds more than IGA_MAX_WORKBOOK_ROWS of them
+    or cannot be read to its end (refused unread, as a file over IGA_MAX_FILE_MB)."""
+    limit, total = settings.max_workbook_rows(), 0
+    try:
+        for ws in sheets:
+            _, rows = _header_and_rows(ws)
+            for n, values in enumerate(rows):
+                if values is None or all(v is None or str(v).strip() == "" for v in values):
+                    break
+                if n >= limit:
+                    return 0
+                total += 1
+    except Exception:  # noqa: BLE001 - a cell openpyxl cannot parse: not countable
+        return 0
+    return total
 
 
 def _rows_naming_someone(rows, column: int) -> list[int]:
