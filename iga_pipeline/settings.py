@@ -40,10 +40,6 @@ class Paths:
     def report_dir(self) -> Path:
         return self.warehouse_dir / "report"
 
-    @property
-    def gx_dir(self) -> Path:
-        return self.warehouse_dir / "gx"
-
     # A build renders the report and the Parquet files from its candidate
     # warehouse into these pending places; warehouse/published swaps them in
     # right after the warehouse itself.
@@ -59,14 +55,17 @@ class Paths:
         with it, given as --warehouse)."""
         found = []
         w, raw = self.warehouse, self.raw_dir
+        # compared as the folders they are: through links, and with any '..' gone
+        real_raw, real_dir = raw.resolve(), self.warehouse_dir.resolve()
         if w.is_dir():
             found.append(f"the warehouse {w} is a folder: name the warehouse file in it (say {w / 'iga.duckdb'})")
         elif w.is_file() and not _is_duckdb_file(w):
             found.append(f"the warehouse {w} is a file DuckDB did not write: a build would replace it")
-        if raw in w.parents:
+        if real_raw == real_dir or real_raw in real_dir.parents:
             found.append(f"the warehouse {w} is inside the raw root {raw}: its files would be read as deliveries")
-        for output in (self.staging, self.parquet, self.report_dir, self.gx_dir):
-            if raw == output or output in raw.parents:  # a build writes, and replaces, these folders
+        # the folders a build writes, and replaces (the checks' `gx` beside them)
+        for output in (self.staging, self.parquet, self.report_dir, self.warehouse_dir / "gx"):
+            if real_raw == output.resolve() or output.resolve() in real_raw.parents:
                 found.append(f"the raw root {raw} is inside {output}, a folder the build writes: "
                              "a build would replace or add to the deliveries")
         return found

@@ -556,25 +556,34 @@ def test_a_cycle_build_without_a_warehouse_says_none_was_published(clean_build, 
 
 
 @pytest.mark.parametrize("where", ["a folder", "the raw root", "a text file", "inside the raw root",
-                                   "beside the raw root as its gx", "beside the raw root in its staging"])
+                                   "beside the raw root as its gx", "beside the raw root in its staging",
+                                   "beside the raw root as its gx, through a link",
+                                   "inside the raw root, through '..'"])
 def test_a_warehouse_path_a_build_would_destroy_is_refused(clean_build, tmp_path, where):
     """A publish replaces what is at the warehouse path: a review gave a folder (the raw root's
     parent, then the raw root) as --warehouse, and the build deleted it, exit 0. A raw root in a
     folder the build writes (the warehouse's `gx`, replaced on every build; its `staging`) was
     built into, and the next build read the staging as unexpected files (a later review)."""
     raw = {"beside the raw root as its gx": tmp_path / "wh" / "gx",
+           "beside the raw root as its gx, through a link": tmp_path / "wh" / "gx",
            "beside the raw root in its staging": tmp_path / "wh" / "staging" / "raw"}.get(where, tmp_path / "raw")
     shutil.copytree(clean_build.raw.root, raw)
+    if "through a link" in where:  # a review: paths were compared as given, not as the folders they are
+        (tmp_path / "link").symlink_to(raw)
+        raw = tmp_path / "link"
     notes = tmp_path / "notes"
     notes.mkdir()
     (notes / "mine.txt").write_text("precious")
     target = {"a folder": notes, "the raw root": raw, "a text file": notes / "mine.txt",
-              "inside the raw root": raw / "kommuner" / "iga.duckdb"}.get(where, tmp_path / "wh" / "iga.duckdb")
+              "inside the raw root": raw / "kommuner" / "iga.duckdb",
+              "inside the raw root, through '..'": tmp_path / "notes" / ".." / "raw" / "iga.duckdb",
+              }.get(where, tmp_path / "wh" / "iga.duckdb")
     before = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
     build = run_cli_build(raw, target)
     assert build.exit_code == 1, build.stderr[-1500:]
     said = {"a folder": "is a folder", "the raw root": "is a folder", "a text file": "a file DuckDB did not write",
-            "inside the raw root": "is inside the raw root"}.get(where, "a folder the build writes")
+            "inside the raw root": "is inside the raw root", "inside the raw root, through '..'": "is inside the raw root",
+            }.get(where, "a folder the build writes")
     assert said in build.stderr and "Traceback" not in build.stderr, build.stderr[-1500:]
     assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == before  # nothing written
     assert (notes / "mine.txt").read_text() == "precious"
