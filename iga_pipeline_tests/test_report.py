@@ -400,6 +400,19 @@ def test_a_misprint_with_no_completers_is_explained_without_a_share(bundled, tmp
     assert "None" not in text
 
 
+def test_a_90_day_file_giving_no_status_is_not_counted_as_a_completer(bundled, tmp_path):
+    """A review: its file-level missing_outcome was added to "completer without a valid status"."""
+    _, warehouse = bundled
+    with duckdb.connect(str(warehouse), read_only=True) as c:
+        completers = c.execute("SELECT count(*) FROM marts.data_quality_issues "
+                               "WHERE reason = 'missing_outcome' AND source_row IS NOT NULL").fetchone()[0]
+    text = _page_of(bundled, tmp_path, "INSERT INTO marts.data_quality_issues (source_file, source_row, severity, "
+                    "reason, detail, cycle) VALUES ('leverantorer/astorp/cykel7_90dagar.json', NULL, 'warning', "
+                    "'missing_outcome', 'the 90-day file gives no status', 7)")
+    assert completers and f"completer without a valid status (missing_outcome) {completers}" in text
+    assert "90-day file giving no status (its cycle not followed up) (missing_outcome) 1" in text
+
+
 def test_the_printed_delsumma_and_the_goals_followed_up_cycles_are_told_apart(bundled, tmp_path):
     """Should cycle 8 be followed up, the printed Delsumma is still cycles 1-7 (a review)."""
     text = _page_of(bundled, tmp_path, "UPDATE staging.followup SET followed_up = true WHERE cycle = 8",

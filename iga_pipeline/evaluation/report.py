@@ -71,8 +71,9 @@ ISSUE_LABEL = {
     "provider's municipality differs from the register's", "unreadable_file": "unreadable file",
     "missing_columns": "missing columns", "unknown_municipality": "unknown municipality",
     "provider_cycle_mismatch": "provider delivered a cycle it did not run",
-    "unexpected_file": "file (or rows) matching no delivery pattern",
+    "unexpected_file": "file matching no delivery pattern, or part of a delivery the contract does not read",
 }
+NO_FOLLOW_UP_LABEL = "90-day file giving no status (its cycle not followed up)"  # missing_outcome, no row
 BENCHMARK_LABEL = {  # short names for the page; the marts keep the full descriptions
     "ESF_NATIONAL": "ESF projects, whole Sweden (\"nearly a third\")",
     "ESF_SYDSVERIGE": "ESF projects, South Sweden",
@@ -453,7 +454,8 @@ def _quality(con: duckdb.DuckDBPyConnection) -> dict:
                                              "rows_rejected", "rows_duplicate")}}
             for r in by_kind.itertuples()],
         "issues": [{"severity": r.severity, "reason": r.reason,
-                    "label": ISSUE_LABEL.get(r.reason, r.reason), "issues": int(r.issues)}
+                    "label": NO_FOLLOW_UP_LABEL if r.no_follow_up else ISSUE_LABEL.get(r.reason, r.reason),
+                    "issues": int(r.issues)}
                    for r in issues.itertuples()],
         "rejected_issues": int(issues.loc[issues["severity"] == "rejected", "issues"].sum()),
         "warnings": int(issues.loc[issues["severity"] == "warning", "issues"].sum()),
