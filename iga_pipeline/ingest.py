@@ -301,20 +301,14 @@ def _provider(d: Delivery, key: PseudonymKey, book: _Files, participations: pd.D
         outcomes = outcomes[:1]  # an empty 90-day column is no follow-up (R9)
     inter = _interventions(checked.interventions, owners, d, book)
 
-    if d.kind == "petho":
-        followed_up = checked.followed_up
-    elif d.timepoint == "90d":
-        # R9: the provider "has delivered 90-day statuses"; a file of no rows delivers none
-        # (as a Pethö workbook with no 90-day status: decisions.md, "Followed up")
-        followed_up = checked.rows_read > 0
-        if not followed_up:
-            book.add(issues_frame([{
-                "source_file": d.source_file, "source_row": None, "severity": "warning",
-                "reason": "missing_outcome",
-                "detail": f"the 90-day file holds no rows: cycle {d.cycle} is not counted as followed "
-                          "up (its end-of-cycle statuses stand in, as for a cycle not yet followed up)"}]))
-    else:
-        followed_up = None
+    # R9: the provider "has delivered 90-day statuses": a row of the file (valid or not) gives one
+    # (the adapters say; decisions.md, "Followed up"). Pethö's workbook before its follow-up is normal.
+    followed_up = checked.followed_up
+    if d.timepoint == "90d" and not followed_up:
+        book.add(issues_frame([{
+            "source_file": d.source_file, "source_row": None, "severity": "warning", "reason": "missing_outcome",
+            "detail": f"the 90-day file gives no status: cycle {d.cycle} is not counted as followed up "
+                      "(its end-of-cycle statuses stand in, as for a cycle not yet followed up)"}]))
     return pd.concat(outcomes, ignore_index=True), inter, followed_up, disagreed
 
 

@@ -358,32 +358,35 @@ def test_folkuniversitetet_codes_harmonise_through_ingest(raw, ingest, expected_
 
 
 @pytest.mark.parametrize("provider", ["folkuniversitetet", "astorp"])
-def test_a_90_day_file_of_no_rows_is_no_follow_up_and_says_so(raw, ingest, provider):
-    """R9: followed up when the provider "has delivered 90-day statuses". A header-only CSV or
-    an export with an empty list delivers none: counted as followed up, it made every
-    completer unknown at 90 days (a review: cycle 7's work at 90 days 0%). With one row,
-    even one whose status is rejected, the cycle is followed up."""
+@pytest.mark.parametrize("empty", ["no rows", "rows without a status"])
+def test_a_90_day_file_that_gives_no_status_is_no_follow_up_and_says_so(raw, ingest, provider, empty):
+    """R9: followed up when the provider "has delivered 90-day statuses". A header-only CSV, an
+    export with an empty list, or rows whose status is empty (`;;;` rows, `{}` entries)
+    deliver none: counted as followed up, they made every completer unknown at 90 days (a
+    review: cycle 7's work at 90 days 0%). As Pethö's rule: one row giving a status, even an
+    invalid one, makes the cycle followed up."""
     cycle = 3 if provider == "folkuniversitetet" else 6
     raw.register("1277", cycle, [register_row(p, cycle) for p in (ALI, SARA)])
 
-    def deliver(people):
+    def deliver(statuses):
         if provider == "folkuniversitetet":
             raw.folkuniversitetet(cycle, "slut", [fu_end_row(p, utfallskod="1") for p in (ALI, SARA)])
-            return raw.folkuniversitetet(cycle, "90dagar", [fu_90_row(p, utfallskod="x") for p in people])
+            return raw.folkuniversitetet(cycle, "90dagar", [fu_90_row(p, utfallskod=s) for p, s in statuses])
         raw.astorp(cycle, [astorp_entry(p, status="ANST") for p in (ALI, SARA)])
-        return raw.astorp(cycle, [astorp_followup(p, "x") for p in people], followup=True)
+        return raw.astorp(cycle, [astorp_followup(p, s) for p, s in statuses], followup=True)
 
-    ninety = deliver([]).relative_to(raw.root).as_posix()
+    given = [] if empty == "no rows" else [(ALI, ""), (SARA, "")]
+    ninety = deliver(given).relative_to(raw.root).as_posix()
     result = ingest(cycle)
     assert result.followup["followed_up"].tolist() == [False]
     assert result.participations["status_90d"].isna().all()
-    said = result.issues[result.issues["source_file"] == ninety]
-    assert said[["source_row", "severity", "reason"]].fillna("-").values.tolist() == [
-        ["-", "warning", "missing_outcome"]]
-    assert said["detail"].iloc[0].startswith(f"the 90-day file holds no rows: cycle {cycle} is not counted")
-    assert result.audit.set_index("source_file").loc[ninety, ["status", "rows_read"]].tolist() == ["loaded", 0]
+    said = result.issues[(result.issues["source_file"] == ninety) & (result.issues["reason"] == "missing_outcome")]
+    assert said[["source_row", "severity"]].fillna("-").values.tolist() == [["-", "warning"]]
+    assert said["detail"].iloc[0].startswith(f"the 90-day file gives no status: cycle {cycle} is not counted")
+    assert result.audit.set_index("source_file").loc[ninety, ["status", "rows_read"]].tolist() == [
+        "loaded", len(given)]
 
-    deliver([ALI])  # one row, its status invalid: delivered, followed up, everyone unknown at 90 days
+    deliver([(ALI, "x")])  # one status, invalid: delivered, followed up, everyone unknown at 90 days
     result = ingest(cycle)
     assert result.followup["followed_up"].tolist() == [True]
     assert result.participations["status_90d"].tolist() == ["unknown", "unknown"]
@@ -563,12 +566,20 @@ def test_a_list_an_astorp_export_holds_beside_its_own_is_warned_about_not_droppe
     assert unread[["source_file", "severity"]].drop_duplicates().values.tolist() == [[raw.astorp_rel(5), "warning"]]
     assert unread["source_row"].isna().all()
     assert sorted(unread["detail"]) == [
-        "the export's '########-####' (an object) is not read: this file's data is its list 'deltagare' only",
-        "the export's 'uppfoljning' (2 entries) is not read: this file's data is its list 'deltagare' only",
+        "the export's '########-####' (an object of 1 key(s)) is not read: this file's data is its list 'deltagare' only",
+        "the export's 'uppfoljning' (a list of 2 item(s)) is not read: this file's data is its list 'deltagare' only",
     ]
     assert result.followup["followed_up"].tolist() == [False]  # the statuses did not count
     assert result.audit.set_index("source_file").loc[raw.astorp_rel(5), "status"] == "loaded"
     assert_no_personal_data(result.issues)
+
+    # a review: a list under a header key, and a key given twice (json keeps the last, empty one)
+    text = json.dumps({"leverantor": "Åstorps kommun", "cykel": 5, "levererad": [{"status": "ASOK"}],
+                       "deltagare": doc["deltagare"], "uppfoljning": doc["uppfoljning"]})
+    raw.write_text(raw.astorp_rel(5), text[:-1] + ', "uppfoljning": []}')
+    details = ingest(5).issues.query("reason == 'unexpected_file'")["detail"].tolist()
+    assert sorted(d.split(" is not read")[0] for d in details) == [
+        "the export's 'levererad' (a list of 1 item(s))", "the export's 'uppfoljning' (a list of 2 item(s))"]
 
 
 def _petho_edit(raw, edit) -> None:

@@ -230,7 +230,11 @@ def check_accounted(result, kind: Kind, helper: str | None) -> Outcome:
         assert (a["rows_loaded"], a["rows_duplicate"], a["rows_rejected"]) == (0, 0, a["rows_read"])
         assert not used, "rows of a file rejected whole were used"
     else:
-        assert a["status"] == "loaded" and whole.empty and pd.isna(a["reason"]), (a.to_dict(), whole)
+        assert a["status"] == "loaded" and pd.isna(a["reason"]), a.to_dict()
+        # a loaded file's own issues are warnings about what it holds (decisions.md): a 90-day
+        # file that gives no status, content of an Åstorp export the contract does not read
+        allowed = {("warning", "unexpected_file")} | ({("warning", "missing_outcome")} if "90" in kind.name else set())
+        assert set(map(tuple, whole[["severity", "reason"]].values.tolist())) <= allowed, whole
         rejected = set(mine.loc[mine["severity"] == "rejected", "source_row"])
         duplicate = set(mine.loc[mine["reason"] == "duplicate_row", "source_row"])
         assert not (used & rejected) and not (used & duplicate) and not (rejected & duplicate)

@@ -34,12 +34,12 @@ def read_astorp(delivery: Delivery, key: PseudonymKey) -> AdapterOutput:
     del data
     list_key = "uppfoljning" if delivery.timepoint == "90d" else "deltagare"
     columns = _AstorpColumns(delivery)
-    doc, cycles = _parse(text, list_key, columns, dict)
+    doc, cycles, pairs = _parse(text, list_key, columns, dict)
     if _may_repeat_keys(text, columns):
         # json keeps the last of a key given twice in one object: decoded again, noting every
         # repeat, so that an entry that gives a key it reads twice is not silently half read
         columns = _AstorpColumns(delivery, repeats=True)
-        doc, cycles = _parse(text, list_key, columns, _noting_repeats)
+        doc, cycles, pairs = _parse(text, list_key, columns, _noting_repeats)
     del text
     if not isinstance(doc, dict) or not isinstance(doc.get(list_key), _Parsed):
         raise FileRejected("missing_columns", f"the export has no list '{list_key}'")
@@ -52,36 +52,35 @@ def read_astorp(delivery: Delivery, key: PseudonymKey) -> AdapterOutput:
                                                  f"the file name cycle {delivery.cycle}",
                                rows_read=doc[list_key].entries)
     out = columns.output(key)
-    unread = _unread_content(delivery, doc, list_key)
+    unread = _unread_content(delivery, pairs, list_key)
     if unread:  # a trace, not a count (as Pethö's rows below a sheet's end: H12)
         out.issues = pd.concat([out.issues, issues_frame(unread)], ignore_index=True)
     return out
 
 
-# The export's keys besides its participant list (raw-deliveries.md §4).
-_HEADER_KEYS = frozenset({"leverantor", "cykel", "levererad"})
-_LIST_KEYS = ("deltagare", "uppfoljning")  # the end-of-cycle export's, the 90-day export's
+_CONTRACT_KEYS = ("leverantor", "cykel", "levererad", "deltagare", "uppfoljning")  # raw-deliveries.md §4
 
 
-def _unread_content(delivery: Delivery, doc: dict, list_key: str) -> list[dict]:
-    """A warning (`unexpected_file`, no row) for each list or object of the export that is
-    not its participant list: the end-of-cycle export's `uppfoljning`, say, whose statuses
-    count only from the `_90dagar` file. A scalar beside the header is harmless and ignored."""
+def _unread_content(delivery: Delivery, pairs: list[tuple], list_key: str) -> list[dict]:
+    """A warning (`unexpected_file`, no row) for each non-empty list or object among the
+    export's top-level `pairs` (every one, a key given twice included) other than its participant
+    list: the end-of-cycle export's `uppfoljning`, say, whose statuses count only from the
+    `_90dagar` file. A scalar is harmless and ignored."""
     unread = []
-    for name, value in doc.items():
-        if name == list_key or name in _HEADER_KEYS or not isinstance(value, (list, dict)) or not value:
+    for name, value in pairs:
+        if name == list_key or not isinstance(value, (list, dict)) or not value:
             continue
-        what = f"{len(value)} entries" if isinstance(value, list) else "an object"
-        shown = name if name in _LIST_KEYS else safe_value(name)  # a sender's key could be anything
+        what = f"a list of {len(value)} item(s)" if isinstance(value, list) else f"an object of {len(value)} key(s)"
+        shown = name if name in _CONTRACT_KEYS else safe_value(name)  # a sender's key could be anything
         unread.append(warning_issue(delivery, None, "unexpected_file",
                                     f"the export's '{shown}' ({what}) is not read: "
                                     f"this file's data is its list '{list_key}' only"))
     return unread
 
 
-def _parse(text: str, list_key: str, columns: "_AstorpColumns", make_object) -> tuple[object, list]:
-    """The export's top-level value, its participant list turned into `columns`, and every
-    value the top-level object gives `cykel`. `make_object(pairs)` makes every object inside
+def _parse(text: str, list_key: str, columns: "_AstorpColumns", make_object) -> tuple[object, list, list]:
+    """The export's top-level value, its participant list turned into `columns`, every
+    value the top-level object gives `cykel`, and its (key, value) pairs, a key given twice twice. `make_object(pairs)` makes every object inside
     the list (`dict`, or `_noting_repeats`)."""
     try:
         # The participant list is turned into columns a batch of entries at a time; above
@@ -90,7 +89,8 @@ def _parse(text: str, list_key: str, columns: "_AstorpColumns", make_object) -> 
         # Decoded JSON holds no reference cycles: no collector runs over it (collector.py).
         with collector.paused():
             doc = _stream_json_export(text, list_key, columns.add, make_object)
-        return doc, [doc["cykel"]] if "cykel" in doc else []  # streamed: no key given twice
+        # streamed: no key given twice
+        return doc, [doc["cykel"]] if "cykel" in doc else [], list(doc.items())
     except Exception:  # anything unusual (invalid JSON included): the whole document at once
         pass
     columns.clear()
@@ -110,23 +110,25 @@ def _parse(text: str, list_key: str, columns: "_AstorpColumns", make_object) -> 
         entries = doc[list_key]
         _in_batches(entries, columns.add)
         doc[list_key] = _Parsed(len(entries))
-    return doc, top.cycles  # json.loads keeps the last cykel: every one is checked
+    return doc, top.cycles, top.pairs  # json.loads keeps the last cykel: every one is checked
 
 
 class _TopLevel:
     """An object_pairs_hook for json.loads that notes how often the outermost object
-    (the last one the hook sees) names the participant list, and their entries, and
-    the values it gives `cykel`."""
+    (the last one the hook sees) names the participant list, and their entries, the
+    values it gives `cykel`, and its pairs."""
 
     def __init__(self, list_key: str, make_object=dict):
         self.list_key, self.lists, self.entries, self.make_object = list_key, 0, 0, make_object
         self.cycles: list = []
+        self.pairs: list = []
 
     def hook(self, pairs: list) -> dict:
         lists = [v for k, v in pairs if k == self.list_key]
         self.lists = len(lists)
         self.entries = sum(len(v) for v in lists if isinstance(v, list))
         self.cycles = [v for k, v in pairs if k == "cykel"]
+        self.pairs = pairs
         return self.make_object(pairs)
 
 
@@ -401,6 +403,8 @@ class _AstorpColumns:
         self.pnrs = []
         rows["municipality_code"] = pd.Series(self.kommun, dtype="string")
         rows[f"status_{delivery.timepoint}"] = pd.Series(self.status, dtype="string").replace("", pd.NA)
+        # R9: a 90-day export follows up its cycle when an entry gives a status (as Pethö's rule)
+        followed_up = bool(rows["status_90d"].notna().any()) if delivery.timepoint == "90d" else None
         if delivery.timepoint == "end":
             inter = pd.DataFrame({
                 "source_row": pd.Series(self.owner, dtype="int64").astype(str).to_numpy(dtype=object),
@@ -419,7 +423,8 @@ class _AstorpColumns:
                               "reason": "conflicting_duplicate", "detail": why + ": which holds would be a guess"})
                 for n, why in self.rejected.items()]
         issues.sort(key=lambda w: w[0])
-        return AdapterOutput(rows, inter.astype({"hours": "Float64"}), issues_frame([w for _, w in issues]))
+        return AdapterOutput(rows, inter.astype({"hours": "Float64"}), issues_frame([w for _, w in issues]),
+                             followed_up)
 
 
 def _astorp_pnr(pnr):

@@ -57,7 +57,9 @@ def read_folkuniversitetet(delivery: Delivery, key: PseudonymKey) -> AdapterOutp
             parts.append(pd.DataFrame({"source_row": rows.loc[keep, "source_row"],
                                        "intervention": names[column], "hours": hours[keep]}))
     inter = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=INTERVENTION_COLUMNS)
-    return AdapterOutput(rows, inter.astype({"hours": "Float64"}), issues_frame(issues))
+    # R9: a 90-day file follows up its cycle when a row gives a status (as Pethö's rule)
+    followed_up = bool(rows["status_90d"].notna().any()) if tp == "90d" else None
+    return AdapterOutput(rows, inter.astype({"hours": "Float64"}), issues_frame(issues), followed_up)
 
 
 # --- Åstorps kommun: JSON exports ----------------------------------------------
