@@ -56,7 +56,7 @@ class Paths:
         found = []
         w, raw = self.warehouse, self.raw_dir
         # compared as the folders they are: through links, and with any '..' gone
-        real_raw, real_dir = raw.resolve(), self.warehouse_dir.resolve()
+        real_raw, real_dir = _real(raw), _real(self.warehouse_dir)
         if w.is_dir():
             found.append(f"the warehouse {w} is a folder: name the warehouse file in it (say {w / 'iga.duckdb'})")
         elif w.is_file() and not _is_duckdb_file(w):
@@ -65,9 +65,13 @@ class Paths:
             found.append(f"the warehouse {w} is inside the raw root {raw}: its files would be read as deliveries")
         # the folders a build writes, and replaces (the checks' `gx` beside them)
         for output in (self.staging, self.parquet, self.report_dir, self.warehouse_dir / "gx"):
-            if real_raw == output.resolve() or output.resolve() in real_raw.parents:
+            real = _real(output)
+            if real == real_raw or real in real_raw.parents:
                 found.append(f"the raw root {raw} is inside {output}, a folder the build writes: "
                              "a build would replace or add to the deliveries")
+            elif real_raw in real.parents:  # the folder is a link into the raw root
+                found.append(f"{output}, a folder the build writes, is inside the raw root {raw}: "
+                             "its files would be read as deliveries")
         return found
 
     @classmethod
@@ -76,6 +80,15 @@ class Paths:
         raw = raw_dir or os.environ.get("IGA_RAW_DIR") or "data/raw"
         wh = warehouse or os.environ.get("IGA_WAREHOUSE") or "warehouse/iga.duckdb"
         return cls(Path(raw).absolute(), Path(wh).absolute())
+
+
+def _real(path: Path) -> Path:
+    """`path` through its links, with '..' gone; as given if a link loops (the build then
+    says what is wrong with it when it opens it)."""
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError):
+        return path
 
 
 def _is_duckdb_file(path: Path) -> bool:

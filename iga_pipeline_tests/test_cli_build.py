@@ -558,7 +558,7 @@ def test_a_cycle_build_without_a_warehouse_says_none_was_published(clean_build, 
 @pytest.mark.parametrize("where", ["a folder", "the raw root", "a text file", "inside the raw root",
                                    "beside the raw root as its gx", "beside the raw root in its staging",
                                    "beside the raw root as its gx, through a link",
-                                   "inside the raw root, through '..'"])
+                                   "inside the raw root, through '..'", "its staging a link into the raw root"])
 def test_a_warehouse_path_a_build_would_destroy_is_refused(clean_build, tmp_path, where):
     """A publish replaces what is at the warehouse path: a review gave a folder (the raw root's
     parent, then the raw root) as --warehouse, and the build deleted it, exit 0. A raw root in a
@@ -571,6 +571,10 @@ def test_a_warehouse_path_a_build_would_destroy_is_refused(clean_build, tmp_path
     if "through a link" in where:  # a review: paths were compared as given, not as the folders they are
         (tmp_path / "link").symlink_to(raw)
         raw = tmp_path / "link"
+    if where == "its staging a link into the raw root":
+        (raw / "staged").mkdir()
+        (tmp_path / "wh").mkdir()
+        (tmp_path / "wh" / "staging").symlink_to(raw / "staged")
     notes = tmp_path / "notes"
     notes.mkdir()
     (notes / "mine.txt").write_text("precious")
@@ -583,10 +587,20 @@ def test_a_warehouse_path_a_build_would_destroy_is_refused(clean_build, tmp_path
     assert build.exit_code == 1, build.stderr[-1500:]
     said = {"a folder": "is a folder", "the raw root": "is a folder", "a text file": "a file DuckDB did not write",
             "inside the raw root": "is inside the raw root", "inside the raw root, through '..'": "is inside the raw root",
+            "its staging a link into the raw root": "a folder the build writes, is inside the raw root",
             }.get(where, "a folder the build writes")
     assert said in build.stderr and "Traceback" not in build.stderr, build.stderr[-1500:]
     assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == before  # nothing written
     assert (notes / "mine.txt").read_text() == "precious"
+
+
+def test_a_link_that_loops_is_left_to_the_build_to_name(tmp_path):
+    """Path.resolve raises RuntimeError on a loop: the paths' check must not (a review)."""
+    from iga_pipeline.settings import Paths
+
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    assert Paths(tmp_path / "loop", tmp_path / "wh" / "iga.duckdb").problems() == []
+    assert Paths(tmp_path / "raw", tmp_path / "loop" / "iga.duckdb").problems() == []
 
 
 def test_the_assets_refuse_a_warehouse_path_that_is_a_folder(tmp_path):

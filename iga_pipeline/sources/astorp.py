@@ -110,7 +110,9 @@ def _parse(text: str, list_key: str, columns: "_AstorpColumns", make_object) -> 
         entries = doc[list_key]
         _in_batches(entries, columns.add)
         doc[list_key] = _Parsed(len(entries))
-    return doc, top.cycles, top.pairs  # json.loads keeps the last cykel: every one is checked
+    # json.loads keeps the last cykel: every one is checked. The pairs leave out the participant
+    # list, now columns: kept, its decoded entries would live on beside them.
+    return doc, top.cycles, [(k, v) for k, v in top.pairs if k != list_key]
 
 
 class _TopLevel:
@@ -348,6 +350,9 @@ class _AstorpColumns:
             times = differs(given, name)
             if times and n not in self.rejected:
                 self.rejected[n] = f"the entry gives {name} {times} times, with different values"
+        if differs(given, self.status_field):  # rejected, but it gave a status (R9: the cycle's follow-up)
+            read = [self._as_read(self.status_field, v) for v in given.repeats[self.status_field]]
+            entry[self.status_field] = next((r for r in read if r), None)
         for name, what in (("kommunkod", "read as missing"), ("insatser", "ignored")):
             times = differs(given, name) if name in self.entry_keys else 0
             if times:
