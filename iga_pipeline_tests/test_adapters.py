@@ -573,7 +573,8 @@ def test_a_list_an_astorp_export_holds_beside_its_own_is_warned_about_not_droppe
     assert unread[["source_file", "severity"]].drop_duplicates().values.tolist() == [[raw.astorp_rel(5), "warning"]]
     assert unread["source_row"].isna().all()
     assert sorted(unread["detail"]) == [
-        "the export's '########-####' (an object of 1 key(s)) is not read: this file's data is its list 'deltagare' only",
+        "the export's '########-####' (an object of 1 key(s)) is not read: "
+        "this file's data is its list 'deltagare' only",
         "the export's 'uppfoljning' (a list of 2 item(s)) is not read: this file's data is its list 'deltagare' only",
     ]
     assert result.followup["followed_up"].tolist() == [False]  # the statuses did not count

@@ -586,7 +586,8 @@ def test_a_warehouse_path_a_build_would_destroy_is_refused(clean_build, tmp_path
     build = run_cli_build(raw, target)
     assert build.exit_code == 1, build.stderr[-1500:]
     said = {"a folder": "is a folder", "the raw root": "is a folder", "a text file": "a file DuckDB did not write",
-            "inside the raw root": "is inside the raw root", "inside the raw root, through '..'": "is inside the raw root",
+            "inside the raw root": "is inside the raw root",
+            "inside the raw root, through '..'": "is inside the raw root",
             "its staging a link into the raw root": "a folder the build writes, is inside the raw root",
             }.get(where, "a folder the build writes")
     assert said in build.stderr and "Traceback" not in build.stderr, build.stderr[-1500:]

@@ -80,8 +80,9 @@ def _unread_content(delivery: Delivery, pairs: list[tuple], list_key: str) -> li
 
 def _parse(text: str, list_key: str, columns: "_AstorpColumns", make_object) -> tuple[object, list, list]:
     """The export's top-level value, its participant list turned into `columns`, every
-    value the top-level object gives `cykel`, and its (key, value) pairs, a key given twice twice. `make_object(pairs)` makes every object inside
-    the list (`dict`, or `_noting_repeats`)."""
+    value the top-level object gives `cykel`, and its other (key, value) pairs (a key given
+    twice, twice). `make_object(pairs)` makes every object inside the list (`dict`, or
+    `_noting_repeats`)."""
     try:
         # The participant list is turned into columns a batch of entries at a time; above
         # ASTORP_WHOLE_LIST_CHARS it is also decoded entry by entry, so that a million-entry
@@ -90,7 +91,7 @@ def _parse(text: str, list_key: str, columns: "_AstorpColumns", make_object) -> 
         with collector.paused():
             doc = _stream_json_export(text, list_key, columns.add, make_object)
         # streamed: no key given twice
-        return doc, [doc["cykel"]] if "cykel" in doc else [], list(doc.items())
+        return doc, [doc["cykel"]] if "cykel" in doc else [], [(k, v) for k, v in doc.items() if k != list_key]
     except Exception:  # anything unusual (invalid JSON included): the whole document at once
         pass
     columns.clear()
