@@ -83,12 +83,12 @@ class Paths:
 
 
 def _real(path: Path) -> Path:
-    """`path` through its links, with '..' gone; as given if a link loops (the build then
-    says what is wrong with it when it opens it)."""
+    """`path` through its links, with '..' gone; if a link loops, only '..' gone (the build
+    then fails where it opens it)."""
     try:
         return path.resolve()
     except (RuntimeError, OSError):
-        return path
+        return Path(os.path.normpath(path))
 
 
 def _is_duckdb_file(path: Path) -> bool:

@@ -602,6 +602,9 @@ def test_a_link_that_loops_is_left_to_the_build_to_name(tmp_path):
     (tmp_path / "loop").symlink_to(tmp_path / "loop")
     assert Paths(tmp_path / "loop", tmp_path / "wh" / "iga.duckdb").problems() == []
     assert Paths(tmp_path / "raw", tmp_path / "loop" / "iga.duckdb").problems() == []
+    (tmp_path / "wh").mkdir()
+    (tmp_path / "wh" / "staging").symlink_to(tmp_path / "wh" / "staging")  # compared without its '..'
+    assert Paths(tmp_path / "raw", tmp_path / "raw" / ".." / "wh" / "iga.duckdb").problems() == []
 
 
 def test_the_assets_refuse_a_warehouse_path_that_is_a_folder(tmp_path):
