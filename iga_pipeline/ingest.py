@@ -22,6 +22,7 @@ from iga_pipeline import reference, validation
 from iga_pipeline.checked_files import Checked, CheckedFiles
 from iga_pipeline.pseudonym import PseudonymKey
 from iga_pipeline.sources import providers, register, survey
+from iga_pipeline.sources.provider_rows import warning_issue
 from iga_pipeline.sources.common import (
     ISSUE_COLUMNS, AdapterOutput, Delivery, FileRejected, discover, issues_frame, sha256_of,
 )
@@ -305,10 +306,9 @@ def _provider(d: Delivery, key: PseudonymKey, book: _Files, participations: pd.D
     # (the adapters say; decisions.md, "Followed up"). Pethö's workbook before its follow-up is normal.
     followed_up = checked.followed_up
     if d.timepoint == "90d" and not followed_up:
-        book.add(issues_frame([{
-            "source_file": d.source_file, "source_row": None, "severity": "warning", "reason": "missing_outcome",
-            "detail": f"the 90-day file gives no status: cycle {d.cycle} is not counted as followed up "
-                      "(its end-of-cycle statuses stand in, as for a cycle not yet followed up)"}]))
+        book.add(issues_frame([warning_issue(
+            d, None, "missing_outcome", f"the 90-day file gives no status: cycle {d.cycle} is not counted as "
+            "followed up (its end-of-cycle statuses stand in, as for a cycle not yet followed up)")]))
     return pd.concat(outcomes, ignore_index=True), inter, followed_up, disagreed
 
 

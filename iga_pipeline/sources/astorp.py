@@ -15,7 +15,7 @@ from iga_pipeline.pseudonym import PseudonymKey
 from iga_pipeline.sources.common import (
     AdapterOutput, Delivery, FileRejected, issues_frame, safe_value,
 )
-from iga_pipeline.sources.provider_rows import INTERVENTION_COLUMNS, identity, is_hours, warning_issue
+from iga_pipeline.sources.provider_rows import INTERVENTION_COLUMNS, followed_up, identity, is_hours, warning_issue
 
 ASTORP_BATCH = 50_000  # entries turned into columns at a time
 # An export up to this many characters has its participant list decoded in one call of the
@@ -409,8 +409,7 @@ class _AstorpColumns:
         self.pnrs = []
         rows["municipality_code"] = pd.Series(self.kommun, dtype="string")
         rows[f"status_{delivery.timepoint}"] = pd.Series(self.status, dtype="string").replace("", pd.NA)
-        # R9: a 90-day export follows up its cycle when an entry gives a status (as Pethö's rule)
-        followed_up = bool(rows["status_90d"].notna().any()) if delivery.timepoint == "90d" else None
+        follow_up = followed_up(rows)  # before the entries rejected here go: they gave their statuses
         if delivery.timepoint == "end":
             inter = pd.DataFrame({
                 "source_row": pd.Series(self.owner, dtype="int64").astype(str).to_numpy(dtype=object),
@@ -430,7 +429,7 @@ class _AstorpColumns:
                 for n, why in self.rejected.items()]
         issues.sort(key=lambda w: w[0])
         return AdapterOutput(rows, inter.astype({"hours": "Float64"}), issues_frame([w for _, w in issues]),
-                             followed_up)
+                             follow_up)
 
 
 def _astorp_pnr(pnr):

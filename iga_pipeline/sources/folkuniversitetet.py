@@ -10,7 +10,7 @@ from iga_pipeline.pseudonym import PseudonymKey
 from iga_pipeline.sources import text
 from iga_pipeline.sources.common import AdapterOutput, Delivery, issues_frame, safe_value
 from iga_pipeline.sources.provider_rows import (
-    INTERVENTION_COLUMNS, MAX_HOURS, blank_to_na, identity, warning_issue,
+    INTERVENTION_COLUMNS, MAX_HOURS, blank_to_na, followed_up, identity, warning_issue,
 )
 
 
@@ -57,9 +57,7 @@ def read_folkuniversitetet(delivery: Delivery, key: PseudonymKey) -> AdapterOutp
             parts.append(pd.DataFrame({"source_row": rows.loc[keep, "source_row"],
                                        "intervention": names[column], "hours": hours[keep]}))
     inter = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=INTERVENTION_COLUMNS)
-    # R9: a 90-day file follows up its cycle when a row gives a status (as Pethö's rule)
-    followed_up = bool(rows["status_90d"].notna().any()) if tp == "90d" else None
-    return AdapterOutput(rows, inter.astype({"hours": "Float64"}), issues_frame(issues), followed_up)
+    return AdapterOutput(rows, inter.astype({"hours": "Float64"}), issues_frame(issues), followed_up(rows))
 
 
 # --- Åstorps kommun: JSON exports ----------------------------------------------

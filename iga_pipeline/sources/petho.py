@@ -19,7 +19,9 @@ from iga_pipeline.pseudonym import PseudonymKey
 from iga_pipeline.sources.common import (
     AdapterOutput, Delivery, FileRejected, issues_frame, safe_path, safe_value,
 )
-from iga_pipeline.sources.provider_rows import INTERVENTION_COLUMNS, blank_to_na, identity, warning_issue
+from iga_pipeline.sources.provider_rows import (
+    INTERVENTION_COLUMNS, blank_to_na, followed_up, identity, warning_issue,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +49,6 @@ def read_petho(delivery: Delivery, key: PseudonymKey) -> AdapterOutput:
     # Texts compare case-insensitively after trimming (raw-deliveries.md §2).
     rows["status_end"] = _petho_status(raw["Status cykelslut"])
     rows["status_90d"] = _petho_status(raw["Status 90 dagar"])
-    followed_up = bool(rows["status_90d"].notna().any())
 
     # Rows the contract does not read but that name someone: a trace, not a count.
     issues = [warning_issue(delivery, row, reason, detail) for row, reason, detail in unread]
@@ -67,7 +68,7 @@ def read_petho(delivery: Delivery, key: PseudonymKey) -> AdapterOutput:
     inter = pd.DataFrame(interventions, columns=INTERVENTION_COLUMNS).drop_duplicates(
         ["source_row", "intervention"])
     return AdapterOutput(rows, inter.astype({"hours": "Float64"}),
-                         issues_frame(issues), followed_up=followed_up)
+                         issues_frame(issues), followed_up=followed_up(rows))
 
 
 def _petho_records(delivery: Delivery, openpyxl, key: PseudonymKey) -> tuple[list[dict], list[tuple]]:
@@ -326,6 +327,11 @@ def _header_and_rows(ws):
     return [_nfc(str(h)).strip() if h is not None else "" for h in next(rows, ())], rows
 
 
+def _empty(values) -> bool:
+    """Whether a sheet's row is entirely empty: where its data end (raw-deliveries.md §2)."""
+    return values is None or all(v is None or str(v).strip() == "" for v in values)
+
+
 def _data_rows(sheets: list) -> int:
     """The data rows of the municipalities' sheets (each to its first empty row), for the audit
     of a workbook rejected whole; 0 if a sheet holds more than IGA_MAX_WORKBOOK_ROWS of them
@@ -335,7 +341,7 @@ def _data_rows(sheets: list) -> int:
         for ws in sheets:
             _, rows = _header_and_rows(ws)
             for n, values in enumerate(rows):
-                if values is None or all(v is None or str(v).strip() == "" for v in values):
+                if _empty(values):
                     break
                 if n >= limit:
                     return 0
@@ -378,7 +384,7 @@ def _petho_sheet(ws, municipality_code: str) -> tuple[list[dict], list[tuple]]:
     at = {name: header.index(name) for name in PETHO_REQUIRED}
     out = []
     for offset, values in enumerate(rows):
-        if values is None or all(v is None or str(v).strip() == "" for v in values):
+        if _empty(values):
             # Data end at the first entirely empty row; a note below it is fine, a person not.
             return out, _below_the_end(ws.title, PETHO_HEADER_ROW + 1 + offset, rows, at["Personnr"])
         if offset >= limit:

@@ -28,7 +28,13 @@ def is_hours(value) -> bool:
         return False
 
 
-def warning_issue(delivery: Delivery, row: str, reason: str, detail: str) -> dict:
+def followed_up(rows: pd.DataFrame) -> bool | None:
+    """R9 for a delivery with 90-day statuses (a Pethö workbook, a `_90dagar` file): whether a
+    row gives one, valid or not (an empty one is no status); None for an end-of-cycle file."""
+    return bool(rows["status_90d"].notna().any()) if "status_90d" in rows else None
+
+
+def warning_issue(delivery: Delivery, row: str | None, reason: str, detail: str) -> dict:
     return {"source_file": delivery.source_file, "source_row": row,
             "severity": "warning", "reason": reason, "detail": detail}
 
