@@ -61,15 +61,15 @@ class Paths:
             found.append(f"the warehouse {w} is a folder: name the warehouse file in it (say {w / 'iga.duckdb'})")
         elif w.is_file() and not _is_duckdb_file(w):
             found.append(f"the warehouse {w} is a file DuckDB did not write: a build would replace it")
-        if real_raw == real_dir or real_raw in real_dir.parents:
+        if _within(real_dir, real_raw):
             found.append(f"the warehouse {w} is inside the raw root {raw}: its files would be read as deliveries")
         # the folders a build writes, and replaces (the checks' `gx` beside them)
         for output in (self.staging, self.parquet, self.report_dir, self.warehouse_dir / "gx"):
             real = _real(output)
-            if real == real_raw or real in real_raw.parents:
+            if _within(real_raw, real):
                 found.append(f"the raw root {raw} is inside {output}, a folder the build writes: "
                              "a build would replace or add to the deliveries")
-            elif real_raw in real.parents:  # the folder is a link into the raw root
+            elif _within(real, real_raw):  # the folder is a link into the raw root
                 found.append(f"{output}, a folder the build writes, is inside the raw root {raw}: "
                              "its files would be read as deliveries")
         return found
@@ -80,6 +80,10 @@ class Paths:
         raw = raw_dir or os.environ.get("IGA_RAW_DIR") or "data/raw"
         wh = warehouse or os.environ.get("IGA_WAREHOUSE") or "warehouse/iga.duckdb"
         return cls(Path(raw).absolute(), Path(wh).absolute())
+
+
+def _within(inner: Path, outer: Path) -> bool:
+    return inner == outer or outer in inner.parents
 
 
 def _real(path: Path) -> Path:
