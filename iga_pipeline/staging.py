@@ -415,8 +415,9 @@ def _give_back_memory() -> None:
         pass
 
 
-# Peak memory of ingesting one cycle, per raw byte of its deliveries (measured
-# at 1M and 10M participations, see docs/performance.md), with some headroom.
+# A bound, with headroom, on the peak memory of ingesting one cycle per raw byte of its
+# deliveries: it sets how many cycles ingest at once. The builds' measured peaks are in
+# docs/performance.md (10M: 5,768 MB for 1,933 MB of raw files, two workers).
 MEMORY_PER_RAW_BYTE = 10
 
 
