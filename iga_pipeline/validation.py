@@ -26,6 +26,7 @@ from pandera.typing import Series
 
 from iga_pipeline import personnummer, reference
 from iga_pipeline.sources.common import issues_frame, safe_value
+from iga_pipeline.sources.provider_rows import MAX_HOURS
 
 # When a row fails several checks, the issue names the first of these.
 REASON_PRIORITY = [
@@ -123,16 +124,15 @@ def rejections(frame: pd.DataFrame, schema: pa.DataFrameSchema, source_file: str
     cases["reason"] = cases["check"].map(_reason)
     # A check of the whole frame (dates in order) fails once per column of the row: one detail.
     whole_row = cases["schema_context"] == "DataFrameSchema"
-    cases["detail"] = [
-        _detail(col, check, value, whole)
-        for col, check, value, whole in zip(cases["column"], cases["check"], cases["failure_case"], whole_row)
-    ]
+    said = [_detail(col, check, value, whole)
+            for col, check, value, whole in zip(cases["column"], cases["check"], cases["failure_case"], whole_row)]
+    cases["message"] = [message for message, _ in said]
+    cases["quoted"] = [quoted for _, quoted in said]
     cases["rank"] = cases["reason"].map(REASON_PRIORITY.index)
     cases = cases.sort_values(["index", "rank"], kind="stable")
-    per_row = cases.groupby("index", sort=True).agg(
-        reason=("reason", "first"),
-        detail=("detail", lambda d: "; ".join(dict.fromkeys(d))),
-    )
+    per_row = cases.groupby("index", sort=True).agg(reason=("reason", "first"))
+    per_row["detail"] = [_row_detail(group["message"], group["quoted"])
+                         for _, group in cases.groupby("index", sort=True)]
     out = pd.DataFrame({
         "source_file": source_file,
         "source_row": frame.loc[per_row.index, "source_row"].astype("string").values,
@@ -150,19 +150,32 @@ def _reason(check: str) -> str:
     return code if code in REASON_PRIORITY else "invalid_code"
 
 
-def _detail(column: str, check: str, value, whole_row: bool = False) -> str:
+def _detail(column: str, check: str, value, whole_row: bool = False) -> tuple[str, str | None]:
+    """What a failed check says, and the value it quotes (made safe), if any."""
     if check == "not_nullable":
-        return f"{column} is empty"
+        return f"{column} is empty", None
     message = str(check).split(":", 1)[-1].strip()
     if whole_row:  # the failure case is one of the row's values, whichever column: not quoted
-        return message
+        return message, None
     if column == "pnr_error":  # the failure case is our own error code, never the value
-        return "personnummer: " + personnummer.ERROR_TEXT.get(str(value), message)
-    if column == "svar_id_error":
-        return message
-    if value is None or value is pd.NA:
-        return message
-    return f"{message} (got '{safe_value(value)}')"
+        return "personnummer: " + personnummer.ERROR_TEXT.get(str(value), message), None
+    if column == "svar_id_error" or value is None or value is pd.NA:
+        return message, None
+    return message, safe_value(value, date=str(check).startswith("invalid_date"))
+
+
+def _row_detail(messages: pd.Series, quoted: pd.Series) -> str:
+    """One row's details, joined. Each quoted value is safe alone, but two together can make
+    a personnummer: a birth date in one field (masked, '####-##-##'), the last four in another.
+    When the quoted values hold six digits or more between them, masked ones included, and more
+    than one holds a digit, every digit is masked."""
+    def digits(q: str | None) -> int:  # a described value ('<text of 12 characters>') quotes none
+        return 0 if q is None or q.startswith("<text of ") else sum(c.isdigit() or c == "#" for c in q)
+
+    if sum(digits(q) > 0 for q in quoted) > 1 and sum(map(digits, quoted)) >= 6:
+        quoted = ["".join("#" if c.isdigit() else c for c in q) if digits(q) else q for q in quoted]
+    said = [m if q is None else f"{m} (got '{q}')" for m, q in zip(messages, quoted)]
+    return "; ".join(dict.fromkeys(said))
 
 
 def checks_data() -> bool:
@@ -252,7 +265,12 @@ class Outcome(_Staged):
 class Intervention(_Staged):
     participation_id: Series[Text]
     intervention: Series[Text] = pa.Field(isin=list(reference.INTERVENTIONS))
-    hours: Series[float] = pa.Field(nullable=True, ge=0)
+    hours: Series[float] = pa.Field(nullable=True, ge=0, le=MAX_HOURS)
+
+    @pa.check("hours", description="hours have at most two decimals (provider_rows.HOURS_RULE)")
+    def _hundredths(cls, hours: Series[float]) -> Series[bool]:
+        cents = hours * 100
+        return (cents - cents.round()).abs() < 1e-6
 
 
 class SurveyResponse(_Staged):

@@ -688,6 +688,22 @@ def test_folkuniversitetet_hours_are_read_with_the_decimal_comma_only(raw, key):
     assert out.issues["detail"].str.contains("is not a number of hours").sum() == 3
 
 
+def test_hours_have_at_most_two_decimals(raw, key):
+    """More decimals hold more digits than hours need: 1,7101124126 was stored as hours, a
+    personnummer after its first digit (a review's find, 2026-12-02). Refused with a warning,
+    as other unreadable hours are: a Folkuniversitetet intervention is dropped, an Åstorp one
+    kept with unknown hours."""
+    raw.folkuniversitetet(2, "slut", [fu_end_row(ALI, hours=("12,25", "1,7101124126", "0,125", ""))])
+    out = read(raw, "leverantorer/folkuniversitetet/cykel2_slut.csv", providers.read_folkuniversitetet, key)
+    assert out.interventions["hours"].tolist() == [12.25]
+    assert out.issues["detail"].str.contains("at most two decimals").sum() == 2
+    assert not out.issues["detail"].str.contains("7101124126").any()
+    raw.astorp(5, [astorp_entry(ALI, insatser=[("VALIDERING", 12.25), ("PRAKTIK", 0.7202134115)])])
+    out = read(raw, "leverantorer/astorp/cykel5.json", providers.read_astorp, key)
+    assert out.interventions["hours"].astype(object).where(out.interventions["hours"].notna(), None).tolist() == [12.25, None]
+    assert out.issues["detail"].str.contains("at most two decimals").sum() == 1
+
+
 def test_a_petho_sheet_with_merged_cells_in_its_rows_is_rejected(raw, ingest):
     """Merged status cells were read as empty below their first row: unknown statuses, with a
     detail saying the provider reported them so (a review's find). A merged title is fine."""
@@ -698,3 +714,18 @@ def test_a_petho_sheet_with_merged_cells_in_its_rows_is_rejected(raw, ingest):
     _petho_edit(raw, lambda wb: wb["Åstorp"].merge_cells("E5:E6"))
     audit = ingest(1).audit.set_index("source_file").loc[raw.PETHO_REL]
     assert (audit["status"], audit["reason"], audit["rows_read"]) == ("rejected", "unreadable_file", 2)
+
+
+def test_the_staged_interventions_model_refuses_hours_no_adapter_gives():
+    """The staged model checks HOURS_RULE again (a blocking asset check): hours over 4,416 or
+    with more than two decimals never reach the warehouse, whichever adapter let them by."""
+    import pandera.errors
+
+    from iga_pipeline.validation import Intervention
+
+    frame = pd.DataFrame({"participation_id": ["a", "b", "c", "d"], "intervention": "validation",
+                          "hours": [12.25, 0.29, None, 4416.0]})
+    Intervention.validate(frame)
+    for hours in (0.7202134115, 4416.5):
+        with pytest.raises(pandera.errors.SchemaError):
+            Intervention.validate(frame.assign(hours=[12.25, hours, None, 1.0]))

@@ -92,6 +92,11 @@ W7 = person(1941, 9, 9, 909, "Djupmappia", "Langvagsson")
 F1 = person(1977, 3, 14, 512, "Kontraktia", "Formnamnsson")
 F2 = person(1969, 7, 21, 433, "Tvarsnittia", "Mappdelsson")
 F3 = person(1991, 11, 2, 771, "Delmappina", "Trestegsson")
+# a personnummer as the decimals of hours, and a birth date and last four in two columns
+# (a review's finds, 2026-12-02)
+H1 = person(1971, 1, 12, 412, "Decimalina", "Timbrakson")
+H2 = person(1972, 2, 13, 411, "Bradkstreckia", "Jsonsson")
+H3 = person(1983, 5, 14, 521, "Skiftadina", "Kolumnberg")
 
 
 def odd(p: Person, form: str) -> str:
@@ -118,6 +123,8 @@ CAUSES = {
     "pnr_in_a_path_too_long_to_open": [W7],
     "pnr_in_a_contract_shaped_file_name": [F1, F2],
     "pnr_split_over_folders": [F3],
+    "pnr_as_the_decimals_of_hours": [H1, H2],
+    "birth_date_and_last_four_in_two_columns": [H3],
 }
 LEAKS_KNOWN: dict[str, str] = {}  # cause -> why it still leaks (none known)
 
@@ -141,17 +148,23 @@ def write_raw(raw: RawRoot) -> None:
                              register_row(N2, 2, fodelseland=N2.name, kon=N2.last),    # names in codes
                              register_row(W1, 2, kon=odd(W1, "dash")),
                              register_row(W3, 2, fodelseland=odd(W3, "underscore")),
-                             register_row(W5, 2)])
+                             register_row(W5, 2), register_row(H1, 2),
+                             register_row(H3, 2, kon=f"{H3.pnr12[:4]}-{H3.pnr12[4:6]}-{H3.pnr12[6:8]}",
+                                          fodelseland=H3.pnr12[8:])])  # a register shifted by a column
     raw.folkuniversitetet(2, "slut", [
         fu_end_row(R3, kommun="Båstad", hours=(10.5, "", "", "")),
         fu_end_row(R4, kommun="Båstad", utfallskod="3"),
         fu_end_row(X2, kommun=X2.pnr("YYMMDD-NNNC")),                                  # pnr as Kommun
         fu_end_row(N3, kommun=N3.name, utfallskod=N3.first),                           # names as codes
-        fu_end_row(W5, kommun="Båstad", hours=(W5.pnr("YYMMDDNNNC"), W5.pnr12, "", ""))])  # pnr as hours
+        fu_end_row(W5, kommun="Båstad", hours=(W5.pnr("YYMMDDNNNC"), W5.pnr12, "", "")),  # pnr as hours
+        fu_end_row(H1, kommun="Båstad", hours=("1," + H1.pnr("YYMMDDNNNC"), H1.pnr12[:4] + "," + H1.pnr12[4:],
+                                               "", ""))])  # pnr as the decimals of hours
     raw.folkuniversitetet(2, "90dagar", [fu_90_row(R3, kommun="Båstad", utfallskod="3")])
-    raw.register("1292", 5, [register_row(R5, 5, form="YYYYMMDDNNNC"), register_row(W2, 5)])
+    raw.register("1292", 5, [register_row(R5, 5, form="YYYYMMDDNNNC"), register_row(W2, 5), register_row(H2, 5)])
     raw.astorp(5, [astorp_entry(R5, kommunkod="1292", form="YYYYMMDD-NNNC"),
                    astorp_entry(W2, status=odd(W2, "colons"), insatser=[("PRAKTIK", int(W2.pnr12))]),
+                   astorp_entry(H2, kommunkod="1292",
+                                insatser=[("PRAKTIK", float("0." + H2.pnr("YYMMDDNNNC")))]),
                    astorp_entry(X3, status=X3.pnr("YYYYMMDDNNNC"), kommunkod=X3.pnr()),  # pnr as codes
                    astorp_entry(N2, kommunkod=N2.last, status=N2.first,
                                 insatser=[(N3.last, 3)])])                                # names as codes
@@ -220,6 +233,10 @@ def needles(people: list[Person]) -> dict[str, str]:
                 out[odd(p, form)] = f"personnummer of {p.first}, other separators"
         if p is W3:
             out["_" + p.pnr12[8:]] = f"the last four digits of {p.first}"
+        if p is H3:
+            d = p.pnr12
+            out[f"{d[:4]}-{d[4:6]}-{d[6:8]}"] = f"the birth date of {p.first}, out of a field of dates"
+            out[f"'{d[8:]}'"] = f"the last four digits of {p.first}, quoted"
         if p is F3:
             d = p.pnr12
             out[f"{d[:4]}/{d[4:8]}/{d[8:]}"] = f"personnummer of {p.first}, split over folders"

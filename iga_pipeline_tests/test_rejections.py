@@ -98,7 +98,7 @@ def test_register_invalid_date(raw, ingest, expected_key, field, value):
     if value == "2009-07-01":  # a check of the whole row: said once, not once per column
         assert detail == "utskrivningsdatum is before inskrivningsdatum"
     else:
-        assert detail == f"{field} is not a date YYYY-MM-DD (got '{safe_value(value)}')"  # 'igår' described
+        assert detail == f"{field} is not a date YYYY-MM-DD (got '{safe_value(value, date=True)}')"  # 'igår' described
 
 
 @pytest.mark.parametrize("field,value", [
@@ -755,6 +755,29 @@ def test_a_personnummer_or_part_of_one_is_never_quoted_however_written(value):
     assert not any(c.isdigit() for c in safe_value(value)), safe_value(value)
 
 
-@pytest.mark.parametrize("value", ["2010-02-30", "30.02.2010", "12,5", "1277", "ANST", "X"])
-def test_dates_codes_and_hours_are_still_quoted(value):
+@pytest.mark.parametrize("value", ["12,5", "1277", "ANST", "X"])
+def test_codes_and_hours_are_still_quoted(value):
     assert safe_value(value) == value
+
+
+@pytest.mark.parametrize("value", ["2010-02-30", "30.02.2010"])
+def test_a_date_is_quoted_only_from_a_field_of_dates(value):
+    """An invalid_date detail must show the date; elsewhere a date may be a birth date
+    (a register shifted by a column put one in `kon`)."""
+    assert safe_value(value, date=True) == value
+    assert safe_value(value) == "".join("#" if c.isdigit() else c for c in value)
+
+
+def test_a_rows_quoted_values_do_not_make_a_personnummer_together(raw, ingest):
+    """A review's find (2026-12-02): a register shifted by a column put the birth date in `kon`
+    and the last four in `fodelseland`. Each was safe alone; together the detail held the
+    personnummer. Now neither's digits are quoted, and one four-digit code alone still is."""
+    raw.register("1277", 2, [register_row(B, 2), register_row(A, 2, kon="1983-05-14", fodelseland="5214"),
+                             register_row(C, 2, fodelseland="5214")])
+    result = ingest(2)
+    assert issues(result, ignore=NO_PROVIDER) == [(REG2, "2", "rejected", "invalid_code"),
+                                                  (REG2, "3", "rejected", "invalid_code")]
+    details = result.issues.set_index("source_row")["detail"]
+    assert "kon" in details["2"] and "fodelseland" in details["2"], details["2"]
+    assert "(got '####-##-##')" in details["2"] and "(got '####')" in details["2"], details["2"]
+    assert details["3"].endswith("(got '5214')"), details["3"]

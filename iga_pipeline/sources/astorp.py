@@ -15,7 +15,9 @@ from iga_pipeline.pseudonym import PseudonymKey
 from iga_pipeline.sources.common import (
     AdapterOutput, Delivery, FileRejected, issues_frame, safe_value,
 )
-from iga_pipeline.sources.provider_rows import INTERVENTION_COLUMNS, followed_up, identity, is_hours, warning_issue
+from iga_pipeline.sources.provider_rows import (
+    HOURS_RULE, INTERVENTION_COLUMNS, followed_up, identity, is_hours, warning_issue,
+)
 
 ASTORP_BATCH = 50_000  # entries turned into columns at a time
 # An export up to this many characters has its participant list decoded in one call of the
@@ -320,7 +322,7 @@ class _AstorpColumns:
                 elif bad:
                     self.warnings.append(((i, 2, first + j), warning_issue(
                         delivery, str(i), "invalid_code",
-                        f"insatser: timmar '{safe_value(hours[j])}' is not a number of hours")))
+                        f"insatser: timmar '{safe_value(hours[j])}' is not a number of hours ({HOURS_RULE})")))
             keep = [code is not None for code in intervention]
             self.owner += [i for i, k in zip(owner, keep) if k]
             self.intervention += [code for code in intervention if code is not None]

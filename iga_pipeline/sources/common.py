@@ -186,13 +186,16 @@ _DATE_LIKE = re.compile(r"^(\d{4}-\d{1,2}-\d{1,2}|\d{1,2}[./]\d{1,2}[./]\d{4})$"
 # Six digits are a birth date, nine a whole personnummer (they decide the check digit), and
 # senders separate them with anything ('85_01_01_238', '8501:01238', '1931-07-19–8768') or
 # slip a letter in ('85O1O1-2383'): text with six or more has every digit masked, unless it
-# is plainly a date, which an invalid_date detail must show ('2010-02-30').
+# is plainly a date in a field of dates, which an invalid_date detail must show ('2010-02-30').
+# A date anywhere else is masked: a register shifted by a column put a birth date in `kon`
+# and the last four in `fodelseland`, and the two echoes made a personnummer (a review's find).
 _MASK_FROM_DIGITS = 6
 
 
-def _masked(text: str) -> str:
-    """`text` with what may be a personnummer, or part of one, masked by '#'."""
-    if sum(c.isdigit() for c in text) >= _MASK_FROM_DIGITS and not _DATE_LIKE.match(text.strip()):
+def _masked(text: str, date: bool = False) -> str:
+    """`text` with what may be a personnummer, or part of one, masked by '#'; a date is
+    kept only if `date` (the field holds dates)."""
+    if sum(c.isdigit() for c in text) >= _MASK_FROM_DIGITS and not (date and _DATE_LIKE.match(text.strip())):
         return "".join("#" if c.isdigit() else c for c in text)
     return text
 
@@ -235,14 +238,15 @@ def _looks_like_a_code(text: str) -> bool:
     return all(len(w) == 1 or w.casefold() in known for w in _WORD.findall(text))
 
 
-def safe_value(value: object, limit: int = 24) -> str:
+def safe_value(value: object, limit: int = 24, *, date: bool = False) -> str:
     """A raw value made fit for an issue detail or a log line.
 
     Every digit of text with six digits or more is masked with '#' (all or part of
-    a personnummer), unless the text is plainly a date. Text that does not look like a code
+    a personnummer), unless the text is plainly a date and `date` says that the value was
+    read from a field of dates. Text that does not look like a code
     (it could be a name) is described, not quoted: "<text of 9 characters>"."""
     text = "" if value is None else str(value)
-    text = _masked(text)
+    text = _masked(text, date)
     if len(text) > limit or not _looks_like_a_code(text):
         return f"<text of {len(text)} characters>"
     return text

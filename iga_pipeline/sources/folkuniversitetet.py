@@ -10,11 +10,11 @@ from iga_pipeline.pseudonym import PseudonymKey
 from iga_pipeline.sources import text
 from iga_pipeline.sources.common import AdapterOutput, Delivery, issues_frame, safe_value
 from iga_pipeline.sources.provider_rows import (
-    INTERVENTION_COLUMNS, MAX_HOURS, blank_to_na, followed_up, identity, warning_issue,
+    HOURS_RULE, INTERVENTION_COLUMNS, MAX_HOURS, blank_to_na, followed_up, identity, warning_issue,
 )
 
 
-_FU_HOURS = r"(\d{1,3}(?:[ \u00a0\u202f]\d{3})+|\d+)?(,\d+)?"
+_FU_HOURS = r"(\d{1,3}(?:[ \u00a0\u202f]\d{3})+|\d+)?(,\d{1,2})?"  # HOURS_RULE
 _GROUP_SPACE = r"[ \u00a0\u202f]"
 FU_HOURS = ["Timmar validering", "Timmar yrkesprövning", "Timmar samhällsorientering",
             "Timmar jobbsökning"]
@@ -52,7 +52,7 @@ def read_folkuniversitetet(delivery: Delivery, key: PseudonymKey) -> AdapterOutp
                                   | ~np.isfinite(hours.astype(float)))
             for r, v in zip(rows.loc[bad, "source_row"], given[bad]):
                 issues.append(warning_issue(delivery, r, "invalid_code",
-                                       f"{column}: '{safe_value(v)}' is not a number of hours; ignored"))
+                                       f"{column}: '{safe_value(v)}' is not a number of hours ({HOURS_RULE}); ignored"))
             keep = hours.notna() & (hours > 0) & ~bad
             parts.append(pd.DataFrame({"source_row": rows.loc[keep, "source_row"],
                                        "intervention": names[column], "hours": hours[keep]}))

@@ -16,14 +16,19 @@ INTERVENTION_COLUMNS = ["source_row", "intervention", "hours"]
 # the clock (184 days): more is not hours but something else in the wrong column, such as a
 # personnummer written as a number, and must not be stored as hours (docs/decisions.md).
 MAX_HOURS = 24 * 184
+# Hours are given to the hundredth at most (the contract's examples: 12,5 and 12.5). More
+# decimals hold more digits than hours need, and a stored 1.7101124126 or 0.7202134115 was a
+# personnummer after its first digit (a review's find, 2026-12-02): such a value is refused.
+HOURS_RULE = f"from 0 to {MAX_HOURS:,} with at most two decimals"
 
 
 def is_hours(value) -> bool:
-    """A JSON number of hours: finite, from 0 to MAX_HOURS (10**400 and Infinity are not)."""
+    """A JSON number of hours: finite, from 0 to MAX_HOURS, at most two decimals
+    (10**400, Infinity and 0.7202134115 are not)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return False
     try:
-        return math.isfinite(float(value)) and 0 <= value <= MAX_HOURS
+        return math.isfinite(float(value)) and 0 <= value <= MAX_HOURS and round(value, 2) == value
     except OverflowError:
         return False
 
