@@ -77,7 +77,7 @@ def build(raw_dir: str | None = None, warehouse: str | None = None, cycle: int |
         print(f"error: {e}", file=sys.stderr)
         return EXIT_FAILED
     from iga_pipeline.settings import problems
-    wrong = problems()
+    wrong = problems() + _dagster_home_problems()
     for problem in wrong:
         print(f"error: {problem}", file=sys.stderr)
     if wrong:
@@ -138,7 +138,24 @@ def _build(paths, key, cycle: int | None) -> int:
         print("build failed; " + ("the previous warehouse was left as it was" if had_warehouse
                                   else "no warehouse was published"), file=sys.stderr)
         return EXIT_FAILED
+    for published in result.asset_materializations_for_node("warehouse__published"):
+        if "why" in published.metadata:  # publish.Superseded: the live warehouse is newer
+            print(f"note: this build's warehouse was not published: {published.metadata['why'].value}; "
+                  "the live one, shown below, is newer", file=sys.stderr)
     return summarise(paths, elapsed)
+
+
+def _dagster_home_problems() -> list[str]:
+    """What Dagster would refuse in DAGSTER_HOME (with a traceback, after the imports): the
+    run is recorded there when it is set (README), else in a temporary instance."""
+    home = os.environ.get("DAGSTER_HOME")
+    if not home:
+        return []
+    if not os.path.isabs(home):
+        return [f"DAGSTER_HOME={home!r} is not an absolute path (say DAGSTER_HOME=$PWD/.dagster_home)"]
+    if not os.path.isdir(home):
+        return [f"DAGSTER_HOME={home!r} is not an existing folder: create it (mkdir -p), or unset it"]
+    return []
 
 
 def run_build_job(paths, cycle: int | None = None, job_name: str = "build_all"):
@@ -193,8 +210,8 @@ def summarise(paths, elapsed: float) -> int:
     print(f"  raw files: {files} ({rejected_files} rejected whole)")
     print(f"  rows read: {read}  loaded: {loaded}  rejected: {rejected}  duplicates collapsed: {dup}"
           f"  warnings: {warnings_}")
-    print("\nTable 1, recomputed: completers, in work (Arbete) and studies (Studier)"
-          " at the end of the cycle and after 90 days")
+    print("\nTable 1, recomputed: completers (the printed table's 'Deltagare'), in work (Arbete)"
+          " and studies (Studier) at the end of the cycle and after 90 days")
     for line in format_table1(table1):
         print("  " + line)
     if footnote := table1_footnote(table1):

@@ -63,6 +63,11 @@ class Paths:
             found.append(f"the warehouse {w} is a file DuckDB did not write: a build would replace it")
         if _within(real_dir, real_raw):
             found.append(f"the warehouse {w} is inside the raw root {raw}: its files would be read as deliveries")
+        if any(c in GLOB_CHARACTERS for c in str(self.warehouse_dir)):
+            # DuckDB expands them in the staging's paths: 'wh[1]' read the staging of 'wh1'
+            # (a review's find, 2026-12-02)
+            found.append(f"the warehouse's folder {self.warehouse_dir} holds one of {' '.join(GLOB_CHARACTERS)}, "
+                         "which DuckDB reads as a pattern of file names: choose a folder without them")
         # the folders a build writes, and replaces (the checks' `gx` beside them)
         for output in (self.staging, self.parquet, self.report_dir, self.warehouse_dir / "gx"):
             real = _real(output)
@@ -80,6 +85,9 @@ class Paths:
         raw = raw_dir or os.environ.get("IGA_RAW_DIR") or "data/raw"
         wh = warehouse or os.environ.get("IGA_WAREHOUSE") or "warehouse/iga.duckdb"
         return cls(Path(raw).absolute(), Path(wh).absolute())
+
+
+GLOB_CHARACTERS = "*?[]"
 
 
 def _within(inner: Path, outer: Path) -> bool:

@@ -595,6 +595,28 @@ def test_a_warehouse_path_a_build_would_destroy_is_refused(clean_build, tmp_path
     assert (notes / "mine.txt").read_text() == "precious"
 
 
+def test_a_warehouse_folder_whose_name_duckdb_reads_as_a_pattern_is_refused(clean_build, tmp_path):
+    """A review's find (2026-12-02): the warehouse `wh[1]/iga.duckdb` read the staging of `wh1`
+    beside it, exit 0, with that build's figures: DuckDB reads `[`, `]`, `*` and `?` in the
+    staging's paths as patterns. Refused before anything is written."""
+    (tmp_path / "wh1").mkdir()
+    for name in ("wh[1]", "wh*", "wh?"):
+        build = run_cli_build(clean_build.raw.root, tmp_path / name / "iga.duckdb")
+        assert build.exit_code == 1 and "which DuckDB reads as a pattern of file names" in build.stderr, build.stderr
+        assert "Traceback" not in build.stderr and not (tmp_path / name).exists()
+    assert list((tmp_path / "wh1").iterdir()) == []
+
+
+@pytest.mark.parametrize("home,said", [(".dagster_home", "is not an absolute path"),
+                                       ("/nonexistent/dagster_home", "is not an existing folder")])
+def test_a_dagster_home_dagster_would_refuse_is_named_before_the_build(clean_build, tmp_path, home, said):
+    """A relative or missing DAGSTER_HOME made Dagster raise a 25-line traceback after the
+    imports (a review's find, 2026-12-02): now one line names it, exit 1, nothing built."""
+    build = run_cli_build(clean_build.raw.root, tmp_path / "wh" / "iga.duckdb", DAGSTER_HOME=home)
+    assert build.exit_code == 1 and f"DAGSTER_HOME={home!r} {said}" in build.stderr, build.stderr
+    assert "Traceback" not in build.stderr and not (tmp_path / "wh").exists()
+
+
 def test_a_link_that_loops_is_left_to_the_build_to_name(tmp_path):
     """Path.resolve raises RuntimeError on a loop: the paths' check must not (a review)."""
     from iga_pipeline.settings import Paths

@@ -128,6 +128,18 @@ def test_a_run_whose_ingest_worker_was_killed_is_launched_again_and_publishes(tm
         con.close()
 
 
+def _bundled_site(tmp_path, monkeypatch) -> Path:
+    """The bundled raw root copied into tmp_path, for runs in process (the settings from the
+    environment, as a reconstructable job reads them); the warehouse path."""
+    shutil.copytree(REPO / "data" / "raw", tmp_path / "raw")
+    warehouse = tmp_path / "warehouse" / "iga.duckdb"
+    for name in ("DAGSTER_HOME", "IGA_ENV", "IGA_INGEST_WORKERS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("IGA_RAW_DIR", str(tmp_path / "raw"))
+    monkeypatch.setenv("IGA_WAREHOUSE", str(warehouse))
+    return warehouse
+
+
 def _build_all():
     """build_all, for Dagster to load again by reference (a re-execution needs that)."""
     from iga_pipeline.definitions import defs
@@ -145,12 +157,7 @@ def test_a_run_re_executed_from_its_failed_step_publishes_its_own_build(tmp_path
 
     from iga_pipeline.defs.automation import all_cycles_tags
 
-    shutil.copytree(REPO / "data" / "raw", tmp_path / "raw")
-    warehouse = tmp_path / "warehouse" / "iga.duckdb"
-    for name in ("DAGSTER_HOME", "IGA_ENV", "IGA_INGEST_WORKERS"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("IGA_RAW_DIR", str(tmp_path / "raw"))
-    monkeypatch.setenv("IGA_WAREHOUSE", str(warehouse))
+    warehouse = _bundled_site(tmp_path, monkeypatch)
     job = reconstructable(_build_all)
     config = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 
@@ -187,3 +194,61 @@ def test_a_run_re_executed_from_its_failed_step_publishes_its_own_build(tmp_path
         assert "marts" not in ran and "report__evaluation_report" in ran  # from the failed step
         assert answers() == before + 1  # the failed run's build, published
         assert (report / "index.html").is_file()
+
+
+def _republish():
+    """The pandera checks of staging, the marts and everything after them (not the ingest,
+    which would write staging again): for Dagster to load again by reference."""
+    from dagster import AssetSelection, Definitions, define_asset_job
+
+    from iga_pipeline.definitions import defs
+    from iga_pipeline.defs.assets import harmonised_key, mart_key
+    from iga_pipeline.warehouse.catalog import HARMONISED, MARTS
+
+    selection = (AssetSelection.assets(*(mart_key(m.name) for m in MARTS)).downstream()
+                 | AssetSelection.checks_for_assets(*(harmonised_key(n) for n in HARMONISED)))
+    job = define_asset_job("republish", selection=selection)
+    return Definitions.merge(defs, Definitions(jobs=[job])).resolve_job_def("republish")
+
+
+def test_a_publish_re_executed_alone_publishes_nothing_its_checks_refused(tmp_path, monkeypatch):
+    """A review's find (2026-12-02): Dagster's blocking checks stop the publish within their
+    run only. Re-executing the skipped publish step alone ("Re-execute selected" in the UI)
+    put a candidate that had failed its Great Expectations check live. Now each check's
+    verdict is kept beside the candidate, and the publish refuses without a pass from every
+    one. The staging is broken as in test_orchestration's test_a_failed_check_blocks_the_publish:
+    person_keys that are not hex."""
+    from conftest import rewrite_parquet
+    from dagster import DagsterInstance, ReexecutionOptions, execute_job, reconstructable
+
+    from iga_pipeline.defs.automation import all_cycles_tags
+
+    warehouse = _bundled_site(tmp_path, monkeypatch)
+    config = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+    (tmp_path / "home").mkdir()
+    with DagsterInstance.local_temp(str(tmp_path / "home")) as instance:
+        with execute_job(reconstructable(_build_all), instance, tags=all_cycles_tags(), run_config=config) as first:
+            assert first.success
+        live = warehouse.read_bytes()
+        rewrite_parquet(warehouse.parent / "staging" / "cycle=2" / "participations.parquet",
+                        "SELECT * REPLACE ('z' || person_key[2:] AS person_key) FROM {src}")
+        job = reconstructable(_republish)
+        with execute_job(job, instance, run_config=config, raise_on_error=False) as refused:
+            assert not refused.success
+            failed = {e.check_name for e in refused.get_asset_check_evaluations() if not e.passed}
+            refused_id = refused.run_id
+        assert failed == {"gx_fct_participation"} and warehouse.read_bytes() == live
+
+        # The steps the check skipped, re-executed without it: the report and the exports are
+        # written, and the publish refuses the candidate for its check's verdict.
+        options = ReexecutionOptions(parent_run_id=refused_id, step_selection=[
+            "report__evaluation_report", "warehouse__parquet", "warehouse__published"])
+        with execute_job(job, instance, run_config=config, reexecution_options=options,
+                         raise_on_error=False) as again:
+            assert not again.success
+            failures = {e.step_key: e.step_failure_data.error.message for e in again.all_events
+                        if e.is_step_failure}
+        assert list(failures) == ["warehouse__published"], failures
+        said = failures["warehouse__published"]
+        assert "has not passed every blocking check" in said and "gx_fct_participation (failed)" in said, said
+        assert warehouse.read_bytes() == live

@@ -572,6 +572,32 @@ def test_sensor_waits_for_a_file_still_arriving(raw_copy):
     assert whole != changed
 
 
+def test_sensor_holds_a_cycle_back_while_any_of_its_files_is_arriving(raw_copy):
+    """A review's find (2026-12-02): a corrected end-of-cycle file had settled while the 90-day
+    file of the same cycle was half written. The settled file asked for the cycle, whose ingest
+    reads every file of it: the half file was staged and published. Now the whole cycle keeps
+    its previous entries until every file of it has been still for the settle time; another
+    cycle's settled change is asked for meanwhile."""
+    _, cursor, _ = tick(raw_copy, None)
+    end = raw_copy / "leverantorer/folkuniversitetet/cykel3_slut.csv"
+    end.write_bytes(end.read_bytes().replace(b";1;", b";3;", 1))  # settles first ...
+    other = raw_copy / "leverantorer/folkuniversitetet/cykel4_slut.csv"
+    other.write_bytes(other.read_bytes().replace(b";1;", b";3;", 1))  # ... as does another cycle's file
+    time.sleep(2.1)
+    path = raw_copy / FU3_90
+    whole = path.read_bytes()
+    path.write_bytes(whole[: len(whole) // 2])  # the 90-day file of the same cycle is arriving
+    requests, still, _ = tick(raw_copy, cursor, settle_seconds=2)
+    assert [r.partition_key for r in requests] == ["4"]
+    before, kept = json.loads(cursor)["files"], json.loads(still)["files"]
+    cycle3 = [f for f, e in before.items() if e[3] == 3]
+    assert cycle3 and all(kept[f] == before[f] for f in cycle3)  # cycle 3 as it was
+    path.write_bytes(whole)
+    time.sleep(2.1)
+    requests, _, _ = tick(raw_copy, still, settle_seconds=2)
+    assert [r.partition_key for r in requests] == ["3"]
+
+
 def test_sensor_lists_a_file_of_no_cycle_once_it_is_still_and_keeps_no_name_of_it(raw_copy):
     """An upload's temporary file, or an editor's lock file, comes and goes within the
     settle time: it asks for nothing. The cursor (Dagster stores and shows it) keeps an id
@@ -741,6 +767,39 @@ def test_a_new_deployment_publishes_from_its_first_runs_and_the_automation_alone
     assert query(site.live, "SELECT count(*) FROM marts.fct_participation")[0][0] == 368
     assert query(site.live, "SELECT count(*) FROM marts.data_quality_issues "
                             "WHERE reason = 'unexpected_file'") == [(1,)]  # raw/inventory's row
+
+
+# --- the publish keeps the newest build live ---------------------------------------------------
+
+def test_an_older_build_finishing_later_does_not_replace_a_newer_one(site):
+    """A review's find (2026-12-02): a slow full build that read the staging before a late
+    delivery's quick build, and published after it, put the delivery's cycle back as it was.
+    The publish compares when each build read the staging (under its lock): the older one is
+    refused (Superseded), and the newer stays live."""
+    from iga_pipeline.settings import Paths
+    from iga_pipeline.warehouse import build, publish
+
+    paths = Paths(raw_dir=site.raw, warehouse=site.live)
+    older = build.build_candidate(site.staging, build.candidate_path(site.live, "older"))
+    build.build_candidate(site.staging, build.candidate_path(site.live, "newer"))
+    assert build.staging_read_at(older) < build.staging_read_at(build.candidate_path(site.live, "newer"))
+    publish.publish_build(paths, "newer")
+    newer_live = site.live.stat().st_ino
+    with pytest.raises(publish.Superseded, match="read .* s after this build read it"):
+        publish.publish_build(paths, "older")
+    assert site.live.stat().st_ino == newer_live and older.exists()
+
+
+def test_publishing_the_marts_without_the_report_and_the_exports_is_refused(site):
+    """A review's find (2026-12-02): the marts and warehouse/published selected without the
+    report and the Parquet exports put the warehouse live beside the older report and
+    exports. All three go live together, or none."""
+    selection = AssetSelection.assets(*(mart_key(m.name) for m in MARTS), PUBLISHED)
+    live = site.live.read_bytes()
+    result = site.run("marts_and_publish", definitions=job_with(selection, "marts_and_publish"))
+    assert not result.success
+    assert "the report and the Parquet exports of this run's candidate were not written" in failure_message(result)
+    assert site.live.read_bytes() == live
 
 
 # --- a failed check blocks the publish --------------------------------------------------------
@@ -941,8 +1000,8 @@ def test_the_publish_is_never_requested_without_the_marts_of_its_run(site, monke
     after = evaluate_automation_conditions(defs=defs, instance=instance, cursor=settled.cursor)
     requested = {k for k in defs.resolve_all_asset_keys() if after.get_num_requested(k)}
     assert PUBLISHED not in requested and PARQUET not in requested, requested
-    for leftover in site.leftovers():  # the marts-only run's candidate, never published
-        leftover.unlink()
+    for leftover in site.leftovers():  # the marts-only run's candidate, never published,
+        shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()  # and its checks' verdicts
 
 
 def test_the_parquet_files_are_written_beside_the_checks_and_only_a_run_that_exports_starts_them(

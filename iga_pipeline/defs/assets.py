@@ -14,6 +14,7 @@ from dagster import (
 from iga_pipeline import reference, settings, staging, warm_up
 from iga_pipeline.defs.resources import IGAResource
 from iga_pipeline.evaluation import EVALUATION_MARTS
+from iga_pipeline.quality.expectations import SUITES
 from iga_pipeline.sources.common import discover, sha256_of
 from iga_pipeline.warehouse import build, duck, export, publish
 from iga_pipeline.warehouse.catalog import HARMONISED, IN_THE_CONTRACT, MARTS
@@ -25,6 +26,9 @@ INVENTORY = AssetKey(["raw", "inventory"])
 PUBLISHED = AssetKey(["warehouse", "published"])
 PARQUET = AssetKey(["warehouse", "parquet"])
 REPORT = AssetKey(["report", "evaluation_report"])
+# The blocking checks of a candidate warehouse (defs/checks.py): each writes its verdict
+# beside the candidate, and warehouse/published publishes only one every one has passed.
+CANDIDATE_CHECKS = [*(f"gx_{s.mart}" for s in SUITES), "no_personnummer"]
 
 
 # The report, the exports and the publish work on their own run's candidate warehouse,
@@ -282,6 +286,9 @@ def _preview(frame: pd.DataFrame) -> str:
 # whether it took place: the blocking checks come after the marts).
 PUBLISH_IN_RUN = "in this run, once the blocking checks pass"
 PUBLISH_NOT_IN_RUN = "not in this run (warehouse/published was not selected): nothing is published"
+# Whether the report's or the exports' files at `path` are already this run's.
+LIVE_WITH_THE_PUBLISH = "once warehouse/published publishes this run's candidate (pending until then)"
+LIVE_NOW = "now: rendered from the live warehouse"
 
 
 def _mart_results(candidate, published: bool):
@@ -328,14 +335,37 @@ def published_warehouse(context: AssetExecutionContext, iga: IGAResource) -> Mat
         raise FileNotFoundError(
             "no candidate warehouse was built in this run (or the run it re-executes); materialise "
             "the marts in the same run")
+    # All three or none: a publish step selected without the report or the exports (or
+    # re-executed alone after they failed) would put the warehouse live beside older ones.
+    missing = [what for what, path in (("the report", paths.pending_report(build_id(context))),
+                                       ("the Parquet exports", paths.pending_parquet(build_id(context))))
+               if not path.exists()]
+    if missing:
+        raise Failure(f"{' and '.join(missing)} of this run's candidate were not written: nothing is "
+                      "published. Materialise them in the same run (Materialize all, or build_all).")
+    # Dagster's blocking checks stop this step within their run only; the verdicts beside the
+    # candidate also hold for a re-execution of this step alone.
+    refused = build.not_passed(candidate, CANDIDATE_CHECKS)
+    if refused:
+        raise Failure("this run's candidate warehouse has not passed every blocking check, so it is "
+                      "not published: " + ", ".join(refused))
     # The Parquet files and the report rendered from this candidate go live with it; an
     # export beside the checks that no Parquet step collected is not among them.
     export.stop(candidate)
-    for name in publish.publish_build(paths, build_id(context)):
+    try:
+        cleaned = publish.publish_build(paths, build_id(context))
+    except publish.Superseded as e:
+        publish.discard_run(paths, build_id(context))
+        context.log.warning(f"not published, and discarded: {e}. It stays live; this build's "
+                            "data are no newer.")
+        return MaterializeResult(metadata={"path": MetadataValue.path(str(paths.warehouse)),
+                                           "published": False, "why": str(e)})
+    for name in cleaned:
         context.log.info(f"cleaned up {name}, left by an interrupted build")
     return MaterializeResult(metadata={
         "path": MetadataValue.path(str(paths.warehouse)),
         "bytes": paths.warehouse.stat().st_size,
+        "published": True,
     })
 
 
@@ -364,5 +394,6 @@ def parquet_exports(context: AssetExecutionContext, iga: IGAResource) -> Materia
             publish.replace_dir(fresh, paths.parquet)
     return MaterializeResult(metadata={
         "path": MetadataValue.path(str(paths.parquet)), "files": len(rows), "written by": written_by,
+        "live": LIVE_WITH_THE_PUBLISH if candidate.exists() else LIVE_NOW,
         "rows": MetadataValue.md(pd.Series(rows, name="rows").to_frame().to_markdown()),
     })

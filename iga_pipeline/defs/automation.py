@@ -102,6 +102,9 @@ def scan(raw_dir: Path, previous: dict[str, list], settle_seconds: float = 0,
     A file changed (mtime or ctime) less than `settle_seconds` ago may still be arriving:
     it keeps its previous entry (a new one is left out) until it has been still that
     long, so that no half-written delivery is ingested (a review saw one published).
+    Every file of its cycle keeps its previous entry meanwhile: the cycle's ingest reads
+    all of them, so a settled file beside it would have brought the half-written one in
+    (a review's find, 2026-12-02).
 
     A file whose size, mtime and ctime are unchanged keeps its previous hash;
     any other file is hashed again, so a touch without a change costs one read
@@ -111,6 +114,7 @@ def scan(raw_dir: Path, previous: dict[str, list], settle_seconds: float = 0,
     a file too large) is never opened: the link itself is fingerprinted, so
     its cycle is still asked for and ingestion records the refusal."""
     state = {}
+    arriving: set[int] = set()  # cycles with a file still arriving
     for d in discover(raw_dir) if found is None else found:
         if d.cycle is None:
             continue
@@ -124,8 +128,7 @@ def scan(raw_dir: Path, previous: dict[str, list], settle_seconds: float = 0,
             state[d.source_file] = old
             continue
         if time.time() - max(st.st_mtime, st.st_ctime) < settle_seconds:  # still arriving
-            if old:
-                state[d.source_file] = old
+            arriving.add(d.cycle)
             continue
         try:
             digest = (f"refused:{st.st_size}:{st.st_mtime_ns}" if d.refused
@@ -135,6 +138,9 @@ def scan(raw_dir: Path, previous: dict[str, list], settle_seconds: float = 0,
         except OSError as e:  # not readable (permissions): its cycle is still asked for, and
             digest = f"unreadable:{type(e).__name__}:{st.st_size}:{st.st_mtime_ns}"  # ingestion says why
         state[d.source_file] = [st.st_size, st.st_mtime_ns, digest, d.cycle, st.st_ctime_ns]
+    if arriving:  # the cycle as it was: its files' previous entries, deleted ones included
+        state = {f: e for f, e in state.items() if e[CYCLE] not in arriving}
+        state.update({f: e for f, e in previous.items() if e[CYCLE] in arriving})
     return state
 
 

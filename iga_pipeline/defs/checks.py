@@ -26,6 +26,7 @@ from iga_pipeline.defs.resources import IGAResource
 from iga_pipeline.quality import personal_data
 from iga_pipeline.quality.expectations import SUITES, data_docs_index, run_suites
 from iga_pipeline.staging import locked, validate_staged
+from iga_pipeline.warehouse import build
 
 
 def _staged_files(iga: IGAResource, name: str) -> list[Path]:
@@ -113,6 +114,8 @@ def gx_mart_checks(context: AssetCheckExecutionContext, iga: IGAResource):
     docs = data_docs_index(paths.warehouse_dir)
     for s in SUITES:
         r = results[s.mart]
+        if target == candidate:
+            build.record_verdict(candidate, f"gx_{s.mart}", r.success)
         yield AssetCheckResult(
             asset_key=mart_key(s.mart), check_name=f"gx_{s.mart}", passed=r.success,
             severity=AssetCheckSeverity.ERROR,
@@ -143,6 +146,8 @@ def no_personnummer(context: AssetCheckExecutionContext, iga: IGAResource) -> As
     target = candidate if candidate.exists() else paths.warehouse
     scan = personal_data.scan(target)
     found = "\n".join(f"| {s}.{t}.{c} | {n} |" for (s, t, c), n in scan.found.items())
+    if target == candidate:
+        build.record_verdict(candidate, "no_personnummer", not found)
     return AssetCheckResult(passed=not found, metadata={
         "columns_scanned": len(scan.counts),
         "columns_skipped_by_length": len(scan.skipped_short),

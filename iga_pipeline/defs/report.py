@@ -11,7 +11,9 @@ from dagster import (
     AssetExecutionContext, MaterializeResult, MetadataValue, asset,
 )
 
-from iga_pipeline.defs.assets import REPORT, WITH_THE_MARTS, build_id, candidate_for, mart_key
+from iga_pipeline.defs.assets import (
+    LIVE_NOW, LIVE_WITH_THE_PUBLISH, REPORT, WITH_THE_MARTS, build_id, candidate_for, mart_key,
+)
 from iga_pipeline.defs.resources import IGAResource
 from iga_pipeline.evaluation import EVALUATION_MARTS
 from iga_pipeline.evaluation.report import write_report
@@ -55,6 +57,7 @@ def evaluation_report(context: AssetExecutionContext, iga: IGAResource) -> Mater
     return MaterializeResult(metadata={
         # where it is read: a build's pending file is renamed to index.html when it is published
         "path": MetadataValue.path(str(paths.report_dir / "index.html")),
+        "live": LIVE_WITH_THE_PUBLISH if source == candidate else LIVE_NOW,
         "bytes": out.stat().st_size,
         "misprinted_cells": len(flagged),
         "misprints": MetadataValue.md(flagged.to_markdown(index=False)),

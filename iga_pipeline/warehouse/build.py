@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import time
 from pathlib import Path
 
 import duckdb
@@ -30,6 +31,39 @@ def candidate_path(target: Path, token: str) -> Path:
     """Where the build `token` writes: beside the live file, so that the rename is atomic."""
     target = Path(target)
     return target.with_name(f"{target.name}{CANDIDATE_MARK}{token}")
+
+
+# --- the blocking checks' verdicts on a candidate -----------------------------------------------
+# Dagster's blocking checks stop the publish only within one run: a re-execution of the publish
+# step alone found a candidate whose checks had failed and published it (a review's find,
+# 2026-12-02). So each check that examines a candidate writes its verdict beside it, and the
+# publish refuses a candidate without a pass from every one. A new build of the candidate
+# (`discard`) removes the verdicts with it.
+
+def _verdicts(candidate: Path) -> Path:
+    candidate = Path(candidate)
+    return candidate.with_name(candidate.name + ".checks")
+
+
+def record_verdict(candidate: Path, check: str, passed: bool) -> None:
+    """Write check `check`'s verdict on `candidate` (which must exist)."""
+    folder = _verdicts(candidate)
+    folder.mkdir(exist_ok=True)
+    tmp = folder / f".{check}.tmp"
+    tmp.write_text("passed" if passed else "failed")
+    tmp.replace(folder / check)
+
+
+def not_passed(candidate: Path, checks: list[str]) -> list[str]:
+    """Those of `checks` that have not passed on `candidate`: failed, or never run on it."""
+    folder = _verdicts(candidate)
+
+    def verdict(check: str) -> str:
+        try:
+            return (folder / check).read_text()
+        except OSError:
+            return "not run"
+    return [f"{check} ({verdict(check)})" for check in checks if verdict(check) != "passed"]
 
 
 def sql_files() -> list[Path]:
@@ -134,6 +168,7 @@ def _extra_marts(con, extra_marts: dict | None) -> None:
 # --- incremental builds: a late delivery rebuilds one cycle's rows, not the warehouse ------------
 
 INPUTS_TABLE = "staging.build_inputs"  # what a warehouse was built from: code and staging fingerprints
+READ_AT = "staging_read_at"  # its row of when the staging was read (nanoseconds since the epoch)
 # Per-cycle staging tables and how a cycle's rows are found in them.
 PER_CYCLE = {
     "participations": "cycle = {c}", "survey_responses": "cycle = {c}",
@@ -167,11 +202,28 @@ def _build_inputs(staging: Path, extra_marts: dict | None) -> dict[str, str]:
         code.update(path.name.encode() + b"\0" + path.read_bytes())
     code.update(repr(sorted(extra_marts or {})).encode())
     code.update(STORAGE_VERSION.encode())  # another format: a full build, not a copy of the old file
-    inputs = {"code": code.hexdigest()}
+    # When the staging was read (under its shared lock, so no cycle changes meanwhile): the
+    # publish keeps a newer build's warehouse live against an older one finishing later.
+    inputs = {"code": code.hexdigest(), READ_AT: str(time.time_ns())}
     for folder in sorted(Path(staging).glob("cycle=*")):
         if folder.is_dir():
             inputs[folder.name] = _fingerprint(sorted(folder.glob("*.parquet")))
     return inputs
+
+
+def staging_read_at(warehouse: Path) -> int | None:
+    """When the staging a warehouse file was built from was read (ns), or None: unknown."""
+    if not Path(warehouse).is_file():
+        return None
+    try:
+        con = open_readonly(warehouse)
+    except duckdb.Error:
+        return None
+    try:
+        value = recorded_inputs(con).get(READ_AT)
+    finally:
+        con.close()
+    return int(value) if value else None
 
 
 def build_mode(warehouse: Path) -> str | None:
@@ -216,6 +268,8 @@ def _build_incrementally(staging: Path, candidate: Path, extra_marts: dict | Non
     import shutil
 
     shutil.copyfile(previous, candidate)
+    if _changed_cycles(candidate, inputs) != changed:  # published in between: compare with the copy
+        raise _Rebuild("the live warehouse was replaced while the build began")
     con = _connect(candidate)
     try:
         con.execute("BEGIN TRANSACTION")
@@ -328,9 +382,13 @@ def _record_size(candidate: Path) -> None:
 
 
 def discard(candidate: Path) -> None:
+    """Remove a candidate, its write-ahead log and its checks' verdicts."""
+    import shutil
+
     for p in (Path(candidate), Path(str(candidate) + ".wal")):
         try:
             p.unlink(missing_ok=True)
         except OSError:  # a read-only folder: there is nothing of ours to remove anyway
             if p.exists():
                 raise
+    shutil.rmtree(_verdicts(candidate), ignore_errors=True)

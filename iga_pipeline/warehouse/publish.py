@@ -30,7 +30,7 @@ from pathlib import Path
 from iga_pipeline.locks import flock
 from iga_pipeline.settings import RUN_MAX_SECONDS
 from iga_pipeline.warehouse import export
-from iga_pipeline.warehouse.build import CANDIDATE_MARK, candidate_path, discard
+from iga_pipeline.warehouse.build import CANDIDATE_MARK, candidate_path, discard, staging_read_at
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,10 @@ def _check_publishable(candidate: Path, target: Path) -> None:
                            "is not published; run the build again")
 
 
+class Superseded(Exception):
+    """The live warehouse was built from newer staging than this candidate: it stays live."""
+
+
 def publish_build(paths, run_id: str) -> list[str]:
     """Publish the build `run_id`: its candidate as the live warehouse, then the Parquet folder
     and the report rendered from it, one publish at a time (`publishing`). Returns the names
@@ -64,7 +68,11 @@ def publish_build(paths, run_id: str) -> list[str]:
     back if a later swap fails, so that a failed publish (exit status 1) leaves the previous
     warehouse, Parquet folder and report as they were; the new ones go back to their pending
     names, so that the run can be re-executed from this step. A kill midway is finished or
-    undone by the next publish, or the next build's marts step (`recover`)."""
+    undone by the next publish, or the next build's marts step (`recover`).
+
+    Raises Superseded, publishing nothing, when the live warehouse was built from staging
+    read after this candidate's: a slow full build that finished after a late delivery's
+    quick one put the delivery's cycle back as it was (a review's find, 2026-12-02)."""
     candidate = candidate_path(paths.warehouse, run_id)
     swaps = [(candidate, paths.warehouse)]
     if paths.pending_parquet(run_id).exists():
@@ -74,6 +82,10 @@ def publish_build(paths, run_id: str) -> list[str]:
     with publishing(paths.warehouse):
         repaired = _recover(paths)
         _check_publishable(candidate, paths.warehouse)
+        live_read, candidate_read = staging_read_at(paths.warehouse), staging_read_at(candidate)
+        if live_read and candidate_read and live_read > candidate_read:
+            raise Superseded(f"the live warehouse was built from the staging as read "
+                             f"{(live_read - candidate_read) / 1e9:.1f} s after this build read it")
         journal = _write_journal(paths, run_id, [(new, live, _previous(live, run_id)) for new, live in swaps])
         done: list[tuple[Path, Path, Path | None]] = []  # (new, live path, the previous version set aside)
         try:
@@ -97,6 +109,7 @@ def publish_build(paths, run_id: str) -> list[str]:
         _fsync_dir(journal.parent)
         for _, _, previous in done:
             _remove(previous)
+        discard(candidate)  # live under its own name now: this removes its checks' verdicts
         return repaired + remove_stale(paths)
 
 
