@@ -151,6 +151,7 @@ def _dagster_home_problems() -> list[str]:
     home = os.environ.get("DAGSTER_HOME")
     if not home:
         return []
+    home = os.path.expanduser(home)  # as Dagster reads it ('~/dagster_home')
     if not os.path.isabs(home):
         return [f"DAGSTER_HOME={home!r} is not an absolute path (say DAGSTER_HOME=$PWD/.dagster_home)"]
     if not os.path.isdir(home):

@@ -24,7 +24,8 @@ from iga_pipeline.pseudonym import PseudonymKey
 from iga_pipeline.sources import providers, register, survey
 from iga_pipeline.sources.provider_rows import warning_issue
 from iga_pipeline.sources.common import (
-    ISSUE_COLUMNS, AdapterOutput, Delivery, FileRejected, discover, issues_frame, sha256_of,
+    ISSUE_COLUMNS, AdapterOutput, Delivery, FileRejected, discover, issues_frame, mask_split_values,
+    sha256_of,
 )
 
 log = logging.getLogger(__name__)
@@ -108,12 +109,14 @@ class _Files:
             return None
         rejected = validation.rejections(out.rows, schema_for(out.rows), d.source_file)
         self.add(rejected)
+        issues = (pd.concat(self.issues[first:], ignore_index=True) if len(self.issues) > first
+                  else issues_frame()[ISSUE_COLUMNS].astype("string"))
+        issues["detail"] = mask_split_values(issues)  # masked before it is kept
+        self.issues[first:] = [issues] if len(issues) else []
         checked = Checked(
             rows=out.rows.drop(index=rejected.index)[[c for c in columns if c in out.rows]],
             interventions=out.interventions, followed_up=out.followed_up,
-            rows_read=self.files[d.source_file]["rows_read"],
-            issues=(pd.concat(self.issues[first:], ignore_index=True) if len(self.issues) > first
-                    else issues_frame()[ISSUE_COLUMNS].astype("string")))
+            rows_read=self.files[d.source_file]["rows_read"], issues=issues)
         if self.kept is not None and version is not None and _version(d.path) == version:
             self.kept.store(d, sha256, checked)
         return checked
@@ -422,6 +425,7 @@ def ingest_cycle(raw_root: Path, cycle: int, key: PseudonymKey, kept: CheckedFil
     responses = _surveys(cycle, by_kind["survey"], key, book)
 
     issues = (pd.concat(book.issues, ignore_index=True) if book.issues else issues_frame())
+    issues["detail"] = mask_split_values(issues)  # again: files read without read_checked
     issues.insert(0, "cycle", cycle)
     audit = _audit(book, participations, outcomes, responses)
     followup = pd.DataFrame({"cycle": [cycle], "followed_up": [followed_up],

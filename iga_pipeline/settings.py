@@ -87,7 +87,7 @@ class Paths:
         return cls(Path(raw).absolute(), Path(wh).absolute())
 
 
-GLOB_CHARACTERS = "*?[]"
+GLOB_CHARACTERS = "*?[]\\"  # and '\\', which DuckDB reads as '/' (a file in another folder)
 
 
 def _within(inner: Path, outer: Path) -> bool:

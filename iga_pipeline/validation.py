@@ -165,15 +165,8 @@ def _detail(column: str, check: str, value, whole_row: bool = False) -> tuple[st
 
 
 def _row_detail(messages: pd.Series, quoted: pd.Series) -> str:
-    """One row's details, joined. Each quoted value is safe alone, but two together can make
-    a personnummer: a birth date in one field (masked, '####-##-##'), the last four in another.
-    When the quoted values hold six digits or more between them, masked ones included, and more
-    than one holds a digit, every digit is masked."""
-    def digits(q: str | None) -> int:  # a described value ('<text of 12 characters>') quotes none
-        return 0 if q is None or q.startswith("<text of ") else sum(c.isdigit() or c == "#" for c in q)
-
-    if sum(digits(q) > 0 for q in quoted) > 1 and sum(map(digits, quoted)) >= 6:
-        quoted = ["".join("#" if c.isdigit() else c for c in q) if digits(q) else q for q in quoted]
+    """One row's details, joined (ingest.mask_split_values then masks quoted values that
+    together could make a personnummer)."""
     said = [m if q is None else f"{m} (got '{q}')" for m, q in zip(messages, quoted)]
     return "; ".join(dict.fromkeys(said))
 

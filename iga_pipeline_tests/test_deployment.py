@@ -252,3 +252,44 @@ def test_a_publish_re_executed_alone_publishes_nothing_its_checks_refused(tmp_pa
         said = failures["warehouse__published"]
         assert "has not passed every blocking check" in said and "gx_fct_participation (failed)" in said, said
         assert warehouse.read_bytes() == live
+
+
+def test_a_re_executed_marts_build_does_not_publish_the_report_of_the_one_before(tmp_path, monkeypatch):
+    """A review's find (2026-12-02): a run whose publish failed left its report and exports
+    pending; re-executing its pandera checks, marts, checks and publish over changed staging
+    put the new warehouse live beside the old report. A new candidate now discards its
+    group's pending report and exports, and the publish refuses without them."""
+    from conftest import rewrite_parquet
+    from dagster import DagsterInstance, ReexecutionOptions, execute_job, reconstructable
+
+    from iga_pipeline.defs.automation import all_cycles_tags
+
+    warehouse = _bundled_site(tmp_path, monkeypatch)
+    config = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+    (tmp_path / "home").mkdir()
+    live_report, exports = warehouse.parent / "report" / "index.html", warehouse.parent / "parquet"
+    job = reconstructable(_republish)
+    with DagsterInstance.local_temp(str(tmp_path / "home")) as instance:
+        with execute_job(reconstructable(_build_all), instance, tags=all_cycles_tags(), run_config=config) as first:
+            assert first.success
+        live, report = warehouse.read_bytes(), live_report.read_bytes()
+        shutil.rmtree(exports)
+        exports.write_text("not a folder")  # the publish cannot put the exports there: it fails
+        # and keeps the report and the exports pending
+        with execute_job(job, instance, run_config=config, raise_on_error=False) as failed:
+            assert [e.step_key for e in failed.all_events if e.is_step_failure] == ["warehouse__published"]
+            failed_id = failed.run_id
+        exports.unlink()  # the fault is gone; the staging of cycle 3 changes meanwhile
+        rewrite_parquet(warehouse.parent / "staging" / "cycle=3" / "survey_responses.parquet",
+                        "SELECT * FROM {src} LIMIT 10")
+        options = ReexecutionOptions(parent_run_id=failed_id, step_selection=[
+            "pandera_checks", "marts", "gx_mart_checks", "marts__fct_participation_no_personnummer",
+            "warehouse__published"])
+        with execute_job(job, instance, run_config=config, reexecution_options=options,
+                         raise_on_error=False) as again:
+            failures = {e.step_key: e.step_failure_data.error.message for e in again.all_events
+                        if e.is_step_failure}
+        assert list(failures) == ["warehouse__published"], failures
+        assert "the report and the Parquet exports of this run's candidate were not written" in \
+            failures["warehouse__published"]
+        assert warehouse.read_bytes() == live and live_report.read_bytes() == report

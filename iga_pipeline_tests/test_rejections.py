@@ -768,6 +768,22 @@ def test_a_date_is_quoted_only_from_a_field_of_dates(value):
     assert safe_value(value) == "".join("#" if c.isdigit() else c for c in value)
 
 
+def test_a_rows_warnings_do_not_make_a_personnummer_together(raw, ingest):
+    """A review's find (2026-12-02): '85010' in Kommun and '12383' in an hours column, two
+    warnings of one row, each safe alone: together 8501012383. Masked across the row's issues;
+    a row with one such value still shows it, and two invalid dates of one row stay shown."""
+    raw.register("1277", 2, [register_row(A, 2), register_row(B, 2),
+                             register_row(C, 2, inskrivningsdatum="2009-02-30", utskrivningsdatum="2009-13-01")])
+    raw.folkuniversitetet(2, "slut", [fu_end_row(A, kommun="85010", hours=("12383", "", "", "")),
+                                      fu_end_row(B, kommun="85010")])
+    result = ingest(2)
+    i = result.issues.set_index(["source_file", "source_row"])["detail"]
+    a, b, dates = (" ".join(i.loc[row]) for row in ((FU2, "1"), (FU2, "2"), (REG2, "3")))
+    assert "'#####'" in a and "85010" not in a and "12383" not in a, a
+    assert "'85010'" in b, b
+    assert "'2009-02-30'" in dates and "'2009-13-01'" in dates, dates
+
+
 def test_a_rows_quoted_values_do_not_make_a_personnummer_together(raw, ingest):
     """A review's find (2026-12-02): a register shifted by a column put the birth date in `kon`
     and the last four in `fodelseland`. Each was safe alone; together the detail held the

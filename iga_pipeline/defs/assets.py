@@ -252,6 +252,9 @@ def marts(context: AssetExecutionContext, iga: IGAResource):
         problems = staging.not_ready(paths.staging, reference.cycles(), iga.pseudonym_key())
         if problems:
             raise RuntimeError("the staging cannot go into the warehouse:\n" + "\n".join(problems))
+        # A re-execution builds its group's candidate again: the report and exports rendered from
+        # the earlier one must not go live with it (a review's find, 2026-12-02).
+        publish.discard_run(paths, build_id(context))
         build.build_candidate(paths.staging, candidate, EVALUATION_MARTS, previous=paths.warehouse)
         context.log.info(f"warehouse built: {build.build_mode(candidate)}")  # 'full', 'cycles 8', ...
         if _in_this_run(context, PARQUET):  # exported beside the checks, collected by parquet_exports
@@ -335,6 +338,9 @@ def published_warehouse(context: AssetExecutionContext, iga: IGAResource) -> Mat
         raise FileNotFoundError(
             "no candidate warehouse was built in this run (or the run it re-executes); materialise "
             "the marts in the same run")
+    # The Parquet files and the report rendered from this candidate go live with it; an
+    # export beside the checks that no Parquet step collected is not among them.
+    export.stop(candidate)
     # All three or none: a publish step selected without the report or the exports (or
     # re-executed alone after they failed) would put the warehouse live beside older ones.
     missing = [what for what, path in (("the report", paths.pending_report(build_id(context))),
@@ -349,9 +355,6 @@ def published_warehouse(context: AssetExecutionContext, iga: IGAResource) -> Mat
     if refused:
         raise Failure("this run's candidate warehouse has not passed every blocking check, so it is "
                       "not published: " + ", ".join(refused))
-    # The Parquet files and the report rendered from this candidate go live with it; an
-    # export beside the checks that no Parquet step collected is not among them.
-    export.stop(candidate)
     try:
         cleaned = publish.publish_build(paths, build_id(context))
     except publish.Superseded as e:
