@@ -784,6 +784,25 @@ def test_a_rows_warnings_do_not_make_a_personnummer_together(raw, ingest):
     assert "'2009-02-30'" in dates and "'2009-13-01'" in dates, dates
 
 
+def test_split_values_are_masked_past_apostrophes_whole_file_issues_and_sheet_names(raw, ingest):
+    """A second review's finds (2026-12-02): a value with an apostrophe ("'85010") hid its digits
+    from the masking; two whole-file warnings (an Åstorp export's keys '85010' and '12383')
+    were no row; two ignored Pethö sheets named '85010' and '12383' put them in parentheses and
+    in source_row. None of the five digits of either half is said now."""
+    raw.register("1277", 2, [register_row(A, 2)])
+    raw.folkuniversitetet(2, "slut", [fu_end_row(A, kommun="'85010", hours=("12383", "", "", ""))])
+    raw.register("1277", 5, [register_row(A, 5)])
+    doc = {"leverantor": "Åstorps kommun", "cykel": 5, "levererad": "2011-07-08",
+           "deltagare": [astorp_entry(A)], "85010": [1], "12383": [2]}
+    raw.write_text(AST5, json.dumps(doc))
+    raw.register("1277", 1, [register_row(A, 1), register_row(B, 1), register_row(C, 1)])
+    raw.petho({"Åstorp": [petho_row(A)], "85010": [petho_row(B)], "12383": [petho_row(C)]})
+    said = pd.concat([ingest(c).issues for c in (2, 5, 1)])
+    text = " ".join(said["detail"].dropna()) + " " + " ".join(said["source_row"].dropna())
+    assert "85010" not in text, said[said["detail"].str.contains("85010") | said["source_row"].str.contains("85010")]
+    assert said["reason"].isin(["unexpected_file"]).sum() >= 2 and (said["reason"] == "unknown_municipality").sum() == 2
+
+
 def test_a_rows_quoted_values_do_not_make_a_personnummer_together(raw, ingest):
     """A review's find (2026-12-02): a register shifted by a column put the birth date in `kon`
     and the last four in `fodelseland`. Each was safe alone; together the detail held the

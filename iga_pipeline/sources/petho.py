@@ -311,8 +311,11 @@ def _ignored_sheet(ws, position: int, key: PseudonymKey) -> list[tuple]:
         return []
     # The sheet's name is the sender's text: kept if it looks like a code, else a stable keyed
     # hash (as for file names, safe_path), so that the issue still has a row and is not "whole file".
-    return [(f"{safe_path(ws.title, key)}!{PETHO_HEADER_ROW}", "unknown_municipality",
-             f"worksheet {position} ({safe_value(ws.title)}) has Pethö's header and {people} row(s) "
+    # A name with a digit is hashed whatever it holds: two sheets named '85010' and '12383' made
+    # a personnummer between their issues (a review's find, 2026-12-02).
+    name = "~" + key.name_id(ws.title) if any(c.isdigit() for c in ws.title) else safe_path(ws.title, key)
+    return [(f"{name}!{PETHO_HEADER_ROW}", "unknown_municipality",
+             f"worksheet {position} ({name}) has Pethö's header and {people} row(s) "
              "with a personnummer, but its name is no project municipality's: not read")]
 
 
