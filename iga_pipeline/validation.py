@@ -124,15 +124,16 @@ def rejections(frame: pd.DataFrame, schema: pa.DataFrameSchema, source_file: str
     cases["reason"] = cases["check"].map(_reason)
     # A check of the whole frame (dates in order) fails once per column of the row: one detail.
     whole_row = cases["schema_context"] == "DataFrameSchema"
-    said = [_detail(col, check, value, whole)
-            for col, check, value, whole in zip(cases["column"], cases["check"], cases["failure_case"], whole_row)]
-    cases["message"] = [message for message, _ in said]
-    cases["quoted"] = [quoted for _, quoted in said]
+    cases["detail"] = [
+        _detail(col, check, value, whole)
+        for col, check, value, whole in zip(cases["column"], cases["check"], cases["failure_case"], whole_row)
+    ]
     cases["rank"] = cases["reason"].map(REASON_PRIORITY.index)
     cases = cases.sort_values(["index", "rank"], kind="stable")
-    per_row = cases.groupby("index", sort=True).agg(reason=("reason", "first"))
-    per_row["detail"] = [_row_detail(group["message"], group["quoted"])
-                         for _, group in cases.groupby("index", sort=True)]
+    per_row = cases.groupby("index", sort=True).agg(
+        reason=("reason", "first"),
+        detail=("detail", lambda d: "; ".join(dict.fromkeys(d))),
+    )
     out = pd.DataFrame({
         "source_file": source_file,
         "source_row": frame.loc[per_row.index, "source_row"].astype("string").values,
@@ -150,25 +151,21 @@ def _reason(check: str) -> str:
     return code if code in REASON_PRIORITY else "invalid_code"
 
 
-def _detail(column: str, check: str, value, whole_row: bool = False) -> tuple[str, str | None]:
-    """What a failed check says, and the value it quotes (made safe), if any."""
+def _detail(column: str, check: str, value, whole_row: bool = False) -> str:
     if check == "not_nullable":
-        return f"{column} is empty", None
+        return f"{column} is empty"
     message = str(check).split(":", 1)[-1].strip()
     if whole_row:  # the failure case is one of the row's values, whichever column: not quoted
-        return message, None
+        return message
     if column == "pnr_error":  # the failure case is our own error code, never the value
-        return "personnummer: " + personnummer.ERROR_TEXT.get(str(value), message), None
-    if column == "svar_id_error" or value is None or value is pd.NA:
-        return message, None
-    return message, safe_value(value, date=str(check).startswith("invalid_date"))
-
-
-def _row_detail(messages: pd.Series, quoted: pd.Series) -> str:
-    """One row's details, joined (ingest.mask_split_values then masks quoted values that
-    together could make a personnummer)."""
-    said = [m if q is None else f"{m} (got '{q}')" for m, q in zip(messages, quoted)]
-    return "; ".join(dict.fromkeys(said))
+        return "personnummer: " + personnummer.ERROR_TEXT.get(str(value), message)
+    if column == "svar_id_error":
+        return message
+    if value is None or value is pd.NA:
+        return message
+    # A date is quoted from a field of dates only; what one row's issues quote together is
+    # masked where it could make a personnummer (ingest: sources.common.mask_split_values).
+    return f"{message} (got '{safe_value(value, date=str(check).startswith('invalid_date'))}')"
 
 
 def checks_data() -> bool:
