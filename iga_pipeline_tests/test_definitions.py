@@ -70,6 +70,16 @@ def test_checks_are_blocking(defs):
         assert graph.get_check_spec(check_key).blocking, check_key
 
 
+def test_the_publish_waits_for_every_check_of_the_marts(defs):
+    """warehouse/published asks each check of the candidate for its verdict (CANDIDATE_CHECKS):
+    a check of the marts left out of that list would not stop a re-executed publish."""
+    from iga_pipeline.defs.assets import CANDIDATE_CHECKS
+
+    graph = defs.resolve_asset_graph()
+    on_the_marts = {k.name for k in graph.asset_check_keys if k.asset_key.path[0] == "marts"}
+    assert on_the_marts == set(CANDIDATE_CHECKS) and len(CANDIDATE_CHECKS) == 11
+
+
 def test_jobs_schedule_and_sensors(defs):
     from dagster import AssetKey, DefaultScheduleStatus, DefaultSensorStatus, build_schedule_context
 
