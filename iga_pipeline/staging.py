@@ -245,7 +245,8 @@ def not_ready(staging: Path, cycles, key: PseudonymKey) -> list[str]:
                 path = folder / f"{name}.parquet"
                 if path.exists() and not validated_before(path, model):
                     problems.append(f"cycle={cycle}/{name}.parquet has not passed its pandera model "
-                                    f"since it changed (check pandera_{name})")
+                                    f"since it changed (check pandera_{name}, run with the ingest; "
+                                    f"ingesting cycle {cycle} again stages it anew)")
     if not (Path(staging) / INVENTORY_ISSUES).is_file():
         problems.append(f"the raw root's inventory ({INVENTORY_ISSUES}) is missing: materialise "
                         "raw/inventory (iga-pipeline build does)")
@@ -340,8 +341,9 @@ def validate_staged(files: list[Path], model) -> Validated:
                     cases.append(pd.DataFrame({"column": name,
                                                "check": f"starts with 'c{cycle}-' (the cycle of its folder)",
                                                "failure_case": foreign.values}))
-        if cases:
-            failures.append(pd.concat(cases, ignore_index=True))
+        if cases:  # which file failed: a cycle's folder and a table's name, never a value
+            failures.append(pd.concat(cases, ignore_index=True).assign(
+                file=f"{path.parent.name}/{path.name}"))
         elif validation.checks_data():
             _mark_validated(path, model)
     return Validated(rows, pd.concat(failures, ignore_index=True) if failures else None, read)

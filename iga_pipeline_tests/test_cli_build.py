@@ -741,6 +741,7 @@ def test_a_failed_pandera_check_is_printed_without_the_values(clean_build, tmp_p
     assert head in build.stderr, build.stderr
     table = build.stderr.split(head, 1)[1]
     assert "municipality_code" in table and "gender" in table and "isin" in table, build.stderr
+    assert "cycle=2/participations.parquet" in table, build.stderr  # which file, not only which column
     output = build.stdout + build.stderr
     for text, what in needles().items():
         assert text not in output, what

@@ -23,7 +23,7 @@ from iga_pipeline.evaluation.common import (
 from iga_pipeline.evaluation.cost import cost_efficiency_frame
 from iga_pipeline.evaluation.goals import goal_attainment_frame
 from iga_pipeline.evaluation.reconciliation import published_reconciliation_frame
-from iga_pipeline.evaluation.report import fingerprint, grouped, thousands
+from iga_pipeline.evaluation.report import _summed_parts, fingerprint, grouped, thousands
 from iga_pipeline.evaluation.suppression import (
     HIDDEN, PUBLISHED, disclosure_intervals, suppress,
 )
@@ -394,6 +394,17 @@ def test_a_delsumma_printed_above_every_cycle_is_refused_not_left_empty():
                            published[published["row_label"] != "Delsumma"]], ignore_index=True)
     with pytest.raises(ValueError, match="Delsumma has no cycle row printed above it"):
         published_reconciliation_frame(reordered, _table1_cycles(), TABLE1_SUMMARY)
+
+
+def test_a_printed_total_is_told_apart_when_it_sums_the_printed_shares():
+    printed = {("Cykel 5", "share_work_90d"): 41, ("Cykel 5", "share_studies_90d"): 23,
+               ("Delsumma", "share_work_at_end"): 26, ("Delsumma", "share_studies_at_end"): 7}
+    assert _summed_parts(printed, "Cykel 5", "share_total_90d", 64) == (
+        "the sum of the printed, rounded shares 41% + 23%")
+    assert _summed_parts(printed, "Delsumma", "share_total_at_end", 32) is None  # 26 + 7 is 33
+    assert _summed_parts(printed, "Cykel 5", "share_work_90d", 41) is None  # not a total
+    assert _summed_parts(printed, "Cykel 6", "share_total_90d", 50) is None  # parts not printed
+    assert _summed_parts(printed, "Cykel 5", "share_total_90d", None) is None  # printed '-'
 
 
 def test_reconciliation_null_and_half_up_edges():

@@ -880,8 +880,10 @@ def test_the_automation_stops_at_a_failed_check_as_a_run_does(site, monkeypatch)
     rewrite_parquet(victim, DUPLICATE_A_ROW)
     ingest = site.run("ingest_cycle", partition_key="5", instance=instance)
     assert not ingest.success
-    checks = {e.check_name: e.passed for e in ingest.get_asset_check_evaluations()}
-    assert checks["pandera_participations"] is False
+    checks = {e.check_name: e for e in ingest.get_asset_check_evaluations()}
+    assert checks["pandera_participations"].passed is False
+    # cycle 5's run, cycle 2's file: the check names the file to stage again (a review's find)
+    assert checks["pandera_participations"].metadata["failed_files"].value == "cycle=2/participations.parquet"
     after = evaluate_automation_conditions(defs=defs, instance=instance, cursor=settled.cursor)
     requested = {k for k in every if after.get_num_requested(k)}
     assert PUBLISHED in requested, requested  # the cue taken: the marts and what follows them
@@ -889,7 +891,8 @@ def test_the_automation_stops_at_a_failed_check_as_a_run_does(site, monkeypatch)
                       definitions=job_with(AssetSelection.assets(*requested), "automation_run"))
     assert not follow.success
     assert PUBLISHED not in materialised(follow) and PARQUET not in materialised(follow)
-    assert "has not passed its pandera model" in failure_message(follow)
+    assert "cycle=2/participations.parquet has not passed its pandera model" in failure_message(follow)
+    assert "ingesting cycle 2 again stages it anew" in failure_message(follow)
     assert site.live.read_bytes() == live
     # the sensor ticks on (every 30 s) while someone finds and repairs the cause
     later = evaluate_automation_conditions(defs=defs, instance=instance, cursor=after.cursor)

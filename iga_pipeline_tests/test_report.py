@@ -425,6 +425,31 @@ def test_the_printed_delsumma_and_the_goals_followed_up_cycles_are_told_apart(bu
     assert cycle_ranges([1, 2, 3, 5, 7, 8]) == "1-3,5,7-8" and cycle_ranges([]) == ""
 
 
+def test_a_misprinted_total_that_sums_the_printed_shares_says_so(page_text):
+    """Cycle 5's and 7's printed totals at 90 days are the sums of their printed, rounded
+    shares (41% + 23%, 42% + 15%), not the rounded share of work or studies together; the
+    other misprints (cycle 2) have no such cause, and the print does not always sum (a
+    review's find)."""
+    assert "30 of 46 is 65.22%, rounded 65%; printed 64% (the sum of the printed, rounded shares 41% + 23%)" in page_text
+    assert "19 of 33 is 57.58%, rounded 58%; printed 57% (the sum of the printed, rounded shares 42% + 15%)" in page_text
+    assert page_text.count("the sum of the printed, rounded shares") == 2
+
+
+def test_the_tables_are_described_for_screen_readers_and_notes_are_linked(html):
+    """A review read the page as assistive technology does: every table has a caption, every
+    header cell says what it heads (scope), rows are named by a row header, Swedish text is
+    marked as Swedish, and each footnote mark in Table 1 links to its note."""
+    tables = re.findall(r"<table\b.*?</table>", html, re.S)
+    assert len(tables) == 7 and all("<caption>" in t for t in tables)
+    headers = re.findall(r"<th\b[^>]*>", html)
+    assert headers and all(re.search(r'scope="(col|row|colgroup)"', h) for h in headers), headers
+    named_rows = [t for t in tables if '<th scope="row"' in t]
+    assert len(named_rows) == 6  # all but the issues' table, whose first column is a severity
+    assert '<thead lang="sv">' in html and html.count('class="sv" lang="sv"') >= 4
+    marks = re.findall(r'href="#(misprint-\d+)"', html)
+    assert len(marks) == len(MISPRINTS) and all(f'<li id="{m}">' in html for m in marks)
+
+
 def test_report_never_shows_health_or_family_reasons_on_their_own(page_text, con):
     """A provider period can have a single leaver for illness or parental leave: on a shared
     page those are counted with 'annat'. The warehouse keeps them apart."""

@@ -120,6 +120,7 @@ def test_staged_files_are_validated_once_and_read_again_only_when_changed(raw, t
     _, cases, _ = staging.validate_staged([path], validation.Participation)
     assert set(zip(cases["column"], cases["check"])) >= {("participation_id", "field_uniqueness"),
                                                           ("gender", "isin(['K', 'M'])")}
+    assert set(cases["file"]) == {"cycle=2/participations.parquet"}
 
 
 def test_an_audit_that_loses_rows_fails_its_model(raw, tmp_path):

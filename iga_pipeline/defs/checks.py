@@ -65,9 +65,12 @@ def _pandera_result(iga: IGAResource, name: str, model) -> AssetCheckResult:
     if cases is None:
         return AssetCheckResult(asset_key=harmonised_key(name), check_name=f"pandera_{name}", passed=True,
                                 metadata=counts)
-    summary = cases.groupby(["column", "check"], dropna=False).size().rename("failures").reset_index()
+    summary = cases.groupby(["file", "column", "check"], dropna=False).size().rename("failures").reset_index()
+    failed = sorted(set(cases["file"]), key=lambda f: int(f.split("/")[0].split("=", 1)[1]))
     return AssetCheckResult(asset_key=harmonised_key(name), check_name=f"pandera_{name}", passed=False, metadata={
         **counts, "failures": len(cases),
+        # the cycles to ingest again, whichever cycle's run this check ran in
+        "failed_files": MetadataValue.text(", ".join(failed)),
         # failure values are left out: they could be anything a sender wrote
         "by_check": MetadataValue.md(summary.to_markdown(index=False)),
     })

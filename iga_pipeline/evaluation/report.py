@@ -318,6 +318,7 @@ def dropout_figure(table: list[dict], era_labels: list[str]):
 def _table1(recon: pd.DataFrame) -> dict:
     cells: dict[str, dict[str, dict]] = {}
     misprints = []
+    printed_cells = {(r.row_label, r.column_name): _none(r.published) for r in recon.itertuples()}
     for r in recon.sort_values(["row_order", "column_order"]).itertuples():
         unit = r.unit
         fmt = (lambda v: "–" if v is None else (thousands(v) if unit == "count" else whole_pct(v)))
@@ -334,6 +335,7 @@ def _table1(recon: pd.DataFrame) -> dict:
                 "denominator": _none(r.denominator),
                 "exact": None if exact is None else f"{exact:.2f}%",
                 "recomputed": fmt(recomputed), "published": fmt(published),
+                "cause": _summed_parts(printed_cells, r.row_label, r.column_name, published),
             })
             cell["note"] = len(misprints)
         cells.setdefault(r.row_label, {})[r.column_name] = cell
@@ -350,6 +352,19 @@ def _table1(recon: pd.DataFrame) -> dict:
         "count_cells": len(counts), "count_matches": int(counts["matches"].sum()),
         "percent_cells": len(percents), "percent_matches": int(percents["matches"].sum()),
     }
+
+
+def _summed_parts(printed: dict, row_label: str, column: str, published) -> str | None:
+    """Why a printed "Totalt, andel" differs, where the print shows it: it is the sum of the
+    printed, already rounded shares of work and studies (41% + 23% = 64%), not the rounded
+    share of work or studies together (30 of 46 = 65%)."""
+    if published is None or not column.startswith("share_total_"):
+        return None
+    when = column.removeprefix("share_total_")
+    parts = [printed.get((row_label, f"share_{kind}_{when}")) for kind in ("work", "studies")]
+    if None in parts or sum(parts) != published:
+        return None
+    return f"the sum of the printed, rounded shares {parts[0]}% + {parts[1]}%"
 
 
 def _printed_goal_claim(recon: pd.DataFrame) -> dict | None:
