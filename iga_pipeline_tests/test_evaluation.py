@@ -23,7 +23,7 @@ from iga_pipeline.evaluation.common import (
 from iga_pipeline.evaluation.cost import cost_efficiency_frame
 from iga_pipeline.evaluation.goals import goal_attainment_frame
 from iga_pipeline.evaluation.reconciliation import published_reconciliation_frame
-from iga_pipeline.evaluation.report import _summed_parts, fingerprint, grouped, thousands
+from iga_pipeline.evaluation.report import _summed_parts, fingerprint, grouped, thousands, with_leavers
 from iga_pipeline.evaluation.suppression import (
     HIDDEN, PUBLISHED, disclosure_intervals, suppress,
 )
@@ -394,6 +394,24 @@ def test_a_delsumma_printed_above_every_cycle_is_refused_not_left_empty():
                            published[published["row_label"] != "Delsumma"]], ignore_index=True)
     with pytest.raises(ValueError, match="Delsumma has no cycle row printed above it"):
         published_reconciliation_frame(reordered, _table1_cycles(), TABLE1_SUMMARY)
+
+
+def test_counting_early_leavers_as_not_in_work_shows_which_verdicts_change():
+    cycles = pd.DataFrame({"cycle": [1, 2], "followed_up": [True, False],
+                           "enrolled": [100, 50], "completed": [100, 40]})
+    scopes = {"followed_up": {"cycles": "1", "completed": 100, "work_90d": 40},
+              "all": {"cycles": "1-2", "completed": 140, "work_90d": 50}}
+    bench = pd.DataFrame([  # all: 50 of 140 (28%-44%) is above 27%; 50 of 150 (26.3%-41.2%) is not
+        {"benchmark_id": "ESF_SYDSVERIGE", "description": "South", "scope": scope,
+         "benchmark_value": 0.27, "verdict": "above", "group_birth_regions": None}
+        for scope in ("followed_up", "all")])
+    out = with_leavers(bench, cycles, scopes)
+    assert [w["scope"] for w in out] == ["all"]  # cycle 1 had no leaver: nothing to show
+    (w,) = out
+    assert (w["numerator"], w["denominator"], w["leavers"]) == (50, 150, 10)
+    assert [(c["was"], c["now"]) for c in w["changed"]] == [("above", "cannot tell")]
+    bench["benchmark_value"] = 0.20  # 26.3% is still above 20%: no change
+    assert with_leavers(bench, cycles, scopes)[0]["changed"] == []
 
 
 def test_a_printed_total_is_told_apart_when_it_sums_the_printed_shares():

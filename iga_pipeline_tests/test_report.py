@@ -435,6 +435,16 @@ def test_a_misprinted_total_that_sums_the_printed_shares_says_so(page_text):
     assert page_text.count("the sum of the printed, rounded shares") == 2
 
 
+def test_the_benchmarks_say_how_much_they_rest_on_counting_completers_only(page_text):
+    """rules.md compares completers; ESF's figures may count early leavers too. Counted as not
+    in work, the 58 leavers make TOTALT's "above" South Sweden's 27% a "cannot tell" (116 of
+    368, 26.99%-36.44%); the followed-up cycles' verdicts stand (a review's find)."""
+    assert ("Delsumma (cycles 1-7) 110 of 337, with 48 early leavers (33%, 95% interval 28%–38%), "
+            "and no verdict changes; TOTALT (cycles 1-8) 116 of 368, with 58 early leavers (32%, "
+            "95% interval 27%–36%), and against ESF projects, South Sweden (27%) the verdict becomes "
+            '"cannot tell" instead of "above" (the interval\'s bound is below 27% before rounding).') in page_text
+
+
 def test_the_tables_are_described_for_screen_readers_and_notes_are_linked(html):
     """A review read the page as assistive technology does: every table has a caption, every
     header cell says what it heads (scope), rows are named by a row header, Swedish text is

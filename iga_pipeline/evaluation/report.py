@@ -28,7 +28,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from iga_pipeline import warm_up
 from iga_pipeline.evaluation import queries
-from iga_pipeline.evaluation.benchmarks import wilson_interval
+from iga_pipeline.evaluation.benchmarks import verdict, wilson_interval
 from iga_pipeline.evaluation.reconciliation import TABLE1_COLUMNS, printed_above_subtotal, subtotal_cycles
 from iga_pipeline.warehouse.duck import open_readonly
 
@@ -527,6 +527,38 @@ def _benchmark(r) -> dict:
     return out
 
 
+def with_leavers(bench: pd.DataFrame, cycles: pd.DataFrame, scopes: dict) -> list[dict]:
+    """Per scope, the share in work at 90 days with the early leavers counted as not in work,
+    and the whole-project benchmark verdicts that would change. rules.md compares completers,
+    as the report did; ESF's figures may count everyone who left a project, so the page shows
+    how much the verdicts rest on that (a review's find: TOTALT's "above" South Sweden's 27%
+    is not above with the leavers counted). The page's alone: the mart follows rules.md."""
+    out = []
+    for scope, label in SCOPE_LABEL.items():
+        in_scope = cycles if scope == "all" else cycles[cycles["followed_up"].astype(bool)]
+        enrolled = int(in_scope["enrolled"].sum())
+        completed, work = scopes[scope]["completed"], scopes[scope]["work_90d"]
+        if not completed or enrolled == completed:
+            continue  # nothing to compare, or no leaver to count
+        ci = wilson_interval(work, enrolled)
+        changed = []
+        for r in bench[(bench["scope"] == scope) & bench["group_birth_regions"].isna()].itertuples():
+            now = verdict(ci, float(r.benchmark_value))
+            if now != r.verdict:
+                changed.append({"label": BENCHMARK_LABEL.get(r.benchmark_id, r.description),
+                                "benchmark": pct(r.benchmark_value),
+                                "was": VERDICT_LABEL.get(r.verdict, r.verdict),
+                                "now": VERDICT_LABEL.get(now, now),
+                                # the bound that moved across, where it prints as the benchmark
+                                "note": rounding_note(ci[0] if r.verdict == "above" else ci[1],
+                                                      float(r.benchmark_value))})
+        out.append({"scope": scope, "label": label, "cycles": scopes[scope]["cycles"],
+                    "leavers": enrolled - completed, "numerator": work, "denominator": enrolled,
+                    "value": pct(work / enrolled), "ci": f"{pct(ci[0])}–{pct(ci[1])}",
+                    "changed": changed})
+    return out
+
+
 def context(con: duckdb.DuckDBPyConnection, generated_at: datetime | None = None,
             warehouse_built_at: datetime | None = None) -> dict:
     """Everything the template shows, from a warehouse connection."""
@@ -572,6 +604,7 @@ def context(con: duckdb.DuckDBPyConnection, generated_at: datetime | None = None
         "table1": _table1(recon),
         "goals": goals,
         "benchmarks": benchmarks,
+        "with_leavers": with_leavers(bench, cycles, scopes),
         "chart_outcomes": outcome_chart(cycles, queries.benchmarks(con), target),
         "provider_eras": provider_eras, "group_eras": group_eras,
         "not_followed": not_followed,
