@@ -134,6 +134,8 @@ def test_the_instance_runs_at_most_two_ingest_runs_at_once(defs, tmp_path):
         # a failed run is launched again once (test_deployment.py plays it), not a CLI build's
         assert instance.run_retries_enabled and instance.run_retries_max_retries == 1
         assert instance.run_retries_retry_on_asset_or_op_failure  # a worker killed fails a step
+        assert not instance.telemetry_enabled  # the network is closed: no script, no console error
+        assert not instance.nux_enabled
         # sensor ticks that asked for nothing: kept a day; the others as long as Dagster keeps them
         retention = instance.get_tick_retention_settings(InstigatorType.SENSOR)
     assert retention[TickStatus.SKIPPED] == 1
