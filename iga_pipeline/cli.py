@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 import warnings
+from pathlib import Path
 
 from iga_pipeline import workers
 from iga_pipeline.process import exit_without_teardown
@@ -77,7 +78,7 @@ def build(raw_dir: str | None = None, warehouse: str | None = None, cycle: int |
         print(f"error: {e}", file=sys.stderr)
         return EXIT_FAILED
     from iga_pipeline.settings import problems
-    wrong = problems() + _dagster_home_problems()
+    wrong = problems() + _dagster_home_problems(paths.warehouse)
     for problem in wrong:
         print(f"error: {problem}", file=sys.stderr)
     if wrong:
@@ -145,9 +146,10 @@ def _build(paths, key, cycle: int | None) -> int:
     return summarise(paths, elapsed)
 
 
-def _dagster_home_problems() -> list[str]:
-    """What Dagster would refuse in DAGSTER_HOME (with a traceback, after the imports): the
-    run is recorded there when it is set (README), else in a temporary instance."""
+def _dagster_home_problems(warehouse: Path) -> list[str]:
+    """What Dagster would refuse in DAGSTER_HOME (with a traceback, after the imports), and an
+    instance that holds another warehouse's runs: the run is recorded there when it is set
+    (README), else in a temporary instance."""
     home = os.environ.get("DAGSTER_HOME")
     if not home:
         return []
@@ -156,7 +158,10 @@ def _dagster_home_problems() -> list[str]:
         return [f"DAGSTER_HOME={home!r} is not an absolute path (say DAGSTER_HOME=$PWD/.dagster_home)"]
     if not os.path.isdir(home):
         return [f"DAGSTER_HOME={home!r} is not an existing folder: create it (mkdir -p), or unset it"]
-    return []
+    from iga_pipeline.settings import claim_instance
+
+    problem = claim_instance(Path(home), warehouse)
+    return [problem] if problem else []
 
 
 def run_build_job(paths, cycle: int | None = None, job_name: str = "build_all"):

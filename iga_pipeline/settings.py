@@ -208,3 +208,35 @@ def require_valid() -> None:
     found = problems()
     if found:
         raise SettingError("; ".join(found))
+
+
+# --- one Dagster instance, one warehouse ----------------------------------------------------
+
+INSTANCE_MARK = "iga-warehouse"  # in the instance's folder: the warehouse whose runs it holds
+
+
+def claim_instance(home: Path, warehouse: Path) -> str | None:
+    """Record that the Dagster instance in `home` holds the runs of `warehouse` (the first run
+    or build to use it records it); a problem, if it holds another warehouse's.
+
+    Runs of two warehouses in one instance mix their materialisations, and the deployment's
+    automation then takes a CLI build's marts of another warehouse for its own, so a delivery
+    it had ingested was never published (a review's find, 2026-12-02)."""
+    mark = Path(home) / INSTANCE_MARK
+    mine = str(Path(warehouse).resolve())
+    try:
+        recorded = mark.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        try:
+            mark.write_text(mine + "\n", encoding="utf-8")
+        except OSError:
+            pass  # a read-only instance folder: Dagster will say so itself
+        return None
+    except OSError:
+        return None
+    if recorded == mine:
+        return None
+    return (f"the Dagster instance {home} holds the runs of the warehouse {recorded}, not of "
+            f"{mine}: one instance's runs of two warehouses mix, and its automation would take "
+            f"this build's marts for its own. Give this warehouse a DAGSTER_HOME of its own (or "
+            f"unset DAGSTER_HOME), or, if the warehouse has moved, delete {mark}")

@@ -16,6 +16,7 @@ import duckdb
 import pytest
 from conftest import TEST_KEY, expected_name_id, expected_person_key, rewrite_parquet, run_cli_build
 from iga_pipeline import cli
+from iga_pipeline.settings import INSTANCE_MARK, claim_instance
 from iga_pipeline.sources.common import safe_path
 from iga_pipeline.warehouse import export
 from rawfiles import (
@@ -627,6 +628,32 @@ def test_a_dagster_home_under_the_home_folder_is_accepted(clean_build, tmp_path,
     build = run_cli_build(clean_build.raw.root, tmp_path / "wh" / "iga.duckdb", DAGSTER_HOME="~/dh")
     assert build.exit_code == 0, build.stderr[-2000:]
     assert any((tmp_path / "dh").iterdir())  # the run is recorded there
+    # ... and the instance is this warehouse's from now on (settings.claim_instance)
+    assert (tmp_path / "dh" / INSTANCE_MARK).read_text().strip() == str((tmp_path / "wh" / "iga.duckdb").resolve())
+
+
+def test_a_dagster_home_that_holds_another_warehouse_is_refused(clean_build, tmp_path):
+    """A review's find (2026-12-02): a CLI build into another warehouse, with the deployment's
+    DAGSTER_HOME, recorded marts the deployment's automation took for its own, so a delivery
+    it had ingested was never published. The build is refused, exit 1, nothing built."""
+    home = tmp_path / "home"
+    home.mkdir()
+    deployment = tmp_path / "deployment" / "iga.duckdb"
+    (home / INSTANCE_MARK).write_text(f"{deployment}\n")
+    build = run_cli_build(clean_build.raw.root, tmp_path / "wh" / "iga.duckdb", DAGSTER_HOME=str(home))
+    assert build.exit_code == 1, build.stderr[-2000:]
+    assert f"holds the runs of the warehouse {deployment}" in build.stderr and "a DAGSTER_HOME of its own" in build.stderr
+    assert "Traceback" not in build.stderr and not (tmp_path / "wh").exists()
+    assert sorted(p.name for p in home.iterdir()) == [INSTANCE_MARK]  # no run recorded
+
+
+def test_the_first_use_of_an_instance_records_its_warehouse(tmp_path):
+    one, other = tmp_path / "a" / "iga.duckdb", tmp_path / "b" / ".." / "c" / "iga.duckdb"
+    assert claim_instance(tmp_path, one) is None
+    assert claim_instance(tmp_path, one) is None
+    problem = claim_instance(tmp_path, other)
+    assert str(one.resolve()) in problem and str(other.resolve()) in problem
+    assert (tmp_path / INSTANCE_MARK).read_text().strip() == str(one.resolve())  # unchanged
 
 
 def test_a_link_that_loops_is_left_to_the_build_to_name(tmp_path):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 import os
 import shutil
 import signal
@@ -36,16 +37,17 @@ import pandas as pd
 import pytest
 from conftest import TEST_SECRET, rewrite_parquet
 from dagster import (
-    AssetKey, AssetSelection, DagsterEventType, DagsterInstance, Definitions, SensorResult,
+    AssetCheckSeverity, AssetKey, AssetSelection, DagsterEventType, DagsterInstance, Definitions, SensorResult,
     SkipReason, build_sensor_context, define_asset_job, evaluate_automation_conditions,
 )
 from dagster._core.instance.ref import InstanceRef
 
 from iga_pipeline.definitions import defs
-from iga_pipeline.defs.assets import INVENTORY, PUBLISHED, RAW, harmonised_key, mart_key
+from iga_pipeline.defs.assets import INVENTORY, NO_FILE_REJECTED, PUBLISHED, RAW, harmonised_key, mart_key
 from iga_pipeline.defs.automation import all_cycles_tags, raw_delivery_sensor
 from iga_pipeline.defs.resources import IGAResource
 from iga_pipeline.personnummer import normalise_one
+from iga_pipeline.settings import INSTANCE_MARK
 from iga_pipeline.sources.common import discover
 from iga_pipeline.warehouse import export
 from iga_pipeline.warehouse.build import CANDIDATE_MARK
@@ -411,6 +413,45 @@ def test_a_run_of_several_cycles_labels_its_counts_as_theirs(built):
     assert first(harmonised_key("audit"), "3")["files rejected whole"] == 0
 
 
+@pytest.mark.slow
+def test_a_file_rejected_whole_is_a_warning_of_the_run_that_names_it(site, monkeypatch):
+    """A review's find (2026-12-02): a re-sent 90-day export that was not JSON replaced a good
+    one; the run was green and said only "1 file(s) rejected whole", so cycle 6 went out as not
+    followed up unnoticed. The run still succeeds (bad input is recorded, the build goes on),
+    but it warns in its log, and its check no_file_rejected_whole fails as a warning, each
+    naming the file (as the warehouse names it) and the reason."""
+    monkeypatch.setenv("IGA_PSEUDONYM_KEY", TEST_SECRET)
+    broken = "leverantorer/astorp/cykel6_90dagar.json"
+    (site.raw / broken).write_text("{ not json")
+    instance = DagsterInstance.ephemeral()
+    ingest = site.run("ingest_cycle", partition_key="6", instance=instance)
+    assert ingest.success, failure_message(ingest)
+    (check,) = [e for e in ingest.get_asset_check_evaluations() if e.check_name == NO_FILE_REJECTED]
+    assert check.passed is False and check.severity == AssetCheckSeverity.WARN
+    table = check.metadata["rejected whole"].value
+    assert broken in table and "unreadable_file" in table, table
+    warnings = [e.user_message for e in instance.all_logs(ingest.run_id)
+                if e.level == logging.WARNING and "rejected whole" in e.user_message]
+    assert any(broken in w and "unreadable_file" in w for w in warnings), warnings
+
+    (site.raw / broken).unlink()  # taken back: the check passes again
+    again = site.run("ingest_cycle", partition_key="6", instance=instance)
+    assert [e.passed for e in again.get_asset_check_evaluations() if e.check_name == NO_FILE_REJECTED] == [True]
+
+
+def test_a_run_in_an_instance_of_another_warehouse_fails_before_reading(site, tmp_path):
+    """The deployment's side of one instance per warehouse (settings.claim_instance): a run in
+    an instance that a build of another warehouse used first fails at once, saying why."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / INSTANCE_MARK).write_text(f"{tmp_path / 'other' / 'iga.duckdb'}\n")
+    with DagsterInstance.local_temp(str(home)) as instance:
+        result = site.run("ingest_cycle", partition_key="3", instance=instance)
+        assert not result.success
+        assert "holds the runs of the warehouse" in failure_message(result)
+        assert not result.get_asset_materialization_events()
+
+
 @pytest.mark.parametrize("job", ["build_all", "__ASSET_JOB"])
 def test_a_run_that_would_ingest_but_names_no_cycle_fails_before_anything_is_recorded(site, job):
     """`dagster job launch -j build_all` without the range tags, or `dagster asset materialize
@@ -596,6 +637,30 @@ def test_sensor_holds_a_cycle_back_while_any_of_its_files_is_arriving(raw_copy):
     time.sleep(2.1)
     requests, _, _ = tick(raw_copy, still, settle_seconds=2)
     assert [r.partition_key for r in requests] == ["3"]
+
+
+def test_sensor_waits_before_taking_a_deleted_file_as_gone(raw_copy):
+    """A review's find (2026-12-02): a 90-day file deleted and uploaded again 40 s later (an
+    SFTP client's replace, an engineer's) was taken as gone at once, and its cycle was
+    published as not followed up for 1.5 minutes. A deletion now waits until the folder it was
+    in has been still for the settle time, as a new file does."""
+    _, cursor, _ = tick(raw_copy, None)
+    path = raw_copy / FU3_90
+    whole = path.read_bytes()
+    path.unlink()
+    requests, still, _ = tick(raw_copy, cursor, settle_seconds=2)
+    assert requests == [] and json.loads(still)["files"][FU3_90] == json.loads(cursor)["files"][FU3_90]
+    time.sleep(0.5)
+    path.write_bytes(whole)  # back again, the same content
+    time.sleep(2.1)
+    requests, still, _ = tick(raw_copy, still, settle_seconds=2)
+    assert requests == []  # the same delivery: nothing to ingest
+    path.unlink()
+    assert tick(raw_copy, still, settle_seconds=2)[0] == []
+    time.sleep(2.1)
+    requests, after, _ = tick(raw_copy, still, settle_seconds=2)
+    assert [r.partition_key for r in requests] == ["3"]  # gone for good, once its folder is still
+    assert FU3_90 not in json.loads(after)["files"]
 
 
 def test_sensor_lists_a_file_of_no_cycle_once_it_is_still_and_keeps_no_name_of_it(raw_copy):

@@ -5,9 +5,12 @@
 """
 
 
+from pathlib import Path
+
 import pandas as pd
 from dagster import (
-    AssetExecutionContext, AssetKey, AssetSpec, AutomationCondition, BackfillPolicy, Failure,
+    AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, AssetKey, AssetSpec,
+    AutomationCondition, BackfillPolicy, Failure,
     MaterializeResult, MetadataValue, StaticPartitionsDefinition, TableColumn, TableSchema, asset, multi_asset,
 )
 
@@ -26,6 +29,7 @@ INVENTORY = AssetKey(["raw", "inventory"])
 PUBLISHED = AssetKey(["warehouse", "published"])
 PARQUET = AssetKey(["warehouse", "parquet"])
 REPORT = AssetKey(["report", "evaluation_report"])
+NO_FILE_REJECTED = "no_file_rejected_whole"  # a warning of the ingest (harmonised/audit)
 # The blocking checks of a candidate warehouse (defs/checks.py): each writes its verdict
 # beside the candidate, and warehouse/published publishes only one every one has passed.
 CANDIDATE_CHECKS = [*(f"gx_{s.mart}" for s in SUITES), "no_personnummer"]
@@ -82,6 +86,7 @@ def input_key(name: str) -> AssetKey:
 )
 def raw_deliveries(context: AssetExecutionContext, iga: IGAResource) -> MaterializeResult:
     refuse_a_run_of_no_cycle(context)
+    refuse_another_warehouse(context, iga)
     paths = iga.paths()
     manifest = []
     cycles = {int(key) for key in context.partition_keys}
@@ -108,6 +113,16 @@ def raw_deliveries(context: AssetExecutionContext, iga: IGAResource) -> Material
 BUILD_ALL = "build_all"  # the job of every asset (defs/automation.py)
 # The tags that name a run's cycles: one partition, or a range of them.
 CYCLE_TAGS = ("dagster/partition", "dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
+
+
+def refuse_another_warehouse(context, iga: IGAResource) -> None:
+    """Fail a run in a Dagster instance that holds another warehouse's runs
+    (`settings.claim_instance`; the first run or build to use the instance records its own)."""
+    if context.instance.is_ephemeral:  # a test's, or a CLI build's without DAGSTER_HOME
+        return
+    problem = settings.claim_instance(Path(context.instance.root_directory), iga.paths().warehouse)
+    if problem:
+        raise Failure(description=f"{problem}. Nothing was read or published.")
 
 
 def refuse_a_run_of_no_cycle(context: AssetExecutionContext) -> None:
@@ -146,6 +161,7 @@ def _of_the_run(name: str, partitions: int) -> str:
 )
 def raw_inventory(context: AssetExecutionContext, iga: IGAResource) -> MaterializeResult:
     refuse_a_run_of_no_cycle(context)
+    refuse_another_warehouse(context, iga)
     paths = iga.paths()
     found = staging.write_inventory(paths.raw_dir, paths.staging, iga.pseudonym_key())
     return MaterializeResult(metadata={"unexpected_files": found})
@@ -164,6 +180,13 @@ def raw_inventory(context: AssetExecutionContext, iga: IGAResource) -> Materiali
         ("issues", "Rejected rows and warnings of the cycle's files."),
         ("audit", "Per raw file: rows read, loaded, rejected, collapsed."),
     ]],
+    # A file rejected whole leaves the run green (bad input is recorded, not a failure), so the
+    # run says it where an engineer of a deployment looks: a warning, in its log and on the
+    # asset (the CLI says it too, exit status 3). A review saw a broken re-send go unnoticed.
+    check_specs=[AssetCheckSpec(
+        NO_FILE_REJECTED, asset=harmonised_key("audit"), blocking=False,
+        description="No raw file of the run's cycles was rejected whole (a warning: the build goes "
+                    "on without the file; its reason is in marts.ingest_audit).")],
     partitions_def=cycles_partitions,
     backfill_policy=BackfillPolicy.single_run(),
     can_subset=False,
@@ -177,7 +200,7 @@ def harmonised(context: AssetExecutionContext, iga: IGAResource):
         warm_up.start()  # the steps after the ingest then find their libraries imported
     if key.is_development:
         context.log.warning("IGA_PSEUDONYM_KEY is not set: person_key uses the PUBLIC development key")
-    per_cycle, by_reason = [], []
+    per_cycle, by_reason, rejected = [], [], []
     cycles = [int(partition) for partition in context.partition_keys]
     for staged in staging.stage_cycles(paths.raw_dir, paths.staging, cycles, key,
                                        alone_in_worker=iga.in_process_run):
@@ -188,6 +211,9 @@ def harmonised(context: AssetExecutionContext, iga: IGAResource):
             f"cycle {staged.cycle}: {staged.rows['participations']} participations, "
             f"{staged.rejected} raw rows rejected{whole}"
         )
+        for f in staged.audit[staged.audit["status"] == "rejected"].itertuples():  # names as in the warehouse
+            context.log.warning(f"cycle {staged.cycle}: {f.source_file} rejected whole: {f.reason}")
+            rejected.append({"cycle": staged.cycle, "source_file": f.source_file, "reason": f.reason})
         per_cycle.append({"cycle": staged.cycle, **staged.rows, "files_rejected": staged.files_rejected})
         by_reason.append(staged.by_reason)
     counts = pd.DataFrame(per_cycle).set_index("cycle")
@@ -202,6 +228,11 @@ def harmonised(context: AssetExecutionContext, iga: IGAResource):
             if len(reasons):
                 metadata["by_reason"] = MetadataValue.md(reasons.to_markdown(index=False))
         yield MaterializeResult(asset_key=harmonised_key(name), metadata=metadata)
+    yield AssetCheckResult(
+        asset_key=harmonised_key("audit"), check_name=NO_FILE_REJECTED, passed=not rejected,
+        severity=AssetCheckSeverity.WARN,
+        metadata={"rejected whole": MetadataValue.md(
+            pd.DataFrame(rejected).to_markdown(index=False) if rejected else "none")})
 
 
 def build_id(context) -> str:
@@ -235,6 +266,7 @@ def marts(context: AssetExecutionContext, iga: IGAResource):
 
     Nothing is published here: the candidate goes live in warehouse/published,
     after the blocking checks have passed."""
+    refuse_another_warehouse(context, iga)
     candidate, paths = candidate_for(context, iga)
     for cycle in staging.recover(paths.staging):
         context.log.warning(f"cycle {cycle}: restored its staging, left aside by an interrupted run")

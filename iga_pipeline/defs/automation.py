@@ -106,6 +106,9 @@ def scan(raw_dir: Path, previous: dict[str, list], settle_seconds: float = 0,
     all of them, so a settled file beside it would have brought the half-written one in
     (a review's find, 2026-12-02).
 
+    A file deleted waits the same: while the folder it was in has changed within
+    `settle_seconds`, its cycle keeps its previous entries (deleted, then uploaded again).
+
     A file whose size, mtime and ctime are unchanged keeps its previous hash;
     any other file is hashed again, so a touch without a change costs one read
     and requests nothing. The ctime (which no copy can set) catches a corrected
@@ -138,10 +141,29 @@ def scan(raw_dir: Path, previous: dict[str, list], settle_seconds: float = 0,
         except OSError as e:  # not readable (permissions): its cycle is still asked for, and
             digest = f"unreadable:{type(e).__name__}:{st.st_size}:{st.st_mtime_ns}"  # ingestion says why
         state[d.source_file] = [st.st_size, st.st_mtime_ns, digest, d.cycle, st.st_ctime_ns]
+    if settle_seconds:  # a file gone a moment ago may be coming back (deleted, then uploaded
+        now = time.time()  # again: a review saw the cycle published without it meanwhile)
+        for name, old in previous.items():
+            if name not in state and old[CYCLE] not in arriving and _folder_changed_within(
+                    Path(raw_dir), name, settle_seconds, now):
+                arriving.add(old[CYCLE])
     if arriving:  # the cycle as it was: its files' previous entries, deleted ones included
         state = {f: e for f, e in state.items() if e[CYCLE] not in arriving}
         state.update({f: e for f, e in previous.items() if e[CYCLE] in arriving})
     return state
+
+
+def _folder_changed_within(raw_dir: Path, source_file: str, seconds: float, now: float) -> bool:
+    """Whether the folder a file was in (or, if that went too, the nearest one left) had an
+    entry added or removed less than `seconds` ago: a deletion leaves no file to date, but it
+    dates its folder. Any entry counts, so this errs on the side of waiting."""
+    folder = (raw_dir / source_file).parent
+    while folder != raw_dir and raw_dir in folder.parents and not folder.is_dir():
+        folder = folder.parent
+    try:
+        return now - folder.stat().st_mtime < seconds
+    except OSError:
+        return False
 
 
 def changed_cycles(previous: dict[str, list], current: dict[str, list]) -> dict[int, list[str]]:
