@@ -94,10 +94,11 @@ def pandera_checks(iga: IGAResource):
 
 def failure_details(metadata) -> str:
     """What a failed check found, from its metadata: Great Expectations' failed expectations
-    with their counts ('failed'), pandera's failures by column and check ('by_check'), or the
-    columns with values shaped like a personnummer and their counts ('found'). None holds a
+    with their counts ('failed'), pandera's failures by column and check ('by_check'), the
+    columns with values shaped like a personnummer and their counts ('found'), or the files
+    rejected whole with their reasons ('rejected whole', names as in the warehouse). None holds a
     value of the data, so `iga-pipeline build` prints them."""
-    for name in ("failed", "by_check", "found"):
+    for name in ("failed", "by_check", "found", "rejected whole"):
         if name in metadata:
             return str(metadata[name].value)
     return "(no details recorded: see the check in the Dagster UI)"
