@@ -43,8 +43,11 @@ from dagster import (
 from dagster._core.instance.ref import InstanceRef
 
 from iga_pipeline.definitions import defs
-from iga_pipeline.defs.assets import INVENTORY, NO_FILE_REJECTED, PUBLISHED, RAW, harmonised_key, mart_key
+from iga_pipeline.defs.assets import (
+    INVENTORY, NO_FILE_REJECTED, PUBLISH_IN_RUN, PUBLISHED, RAW, harmonised_key, mart_key,
+)
 from iga_pipeline.defs.automation import all_cycles_tags, raw_delivery_sensor
+from iga_pipeline.defs.checks import pandera_checks
 from iga_pipeline.defs.resources import IGAResource
 from iga_pipeline.personnummer import normalise_one
 from iga_pipeline.settings import INSTANCE_MARK
@@ -888,8 +891,8 @@ def test_a_failed_check_blocks_the_publish(site, failing):
     rewrite_parquet(victim, NON_HEX_PERSON_KEYS if failing.startswith("gx") else DUPLICATE_A_ROW)
 
     marts = AssetSelection.assets(*(mart_key(m.name) for m in MARTS))
-    selection = marts.downstream() | AssetSelection.checks_for_assets(  # the marts and all after
-        *(harmonised_key(n) for n in HARMONISED))  # them, after the pandera checks of staging
+    # the marts and all after them, after the pandera checks of staging
+    selection = marts.downstream() | AssetSelection.checks(pandera_checks)
     definitions = job_with(selection, "republish")
     live = site.live.read_bytes()
     live_inode = site.live.stat().st_ino
@@ -1051,7 +1054,7 @@ def test_the_publish_is_never_requested_without_the_marts_of_its_run(site, monke
     assert whole.success, failure_message(whole)
     assert {e.materialization.metadata["publish"].value
             for e in whole.get_asset_materialization_events() if e.asset_key.path[0] == "marts"} == {
-        "in this run, once the blocking checks pass"}
+        PUBLISH_IN_RUN}
     settled = evaluate_automation_conditions(defs=defs, instance=instance)
     live = site.live.read_bytes()
     marts_only = site.run("marts_only", instance=instance, definitions=job_with(

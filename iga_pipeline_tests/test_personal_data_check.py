@@ -25,10 +25,10 @@ from rawfiles import Person, RawRoot, fu_90_row, fu_end_row, people, register_ro
 
 from iga_pipeline.definitions import defs
 from iga_pipeline.defs import checks
-from iga_pipeline.defs.assets import PUBLISHED, harmonised_key, mart_key
+from iga_pipeline.defs.assets import PUBLISHED, mart_key
 from iga_pipeline.defs.resources import IGAResource
 from iga_pipeline.quality import personal_data
-from iga_pipeline.warehouse.catalog import HARMONISED, MARTS
+from iga_pipeline.warehouse.catalog import MARTS
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::dagster.BetaWarning"),
@@ -242,7 +242,7 @@ def test_a_personnummer_in_the_staging_stops_the_build_before_the_publish(built,
                     f"'a remark: {pnr}' AS detail, 1 AS cycle")
 
     marts = AssetSelection.assets(*(mart_key(m.name) for m in MARTS))
-    selection = marts.downstream() | AssetSelection.checks_for_assets(*(harmonised_key(n) for n in HARMONISED))
+    selection = marts.downstream() | AssetSelection.checks(checks.pandera_checks)
     result = run_check(live, site / "raw", selection, "rebuild")
     assert not result.success
     evaluation = the_check(result)

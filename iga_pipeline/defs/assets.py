@@ -5,12 +5,13 @@
 """
 
 
+import warnings
 from pathlib import Path
 
 import pandas as pd
 from dagster import (
     AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, AssetKey, AssetSpec,
-    AutomationCondition, BackfillPolicy, Failure,
+    AutomationCondition, BackfillPolicy, BetaWarning, Failure,
     MaterializeResult, MetadataValue, StaticPartitionsDefinition, TableColumn, TableSchema, asset, multi_asset,
 )
 
@@ -21,6 +22,11 @@ from iga_pipeline.quality.expectations import SUITES
 from iga_pipeline.sources.common import discover, sha256_of
 from iga_pipeline.warehouse import build, duck, export, publish
 from iga_pipeline.warehouse.catalog import HARMONISED, IN_THE_CONTRACT, MARTS
+
+# The single-run backfill policy is beta in Dagster 1.13. Dagster is pinned (requirements.lock)
+# and the runs it makes are tested, so its warning, printed at every code-server and run start
+# (about 20 times a deployment's first minutes), says nothing an engineer can act on.
+warnings.filterwarnings("ignore", message="Parameter `backfill_policy`", category=BetaWarning)
 
 cycles_partitions = StaticPartitionsDefinition([str(c) for c in reference.cycles()])
 
@@ -319,10 +325,11 @@ def _preview(frame: pd.DataFrame) -> str:
 
 # What a mart's materialisation says of its publish (the run's warehouse/published records
 # whether it took place: the blocking checks come after the marts).
-PUBLISH_IN_RUN = "in this run, once the blocking checks pass"
+PUBLISH_IN_RUN = "in this run, once the blocking checks pass (warehouse/published's 'published' says whether it did)"
 PUBLISH_NOT_IN_RUN = "not in this run (warehouse/published was not selected): nothing is published"
 # Whether the report's or the exports' files at `path` are already this run's.
-LIVE_WITH_THE_PUBLISH = "once warehouse/published publishes this run's candidate (pending until then)"
+LIVE_WITH_THE_PUBLISH = ("pending: goes live with this run's warehouse/published, whose 'published' says whether "
+                         "it did (a materialisation's metadata is not changed later)")
 LIVE_NOW = "now: rendered from the live warehouse"
 
 
