@@ -158,9 +158,9 @@ def _dagster_home_problems(warehouse: Path) -> list[str]:
         return [f"DAGSTER_HOME={home!r} is not an absolute path (say DAGSTER_HOME=$PWD/.dagster_home)"]
     if not os.path.isdir(home):
         return [f"DAGSTER_HOME={home!r} is not an existing folder: create it (mkdir -p), or unset it"]
-    from iga_pipeline.settings import claim_instance
+    from iga_pipeline.settings import instance_problem
 
-    problem = claim_instance(Path(home), warehouse)
+    problem = instance_problem(Path(home), warehouse)  # the run's first step records it
     return [problem] if problem else []
 
 

@@ -9,6 +9,7 @@ contract's defaults: IGA_RAW_DIR (data/raw) and IGA_WAREHOUSE
 from __future__ import annotations
 
 import os
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -217,23 +218,34 @@ INSTANCE_MARK = "iga-warehouse"  # in the instance's folder: the warehouse whose
 
 def claim_instance(home: Path, warehouse: Path) -> str | None:
     """Record that the Dagster instance in `home` holds the runs of `warehouse` (the first run
-    or build to use it records it); a problem, if it holds another warehouse's.
+    to use it records it); a problem, if it holds another warehouse's.
 
     Runs of two warehouses in one instance mix their materialisations, and the deployment's
     automation then takes a CLI build's marts of another warehouse for its own, so a delivery
-    it had ingested was never published (a review's find, 2026-12-02)."""
+    it had ingested was never published (a review's find, 2026-12-02). The record appears
+    whole or not at all (a link of a complete temporary file): two first runs at once each
+    read one warehouse or the other, never an empty name."""
+    mark = Path(home) / INSTANCE_MARK
+    if not mark.exists():
+        tmp = mark.with_name(f".{INSTANCE_MARK}.{uuid.uuid4().hex}.tmp")
+        try:
+            tmp.write_text(str(Path(warehouse).resolve()) + "\n", encoding="utf-8")
+            os.link(tmp, mark)  # fails if another run recorded one meanwhile: that one holds
+        except OSError:
+            pass  # recorded by another run, or a read-only instance folder (Dagster says so)
+        finally:
+            tmp.unlink(missing_ok=True)
+    return instance_problem(home, warehouse)
+
+
+def instance_problem(home: Path, warehouse: Path) -> str | None:
+    """Whether the instance in `home` holds another warehouse's runs (recording nothing)."""
     mark = Path(home) / INSTANCE_MARK
     mine = str(Path(warehouse).resolve())
     try:
         recorded = mark.read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
-        try:
-            mark.write_text(mine + "\n", encoding="utf-8")
-        except OSError:
-            pass  # a read-only instance folder: Dagster will say so itself
-        return None
     except OSError:
-        return None
+        return None  # none recorded yet (or unreadable: Dagster will say so itself)
     if recorded == mine:
         return None
     return (f"the Dagster instance {home} holds the runs of the warehouse {recorded}, not of "

@@ -647,6 +647,35 @@ def test_a_dagster_home_that_holds_another_warehouse_is_refused(clean_build, tmp
     assert sorted(p.name for p in home.iterdir()) == [INSTANCE_MARK]  # no run recorded
 
 
+def test_a_build_refused_for_its_settings_records_no_warehouse_in_the_instance(clean_build, tmp_path):
+    """A review's find: a first build refused for a typo (a bad setting, a wrong --cycle) recorded
+    its warehouse, locking the real one out. The CLI only compares; the run's first step records."""
+    home = tmp_path / "home"
+    home.mkdir()
+    for args, env in ((("--cycle", "99"), {}), ((), {"IGA_INGEST_WORKERS": "abc"})):
+        build = run_cli_build(clean_build.raw.root, tmp_path / "typo" / "iga.duckdb", *args,
+                              DAGSTER_HOME=str(home), **env)
+        assert build.exit_code == 1, build.stderr[-2000:]
+        assert not (home / INSTANCE_MARK).exists()
+
+
+def test_two_first_runs_at_once_each_read_a_whole_record(tmp_path):
+    """A review saw 14 of 300 races read an empty record ("holds the runs of the warehouse ,")."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    for attempt in range(40):
+        home = tmp_path / str(attempt)
+        home.mkdir()
+        warehouses = [tmp_path / f"w{i}" / "iga.duckdb" for i in range(6)]
+        with ThreadPoolExecutor(6) as pool:
+            answers = list(pool.map(lambda w: claim_instance(home, w), warehouses))
+        recorded = (home / INSTANCE_MARK).read_text().strip()
+        assert recorded in {str(w.resolve()) for w in warehouses}
+        assert answers.count(None) == 1, answers
+        assert all(f"holds the runs of the warehouse {recorded}," in a for a in answers if a)
+        assert [p.name for p in home.iterdir()] == [INSTANCE_MARK]  # no temporary file left
+
+
 def test_the_first_use_of_an_instance_records_its_warehouse(tmp_path):
     one, other = tmp_path / "a" / "iga.duckdb", tmp_path / "b" / ".." / "c" / "iga.duckdb"
     assert claim_instance(tmp_path, one) is None

@@ -207,7 +207,7 @@ def _republish():
     from iga_pipeline.warehouse.catalog import MARTS
 
     selection = (AssetSelection.assets(*(mart_key(m.name) for m in MARTS)).downstream()
-                 | AssetSelection.checks(pandera_checks))  # the ingest's own warning needs the ingest
+                 | AssetSelection.checks(pandera_checks))
     job = define_asset_job("republish", selection=selection)
     return Definitions.merge(defs, Definitions(jobs=[job])).resolve_job_def("republish")
 

@@ -437,6 +437,11 @@ def test_a_file_rejected_whole_is_a_warning_of_the_run_that_names_it(site, monke
                 if e.level == logging.WARNING and "rejected whole" in e.user_message]
     assert any(broken in w and "unreadable_file" in w for w in warnings), warnings
 
+    # another cycle's ingest does not turn it green while cycle 6's file is still rejected
+    other = site.run("ingest_cycle", partition_key="3", instance=instance)
+    (check,) = [e for e in other.get_asset_check_evaluations() if e.check_name == NO_FILE_REJECTED]
+    assert check.passed is False and broken in check.metadata["rejected whole"].value
+
     (site.raw / broken).unlink()  # taken back: the check passes again
     again = site.run("ingest_cycle", partition_key="6", instance=instance)
     assert [e.passed for e in again.get_asset_check_evaluations() if e.check_name == NO_FILE_REJECTED] == [True]

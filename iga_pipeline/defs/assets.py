@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 from dagster import (
-    AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, AssetKey, AssetSpec,
-    AutomationCondition, BackfillPolicy, BetaWarning, Failure,
+    AssetExecutionContext, AssetKey, AssetSpec, AutomationCondition, BackfillPolicy, BetaWarning, Failure,
     MaterializeResult, MetadataValue, StaticPartitionsDefinition, TableColumn, TableSchema, asset, multi_asset,
 )
 
@@ -35,7 +34,7 @@ INVENTORY = AssetKey(["raw", "inventory"])
 PUBLISHED = AssetKey(["warehouse", "published"])
 PARQUET = AssetKey(["warehouse", "parquet"])
 REPORT = AssetKey(["report", "evaluation_report"])
-NO_FILE_REJECTED = "no_file_rejected_whole"  # a warning of the ingest (harmonised/audit)
+NO_FILE_REJECTED = "no_file_rejected_whole"  # the one check that warns, not blocks (checks.py)
 # The blocking checks of a candidate warehouse (defs/checks.py): each writes its verdict
 # beside the candidate, and warehouse/published publishes only one every one has passed.
 CANDIDATE_CHECKS = [*(f"gx_{s.mart}" for s in SUITES), "no_personnummer"]
@@ -123,7 +122,7 @@ CYCLE_TAGS = ("dagster/partition", "dagster/asset_partition_range_start", "dagst
 
 def refuse_another_warehouse(context, iga: IGAResource) -> None:
     """Fail a run in a Dagster instance that holds another warehouse's runs
-    (`settings.claim_instance`; the first run or build to use the instance records its own)."""
+    (`settings.claim_instance`; the first run to use the instance records its own)."""
     if context.instance.is_ephemeral:  # a test's, or a CLI build's without DAGSTER_HOME
         return
     problem = settings.claim_instance(Path(context.instance.root_directory), iga.paths().warehouse)
@@ -186,13 +185,6 @@ def raw_inventory(context: AssetExecutionContext, iga: IGAResource) -> Materiali
         ("issues", "Rejected rows and warnings of the cycle's files."),
         ("audit", "Per raw file: rows read, loaded, rejected, collapsed."),
     ]],
-    # A file rejected whole leaves the run green (bad input is recorded, not a failure), so the
-    # run says it where an engineer of a deployment looks: a warning, in its log and on the
-    # asset (the CLI says it too, exit status 3). A review saw a broken re-send go unnoticed.
-    check_specs=[AssetCheckSpec(
-        NO_FILE_REJECTED, asset=harmonised_key("audit"), blocking=False,
-        description="No raw file of the run's cycles was rejected whole (a warning: the build goes "
-                    "on without the file; its reason is in marts.ingest_audit).")],
     partitions_def=cycles_partitions,
     backfill_policy=BackfillPolicy.single_run(),
     can_subset=False,
@@ -200,13 +192,14 @@ def raw_inventory(context: AssetExecutionContext, iga: IGAResource) -> Materiali
 def harmonised(context: AssetExecutionContext, iga: IGAResource):
     """Adapters + validation for each cycle; Parquet per cycle under warehouse/staging."""
     settings.require_valid()  # before anything is read: a bad IGA_MAX_FILE_MB would refuse every file
+    refuse_another_warehouse(context, iga)  # a run from the UI may start here
     paths = iga.paths()
     key = iga.pseudonym_key()
     if iga.in_process_run:
         warm_up.start()  # the steps after the ingest then find their libraries imported
     if key.is_development:
         context.log.warning("IGA_PSEUDONYM_KEY is not set: person_key uses the PUBLIC development key")
-    per_cycle, by_reason, rejected = [], [], []
+    per_cycle, by_reason = [], []
     cycles = [int(partition) for partition in context.partition_keys]
     for staged in staging.stage_cycles(paths.raw_dir, paths.staging, cycles, key,
                                        alone_in_worker=iga.in_process_run):
@@ -217,9 +210,11 @@ def harmonised(context: AssetExecutionContext, iga: IGAResource):
             f"cycle {staged.cycle}: {staged.rows['participations']} participations, "
             f"{staged.rejected} raw rows rejected{whole}"
         )
-        for f in staged.audit[staged.audit["status"] == "rejected"].itertuples():  # names as in the warehouse
+        # A file rejected whole leaves the run green (bad input is recorded, the build goes on):
+        # the run says it where a deployment's engineer looks, by name as in the warehouse (and
+        # the check no_file_rejected_whole fails). A review saw a broken re-send go unnoticed.
+        for f in staged.audit[staged.audit["status"] == "rejected"].itertuples():
             context.log.warning(f"cycle {staged.cycle}: {f.source_file} rejected whole: {f.reason}")
-            rejected.append({"cycle": staged.cycle, "source_file": f.source_file, "reason": f.reason})
         per_cycle.append({"cycle": staged.cycle, **staged.rows, "files_rejected": staged.files_rejected})
         by_reason.append(staged.by_reason)
     counts = pd.DataFrame(per_cycle).set_index("cycle")
@@ -234,11 +229,6 @@ def harmonised(context: AssetExecutionContext, iga: IGAResource):
             if len(reasons):
                 metadata["by_reason"] = MetadataValue.md(reasons.to_markdown(index=False))
         yield MaterializeResult(asset_key=harmonised_key(name), metadata=metadata)
-    yield AssetCheckResult(
-        asset_key=harmonised_key("audit"), check_name=NO_FILE_REJECTED, passed=not rejected,
-        severity=AssetCheckSeverity.WARN,
-        metadata={"rejected whole": MetadataValue.md(
-            pd.DataFrame(rejected).to_markdown(index=False) if rejected else "none")})
 
 
 def build_id(context) -> str:
@@ -250,7 +240,9 @@ def build_id(context) -> str:
 
 
 def candidate_for(context, iga: IGAResource):
-    """This build's candidate warehouse file (named after `build_id`) and the paths."""
+    """This build's candidate warehouse file (named after `build_id`) and the paths; every step
+    of the warehouse, its checks, report, exports and publish start here."""
+    refuse_another_warehouse(context, iga)
     paths = iga.paths()
     return build.candidate_path(paths.warehouse, build_id(context)), paths
 
@@ -272,7 +264,6 @@ def marts(context: AssetExecutionContext, iga: IGAResource):
 
     Nothing is published here: the candidate goes live in warehouse/published,
     after the blocking checks have passed."""
-    refuse_another_warehouse(context, iga)
     candidate, paths = candidate_for(context, iga)
     for cycle in staging.recover(paths.staging):
         context.log.warning(f"cycle {cycle}: restored its staging, left aside by an interrupted run")

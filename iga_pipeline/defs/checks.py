@@ -9,19 +9,21 @@
 * no_personnummer: no value shaped like a personnummer in any text column of
   any table of that warehouse file (quality/personal_data.py).
 
-All are blocking: a failure stops warehouse/published, so a bad warehouse is
-never swapped in.
+All are blocking (a failure stops warehouse/published, so a bad warehouse is
+never swapped in) but no_file_rejected_whole, a warning beside the pandera checks: a raw file
+rejected whole is bad input, recorded, and the build goes on without it.
 """
 
 from pathlib import Path
 
+import pandas as pd
 from dagster import (
     AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, AssetCheckSpec,
     MetadataValue, asset_check, multi_asset_check,
 )
 
 from iga_pipeline import validation
-from iga_pipeline.defs.assets import candidate_for, harmonised_key, mart_key
+from iga_pipeline.defs.assets import NO_FILE_REJECTED, candidate_for, harmonised_key, mart_key
 from iga_pipeline.defs.resources import IGAResource
 from iga_pipeline.quality import personal_data
 from iga_pipeline.quality.expectations import SUITES, data_docs_index, run_suites
@@ -79,17 +81,37 @@ def _pandera_result(iga: IGAResource, name: str, model) -> AssetCheckResult:
 # One step for the seven models (each still a check of its own in the UI). Most runs read no
 # staged file here (the stamps), so a step of its own per model was mostly Dagster's own cost:
 # 0.07-0.34 s each in one 100k incremental run of 2026-12-01, 0.02-0.03 s in a 1M one.
+def _files_rejected_whole(iga: IGAResource) -> AssetCheckResult:
+    """Every staged cycle's files rejected whole, from the staged audits (a file each): a
+    warning while any is, whichever cycle's run this is (an ingest of another cycle does not
+    turn it green: a review's find)."""
+    audits = [pd.read_parquet(f, columns=["cycle", "source_file", "status", "reason"])
+              for f in _staged_files(iga, "audit")]
+    audit = pd.concat(audits, ignore_index=True) if audits else pd.DataFrame(columns=["status"])
+    rejected = audit[audit["status"] == "rejected"].drop(columns="status")
+    return AssetCheckResult(
+        asset_key=harmonised_key("audit"), check_name=NO_FILE_REJECTED, passed=rejected.empty,
+        severity=AssetCheckSeverity.WARN,
+        metadata={"rejected whole": MetadataValue.md(  # names as in the warehouse, reason codes
+            rejected.to_markdown(index=False) if len(rejected) else "none")})
+
+
 @multi_asset_check(
-    specs=[AssetCheckSpec(
+    specs=[*(AssetCheckSpec(
         f"pandera_{name}", asset=harmonised_key(name), blocking=True,
         description=f"Every staged row of every cycle has the columns and types of the pandera model "
                     f"{model.__name__} (validation.py), with {_in_words(model)}.")
-        for name, model in validation.HARMONISED_MODELS.items()],
+        for name, model in validation.HARMONISED_MODELS.items()),
+        AssetCheckSpec(
+            NO_FILE_REJECTED, asset=harmonised_key("audit"), blocking=False,
+            description="No raw file of any staged cycle was rejected whole. A warning, not blocking: "
+                        "the build goes on without the file; its reason is in marts.ingest_audit.")],
 )
 def pandera_checks(iga: IGAResource):
     with locked(iga.paths().staging, shared=True):  # no cycle is swapped while they read
         for name, model in validation.HARMONISED_MODELS.items():
             yield _pandera_result(iga, name, model)
+        yield _files_rejected_whole(iga)
 
 
 def failure_details(metadata) -> str:
