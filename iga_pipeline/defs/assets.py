@@ -316,7 +316,8 @@ def _preview(frame: pd.DataFrame) -> str:
 
 # What a mart's materialisation says of its publish (the run's warehouse/published records
 # whether it took place: the blocking checks come after the marts).
-PUBLISH_IN_RUN = "in this run, once the blocking checks pass (warehouse/published's 'published' says whether it did)"
+PUBLISH_IN_RUN = ("in this run, once the blocking checks pass "
+                  "(warehouse/published's 'published' says whether it did)")
 PUBLISH_NOT_IN_RUN = "not in this run (warehouse/published was not selected): nothing is published"
 # Whether the report's or the exports' files at `path` are already this run's.
 LIVE_WITH_THE_PUBLISH = ("pending: goes live with this run's warehouse/published, whose 'published' says whether "

@@ -78,9 +78,6 @@ def _pandera_result(iga: IGAResource, name: str, model) -> AssetCheckResult:
     })
 
 
-# One step for the seven models (each still a check of its own in the UI). Most runs read no
-# staged file here (the stamps), so a step of its own per model was mostly Dagster's own cost:
-# 0.07-0.34 s each in one 100k incremental run of 2026-12-01, 0.02-0.03 s in a 1M one.
 def _files_rejected_whole(iga: IGAResource) -> AssetCheckResult:
     """Every staged cycle's files rejected whole, from the staged audits (a file each): a
     warning while any is, whichever cycle's run this is (an ingest of another cycle does not
@@ -96,6 +93,9 @@ def _files_rejected_whole(iga: IGAResource) -> AssetCheckResult:
             rejected.to_markdown(index=False) if len(rejected) else "none")})
 
 
+# One step for the seven models and the warning (each a check of its own in the UI). Most runs
+# read no staged file here (the stamps), so a step of its own per model was mostly Dagster's cost:
+# 0.07-0.34 s each in one 100k incremental run of 2026-12-01, 0.02-0.03 s in a 1M one.
 @multi_asset_check(
     specs=[*(AssetCheckSpec(
         f"pandera_{name}", asset=harmonised_key(name), blocking=True,
