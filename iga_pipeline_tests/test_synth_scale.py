@@ -123,3 +123,15 @@ def test_late_followup_is_written_for_the_same_people(scaled, tmp_path):
     known = {e["pnr"] for e in end["deltagare"]}
     followed = [e["pnr"] for e in doc["uppfoljning"]]
     assert sum(p in known for p in followed) > 0.8 * len(followed)
+
+
+def test_the_summary_counts_the_defects_the_files_hold(scaled, built):
+    """The summary's defect counts are what the pipeline finds: no mismatch counted where the
+    file states no municipality (Åstorp's 90-day export), every unknown intervention counted."""
+    _, summary = scaled
+    defects = summary["defects"]
+    found = dict(built.query("SELECT reason || '/' || severity, count(*) FROM marts.data_quality_issues "
+                             "GROUP BY ALL"))
+    assert found["municipality_mismatch/warning"] == defects["municipality_mismatch"]
+    # invalid hours and unknown interventions are the file-level warnings of reason invalid_code
+    assert found["invalid_code/warning"] == defects["invalid_hours"] + defects["unknown_intervention"]

@@ -441,11 +441,14 @@ class Writer:
         })
 
     # ------------------------------------------------------------- providers
-    def _provider_rows(self, p: CyclePlan, point: str, rng: np.random.Generator) -> pd.DataFrame:
+    def _provider_rows(self, p: CyclePlan, point: str, rng: np.random.Generator,
+                       states_municipality: bool = True) -> pd.DataFrame:
         """Rows one provider delivery holds: index = participation, plus defects.
 
         Columns: slot, municipality (the provider's claim), detail (index or
-        'invalid'), pnr_bad (bump the check digit), tag."""
+        'invalid'), pnr_bad (bump the check digit), tag. A delivery that states
+        no municipality (Åstorp's 90-day export) draws the same, but its
+        mismatched rows are no defect: nothing in the file says so."""
         status = p.end if point == "end" else p.d90
         present = np.flatnonzero(status != ABSENT)
         k = defects_per_kind(p.n)
@@ -460,7 +463,8 @@ class Writer:
         rows.iloc[mismatch_i, rows.columns.get_loc("municipality")] = [
             self.codes[(self.codes.index(m) + s) % len(self.codes)]
             for m, s in zip(rows["municipality"].iloc[mismatch_i], shift)]
-        rows.iloc[mismatch_i, rows.columns.get_loc("tag")] = "municipality_mismatch"
+        if states_municipality:
+            rows.iloc[mismatch_i, rows.columns.get_loc("tag")] = "municipality_mismatch"
         dup = rows.iloc[dup_i].assign(tag="duplicate_row")
         conflict = rows.iloc[conflict_i].copy()
         conflict["detail"] = (conflict["detail"] + 1) % UNKNOWN  # another status, never 'unknown'
@@ -533,7 +537,7 @@ class Writer:
         info = reference.cycles()[p.cycle]
         codes = {d: c for c, d in reference.outcome_codes("astorp").items() if c}
         status_json = np.array([json.dumps(codes[d]) for d in DETAILS] + ['"PENSION"'], dtype=object)
-        rows = self._provider_rows(p, point, rng)
+        rows = self._provider_rows(p, point, rng, states_municipality=point == "end")
         detail = rows["detail"].to_numpy()  # INVALID (-1) picks the last code: outside the list
         status = status_json[detail]
         # 'unknown' is written OKAND or null, the same way for one person every time
@@ -621,6 +625,7 @@ class Writer:
                 chosen, name = [], "Okänd Deltagare"
             if rng.random() < 0.05:
                 chosen.append("Simning")  # unknown intervention: a warning
+                self.defect("unknown_intervention")
             cell = int(pnr10[i]) if as_number[i] else pnr[i]
             sheets[r.municipality].append([cell, name, ", ".join(chosen), end_text or None, text90, None])
         wb = openpyxl.Workbook()
