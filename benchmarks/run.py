@@ -194,13 +194,27 @@ def best(runs: list[dict]) -> dict:
 
 
 # ------------------------------------------------------------------ one size
+GENERATOR_SOURCES = ("iga_pipeline/synth/*.py", "iga_pipeline/reference/*", "iga_pipeline/personnummer.py")
+
+
+def generator_fingerprint(root: Path = REPO) -> str:
+    """Of every file the scaled generator's output depends on: its own modules (scale.py
+    draws on plan.py, names.py and writers.py), the reference tables, the personnummer rules."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for pattern in GENERATOR_SOURCES:
+        for path in sorted(root.glob(pattern)):
+            if path.is_file():
+                digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
 def synth(n: int, seed: int) -> tuple[Path, dict]:
     folder = DATA / str(n)
     raw = folder / "raw"
     marker = folder / "synth.json"
-    generator = (REPO / "iga_pipeline" / "synth" / "scale.py").read_bytes()
-    import hashlib
-    fingerprint = hashlib.sha256(generator).hexdigest()[:16]
+    fingerprint = generator_fingerprint()
     if marker.exists():
         meta = json.loads(marker.read_text())
         if meta.get("seed") == seed and meta.get("generator") == fingerprint and raw.is_dir():
