@@ -7,7 +7,10 @@ formats and the pipeline to the counts the generator reports.
 
 from __future__ import annotations
 
+import csv
 import json
+import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -115,6 +118,7 @@ def test_every_defect_kind_reaches_the_issues(built):
 
 def test_late_followup_is_written_for_the_same_people(scaled, tmp_path):
     raw, summary = scaled
+    shutil.copytree(raw, tmp_path, dirs_exist_ok=True)
     rel = scale.write_late_followup(tmp_path, N, SEED, cycle=8)
     assert rel == "leverantorer/astorp/cykel8_90dagar.json"
     doc = json.loads((tmp_path / rel).read_text(encoding="utf-8"))
@@ -123,6 +127,35 @@ def test_late_followup_is_written_for_the_same_people(scaled, tmp_path):
     known = {e["pnr"] for e in end["deltagare"]}
     followed = [e["pnr"] for e in doc["uppfoljning"]]
     assert sum(p in known for p in followed) > 0.8 * len(followed)
+
+
+@pytest.mark.parametrize("size, seed", [(N + 1000, SEED), (N, SEED + 1)])
+def test_late_followup_refuses_a_root_of_another_size_or_seed(scaled, tmp_path, capsys, size, seed):
+    """It wrote statuses of people the root does not hold, and said nothing (a review's find)."""
+    raw, _ = scaled
+    shutil.copytree(raw, tmp_path / "raw")
+    argv = ["--participations", str(size), "--seed", str(seed), "--late-followup", "8", "--out", str(tmp_path / "raw")]
+    with pytest.raises(SystemExit) as exit_:
+        synth_main(argv)
+    assert exit_.value.code == 2
+    assert "give the size and seed the root was made with" in capsys.readouterr().err
+    assert tree(tmp_path / "raw") == tree(raw)
+
+
+def test_a_returner_keeps_name_and_country_of_birth(scaled):
+    """Every register row of a person who comes back in a later cycle gives the same name and
+    country (each cycle drew new ones: a review's find)."""
+    raw, _ = scaled
+    seen: dict[str, set] = {}
+    cycles: dict[str, set] = {}
+    for path in (raw / "kommuner").rglob("*.csv"):
+        for row in csv.DictReader(path.read_text(encoding="utf-8-sig").splitlines(), delimiter=";"):
+            pnr = re.sub(r"\D", "", row["personnummer"] or "")[-10:]
+            seen.setdefault(pnr, set()).add((row["fornamn"], row["efternamn"], row["fodelseland"]))
+            cycles.setdefault(pnr, set()).add(row["cykel"])
+    returners = [pnr for pnr, c in cycles.items() if len(c) > 1]
+    assert len(returners) > 20
+    assert all(len(seen[pnr]) == 1 for pnr in returners), [seen[p] for p in returners if len(seen[p]) > 1][:3]
 
 
 def test_the_summary_counts_the_defects_the_files_hold(scaled, built):

@@ -49,7 +49,10 @@ def _write(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         if not args.out.is_dir() or not any(args.out.iterdir()):
             parser.error(f"--late-followup adds to a raw root made before: {args.out} has none")
         from iga_pipeline.synth.scale import write_late_followup
-        rel = write_late_followup(args.out, args.participations, args.seed, args.late_followup)
+        try:
+            rel = write_late_followup(args.out, args.participations, args.seed, args.late_followup)
+        except ValueError as e:  # a root of another size or seed
+            parser.error(str(e))
         print(json.dumps({"written": rel}))
         return 0
     if args.out.exists() and not args.out.is_dir():

@@ -17,7 +17,9 @@ minutes.
   `write_late_followup` writes its 90-day export afterwards: the late
   delivery the incremental benchmark re-runs one partition for.
 * About one row in `DEFECT_RATE` per defect kind and cycle (at least one) is
-  deliberately defective, so every validation path runs at scale:
+  deliberately defective, so that every reason for rejecting or warning runs at
+  scale (one form of each: a wrong check digit, 30 February, `kon` X, an empty
+  `kon`, ...; the hand-made forms are the bundled set's and the tests'):
   invalid personnummer, dates and codes, missing fields, malformed rows,
   cycle mismatches, duplicates, conflicting enrolments and duplicates,
   orphans, municipality mismatches, unknown interventions and hours.
@@ -34,8 +36,10 @@ file holds, so that a test can hold the pipeline to both.
 
 from __future__ import annotations
 
+import filecmp
 import io
 import json
+import tempfile
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -136,7 +140,8 @@ class Layout:
             slot += strangers[c]
             previous = c
         if slot > BIRTH_DAYS * SERIALS:
-            raise ValueError("too many people for the personnummer space")
+            raise ValueError(f"{participations:,} participations need {slot:,} distinct people: more than "
+                             f"the {BIRTH_DAYS * SERIALS:,} personnummer of births 1945-1994 the generator draws from")
         return cls(sizes, returners, new_start, stranger_start, strangers, slot)
 
 
@@ -262,7 +267,10 @@ def _names(rng: np.random.Generator, country: np.ndarray, sex: np.ndarray) -> tu
     return first, last
 
 
-def plan_cycle(seed: int, cycle: int, layout: Layout, people: People) -> CyclePlan:
+def plan_cycle(seed: int, cycle: int, layout: Layout, people: People,
+               previous: CyclePlan | None = None) -> CyclePlan:
+    """The cycle's participations. Its returners (people of the `previous` cycle) keep the
+    name and country of birth they had there; without `previous` they get drawn ones."""
     rng = np.random.default_rng([seed, cycle])
     info = reference.cycles()[cycle]
     n = layout.sizes[cycle]
@@ -294,6 +302,11 @@ def plan_cycle(seed: int, cycle: int, layout: Layout, people: People) -> CyclePl
     pc = np.array(list(weights_c.values()), dtype=float)
     country = countries[rng.choice(len(countries), size=n, p=pc / pc.sum())]
     first, last = _names(rng, country, people.sex(slot))
+    if previous is not None and r:  # drawn all the same: the other columns stay as they were
+        back = np.flatnonzero(slot < layout.new_start[cycle])
+        there = pd.Index(previous.slot).get_indexer(slot[back])
+        country[back], first[back], last[back] = (previous.country[there], previous.first[there],
+                                                  previous.last[there])
 
     end_status = np.where(completed, rng.choice(len(P_END), size=n, p=P_END),
                           rng.choice(len(P_END), size=n, p=P_LEAVER_END))
@@ -687,8 +700,9 @@ def generate_scaled(out_dir: Path, participations: int, seed: int) -> dict:
     """Write a complete raw root of `participations` accepted participations; return a summary."""
     w = Writer(out_dir, seed, participations)
     cycles = {}
+    p = None
     for cycle, info in sorted(reference.cycles().items()):
-        p = plan_cycle(seed, cycle, w.layout, w.people)
+        p = plan_cycle(seed, cycle, w.layout, w.people, previous=p)
         w.registers(p)
         if info.source_kind == "petho":
             w.petho(p)
@@ -727,4 +741,13 @@ def write_late_followup(out_dir: Path, participations: int, seed: int, cycle: in
         raise ValueError("the late follow-up is an Åstorp export (cycles 5-8)")
     w = Writer(Path(out_dir), seed, participations)
     p = plan_cycle(seed, cycle, w.layout, w.people)
+    # Another size or seed would write statuses of people the root does not hold: its
+    # end-of-cycle export, written again, must be the one on disk.
+    with tempfile.TemporaryDirectory() as scratch:
+        again = Writer(Path(scratch), seed, participations)
+        rel = again.astorp(p, "end")
+        on_disk = Path(out_dir) / rel
+        if not on_disk.is_file() or not filecmp.cmp(Path(scratch) / rel, on_disk, shallow=False):
+            raise ValueError(f"{rel} in {out_dir} is not what --participations {participations} "
+                             f"--seed {seed} writes: give the size and seed the root was made with")
     return w.astorp(p, "90d")
