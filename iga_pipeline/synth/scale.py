@@ -37,7 +37,7 @@ from __future__ import annotations
 import io
 import json
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -74,8 +74,6 @@ P_LEAVER_90D = (0.08, 0.02, 0.04, 0.01, 0.08, 0.03, 0.02, 0.02, 0.70)
 PNR_FORMS = ("YYMMDD-NNNC", "YYYYMMDD-NNNC", "YYMMDDNNNC", "YYYYMMDDNNNC")
 PNR_FORM_WEIGHTS = (0.70, 0.12, 0.10, 0.08)
 
-REGISTER_COLUMNS = ["personnummer", "fornamn", "efternamn", "kon", "fodelseland", "malgrupp",
-                    "cykel", "inskrivningsdatum", "utskrivningsdatum", "avbrott_orsak"]
 FU_HOURS = ["Timmar validering", "Timmar yrkesprövning", "Timmar samhällsorientering",
             "Timmar jobbsökning"]
 FU_END_COLUMNS = ["Personnummer", "Kommun", *FU_HOURS, "Utfallskod", "Utfallsdatum"]
