@@ -1,7 +1,7 @@
 """iga-pipeline: the headless build and the synthetic data generator.
 
     iga-pipeline build [--raw-dir DIR] [--warehouse FILE] [--cycle N]
-    iga-pipeline synth [--out DIR] [--seed N] [--participations N]
+    iga-pipeline synth [--out DIR] [--seed N] [--participations N [--late-followup CYCLE]]
 
 Exit status of build (warehouse.md): 0 built; 3 built, but at least one raw
 file was rejected whole (or a folder of the raw root could not be listed);

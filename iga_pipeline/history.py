@@ -64,8 +64,7 @@ def last_versions(log: pd.DataFrame) -> pd.DataFrame:
     return log.drop_duplicates("source_file", keep="last")
 
 
-def record(staging: Path, audit: pd.DataFrame, cycles, key: PseudonymKey,
-           now: datetime | None = None) -> int:
+def record(staging: Path, audit: pd.DataFrame, cycles, key: PseudonymKey) -> int:
     """Add to the log what changed in `cycles`, whose files the audit lists in full: a row
     for each file whose hash differs from the log's last for its path, and a row with no
     hash for each file of those cycles that the log has and the audit no longer lists.
@@ -76,7 +75,7 @@ def record(staging: Path, audit: pd.DataFrame, cycles, key: PseudonymKey,
     Path(staging).mkdir(parents=True, exist_ok=True)
     # Runs of different cycles may finish together: one writer at a time.
     with flock(Path(staging) / ".delivery_log.lock"):
-        return _record(staging, audit, {int(c) for c in cycles}, key, now)
+        return _record(staging, audit, {int(c) for c in cycles}, key)
 
 
 def _names_key(path: Path) -> bytes | None:
@@ -96,8 +95,7 @@ def _names_keyed(log: pd.DataFrame, key: PseudonymKey) -> pd.DataFrame:
     return log.assign(source_file=log["source_file"].map(rekeyed, na_action="ignore").astype("string"))
 
 
-def _record(staging: Path, audit: pd.DataFrame, cycles: set[int], key: PseudonymKey,
-            now: datetime | None) -> int:
+def _record(staging: Path, audit: pd.DataFrame, cycles: set[int], key: PseudonymKey) -> int:
     path = log_path(staging)
     names_key = key.fingerprint("delivery log names").encode()
     log = read_log(staging)
@@ -117,7 +115,7 @@ def _record(staging: Path, audit: pd.DataFrame, cycles: set[int], key: Pseudonym
         return 0
     types = {"source_file": "string", "sha256": "string", "source_kind": "string", "cycle": "Int64"}
     added = pd.concat([new.astype(types), gone.astype(types)], ignore_index=True).assign(
-        first_built=pd.Timestamp(now or datetime.now(timezone.utc)))
+        first_built=pd.Timestamp(datetime.now(timezone.utc)))
     merged = pd.concat([log.astype(types), added], ignore_index=True)[COLUMNS]
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")

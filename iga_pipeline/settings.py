@@ -186,8 +186,8 @@ def duckdb_memory() -> str | None:
     except duckdb.Error:
         raise SettingError(f"IGA_DUCKDB_MEMORY={setting!r} is not a size DuckDB knows "
                            "(say 2GB or 512MB)") from None
-    number, unit = read.split()
-    if float(number) * _BINARY_UNITS.get(unit, 1) < MIN_DUCKDB_MEMORY:
+    amount, unit = read.split()
+    if float(amount) * _BINARY_UNITS.get(unit, 1) < MIN_DUCKDB_MEMORY:
         raise SettingError(f"IGA_DUCKDB_MEMORY={setting!r} is less than the 32MB a build needs")
     return setting
 

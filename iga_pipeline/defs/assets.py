@@ -36,7 +36,8 @@ PARQUET = AssetKey(["warehouse", "parquet"])
 REPORT = AssetKey(["report", "evaluation_report"])
 NO_FILE_REJECTED = "no_file_rejected_whole"  # the one check that warns, not blocks (checks.py)
 # The blocking checks of a candidate warehouse (defs/checks.py): each writes its verdict
-# beside the candidate, and warehouse/published publishes only one every one has passed.
+# beside the candidate, and warehouse/published publishes a candidate only once all have
+# passed it (build.not_passed).
 CANDIDATE_CHECKS = [*(f"gx_{s.mart}" for s in SUITES), "no_personnummer"]
 
 

@@ -60,22 +60,20 @@ def verdict(ci: tuple[float, float] | None, benchmark: float) -> str:
     return INCONCLUSIVE
 
 
-def _group(by_region: pd.DataFrame, scope: str, regions: list[str], benchmark: float,
-           confidence: float) -> dict:
+def _group(by_region: pd.DataFrame, scope: str, regions: list[str], benchmark: float) -> dict:
     """The like-for-like columns of one benchmark and scope."""
     if not regions:
         return {}
     rows = by_region[(by_region["scope"] == scope) & by_region["birth_region"].isin(regions)]
     k, n = int(rows[NUMERATOR].sum()), int(rows[DENOMINATOR].sum())
-    ci = wilson_interval(k, n, confidence)
+    ci = wilson_interval(k, n)
     return {"group_birth_regions": " ".join(regions), "group_numerator": k, "group_denominator": n,
             "group_value": share(k, n), "group_ci_low": ci[0] if ci else None,
             "group_ci_high": ci[1] if ci else None, "group_verdict": verdict(ci, benchmark)}
 
 
 def benchmark_comparison_frame(benchmarks: pd.DataFrame, summary: pd.DataFrame,
-                               by_region: pd.DataFrame | None = None,
-                               confidence: float = CONFIDENCE) -> pd.DataFrame:
+                               by_region: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per benchmark and scope (benchmarks in file order, then scopes). `by_region`:
     completers and work_90d per scope and birth region (queries.BY_BIRTH_REGION); without
     it, no like-for-like figures."""
@@ -88,14 +86,14 @@ def benchmark_comparison_frame(benchmarks: pd.DataFrame, summary: pd.DataFrame,
                 k, n = int(by_scope.loc[scope, NUMERATOR]), int(by_scope.loc[scope, DENOMINATOR])
             else:
                 k, n = 0, 0
-            ci = wilson_interval(k, n, confidence)
+            ci = wilson_interval(k, n)
             rows.append({
                 "benchmark_id": b.benchmark_id, "scope": scope, "description": b.description,
                 "benchmark_value": float(b.value), "numerator": k, "denominator": n,
                 "project_value": share(k, n),
                 "ci_low": ci[0] if ci else None, "ci_high": ci[1] if ci else None,
-                "verdict": verdict(ci, float(b.value)), "confidence_level": confidence,
-                **_group(by_region, scope, regions, float(b.value), confidence),
+                "verdict": verdict(ci, float(b.value)), "confidence_level": CONFIDENCE,
+                **_group(by_region, scope, regions, float(b.value)),
             })
     out = pd.DataFrame(rows, columns=COLUMNS)
     for c in ("numerator", "denominator", "group_numerator", "group_denominator"):

@@ -559,10 +559,9 @@ def with_leavers(bench: pd.DataFrame, cycles: pd.DataFrame, scopes: dict) -> lis
     return out
 
 
-def context(con: duckdb.DuckDBPyConnection, generated_at: datetime | None = None,
-            warehouse_built_at: datetime | None = None) -> dict:
+def context(con: duckdb.DuckDBPyConnection, warehouse_built_at: datetime | None = None) -> dict:
     """Everything the template shows, from a warehouse connection."""
-    generated_at = generated_at or datetime.now(timezone.utc)
+    generated_at = datetime.now(timezone.utc)
     cycles = queries.cycles(con)
     summary = queries.summary(con).set_index("scope")
     goal_defs = queries.goals(con)
@@ -631,19 +630,18 @@ def render_html(ctx: dict) -> str:
     return env.get_template(TEMPLATE).render(**ctx)
 
 
-def render_report(con: duckdb.DuckDBPyConnection, generated_at: datetime | None = None,
-                  warehouse_built_at: datetime | None = None) -> str:
-    return render_html(context(con, generated_at, warehouse_built_at))
+def render_report(con: duckdb.DuckDBPyConnection, warehouse_built_at: datetime | None = None) -> str:
+    return render_html(context(con, warehouse_built_at))
 
 
-def write_report(warehouse: Path, out: Path, generated_at: datetime | None = None) -> Path:
+def write_report(warehouse: Path, out: Path) -> Path:
     """Render the report from the warehouse file (opened read-only) into `out`, atomically:
     a temporary file beside it, then os.replace."""
     warehouse, out = Path(warehouse), Path(out)
     built_at = datetime.fromtimestamp(warehouse.stat().st_mtime, tz=timezone.utc)
     con = open_readonly(warehouse)
     try:
-        html = render_report(con, generated_at, built_at)
+        html = render_report(con, built_at)
     finally:
         con.close()
     out.parent.mkdir(parents=True, exist_ok=True)

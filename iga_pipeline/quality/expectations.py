@@ -3,9 +3,10 @@
 Each suite validates a frame read from the candidate warehouse. Where an
 expectation needs arithmetic across columns (work + studies + other +
 unknown = completed; read = loaded + rejected + duplicates), the frame's SQL
-computes a `*_balance` column and the suite expects it to be 0. The
-pattern of `person_key` is matched in SQL too (`person_key_is_hex64`, expected
-True): GX's pandas engine matches it value by value in Python.
+computes a balance column (`end_balance`, `balance_90d`, `balance`, ...) and
+the suite expects it to be 0. The pattern of `person_key` is matched in SQL too
+(`person_key_is_hex64`, expected True): GX's pandas engine matches it value by
+value in Python.
 
 The file context lives in <warehouse dir>/gx/ (GX's own layout), and every
 run refreshes the Data Docs at

@@ -48,8 +48,9 @@ EXEMPT = frozenset({
                          # test_adapters.py shows a personnummer given as svar_id leaves only as that
     "sha256",            # SHA-256 of a raw file (sources.common.sha256_of): the GX suite of
                          # ingest_audit checks its pattern
-    "fingerprint",       # staging.build_inputs (warehouse/build.py): SHA-256 digests, 'full' or
-                         # 'cycles N', and the file's size in bytes, which from 1 GB on has ten digits
+    "fingerprint",       # staging.build_inputs (warehouse/build.py): SHA-256 digests, the build mode
+                         # ('full', 'cycles N', 'no cycle changed'), when the staging was read (ns since
+                         # the epoch), and the file's size in bytes, which from 1 GB on has ten digits
 })
 
 Column = tuple[str, str, str]  # (schema, table, column)

@@ -58,6 +58,3 @@ def read_folkuniversitetet(delivery: Delivery, key: PseudonymKey) -> AdapterOutp
                                        "intervention": names[column], "hours": hours[keep]}))
     inter = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=INTERVENTION_COLUMNS)
     return AdapterOutput(rows, inter.astype({"hours": "Float64"}), issues_frame(issues), followed_up(rows))
-
-
-# --- Åstorps kommun: JSON exports ----------------------------------------------

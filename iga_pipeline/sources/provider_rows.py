@@ -57,6 +57,3 @@ def identity(delivery: Delivery, source_row: pd.Series, pnr_values: pd.Series,
 
 def blank_to_na(s: pd.Series) -> pd.Series:
     return s.astype("string").str.strip().replace("", pd.NA)
-
-
-# --- Pethö Consulting: one workbook, one sheet per municipality ---------------

@@ -1,8 +1,10 @@
-"""iga-pipeline synth [--out DIR] [--seed N] [--participations N]: write raw deliveries.
+"""iga-pipeline synth [--out DIR] [--seed N] [--participations N [--late-followup CYCLE]]: write raw deliveries.
 
 Without --participations: the bundled data set (data/raw is exactly its output
 for the default seed). With it: deliveries of that many participations in the
-contract's formats, for benchmarks (see iga_pipeline/synth/scale.py).
+contract's formats, for benchmarks (see iga_pipeline/synth/scale.py). With
+--late-followup as well: only that cycle's late 90-day export, added to the raw
+root an earlier run with the same --participations and --seed wrote.
 """
 
 from __future__ import annotations

@@ -460,11 +460,11 @@ class _Planner:
         chosen = sorted(rng.sample(kinds, k), key=kinds.index)
         return [(kind, rng.choice(HOURS)) for kind in chosen]
 
-    def _extra(self, cycle: int, municipality: str | None = None, register: str = REGISTER_OK) -> Participation:
+    def _extra(self, cycle: int, register: str = REGISTER_OK) -> Participation:
         """A participation of a new person outside the counted population."""
         rng = self.rng
         start, end = self.cycles[cycle].start, self.cycles[cycle].end
-        p = Participation(self._new_person(cycle), cycle, municipality or self._municipality(),
+        p = Participation(self._new_person(cycle), cycle, self._municipality(),
                           enrolled=start + timedelta(days=rng.randint(0, 20)), exited=end,
                           pnr_form=rng.choices(PNR_FORMS, PNR_FORM_WEIGHTS)[0], register=register)
         p.interventions = self._interventions(cycle, True)

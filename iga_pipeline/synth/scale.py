@@ -41,7 +41,7 @@ import io
 import json
 import tempfile
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -78,8 +78,6 @@ P_LEAVER_90D = (0.08, 0.02, 0.04, 0.01, 0.08, 0.03, 0.02, 0.02, 0.70)
 PNR_FORMS = ("YYMMDD-NNNC", "YYYYMMDD-NNNC", "YYMMDDNNNC", "YYYYMMDDNNNC")
 PNR_FORM_WEIGHTS = (0.70, 0.12, 0.10, 0.08)
 
-REGISTER_COLUMNS = ["personnummer", "fornamn", "efternamn", "kon", "fodelseland", "malgrupp",
-                    "cykel", "inskrivningsdatum", "utskrivningsdatum", "avbrott_orsak"]
 FU_HOURS = ["Timmar validering", "Timmar yrkesprövning", "Timmar samhällsorientering",
             "Timmar jobbsökning"]
 FU_END_COLUMNS = ["Personnummer", "Kommun", *FU_HOURS, "Utfallskod", "Utfallsdatum"]
@@ -331,9 +329,9 @@ def _write_text(path: Path, chunks, encoding: str, bom: bool = False) -> None:
             f.write(chunk)
 
 
-def _csv_text(frame: pd.DataFrame, sep: str, lineterminator: str, header: bool = True) -> str:
+def _csv_text(frame: pd.DataFrame, sep: str, lineterminator: str) -> str:
     buf = io.StringIO()
-    frame.to_csv(buf, sep=sep, index=False, header=header, lineterminator=lineterminator)
+    frame.to_csv(buf, sep=sep, index=False, lineterminator=lineterminator)
     return buf.getvalue()
 
 
@@ -370,14 +368,14 @@ class Writer:
     def defect(self, kind: str, n: int = 1) -> None:
         self.defects[kind] = self.defects.get(kind, 0) + n
 
-    def strangers(self, cycle: int, group: int, count: int = 1) -> np.ndarray:
-        """Person slots of a cycle's extra people: `count` groups of k from group `group` on.
+    def strangers(self, cycle: int, group: int) -> np.ndarray:
+        """Person slots of a cycle's extra people: group `group`'s k (`defects_per_kind`).
 
         Groups: 0-4 the register rejects, 5 conflicting enrolments, 6 malformed
         register rows, 7 orphans at the end of the cycle, 8 orphans at 90 days."""
         k = defects_per_kind(self.layout.sizes[cycle])
         start = self.layout.stranger_start[cycle] + group * k
-        return np.arange(start, start + count * k)
+        return np.arange(start, start + k)
 
     # ------------------------------------------------------------- registers
     def registers(self, p: CyclePlan) -> None:

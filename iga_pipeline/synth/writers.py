@@ -214,8 +214,6 @@ def write_petho(plan: Plan, out: Path, log: DefectLog, cycles: list[int]) -> dic
 
     for cycle in cycles:
         rel = f"leverantorer/petho/cykel{cycle}_resultat.xlsx"
-        c = reference.cycles()[cycle]
-        report_date = c.end + timedelta(days=101)
         sheets: dict[str, list] = {code: [] for code in names}
         for p in plan.of_cycle(cycle):
             if p.end.mode == ABSENT:
@@ -245,47 +243,55 @@ def write_petho(plan: Plan, out: Path, log: DefectLog, cycles: list[int]) -> dic
                 elif p.end.mode == DUPLICATE:
                     rows = [(values, []), (values, [(DUPLICATE, "")])]
             sheets[sheet].extend(rows)
-
-        wb = openpyxl.Workbook()
-        info = wb.active
-        info.title = "Info"
-        info.append(["Integration Genom Arbete: resultatrapport"])
-        info.append(["Leverantör", c.provider])
-        info.append(["Cykel", cycle])
-        info.append(["Period", f"{c.start.isoformat()} – {c.end.isoformat()}"])
-        info.append(["Uppföljning", "Status 90 dagar avser läget tre månader efter cykelns slut"])
-        n_rows = 0
-        for code, rows in sheets.items():
-            rows.sort(key=lambda r: (r[0][1], str(r[0][0])))
-            ws = wb.create_sheet(names[code])
-            ws.append([f"Resultat cykel {cycle}: {names[code]}"])
-            ws["A1"].font = Font(bold=True)
-            ws.append(["Rapportdatum", datetime.combine(report_date, datetime.min.time())])
-            ws["B2"].number_format = "yyyy-mm-dd"
-            ws.append([])
-            ws.append(PETHO_COLUMNS)
-            for cell in ws[4]:
-                cell.font = Font(bold=True)
-            for values, _ in rows:
-                ws.append(values)
-            if code == owner:  # a note below the data, after an empty row: not data
-                ws.append([])
-                ws.append(["Sammanställt av Pethö Consulting. Uppgifterna stäms av med kommunerna."])
-            ws.column_dimensions["A"].width = 14
-            ws.column_dimensions["B"].width = 26
-            ws.column_dimensions["C"].width = 40
-            log.rows(rel, rows, label=lambda i, title=ws.title: f"{title}!{PETHO_FIRST_DATA_ROW - 1 + i}")
-            n_rows += len(rows)
-        fixed = datetime.combine(report_date, datetime.min.time())
-        wb.properties.creator = c.provider
-        wb.properties.created = fixed
-        wb.properties.modified = fixed
-        wb.properties.lastModifiedBy = c.provider
-        (out / rel).parent.mkdir(parents=True, exist_ok=True)
-        (out / rel).write_bytes(_deterministic_xlsx(wb, fixed))
+        files[rel] = _write_petho_workbook(out / rel, rel, cycle, sheets, names, owner, log)
         _missing_outcomes(log, plan, cycle, rel, rel)
-        files[rel] = n_rows
     return files
+
+
+def _write_petho_workbook(path: Path, rel: str, cycle: int, sheets: dict[str, list],
+                          names: dict[str, str], owner: str, log: DefectLog) -> int:
+    """Lay one cycle's planned rows out as Pethö's workbook (an Info sheet, then a sheet per
+    municipality, rows sorted by name), log the defects' cells and write it; the data rows."""
+    c = reference.cycles()[cycle]
+    report_date = c.end + timedelta(days=101)
+    wb = openpyxl.Workbook()
+    info = wb.active
+    info.title = "Info"
+    info.append(["Integration Genom Arbete: resultatrapport"])
+    info.append(["Leverantör", c.provider])
+    info.append(["Cykel", cycle])
+    info.append(["Period", f"{c.start.isoformat()} – {c.end.isoformat()}"])
+    info.append(["Uppföljning", "Status 90 dagar avser läget tre månader efter cykelns slut"])
+    n_rows = 0
+    for code, rows in sheets.items():
+        rows.sort(key=lambda r: (r[0][1], str(r[0][0])))
+        ws = wb.create_sheet(names[code])
+        ws.append([f"Resultat cykel {cycle}: {names[code]}"])
+        ws["A1"].font = Font(bold=True)
+        ws.append(["Rapportdatum", datetime.combine(report_date, datetime.min.time())])
+        ws["B2"].number_format = "yyyy-mm-dd"
+        ws.append([])
+        ws.append(PETHO_COLUMNS)
+        for cell in ws[4]:
+            cell.font = Font(bold=True)
+        for values, _ in rows:
+            ws.append(values)
+        if code == owner:  # a note below the data, after an empty row: not data
+            ws.append([])
+            ws.append(["Sammanställt av Pethö Consulting. Uppgifterna stäms av med kommunerna."])
+        ws.column_dimensions["A"].width = 14
+        ws.column_dimensions["B"].width = 26
+        ws.column_dimensions["C"].width = 40
+        log.rows(rel, rows, label=lambda i, title=ws.title: f"{title}!{PETHO_FIRST_DATA_ROW - 1 + i}")
+        n_rows += len(rows)
+    fixed = datetime.combine(report_date, datetime.min.time())
+    wb.properties.creator = c.provider
+    wb.properties.created = fixed
+    wb.properties.modified = fixed
+    wb.properties.lastModifiedBy = c.provider
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(_deterministic_xlsx(wb, fixed))
+    return n_rows
 
 
 def _deterministic_xlsx(wb: openpyxl.Workbook, when: datetime) -> bytes:
