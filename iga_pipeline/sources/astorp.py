@@ -153,7 +153,7 @@ class _Parsed:
 
 def _stream_json_export(text: str, list_key: str, on_batch, make_object=dict) -> dict:
     """json.loads for an export object, except that the array under `list_key` goes to
-    `on_batch` in lists of ASTORP_BATCH entries (and is replaced by `_Parsed(length)`).
+    `on_batch` in lists of ASTORP_BATCH entries (and is replaced by `_Parsed(entries)`).
 
     Values are decoded by the json module itself (raw_decode); this only walks the
     top-level object and the array. Anything it does not expect (another shape,

@@ -1,1 +1,2 @@
-"""The DuckDB warehouse: build a candidate file, check it, publish it atomically."""
+"""The DuckDB warehouse: build a candidate file, publish it atomically once its checks
+(iga_pipeline/quality/, run by defs/checks.py) have passed."""
