@@ -168,3 +168,24 @@ def test_the_summary_counts_the_defects_the_files_hold(scaled, built):
     assert found["municipality_mismatch/warning"] == defects["municipality_mismatch"]
     # invalid hours and unknown interventions are the file-level warnings of reason invalid_code
     assert found["invalid_code/warning"] == defects["invalid_hours"] + defects["unknown_intervention"]
+
+
+@pytest.mark.parametrize("change, said", [("remove", "has no leverantorer/astorp/cykel8.json"),
+                                          ("edit", "the file was changed since")])
+def test_late_followup_says_why_when_the_end_export_is_missing_or_changed(scaled, tmp_path, capsys,
+                                                                          change, said):
+    """A missing or edited end-of-cycle export is refused, and not blamed on the size or seed alone."""
+    raw, _ = scaled
+    shutil.copytree(raw, tmp_path / "raw")
+    end = tmp_path / "raw" / "leverantorer/astorp/cykel8.json"
+    if change == "remove":
+        end.unlink()
+    else:
+        end.write_bytes(end.read_bytes().replace(b'"ANST"', b'"XXXX"', 1))
+    before = tree(tmp_path / "raw")
+    argv = ["--participations", str(N), "--seed", str(SEED), "--late-followup", "8", "--out", str(tmp_path / "raw")]
+    with pytest.raises(SystemExit) as exit_:
+        synth_main(argv)
+    assert exit_.value.code == 2
+    assert said in capsys.readouterr().err
+    assert tree(tmp_path / "raw") == before

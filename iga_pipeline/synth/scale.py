@@ -738,6 +738,8 @@ def write_late_followup(out_dir: Path, participations: int, seed: int, cycle: in
     if info.source_kind != "astorp":
         raise ValueError("the late follow-up is an Åstorp export (cycles 5-8)")
     w = Writer(Path(out_dir), seed, participations)
+    # Drawn without the cycle before: its returners' names and countries are not the
+    # root's, but an Åstorp export holds neither (and draws the same either way).
     p = plan_cycle(seed, cycle, w.layout, w.people)
     # Another size or seed would write statuses of people the root does not hold: its
     # end-of-cycle export, written again, must be the one on disk.
@@ -745,7 +747,11 @@ def write_late_followup(out_dir: Path, participations: int, seed: int, cycle: in
         again = Writer(Path(scratch), seed, participations)
         rel = again.astorp(p, "end")
         on_disk = Path(out_dir) / rel
-        if not on_disk.is_file() or not filecmp.cmp(Path(scratch) / rel, on_disk, shallow=False):
+        if not on_disk.is_file():
+            raise ValueError(f"{out_dir} has no {rel}: --late-followup adds to a raw root "
+                             "that synth --participations wrote, end-of-cycle export and all")
+        if not filecmp.cmp(Path(scratch) / rel, on_disk, shallow=False):
             raise ValueError(f"{rel} in {out_dir} is not what --participations {participations} "
-                             f"--seed {seed} writes: give the size and seed the root was made with")
+                             f"--seed {seed} writes: give the size and seed the root was made with "
+                             "(or, if those are right, the file was changed since)")
     return w.astorp(p, "90d")
