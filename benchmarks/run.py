@@ -194,12 +194,15 @@ def best(runs: list[dict]) -> dict:
 
 
 # ------------------------------------------------------------------ one size
-GENERATOR_SOURCES = ("iga_pipeline/synth/*.py", "iga_pipeline/reference/*", "iga_pipeline/personnummer.py")
+# requirements.lock: numpy does not promise the same random draws across its versions
+GENERATOR_SOURCES = ("iga_pipeline/synth/*.py", "iga_pipeline/reference/*", "iga_pipeline/personnummer.py",
+                     "requirements.lock")
 
 
 def generator_fingerprint(root: Path = REPO) -> str:
     """Of every file the scaled generator's output depends on: its own modules (scale.py
-    draws on plan.py, names.py and writers.py), the reference tables, the personnummer rules."""
+    draws on plan.py, names.py and writers.py), the reference tables, the personnummer rules,
+    and the pinned versions (numpy's random draws)."""
     import hashlib
 
     digest = hashlib.sha256()

@@ -26,7 +26,8 @@ def test_the_data_set_is_made_again_when_any_module_of_the_generator_changes(tmp
     before = run.generator_fingerprint(tmp_path)
     assert before == run.generator_fingerprint(REPO)
     for rel in ("iga_pipeline/synth/plan.py", "iga_pipeline/synth/names.py",
-                "iga_pipeline/reference/outcome_codes.csv", "iga_pipeline/personnummer.py"):
+                "iga_pipeline/reference/outcome_codes.csv", "iga_pipeline/personnummer.py",
+                "requirements.lock"):
         original = (tmp_path / rel).read_bytes()
         (tmp_path / rel).write_bytes(original + b"\n")
         assert run.generator_fingerprint(tmp_path) != before, rel
