@@ -47,6 +47,7 @@ def test_asset_graph_matches_snapshot(defs):
 
 def test_every_asset_is_described_and_grouped(defs):
     graph = defs.resolve_asset_graph()
+    assert graph.get_all_asset_keys()
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
         assert node.group_name and node.group_name != "default", key
@@ -57,10 +58,13 @@ def test_lineage_reads_left_to_right(defs):
     """raw -> harmonised -> marts -> evaluation -> report -> warehouse: no edge goes backwards."""
     order = {"raw": 0, "harmonised": 1, "marts": 2, "evaluation": 3, "report": 4, "warehouse": 5}
     graph = defs.resolve_asset_graph()
+    edges = 0
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
         for parent in node.parent_keys:
             assert order[graph.get(parent).group_name] <= order[node.group_name], (parent, key)
+            edges += 1
+    assert edges, "no edge was looked at"
 
 
 def test_checks_are_blocking_but_the_ingest_warning(defs):
@@ -164,7 +168,9 @@ def test_every_job_executes_its_steps_in_the_runs_process(defs):
     takes the same executor."""
     from dagster import in_process_executor
 
-    for job in defs.resolve_all_job_defs():
+    jobs = list(defs.resolve_all_job_defs())
+    assert {j.name for j in jobs} >= {"build_all", "ingest_cycle"}
+    for job in jobs:
         assert job.executor_def is in_process_executor, job.name
 
 

@@ -549,6 +549,7 @@ def test_a_row_of_zeros_is_no_complement():
     result = suppress(counts)
     lp = disclosure_intervals(counts, result.suppressed)
     small = lp[(lp["value"] > 0) & (~lp["hidden"] | (lp["value"] <= 4))]
+    assert len(small), "the audit looked at no cell"
     assert ((small["high"] - small["low"]) >= 1 - 1e-9).all(), small
 
 
@@ -576,6 +577,7 @@ def test_no_small_count_can_be_pinned_in_random_tables(seed):
     result = suppress(counts)
     lp = disclosure_intervals(counts, result.suppressed)
     small = lp[(lp["value"] > 0) & (~lp["hidden"] | (lp["value"] <= 4))]
+    assert len(small), "the audit looked at no cell"
     assert ((small["high"] - small["low"]) >= 1 - 1e-9).all(), small[small["high"] - small["low"] < 1]
 
 
@@ -587,6 +589,7 @@ def test_row_identity_is_protected():
     assert pd.isna(row["dropped_out"])
     assert pd.isna(row["enrolled"]) or pd.isna(row["completed"])
     lp = disclosure_intervals(counts, result.suppressed)
+    assert (~lp["hidden"]).any(), "the audit looked at no suppressed cell"
     assert ((lp["high"] - lp["low"])[~lp["hidden"]] >= 1 - 1e-9).all()
 
 
@@ -616,6 +619,7 @@ def test_suppression_is_deterministic():
     pd.testing.assert_frame_equal(a.frame, b.frame)
     lp = disclosure_intervals(municipality_counts(rows), a.suppressed)
     sensitive = lp[~lp["hidden"] | lp["value"].between(1, 4)]
+    assert len(sensitive), "the audit looked at no cell"
     assert ((sensitive["high"] - sensitive["low"]) >= 1 - 1e-9).all()
     assert not a.unresolved
 

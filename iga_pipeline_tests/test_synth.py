@@ -431,7 +431,9 @@ def test_petho_workbook_layout(bundle):
 
 def test_astorp_json_structure(bundle):
     raw, _ = bundle
-    for path in sorted((raw / "leverantorer" / "astorp").glob("*.json")):
+    paths = sorted((raw / "leverantorer" / "astorp").glob("*.json"))
+    assert len(paths) == 7, paths  # cycles 5-8 and the 90-day exports of 5-7
+    for path in paths:
         doc = json.loads(path.read_text(encoding="utf-8"))
         if path.stem.endswith("_90dagar"):
             assert list(doc) == ["leverantor", "cykel", "levererad", "uppfoljning"]
@@ -444,6 +446,7 @@ def test_astorp_json_structure(bundle):
                 assert list(e) == ["pnr", "kommunkod", "insatser", "status_cykelslut"]
                 assert e["kommunkod"] in MUNICIPALITIES
                 assert all(set(i) == {"typ", "timmar"} for i in e["insatser"])
+        assert entries, path
         assert doc["cykel"] == int(re.search(r"\d+", path.stem).group())
         assert is_iso_date(doc["levererad"])
         assert all(re.fullmatch(r"\d{8}-\d{4}", e["pnr"]) for e in entries)
