@@ -314,7 +314,7 @@ def test_error_texts_never_contain_the_value():
     out = normalise(values, REF)
     assert out["pnr"].isna().all()
     assert set(out["error"]) == CODES
-    for value, error in zip(values, out["error"]):
+    for value, error in zip(values, out["error"], strict=True):
         digits = re.sub(r"[^0-9]", "", str(value))
         assert not re.search(r"[0-9]", error)
         assert not digits or (digits not in error and digits not in ERROR_TEXT[error])
@@ -447,7 +447,7 @@ def test_rows_are_independent(rows):
     values = pd.Series([v for v, _ in rows], index=range(100, 100 + len(rows)), dtype=object)
     refs = pd.Series(pd.to_datetime([r for _, r in rows]), index=values.index, dtype="datetime64[ns]")
     out = normalise(values, refs)
-    for (value, ref), pnr, error in zip(rows, out["pnr"], out["error"]):
+    for (value, ref), pnr, error in zip(rows, out["pnr"], out["error"], strict=True):
         alone = normalise_one(value, ref)
         assert (None if pd.isna(pnr) else pnr, None if pd.isna(error) else error) == alone
         assert (alone[0] is None) != (alone[1] is None)
