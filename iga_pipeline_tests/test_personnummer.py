@@ -383,7 +383,7 @@ def _expected(born: dt.date, serial: int, coordination: bool) -> str:
 AGE_RANGE = {"YYMMDD-NNNC": (0, 99), "YYMMDDNNNC": (0, 99), "YYMMDD+NNNC": (100, 199)}
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.filter_too_much])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
 @given(
     born=st.dates(min_value=dt.date(1800, 1, 1), max_value=dt.date(2060, 12, 31)),
     serial=st.integers(0, 999),
@@ -409,7 +409,7 @@ def test_format_pnr_round_trips(born, serial, coordination, form, days_after_bir
     assert normalise_one(written[:-1] + str(new_check), reference) == (None, "wrong_check_digit")
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(
     born=st.dates(min_value=dt.date(1, 1, 1), max_value=dt.date(9999, 12, 31)),
     serial=st.integers(0, 999),
@@ -435,7 +435,7 @@ _ANY_VALUE = st.one_of(
 )
 
 
-@settings(max_examples=100)
+@settings(max_examples=100, deadline=None)
 @given(
     rows=st.lists(
         st.tuples(_ANY_VALUE, st.dates(min_value=dt.date(1990, 1, 1), max_value=dt.date(2040, 12, 31))),
@@ -461,7 +461,7 @@ def test_twelve_digit_forms_agree_with_the_personnummer_library():
     """Cross-check against the MIT-licensed `personnummer` package (pinned for the tests)."""
     from personnummer import personnummer  # the package keeps its API in a submodule
 
-    @settings(max_examples=500)
+    @settings(max_examples=500, deadline=None)
     @given(
         year=st.integers(1800, 2099),
         month=st.integers(0, 13),
