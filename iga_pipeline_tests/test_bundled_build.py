@@ -15,7 +15,10 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     warehouse = tmp_path_factory.mktemp("bundled") / "iga.duckdb"
-    code = cli.main(["build", "--raw-dir", str(REPO / "data" / "raw"), "--warehouse", str(warehouse)])
+    with pytest.MonkeyPatch.context() as mp:  # the default build, whatever the caller's shell sets
+        for name in ("DAGSTER_HOME", "IGA_ENV", "IGA_PSEUDONYM_KEY", "IGA_RAW_DIR", "IGA_WAREHOUSE"):
+            mp.delenv(name, raising=False)
+        code = cli.main(["build", "--raw-dir", str(REPO / "data" / "raw"), "--warehouse", str(warehouse)])
     con = duckdb.connect(str(warehouse), read_only=True)
     yield code, con, warehouse
     con.close()
