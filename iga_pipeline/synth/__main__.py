@@ -53,7 +53,7 @@ def _write(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         from iga_pipeline.synth.scale import write_late_followup
         try:
             rel = write_late_followup(args.out, args.participations, args.seed, args.late_followup)
-        except ValueError as e:  # a root of another size or seed
+        except ValueError as e:  # a root this size and seed did not write (or its export changed)
             parser.error(str(e))
         print(json.dumps({"written": rel}))
         return 0
