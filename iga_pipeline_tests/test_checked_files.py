@@ -143,7 +143,8 @@ def test_a_damaged_entry_is_read_again(raw, tmp_path, monkeypatch):
 
 def test_nothing_is_kept_while_pandera_is_switched_off(raw, tmp_path, monkeypatch):
     monkeypatch.setenv("PANDERA_VALIDATION_DEPTH", "SCHEMA_ONLY")  # rows would pass unchecked
-    list(staging.stage_cycles(raw, tmp_path, [5], KEY, workers=1))
+    (staged,) = staging.stage_cycles(raw, tmp_path, [5], KEY, workers=1)
+    assert staged.rows["participations"] > 0 and (tmp_path / "cycle=5").is_dir()  # staged all the same
     assert not (tmp_path / ".checked").exists()
 
 
