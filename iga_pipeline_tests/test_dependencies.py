@@ -1,0 +1,124 @@
+"""What the project depends on: the .venv is the lock, every licence in it is one we
+accept, and docs/dependencies.md describes each direct dependency at its locked version.
+
+A new dependency (or a new version that changes its licence) fails here until someone
+has read its licence and, if it is acceptable, added it below and to the document.
+"""
+
+import importlib.metadata as md
+import re
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCK = ROOT / "requirements.lock"
+DIRECT = ROOT / "requirements.in"
+DOC = ROOT / "docs" / "dependencies.md"
+
+# Permissive licences, and the MPL-2.0 (copyleft per file: using the files unchanged
+# asks nothing of this project). No GPL, LGPL or AGPL: see docs/dependencies.md.
+ACCEPTED = {"MIT", "MIT-0", "MIT-CMU", "BSD", "BSD-2-Clause", "BSD-3-Clause", "0BSD", "ISC",
+            "Apache-2.0", "PSF-2.0", "Zlib", "CC0-1.0", "MPL-2.0"}
+
+# What packages write in their metadata when they give no SPDX expression.
+SPELLINGS = {
+    "mit": "MIT", "mit license": "MIT", "mit licence": "MIT",
+    "bsd": "BSD", "bsd license": "BSD", "bsd 3-clause license": "BSD-3-Clause",
+    "3-clause bsd license": "BSD-3-Clause", "bsd-3-clause": "BSD-3-Clause",
+    "apache 2.0": "Apache-2.0", "apache-2.0": "Apache-2.0", "apache license version 2.0": "Apache-2.0",
+    "apache software license": "Apache-2.0", "python software foundation license": "PSF-2.0",
+    "mozilla public license 2.0 (mpl 2.0)": "MPL-2.0", "mpl-2.0": "MPL-2.0",
+}
+
+
+def locked() -> dict[str, str]:
+    """Every distribution requirements.lock pins: normalised name -> version."""
+    pins = re.findall(r"^([A-Za-z0-9._-]+)==([^\s\\]+)", LOCK.read_text(), flags=re.M)
+    return {normalised(name): version for name, version in pins}
+
+
+def normalised(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def licence_alternatives(dist: md.Distribution) -> list[list[str]]:
+    """The licence as alternatives (OR) of terms that all apply (AND), in SPDX spelling
+    where the metadata allows. Order of trust: the SPDX expression (PEP 639), the trove
+    classifiers, then the free-text License field (many packages put the whole text there)."""
+    meta = dist.metadata
+    expression = meta.get("License-Expression")
+    if expression:
+        return [[term.strip(" ()") for term in alternative.split(" AND ")]
+                for alternative in expression.split(" OR ")]
+    classifiers = [c.split("::")[-1].strip() for c in meta.get_all("Classifier") or []
+                   if c.startswith("License ::")]
+    if classifiers:  # several classifiers: the package is offered under each
+        return [[SPELLINGS.get(c.lower(), c)] for c in classifiers]
+    text = (meta.get("License") or "").strip()
+    if " AND " in text and "\n" not in text:  # tqdm: "MPL-2.0 AND MIT"
+        return [[SPELLINGS.get(t.strip().lower(), t.strip()) for t in text.split(" AND ")]]
+    return [[SPELLINGS.get(text.lower(), text[:80] or "no licence in the metadata")]]
+
+
+def accepted(alternatives: list[list[str]]) -> bool:
+    return any(all(term in ACCEPTED for term in terms) for terms in alternatives)
+
+
+def test_the_licence_reading_tells_accepted_from_refused():
+    """The reading above on the forms met in the lock, and on licences we refuse."""
+    assert accepted([["MIT"]]) and accepted([["Apache-2.0", "BSD-3-Clause"], ["GPL-3.0-only"]])
+    assert accepted([["MPL-2.0", "MIT"]])
+    assert not accepted([["GPL-3.0-or-later"]]) and not accepted([["LGPL-2.1-only"]])
+    assert not accepted([["MIT", "GPL-2.0-only"]])  # all of an AND must be accepted
+    assert not accepted([["no licence in the metadata"]])
+    assert SPELLINGS["3-clause bsd license"] == "BSD-3-Clause"
+
+
+def test_the_environment_is_the_lock():
+    """scripts/install.sh syncs .venv to requirements.lock: each pin is installed at its
+    version, so the licences read below are those of what CI and users run."""
+    pins = locked()
+    assert len(pins) > 50 and "dagster" in pins and "duckdb" in pins
+    wrong = {name: (version, _installed(name)) for name, version in pins.items()
+             if _installed(name) != version}
+    assert not wrong, f"installed versions differ from requirements.lock: {wrong}"
+
+
+def _installed(name: str) -> str | None:
+    try:
+        return md.version(name)
+    except md.PackageNotFoundError:
+        return None
+
+
+def test_every_locked_distribution_has_an_accepted_licence():
+    refused = {}
+    for name in locked():
+        alternatives = licence_alternatives(md.distribution(name))
+        if not accepted(alternatives):
+            refused[name] = alternatives
+    assert not refused, (
+        f"licences not (yet) accepted: {refused}. Read the licence; if it is acceptable, "
+        "add its spelling to SPELLINGS or ACCEPTED here and say so in docs/dependencies.md")
+
+
+def test_the_document_describes_each_direct_dependency_at_its_locked_version():
+    """docs/dependencies.md's table has a row per line of requirements.in, with the locked
+    version: a version bump shows up here, to look at the licence and upkeep again."""
+    direct = [normalised(re.split(r"[\[=<>~ ]", line, maxsplit=1)[0])
+              for line in DIRECT.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    assert len(direct) >= 15
+    rows = {normalised(m[0]): m[1] for m in
+            re.findall(r"^\| `([A-Za-z0-9._-]+)` \| ([^ |]+) \|", DOC.read_text(), flags=re.M)}
+    pins = locked()
+    missing = [name for name in direct if name not in rows]
+    stale = {name: (rows[name], pins[name]) for name in direct if name in rows and rows[name] != pins[name]}
+    assert not missing, f"direct dependencies not in docs/dependencies.md: {missing}"
+    assert not stale, f"docs/dependencies.md's version differs from the lock (doc, lock): {stale}"
+
+
+def test_the_project_says_its_licence():
+    """LICENSE holds the MIT licence's text, and the package metadata says MIT."""
+    assert "Permission is hereby granted, free of charge" in (ROOT / "LICENSE").read_text()
+    with open(ROOT / "pyproject.toml", "rb") as f:
+        assert tomllib.load(f)["project"]["license"] == {"text": "MIT"}
