@@ -8,6 +8,7 @@ has read its licence and, if it is acceptable, added it below and to the documen
 import importlib.metadata as md
 import re
 import tomllib
+from email.message import Message
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,37 +42,148 @@ def normalised(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def licence_alternatives(dist: md.Distribution) -> list[list[str]]:
+def licence_alternatives(meta) -> list[list[str]]:
     """The licence as alternatives (OR) of terms that all apply (AND), in SPDX spelling
     where the metadata allows. Order of trust: the SPDX expression (PEP 639), the trove
-    classifiers, then the free-text License field (many packages put the whole text there)."""
-    meta = dist.metadata
+    classifiers, then the free-text License field (many packages put the whole text there).
+
+    Where the metadata is ambiguous the reading is the stricter one: several licence
+    classifiers are read as all applying (a package may list MIT and the GPL because
+    parts are under each), and a one-line License field that names a GPL-family licence
+    is added to what the classifiers say."""
     expression = meta.get("License-Expression")
     if expression:
-        return [[term.strip(" ()") for term in alternative.split(" AND ")]
-                for alternative in expression.split(" OR ")]
+        return spdx_alternatives(expression)
     classifiers = [c.split("::")[-1].strip() for c in meta.get_all("Classifier") or []
                    if c.startswith("License ::")]
-    if classifiers:  # several classifiers: the package is offered under each
-        return [[SPELLINGS.get(c.lower(), c)] for c in classifiers]
     text = (meta.get("License") or "").strip()
+    if classifiers:
+        terms = [SPELLINGS.get(c.lower(), c) for c in classifiers]
+        if "\n" not in text and COPYLEFT.search(text):
+            terms.append(text)
+        return [terms]
     if " AND " in text and "\n" not in text:  # tqdm: "MPL-2.0 AND MIT"
         return [[SPELLINGS.get(t.strip().lower(), t.strip()) for t in text.split(" AND ")]]
     return [[SPELLINGS.get(text.lower(), text[:80] or "no licence in the metadata")]]
 
 
+# A GPL-family licence named in free text ("GPL", "LGPLv3+", "GNU General Public License").
+COPYLEFT = re.compile(r"\b(?:A|L)?GPL|General Public Licen[cs]e", re.I)
+
+
+def spdx_alternatives(expression: str) -> list[list[str]]:
+    """An SPDX expression in disjunctive form: "(MIT OR Apache-2.0) AND BSD-3-Clause" ->
+    [["MIT", "BSD-3-Clause"], ["Apache-2.0", "BSD-3-Clause"]]. WITH binds tighter than
+    AND, AND tighter than OR (SPDX annex D); "X WITH exception" stays one term, accepted
+    when X is (an exception only adds permissions). An expression that does not parse is
+    one term, refused."""
+    tokens = re.findall(r"\(|\)|[^\s()]+", expression)
+    pos = 0
+
+    def peek():
+        return tokens[pos] if pos < len(tokens) else None
+
+    def take():
+        nonlocal pos
+        pos += 1
+        return tokens[pos - 1]
+
+    def disjunction():
+        alternatives = conjunction()
+        while peek() is not None and peek().upper() == "OR":
+            take()
+            alternatives = alternatives + conjunction()
+        return alternatives
+
+    def conjunction():
+        alternatives = primary()
+        while peek() is not None and peek().upper() == "AND":
+            take()
+            right = primary()
+            alternatives = [left + more for left in alternatives for more in right]
+        return alternatives
+
+    def primary():
+        token = take() if peek() is not None else None
+        if token is None or token == ")" or token.upper() in ("AND", "OR", "WITH"):
+            raise ValueError(token)
+        if token == "(":
+            inner = disjunction()
+            if take() != ")":
+                raise ValueError("(")
+            return inner
+        if peek() is not None and peek().upper() == "WITH":
+            take()
+            exception = take() if peek() not in (None, "(", ")") else None
+            if exception is None:
+                raise ValueError("WITH")
+            return [[f"{token} WITH {exception}"]]
+        return [[token]]
+
+    try:
+        alternatives = disjunction()
+        if pos != len(tokens):
+            raise ValueError(tokens[pos])
+    except (ValueError, IndexError):
+        return [[f"unparsed SPDX expression: {expression}"]]
+    return alternatives
+
+
 def accepted(alternatives: list[list[str]]) -> bool:
-    return any(all(term in ACCEPTED for term in terms) for terms in alternatives)
+    return any(all(term.split(" WITH ")[0] in ACCEPTED for term in terms) for terms in alternatives)
+
+
+def _meta(**fields) -> Message:
+    """Package metadata as importlib.metadata gives it, for the reading's own tests."""
+    meta = Message()
+    for key, values in fields.items():
+        for value in values if isinstance(values, list) else [values]:
+            meta[key.replace("_", "-")] = value
+    return meta
 
 
 def test_the_licence_reading_tells_accepted_from_refused():
-    """The reading above on the forms met in the lock, and on licences we refuse."""
+    """The reading above on the forms met in the lock, on forms a bump could bring, and
+    on licences we refuse."""
     assert accepted([["MIT"]]) and accepted([["Apache-2.0", "BSD-3-Clause"], ["GPL-3.0-only"]])
     assert accepted([["MPL-2.0", "MIT"]])
     assert not accepted([["GPL-3.0-or-later"]]) and not accepted([["LGPL-2.1-only"]])
     assert not accepted([["MIT", "GPL-2.0-only"]])  # all of an AND must be accepted
     assert not accepted([["no licence in the metadata"]])
     assert SPELLINGS["3-clause bsd license"] == "BSD-3-Clause"
+
+    def reads(**fields):
+        alternatives = licence_alternatives(_meta(**fields))
+        return alternatives, accepted(alternatives)
+
+    # SPDX expressions (PEP 639): precedence and parentheses
+    assert reads(License_Expression="(MIT OR Apache-2.0) AND BSD-3-Clause") == (
+        [["MIT", "BSD-3-Clause"], ["Apache-2.0", "BSD-3-Clause"]], True)
+    assert reads(License_Expression="MIT OR Apache-2.0 AND BSD-3-Clause")[0] == [
+        ["MIT"], ["Apache-2.0", "BSD-3-Clause"]]
+    for refused in ("GPL-3.0-only AND (MIT OR Apache-2.0)", "LGPL-2.1-or-later AND (BSD-3-Clause OR MIT)",
+                    "(MIT OR Apache-2.0) AND (GPL-2.0-only OR AGPL-3.0-only)", "MIT AND (GPL-2.0-only)",
+                    "GPL-2.0-only WITH Classpath-exception-2.0", "GPL-3.0-or-later WITH GCC-exception-3.1",
+                    "LicenseRef-Proprietary", "MIT AND LicenseRef-Commercial", "MIT AND", "(MIT", "mit"):
+        assert not reads(License_Expression=refused)[1], refused
+    assert reads(License_Expression="MIT AND (LGPL-2.1-or-later OR BSD-3-Clause)")[1]
+    assert reads(License_Expression="Apache-2.0 WITH LLVM-exception")[1]
+    assert reads(License_Expression="BSD-3-Clause AND 0BSD AND MIT AND Zlib AND CC0-1.0")[1]  # numpy
+    # trove classifiers
+    assert reads(Classifier="License :: OSI Approved :: BSD License") == ([["BSD"]], True)
+    assert reads(Classifier=["License :: OSI Approved :: Apache Software License",
+                             "License :: OSI Approved :: MIT License"])[1]  # uvloop
+    assert not reads(Classifier="License :: OSI Approved :: GNU General Public License v3 (GPLv3)")[1]
+    assert not reads(Classifier=["License :: OSI Approved :: MIT License",
+                                 "License :: OSI Approved :: GNU General Public License v2 (GPLv2)"])[1]
+    assert not reads(Classifier="License :: OSI Approved :: MIT License", License="GPL-3.0-only")[1]
+    assert not reads(Classifier="License :: OSI Approved")[1]
+    assert reads(Classifier="License :: OSI Approved :: MIT License", License="MIT License\n\nPermission is"
+                 " hereby granted ... GPL-compatible")[1]  # full text: the classifier decides
+    # the free-text field alone
+    assert reads(License="MPL-2.0 AND MIT") == ([["MPL-2.0", "MIT"]], True)  # tqdm
+    assert not reads(License="GPLv3")[1] and not reads()[1]
+    assert not reads(License="MIT License\n\nPermission is hereby granted, free of charge")[1]  # read it
 
 
 def test_the_environment_is_the_lock():
@@ -81,7 +193,7 @@ def test_the_environment_is_the_lock():
     assert len(pins) > 50 and "dagster" in pins and "duckdb" in pins
     wrong = {name: (version, _installed(name)) for name, version in pins.items()
              if _installed(name) != version}
-    assert not wrong, f"installed versions differ from requirements.lock: {wrong}"
+    assert not wrong, f"installed versions differ from requirements.lock (lock, installed): {wrong}"
 
 
 def _installed(name: str) -> str | None:
@@ -94,7 +206,7 @@ def _installed(name: str) -> str | None:
 def test_every_locked_distribution_has_an_accepted_licence():
     refused = {}
     for name in locked():
-        alternatives = licence_alternatives(md.distribution(name))
+        alternatives = licence_alternatives(md.distribution(name).metadata)
         if not accepted(alternatives):
             refused[name] = alternatives
     assert not refused, (
