@@ -230,7 +230,9 @@ def test_the_document_describes_each_direct_dependency_at_its_locked_version():
 
 
 def test_the_project_says_its_licence():
-    """LICENSE holds the MIT licence's text, and the package metadata says MIT."""
+    """LICENSE holds the MIT licence's text, and the package metadata says MIT (as an SPDX
+    expression: setuptools deprecates the `{ text = ... }` table and will stop building it)."""
     assert "Permission is hereby granted, free of charge" in (ROOT / "LICENSE").read_text()
     with open(ROOT / "pyproject.toml", "rb") as f:
-        assert tomllib.load(f)["project"]["license"] == {"text": "MIT"}
+        project = tomllib.load(f)["project"]
+    assert project["license"] == "MIT" and project["license-files"] == ["LICENSE"]
