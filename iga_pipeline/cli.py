@@ -124,11 +124,18 @@ def _build(paths, key, cycle: int | None) -> int:
               file=sys.stderr)
         return EXIT_FAILED
     if not result.success:
-        for event in result.all_events:
-            if event.is_step_failure:
-                err = event.step_failure_data.error
-                message = err.cause.message if err and err.cause else (err.message if err else "")
-                print(f"error in {event.step_key}: {message.strip()}", file=sys.stderr)
+        failures = [event for event in result.all_events if event.is_step_failure]
+        errors = [event.step_failure_data.error for event in failures]
+        # Ctrl-C or SIGTERM during the run: Dagster's handler ended it (`entry`), said as such
+        # (it was 'error in harmonised: dagster._core.errors.DagsterExecutionInterruptedError')
+        interrupted = any(err and err.cls_name == "DagsterExecutionInterruptedError" for err in errors)
+        for event, err in zip(failures if not interrupted else [], errors):
+            message = err.cause.message if err and err.cause else (err.message if err else "")
+            print(f"error in {event.step_key}: {message.strip()}", file=sys.stderr)
+        if not failures:  # the run failed outside any step: what Dagster says of it
+            for event in result.all_events:
+                if event.is_run_failure:
+                    print(f"error: {event.message}", file=sys.stderr)
         from iga_pipeline.defs.checks import failure_details
         for check in result.get_asset_check_evaluations():
             if not check.passed:
@@ -136,8 +143,9 @@ def _build(paths, key, cycle: int | None) -> int:
                       + _indent(failure_details(check.metadata)), file=sys.stderr)
         from iga_pipeline.warehouse import publish
         publish.discard_run(paths, result.run_id)
-        print("build failed; " + ("the previous warehouse was left as it was" if had_warehouse
-                                  else "no warehouse was published"), file=sys.stderr)
+        print(("interrupted; " if interrupted else "build failed; ")
+              + ("the previous warehouse was left as it was" if had_warehouse else "no warehouse was published"),
+              file=sys.stderr)
         return EXIT_FAILED
     for published in result.asset_materializations_for_node("warehouse__published"):
         if "why" in published.metadata:  # publish.Superseded: the live warehouse is newer
@@ -180,7 +188,7 @@ def run_build_job(paths, cycle: int | None = None, job_name: str = "build_all"):
 
         keys = cycles_partitions.get_partition_keys() if cycle is None else [str(cycle)]
         instance = DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
-        job = defs.resolve_job_def(job_name)
+        job = defs.resolve_job_def(job_name).with_logger_defs({"console": _console_logger()})
     collector.freeze()  # ... nor in any later one: they stay to the end of the process
     return job.execute_in_process(
         instance=instance,
@@ -191,6 +199,24 @@ def run_build_job(paths, cycle: int | None = None, job_name: str = "build_all"):
         run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
         raise_on_error=False,
     )
+
+
+def _console_logger():
+    """Dagster's console logger without the run's errors: each failed step's record carries its
+    whole stack trace (a hundred lines for an empty raw root, a review's find), and the command
+    prints each failure itself, in a line (`_build`). Warnings still show."""
+    import logging
+
+    from dagster import LoggerDefinition, colored_console_logger
+
+    def create(init_context):
+        log = colored_console_logger.logger_fn(init_context)
+        for handler in log.handlers:
+            handler.addFilter(lambda record: record.levelno < logging.ERROR)
+        return log
+
+    return LoggerDefinition(create, config_schema=colored_console_logger.config_schema,
+                            description="The console, without the run's errors (the command prints them).")
 
 
 def _indent(text: str) -> str:

@@ -448,6 +448,9 @@ def test_failed_build_exits_1_and_keeps_the_previous_warehouse(clean_build, tmp_
     build = run_cli_build(raw_dir, warehouse, **env)
 
     assert build.exit_code == 1, build.stdout + build.stderr
+    # each failed step in one line: Dagster's record of it, stack trace and all, is not shown
+    # (an empty raw root printed a hundred lines of it before the command's own: a review's find)
+    assert "Stack Trace" not in build.stderr and "Traceback" not in build.stderr, build.stderr
     assert warehouse.read_bytes() == before
     # no candidate left; an empty raw root writes nothing at all, not even the inventory
     assert sorted(p.name for p in folder.iterdir()) == sorted(
@@ -885,6 +888,36 @@ def test_an_interrupt_before_the_run_exits_1_without_a_traceback(tmp_path, signa
     assert "Traceback" not in err and err.rstrip().endswith(
         "interrupted; the previous warehouse was left as it was"), err[-2000:]
     assert not (tmp_path / "wh" / "iga.duckdb").exists()
+
+
+@pytest.mark.slow
+def test_an_interrupt_during_the_run_exits_1_says_so_and_the_next_build_succeeds(tmp_path):
+    """Ctrl-C once the run had begun printed Dagster's records of it (a hundred lines of stack
+    traces) and 'error in harmonised: dagster._core.errors.DagsterExecutionInterruptedError'
+    (a review's find). The signal is sent once the run has begun writing the staging."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    raw = tmp_path / "raw"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "data" / "raw", raw)
+    warehouse = tmp_path / "wh" / "iga.duckdb"
+    command = [str(Path(sys.executable).with_name("iga-pipeline")), "build", "--raw-dir", str(raw),
+               "--warehouse", str(warehouse)]
+    env = {**os.environ, "IGA_PSEUDONYM_KEY": "interrupt-test-key-long-enough"}
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None and not (warehouse.parent / "staging").exists():
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 1, (proc.returncode, err[-2000:])
+    assert "Traceback" not in err and "Stack Trace" not in err and "DagsterExecutionInterruptedError" not in err, err
+    assert err.rstrip().endswith("interrupted; no warehouse was published"), err[-2000:]
+    assert not warehouse.exists()
+    again = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
 
 
 # --- permissions: what only a non-root user meets ---------------------------------------------
