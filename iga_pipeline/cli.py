@@ -63,9 +63,13 @@ def build(raw_dir: str | None = None, warehouse: str | None = None, cycle: int |
     from iga_pipeline.settings import Paths
 
     paths = Paths.from_env(raw_dir, warehouse)
-    if not paths.raw_dir.is_dir():
-        print(f"error: the raw root {paths.raw_dir} "
-              + ("is not a folder" if paths.raw_dir.exists() else "does not exist"), file=sys.stderr)
+    try:
+        os.listdir(paths.raw_dir)
+    except OSError as e:  # one it may not read was 'no cycle has any delivery', one in a folder it may
+        why = {FileNotFoundError: "does not exist", NotADirectoryError: "is not a folder",  # not enter a
+               PermissionError: "cannot be read by this user (its permissions, or a folder's above it)",
+               }.get(type(e), f"cannot be read: {e.strerror or e}")  # traceback (a review's finds)
+        print(f"error: the raw root {paths.raw_dir} {why}", file=sys.stderr)
         return EXIT_FAILED
     wrong = paths.problems()
     for problem in wrong:

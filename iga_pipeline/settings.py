@@ -58,10 +58,20 @@ class Paths:
         w, raw = self.warehouse, self.raw_dir
         # compared as the folders they are: through links, and with any '..' gone
         real_raw, real_dir = _real(raw), _real(self.warehouse_dir)
-        if w.is_dir():
+        # os.path's tests, not Path's: a path in a folder this user may not enter is not one (Path's raise)
+        if os.path.isdir(w):
             found.append(f"the warehouse {w} is a folder: name the warehouse file in it (say {w / 'iga.duckdb'})")
-        elif w.is_file() and not _is_duckdb_file(w):
+        elif os.path.isfile(w) and not _is_duckdb_file(w):
             found.append(f"the warehouse {w} is a file DuckDB did not write: a build would replace it")
+        # the folder the build writes in, or the nearest one it makes it in: a file there, or a folder
+        # this user may not write to, failed the first step with a traceback (a review's finds, 2026-12-02)
+        made = next((p for p in (self.warehouse_dir, *self.warehouse_dir.parents) if os.path.exists(p)), None)
+        where = f"the warehouse's folder {self.warehouse_dir}" + ("" if made == self.warehouse_dir
+                                                                  else f" cannot be made: {made}")
+        if made is not None and not os.path.isdir(made):
+            found.append(f"{where} is a file")
+        elif made is not None and not os.access(made, os.W_OK | os.X_OK):
+            found.append(f"{where} is not writable by this user: choose a warehouse in a folder it may write to")
         if _within(real_dir, real_raw):
             found.append(f"the warehouse {w} is inside the raw root {raw}: its files would be read as deliveries")
         if any(c in GLOB_CHARACTERS for c in str(self.warehouse_dir)):

@@ -562,7 +562,8 @@ def test_a_cycle_build_without_a_warehouse_says_none_was_published(clean_build, 
 @pytest.mark.parametrize("where", ["a folder", "the raw root", "a text file", "inside the raw root",
                                    "beside the raw root as its gx", "beside the raw root in its staging",
                                    "beside the raw root as its gx, through a link",
-                                   "inside the raw root, through '..'", "its staging a link into the raw root"])
+                                   "inside the raw root, through '..'", "its staging a link into the raw root",
+                                   "in a text file"])
 def test_a_warehouse_path_a_build_would_destroy_is_refused(clean_build, tmp_path, where):
     """A publish replaces what is at the warehouse path: a review gave a folder (the raw root's
     parent, then the raw root) as --warehouse, and the build deleted it, exit 0. A raw root in a
@@ -585,6 +586,7 @@ def test_a_warehouse_path_a_build_would_destroy_is_refused(clean_build, tmp_path
     target = {"a folder": notes, "the raw root": raw, "a text file": notes / "mine.txt",
               "inside the raw root": raw / "kommuner" / "iga.duckdb",
               "inside the raw root, through '..'": tmp_path / "notes" / ".." / "raw" / "iga.duckdb",
+              "in a text file": notes / "mine.txt" / "wh" / "iga.duckdb",  # it was a traceback, in the run
               }.get(where, tmp_path / "wh" / "iga.duckdb")
     before = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
     build = run_cli_build(raw, target)
@@ -593,6 +595,8 @@ def test_a_warehouse_path_a_build_would_destroy_is_refused(clean_build, tmp_path
             "inside the raw root": "is inside the raw root",
             "inside the raw root, through '..'": "is inside the raw root",
             "its staging a link into the raw root": "a folder the build writes, is inside the raw root",
+            "in a text file": f"the warehouse's folder {notes / 'mine.txt' / 'wh'} cannot be made: "
+                              f"{notes / 'mine.txt'} is a file",
             }.get(where, "a folder the build writes")
     assert said in build.stderr and "Traceback" not in build.stderr, build.stderr[-1500:]
     assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == before  # nothing written
@@ -983,6 +987,72 @@ def test_an_unreadable_file_and_an_unlistable_folder_are_rejected_and_the_build_
             for d in dirs:
                 os.chmod(Path(folder) / d, 0o755)
         shutil.rmtree(root, ignore_errors=True)
+
+
+UNWRITABLE_AS_NOBODY = r"""
+import os, sys
+from iga_pipeline import cli, pseudonym, settings  # imported as root: the interpreter is root's
+raw, warehouse = sys.argv[1:3]
+os.setgid(65534)
+os.setuid(65534)
+sys.exit(cli.main(["build", "--raw-dir", raw, "--warehouse", warehouse]))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0,
+                    reason="needs root, to run the build as another user")
+@pytest.mark.parametrize("what", ["warehouse folder", "a folder above it", "a folder above it, not to be entered",
+                                  "raw root", "raw root's folder"])
+def test_a_folder_this_user_may_not_write_or_read_is_named_before_the_build(what):
+    """As `nobody`: a warehouse folder it may not write to failed the run's first step with a
+    hundred-line traceback (PermissionError), a raw root it may not read was 'no cycle has
+    any delivery (a share not mounted?)', and one in a folder it may not enter a traceback
+    (a review's finds). One line each, exit 1, nothing written."""
+    import tempfile
+
+    tmp_path = Path(tempfile.mkdtemp(prefix="iga-nobody-", dir="/tmp"))  # pytest's is root's alone
+    try:
+        _unwritable_as_nobody(tmp_path, what)
+    finally:
+        for folder, _, _ in os.walk(tmp_path):
+            os.chmod(folder, 0o755)
+        shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def _unwritable_as_nobody(tmp_path: Path, what: str) -> None:
+    import subprocess
+    import sys
+
+    raw = RawRoot(tmp_path / "sealed" / "raw" if what == "raw root's folder" else tmp_path / "raw")
+    raw.register("1277", 1, [register_row(A, 1)])
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    if what == "a folder above it, not to be entered":  # Path.is_dir raised on the warehouse in it
+        (locked / "wh").mkdir()
+    warehouse = {"warehouse folder": locked / "iga.duckdb",
+                 "a folder above it": locked / "wh" / "iga.duckdb",
+                 "a folder above it, not to be entered": locked / "wh" / "iga.duckdb",
+                 }.get(what, tmp_path / "wh" / "iga.duckdb")
+    for folder, _, files in os.walk(tmp_path):
+        os.chmod(folder, 0o755)
+        for f in files:
+            os.chmod(Path(folder) / f, 0o644)
+    os.chmod({"raw root": raw.root, "raw root's folder": tmp_path / "sealed"}.get(what, locked), 0o700)  # root's
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("IGA_", "DAGSTER_HOME"))}
+    r = subprocess.run([sys.executable, "-c", UNWRITABLE_AS_NOBODY, str(raw.root), str(warehouse)],
+                       env={**env, "IGA_PSEUDONYM_KEY": "x" * 32}, cwd=tmp_path, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 1, r.stderr[-3000:]
+    said = {"warehouse folder": f"the warehouse's folder {locked} is not writable by this user",
+            "a folder above it": f"the warehouse's folder {locked / 'wh'} cannot be made: {locked} is not "
+                                 "writable by this user",
+            "a folder above it, not to be entered": f"the warehouse's folder {locked / 'wh'} cannot be made: "
+                                                    f"{locked} is not writable by this user",
+            "raw root": f"the raw root {raw.root} cannot be read by this user",
+            "raw root's folder": f"the raw root {raw.root} cannot be read by this user"}[what]
+    assert r.stderr.startswith(f"error: {said}") and len(r.stderr.splitlines()) == 1, r.stderr[-3000:]
+    assert [p.name for p in locked.rglob("*")] == (["wh"] if "entered" in what else [])
+    assert not (tmp_path / "wh").exists()
 
 
 @pytest.mark.parametrize("followed, label, after", [
