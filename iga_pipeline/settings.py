@@ -187,18 +187,21 @@ def duckdb_memory() -> str | None:
         return None
     import duckdb
 
+    too_small = SettingError(f"IGA_DUCKDB_MEMORY={setting!r} is less than the 32MB a build needs")
     try:  # DuckDB's own reading of it, on a database of nothing
-        if "'" in setting:
-            raise duckdb.Error("a quote")
+        if "'" in setting or setting.startswith("-"):  # DuckDB reads '-1' (any negative) as no limit at all
+            raise duckdb.Error("a quote, or a negative size")
         with duckdb.connect() as con:
             con.execute(f"SET memory_limit = '{setting}'")
             read = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]  # '61.0 MiB'
+    except duckdb.OutOfMemoryException:  # '1KB', '0GB': too little to set it at all
+        raise too_small from None
     except duckdb.Error:
         raise SettingError(f"IGA_DUCKDB_MEMORY={setting!r} is not a size DuckDB knows "
                            "(say 2GB or 512MB)") from None
     amount, unit = read.split()
     if float(amount) * _BINARY_UNITS.get(unit, 1) < MIN_DUCKDB_MEMORY:
-        raise SettingError(f"IGA_DUCKDB_MEMORY={setting!r} is less than the 32MB a build needs")
+        raise too_small
     return setting
 
 

@@ -738,6 +738,11 @@ def test_help_exits_0(capsys):
     ("IGA_DUCKDB_MEMORY", "lots", "IGA_DUCKDB_MEMORY='lots' is not a size DuckDB knows"),
     # (10MB ran out of memory in the marts, after the whole ingest: a review's find)
     ("IGA_DUCKDB_MEMORY", "10MB", "IGA_DUCKDB_MEMORY='10MB' is less than the 32MB a build needs"),
+    # (a review's finds: '-1' built with no limit at all, and '1KB' was 'not a size DuckDB knows')
+    ("IGA_DUCKDB_MEMORY", "-1", "IGA_DUCKDB_MEMORY='-1' is not a size DuckDB knows"),
+    ("IGA_DUCKDB_MEMORY", "-2GB", "IGA_DUCKDB_MEMORY='-2GB' is not a size DuckDB knows"),
+    ("IGA_DUCKDB_MEMORY", "1KB", "IGA_DUCKDB_MEMORY='1KB' is less than the 32MB a build needs"),
+    ("IGA_DUCKDB_MEMORY", "0GB", "IGA_DUCKDB_MEMORY='0GB' is less than the 32MB a build needs"),
 ])
 def test_a_setting_the_pipeline_cannot_use_stops_the_build_before_it_starts(clean_build, tmp_path, name,
                                                                             value, message):
