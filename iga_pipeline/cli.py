@@ -62,6 +62,12 @@ def build(raw_dir: str | None = None, warehouse: str | None = None, cycle: int |
     from iga_pipeline.pseudonym import PseudonymKeyError, key_from_env
     from iga_pipeline.settings import Paths
 
+    for option, given in (("--raw-dir", raw_dir), ("--warehouse", warehouse)):
+        if given == "":  # `--warehouse "$WH"`, WH unset: it built the default warehouse (a review's find)
+            print(f"error: {option} is empty (an unset variable?): name the "
+                  + ("raw root" if option == "--raw-dir" else "warehouse file") + ", or leave the option out",
+                  file=sys.stderr)
+            return EXIT_FAILED
     paths = Paths.from_env(raw_dir, warehouse)
     try:
         os.listdir(paths.raw_dir)

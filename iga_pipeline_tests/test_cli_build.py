@@ -721,6 +721,19 @@ def test_a_usage_error_exits_1_as_a_failed_build(argv, capsys):
     assert "usage: iga-pipeline" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("option", ["--raw-dir", "--warehouse"])
+def test_an_empty_path_option_is_refused_not_taken_for_the_default(clean_build, tmp_path, monkeypatch, option):
+    """`--warehouse "$WH"` with WH unset built the default warehouse, warehouse/iga.duckdb of the
+    working folder (the deployment's, run from the clone), exit 0 (a review's find)."""
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(clean_build.raw.root, tmp_path / "data" / "raw")  # the default raw root
+    raw, warehouse = ("", tmp_path / "wh" / "iga.duckdb") if option == "--raw-dir" else (tmp_path / "data" / "raw", "")
+    build = run_cli_build(raw, warehouse)
+    assert build.exit_code == 1, build.stderr[-2000:]
+    assert build.stderr.startswith(f"error: {option} is empty"), build.stderr[-2000:]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+
+
 def test_help_exits_0(capsys):
     assert cli.main(["build", "--help"]) == 0
     assert "--cycle N" in capsys.readouterr().out
