@@ -36,8 +36,9 @@ def main(argv: list[str] | None = None) -> int:
         epilog="exit status: 0 built; 3 built, but a raw file was rejected whole (or a folder of the raw "
                "root could not be listed); 1 failed, a usage error included: the previous warehouse, "
                "Parquet folder and report are left as they were.")
-    b.add_argument("--raw-dir", help="raw root (default: IGA_RAW_DIR or data/raw)")
-    b.add_argument("--warehouse", help="warehouse file (default: IGA_WAREHOUSE or warehouse/iga.duckdb)")
+    b.add_argument("--raw-dir", metavar="DIR", help="raw root (default: IGA_RAW_DIR or data/raw)")
+    b.add_argument("--warehouse", metavar="FILE",
+                   help="warehouse file (default: IGA_WAREHOUSE or warehouse/iga.duckdb)")
     b.add_argument("--cycle", type=int, metavar="N",
                    help="re-ingest only this cycle (1-8; say, after a late delivery), then rebuild and "
                         "publish the warehouse from every cycle's staging, as the delivery sensor does; "

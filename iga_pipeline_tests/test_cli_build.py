@@ -739,6 +739,15 @@ def test_help_exits_0(capsys):
     assert "--cycle N" in capsys.readouterr().out
 
 
+def test_help_names_the_options_as_the_readme_and_the_usage_line_do(capsys):
+    """README and the module's usage say `--raw-dir DIR --warehouse FILE`, `synth --out DIR --seed N`;
+    --help said RAW_DIR, WAREHOUSE, OUT and SEED (a review's find)."""
+    for command, usage in ((["build"], "[--raw-dir DIR] [--warehouse FILE] [--cycle N]"),
+                           (["synth"], "[--out DIR] [--seed N] [--participations N]")):
+        assert cli.main([*command, "--help"]) == 0
+        assert usage in " ".join(capsys.readouterr().out.split()), command
+
+
 @pytest.mark.parametrize("name, value, message", [
     ("IGA_INGEST_WORKERS", "two", "IGA_INGEST_WORKERS='two' is not a whole number above 0"),
     ("IGA_INGEST_WORKERS", "0", "IGA_INGEST_WORKERS='0' is not a whole number above 0"),
