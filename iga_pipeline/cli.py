@@ -126,7 +126,11 @@ def _build(paths, key, cycle: int | None) -> int:
 
     had_warehouse = paths.warehouse.exists()
     started = time.monotonic()
-    result = run_build_job(paths, cycle, job_name)
+    try:
+        result = run_build_job(paths, cycle, job_name)
+    except InstanceError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_FAILED
     _state["run_ended"] = True
     elapsed = time.monotonic() - started
     if result.success and job_name == "ingest_cycle":
@@ -183,6 +187,10 @@ def _dagster_home_problems(warehouse: Path) -> list[str]:
     return [problem] if problem else []
 
 
+class InstanceError(RuntimeError):
+    """The Dagster instance in DAGSTER_HOME cannot be loaded; the message says why."""
+
+
 def run_build_job(paths, cycle: int | None = None, job_name: str = "build_all"):
     """Run the build_all job (or another) in process: every cycle partition (or only `cycle`)
     in one run."""
@@ -198,7 +206,13 @@ def run_build_job(paths, cycle: int | None = None, job_name: str = "build_all"):
         from iga_pipeline.defs.resources import IGAResource
 
         keys = cycles_partitions.get_partition_keys() if cycle is None else [str(cycle)]
-        instance = DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
+        try:
+            instance = DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
+        except Exception as e:  # a dagster.yaml Dagster cannot read: an 80-line traceback (a review's find)
+            said = " ".join(str(e).split()).split(" Expected: ")[0][:300]  # not the whole schema it expected
+            raise InstanceError(f"DAGSTER_HOME={os.environ.get('DAGSTER_HOME')!r}: Dagster cannot load the instance "
+                                f"there ({type(e).__name__}: {said}): fix its dagster.yaml, or unset DAGSTER_HOME"
+                                ) from None
         job = defs.resolve_job_def(job_name).with_logger_defs({"console": _console_logger()})
     collector.freeze()  # ... nor in any later one: they stay to the end of the process
     return job.execute_in_process(

@@ -628,6 +628,19 @@ def test_a_dagster_home_dagster_would_refuse_is_named_before_the_build(clean_bui
     assert not (tmp_path / "wh").exists()
 
 
+def test_a_dagster_home_whose_dagster_yaml_dagster_cannot_read_is_named_in_a_line(clean_build, tmp_path):
+    """A dagster.yaml that is not YAML (or not Dagster's config) ended the build with an 80-line
+    traceback (a review's find): one line names DAGSTER_HOME and what Dagster said, exit 1."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("run_storage: [unclosed\n")
+    build = run_cli_build(clean_build.raw.root, tmp_path / "wh" / "iga.duckdb", DAGSTER_HOME=str(home))
+    assert build.exit_code == 1, build.stderr[-2000:]
+    assert build.stderr.startswith(f"error: DAGSTER_HOME={str(home)!r}: Dagster cannot load the instance there "
+                                   "(ParserError: while parsing a flow sequence"), build.stderr[-2000:]
+    assert len(build.stderr.splitlines()) == 1 and not (tmp_path / "wh").exists()
+
+
 def test_a_dagster_home_under_the_home_folder_is_accepted(clean_build, tmp_path, monkeypatch):
     """Dagster expands '~' in DAGSTER_HOME: so does the check (a review's find)."""
     monkeypatch.setenv("HOME", str(tmp_path))
