@@ -376,7 +376,10 @@ def entry() -> None:
         code = EXIT_FAILED
     warm_up = sys.modules.get("iga_pipeline.warm_up")
     if warm_up is not None:
-        warm_up.finish(timeout=120)  # a build that failed early: let its imports end
+        try:
+            warm_up.finish(timeout=120)  # a build that failed early: let its imports end
+        except KeyboardInterrupt:  # a second Ctrl-C meanwhile (seconds after 'interrupted; ...'): end now,
+            pass                   # not with a traceback (a review's find); a cache cut short is rebuilt
     if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
         sys.exit(code)  # a thread still working: the ordinary exit, which waits for it
     exit_without_teardown(code)

@@ -964,6 +964,39 @@ def test_an_interrupt_during_the_run_exits_1_says_so_and_the_next_build_succeeds
     assert again.returncode == 0, again.stderr[-2000:]
 
 
+@pytest.mark.slow
+def test_a_second_interrupt_while_the_command_ends_ends_it_without_a_traceback(tmp_path):
+    """After 'interrupted; ...' the command waits for its background imports (seconds); a second
+    Ctrl-C then, as an impatient user sends, printed a KeyboardInterrupt traceback (a review's find)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    raw = tmp_path / "raw"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "data" / "raw", raw)
+    warehouse = tmp_path / "wh" / "iga.duckdb"
+    err_file = tmp_path / "stderr"
+    with open(err_file, "w") as err:
+        proc = subprocess.Popen(
+            [str(Path(sys.executable).with_name("iga-pipeline")), "build", "--raw-dir", str(raw),
+             "--warehouse", str(warehouse)], stdout=subprocess.DEVNULL, stderr=err,
+            env={**os.environ, "IGA_PSEUDONYM_KEY": "interrupt-test-key-long-enough"})
+    deadline = time.monotonic() + 120
+    # in the ingest, which starts the background imports (warm_up.py)
+    while time.monotonic() < deadline and proc.poll() is None and not (warehouse.parent / "staging" / "cycle=1").exists():
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    while time.monotonic() < deadline and proc.poll() is None and "interrupted;" not in err_file.read_text():
+        time.sleep(0.01)
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=300)
+    said = err_file.read_text()
+    assert proc.returncode == 1 and "Traceback" not in said, (proc.returncode, said[-2000:])
+    assert said.rstrip().endswith("interrupted; no warehouse was published"), said[-2000:]
+
+
 # --- permissions: what only a non-root user meets ---------------------------------------------
 
 # Root reads anything; an ordinary user does not. The interpreter lives where only root
