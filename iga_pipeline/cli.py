@@ -53,7 +53,9 @@ def main(argv: list[str] | None = None) -> int:
         except SystemExit as stop:  # argparse: a usage error is a failure, 1 as for build
             return EXIT_OK if stop.code in (0, None) else EXIT_FAILED
     try:
-        args = parser.parse_args(argv)
+        args, unknown = parser.parse_known_args(argv)
+        if unknown:  # said by build's parser, with build's usage line (the top one lists no option)
+            b.error(f"unrecognized arguments: {' '.join(unknown)}")
     except SystemExit as stop:  # argparse: 0 after --help, 2 for a usage error, which is a failure
         return EXIT_OK if stop.code in (0, None) else EXIT_FAILED
     return build(args.raw_dir, args.warehouse, args.cycle)

@@ -747,6 +747,15 @@ def test_an_empty_path_option_is_refused_not_taken_for_the_default(clean_build, 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
 
 
+def test_an_unknown_option_of_build_is_said_with_builds_usage(capsys):
+    """It was said under the top usage line, `iga-pipeline [-h] {build,synth} ...`, which names
+    none of build's options (a review's find)."""
+    assert cli.main(["build", "--warehouse", "x.duckdb", "--raw_dir", "raw"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("usage: iga-pipeline build [-h] [--raw-dir DIR]"), err
+    assert err.rstrip().endswith("iga-pipeline build: error: unrecognized arguments: --raw_dir raw"), err
+
+
 def test_help_exits_0(capsys):
     assert cli.main(["build", "--help"]) == 0
     assert "--cycle N" in capsys.readouterr().out
