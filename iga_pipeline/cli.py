@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def build(raw_dir: str | None = None, warehouse: str | None = None, cycle: int | None = None) -> int:
     from iga_pipeline.pseudonym import PseudonymKeyError, key_from_env
-    from iga_pipeline.settings import Paths
+    from iga_pipeline.settings import Paths, SettingError
 
     for option, given in (("--raw-dir", raw_dir), ("--warehouse", warehouse)):
         if given == "":  # `--warehouse "$WH"`, WH unset: it built the default warehouse (a review's find)
@@ -71,7 +71,11 @@ def build(raw_dir: str | None = None, warehouse: str | None = None, cycle: int |
                   + ("raw root" if option == "--raw-dir" else "warehouse file") + ", or leave the option out",
                   file=sys.stderr)
             return EXIT_FAILED
-    paths = Paths.from_env(raw_dir, warehouse)
+    try:
+        paths = Paths.from_env(raw_dir, warehouse)
+    except SettingError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_FAILED
     try:
         os.listdir(paths.raw_dir)
     except OSError as e:  # one it may not read was 'no cycle has any delivery', one in a folder it may

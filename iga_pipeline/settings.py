@@ -95,6 +95,10 @@ class Paths:
                  warehouse: str | os.PathLike | None = None) -> "Paths":
         raw = raw_dir or os.environ.get("IGA_RAW_DIR") or "data/raw"
         wh = warehouse or os.environ.get("IGA_WAREHOUSE") or "warehouse/iga.duckdb"
+        if str(wh).endswith(("/", os.sep)):  # 'wh/' built a file 'wh' and its staging, Parquet, report and
+            # gx folders beside it, replacing any of those names there (a review's find, 2026-12-02)
+            raise SettingError(f"the warehouse {wh} names a folder: name the warehouse file in it "
+                               f"(say {Path(wh) / 'iga.duckdb'})")
         return cls(Path(raw).absolute(), Path(wh).absolute())
 
 

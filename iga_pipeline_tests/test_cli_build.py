@@ -14,7 +14,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import TEST_KEY, expected_name_id, expected_person_key, rewrite_parquet, run_cli_build
+from conftest import TEST_KEY, TEST_SECRET, expected_name_id, expected_person_key, rewrite_parquet, run_cli_build
 from iga_pipeline import cli
 from iga_pipeline.settings import INSTANCE_MARK, claim_instance
 from iga_pipeline.sources.common import safe_path
@@ -603,6 +603,26 @@ def test_a_warehouse_path_a_build_would_destroy_is_refused(clean_build, tmp_path
     assert (notes / "mine.txt").read_text() == "precious"
 
 
+@pytest.mark.parametrize("given", ["option", "IGA_WAREHOUSE"])
+def test_a_warehouse_path_ending_in_a_slash_is_refused(clean_build, tmp_path, monkeypatch, capsys, given):
+    """`--warehouse out/wh/` built a file `out/wh` and wrote staging, parquet, report and gx
+    into `out`, replacing any folder of those names there, exit 0 (a review's find)."""
+    (tmp_path / "out" / "report").mkdir(parents=True)
+    (tmp_path / "out" / "report" / "mine.html").write_text("precious")
+    folder = f"{tmp_path / 'out' / 'wh'}/"
+    if given == "option":
+        code, stderr = (build := run_cli_build(clean_build.raw.root, folder)).exit_code, build.stderr
+    else:
+        monkeypatch.setenv("IGA_PSEUDONYM_KEY", TEST_SECRET)
+        monkeypatch.setenv("IGA_WAREHOUSE", folder)
+        monkeypatch.delenv("DAGSTER_HOME", raising=False)
+        code, stderr = cli.main(["build", "--raw-dir", str(clean_build.raw.root)]), capsys.readouterr().err
+    assert code == 1, stderr[-2000:]
+    assert stderr == (f"error: the warehouse {folder} names a folder: name the warehouse file in it "
+                      f"(say {tmp_path / 'out' / 'wh' / 'iga.duckdb'})\n"), stderr[-2000:]
+    assert [str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")] == ["out", "out/report", "out/report/mine.html"]
+
+
 def test_a_warehouse_folder_whose_name_duckdb_reads_as_a_pattern_is_refused(clean_build, tmp_path):
     """A review's find (2026-12-02): the warehouse `wh[1]/iga.duckdb` read the staging of `wh1`
     beside it, exit 0, with that build's figures: DuckDB reads `[`, `]`, `*` and `?` in the
@@ -993,7 +1013,8 @@ def test_a_second_interrupt_while_the_command_ends_ends_it_without_a_traceback(t
             env={**os.environ, "IGA_PSEUDONYM_KEY": "interrupt-test-key-long-enough"})
     deadline = time.monotonic() + 120
     # in the ingest, which starts the background imports (warm_up.py)
-    while time.monotonic() < deadline and proc.poll() is None and not (warehouse.parent / "staging" / "cycle=1").exists():
+    staged = warehouse.parent / "staging" / "cycle=1"
+    while time.monotonic() < deadline and proc.poll() is None and not staged.exists():
         time.sleep(0.01)
     proc.send_signal(signal.SIGINT)
     while time.monotonic() < deadline and proc.poll() is None and "interrupted;" not in err_file.read_text():
