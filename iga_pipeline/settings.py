@@ -79,6 +79,21 @@ class Paths:
             # (a review's find, 2026-12-02)
             found.append(f"the warehouse's folder {self.warehouse_dir} holds one of {' '.join(GLOB_CHARACTERS)}, "
                          "which DuckDB reads as a pattern of file names: choose a folder without them")
+        # The folders a build replaces whole (the Parquet exports on publish, the checks' `gx` on every
+        # build): before a first build, such a folder the pipeline did not write (a warehouse put in a
+        # home folder) lost its files, exit 0 (a review's find, 2026-12-02). A `gx` of a build that
+        # failed is the pipeline's: it holds the checks' record of validated cycles; and so is a folder
+        # a publish was ever begun in (its lock): one killed midway left no warehouse, the next undoes it.
+        if not os.path.lexists(w) and not os.path.lexists(self.warehouse_dir / ".publish.lock"):
+            for output, ours in ((self.parquet, None), (self.warehouse_dir / "gx", "validated_cycles.json")):
+                try:
+                    held = os.listdir(output)
+                except OSError:
+                    continue
+                if held and ours not in held:
+                    found.append(f"{output} holds files, and a first build would replace that folder with its own: "
+                                 f"put the warehouse in a folder of its own (say {self.warehouse_dir / 'iga' / w.name}), "
+                                 "or move those files away")
         # the folders a build writes, and replaces (the checks' `gx` beside them)
         for output in (self.staging, self.parquet, self.report_dir, self.warehouse_dir / "gx"):
             real = _real(output)

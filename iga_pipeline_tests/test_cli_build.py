@@ -603,6 +603,27 @@ def test_a_warehouse_path_a_build_would_destroy_is_refused(clean_build, tmp_path
     assert (notes / "mine.txt").read_text() == "precious"
 
 
+@pytest.mark.parametrize("folder", ["parquet", "gx"])
+def test_a_first_build_beside_a_folder_it_would_replace_is_refused(clean_build, tmp_path, folder):
+    """`--warehouse ~/iga.duckdb`: the first build replaced ~/parquet and ~/gx whole, their files
+    lost, exit 0 (a review's find). Refused before anything is written; a gx the checks of a failed
+    build left (no warehouse yet), or a folder a publish was begun in, is the pipeline's."""
+    home = tmp_path / "home"
+    (home / folder).mkdir(parents=True)
+    (home / folder / "mine.txt").write_text("precious")
+    build = run_cli_build(clean_build.raw.root, home / "iga.duckdb")
+    assert build.exit_code == 1, build.stderr[-2000:]
+    assert build.stderr.startswith(f"error: {home / folder} holds files, and a first build would replace that "
+                                   "folder with its own"), build.stderr[-2000:]
+    assert sorted(str(p.relative_to(home)) for p in home.rglob("*")) == [folder, f"{folder}/mine.txt"]
+    if folder == "gx":
+        (home / "gx" / "validated_cycles.json").write_text("{}")  # as the checks of a failed build leave it
+    else:
+        (home / ".publish.lock").touch()  # a publish killed midway: no warehouse, the folder is the pipeline's
+    build = run_cli_build(clean_build.raw.root, home / "iga.duckdb")
+    assert build.exit_code == 0, build.stderr[-2000:]
+
+
 @pytest.mark.parametrize("given", ["option", "IGA_WAREHOUSE"])
 def test_a_warehouse_path_ending_in_a_slash_is_refused(clean_build, tmp_path, monkeypatch, capsys, given):
     """`--warehouse out/wh/` built a file `out/wh` and wrote staging, parquet, report and gx
