@@ -71,7 +71,8 @@ class Paths:
         if made is not None and not os.path.isdir(made):
             found.append(f"{where} is a file")
         elif made is not None and not os.access(made, os.W_OK | os.X_OK):
-            found.append(f"{where} is not writable by this user: choose a warehouse in a folder it may write to")
+            found.append(f"{where} is on a read-only file system" if _read_only_mount(made) else
+                         f"{where} is not writable by this user: choose a warehouse in a folder it may write to")
         if _within(real_dir, real_raw):
             found.append(f"the warehouse {w} is inside the raw root {raw}: its files would be read as deliveries")
         if any(c in GLOB_CHARACTERS for c in str(self.warehouse_dir)):
@@ -131,6 +132,13 @@ def _real(path: Path) -> Path:
         return path.resolve()
     except (RuntimeError, OSError):
         return Path(os.path.normpath(path))
+
+
+def _read_only_mount(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
 
 
 def _is_duckdb_file(path: Path) -> bool:
