@@ -36,8 +36,9 @@ def main(argv: list[str] | None = None) -> int:
         epilog="exit status: 0 built; 3 built, but a raw file was rejected whole (or a folder of the raw "
                "root could not be listed); 1 failed, a usage error included: the previous warehouse, "
                "Parquet folder and report are left as they were.")
-    b.add_argument("--raw-dir", help="raw root (default: IGA_RAW_DIR or data/raw)")
-    b.add_argument("--warehouse", help="warehouse file (default: IGA_WAREHOUSE or warehouse/iga.duckdb)")
+    b.add_argument("--raw-dir", metavar="DIR", help="raw root (default: IGA_RAW_DIR or data/raw)")
+    b.add_argument("--warehouse", metavar="FILE",
+                   help="warehouse file (default: IGA_WAREHOUSE or warehouse/iga.duckdb)")
     b.add_argument("--cycle", type=int, metavar="N",
                    help="re-ingest only this cycle (1-8; say, after a late delivery), then rebuild and "
                         "publish the warehouse from every cycle's staging, as the delivery sensor does; "
@@ -52,7 +53,9 @@ def main(argv: list[str] | None = None) -> int:
         except SystemExit as stop:  # argparse: a usage error is a failure, 1 as for build
             return EXIT_OK if stop.code in (0, None) else EXIT_FAILED
     try:
-        args = parser.parse_args(argv)
+        args, unknown = parser.parse_known_args(argv)
+        if unknown:  # said by build's parser, with build's usage line (the top one lists no option)
+            b.error(f"unrecognized arguments: {' '.join(unknown)}")
     except SystemExit as stop:  # argparse: 0 after --help, 2 for a usage error, which is a failure
         return EXIT_OK if stop.code in (0, None) else EXIT_FAILED
     return build(args.raw_dir, args.warehouse, args.cycle)
@@ -60,12 +63,26 @@ def main(argv: list[str] | None = None) -> int:
 
 def build(raw_dir: str | None = None, warehouse: str | None = None, cycle: int | None = None) -> int:
     from iga_pipeline.pseudonym import PseudonymKeyError, key_from_env
-    from iga_pipeline.settings import Paths
+    from iga_pipeline.settings import Paths, SettingError
 
-    paths = Paths.from_env(raw_dir, warehouse)
-    if not paths.raw_dir.is_dir():
-        print(f"error: the raw root {paths.raw_dir} "
-              + ("is not a folder" if paths.raw_dir.exists() else "does not exist"), file=sys.stderr)
+    for option, given in (("--raw-dir", raw_dir), ("--warehouse", warehouse)):
+        if given == "":  # `--warehouse "$WH"`, WH unset: it built the default warehouse (a review's find)
+            print(f"error: {option} is empty (an unset variable?): name the "
+                  + ("raw root" if option == "--raw-dir" else "warehouse file") + ", or leave the option out",
+                  file=sys.stderr)
+            return EXIT_FAILED
+    try:
+        paths = Paths.from_env(raw_dir, warehouse)
+    except SettingError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    try:
+        os.listdir(paths.raw_dir)
+    except OSError as e:  # one it may not read was 'no cycle has any delivery', one in a folder it may
+        why = {FileNotFoundError: "does not exist", NotADirectoryError: "is not a folder",  # not enter a
+               PermissionError: "cannot be read by this user (its permissions, or a folder's above it)",
+               }.get(type(e), f"cannot be read: {e.strerror or e}")  # traceback (a review's finds)
+        print(f"error: the raw root {paths.raw_dir} {why}", file=sys.stderr)
         return EXIT_FAILED
     wrong = paths.problems()
     for problem in wrong:
@@ -115,7 +132,11 @@ def _build(paths, key, cycle: int | None) -> int:
 
     had_warehouse = paths.warehouse.exists()
     started = time.monotonic()
-    result = run_build_job(paths, cycle, job_name)
+    try:
+        result = run_build_job(paths, cycle, job_name)
+    except InstanceError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_FAILED
     _state["run_ended"] = True
     elapsed = time.monotonic() - started
     if result.success and job_name == "ingest_cycle":
@@ -124,11 +145,18 @@ def _build(paths, key, cycle: int | None) -> int:
               file=sys.stderr)
         return EXIT_FAILED
     if not result.success:
-        for event in result.all_events:
-            if event.is_step_failure:
-                err = event.step_failure_data.error
-                message = err.cause.message if err and err.cause else (err.message if err else "")
-                print(f"error in {event.step_key}: {message.strip()}", file=sys.stderr)
+        failures = [event for event in result.all_events if event.is_step_failure]
+        errors = [event.step_failure_data.error for event in failures]
+        # Ctrl-C or SIGTERM during the run: Dagster's handler ended it (`entry`), said as such
+        # (it was 'error in harmonised: dagster._core.errors.DagsterExecutionInterruptedError')
+        interrupted = any(err and err.cls_name == "DagsterExecutionInterruptedError" for err in errors)
+        for event, err in zip(failures if not interrupted else [], errors):
+            message = err.cause.message if err and err.cause else (err.message if err else "")
+            print(f"error in {event.step_key}: {message.strip()}", file=sys.stderr)
+        if not failures:  # the run failed outside any step: what Dagster says of it
+            for event in result.all_events:
+                if event.is_run_failure:
+                    print(f"error: {event.message}", file=sys.stderr)
         from iga_pipeline.defs.checks import failure_details
         for check in result.get_asset_check_evaluations():
             if not check.passed:
@@ -136,8 +164,9 @@ def _build(paths, key, cycle: int | None) -> int:
                       + _indent(failure_details(check.metadata)), file=sys.stderr)
         from iga_pipeline.warehouse import publish
         publish.discard_run(paths, result.run_id)
-        print("build failed; " + ("the previous warehouse was left as it was" if had_warehouse
-                                  else "no warehouse was published"), file=sys.stderr)
+        print(("interrupted; " if interrupted else "build failed; ")
+              + ("the previous warehouse was left as it was" if had_warehouse else "no warehouse was published"),
+              file=sys.stderr)
         return EXIT_FAILED
     for published in result.asset_materializations_for_node("warehouse__published"):
         if "why" in published.metadata:  # publish.Superseded: the live warehouse is newer
@@ -164,6 +193,10 @@ def _dagster_home_problems(warehouse: Path) -> list[str]:
     return [problem] if problem else []
 
 
+class InstanceError(RuntimeError):
+    """The Dagster instance in DAGSTER_HOME cannot be loaded; the message says why."""
+
+
 def run_build_job(paths, cycle: int | None = None, job_name: str = "build_all"):
     """Run the build_all job (or another) in process: every cycle partition (or only `cycle`)
     in one run."""
@@ -179,8 +212,14 @@ def run_build_job(paths, cycle: int | None = None, job_name: str = "build_all"):
         from iga_pipeline.defs.resources import IGAResource
 
         keys = cycles_partitions.get_partition_keys() if cycle is None else [str(cycle)]
-        instance = DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
-        job = defs.resolve_job_def(job_name)
+        try:
+            instance = DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
+        except Exception as e:  # a dagster.yaml Dagster cannot read: an 80-line traceback (a review's find)
+            said = " ".join(str(e).split()).split(" Expected: ")[0][:300]  # not the whole schema it expected
+            raise InstanceError(f"DAGSTER_HOME={os.environ.get('DAGSTER_HOME')!r}: Dagster cannot load the instance "
+                                f"there ({type(e).__name__}: {said}): fix its dagster.yaml, or unset DAGSTER_HOME"
+                                ) from None
+        job = defs.resolve_job_def(job_name).with_logger_defs({"console": _console_logger()})
     collector.freeze()  # ... nor in any later one: they stay to the end of the process
     return job.execute_in_process(
         instance=instance,
@@ -191,6 +230,24 @@ def run_build_job(paths, cycle: int | None = None, job_name: str = "build_all"):
         run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
         raise_on_error=False,
     )
+
+
+def _console_logger():
+    """Dagster's console logger without the run's errors: each failed step's record carries its
+    whole stack trace (a hundred lines for an empty raw root, a review's find), and the command
+    prints each failure itself, in a line (`_build`). Warnings still show."""
+    import logging
+
+    from dagster import LoggerDefinition, colored_console_logger
+
+    def create(init_context):
+        log = colored_console_logger.logger_fn(init_context)
+        for handler in log.handlers:
+            handler.addFilter(lambda record: record.levelno < logging.ERROR)
+        return log
+
+    return LoggerDefinition(create, config_schema=colored_console_logger.config_schema,
+                            description="The console, without the run's errors (the command prints them).")
 
 
 def _indent(text: str) -> str:
@@ -325,7 +382,10 @@ def entry() -> None:
         code = EXIT_FAILED
     warm_up = sys.modules.get("iga_pipeline.warm_up")
     if warm_up is not None:
-        warm_up.finish(timeout=120)  # a build that failed early: let its imports end
+        try:
+            warm_up.finish(timeout=120)  # a build that failed early: let its imports end
+        except KeyboardInterrupt:  # a second Ctrl-C meanwhile (seconds after 'interrupted; ...'): end now,
+            pass                   # not with a traceback (a review's find); a cache cut short is rebuilt
     if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
         sys.exit(code)  # a thread still working: the ordinary exit, which waits for it
     exit_without_teardown(code)

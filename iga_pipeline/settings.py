@@ -58,10 +58,21 @@ class Paths:
         w, raw = self.warehouse, self.raw_dir
         # compared as the folders they are: through links, and with any '..' gone
         real_raw, real_dir = _real(raw), _real(self.warehouse_dir)
-        if w.is_dir():
+        # os.path's tests, not Path's: a path in a folder this user may not enter is not one (Path's raise)
+        if os.path.isdir(w):
             found.append(f"the warehouse {w} is a folder: name the warehouse file in it (say {w / 'iga.duckdb'})")
-        elif w.is_file() and not _is_duckdb_file(w):
+        elif os.path.isfile(w) and not _is_duckdb_file(w):
             found.append(f"the warehouse {w} is a file DuckDB did not write: a build would replace it")
+        # the folder the build writes in, or the nearest one it makes it in: a file there, or a folder
+        # this user may not write to, failed the first step with a traceback (a review's finds, 2026-12-02)
+        made = next((p for p in (self.warehouse_dir, *self.warehouse_dir.parents) if os.path.exists(p)), None)
+        where = f"the warehouse's folder {self.warehouse_dir}" + ("" if made == self.warehouse_dir
+                                                                  else f" cannot be made: {made}")
+        if made is not None and not os.path.isdir(made):
+            found.append(f"{where} is a file")
+        elif made is not None and not os.access(made, os.W_OK | os.X_OK):
+            found.append(f"{where} is on a read-only file system" if _read_only_mount(made) else
+                         f"{where} is not writable by this user: choose a warehouse in a folder it may write to")
         if _within(real_dir, real_raw):
             found.append(f"the warehouse {w} is inside the raw root {raw}: its files would be read as deliveries")
         if any(c in GLOB_CHARACTERS for c in str(self.warehouse_dir)):
@@ -69,6 +80,21 @@ class Paths:
             # (a review's find, 2026-12-02)
             found.append(f"the warehouse's folder {self.warehouse_dir} holds one of {' '.join(GLOB_CHARACTERS)}, "
                          "which DuckDB reads as a pattern of file names: choose a folder without them")
+        # The folders a build replaces whole (the Parquet exports on publish, the checks' `gx` on every
+        # build): before a first build, such a folder the pipeline did not write (a warehouse put in a
+        # home folder) lost its files, exit 0 (a review's find, 2026-12-02). A `gx` of a build that
+        # failed is the pipeline's: it holds the checks' record of validated cycles; and so is a folder
+        # a publish was ever begun in (its lock): one killed midway left no warehouse, the next undoes it.
+        if not os.path.lexists(w) and not os.path.lexists(self.warehouse_dir / ".publish.lock"):
+            for output, ours in ((self.parquet, None), (self.warehouse_dir / "gx", "validated_cycles.json")):
+                try:
+                    held = os.listdir(output)
+                except OSError:
+                    continue
+                if held and ours not in held:
+                    found.append(f"{output} holds files, and a first build would replace that folder with its own: "
+                                 f"put the warehouse in a folder of its own (say {self.warehouse_dir / 'iga' / w.name}), "
+                                 "or move those files away")
         # the folders a build writes, and replaces (the checks' `gx` beside them)
         for output in (self.staging, self.parquet, self.report_dir, self.warehouse_dir / "gx"):
             real = _real(output)
@@ -85,6 +111,10 @@ class Paths:
                  warehouse: str | os.PathLike | None = None) -> "Paths":
         raw = raw_dir or os.environ.get("IGA_RAW_DIR") or "data/raw"
         wh = warehouse or os.environ.get("IGA_WAREHOUSE") or "warehouse/iga.duckdb"
+        if str(wh).endswith(("/", os.sep)):  # 'wh/' built a file 'wh' and its staging, Parquet, report and
+            # gx folders beside it, replacing any of those names there (a review's find, 2026-12-02)
+            raise SettingError(f"the warehouse {wh} names a folder: name the warehouse file in it "
+                               f"(say {Path(wh) / 'iga.duckdb'})")
         return cls(Path(raw).absolute(), Path(wh).absolute())
 
 
@@ -102,6 +132,13 @@ def _real(path: Path) -> Path:
         return path.resolve()
     except (RuntimeError, OSError):
         return Path(os.path.normpath(path))
+
+
+def _read_only_mount(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
 
 
 def _is_duckdb_file(path: Path) -> bool:
@@ -177,18 +214,21 @@ def duckdb_memory() -> str | None:
         return None
     import duckdb
 
+    too_small = SettingError(f"IGA_DUCKDB_MEMORY={setting!r} is less than the 32MB a build needs")
     try:  # DuckDB's own reading of it, on a database of nothing
-        if "'" in setting:
-            raise duckdb.Error("a quote")
+        if "'" in setting or setting.startswith("-"):  # DuckDB reads '-1' (any negative) as no limit at all
+            raise duckdb.Error("a quote, or a negative size")
         with duckdb.connect() as con:
             con.execute(f"SET memory_limit = '{setting}'")
             read = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]  # '61.0 MiB'
+    except duckdb.OutOfMemoryException:  # '1KB', '0GB': too little to set it at all
+        raise too_small from None
     except duckdb.Error:
         raise SettingError(f"IGA_DUCKDB_MEMORY={setting!r} is not a size DuckDB knows "
                            "(say 2GB or 512MB)") from None
     amount, unit = read.split()
     if float(amount) * _BINARY_UNITS.get(unit, 1) < MIN_DUCKDB_MEMORY:
-        raise SettingError(f"IGA_DUCKDB_MEMORY={setting!r} is less than the 32MB a build needs")
+        raise too_small
     return setting
 
 

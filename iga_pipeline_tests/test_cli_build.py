@@ -14,7 +14,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import TEST_KEY, expected_name_id, expected_person_key, rewrite_parquet, run_cli_build
+from conftest import TEST_KEY, TEST_SECRET, expected_name_id, expected_person_key, rewrite_parquet, run_cli_build
 from iga_pipeline import cli
 from iga_pipeline.settings import INSTANCE_MARK, claim_instance
 from iga_pipeline.sources.common import safe_path
@@ -448,6 +448,9 @@ def test_failed_build_exits_1_and_keeps_the_previous_warehouse(clean_build, tmp_
     build = run_cli_build(raw_dir, warehouse, **env)
 
     assert build.exit_code == 1, build.stdout + build.stderr
+    # each failed step in one line: Dagster's record of it, stack trace and all, is not shown
+    # (an empty raw root printed a hundred lines of it before the command's own: a review's find)
+    assert "Stack Trace" not in build.stderr and "Traceback" not in build.stderr, build.stderr
     assert warehouse.read_bytes() == before
     # no candidate left; an empty raw root writes nothing at all, not even the inventory
     assert sorted(p.name for p in folder.iterdir()) == sorted(
@@ -559,7 +562,8 @@ def test_a_cycle_build_without_a_warehouse_says_none_was_published(clean_build, 
 @pytest.mark.parametrize("where", ["a folder", "the raw root", "a text file", "inside the raw root",
                                    "beside the raw root as its gx", "beside the raw root in its staging",
                                    "beside the raw root as its gx, through a link",
-                                   "inside the raw root, through '..'", "its staging a link into the raw root"])
+                                   "inside the raw root, through '..'", "its staging a link into the raw root",
+                                   "in a text file"])
 def test_a_warehouse_path_a_build_would_destroy_is_refused(clean_build, tmp_path, where):
     """A publish replaces what is at the warehouse path: a review gave a folder (the raw root's
     parent, then the raw root) as --warehouse, and the build deleted it, exit 0. A raw root in a
@@ -582,6 +586,7 @@ def test_a_warehouse_path_a_build_would_destroy_is_refused(clean_build, tmp_path
     target = {"a folder": notes, "the raw root": raw, "a text file": notes / "mine.txt",
               "inside the raw root": raw / "kommuner" / "iga.duckdb",
               "inside the raw root, through '..'": tmp_path / "notes" / ".." / "raw" / "iga.duckdb",
+              "in a text file": notes / "mine.txt" / "wh" / "iga.duckdb",  # it was a traceback, in the run
               }.get(where, tmp_path / "wh" / "iga.duckdb")
     before = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
     build = run_cli_build(raw, target)
@@ -590,10 +595,53 @@ def test_a_warehouse_path_a_build_would_destroy_is_refused(clean_build, tmp_path
             "inside the raw root": "is inside the raw root",
             "inside the raw root, through '..'": "is inside the raw root",
             "its staging a link into the raw root": "a folder the build writes, is inside the raw root",
+            "in a text file": f"the warehouse's folder {notes / 'mine.txt' / 'wh'} cannot be made: "
+                              f"{notes / 'mine.txt'} is a file",
             }.get(where, "a folder the build writes")
     assert said in build.stderr and "Traceback" not in build.stderr, build.stderr[-1500:]
     assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == before  # nothing written
     assert (notes / "mine.txt").read_text() == "precious"
+
+
+@pytest.mark.parametrize("folder", ["parquet", "gx"])
+def test_a_first_build_beside_a_folder_it_would_replace_is_refused(clean_build, tmp_path, folder):
+    """`--warehouse ~/iga.duckdb`: the first build replaced ~/parquet and ~/gx whole, their files
+    lost, exit 0 (a review's find). Refused before anything is written; a gx the checks of a failed
+    build left (no warehouse yet), or a folder a publish was begun in, is the pipeline's."""
+    home = tmp_path / "home"
+    (home / folder).mkdir(parents=True)
+    (home / folder / "mine.txt").write_text("precious")
+    build = run_cli_build(clean_build.raw.root, home / "iga.duckdb")
+    assert build.exit_code == 1, build.stderr[-2000:]
+    assert build.stderr.startswith(f"error: {home / folder} holds files, and a first build would replace that "
+                                   "folder with its own"), build.stderr[-2000:]
+    assert sorted(str(p.relative_to(home)) for p in home.rglob("*")) == [folder, f"{folder}/mine.txt"]
+    if folder == "gx":
+        (home / "gx" / "validated_cycles.json").write_text("{}")  # as the checks of a failed build leave it
+    else:
+        (home / ".publish.lock").touch()  # a publish killed midway: no warehouse, the folder is the pipeline's
+    build = run_cli_build(clean_build.raw.root, home / "iga.duckdb")
+    assert build.exit_code == 0, build.stderr[-2000:]
+
+
+@pytest.mark.parametrize("given", ["option", "IGA_WAREHOUSE"])
+def test_a_warehouse_path_ending_in_a_slash_is_refused(clean_build, tmp_path, monkeypatch, capsys, given):
+    """`--warehouse out/wh/` built a file `out/wh` and wrote staging, parquet, report and gx
+    into `out`, replacing any folder of those names there, exit 0 (a review's find)."""
+    (tmp_path / "out" / "report").mkdir(parents=True)
+    (tmp_path / "out" / "report" / "mine.html").write_text("precious")
+    folder = f"{tmp_path / 'out' / 'wh'}/"
+    if given == "option":
+        code, stderr = (build := run_cli_build(clean_build.raw.root, folder)).exit_code, build.stderr
+    else:
+        monkeypatch.setenv("IGA_PSEUDONYM_KEY", TEST_SECRET)
+        monkeypatch.setenv("IGA_WAREHOUSE", folder)
+        monkeypatch.delenv("DAGSTER_HOME", raising=False)
+        code, stderr = cli.main(["build", "--raw-dir", str(clean_build.raw.root)]), capsys.readouterr().err
+    assert code == 1, stderr[-2000:]
+    assert stderr == (f"error: the warehouse {folder} names a folder: name the warehouse file in it "
+                      f"(say {tmp_path / 'out' / 'wh' / 'iga.duckdb'})\n"), stderr[-2000:]
+    assert [str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")] == ["out", "out/report", "out/report/mine.html"]
 
 
 def test_a_warehouse_folder_whose_name_duckdb_reads_as_a_pattern_is_refused(clean_build, tmp_path):
@@ -619,6 +667,19 @@ def test_a_dagster_home_dagster_would_refuse_is_named_before_the_build(clean_bui
     build = run_cli_build(clean_build.raw.root, tmp_path / "wh" / "iga.duckdb", DAGSTER_HOME=home)
     assert build.exit_code == 1 and said in build.stderr and "Traceback" not in build.stderr, build.stderr
     assert not (tmp_path / "wh").exists()
+
+
+def test_a_dagster_home_whose_dagster_yaml_dagster_cannot_read_is_named_in_a_line(clean_build, tmp_path):
+    """A dagster.yaml that is not YAML (or not Dagster's config) ended the build with an 80-line
+    traceback (a review's find): one line names DAGSTER_HOME and what Dagster said, exit 1."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("run_storage: [unclosed\n")
+    build = run_cli_build(clean_build.raw.root, tmp_path / "wh" / "iga.duckdb", DAGSTER_HOME=str(home))
+    assert build.exit_code == 1, build.stderr[-2000:]
+    assert build.stderr.startswith(f"error: DAGSTER_HOME={str(home)!r}: Dagster cannot load the instance there "
+                                   "(ParserError: while parsing a flow sequence"), build.stderr[-2000:]
+    assert len(build.stderr.splitlines()) == 1 and not (tmp_path / "wh").exists()
 
 
 def test_a_dagster_home_under_the_home_folder_is_accepted(clean_build, tmp_path, monkeypatch):
@@ -714,9 +775,40 @@ def test_a_usage_error_exits_1_as_a_failed_build(argv, capsys):
     assert "usage: iga-pipeline" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("option", ["--raw-dir", "--warehouse"])
+def test_an_empty_path_option_is_refused_not_taken_for_the_default(clean_build, tmp_path, monkeypatch, option):
+    """`--warehouse "$WH"` with WH unset built the default warehouse, warehouse/iga.duckdb of the
+    working folder (the deployment's, run from the clone), exit 0 (a review's find)."""
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(clean_build.raw.root, tmp_path / "data" / "raw")  # the default raw root
+    raw, warehouse = ("", tmp_path / "wh" / "iga.duckdb") if option == "--raw-dir" else (tmp_path / "data" / "raw", "")
+    build = run_cli_build(raw, warehouse)
+    assert build.exit_code == 1, build.stderr[-2000:]
+    assert build.stderr.startswith(f"error: {option} is empty"), build.stderr[-2000:]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+
+
+def test_an_unknown_option_of_build_is_said_with_builds_usage(capsys):
+    """It was said under the top usage line, `iga-pipeline [-h] {build,synth} ...`, which names
+    none of build's options (a review's find)."""
+    assert cli.main(["build", "--warehouse", "x.duckdb", "--raw_dir", "raw"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("usage: iga-pipeline build [-h] [--raw-dir DIR]"), err
+    assert err.rstrip().endswith("iga-pipeline build: error: unrecognized arguments: --raw_dir raw"), err
+
+
 def test_help_exits_0(capsys):
     assert cli.main(["build", "--help"]) == 0
     assert "--cycle N" in capsys.readouterr().out
+
+
+def test_help_names_the_options_as_the_readme_and_the_usage_line_do(capsys):
+    """README and the module's usage say `--raw-dir DIR --warehouse FILE`, `synth --out DIR --seed N`;
+    --help said RAW_DIR, WAREHOUSE, OUT and SEED (a review's find)."""
+    for command, usage in ((["build"], "[--raw-dir DIR] [--warehouse FILE] [--cycle N]"),
+                           (["synth"], "[--out DIR] [--seed N] [--participations N]")):
+        assert cli.main([*command, "--help"]) == 0
+        assert usage in " ".join(capsys.readouterr().out.split()), command
 
 
 @pytest.mark.parametrize("name, value, message", [
@@ -731,6 +823,11 @@ def test_help_exits_0(capsys):
     ("IGA_DUCKDB_MEMORY", "lots", "IGA_DUCKDB_MEMORY='lots' is not a size DuckDB knows"),
     # (10MB ran out of memory in the marts, after the whole ingest: a review's find)
     ("IGA_DUCKDB_MEMORY", "10MB", "IGA_DUCKDB_MEMORY='10MB' is less than the 32MB a build needs"),
+    # (a review's finds: '-1' built with no limit at all, and '1KB' was 'not a size DuckDB knows')
+    ("IGA_DUCKDB_MEMORY", "-1", "IGA_DUCKDB_MEMORY='-1' is not a size DuckDB knows"),
+    ("IGA_DUCKDB_MEMORY", "-2GB", "IGA_DUCKDB_MEMORY='-2GB' is not a size DuckDB knows"),
+    ("IGA_DUCKDB_MEMORY", "1KB", "IGA_DUCKDB_MEMORY='1KB' is less than the 32MB a build needs"),
+    ("IGA_DUCKDB_MEMORY", "0GB", "IGA_DUCKDB_MEMORY='0GB' is less than the 32MB a build needs"),
 ])
 def test_a_setting_the_pipeline_cannot_use_stops_the_build_before_it_starts(clean_build, tmp_path, name,
                                                                             value, message):
@@ -887,6 +984,70 @@ def test_an_interrupt_before_the_run_exits_1_without_a_traceback(tmp_path, signa
     assert not (tmp_path / "wh" / "iga.duckdb").exists()
 
 
+@pytest.mark.slow
+def test_an_interrupt_during_the_run_exits_1_says_so_and_the_next_build_succeeds(tmp_path):
+    """Ctrl-C once the run had begun printed Dagster's records of it (a hundred lines of stack
+    traces) and 'error in harmonised: dagster._core.errors.DagsterExecutionInterruptedError'
+    (a review's find). The signal is sent once the run has begun writing the staging."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    raw = tmp_path / "raw"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "data" / "raw", raw)
+    warehouse = tmp_path / "wh" / "iga.duckdb"
+    command = [str(Path(sys.executable).with_name("iga-pipeline")), "build", "--raw-dir", str(raw),
+               "--warehouse", str(warehouse)]
+    env = {**os.environ, "IGA_PSEUDONYM_KEY": "interrupt-test-key-long-enough"}
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None and not (warehouse.parent / "staging").exists():
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 1, (proc.returncode, err[-2000:])
+    assert "Traceback" not in err and "Stack Trace" not in err and "DagsterExecutionInterruptedError" not in err, err
+    assert err.rstrip().endswith("interrupted; no warehouse was published"), err[-2000:]
+    assert not warehouse.exists()
+    again = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_a_second_interrupt_while_the_command_ends_ends_it_without_a_traceback(tmp_path):
+    """After 'interrupted; ...' the command waits for its background imports (seconds); a second
+    Ctrl-C then, as an impatient user sends, printed a KeyboardInterrupt traceback (a review's find)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    raw = tmp_path / "raw"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "data" / "raw", raw)
+    warehouse = tmp_path / "wh" / "iga.duckdb"
+    err_file = tmp_path / "stderr"
+    with open(err_file, "w") as err:
+        proc = subprocess.Popen(
+            [str(Path(sys.executable).with_name("iga-pipeline")), "build", "--raw-dir", str(raw),
+             "--warehouse", str(warehouse)], stdout=subprocess.DEVNULL, stderr=err,
+            env={**os.environ, "IGA_PSEUDONYM_KEY": "interrupt-test-key-long-enough"})
+    deadline = time.monotonic() + 120
+    # in the ingest, which starts the background imports (warm_up.py)
+    staged = warehouse.parent / "staging" / "cycle=1"
+    while time.monotonic() < deadline and proc.poll() is None and not staged.exists():
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    while time.monotonic() < deadline and proc.poll() is None and "interrupted;" not in err_file.read_text():
+        time.sleep(0.01)
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=300)
+    said = err_file.read_text()
+    assert proc.returncode == 1 and "Traceback" not in said, (proc.returncode, said[-2000:])
+    assert said.rstrip().endswith("interrupted; no warehouse was published"), said[-2000:]
+
+
 # --- permissions: what only a non-root user meets ---------------------------------------------
 
 # Root reads anything; an ordinary user does not. The interpreter lives where only root
@@ -950,6 +1111,72 @@ def test_an_unreadable_file_and_an_unlistable_folder_are_rejected_and_the_build_
             for d in dirs:
                 os.chmod(Path(folder) / d, 0o755)
         shutil.rmtree(root, ignore_errors=True)
+
+
+UNWRITABLE_AS_NOBODY = r"""
+import os, sys
+from iga_pipeline import cli, pseudonym, settings  # imported as root: the interpreter is root's
+raw, warehouse = sys.argv[1:3]
+os.setgid(65534)
+os.setuid(65534)
+sys.exit(cli.main(["build", "--raw-dir", raw, "--warehouse", warehouse]))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0,
+                    reason="needs root, to run the build as another user")
+@pytest.mark.parametrize("what", ["warehouse folder", "a folder above it", "a folder above it, not to be entered",
+                                  "raw root", "raw root's folder"])
+def test_a_folder_this_user_may_not_write_or_read_is_named_before_the_build(what):
+    """As `nobody`: a warehouse folder it may not write to failed the run's first step with a
+    hundred-line traceback (PermissionError), a raw root it may not read was 'no cycle has
+    any delivery (a share not mounted?)', and one in a folder it may not enter a traceback
+    (a review's finds). One line each, exit 1, nothing written."""
+    import tempfile
+
+    tmp_path = Path(tempfile.mkdtemp(prefix="iga-nobody-", dir="/tmp"))  # pytest's is root's alone
+    try:
+        _unwritable_as_nobody(tmp_path, what)
+    finally:
+        for folder, _, _ in os.walk(tmp_path):
+            os.chmod(folder, 0o755)
+        shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def _unwritable_as_nobody(tmp_path: Path, what: str) -> None:
+    import subprocess
+    import sys
+
+    raw = RawRoot(tmp_path / "sealed" / "raw" if what == "raw root's folder" else tmp_path / "raw")
+    raw.register("1277", 1, [register_row(A, 1)])
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    if what == "a folder above it, not to be entered":  # Path.is_dir raised on the warehouse in it
+        (locked / "wh").mkdir()
+    warehouse = {"warehouse folder": locked / "iga.duckdb",
+                 "a folder above it": locked / "wh" / "iga.duckdb",
+                 "a folder above it, not to be entered": locked / "wh" / "iga.duckdb",
+                 }.get(what, tmp_path / "wh" / "iga.duckdb")
+    for folder, _, files in os.walk(tmp_path):
+        os.chmod(folder, 0o755)
+        for f in files:
+            os.chmod(Path(folder) / f, 0o644)
+    os.chmod({"raw root": raw.root, "raw root's folder": tmp_path / "sealed"}.get(what, locked), 0o700)  # root's
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("IGA_", "DAGSTER_HOME"))}
+    r = subprocess.run([sys.executable, "-c", UNWRITABLE_AS_NOBODY, str(raw.root), str(warehouse)],
+                       env={**env, "IGA_PSEUDONYM_KEY": "x" * 32}, cwd=tmp_path, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 1, r.stderr[-3000:]
+    said = {"warehouse folder": f"the warehouse's folder {locked} is not writable by this user",
+            "a folder above it": f"the warehouse's folder {locked / 'wh'} cannot be made: {locked} is not "
+                                 "writable by this user",
+            "a folder above it, not to be entered": f"the warehouse's folder {locked / 'wh'} cannot be made: "
+                                                    f"{locked} is not writable by this user",
+            "raw root": f"the raw root {raw.root} cannot be read by this user",
+            "raw root's folder": f"the raw root {raw.root} cannot be read by this user"}[what]
+    assert r.stderr.startswith(f"error: {said}") and len(r.stderr.splitlines()) == 1, r.stderr[-3000:]
+    assert [p.name for p in locked.rglob("*")] == (["wh"] if "entered" in what else [])
+    assert not (tmp_path / "wh").exists()
 
 
 @pytest.mark.parametrize("followed, label, after", [

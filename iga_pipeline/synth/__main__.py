@@ -22,9 +22,9 @@ from iga_pipeline.synth import DEFAULT_SEED, generate_bundled
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="iga-pipeline synth", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=Path("data/raw"),
+    parser.add_argument("--out", type=Path, default=Path("data/raw"), metavar="DIR",
                         help="raw root to write: a new or empty folder (default: data/raw)")
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED,
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, metavar="N",
                         help=f"the random seed: the same seed writes the same files (default: {DEFAULT_SEED})")
     parser.add_argument("--participations", type=int, metavar="N",
                         help="write a scaled data set of N accepted participations instead of the bundled one")
