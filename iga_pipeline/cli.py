@@ -233,17 +233,22 @@ def run_build_job(paths, cycle: int | None = None, job_name: str = "build_all"):
 
 
 def _console_logger():
-    """Dagster's console logger without the run's errors: each failed step's record carries its
-    whole stack trace (a hundred lines for an empty raw root, a review's find), and the command
-    prints each failure itself, in a line (`_build`). Warnings still show."""
+    """Dagster's console logger without the run's failure events: each failed step's record
+    carries its whole stack trace (a hundred lines for an empty raw root, a review's find), and
+    the command prints each failure itself, in a line (`_build`). Warnings, and errors logged as
+    text (not one of Dagster's events), still show."""
     import logging
 
     from dagster import LoggerDefinition, colored_console_logger
 
+    def not_a_failure_event(record: logging.LogRecord) -> bool:
+        meta = getattr(record, "dagster_meta", None) or {}
+        return record.levelno < logging.ERROR or meta.get("dagster_event") is None
+
     def create(init_context):
         log = colored_console_logger.logger_fn(init_context)
         for handler in log.handlers:
-            handler.addFilter(lambda record: record.levelno < logging.ERROR)
+            handler.addFilter(not_a_failure_event)
         return log
 
     return LoggerDefinition(create, config_schema=colored_console_logger.config_schema,

@@ -85,13 +85,19 @@ class Paths:
         # home folder) lost its files, exit 0 (a review's find, 2026-12-02). A `gx` of a build that
         # failed is the pipeline's: it holds the checks' record of validated cycles; and so is a folder
         # a publish was ever begun in (its lock): one killed midway left no warehouse, the next undoes it.
+        # A Parquet folder of nothing but the marts' exports is the pipeline's too: the warehouse
+        # file deleted to build anew.
         if not os.path.lexists(w) and not os.path.lexists(self.warehouse_dir / ".publish.lock"):
-            for output, ours in ((self.parquet, None), (self.warehouse_dir / "gx", "validated_cycles.json")):
+            from iga_pipeline.warehouse.catalog import MARTS
+
+            exports = {f"{m.name}.parquet" for m in MARTS}
+            for output, ours in ((self.parquet, lambda held: set(held) <= exports),
+                                 (self.warehouse_dir / "gx", lambda held: "validated_cycles.json" in held)):
                 try:
                     held = os.listdir(output)
                 except OSError:
                     continue
-                if held and ours not in held:
+                if held and not ours(held):
                     found.append(f"{output} holds files, and a first build would replace that folder with its own: "
                                  f"put the warehouse in a folder of its own (say {self.warehouse_dir / 'iga' / w.name}), "
                                  "or move those files away")

@@ -622,6 +622,12 @@ def test_a_first_build_beside_a_folder_it_would_replace_is_refused(clean_build, 
         (home / ".publish.lock").touch()  # a publish killed midway: no warehouse, the folder is the pipeline's
     build = run_cli_build(clean_build.raw.root, home / "iga.duckdb")
     assert build.exit_code == 0, build.stderr[-2000:]
+    if folder == "parquet":  # the warehouse file deleted to build anew: the exports left are the pipeline's
+        (home / "iga.duckdb").unlink()
+        (home / ".publish.lock").unlink()
+        assert (home / "parquet" / "fct_participation.parquet").exists()
+        build = run_cli_build(clean_build.raw.root, home / "iga.duckdb")
+        assert build.exit_code == 0, build.stderr[-2000:]
 
 
 @pytest.mark.parametrize("given", ["option", "IGA_WAREHOUSE"])
