@@ -28,6 +28,7 @@ EXIT_OK, EXIT_FAILED, EXIT_FILES_REJECTED = 0, 1, 3
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="iga-pipeline", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", action=_Version)
     sub = parser.add_subparsers(dest="command", required=True)
     b = sub.add_parser(
         "build", help="materialise every asset and partition once, in process",
@@ -59,6 +60,23 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as stop:  # argparse: 0 after --help, 2 for a usage error, which is a failure
         return EXIT_OK if stop.code in (0, None) else EXIT_FAILED
     return build(args.raw_dir, args.warehouse, args.cycle)
+
+
+class _Version(argparse.Action):
+    """`--version`: the installed package's version, read only when asked (a build run as
+    another user may not read the packages' metadata)."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, help="print the installed version and exit")
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from importlib.metadata import PackageNotFoundError, version
+        try:
+            said = version("iga-pipeline")
+        except PackageNotFoundError:  # the source tree, not installed
+            said = "(not installed)"
+        print(f"{parser.prog} {said}")
+        parser.exit()
 
 
 def build(raw_dir: str | None = None, warehouse: str | None = None, cycle: int | None = None) -> int:
@@ -112,7 +130,8 @@ def build(raw_dir: str | None = None, warehouse: str | None = None, cycle: int |
 
 def _build(paths, key, cycle: int | None) -> int:
     if key.is_development:
-        print("!" * 78 + "\n!! IGA_PSEUDONYM_KEY is not set: person_key uses the PUBLIC development key.\n"
+        said = "is the public development key" if os.environ.get("IGA_PSEUDONYM_KEY", "").strip() else "is not set"
+        print("!" * 78 + f"\n!! IGA_PSEUDONYM_KEY {said}: person_key uses the PUBLIC development key.\n"
               "!! Fine for the bundled synthetic data; set a secret before building real data.\n"
               + "!" * 78, file=sys.stderr)
 

@@ -121,7 +121,8 @@ class Paths:
             # gx folders beside it, replacing any of those names there (a review's find, 2026-12-02)
             raise SettingError(f"the warehouse {wh} names a folder: name the warehouse file in it "
                                f"(say {Path(wh) / 'iga.duckdb'})")
-        return cls(Path(raw).absolute(), Path(wh).absolute())
+        # '~' as Dagster reads DAGSTER_HOME: a quoted '~/wh/iga.duckdb' made a folder named '~'
+        return cls(Path(raw).expanduser().absolute(), Path(wh).expanduser().absolute())
 
 
 GLOB_CHARACTERS = "*?[]\\"  # and '\\', which DuckDB reads as '/' (a file in another folder)

@@ -16,7 +16,8 @@ import duckdb
 import pytest
 from conftest import TEST_KEY, TEST_SECRET, expected_name_id, expected_person_key, rewrite_parquet, run_cli_build
 from iga_pipeline import cli
-from iga_pipeline.settings import INSTANCE_MARK, claim_instance
+from iga_pipeline.pseudonym import DEVELOPMENT_KEY
+from iga_pipeline.settings import INSTANCE_MARK, Paths, claim_instance
 from iga_pipeline.sources.common import safe_path
 from iga_pipeline.warehouse import export
 from rawfiles import (
@@ -801,6 +802,35 @@ def test_an_unknown_option_of_build_is_said_with_builds_usage(capsys):
     err = capsys.readouterr().err
     assert err.startswith("usage: iga-pipeline build [-h] [--raw-dir DIR]"), err
     assert err.rstrip().endswith("iga-pipeline build: error: unrecognized arguments: --raw_dir raw"), err
+
+
+def test_version_says_the_installed_version(capsys):
+    """`--version` said 'the following arguments are required: command' (a review's find)."""
+    from importlib.metadata import version
+
+    assert cli.main(["--version"]) == 0
+    assert capsys.readouterr().out == f"iga-pipeline {version('iga-pipeline')}\n"
+
+
+@pytest.mark.parametrize("secret, said", [(None, "is not set"), (DEVELOPMENT_KEY, "is the public development key")])
+def test_the_development_key_banner_says_why_it_is_used(tmp_path, secret, said):
+    """It said 'IGA_PSEUDONYM_KEY is not set' when the variable held the development key
+    (a review's find). Cycle 9 stops the build right after the banner."""
+    build = run_cli_build(Path(__file__).resolve().parents[1] / "data" / "raw", tmp_path / "wh" / "iga.duckdb", "--cycle", "9", IGA_PSEUDONYM_KEY=secret)
+    assert build.exit_code == 1 and f"!! IGA_PSEUDONYM_KEY {said}: person_key uses the PUBLIC" in build.stderr, \
+        build.stderr
+    assert not (tmp_path / "wh").exists()
+
+
+def test_a_tilde_in_the_paths_is_the_home_folder_as_in_dagster_home(monkeypatch, tmp_path):
+    """A quoted '~/wh/iga.duckdb' in IGA_WAREHOUSE made a folder named '~' in the working folder
+    (a review's find); DAGSTER_HOME's '~' was already expanded, as Dagster does."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("IGA_WAREHOUSE", "~/wh/iga.duckdb")
+    monkeypatch.setenv("IGA_RAW_DIR", "~/raw")
+    paths = Paths.from_env()
+    assert (paths.warehouse, paths.raw_dir) == (tmp_path / "wh" / "iga.duckdb", tmp_path / "raw")
+    assert Paths.from_env("~/other", "~/x/iga.duckdb").raw_dir == tmp_path / "other"
 
 
 def test_help_exits_0(capsys):
