@@ -169,9 +169,12 @@ def _build(paths, key, cycle: int | None) -> int:
         # Ctrl-C or SIGTERM during the run: Dagster's handler ended it (`entry`), said as such
         # (it was 'error in harmonised: dagster._core.errors.DagsterExecutionInterruptedError')
         interrupted = any(err and err.cls_name == "DagsterExecutionInterruptedError" for err in errors)
+        said: dict[str, list[str]] = {}  # one line per cause: an empty raw root fails two steps alike
         for event, err in zip(failures if not interrupted else [], errors):
             message = err.cause.message if err and err.cause else (err.message if err else "")
-            print(f"error in {event.step_key}: {message.strip()}", file=sys.stderr)
+            said.setdefault(message.strip(), []).append(event.step_key)
+        for message, steps in said.items():
+            print(f"error in {', '.join(steps)}: {message}", file=sys.stderr)
         if not failures:  # the run failed outside any step: what Dagster says of it
             for event in result.all_events:
                 if event.is_run_failure:
@@ -253,16 +256,17 @@ def run_build_job(paths, cycle: int | None = None, job_name: str = "build_all"):
 
 def _console_logger():
     """Dagster's console logger without the run's failure events: each failed step's record
-    carries its whole stack trace (a hundred lines for an empty raw root, a review's find), and
-    the command prints each failure itself, in a line (`_build`). Warnings, and errors logged as
-    text (not one of Dagster's events), still show."""
+    carries its whole stack trace (a hundred lines for an empty raw root, a review's find), each
+    step after it says it is not executed, and the command prints each failure itself, in a line
+    (`_build`). Warnings, and errors logged as text by the steps, still show."""
     import logging
 
     from dagster import LoggerDefinition, colored_console_logger
 
     def not_a_failure_event(record: logging.LogRecord) -> bool:
         meta = getattr(record, "dagster_meta", None) or {}
-        return record.levelno < logging.ERROR or meta.get("dagster_event") is None
+        skipped = str(meta.get("orig_message", "")).endswith("Not executing.")  # the steps after one that failed
+        return record.levelno < logging.ERROR or (meta.get("dagster_event") is None and not skipped)
 
     def create(init_context):
         log = colored_console_logger.logger_fn(init_context)

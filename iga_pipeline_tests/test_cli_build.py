@@ -456,8 +456,12 @@ def test_failed_build_exits_1_and_keeps_the_previous_warehouse(clean_build, tmp_
     # no candidate left; an empty raw root writes nothing at all, not even the inventory
     assert sorted(p.name for p in folder.iterdir()) == sorted(
         ["iga.duckdb"] + (["staging"] if broken == "staging-blocked" else []))
+    assert "Not executing" not in build.stderr, build.stderr  # nor the steps after it, one line each
     if broken == "empty-raw-dir":
         assert "no cycle has any delivery" in build.stderr and "not mounted" in build.stderr
+        # two steps fail alike: said once
+        (line,) = [line for line in build.stderr.splitlines() if line.startswith("error in ")]
+        assert line.startswith("error in raw__inventory, harmonised: "), build.stderr
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
         assert con.execute("SELECT count(*) FROM marts.fct_participation").fetchone()[0] == 7
