@@ -509,7 +509,8 @@ def test_an_empty_raw_root_leaves_the_staging_and_a_later_cycle_build_keeps_ever
 
     build = run_cli_build(empty, warehouse)
     assert build.exit_code == 1
-    (line,) = [line for line in build.stderr.splitlines() if line.startswith("error in harmonised:")]
+    (line,) = [line for line in build.stderr.splitlines() if line.startswith("error in ")]
+    assert line.startswith("error in raw__inventory, harmonised: "), build.stderr
     assert "no cycle has any delivery in the raw root (a share not mounted" in line
     assert {p: p.read_bytes() for p in sorted((folder / "staging").glob("cycle=*/*.parquet"))} == staged
 
