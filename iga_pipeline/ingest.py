@@ -76,7 +76,7 @@ class _Files:
         self.files[d.source_file].update(status="rejected", reason=reason, rows_read=rows_read)
         self.add(issues_frame([{"source_file": d.source_file, "source_row": None,
                                 "severity": "rejected", "reason": reason, "detail": detail}]))
-        log.warning("%s rejected whole: %s", d.source_file, reason)
+        # not logged here: the harmonised step says it with its cycle (the command line printed it twice)
 
     def add(self, issues: pd.DataFrame) -> None:
         if len(issues):

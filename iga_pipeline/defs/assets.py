@@ -198,7 +198,7 @@ def harmonised(context: AssetExecutionContext, iga: IGAResource):
     key = iga.pseudonym_key()
     if iga.in_process_run:
         warm_up.start()  # the steps after the ingest then find their libraries imported
-    if key.is_development:
+    if key.is_development and not iga.in_process_run:  # `iga-pipeline build` has said it in its banner
         context.log.warning("IGA_PSEUDONYM_KEY is not set: person_key uses the PUBLIC development key")
     per_cycle, by_reason = [], []
     cycles = [int(partition) for partition in context.partition_keys]
