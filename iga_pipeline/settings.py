@@ -101,6 +101,11 @@ class Paths:
                     found.append(f"{output} holds files, and a first build would replace that folder with its own: "
                                  f"put the warehouse in a folder of its own (say {self.warehouse_dir / 'iga' / w.name}), "
                                  "or move those files away")
+            report = self.report_dir / "index.html"  # the one file of report/ a publish replaces
+            if os.path.isfile(report) and not _is_our_report(report):
+                found.append(f"{report} is not this pipeline's report, and a first build would replace it with its "
+                             f"own: put the warehouse in a folder of its own (say {self.warehouse_dir / 'iga' / w.name}), "
+                             "or move that file away")
         # the folders a build writes, and replaces (the checks' `gx` beside them)
         for output in (self.staging, self.parquet, self.report_dir, self.warehouse_dir / "gx"):
             real = _real(output)
@@ -156,6 +161,20 @@ def _is_duckdb_file(path: Path) -> bool:
     except OSError:
         return True  # not readable here: DuckDB says what is wrong when it opens it
     return head == b"" or head[8:12] == b"DUCK"
+
+
+REPORT_GENERATOR = '<meta name="generator" content="iga-pipeline">'  # in the report's <head>
+
+
+def _is_our_report(path: Path) -> bool:
+    """A report this pipeline rendered: its generator tag, or (rendered before that tag was
+    added, 2026-12-03) its title."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return True  # not readable here: the publish says what is wrong when it replaces it
+    return REPORT_GENERATOR.encode() in head or b"<title>Integration Genom Arbete" in head
 
 
 class SettingError(ValueError):
@@ -234,9 +253,29 @@ def duckdb_memory() -> str | None:
         raise SettingError(f"IGA_DUCKDB_MEMORY={setting!r} is not a size DuckDB knows "
                            "(say 2GB or 512MB)") from None
     amount, unit = read.split()
-    if float(amount) * _BINARY_UNITS.get(unit, 1) < MIN_DUCKDB_MEMORY:
+    limit = float(amount) * _BINARY_UNITS.get(unit, 1)
+    if limit < MIN_DUCKDB_MEMORY:
         raise too_small
+    if limit > machine_memory():  # DuckDB would run out of memory before it spills (a review's find)
+        raise SettingError(f"IGA_DUCKDB_MEMORY={setting!r} is more than this machine's "
+                           f"{machine_memory() / 2**30:.1f} GiB of memory: DuckDB would run out of it before "
+                           "it spills to disk (say at most half of it)")
     return setting
+
+
+def machine_memory() -> int:
+    """The memory this process may use, in bytes: the machine's, or its container's limit
+    (cgroup v2 memory.max) when lower."""
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (OSError, ValueError):
+        memory = 8 * 2**30
+    try:
+        with open("/sys/fs/cgroup/memory.max") as f:
+            limit = f.read().strip()  # 'max', or bytes
+    except OSError:
+        return memory
+    return min(memory, int(limit)) if limit.isdigit() else memory
 
 
 def problems() -> list[str]:

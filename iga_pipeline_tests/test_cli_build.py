@@ -17,7 +17,7 @@ import pytest
 from conftest import TEST_KEY, TEST_SECRET, expected_name_id, expected_person_key, rewrite_parquet, run_cli_build
 from iga_pipeline import cli
 from iga_pipeline.pseudonym import DEVELOPMENT_KEY
-from iga_pipeline.settings import INSTANCE_MARK, Paths, claim_instance
+from iga_pipeline.settings import INSTANCE_MARK, REPORT_GENERATOR, Paths, claim_instance
 from iga_pipeline.sources.common import safe_path
 from iga_pipeline.warehouse import export
 from rawfiles import (
@@ -127,6 +127,21 @@ def unreadable_build(tmp_path_factory):
 def test_unreadable_files_exit_3(unreadable_build):
     assert unreadable_build.exit_code == 3, unreadable_build.stderr
     assert "rejected whole" in unreadable_build.stderr
+
+
+def test_each_file_rejected_whole_is_said_once(unreadable_build):
+    """Each was printed twice: by the ingest's Python logger, plainly, and by the run's log
+    (a review's find). Now only the run's line, with its cycle."""
+    for source_file in UNREADABLE:
+        said = [line for line in unreadable_build.stderr.splitlines() if f"{source_file} rejected whole" in line]
+        assert len(said) == 1 and f"cycle {source_file.split('cykel')[1][0]}: {source_file}" in said[0], said
+
+
+def test_the_development_key_is_said_once_by_the_command_line(clean_build, tmp_path):
+    """The banner, and not again as the run's warning (a review's find: said twice)."""
+    build = run_cli_build(clean_build.raw.root, tmp_path / "wh" / "iga.duckdb", IGA_PSEUDONYM_KEY=None)
+    assert build.exit_code == 0, build.stderr[-2000:]
+    assert build.stderr.count("PUBLIC development key") == 1, build.stderr
 
 
 def test_unreadable_files_are_reported_and_audited(unreadable_build):
@@ -609,20 +624,26 @@ def test_a_warehouse_path_a_build_would_destroy_is_refused(clean_build, tmp_path
     assert (notes / "mine.txt").read_text() == "precious"
 
 
-@pytest.mark.parametrize("folder", ["parquet", "gx"])
+@pytest.mark.parametrize("folder", ["parquet", "gx", "report"])
 def test_a_first_build_beside_a_folder_it_would_replace_is_refused(clean_build, tmp_path, folder):
     """`--warehouse ~/iga.duckdb`: the first build replaced ~/parquet and ~/gx whole, their files
-    lost, exit 0 (a review's find). Refused before anything is written; a gx the checks of a failed
-    build left (no warehouse yet), or a folder a publish was begun in, is the pipeline's."""
+    lost, and ~/report/index.html, exit 0 (a review's finds). Refused before anything is written; a
+    gx the checks of a failed build left (no warehouse yet), a folder a publish was begun in, or a
+    report the pipeline rendered, is the pipeline's."""
     home = tmp_path / "home"
     (home / folder).mkdir(parents=True)
-    (home / folder / "mine.txt").write_text("precious")
+    mine = "index.html" if folder == "report" else "mine.txt"
+    (home / folder / mine).write_text("<html><title>precious</title></html>")
     build = run_cli_build(clean_build.raw.root, home / "iga.duckdb")
     assert build.exit_code == 1, build.stderr[-2000:]
-    assert build.stderr.startswith(f"error: {home / folder} holds files, and a first build would replace that "
-                                   "folder with its own"), build.stderr[-2000:]
-    assert sorted(str(p.relative_to(home)) for p in home.rglob("*")) == [folder, f"{folder}/mine.txt"]
-    if folder == "gx":
+    said = (f"{home / folder / mine} is not this pipeline's report, and a first build would replace it"
+            if folder == "report" else f"{home / folder} holds files, and a first build would replace that folder")
+    assert build.stderr.startswith(f"error: {said} with its own"), build.stderr[-2000:]
+    assert sorted(str(p.relative_to(home)) for p in home.rglob("*")) == [folder, f"{folder}/{mine}"]
+    if folder == "report":  # the pipeline's report, its warehouse file deleted to build anew
+        shutil.copyfile(clean_build.warehouse.parent / "report" / "index.html", home / folder / mine)
+        assert REPORT_GENERATOR in (home / folder / mine).read_text()
+    elif folder == "gx":
         (home / "gx" / "validated_cycles.json").write_text("{}")  # as the checks of a failed build leave it
     else:
         (home / ".publish.lock").touch()  # a publish killed midway: no warehouse, the folder is the pipeline's
@@ -869,6 +890,8 @@ def test_help_names_the_options_as_the_readme_and_the_usage_line_do(capsys):
     ("IGA_DUCKDB_MEMORY", "-2GB", "IGA_DUCKDB_MEMORY='-2GB' is not a size DuckDB knows"),
     ("IGA_DUCKDB_MEMORY", "1KB", "IGA_DUCKDB_MEMORY='1KB' is less than the 32MB a build needs"),
     ("IGA_DUCKDB_MEMORY", "0GB", "IGA_DUCKDB_MEMORY='0GB' is less than the 32MB a build needs"),
+    # (a review's find: accepted, and DuckDB ran out of memory before it spilled)
+    ("IGA_DUCKDB_MEMORY", "100TB", "IGA_DUCKDB_MEMORY='100TB' is more than this machine's"),
 ])
 def test_a_setting_the_pipeline_cannot_use_stops_the_build_before_it_starts(clean_build, tmp_path, name,
                                                                             value, message):

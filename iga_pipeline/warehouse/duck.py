@@ -4,7 +4,6 @@ imports DuckDB and nothing heavy (no pandas), so that process starts at once."""
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
@@ -40,11 +39,7 @@ def duckdb_memory_limit() -> str:
     setting = settings.duckdb_memory()
     if setting:
         return setting
-    try:
-        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (OSError, ValueError):
-        ram = 8 * 2**30
-    return f"{max(1, min(4, ram // 4 // 2**30))}GB"
+    return f"{max(1, min(4, settings.machine_memory() // 4 // 2**30))}GB"
 
 
 def export_parquet(warehouse: Path, out_dir: Path, threads: int | None = None) -> dict[str, int]:
