@@ -91,6 +91,7 @@ class Paths:
             from iga_pipeline.warehouse.catalog import MARTS
 
             exports = {f"{m.name}.parquet" for m in MARTS}
+            elsewhere = f"put the warehouse in a folder of its own (say {self.warehouse_dir / 'iga' / w.name})"
             for output, ours in ((self.parquet, lambda held: set(held) <= exports),
                                  (self.warehouse_dir / "gx", lambda held: "validated_cycles.json" in held)):
                 try:
@@ -99,13 +100,11 @@ class Paths:
                     continue
                 if held and not ours(held):
                     found.append(f"{output} holds files, and a first build would replace that folder with its own: "
-                                 f"put the warehouse in a folder of its own (say {self.warehouse_dir / 'iga' / w.name}), "
-                                 "or move those files away")
+                                 f"{elsewhere}, or move those files away")
             report = self.report_dir / "index.html"  # the one file of report/ a publish replaces
             if os.path.isfile(report) and not _is_our_report(report):
                 found.append(f"{report} is not this pipeline's report, and a first build would replace it with its "
-                             f"own: put the warehouse in a folder of its own (say {self.warehouse_dir / 'iga' / w.name}), "
-                             "or move that file away")
+                             f"own: {elsewhere}, or move that file away")
         # the folders a build writes, and replaces (the checks' `gx` beside them)
         for output in (self.staging, self.parquet, self.report_dir, self.warehouse_dir / "gx"):
             real = _real(output)
@@ -256,9 +255,10 @@ def duckdb_memory() -> str | None:
     limit = float(amount) * _BINARY_UNITS.get(unit, 1)
     if limit < MIN_DUCKDB_MEMORY:
         raise too_small
-    if limit > machine_memory():  # DuckDB would run out of memory before it spills (a review's find)
+    memory = machine_memory()
+    if limit > memory:  # DuckDB would run out of memory before it spills (a review's find)
         raise SettingError(f"IGA_DUCKDB_MEMORY={setting!r} is more than this machine's "
-                           f"{machine_memory() / 2**30:.1f} GiB of memory: DuckDB would run out of it before "
+                           f"{memory / 2**30:.1f} GiB of memory: DuckDB would run out of it before "
                            "it spills to disk (say at most half of it)")
     return setting
 
