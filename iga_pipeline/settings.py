@@ -63,6 +63,10 @@ class Paths:
             found.append(f"the warehouse {w} is a folder: name the warehouse file in it (say {w / 'iga.duckdb'})")
         elif os.path.isfile(w) and not _is_duckdb_file(w):
             found.append(f"the warehouse {w} is a file DuckDB did not write: a build would replace it")
+        report = self.report_dir / "index.html"  # the one file of report/ a publish replaces
+        if os.path.isdir(report) and not os.path.islink(report):  # never the pipeline's: a publish
+            # moved it aside and removed it, its files with it, exit 0 (a review's find, 2026-12-03)
+            found.append(f"{report} is a folder, and a build would replace it with its report: move that folder away")
         # the folder the build writes in, or the nearest one it makes it in: a file there, or a folder
         # this user may not write to, failed the first step with a traceback (a review's finds, 2026-12-02)
         made = next((p for p in (self.warehouse_dir, *self.warehouse_dir.parents) if os.path.exists(p)), None)
@@ -101,7 +105,6 @@ class Paths:
                 if held and not ours(held):
                     found.append(f"{output} holds files, and a first build would replace that folder with its own: "
                                  f"{elsewhere}, or move those files away")
-            report = self.report_dir / "index.html"  # the one file of report/ a publish replaces
             if os.path.isfile(report) and not _is_our_report(report):
                 found.append(f"{report} is not this pipeline's report, and a first build would replace it with its "
                              f"own: {elsewhere}, or move that file away")

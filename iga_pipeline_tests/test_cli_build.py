@@ -657,6 +657,28 @@ def test_a_first_build_beside_a_folder_it_would_replace_is_refused(clean_build, 
         assert build.exit_code == 0, build.stderr[-2000:]
 
 
+def test_a_report_index_html_that_is_a_folder_is_refused(clean_build, tmp_path):
+    """A folder named report/index.html (not a file) was moved aside by the publish and removed,
+    its files with it, exit 0 (a review's find, 2026-12-03). Refused, first build or not: the
+    pipeline never makes that a folder. A link to one is replaced, the folder it names kept."""
+    home = tmp_path / "home"
+    (home / "report" / "index.html").mkdir(parents=True)
+    (home / "report" / "index.html" / "mine.txt").write_text("precious")
+    build = run_cli_build(clean_build.raw.root, home / "iga.duckdb")
+    assert build.exit_code == 1, build.stderr[-2000:]
+    assert build.stderr == (f"error: {home / 'report' / 'index.html'} is a folder, and a build would replace it "
+                            "with its report: move that folder away\n"), build.stderr[-2000:]
+    assert (home / "report" / "index.html" / "mine.txt").read_text() == "precious"
+    (home / "iga.duckdb").touch()  # a warehouse there already (an empty file is DuckDB's): still refused
+    assert any("is a folder" in p for p in Paths(clean_build.raw.root, home / "iga.duckdb").problems())
+    (home / "iga.duckdb").unlink()
+    (home / "report" / "index.html").rename(home / "mine")
+    (home / "report" / "index.html").symlink_to(home / "mine", target_is_directory=True)
+    build = run_cli_build(clean_build.raw.root, home / "iga.duckdb")
+    assert build.exit_code == 0, build.stderr[-2000:]
+    assert (home / "report" / "index.html").is_file() and (home / "mine" / "mine.txt").read_text() == "precious"
+
+
 @pytest.mark.parametrize("given", ["option", "IGA_WAREHOUSE"])
 def test_a_warehouse_path_ending_in_a_slash_is_refused(clean_build, tmp_path, monkeypatch, capsys, given):
     """`--warehouse out/wh/` built a file `out/wh` and wrote staging, parquet, report and gx
