@@ -266,19 +266,46 @@ def duckdb_memory() -> str | None:
     return setting
 
 
+CGROUP_ROOT, PROC_CGROUP = Path("/sys/fs/cgroup"), Path("/proc/self/cgroup")
+
+
 def machine_memory() -> int:
-    """The memory this process may use, in bytes: the machine's, or its container's limit
-    (cgroup v2 memory.max) when lower."""
+    """The memory this process may use, in bytes: the machine's, or the lowest memory limit of
+    its cgroups when lower (a container's, or a service's: `_cgroup_limits`)."""
     try:
         memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (OSError, ValueError):
         memory = 8 * 2**30
+    return min([memory, *_cgroup_limits()])
+
+
+def _cgroup_limits() -> list[int]:
+    """The memory limits of this process's cgroup and the ones above it: cgroup v2's memory.max
+    and v1's memory.limit_in_bytes ('max', or a huge number, for none). Only v2's at the root was
+    read: a v1 host's container limit, and a systemd service's MemoryMax, were not (a review's
+    find, 2026-12-03). A container sees its own cgroup as the root, whatever /proc names."""
+    places = [(CGROUP_ROOT, "memory.max"), (CGROUP_ROOT / "memory", "memory.limit_in_bytes")]
     try:
-        with open("/sys/fs/cgroup/memory.max") as f:
-            limit = f.read().strip()  # 'max', or bytes
+        lines = PROC_CGROUP.read_text().splitlines()  # '0::/system.slice/x.service', '4:memory:/docker/...'
     except OSError:
-        return memory
-    return min(memory, int(limit)) if limit.isdigit() else memory
+        lines = []
+    for line in lines:
+        _, controllers, path = (line.split(":", 2) + ["", ""])[:3]
+        if controllers == "" or "memory" in controllers.split(","):
+            base, name = places[0] if controllers == "" else places[1]
+            folder = base / path.strip("/")
+            while folder != base and ".." not in path.split("/"):  # '..': outside this namespace, its root read
+                places.append((folder, name))
+                folder = folder.parent
+    limits = []
+    for folder, name in places:
+        try:
+            text = (folder / name).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit():
+            limits.append(int(text))
+    return limits
 
 
 def problems() -> list[str]:

@@ -926,6 +926,35 @@ def test_a_setting_the_pipeline_cannot_use_stops_the_build_before_it_starts(clea
     assert not warehouse.parent.exists()  # nothing read, nothing staged
 
 
+@pytest.mark.parametrize("host", ["cgroup v1", "cgroup v2, a service's MemoryMax"])
+def test_a_duckdb_memory_above_the_cgroups_limit_is_refused(clean_build, tmp_path, monkeypatch, host):
+    """Only cgroup v2's memory.max at the root was read: on a cgroup v1 host a container's
+    limit (memory.limit_in_bytes), and on v2 a systemd service's MemoryMax (its own cgroup's
+    memory.max), were not, so an IGA_DUCKDB_MEMORY above them was accepted, and the default
+    was a quarter of the host's memory (a review's find, 2026-12-03)."""
+    from iga_pipeline import settings
+    from iga_pipeline.warehouse import duck
+
+    cgroups = tmp_path / "cgroup"
+    if host == "cgroup v1":  # a container's own cgroup mounted as the root; /proc names the host's
+        (cgroups / "memory").mkdir(parents=True)
+        (cgroups / "memory" / "memory.limit_in_bytes").write_text(f"{2 * 2**30}\n")
+        proc = "5:cpu,cpuacct:/docker/0123\n4:memory:/docker/0123\n0::/\n"
+    else:  # the root has no memory.max; the service's cgroup has
+        (cgroups / "system.slice" / "iga.service").mkdir(parents=True)
+        (cgroups / "system.slice" / "memory.max").write_text("max\n")
+        (cgroups / "system.slice" / "iga.service" / "memory.max").write_text(f"{2 * 2**30}\n")
+        proc = "0::/system.slice/iga.service\n"
+    (tmp_path / "proc_cgroup").write_text(proc)
+    monkeypatch.setattr(settings, "CGROUP_ROOT", cgroups, raising=False)
+    monkeypatch.setattr(settings, "PROC_CGROUP", tmp_path / "proc_cgroup", raising=False)
+    assert settings.machine_memory() == 2 * 2**30
+    assert duck.duckdb_memory_limit() == "1GB"  # a quarter of the limit, at least 1GB
+    build = run_cli_build(clean_build.raw.root, tmp_path / "wh" / "iga.duckdb", IGA_DUCKDB_MEMORY="4GB")
+    assert build.exit_code == 1
+    assert build.stderr.startswith("error: IGA_DUCKDB_MEMORY='4GB' is more than this machine's 2.0 GiB"), build.stderr
+
+
 def test_the_numeric_settings_take_their_documented_forms(clean_build, tmp_path):
     build = run_cli_build(clean_build.raw.root, tmp_path / "wh" / "iga.duckdb", IGA_INGEST_WORKERS="2",
                           IGA_DUCKDB_MEMORY="512MB", IGA_MAX_FILE_MB="0.5", IGA_MAX_WORKBOOK_ROWS="1000",
