@@ -870,6 +870,32 @@ def test_the_development_key_banner_says_why_it_is_used(tmp_path, secret, said):
     assert not (tmp_path / "wh").exists()
 
 
+@pytest.mark.parametrize("secret, said", [(None, "is not set"), (DEVELOPMENT_KEY, "is the public development key")])
+def test_a_run_started_in_the_ui_says_why_the_development_key_is_used_as_the_banner_does(clean_build, tmp_path,
+                                                                                      monkeypatch, secret, said):
+    """The run's warning (for a run started in the UI, which has no banner) still said 'is not
+    set' of a variable that held the development key (a review's find, 2026-12-03; C12 for the
+    banner)."""
+    import logging
+
+    from dagster import DagsterInstance
+    from iga_pipeline.definitions import defs
+    from iga_pipeline.defs.resources import IGAResource
+
+    if secret is None:
+        monkeypatch.delenv("IGA_PSEUDONYM_KEY", raising=False)
+    else:
+        monkeypatch.setenv("IGA_PSEUDONYM_KEY", secret)
+    instance = DagsterInstance.ephemeral()
+    run = defs.resolve_job_def("ingest_cycle").execute_in_process(
+        instance=instance, partition_key="1", raise_on_error=False,
+        resources={"iga": IGAResource(raw_dir=str(clean_build.raw.root), warehouse=str(tmp_path / "wh" / "iga.duckdb"))})
+    assert run.success
+    warnings = [e.user_message for e in instance.all_logs(run.run_id)
+                if e.level == logging.WARNING and "PUBLIC development key" in e.user_message]
+    assert warnings == [f"IGA_PSEUDONYM_KEY {said}: person_key uses the PUBLIC development key"], warnings
+
+
 def test_a_tilde_in_the_paths_is_the_home_folder_as_in_dagster_home(monkeypatch, tmp_path):
     """A quoted '~/wh/iga.duckdb' in IGA_WAREHOUSE made a folder named '~' in the working folder
     (a review's find); DAGSTER_HOME's '~' was already expanded, as Dagster does."""
