@@ -130,7 +130,8 @@ def build(raw_dir: str | None = None, warehouse: str | None = None, cycle: int |
 
 def _build(paths, key, cycle: int | None) -> int:
     if key.is_development:
-        said = "is the public development key" if os.environ.get("IGA_PSEUDONYM_KEY", "").strip() else "is not set"
+        from iga_pipeline.pseudonym import development_key_said
+        said = development_key_said()  # said alike by the run's warning, for a run started in the UI
         print("!" * 78 + f"\n!! IGA_PSEUDONYM_KEY {said}: person_key uses the PUBLIC development key.\n"
               "!! Fine for the bundled synthetic data; set a secret before building real data.\n"
               + "!" * 78, file=sys.stderr)

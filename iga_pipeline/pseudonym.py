@@ -128,7 +128,13 @@ def key_from_env(environ: dict[str, str] | None = None) -> PseudonymKey:
                                     f"a key needs at least {MIN_PRODUCTION_KEY}")
         return PseudonymKey(secret.encode("utf-8"), is_development=False)
     if production:
-        why = "is the public development key" if secret.strip() else "is not set"
-        raise PseudonymKeyError(f"{ENV_VAR} {why} and IGA_ENV=production: refusing to pseudonymise "
-                                "with the public development key")
+        raise PseudonymKeyError(f"{ENV_VAR} {development_key_said(env)} and IGA_ENV=production: refusing to "
+                                "pseudonymise with the public development key")
     return PseudonymKey(DEVELOPMENT_KEY.encode("utf-8"), is_development=True)
+
+
+def development_key_said(environ: dict[str, str] | None = None) -> str:
+    """Why the development key is used, as the banner, the run's warning and a refusal say it:
+    'is not set' was said of a variable that held it (a review's find)."""
+    env = os.environ if environ is None else environ
+    return "is the public development key" if env.get(ENV_VAR, "").strip() else "is not set"

@@ -63,6 +63,10 @@ class Paths:
             found.append(f"the warehouse {w} is a folder: name the warehouse file in it (say {w / 'iga.duckdb'})")
         elif os.path.isfile(w) and not _is_duckdb_file(w):
             found.append(f"the warehouse {w} is a file DuckDB did not write: a build would replace it")
+        report = self.report_dir / "index.html"  # the one file of report/ a publish replaces
+        if os.path.isdir(report) and not os.path.islink(report):  # never the pipeline's: a publish
+            # moved it aside and removed it, its files with it, exit 0 (a review's find, 2026-12-03)
+            found.append(f"{report} is a folder, and a build would replace it with its report: move that folder away")
         # the folder the build writes in, or the nearest one it makes it in: a file there, or a folder
         # this user may not write to, failed the first step with a traceback (a review's finds, 2026-12-02)
         made = next((p for p in (self.warehouse_dir, *self.warehouse_dir.parents) if os.path.exists(p)), None)
@@ -101,7 +105,6 @@ class Paths:
                 if held and not ours(held):
                     found.append(f"{output} holds files, and a first build would replace that folder with its own: "
                                  f"{elsewhere}, or move those files away")
-            report = self.report_dir / "index.html"  # the one file of report/ a publish replaces
             if os.path.isfile(report) and not _is_our_report(report):
                 found.append(f"{report} is not this pipeline's report, and a first build would replace it with its "
                              f"own: {elsewhere}, or move that file away")
@@ -263,19 +266,46 @@ def duckdb_memory() -> str | None:
     return setting
 
 
+CGROUP_ROOT, PROC_CGROUP = Path("/sys/fs/cgroup"), Path("/proc/self/cgroup")
+
+
 def machine_memory() -> int:
-    """The memory this process may use, in bytes: the machine's, or its container's limit
-    (cgroup v2 memory.max) when lower."""
+    """The memory this process may use, in bytes: the machine's, or the lowest memory limit of
+    its cgroups when lower (a container's, or a service's: `_cgroup_limits`)."""
     try:
         memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (OSError, ValueError):
         memory = 8 * 2**30
+    return min([memory, *_cgroup_limits()])
+
+
+def _cgroup_limits() -> list[int]:
+    """The memory limits of this process's cgroup and the ones above it: cgroup v2's memory.max
+    and v1's memory.limit_in_bytes ('max', or a huge number, for none). Only v2's at the root was
+    read: a v1 host's container limit, and a systemd service's MemoryMax, were not (a review's
+    find, 2026-12-03). A container sees its own cgroup as the root, whatever /proc names."""
+    places = [(CGROUP_ROOT, "memory.max"), (CGROUP_ROOT / "memory", "memory.limit_in_bytes")]
     try:
-        with open("/sys/fs/cgroup/memory.max") as f:
-            limit = f.read().strip()  # 'max', or bytes
+        lines = PROC_CGROUP.read_text().splitlines()  # '0::/system.slice/x.service', '4:memory:/docker/...'
     except OSError:
-        return memory
-    return min(memory, int(limit)) if limit.isdigit() else memory
+        lines = []
+    for line in lines:
+        _, controllers, path = (line.split(":", 2) + ["", ""])[:3]
+        if controllers == "" or "memory" in controllers.split(","):
+            base, name = places[0] if controllers == "" else places[1]
+            folder = base / path.strip("/")
+            while folder != base and ".." not in path.split("/"):  # '..': outside this namespace, its root read
+                places.append((folder, name))
+                folder = folder.parent
+    limits = []
+    for folder, name in places:
+        try:
+            text = (folder / name).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit():
+            limits.append(int(text))
+    return limits
 
 
 def problems() -> list[str]:

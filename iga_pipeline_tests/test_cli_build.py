@@ -657,6 +657,28 @@ def test_a_first_build_beside_a_folder_it_would_replace_is_refused(clean_build, 
         assert build.exit_code == 0, build.stderr[-2000:]
 
 
+def test_a_report_index_html_that_is_a_folder_is_refused(clean_build, tmp_path):
+    """A folder named report/index.html (not a file) was moved aside by the publish and removed,
+    its files with it, exit 0 (a review's find, 2026-12-03). Refused, first build or not: the
+    pipeline never makes that a folder. A link to one is replaced, the folder it names kept."""
+    home = tmp_path / "home"
+    (home / "report" / "index.html").mkdir(parents=True)
+    (home / "report" / "index.html" / "mine.txt").write_text("precious")
+    build = run_cli_build(clean_build.raw.root, home / "iga.duckdb")
+    assert build.exit_code == 1, build.stderr[-2000:]
+    assert build.stderr == (f"error: {home / 'report' / 'index.html'} is a folder, and a build would replace it "
+                            "with its report: move that folder away\n"), build.stderr[-2000:]
+    assert (home / "report" / "index.html" / "mine.txt").read_text() == "precious"
+    (home / "iga.duckdb").touch()  # a warehouse there already (an empty file is DuckDB's): still refused
+    assert any("is a folder" in p for p in Paths(clean_build.raw.root, home / "iga.duckdb").problems())
+    (home / "iga.duckdb").unlink()
+    (home / "report" / "index.html").rename(home / "mine")
+    (home / "report" / "index.html").symlink_to(home / "mine", target_is_directory=True)
+    build = run_cli_build(clean_build.raw.root, home / "iga.duckdb")
+    assert build.exit_code == 0, build.stderr[-2000:]
+    assert (home / "report" / "index.html").is_file() and (home / "mine" / "mine.txt").read_text() == "precious"
+
+
 @pytest.mark.parametrize("given", ["option", "IGA_WAREHOUSE"])
 def test_a_warehouse_path_ending_in_a_slash_is_refused(clean_build, tmp_path, monkeypatch, capsys, given):
     """`--warehouse out/wh/` built a file `out/wh` and wrote staging, parquet, report and gx
@@ -848,6 +870,32 @@ def test_the_development_key_banner_says_why_it_is_used(tmp_path, secret, said):
     assert not (tmp_path / "wh").exists()
 
 
+@pytest.mark.parametrize("secret, said", [(None, "is not set"), (DEVELOPMENT_KEY, "is the public development key")])
+def test_a_run_started_in_the_ui_says_why_the_development_key_is_used_as_the_banner_does(clean_build, tmp_path,
+                                                                                      monkeypatch, secret, said):
+    """The run's warning (for a run started in the UI, which has no banner) still said 'is not
+    set' of a variable that held the development key (a review's find, 2026-12-03; C12 for the
+    banner)."""
+    import logging
+
+    from dagster import DagsterInstance
+    from iga_pipeline.definitions import defs
+    from iga_pipeline.defs.resources import IGAResource
+
+    if secret is None:
+        monkeypatch.delenv("IGA_PSEUDONYM_KEY", raising=False)
+    else:
+        monkeypatch.setenv("IGA_PSEUDONYM_KEY", secret)
+    instance = DagsterInstance.ephemeral()
+    run = defs.resolve_job_def("ingest_cycle").execute_in_process(
+        instance=instance, partition_key="1", raise_on_error=False,
+        resources={"iga": IGAResource(raw_dir=str(clean_build.raw.root), warehouse=str(tmp_path / "wh" / "iga.duckdb"))})
+    assert run.success
+    warnings = [e.user_message for e in instance.all_logs(run.run_id)
+                if e.level == logging.WARNING and "PUBLIC development key" in e.user_message]
+    assert warnings == [f"IGA_PSEUDONYM_KEY {said}: person_key uses the PUBLIC development key"], warnings
+
+
 def test_a_tilde_in_the_paths_is_the_home_folder_as_in_dagster_home(monkeypatch, tmp_path):
     """A quoted '~/wh/iga.duckdb' in IGA_WAREHOUSE made a folder named '~' in the working folder
     (a review's find); DAGSTER_HOME's '~' was already expanded, as Dagster does."""
@@ -902,6 +950,35 @@ def test_a_setting_the_pipeline_cannot_use_stops_the_build_before_it_starts(clea
     assert build.exit_code == 1
     assert any(line.startswith(f"error: {message}") for line in build.stderr.splitlines()), build.stderr
     assert not warehouse.parent.exists()  # nothing read, nothing staged
+
+
+@pytest.mark.parametrize("host", ["cgroup v1", "cgroup v2, a service's MemoryMax"])
+def test_a_duckdb_memory_above_the_cgroups_limit_is_refused(clean_build, tmp_path, monkeypatch, host):
+    """Only cgroup v2's memory.max at the root was read: on a cgroup v1 host a container's
+    limit (memory.limit_in_bytes), and on v2 a systemd service's MemoryMax (its own cgroup's
+    memory.max), were not, so an IGA_DUCKDB_MEMORY above them was accepted, and the default
+    was a quarter of the host's memory (a review's find, 2026-12-03)."""
+    from iga_pipeline import settings
+    from iga_pipeline.warehouse import duck
+
+    cgroups = tmp_path / "cgroup"
+    if host == "cgroup v1":  # a container's own cgroup mounted as the root; /proc names the host's
+        (cgroups / "memory").mkdir(parents=True)
+        (cgroups / "memory" / "memory.limit_in_bytes").write_text(f"{2 * 2**30}\n")
+        proc = "5:cpu,cpuacct:/docker/0123\n4:memory:/docker/0123\n0::/\n"
+    else:  # the root has no memory.max; the service's cgroup has
+        (cgroups / "system.slice" / "iga.service").mkdir(parents=True)
+        (cgroups / "system.slice" / "memory.max").write_text("max\n")
+        (cgroups / "system.slice" / "iga.service" / "memory.max").write_text(f"{2 * 2**30}\n")
+        proc = "0::/system.slice/iga.service\n"
+    (tmp_path / "proc_cgroup").write_text(proc)
+    monkeypatch.setattr(settings, "CGROUP_ROOT", cgroups, raising=False)
+    monkeypatch.setattr(settings, "PROC_CGROUP", tmp_path / "proc_cgroup", raising=False)
+    assert settings.machine_memory() == 2 * 2**30
+    assert duck.duckdb_memory_limit() == "1GB"  # a quarter of the limit, at least 1GB
+    build = run_cli_build(clean_build.raw.root, tmp_path / "wh" / "iga.duckdb", IGA_DUCKDB_MEMORY="4GB")
+    assert build.exit_code == 1
+    assert build.stderr.startswith("error: IGA_DUCKDB_MEMORY='4GB' is more than this machine's 2.0 GiB"), build.stderr
 
 
 def test_the_numeric_settings_take_their_documented_forms(clean_build, tmp_path):

@@ -17,6 +17,7 @@ from dagster import (
 from iga_pipeline import reference, settings, staging, warm_up
 from iga_pipeline.defs.resources import IGAResource
 from iga_pipeline.evaluation import EVALUATION_MARTS
+from iga_pipeline.pseudonym import development_key_said
 from iga_pipeline.quality.expectations import SUITES
 from iga_pipeline.sources.common import discover, sha256_of
 from iga_pipeline.warehouse import build, duck, export, publish
@@ -199,7 +200,8 @@ def harmonised(context: AssetExecutionContext, iga: IGAResource):
     if iga.in_process_run:
         warm_up.start()  # the steps after the ingest then find their libraries imported
     if key.is_development and not iga.in_process_run:  # `iga-pipeline build` has said it in its banner
-        context.log.warning("IGA_PSEUDONYM_KEY is not set: person_key uses the PUBLIC development key")
+        context.log.warning(f"IGA_PSEUDONYM_KEY {development_key_said()}: "
+                            "person_key uses the PUBLIC development key")
     per_cycle, by_reason = [], []
     cycles = [int(partition) for partition in context.partition_keys]
     for staged in staging.stage_cycles(paths.raw_dir, paths.staging, cycles, key,
