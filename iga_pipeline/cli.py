@@ -12,6 +12,7 @@ report are left as they were).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
@@ -187,9 +188,11 @@ def _build(paths, key, cycle: int | None) -> int:
                       + _indent(failure_details(check.metadata)), file=sys.stderr)
         from iga_pipeline.warehouse import publish
         publish.discard_run(paths, result.run_id)
-        print(("interrupted; " if interrupted else "build failed; ")
-              + ("the previous warehouse was left as it was" if had_warehouse else "no warehouse was published"),
-              file=sys.stderr)
+        with _signals_held():  # a second Ctrl-C now: the line whole and said once (CI's find)
+            print(("interrupted; " if interrupted else "build failed; ")
+                  + ("the previous warehouse was left as it was" if had_warehouse else "no warehouse was published"),
+                  file=sys.stderr)
+            _state["verdict_said"] = True
         return EXIT_FAILED
     for published in result.asset_materializations_for_node("warehouse__published"):
         if "why" in published.metadata:  # publish.Superseded: the live warehouse is newer
@@ -378,7 +381,28 @@ def _n_pct(count: int, total: int) -> str:
     return f"{count} {_pct(count, total)}"
 
 
-_state = {"interrupted": False, "run_ended": False}
+_state = {"interrupted": False, "run_ended": False, "verdict_said": False}
+
+
+@contextlib.contextmanager
+def _signals_held():
+    """Ctrl-C and SIGTERM wait until the block has run, then reach the handler they would have.
+
+    (Masking them in the main thread would not do: another thread may take the signal, and
+    Python runs its handler in the main thread all the same.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    arrived: list[int] = []
+    kept = {signum: signal.signal(signum, lambda number, frame: arrived.append(number))
+            for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in kept.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+        for signum in arrived[:1]:
+            signal.raise_signal(signum)
 
 
 def _interrupt(signum, frame) -> None:
@@ -406,8 +430,9 @@ def entry() -> None:
     except BaseException:  # an interrupt, or what one became (an import it cut short)
         if not _state["interrupted"]:
             raise
-        print("interrupted; " + ("the build had ended" if _state["run_ended"]
-                                 else "the previous warehouse was left as it was"), file=sys.stderr)
+        if not _state["verdict_said"]:  # a second Ctrl-C after the failed run's verdict: said already
+            print("interrupted; " + ("the build had ended" if _state["run_ended"]
+                                     else "the previous warehouse was left as it was"), file=sys.stderr)
         code = EXIT_FAILED
     warm_up = sys.modules.get("iga_pipeline.warm_up")
     if warm_up is not None:

@@ -1189,6 +1189,22 @@ def test_a_second_interrupt_while_the_command_ends_ends_it_without_a_traceback(t
     assert said.rstrip().endswith("interrupted; no warehouse was published"), said[-2000:]
 
 
+def test_a_ctrl_c_while_the_verdict_is_said_waits_for_the_line_then_interrupts():
+    """The verdict of a failed run is said whole and once, then the Ctrl-C that came meanwhile
+    takes effect (CI saw 'interrupted; no warehouse was publishedinterrupted; the build had ended')."""
+    import signal
+
+    from iga_pipeline import cli
+
+    said = []
+    with pytest.raises(KeyboardInterrupt):
+        with cli._signals_held():
+            signal.raise_signal(signal.SIGINT)
+            said.append("the whole line")  # not reached if the Ctrl-C had struck here
+    assert said == ["the whole line"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 # --- permissions: what only a non-root user meets ---------------------------------------------
 
 # Root reads anything; an ordinary user does not. The interpreter lives where only root
