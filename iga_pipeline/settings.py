@@ -105,9 +105,11 @@ class Paths:
                 if held and not ours(held):
                     found.append(f"{output} holds files, and a first build would replace that folder with its own: "
                                  f"{elsewhere}, or move those files away")
-            if os.path.isfile(report) and not _is_our_report(report):
-                found.append(f"{report} is not this pipeline's report, and a first build would replace it with its "
-                             f"own: {elsewhere}, or move that file away")
+            ours = _is_our_report(report) if os.path.isfile(report) else True
+            if not ours:
+                found.append(f"{report} {'cannot be read by this user, so may not be' if ours is None else 'is not'} "
+                             f"this pipeline's report, and a first build would replace it with its own: "
+                             f"{elsewhere}, or move that file away")
         # the folders a build writes, and replaces (the checks' `gx` beside them)
         for output in (self.staging, self.parquet, self.report_dir, self.warehouse_dir / "gx"):
             real = _real(output)
@@ -168,14 +170,15 @@ def _is_duckdb_file(path: Path) -> bool:
 REPORT_GENERATOR = '<meta name="generator" content="iga-pipeline">'  # in the report's <head>
 
 
-def _is_our_report(path: Path) -> bool:
+def _is_our_report(path: Path) -> bool | None:
     """A report this pipeline rendered: its generator tag, or (rendered before that tag was
-    added, 2026-12-03) its title."""
+    added, 2026-12-03) its title. None: not readable by this user, so not known to be ours
+    (the publish replaces it all the same: renaming needs only its folder writable)."""
     try:
         with open(path, "rb") as f:
             head = f.read(4096)
     except OSError:
-        return True  # not readable here: the publish says what is wrong when it replaces it
+        return None
     return REPORT_GENERATOR.encode() in head or b"<title>Integration Genom Arbete" in head
 
 

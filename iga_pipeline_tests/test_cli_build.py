@@ -1336,6 +1336,41 @@ def _unwritable_as_nobody(tmp_path: Path, what: str) -> None:
     assert not (tmp_path / "wh").exists()
 
 
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0,
+                    reason="needs root, to run the build as another user")
+def test_a_first_build_beside_a_report_this_user_may_not_read_is_refused():
+    """As `nobody`: a report/index.html it may not read was taken for the pipeline's, and a first
+    build replaced it (renaming needs only the folder writable), exit 0. Refused, nothing written."""
+    import subprocess
+    import sys
+    import tempfile
+
+    tmp_path = Path(tempfile.mkdtemp(prefix="iga-nobody-", dir="/tmp"))  # pytest's is root's alone
+    try:
+        raw = RawRoot(tmp_path / "raw")
+        raw.register("1277", 1, [register_row(A, 1)])
+        report = tmp_path / "home" / "report" / "index.html"
+        report.parent.mkdir(parents=True)
+        report.write_text("<html><title>precious</title></html>")
+        for folder, _, files in os.walk(tmp_path):
+            os.chmod(folder, 0o777)
+            for f in files:
+                os.chmod(Path(folder) / f, 0o644)
+        os.chmod(report, 0o600)  # root's alone
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("IGA_", "DAGSTER_HOME"))}
+        r = subprocess.run([sys.executable, "-c", UNWRITABLE_AS_NOBODY, str(raw.root),
+                            str(tmp_path / "home" / "iga.duckdb")],
+                           env={**env, "IGA_PSEUDONYM_KEY": "x" * 32}, cwd=tmp_path, capture_output=True,
+                           text=True, timeout=300)
+        assert r.returncode == 1, r.stderr[-3000:]
+        assert r.stderr.startswith(f"error: {report} cannot be read by this user, so may not be this pipeline's "
+                                   "report, and a first build would replace it"), r.stderr[-3000:]
+        assert sorted(p.name for p in (tmp_path / "home").rglob("*")) == ["index.html", "report"]
+        assert report.read_text() == "<html><title>precious</title></html>"
+    finally:
+        shutil.rmtree(tmp_path, ignore_errors=True)
+
+
 @pytest.mark.parametrize("followed, label, after", [
     ("1-7", "1-7", 7),           # as in the bundled data (or a cycle-8 90-day file without registers:
                                  # outcomes_by_cycle has 90-day counts for it, the subtotal does not)
