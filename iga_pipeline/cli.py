@@ -198,7 +198,7 @@ def _build(paths, key, cycle: int | None) -> int:
         if "why" in published.metadata:  # publish.Superseded: the live warehouse is newer
             print(f"note: this build's warehouse was not published: {published.metadata['why'].value}; "
                   "the live one, shown below, is newer", file=sys.stderr)
-    return summarise(paths, elapsed)
+    return summarise(paths, elapsed, cycle)
 
 
 def _dagster_home_problems(warehouse: Path) -> list[str]:
@@ -286,7 +286,7 @@ def _indent(text: str) -> str:
     return "\n".join("    " + line for line in text.strip().splitlines())
 
 
-def summarise(paths, elapsed: float) -> int:
+def summarise(paths, elapsed: float, cycle: int | None = None) -> int:
     from iga_pipeline.evaluation.queries import AUDIT_TOTALS
     from iga_pipeline.warehouse.duck import open_readonly
 
@@ -315,7 +315,10 @@ def summarise(paths, elapsed: float) -> int:
         print(f"\n{unlisted} folder(s) of the raw root could not be listed: their files are missing; "
               "see marts.data_quality_issues", file=sys.stderr)
     if rejected_files:
-        print(f"\n{rejected_files} raw file(s) were rejected whole: see marts.ingest_audit", file=sys.stderr)
+        # the warehouse's count, of every cycle; the run's log named those of the cycles it read
+        print(f"\n{rejected_files} raw file(s) were rejected whole"
+              + (f", of every cycle (this run read cycle {cycle}'s alone)" if cycle is not None else "")
+              + ": see marts.ingest_audit", file=sys.stderr)
     if rejected_files or unlisted:
         return EXIT_FILES_REJECTED
     return EXIT_OK

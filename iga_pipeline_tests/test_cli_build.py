@@ -137,6 +137,20 @@ def test_each_file_rejected_whole_is_said_once(unreadable_build):
         assert len(said) == 1 and f"cycle {source_file.split('cykel')[1][0]}: {source_file}" in said[0], said
 
 
+def test_a_cycle_build_says_its_count_of_files_rejected_whole_is_of_every_cycle(unreadable_build, tmp_path):
+    """`--cycle 4` read no file rejected whole, so its log named none, yet the closing line
+    counted the warehouse's six (cycles 1-3) as if this run had met them."""
+    shutil.copytree(unreadable_build.warehouse.parent, tmp_path / "wh")
+    raw = unreadable_build.warehouse.parent.parent / "raw"
+    build = run_cli_build(raw, tmp_path / "wh" / unreadable_build.warehouse.name, "--cycle", "4")
+    assert build.exit_code == 3, build.stderr[-2000:]
+    assert not [line for line in build.stderr.splitlines() if "rejected whole" in line and "cycle " in line
+                and ": see" not in line], build.stderr[-2000:]  # no file named: cycle 4 has none
+    assert (f"{len(UNREADABLE)} raw file(s) were rejected whole, of every cycle (this run read cycle 4's alone): "
+            "see marts.ingest_audit") in build.stderr, build.stderr[-2000:]
+    assert ", of every cycle" not in unreadable_build.stderr  # a build of every cycle says it plainly
+
+
 def test_the_development_key_is_said_once_by_the_command_line(clean_build, tmp_path):
     """The banner, and not again as the run's warning (a review's find: said twice)."""
     build = run_cli_build(clean_build.raw.root, tmp_path / "wh" / "iga.duckdb", IGA_PSEUDONYM_KEY=None)
