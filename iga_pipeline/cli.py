@@ -187,8 +187,10 @@ def _build(paths, key, cycle: int | None) -> int:
                 print(f"check {check.check_name} of {check.asset_key.to_user_string()} failed:\n"
                       + _indent(failure_details(check.metadata)), file=sys.stderr)
         from iga_pipeline.warehouse import publish
-        publish.discard_run(paths, result.run_id)
-        with _signals_held():  # a second Ctrl-C now: the line whole and said once (CI's find)
+        # a Ctrl-C now (the second, after the one that ended the run) lets the cleanup end and
+        # the line be said whole and once (CI's find: the verdict cut short, then another)
+        with _signals_held():
+            publish.discard_run(paths, result.run_id)
             print(("interrupted; " if interrupted else "build failed; ")
                   + ("the previous warehouse was left as it was" if had_warehouse else "no warehouse was published"),
                   file=sys.stderr)
@@ -389,22 +391,42 @@ _state = {"interrupted": False, "run_ended": False, "verdict_said": False}
 
 @contextlib.contextmanager
 def _signals_held():
-    """Ctrl-C and SIGTERM wait until the block has run, then reach the handler they would have.
+    """The first Ctrl-C or SIGTERM waits until the block has run, then reaches the handler it
+    would have; a second one meanwhile (a write that blocks: stderr's reader stalled) goes at once.
 
-    (Masking them in the main thread would not do: another thread may take the signal, and
-    Python runs its handler in the main thread all the same.)"""
+    The handlers are swapped, not the signals masked: another thread may take a masked
+    signal, and Python runs its handler in the main thread all the same."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    arrived: list[int] = []
-    kept = {signum: signal.signal(signum, lambda number, frame: arrived.append(number))
-            for signum in (signal.SIGINT, signal.SIGTERM)}
+    kept: dict[int, object] = {}
+    held: list[int] = []
+    done = False
+
+    def give_back() -> None:  # SIGINT last and in `finally`: one arriving between finds `hold`
+        try:
+            if signal.SIGTERM in kept:
+                signal.signal(signal.SIGTERM, kept[signal.SIGTERM])
+        finally:
+            if signal.SIGINT in kept:
+                signal.signal(signal.SIGINT, kept[signal.SIGINT])
+
+    def hold(signum, frame) -> None:
+        if held or done:  # a second one, or one while the handlers are given back: at once
+            give_back()
+            signal.raise_signal(signum)
+        else:
+            held.append(signum)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        previous = signal.signal(signum, hold)
+        kept[signum] = previous if previous is not None else signal.SIG_DFL
     try:
         yield
     finally:
-        for signum, handler in kept.items():
-            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
-        for signum in arrived[:1]:
+        done = True
+        give_back()
+        for signum in held[:1]:
             signal.raise_signal(signum)
 
 

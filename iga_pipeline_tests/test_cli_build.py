@@ -139,7 +139,7 @@ def test_each_file_rejected_whole_is_said_once(unreadable_build):
 
 def test_a_cycle_build_says_its_count_of_files_rejected_whole_is_of_every_cycle(unreadable_build, tmp_path):
     """`--cycle 4` read no file rejected whole, so its log named none, yet the closing line
-    counted the warehouse's six (cycles 1-3) as if this run had met them."""
+    counted the warehouse's eight (cycles 1, 2, 3 and 5) as if this run had met them."""
     shutil.copytree(unreadable_build.warehouse.parent, tmp_path / "wh")
     raw = unreadable_build.warehouse.parent.parent / "raw"
     build = run_cli_build(raw, tmp_path / "wh" / unreadable_build.warehouse.name, "--cycle", "4")
@@ -1205,18 +1205,71 @@ def test_a_second_interrupt_while_the_command_ends_ends_it_without_a_traceback(t
 
 def test_a_ctrl_c_while_the_verdict_is_said_waits_for_the_line_then_interrupts():
     """The verdict of a failed run is said whole and once, then the Ctrl-C that came meanwhile
-    takes effect (CI saw 'interrupted; no warehouse was publishedinterrupted; the build had ended')."""
+    takes effect (CI saw 'interrupted; no warehouse was publishedinterrupted; the build had ended').
+    A second one meanwhile goes at once: a write that blocks (stderr's reader stalled) would
+    otherwise leave only SIGKILL (a review's find)."""
     import signal
 
     from iga_pipeline import cli
 
-    said = []
-    with pytest.raises(KeyboardInterrupt):
-        with cli._signals_held():
-            signal.raise_signal(signal.SIGINT)
-            said.append("the whole line")  # not reached if the Ctrl-C had struck here
-    assert said == ["the whole line"]
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    for kind in (signal.SIGINT, signal.SIGTERM):
+        said = []
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(cli, "_state", {**cli._state})  # _interrupt marks the command interrupted
+            signal.signal(signal.SIGTERM, cli._interrupt)
+            try:
+                with pytest.raises(KeyboardInterrupt):
+                    with cli._signals_held():
+                        signal.raise_signal(kind)
+                        said.append("the whole line")  # not reached if the signal had struck here
+                assert said == ["the whole line"]
+                with pytest.raises(KeyboardInterrupt):
+                    with cli._signals_held():
+                        signal.raise_signal(signal.SIGINT)
+                        signal.raise_signal(kind)
+                        said.append("never")  # a write that blocks: the second signal ends it
+                assert said == ["the whole line"]
+                assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+                assert signal.getsignal(signal.SIGTERM) is cli._interrupt
+            finally:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+# The real command on an empty raw root (a failed run), its stderr watched: a Ctrl-C is sent
+# the moment the verdict is written, between its text and its newline, as CI's one was.
+CTRL_C_AT_THE_VERDICT = r"""
+import os, signal, sys
+from iga_pipeline import cli
+
+class Stderr:
+    def __init__(self, real):
+        self.real = real
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+    def write(self, text):
+        written = self.real.write(text)
+        if text.startswith("build failed;"):
+            self.real.flush()
+            os.kill(os.getpid(), signal.SIGINT)
+        return written
+
+sys.stderr = Stderr(sys.stderr)
+sys.argv = ["iga-pipeline", "build", "--raw-dir", sys.argv[1], "--warehouse", sys.argv[2]]
+cli.entry()
+"""
+
+
+def test_a_ctrl_c_as_the_failed_runs_verdict_is_written_adds_no_second_verdict(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "raw").mkdir()
+    done = subprocess.run([sys.executable, "-c", CTRL_C_AT_THE_VERDICT, str(tmp_path / "raw"),
+                           str(tmp_path / "wh" / "iga.duckdb")], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "IGA_PSEUDONYM_KEY": "verdict-test-key-long-enough"})
+    assert done.returncode == 1 and "Traceback" not in done.stderr, (done.returncode, done.stderr[-2000:])
+    assert done.stderr.endswith("\nbuild failed; no warehouse was published\n"), done.stderr[-2000:]
+    assert "interrupted;" not in done.stderr, done.stderr[-2000:]
 
 
 # --- permissions: what only a non-root user meets ---------------------------------------------
