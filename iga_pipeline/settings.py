@@ -105,10 +105,10 @@ class Paths:
                 if held and not ours(held):
                     found.append(f"{output} holds files, and a first build would replace that folder with its own: "
                                  f"{elsewhere}, or move those files away")
-            ours = _is_our_report(report) if os.path.isfile(report) else True
-            if not ours:
-                found.append(f"{report} {'cannot be read by this user, so may not be' if ours is None else 'is not'} "
-                             f"this pipeline's report, and a first build would replace it with its own: "
+            report_ours = _is_our_report(report) if os.path.isfile(report) else True
+            if not report_ours:
+                why = "is not" if report_ours is False else "cannot be read by this user, so may not be"
+                found.append(f"{report} {why} this pipeline's report, and a first build would replace it with its own: "
                              f"{elsewhere}, or move that file away")
         # the folders a build writes, and replaces (the checks' `gx` beside them)
         for output in (self.staging, self.parquet, self.report_dir, self.warehouse_dir / "gx"):
