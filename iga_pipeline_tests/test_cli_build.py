@@ -1347,6 +1347,17 @@ sys.exit(cli.main(["build", "--raw-dir", raw, "--warehouse", warehouse]))
 """
 
 
+def _build_as_nobody(raw_root: Path, warehouse: Path, cwd: Path):
+    """`UNWRITABLE_AS_NOBODY` in a process of its own, with none of this machine's IGA_ settings."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("IGA_", "DAGSTER_HOME"))}
+    return subprocess.run([sys.executable, "-c", UNWRITABLE_AS_NOBODY, str(raw_root), str(warehouse)],
+                          env={**env, "IGA_PSEUDONYM_KEY": "x" * 32}, cwd=cwd, capture_output=True, text=True,
+                          timeout=300)
+
+
 @pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0,
                     reason="needs root, to run the build as another user")
 @pytest.mark.parametrize("what", ["warehouse folder", "a folder above it", "a folder above it, not to be entered",
@@ -1368,9 +1379,6 @@ def test_a_folder_this_user_may_not_write_or_read_is_named_before_the_build(what
 
 
 def _unwritable_as_nobody(tmp_path: Path, what: str) -> None:
-    import subprocess
-    import sys
-
     raw = RawRoot(tmp_path / "sealed" / "raw" if what == "raw root's folder" else tmp_path / "raw")
     raw.register("1277", 1, [register_row(A, 1)])
     locked = tmp_path / "locked"
@@ -1386,10 +1394,7 @@ def _unwritable_as_nobody(tmp_path: Path, what: str) -> None:
         for f in files:
             os.chmod(Path(folder) / f, 0o644)
     os.chmod({"raw root": raw.root, "raw root's folder": tmp_path / "sealed"}.get(what, locked), 0o700)  # root's
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("IGA_", "DAGSTER_HOME"))}
-    r = subprocess.run([sys.executable, "-c", UNWRITABLE_AS_NOBODY, str(raw.root), str(warehouse)],
-                       env={**env, "IGA_PSEUDONYM_KEY": "x" * 32}, cwd=tmp_path, capture_output=True, text=True,
-                       timeout=300)
+    r = _build_as_nobody(raw.root, warehouse, tmp_path)
     assert r.returncode == 1, r.stderr[-3000:]
     said = {"warehouse folder": f"the warehouse's folder {locked} is not writable by this user",
             "a folder above it": f"the warehouse's folder {locked / 'wh'} cannot be made: {locked} is not "
@@ -1408,8 +1413,6 @@ def _unwritable_as_nobody(tmp_path: Path, what: str) -> None:
 def test_a_first_build_beside_a_report_this_user_may_not_read_is_refused():
     """As `nobody`: a report/index.html it may not read was taken for the pipeline's, and a first
     build replaced it (renaming needs only the folder writable), exit 0. Refused, nothing written."""
-    import subprocess
-    import sys
     import tempfile
 
     tmp_path = Path(tempfile.mkdtemp(prefix="iga-nobody-", dir="/tmp"))  # pytest's is root's alone
@@ -1424,11 +1427,7 @@ def test_a_first_build_beside_a_report_this_user_may_not_read_is_refused():
             for f in files:
                 os.chmod(Path(folder) / f, 0o644)
         os.chmod(report, 0o600)  # root's alone
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("IGA_", "DAGSTER_HOME"))}
-        r = subprocess.run([sys.executable, "-c", UNWRITABLE_AS_NOBODY, str(raw.root),
-                            str(tmp_path / "home" / "iga.duckdb")],
-                           env={**env, "IGA_PSEUDONYM_KEY": "x" * 32}, cwd=tmp_path, capture_output=True,
-                           text=True, timeout=300)
+        r = _build_as_nobody(raw.root, tmp_path / "home" / "iga.duckdb", tmp_path)
         assert r.returncode == 1, r.stderr[-3000:]
         assert r.stderr.startswith(f"error: {report} cannot be read by this user, so may not be this pipeline's "
                                    "report, and a first build would replace it"), r.stderr[-3000:]
