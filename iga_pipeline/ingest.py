@@ -17,12 +17,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from pandera.errors import SchemaError
 
 from iga_pipeline import reference, validation
 from iga_pipeline.checked_files import Checked, CheckedFiles
 from iga_pipeline.pseudonym import PseudonymKey
 from iga_pipeline.sources import providers, register, survey
-from iga_pipeline.sources.provider_rows import warning_issue
+from iga_pipeline.sources.provider_rows import MAX_HOURS, warning_issue
 from iga_pipeline.sources.common import (
     ISSUE_COLUMNS, AdapterOutput, Delivery, FileRejected, discover, issues_frame, mask_split_values,
     sha256_of,
@@ -320,21 +321,25 @@ def _interventions(inter: pd.DataFrame, owners: pd.DataFrame, d: Delivery, book:
     source_row -> participation_id, rows collapsed as duplicates included).
 
     The same intervention twice in one row (an Åstorp `insatser` list) is two periods of
-    it: one intervention, its hours added up (left empty unless every period has them),
+    it: one intervention, its hours added up (left empty unless every period has them, or
+    when the total is more than one intervention can last, as a single period's would be),
     and a warning. Over a participation's duplicate rows each intervention counts once,
     with the earliest row's hours."""
     inter = inter.merge(owners, on="source_row")  # the rows the rules rejected take theirs along
     repeats = inter.duplicated(["source_row", "intervention"]).any()
     if repeats:
         hours = inter.groupby(["source_row", "participation_id", "intervention"], sort=False)["hours"]
-        inter = pd.DataFrame({"hours": hours.sum(min_count=1), "given": hours.size(),
+        inter = pd.DataFrame({"hours": hours.sum(min_count=1).round(2), "given": hours.size(),
                               "with_hours": hours.count()}).reset_index()
-        inter["hours"] = inter["hours"].where(inter["with_hours"] == inter["given"])
+        # each period passed is_hours; their sum may still be more than one intervention can last
+        inter["too_many"] = inter["hours"].gt(MAX_HOURS).fillna(False).astype(bool)
+        inter["hours"] = inter["hours"].where((inter["with_hours"] == inter["given"]) & ~inter["too_many"])
     inter = inter.drop_duplicates(["participation_id", "intervention"])  # the earliest row's, in file order
     if repeats:
         summed = inter[inter["given"] > 1]
-        how = (summed["with_hours"] == summed["given"]).map(
-            {True: "their hours are added up", False: "not every one has hours, so its hours are left empty"})
+        how = pd.Series("their hours are added up", index=summed.index)
+        how[summed["too_many"]] = f"their hours add up to more than {MAX_HOURS:,}, so its hours are left empty"
+        how[summed["with_hours"] < summed["given"]] = "not every one has hours, so its hours are left empty"
         book.add(pd.DataFrame({
             "source_file": d.source_file, "source_row": summed["source_row"], "severity": "warning",
             "reason": "invalid_code",
@@ -432,14 +437,36 @@ def ingest_cycle(raw_root: Path, cycle: int, key: PseudonymKey, kept: CheckedFil
                              "provider": [info.provider], "target_group": [info.target_group]})
     return CycleIngest(
         cycle=cycle,
-        participations=validation.Participation.validate(participations),
-        outcomes=validation.Outcome.validate(outcomes),
-        interventions=validation.Intervention.validate(interventions),
-        survey_responses=validation.SurveyResponse.validate(responses),
-        followup=validation.Followup.validate(followup),
-        issues=validation.Issue.validate(issues),
-        audit=validation.Audit.validate(audit),
+        participations=_modelled(validation.Participation, participations, cycle),
+        outcomes=_modelled(validation.Outcome, outcomes, cycle),
+        interventions=_modelled(validation.Intervention, interventions, cycle),
+        survey_responses=_modelled(validation.SurveyResponse, responses, cycle),
+        followup=_modelled(validation.Followup, followup, cycle),
+        issues=_modelled(validation.Issue, issues, cycle),
+        audit=_modelled(validation.Audit, audit, cycle),
     )
+
+
+class HarmonisedModelError(RuntimeError):
+    """A cycle's harmonised frame failed its pandera model: a fault of the ingest (the rules
+    before it should have rejected or warned about the rows), not of a raw file."""
+
+
+def _modelled(model, frame: pd.DataFrame, cycle: int) -> pd.DataFrame:
+    """`model.validate(frame)`, its error said without pandera's failure cases: those are
+    the frame's values (an amount of hours, an issue's text), which came from raw files."""
+    try:
+        return model.validate(frame)
+    except SchemaError as err:
+        what = getattr(err.check, "name", err.check)  # a Check, or the name of a schema-level one
+        column = getattr(err.schema, "name", None)
+        where = f"column {column!r}" if column and column != model.__name__ else "the frame"
+        count = len(err.failure_cases) if isinstance(err.failure_cases, pd.DataFrame) else None
+        raise HarmonisedModelError(
+            f"cycle {cycle}: the harmonised {model.__name__} frame failed its model: {where}, check {what}"
+            + (f", {count} value(s)" if count else "")
+            + " (the values are not shown: they came from raw files). A fault of the ingest, not of a "
+            "delivery: please report it") from None
 
 
 def _with_statuses(participations: pd.DataFrame, outcomes: pd.DataFrame, followed_up: bool,
