@@ -120,7 +120,7 @@ def write_cycle(staging: Path, result: CycleIngest, key: PseudonymKey | None = N
     tmp = staging / f".cycle={result.cycle}.{uuid.uuid4().hex}.tmp"
     tmp.mkdir()
     for name in CycleIngest.frame_names():
-        getattr(result, name).to_parquet(tmp / f"{name}.parquet", index=False)
+        _write_staged(getattr(result, name), tmp / f"{name}.parquet")
     if key is not None:
         (tmp / KEY_STAMP).write_text(key.fingerprint(KEY_STAMP_LABEL))
     if mark_valid:
@@ -134,6 +134,20 @@ def write_cycle(staging: Path, result: CycleIngest, key: PseudonymKey | None = N
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def _write_staged(frame: pd.DataFrame, path: Path) -> None:
+    """`frame.to_parquet(path, index=False)`, but a column that holds no value is written as
+    text, not with Parquet's type of nothing ('null'): the warehouse's column, the union of
+    every cycle's files, would change type with the first cycle that has a value (a file
+    rejected whole, a survey, a 90-day status), and the incremental build could not replace
+    a cycle. pandas' metadata is kept, so the file reads back as before."""
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    schema = table.schema
+    for i, field in enumerate(schema):
+        if pa.types.is_null(field.type):
+            schema = schema.set(i, field.with_type(pa.string()))
+    pq.write_table(table.cast(schema) if schema != table.schema else table, path)
 
 
 INVENTORY_ISSUES = "inventory_issues.parquet"
@@ -314,39 +328,50 @@ def validate_staged(files: list[Path], model) -> Validated:
         schema = schema.update_column(name, unique=False)
     rows, read, failures = 0, 0, []
     for path in files:  # an empty file too: `not_ready` asks every file for a current stamp
-        parquet = pq.ParquetFile(path)
-        rows += parquet.metadata.num_rows
-        if validated_before(path, model):
-            continue
-        read += 1
-        cases = []
-        batches = parquet.iter_batches(batch_size=VALIDATE_ROWS) if parquet.metadata.num_rows else []
-        chunks = (b.to_pandas() for b in batches) if parquet.metadata.num_rows else [pd.read_parquet(path)]
-        for frame in chunks:
-            try:
-                schema.validate(frame, lazy=True)
-            except SchemaErrors as err:
-                cases.append(err.failure_cases)
-            del frame
-        for name in unique:
-            values = pd.read_parquet(path, columns=[name])[name]
-            dup = values[values.duplicated(keep=False)]
-            if len(dup):
-                cases.append(pd.DataFrame({"column": name, "check": "field_uniqueness",
-                                           "failure_case": dup.values}))
-            if model is Participation and len(values):
-                cycle = path.parent.name.split("=", 1)[1]
-                foreign = _foreign_ids(values, cycle)
-                if len(foreign):
-                    cases.append(pd.DataFrame({"column": name,
-                                               "check": f"starts with 'c{cycle}-' (the cycle of its folder)",
-                                               "failure_case": foreign.values}))
+        try:
+            if validated_before(path, model):
+                rows += pq.ParquetFile(path).metadata.num_rows
+                continue
+            read += 1
+            parquet = pq.ParquetFile(path)
+            cases = _failure_cases(path, parquet, schema, unique, model)
+            rows += parquet.metadata.num_rows
+        except (OSError, pa.ArrowException) as e:  # damaged (cut short, overwritten): a failure
+            cases = [pd.DataFrame({"column": [None], "failure_case": [None],  # of this file, named
+                                   "check": [f"readable as Parquet ({type(e).__name__}: ingest its cycle again)"]})]
         if cases:  # which file failed: a cycle's folder and a table's name, never a value
             failures.append(pd.concat(cases, ignore_index=True).assign(
                 file=f"{path.parent.name}/{path.name}"))
         elif validation.checks_data():
             _mark_validated(path, model)
     return Validated(rows, pd.concat(failures, ignore_index=True) if failures else None, read)
+
+
+def _failure_cases(path: Path, parquet: pq.ParquetFile, schema, unique: list[str], model) -> list[pd.DataFrame]:
+    """pandera's failure cases of one staged file (none: it passed)."""
+    cases = []
+    batches = parquet.iter_batches(batch_size=VALIDATE_ROWS) if parquet.metadata.num_rows else []
+    chunks = (b.to_pandas() for b in batches) if parquet.metadata.num_rows else [pd.read_parquet(path)]
+    for frame in chunks:
+        try:
+            schema.validate(frame, lazy=True)
+        except SchemaErrors as err:
+            cases.append(err.failure_cases)
+        del frame
+    for name in unique:
+        values = pd.read_parquet(path, columns=[name])[name]
+        dup = values[values.duplicated(keep=False)]
+        if len(dup):
+            cases.append(pd.DataFrame({"column": name, "check": "field_uniqueness",
+                                       "failure_case": dup.values}))
+        if model is Participation and len(values):
+            cycle = path.parent.name.split("=", 1)[1]
+            foreign = _foreign_ids(values, cycle)
+            if len(foreign):
+                cases.append(pd.DataFrame({"column": name,
+                                       "check": f"starts with 'c{cycle}-' (the cycle of its folder)",
+                                       "failure_case": foreign.values}))
+    return cases
 
 
 # --- staging several cycles, in parallel when they are large -------------------------------

@@ -152,3 +152,32 @@ def test_a_build_with_no_cycle_changed_says_so(tmp_path, builds):
     again = build.build_candidate(fresh.warehouse.parent / "staging", tmp_path / "again.duckdb",
                                   EVALUATION_MARTS, previous=fresh.warehouse)
     assert build.build_mode(again) == "no cycle changed"
+
+
+def test_a_late_delivery_rejected_whole_still_rebuilds_only_its_cycle(tmp_path):
+    """A cycle's staged column that holds nothing (no file rejected whole: every audit
+    `reason` empty) is stored as text, not as Parquet's type of nothing: otherwise the first
+    file rejected whole, or the first survey, changed the column's type over every cycle, and
+    `--cycle N` fell back to a full build ("a full build would give other columns")."""
+    import shutil
+    from pathlib import Path
+
+    import pyarrow.parquet as pq
+
+    raw = tmp_path / "raw"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "data" / "raw", raw)
+    live = tmp_path / "live" / "iga.duckdb"
+    assert run(raw, live).exit_code == 0
+    audit = pq.read_schema(live.parent / "staging" / "cycle=6" / "audit.parquet")
+    assert str(audit.field("reason").type) == "string"
+    export = raw / "leverantorer" / "astorp" / "cykel6.json"
+    export.write_text(export.read_text("utf-8").replace('"cykel": 6', '"cykel": 7', 1), "utf-8")
+    late = run(raw, live, "--cycle", "6")
+    assert late.exit_code == 3  # built; a raw file was rejected whole
+    assert build.build_mode(live) == "cycles 6"
+    assert late.query("SELECT status, reason FROM marts.ingest_audit "
+                      "WHERE source_file = 'leverantorer/astorp/cykel6.json'") == [("rejected", "cycle_mismatch")]
+    fresh = run(raw, tmp_path / "fresh" / "iga.duckdb")
+    got, want = tables(live), tables(fresh.warehouse)
+    for name in want:
+        assert got[name] == want[name], name

@@ -608,6 +608,9 @@ def test_sensor_waits_for_a_file_still_arriving(raw_copy):
     survey.write_bytes((raw_copy / "enkater/enkat_cykel3.csv").read_bytes()[:40])  # ... and of a new one
     requests, still, skip = tick(raw_copy, cursor, settle_seconds=2)
     assert requests == [] and skip is not None
+    # the tick says what it waits for (it said "no new or changed deliveries": a review's find)
+    assert skip.skip_message == ("no new or changed deliveries; cycle(s) 3, 5: a file changed less than 2 s ago, "
+                                 "ingested once it is still")
     kept = json.loads(still)["files"]
     assert kept[FU3_90] == json.loads(cursor)["files"][FU3_90] and "enkater/enkat_cykel5.csv" not in kept
     time.sleep(1)
@@ -981,6 +984,27 @@ def test_the_automation_stops_at_a_failed_check_as_a_run_does(site, monkeypatch)
                       definitions=job_with(AssetSelection.assets(*requested), "automation_run"))
     assert follow.success, failure_message(follow)
     assert PUBLISHED in materialised(follow)
+
+
+@pytest.mark.slow
+def test_a_damaged_staged_file_fails_the_checks_by_name(site, monkeypatch):
+    """Another cycle's staged issues and audit cut short: cycle 5's ingest run fails at its
+    blocking pandera check, which names both files; the warning names the audit. The checks
+    once stopped with pyarrow's error, which named no file (a review's find)."""
+    monkeypatch.setenv("IGA_PSEUDONYM_KEY", TEST_SECRET)
+    for name in ("issues", "audit"):
+        victim = site.staging / "cycle=2" / f"{name}.parquet"
+        victim.write_bytes(victim.read_bytes()[:100])
+    ingest = site.run("ingest_cycle", partition_key="5", instance=DagsterInstance.ephemeral())
+    assert not ingest.success
+    checks = {e.check_name: e for e in ingest.get_asset_check_evaluations()}
+    for name in ("issues", "audit"):
+        assert checks[f"pandera_{name}"].passed is False
+        assert checks[f"pandera_{name}"].metadata["failed_files"].value == f"cycle=2/{name}.parquet"
+        assert "readable as Parquet" in checks[f"pandera_{name}"].metadata["by_check"].value
+    assert checks["pandera_participations"].passed is True
+    assert checks[NO_FILE_REJECTED].passed is False
+    assert "not readable (cycle=2/audit.parquet)" in checks[NO_FILE_REJECTED].metadata["rejected whole"].value
 
 
 @pytest.mark.slow

@@ -123,6 +123,22 @@ def test_staged_files_are_validated_once_and_read_again_only_when_changed(raw, t
     assert set(cases["file"]) == {"cycle=2/participations.parquet"}
 
 
+def test_a_damaged_staged_file_fails_its_model_by_name_and_the_others_are_still_checked(raw, tmp_path):
+    """A staged file cut short (the staging folder is the pipeline's own, but a disk or a
+    hand can damage it): its check fails naming it, with no value, instead of stopping the
+    check with pyarrow's error, which named no file (a review's find)."""
+    list(staging.stage_cycles(raw, tmp_path, [2, 3], KEY, workers=1))
+    damaged, sound = tmp_path / "cycle=2" / "issues.parquet", tmp_path / "cycle=3" / "issues.parquet"
+    damaged.write_bytes(damaged.read_bytes()[:100])
+    staging._stamp_path(sound).unlink()  # read, not skipped by its stamp
+    rows, cases, read = staging.validate_staged([damaged, sound], validation.Issue)
+    assert read == 2 and rows == len(pd.read_parquet(sound))
+    assert cases[["file", "column", "check"]].to_dict("records") == [
+        {"file": "cycle=2/issues.parquet", "column": None,
+         "check": "readable as Parquet (ArrowInvalid: ingest its cycle again)"}]
+    assert staging.validated_before(sound, validation.Issue)  # the sound one passed and is stamped
+
+
 def test_an_audit_that_loses_rows_fails_its_model(raw, tmp_path):
     """warehouse.md's "nothing lost", per file, in the staged audit: a file whose rows read
     are more than loaded + rejected + duplicates fails `nothing_lost` of pandera's Audit."""

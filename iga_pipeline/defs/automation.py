@@ -95,7 +95,7 @@ SIZE, MTIME, SHA256, CYCLE, CTIME = range(5)
 
 
 def scan(raw_dir: Path, previous: dict[str, list], settle_seconds: float = 0,
-         found: list[Delivery] | None = None) -> dict[str, list]:
+         found: list[Delivery] | None = None, waiting: set[int] | None = None) -> dict[str, list]:
     """{source_file: [size, mtime_ns, sha256, cycle, ctime_ns]} for every delivery of a cycle
     (of `found`, the raw root's files as `discover` lists them, if given).
 
@@ -115,9 +115,11 @@ def scan(raw_dir: Path, previous: dict[str, list], settle_seconds: float = 0,
     file of the same size copied over with its mtime kept (`cp -p`, an archive). Files of
     no cycle are left to `stray_ids`. A refused delivery (a link out of the raw root or to nothing,
     a file too large) is never opened: the link itself is fingerprinted, so
-    its cycle is still asked for and ingestion records the refusal."""
+    its cycle is still asked for and ingestion records the refusal.
+
+    `waiting`, if given, gets the cycles held back so (the sensor says so in its tick)."""
     state = {}
-    arriving: set[int] = set()  # cycles with a file still arriving
+    arriving: set[int] = set() if waiting is None else waiting  # cycles with a file still arriving
     for d in discover(raw_dir) if found is None else found:
         if d.cycle is None:
             continue
@@ -212,13 +214,18 @@ def raw_delivery_sensor(context: SensorEvaluationContext, iga: IGAResource):
     generation, previous, previous_strays = load_cursor(context.cursor)
     key = iga.pseudonym_key()
     found = discover(raw_dir, key)
-    current = scan(raw_dir, previous, iga.settle_seconds, found)
+    waiting: set[int] = set()
+    current = scan(raw_dir, previous, iga.settle_seconds, found, waiting)
     strays = stray_ids(found, set(previous_strays), iga.settle_seconds, key)
     changed = changed_cycles(previous, current)
     strays_changed = set(strays) ^ set(previous_strays)
+    held = (f"; cycle(s) {', '.join(map(str, sorted(waiting)))}: a file changed less than "
+            f"{iga.settle_seconds:g} s ago, ingested once it is still" if waiting else "")
     if not changed and not strays_changed:
-        return SensorResult(skip_reason=SkipReason("no new or changed deliveries"),
+        return SensorResult(skip_reason=SkipReason("no new or changed deliveries" + held),
                             cursor=dump_cursor(generation, current, strays))
+    if held:
+        context.log.info(held[2:])
     generation += 1
     requests = []
     for cycle, files in sorted(changed.items()):

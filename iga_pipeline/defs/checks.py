@@ -17,6 +17,7 @@ rejected whole is bad input, recorded, and the build goes on without it.
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 from dagster import (
     AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, AssetCheckSpec,
     MetadataValue, asset_check, multi_asset_check,
@@ -82,15 +83,21 @@ def _files_rejected_whole(iga: IGAResource) -> AssetCheckResult:
     """Every staged cycle's files rejected whole, from the staged audits (a file each): a
     warning while any is, whichever cycle's run this is (an ingest of another cycle does not
     turn it green: a review's find)."""
-    audits = [pd.read_parquet(f, columns=["cycle", "source_file", "status", "reason"])
-              for f in _staged_files(iga, "audit")]
+    audits, damaged = [], []
+    for f in _staged_files(iga, "audit"):
+        try:
+            audits.append(pd.read_parquet(f, columns=["cycle", "source_file", "status", "reason"]))
+        except (OSError, pa.ArrowException):  # pandera_audit names it too, as not readable
+            damaged.append(f"{f.parent.name}/{f.name}")
     audit = pd.concat(audits, ignore_index=True) if audits else pd.DataFrame(columns=["status"])
     rejected = audit[audit["status"] == "rejected"].drop(columns="status")
     return AssetCheckResult(
-        asset_key=harmonised_key("audit"), check_name=NO_FILE_REJECTED, passed=rejected.empty,
+        asset_key=harmonised_key("audit"), check_name=NO_FILE_REJECTED, passed=rejected.empty and not damaged,
         severity=AssetCheckSeverity.WARN,
         metadata={"rejected whole": MetadataValue.md(  # names as in the warehouse, reason codes
-            rejected.to_markdown(index=False) if len(rejected) else "none")})
+            (rejected.to_markdown(index=False) if len(rejected) else "none")
+            + (f"\n\nnot known for the staged audits not readable ({', '.join(damaged)}): "
+               "ingest their cycles again" if damaged else ""))})
 
 
 # One step for the seven models and the warning (each a check of its own in the UI). Most runs
