@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from pandera.errors import SchemaError
+from pandera.errors import SchemaError, SchemaErrors
 
 from iga_pipeline import reference, validation
 from iga_pipeline.checked_files import Checked, CheckedFiles
@@ -321,9 +321,9 @@ def _interventions(inter: pd.DataFrame, owners: pd.DataFrame, d: Delivery, book:
     source_row -> participation_id, rows collapsed as duplicates included).
 
     The same intervention twice in one row (an Åstorp `insatser` list) is two periods of
-    it: one intervention, its hours added up (left empty unless every period has them, or
-    when the total is more than one intervention can last, as a single period's would be),
-    and a warning. Over a participation's duplicate rows each intervention counts once,
+    it: one intervention, its hours added up, and a warning. The hours are left empty when
+    a period has none, or when the sum is more than one intervention can last (as a single
+    period's would be). Over a participation's duplicate rows each intervention counts once,
     with the earliest row's hours."""
     inter = inter.merge(owners, on="source_row")  # the rows the rules rejected take theirs along
     repeats = inter.duplicated(["source_row", "intervention"]).any()
@@ -339,6 +339,7 @@ def _interventions(inter: pd.DataFrame, owners: pd.DataFrame, d: Delivery, book:
         summed = inter[inter["given"] > 1]
         how = pd.Series("their hours are added up", index=summed.index)
         how[summed["too_many"]] = f"their hours add up to more than {MAX_HOURS:,}, so its hours are left empty"
+        # a period without hours is said rather than a sum past the limit (that sum is partial)
         how[summed["with_hours"] < summed["given"]] = "not every one has hours, so its hours are left empty"
         book.add(pd.DataFrame({
             "source_file": d.source_file, "source_row": summed["source_row"], "severity": "warning",
@@ -454,19 +455,24 @@ class HarmonisedModelError(RuntimeError):
 
 def _modelled(model, frame: pd.DataFrame, cycle: int) -> pd.DataFrame:
     """`model.validate(frame)`, its error said without pandera's failure cases: those are
-    the frame's values (an amount of hours, an issue's text), which came from raw files."""
+    the frame's values (an amount of hours, an issue's text), which came from raw files.
+    pandera raises SchemaError for a failed check, SchemaErrors (several) for a value it
+    cannot convert to the column's type or a column the model does not have."""
     try:
         return model.validate(frame)
     except SchemaError as err:
-        what = getattr(err.check, "name", err.check)  # a Check, or the name of a schema-level one
         column = getattr(err.schema, "name", None)
-        where = f"column {column!r}" if column and column != model.__name__ else "the frame"
-        count = len(err.failure_cases) if isinstance(err.failure_cases, pd.DataFrame) else None
-        raise HarmonisedModelError(
-            f"cycle {cycle}: the harmonised {model.__name__} frame failed its model: {where}, check {what}"
-            + (f", {count} value(s)" if count else "")
-            + " (the values are not shown: they came from raw files). A fault of the ingest, not of a "
-            "delivery: please report it") from None
+        failed = [(column if column != model.__name__ else None,
+                   getattr(err.check, "name", err.check),  # a Check, or the name of a frame-level one
+                   len(err.failure_cases) if isinstance(err.failure_cases, pd.DataFrame) else None)]
+    except SchemaErrors as err:
+        counts = err.failure_cases.groupby(["column", "check"], dropna=False).size()
+        failed = [(None if pd.isna(column) else column, check, n) for (column, check), n in counts.items()]
+    said = "; ".join(f"{f'column {column!r}' if column else 'the frame'}, check {check}"
+                     + (f", {n} value(s)" if n else "") for column, check, n in failed)
+    raise HarmonisedModelError(
+        f"cycle {cycle}: the harmonised {model.__name__} frame failed its model: {said} (the values are "
+        "not shown: they came from raw files). A fault of the ingest, not of a delivery: please report it")
 
 
 def _with_statuses(participations: pd.DataFrame, outcomes: pd.DataFrame, followed_up: bool,

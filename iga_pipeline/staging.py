@@ -337,8 +337,8 @@ def validate_staged(files: list[Path], model) -> Validated:
             cases = _failure_cases(path, parquet, schema, unique, model)
             rows += parquet.metadata.num_rows
         except (OSError, pa.ArrowException) as e:  # damaged (cut short, overwritten): a failure
-            cases = [pd.DataFrame({"column": [None], "failure_case": [None],  # of this file, named
-                                   "check": [f"readable as Parquet ({type(e).__name__}: ingest its cycle again)"]})]
+            cases = [pd.DataFrame({"column": ["(whole file)"],  # of this file, named, no value
+                                   "check": [f"readable as Parquet ({type(e).__name__}); ingest its cycle again"]})]
         if cases:  # which file failed: a cycle's folder and a table's name, never a value
             failures.append(pd.concat(cases, ignore_index=True).assign(
                 file=f"{path.parent.name}/{path.name}"))
@@ -369,8 +369,8 @@ def _failure_cases(path: Path, parquet: pq.ParquetFile, schema, unique: list[str
             foreign = _foreign_ids(values, cycle)
             if len(foreign):
                 cases.append(pd.DataFrame({"column": name,
-                                       "check": f"starts with 'c{cycle}-' (the cycle of its folder)",
-                                       "failure_case": foreign.values}))
+                                           "check": f"starts with 'c{cycle}-' (the cycle of its folder)",
+                                           "failure_case": foreign.values}))
     return cases
 
 

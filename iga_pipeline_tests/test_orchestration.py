@@ -609,8 +609,8 @@ def test_sensor_waits_for_a_file_still_arriving(raw_copy):
     requests, still, skip = tick(raw_copy, cursor, settle_seconds=2)
     assert requests == [] and skip is not None
     # the tick says what it waits for (it said "no new or changed deliveries": a review's find)
-    assert skip.skip_message == ("no new or changed deliveries; cycle(s) 3, 5: a file changed less than 2 s ago, "
-                                 "ingested once it is still")
+    assert skip.skip_message == ("no new or changed deliveries; waiting: cycle(s) 3, 5 had a file changed or "
+                                 "removed less than 2 s ago, ingested once still")
     kept = json.loads(still)["files"]
     assert kept[FU3_90] == json.loads(cursor)["files"][FU3_90] and "enkater/enkat_cykel5.csv" not in kept
     time.sleep(1)
@@ -1004,7 +1004,8 @@ def test_a_damaged_staged_file_fails_the_checks_by_name(site, monkeypatch):
         assert "readable as Parquet" in checks[f"pandera_{name}"].metadata["by_check"].value
     assert checks["pandera_participations"].passed is True
     assert checks[NO_FILE_REJECTED].passed is False
-    assert "not readable (cycle=2/audit.parquet)" in checks[NO_FILE_REJECTED].metadata["rejected whole"].value
+    assert checks[NO_FILE_REJECTED].metadata["rejected whole"].value.endswith(
+        "in the audits read; not readable: cycle=2/audit.parquet (ingest their cycles again)")
 
 
 @pytest.mark.slow

@@ -854,6 +854,13 @@ def test_a_harmonised_frame_failing_its_model_names_the_cycle_and_column_never_t
     assert said.startswith("cycle 5: the harmonised Intervention frame failed its model: column 'hours', check "
                            "less_than_or_equal_to, 1 value(s)")
     assert "8112189876" not in said and "811218" not in said
-    assert caught.value.__suppress_context__  # pandera's own message is not chained into the traceback
+    assert caught.value.__context__ is None  # pandera's own message is not chained into the traceback
     with pytest.raises(HarmonisedModelError, match=r"cycle 5: .* Intervention frame failed its model: the frame"):
         _modelled(Intervention, frame.drop(columns="hours"), 5)
+    # a value the column's type cannot hold: pandera's other error (SchemaErrors), said the same way
+    with pytest.raises(HarmonisedModelError) as caught:
+        _modelled(Intervention, frame.assign(hours=["811218-9876"]), 5)
+    said = str(caught.value)
+    assert said.startswith("cycle 5: the harmonised Intervention frame failed its model: column 'hours', check "
+                           "coerce_dtype('float64'), 1 value(s)"), said
+    assert "811218" not in said and caught.value.__context__ is None

@@ -134,8 +134,8 @@ def test_a_damaged_staged_file_fails_its_model_by_name_and_the_others_are_still_
     rows, cases, read = staging.validate_staged([damaged, sound], validation.Issue)
     assert read == 2 and rows == len(pd.read_parquet(sound))
     assert cases[["file", "column", "check"]].to_dict("records") == [
-        {"file": "cycle=2/issues.parquet", "column": None,
-         "check": "readable as Parquet (ArrowInvalid: ingest its cycle again)"}]
+        {"file": "cycle=2/issues.parquet", "column": "(whole file)",
+         "check": "readable as Parquet (ArrowInvalid); ingest its cycle again"}]
     assert staging.validated_before(sound, validation.Issue)  # the sound one passed and is stamped
 
 

@@ -219,13 +219,13 @@ def raw_delivery_sensor(context: SensorEvaluationContext, iga: IGAResource):
     strays = stray_ids(found, set(previous_strays), iga.settle_seconds, key)
     changed = changed_cycles(previous, current)
     strays_changed = set(strays) ^ set(previous_strays)
-    held = (f"; cycle(s) {', '.join(map(str, sorted(waiting)))}: a file changed less than "
-            f"{iga.settle_seconds:g} s ago, ingested once it is still" if waiting else "")
+    held = (f"waiting: cycle(s) {', '.join(map(str, sorted(waiting)))} had a file changed or removed "
+            f"less than {iga.settle_seconds:g} s ago, ingested once still" if waiting else None)
     if not changed and not strays_changed:
-        return SensorResult(skip_reason=SkipReason("no new or changed deliveries" + held),
-                            cursor=dump_cursor(generation, current, strays))
+        reason = "no new or changed deliveries" + (f"; {held}" if held else "")
+        return SensorResult(skip_reason=SkipReason(reason), cursor=dump_cursor(generation, current, strays))
     if held:
-        context.log.info(held[2:])
+        context.log.info(held)
     generation += 1
     requests = []
     for cycle, files in sorted(changed.items()):

@@ -96,8 +96,8 @@ def _files_rejected_whole(iga: IGAResource) -> AssetCheckResult:
         severity=AssetCheckSeverity.WARN,
         metadata={"rejected whole": MetadataValue.md(  # names as in the warehouse, reason codes
             (rejected.to_markdown(index=False) if len(rejected) else "none")
-            + (f"\n\nnot known for the staged audits not readable ({', '.join(damaged)}): "
-               "ingest their cycles again" if damaged else ""))})
+            + (f"\n\nin the audits read; not readable: {', '.join(damaged)} (ingest their cycles again)"
+               if damaged else ""))})
 
 
 # One step for the seven models and the warning (each a check of its own in the UI). Most runs
