@@ -404,12 +404,16 @@ def test_counting_early_leavers_as_not_in_work_shows_which_verdicts_change():
     bench = pd.DataFrame([  # all: 50 of 140 (28%-44%) is above 27%; 50 of 150 (26.3%-41.2%) is not
         {"benchmark_id": "ESF_SYDSVERIGE", "description": "South", "scope": scope,
          "benchmark_value": 0.27, "verdict": "above", "group_birth_regions": None}
-        for scope in ("followed_up", "all")])
+        for scope in ("followed_up", "all")] + [  # a like-for-like benchmark's whole-project verdict
+        {"benchmark_id": "ESF_FOREIGN_BORN_EUROPE", "description": "Europe", "scope": "all",
+         "benchmark_value": 0.27, "verdict": "above", "group_birth_regions": "europe"}])
     out = with_leavers(bench, cycles, scopes)
     assert [w["scope"] for w in out] == ["all"]  # cycle 1 had no leaver: nothing to show
     (w,) = out
     assert (w["numerator"], w["denominator"], w["leavers"]) == (50, 150, 10)
-    assert [(c["was"], c["now"]) for c in w["changed"]] == [("above", "cannot tell")]
+    assert [(c["label"], c["was"], c["now"]) for c in w["changed"]] == [
+        ("ESF projects, South Sweden", "above", "cannot tell"),
+        ("foreign-born ESF participants born in Europe", "above", "cannot tell")]
     bench["benchmark_value"] = 0.20  # 26.3% is still above 20%: no change
     assert with_leavers(bench, cycles, scopes)[0]["changed"] == []
 

@@ -494,12 +494,14 @@ def _suppression(con: duckdb.DuckDBPyConnection) -> dict:
 
 
 def _bound_note(low, high, benchmark: float, verdict: str) -> str:
-    """A rounding note for a verdict of 'above' or 'below' whose deciding bound prints as the benchmark."""
+    """A rounding note where a bound the verdict rests on prints as the benchmark: the deciding
+    bound of 'above' or 'below'; for 'inconclusive', a bound that prints as the benchmark (a
+    review: '33%-44%' read as only touching 33%; unrounded, 32.7% includes it)."""
     if verdict == "above":
         return rounding_note(_none(low), benchmark)
     if verdict == "below":
         return rounding_note(_none(high), benchmark)
-    return ""
+    return rounding_note(_none(low), benchmark) or rounding_note(_none(high), benchmark)
 
 
 def _benchmark(r) -> dict:
@@ -532,7 +534,9 @@ def with_leavers(bench: pd.DataFrame, cycles: pd.DataFrame, scopes: dict) -> lis
     and the whole-project benchmark verdicts that would change. rules.md compares completers,
     as the report did; ESF's figures may count everyone who left a project, so the page shows
     how much the verdicts rest on that (a review's find: TOTALT's "above" South Sweden's 27%
-    is not above with the leavers counted). The page's alone: the mart follows rules.md."""
+    is not above with the leavers counted). Every whole-project verdict the benchmark table
+    shows is weighed, the foreign-born benchmarks' too (their like-for-like verdicts are not:
+    the leavers' birth regions are another question). The page's alone: the mart follows rules.md."""
     out = []
     for scope, label in SCOPE_LABEL.items():
         in_scope = cycles if scope == "all" else cycles[cycles["followed_up"].astype(bool)]
@@ -542,7 +546,7 @@ def with_leavers(bench: pd.DataFrame, cycles: pd.DataFrame, scopes: dict) -> lis
             continue  # nothing to compare, or no leaver to count
         ci = wilson_interval(work, enrolled)
         changed = []
-        for r in bench[(bench["scope"] == scope) & bench["group_birth_regions"].isna()].itertuples():
+        for r in bench[bench["scope"] == scope].itertuples():
             now = verdict(ci, float(r.benchmark_value))
             if now != r.verdict:
                 changed.append({"label": BENCHMARK_LABEL.get(r.benchmark_id, r.description),
