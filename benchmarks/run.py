@@ -72,7 +72,7 @@ for i, p in enumerate(sorted(x for x in raw.rglob("*") if x.is_file())):
         sep = "," if rel.startswith("enkater/") else ";"
         enc = ", encoding = 'latin-1'" if "folkuniversitetet" in rel else ""  # Windows-1252 files
         con.execute(f"CREATE TABLE t{i} AS SELECT * FROM read_csv({q}, delim = '{sep}', header = true, "
-                    f"all_varchar = true, null_padding = true, ignore_errors = true{enc})")
+                    f"all_varchar = true, null_padding = true, strict_mode = false{enc})")
     elif p.suffix == ".json":
         key = "uppfoljning" if rel.endswith("_90dagar.json") else "deltagare"
         con.execute(f"CREATE TABLE t{i} AS SELECT unnest({key}, recursive := true) "
@@ -183,7 +183,9 @@ def run(cmd: list[str], env: dict | None = None, log: Path | None = None) -> dic
 
 
 def wait_quiet(limit_s: float, threshold: float) -> None:
-    """Other work on the machine skews the figures: wait (up to limit_s) for a low load."""
+    """Other work on the machine skews the figures: wait (up to limit_s) for a low load. It
+    then measures anyway; the load each measurement began at is kept (`load_before`), and the
+    table shows the highest."""
     until = time.monotonic() + limit_s
     while os.getloadavg()[0] > threshold and time.monotonic() < until:
         time.sleep(5)
@@ -290,6 +292,8 @@ def measure(n: int, args) -> dict:
         "full_peak_mb": max(r["peak_tree_rss_mb"] for r in result["full"]),
         "floor_peak_mb": max(r["peak_tree_rss_mb"] for r in result["floor"]),
         "incremental_peak_mb": max(r["peak_tree_rss_mb"] for r in result["incremental"]),
+        # wait_quiet gives up after --wait-quiet s: the highest load a measurement began at
+        "max_load_before": max(r["load_before"] for k in ("full", "floor", "incremental") for r in result[k]),
     }
     if not args.keep_warehouse:
         shutil.rmtree(warehouse.parent, ignore_errors=True)
@@ -320,18 +324,22 @@ def markdown(report: dict) -> str:
         f"{report['repeat_up_to']:,} participations, one measurement above.",
         "",
         "| participations | raw rows | raw MB | full build s | floor s | build / floor | full peak MB "
-        "| floor peak MB | incremental s | incremental / full | incremental peak MB |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| floor peak MB | incremental s | incremental / full | incremental peak MB | highest load at a start |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in report["sizes"]:
         s = r["summary"]
         lines.append(
             f"| {r['participations']:,} | {r['raw_rows']:,} | {r['raw_mb']} | {s['full_s']} | {s['floor_s']} "
             f"| {s['full_over_floor']} | {s['full_peak_mb']:,} | {s['floor_peak_mb']:,} | {s['incremental_s']} "
-            f"| {s['incremental_over_full']} | {s['incremental_peak_mb']:,} |")
+            f"| {s['incremental_over_full']} | {s['incremental_peak_mb']:,} | {s.get('max_load_before', '?')} |")
     lines += ["", "Peak MB: the sum of the RSS of the process tree, sampled every 50 ms.",
               "Floor: DuckDB loading the same CSV and JSON files into tables of a database file, "
-              "no validation; the cycle-1 workbook (xlsx) is not in the floor.", ""]
+              "no validation (rows with too many fields read too); the cycle-1 workbook (xlsx) is not in "
+              "the floor.",
+              f"Load: each measurement waited up to {report.get('wait_quiet', '?')} s for the 1-minute load "
+              f"average to fall below {report.get('quiet_load', '?')}, then began anyway; a highest load above "
+              "it means a measurement began on a machine that was not quiet.", ""]
     return "\n".join(lines)
 
 
@@ -350,7 +358,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     report = {"started": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "seed": args.seed,
-              "repeat": args.repeat, "repeat_up_to": args.repeat_up_to, "machine": machine(),
+              "repeat": args.repeat, "repeat_up_to": args.repeat_up_to, "wait_quiet": args.wait_quiet,
+              "quiet_load": args.quiet_load, "machine": machine(),
               "targets": TARGETS, "sizes": []}
     args.out.mkdir(parents=True, exist_ok=True)
     stamp = report["started"].replace(":", "").replace("-", "")
@@ -359,7 +368,8 @@ def main(argv: list[str] | None = None) -> int:
         s = report["sizes"][-1]["summary"]
         print(f"[{n:,}] full {s['full_s']} s (peak {s['full_peak_mb']:,} MB), floor {s['floor_s']} s, "
               f"build/floor {s['full_over_floor']}, incremental {s['incremental_s']} s "
-              f"({s['incremental_over_full']} of the full build)", flush=True)
+              f"({s['incremental_over_full']} of the full build); highest load at a start "
+              f"{s['max_load_before']}", flush=True)
         for name in (f"{stamp}.json", "latest.json"):  # written after every size: a long run keeps its figures
             (args.out / name).write_text(json.dumps(report, indent=2) + "\n")
         for name in (f"{stamp}.md", "latest.md"):

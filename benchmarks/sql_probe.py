@@ -143,7 +143,7 @@ def probe(raw: Path, cycle: int, out: Path, secret: bytes, threads: int | None =
         for p in registers))
     con.execute(f"""CREATE TABLE reg AS
         WITH p AS (SELECT * FROM {_with_pnr('reg_raw', 'personnummer', ref)})
-        SELECT source_file, source_row, municipality_code, pnr,
+        SELECT source_file, source_row, municipality_code, pnr, fornamn, efternamn,
                kon, fodelseland, malgrupp, cykel, inskrivningsdatum, utskrivningsdatum,
                nullif(trim(avbrott_orsak), '') AS avbrott_orsak,
                CASE WHEN pnr_error IS NOT NULL THEN 'invalid_personnummer'
@@ -169,8 +169,8 @@ def probe(raw: Path, cycle: int, out: Path, secret: bytes, threads: int | None =
                 + " UNION ".join(f"SELECT pnr FROM {t} WHERE reason IS NULL"
                                  for t in ["reg", *(f"rows_{tp}" for tp in tps)]) + ")", params)
     con.execute("""CREATE TABLE reg_keyed AS  -- k > 1: a repeat of an identical row in its file
-        SELECT *, row_number() OVER (PARTITION BY source_file, municipality_code, person_key, kon, fodelseland,
-                  malgrupp, cykel, inskrivningsdatum, utskrivningsdatum, avbrott_orsak ORDER BY source_row) AS k
+        SELECT *, row_number() OVER (PARTITION BY source_file, municipality_code, person_key, fornamn, efternamn,
+                  kon, fodelseland, malgrupp, cykel, inskrivningsdatum, utskrivningsdatum, avbrott_orsak ORDER BY source_row) AS k
         FROM reg JOIN keys USING (pnr) WHERE reason IS NULL""")
     con.execute("""CREATE TABLE reg_ok AS
         SELECT *, count(*) OVER (PARTITION BY person_key) > 1 AS clash FROM reg_keyed WHERE k = 1""")

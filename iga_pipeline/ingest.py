@@ -183,8 +183,9 @@ def _row_issues(frame: pd.DataFrame, severity: str, reason: str, detail) -> pd.D
 
 # --- registers (R1-R5) ---------------------------------------------------------
 
+# A row's content for R5, the names included (as the adapter's numbers: never the names).
 _REGISTER_CONTENT = ["person_key", "kon", "fodelseland", "malgrupp", "cykel",
-                     "inskrivningsdatum", "utskrivningsdatum", "avbrott_orsak"]
+                     "inskrivningsdatum", "utskrivningsdatum", "avbrott_orsak", "names"]
 
 
 def _registers(cycle: int, deliveries: list[Delivery], key: PseudonymKey, book: _Files) -> pd.DataFrame:

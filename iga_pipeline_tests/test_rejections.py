@@ -252,9 +252,8 @@ def test_conflicting_enrollment_two_differing_rows_in_one_file(raw, ingest, expe
         register_row(A, 2, kon="M"), register_row(A, 2, kon="K", form="YYYYMMDD-NNNC", fornamn="Other"),
     ])
     result = ingest(2)
-    # Rows 1 and 4 differ only in how the personnummer and the name are written: the
-    # same participation content. Row 3 differs, so all three are rejected: row 4 is
-    # no duplicate "counted once" when the row it repeats counts nowhere.
+    # Row 3 differs from row 1 in kon, row 4 in the name (and in how the personnummer is
+    # written): all three are rejected, each a differing row of one participation.
     assert issues(result, ignore=NO_PROVIDER) == [
         (REG2, "1", "rejected", "conflicting_enrollment"),
         (REG2, "3", "rejected", "conflicting_enrollment"),
@@ -262,6 +261,25 @@ def test_conflicting_enrollment_two_differing_rows_in_one_file(raw, ingest, expe
     ]
     assert keys(result) == {expected_key(B)}
     assert audit(result, REG2) == ("loaded", 4, 1, 3, 0)
+
+
+def test_a_register_row_repeated_with_another_spelling_of_the_name_is_a_differing_row(
+        raw, ingest, expected_key):
+    """R5 counts once rows "with identical content"; a copy with another spelling of the name
+    is a different row, so both are rejected (a review: the names were left out of the
+    comparison, and the copy was counted once as "identical"). A copy whose personnummer is
+    only written another way is identical: counted once."""
+    raw.register("1277", 2, [register_row(A, 2), register_row(B, 2),
+                             register_row(A, 2, fornamn=A.first + "a"),
+                             register_row(B, 2, form="YYYYMMDD-NNNC")])
+    result = ingest(2)
+    assert issues(result, ignore=NO_PROVIDER) == [
+        (REG2, "1", "rejected", "conflicting_enrollment"),
+        (REG2, "3", "rejected", "conflicting_enrollment"),
+        (REG2, "4", "warning", "duplicate_row"),
+    ]
+    assert keys(result) == {expected_key(B)}
+    assert audit(result, REG2) == ("loaded", 4, 1, 2, 1)
 
 
 # --- R5: conflicting provider rows -------------------------------------------------------------

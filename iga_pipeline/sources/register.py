@@ -6,6 +6,7 @@ master list: only its rows create participations (rules R2).
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from iga_pipeline import personnummer, reference
@@ -17,7 +18,7 @@ COLUMNS = [
     "personnummer", "fornamn", "efternamn", "kon", "fodelseland", "malgrupp", "cykel",
     "inskrivningsdatum", "utskrivningsdatum", "avbrott_orsak",
 ]
-# What leaves the adapter: no personnummer, no names.
+# What leaves the adapter: no personnummer, no names (only `names`: see _name_numbers).
 KEPT = ["kon", "fodelseland", "malgrupp", "cykel", "inskrivningsdatum", "utskrivningsdatum", "avbrott_orsak"]
 
 
@@ -33,6 +34,20 @@ def read(delivery: Delivery, key: PseudonymKey) -> AdapterOutput:
     })
     for column in KEPT:
         rows[column] = frame[column].astype("string").replace("", pd.NA)
+    rows["names"] = _name_numbers(frame, rows["person_key"])
     issues = issues_frame(malformed)
     issues["source_file"] = delivery.source_file
     return AdapterOutput(rows, issues=issues)
+
+
+def _name_numbers(frame: pd.DataFrame, person_keys: pd.Series) -> np.ndarray:
+    """Which spelling of the names each row gives, as a number: rows of one person in this
+    file give the same number exactly when they give the same fornamn and efternamn, so that
+    R5 can tell identical rows from differing ones ("identical content") while the names
+    stay here. A person's only row in the file gives 0 (nothing to compare it with)."""
+    numbers = np.zeros(len(frame), dtype="int32")
+    repeated = person_keys.duplicated(keep=False).to_numpy()
+    if repeated.any():
+        names = (frame["fornamn"].astype(str) + "\x1f" + frame["efternamn"].astype(str)).to_numpy()[repeated]
+        numbers[repeated] = pd.factorize(names)[0] + 1
+    return numbers
