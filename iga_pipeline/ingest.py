@@ -185,7 +185,7 @@ def _row_issues(frame: pd.DataFrame, severity: str, reason: str, detail) -> pd.D
 
 # A row's content for R5, the names included (as the adapter's numbers: never the names).
 _REGISTER_CONTENT = ["person_key", "kon", "fodelseland", "malgrupp", "cykel",
-                     "inskrivningsdatum", "utskrivningsdatum", "avbrott_orsak", "names"]
+                     "inskrivningsdatum", "utskrivningsdatum", "avbrott_orsak", "name_spelling"]
 
 
 def _registers(cycle: int, deliveries: list[Delivery], key: PseudonymKey, book: _Files) -> pd.DataFrame:

@@ -33,7 +33,7 @@ OLD = Person(dt.date(1905, 3, 3), 401, "Methusela", "Gammelgård")  # 100+ on ev
 EVERYONE = [ALI, SARA, BO, ELIN, OLD]
 
 REGISTER_OUT = ["source_row", "person_key", "pnr_error", "municipality_code", "kon", "fodelseland",
-                "malgrupp", "cykel", "inskrivningsdatum", "utskrivningsdatum", "avbrott_orsak", "names"]
+                "malgrupp", "cykel", "inskrivningsdatum", "utskrivningsdatum", "avbrott_orsak", "name_spelling"]
 PERSONAL_COLUMNS = {"personnummer", "fornamn", "efternamn", "namn", "personnr", "pnr"}
 
 
@@ -93,7 +93,7 @@ def test_register_reads_every_written_form_into_the_harmonised_shape(raw, key, e
     assert list(got["fodelseland"].fillna("")) == ["IQ", "SO", "BA", "SE", ""]
     assert list(got["cykel"]) == ["2"] * 5
     assert got.loc[1, "avbrott_orsak"] == "flytt" and got["avbrott_orsak"].isna().sum() == 4
-    assert list(got["names"]) == [0] * 5  # each person's only row: no spelling to compare
+    assert list(got["name_spelling"]) == [0] * 5  # each person's only row: no spelling to compare
     assert pd.isna(got.loc[3, "utskrivningsdatum"])  # empty exit date -> missing, not ''
     assert len(out.issues) == 0
     assert_no_personal_data(got, out.issues)

@@ -18,7 +18,7 @@ COLUMNS = [
     "personnummer", "fornamn", "efternamn", "kon", "fodelseland", "malgrupp", "cykel",
     "inskrivningsdatum", "utskrivningsdatum", "avbrott_orsak",
 ]
-# What leaves the adapter: no personnummer, no names (only `names`: see _name_numbers).
+# What leaves the adapter: no personnummer, no names (only `name_spelling`, a number: _name_numbers).
 KEPT = ["kon", "fodelseland", "malgrupp", "cykel", "inskrivningsdatum", "utskrivningsdatum", "avbrott_orsak"]
 
 
@@ -34,7 +34,7 @@ def read(delivery: Delivery, key: PseudonymKey) -> AdapterOutput:
     })
     for column in KEPT:
         rows[column] = frame[column].astype("string").replace("", pd.NA)
-    rows["names"] = _name_numbers(frame, rows["person_key"])
+    rows["name_spelling"] = _name_numbers(frame, rows["person_key"])
     issues = issues_frame(malformed)
     issues["source_file"] = delivery.source_file
     return AdapterOutput(rows, issues=issues)
