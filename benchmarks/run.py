@@ -72,7 +72,7 @@ for i, p in enumerate(sorted(x for x in raw.rglob("*") if x.is_file())):
         sep = "," if rel.startswith("enkater/") else ";"
         enc = ", encoding = 'latin-1'" if "folkuniversitetet" in rel else ""  # Windows-1252 files
         con.execute(f"CREATE TABLE t{i} AS SELECT * FROM read_csv({q}, delim = '{sep}', header = true, "
-                    f"all_varchar = true, null_padding = true, strict_mode = false{enc})")
+                    f"all_varchar = true, null_padding = true, strict_mode = false, ignore_errors = true{enc})")
     elif p.suffix == ".json":
         key = "uppfoljning" if rel.endswith("_90dagar.json") else "deltagare"
         con.execute(f"CREATE TABLE t{i} AS SELECT unnest({key}, recursive := true) "

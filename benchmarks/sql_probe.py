@@ -143,7 +143,8 @@ def probe(raw: Path, cycle: int, out: Path, secret: bytes, threads: int | None =
         for p in registers))
     con.execute(f"""CREATE TABLE reg AS
         WITH p AS (SELECT * FROM {_with_pnr('reg_raw', 'personnummer', ref)})
-        SELECT source_file, source_row, municipality_code, pnr, fornamn, efternamn,
+        SELECT source_file, source_row, municipality_code, pnr,
+               nfc_normalize(fornamn) AS fornamn, nfc_normalize(efternamn) AS efternamn,
                kon, fodelseland, malgrupp, cykel, inskrivningsdatum, utskrivningsdatum,
                nullif(trim(avbrott_orsak), '') AS avbrott_orsak,
                CASE WHEN pnr_error IS NOT NULL THEN 'invalid_personnummer'

@@ -6,8 +6,9 @@ the new file is read, not the rest of its cycle.
 An entry is what `ingest` made of one file on its own (`_Files.read_checked`):
 the rows its row-rejection schema accepted, only the columns the cycle's rules
 use (person_key, codes, dates, row numbers: values checked against code lists
-or formats, so no free text and no personal data; the personnummer itself
-never leaves the adapter), the file's interventions and issues (as staged
+or formats, so no free text and no personal data; the personnummer and the
+names never leave the adapter, only `name_spelling`, a small number counted
+per person that says whether two of one person's rows spell the names alike), the file's interventions and issues (as staged
 anyway) and its row count. It is found again only for the same file bytes
 (SHA-256) under the same name, in the same cycle, with the same pseudonym key
 (a keyed fingerprint, never the key) and the same code and reference data.

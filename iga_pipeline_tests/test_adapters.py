@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import unicodedata
 
 import pandas as pd
 import pytest
@@ -97,6 +98,21 @@ def test_register_reads_every_written_form_into_the_harmonised_shape(raw, key, e
     assert pd.isna(got.loc[3, "utskrivningsdatum"])  # empty exit date -> missing, not ''
     assert len(out.issues) == 0
     assert_no_personal_data(got, out.issues)
+
+
+def test_name_spelling_tells_only_a_persons_own_rows_apart():
+    """R5 compares the names as `name_spelling` (a review of the first version: numbered over
+    the whole file, equal numbers showed that two people share a name; joined by a separator,
+    'Ann\\x1fa' + 'Berg' and 'Ann' + 'a\\x1fBerg' were one spelling; 'Åsa' typed with a
+    combining ring was another)."""
+    from iga_pipeline.sources.register import _name_numbers
+
+    first = ["Anna", "Anna", "Anna", "Anna", "Bo", "Ann\x1fa", "Ann", unicodedata.normalize("NFD", "Åsa"),
+             "Åsa", "Eva", "EVA"]
+    last = ["Berg", "Berg", "Berg", "Berg", "Ek", "Berg", "a\x1fBerg", "Lund", "Lund", "Ek", "Ek"]
+    people = pd.Series(["a", "a", "b", "b", "c", "d", "d", "e", "e", "f", "f"], dtype="string")
+    numbers = _name_numbers(pd.DataFrame({"fornamn": first, "efternamn": last}), people)
+    assert numbers.tolist() == [1, 1, 1, 1, 0, 1, 2, 1, 1, 1, 2]
 
 
 def test_register_key_is_the_same_for_every_form_of_one_person(raw, key, expected_key):

@@ -33,3 +33,31 @@ def test_the_data_set_is_made_again_when_any_module_of_the_generator_changes(tmp
         assert run.generator_fingerprint(tmp_path) != before, rel
         (tmp_path / rel).write_bytes(original)
     assert run.generator_fingerprint(tmp_path) == before
+
+
+def test_the_floor_loads_rows_with_too_many_fields_and_the_table_shows_the_load(tmp_path):
+    """A review: with `ignore_errors` alone the floor left out the rows with too many fields
+    (71 at 1M), and the table did not say when a measurement began on a busy machine."""
+    import subprocess
+    import sys
+
+    run = _run_module()
+    raw = tmp_path / "raw"
+    fu = raw / "leverantorer" / "folkuniversitetet" / "cykel2_slut.csv"
+    fu.parent.mkdir(parents=True)
+    rows = [f"{i};Åstorp;1" for i in range(30_000)]  # past the rows DuckDB samples for the columns
+    fu.write_bytes("\n".join(["Personnummer;Kommun;Utfallskod", *rows, "x;Båstad;5;extra", ""]).encode("cp1252"))
+    out = subprocess.run([sys.executable, "-c", run.FLOOR_SCRIPT, str(raw), str(tmp_path / "floor.duckdb")],
+                         capture_output=True, text=True, check=True)
+    assert "FLOOR files=1 rows=30001" in out.stdout
+
+    summary = {"full_s": 2.0, "floor_s": 1.0, "incremental_s": 0.5, "full_over_floor": 2.0,
+               "incremental_over_full": 0.25, "full_peak_mb": 10, "floor_peak_mb": 5,
+               "incremental_peak_mb": 8, "max_load_before": 1.97}
+    report = {"started": "now", "seed": 1, "repeat": 1, "repeat_up_to": 10, "wait_quiet": 120,
+              "quiet_load": 0.7, "machine": {k: "?" for k in ("cpu", "cpus", "ram_gb", "os", "python", "duckdb",
+                                                                "pandas", "pyarrow", "pandera", "dagster")},
+              "sizes": [{"participations": 100, "raw_rows": 3, "raw_mb": 0.1, "summary": summary}]}
+    table = run.markdown(report)
+    assert table.splitlines()[6].endswith("| 8 | 1.97 |")
+    assert "waited up to 120 s for the 1-minute load average to fall below 0.7" in table

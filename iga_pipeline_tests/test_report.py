@@ -451,7 +451,7 @@ def test_the_benchmarks_say_how_much_they_rest_on_counting_completers_only(page_
 
 
 def test_an_interval_that_includes_its_benchmark_only_unrounded_says_so(page_text):
-    """A review: Delsumma's 110 of 289 (32.66%-43.84%) against the national 33% printed as
+    """A review: Delsumma's 110 of 289 (32.66%-43.78%) against the national 33% printed as
     '33%–44% ... includes it', as if it only touched it."""
     assert ('("nearly a third") (33%) the data cannot tell: the interval (33%–44%) includes it '
             "(below 33% before rounding).") in page_text

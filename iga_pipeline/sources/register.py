@@ -41,13 +41,22 @@ def read(delivery: Delivery, key: PseudonymKey) -> AdapterOutput:
 
 
 def _name_numbers(frame: pd.DataFrame, person_keys: pd.Series) -> np.ndarray:
-    """Which spelling of the names each row gives, as a number: rows of one person in this
-    file give the same number exactly when they give the same fornamn and efternamn, so that
-    R5 can tell identical rows from differing ones ("identical content") while the names
-    stay here. A person's only row in the file gives 0 (nothing to compare it with)."""
+    """Which of a person's spellings of the names each row gives, as a number: rows of one
+    person in this file give the same number exactly when they give the same fornamn and
+    efternamn (compared as a pair, in Unicode's composed form NFC, as the Pethö adapter does:
+    'Å' typed as A and a combining ring is 'Å'; letter case counts). R5 can so tell identical
+    rows from differing ones ("identical content") while the names stay here. The numbers are
+    counted per person (1, 2, ... in the order the spellings come), so they say nothing of
+    whether two people share a name; a person's only row in the file gives 0."""
     numbers = np.zeros(len(frame), dtype="int32")
     repeated = person_keys.duplicated(keep=False).to_numpy()
     if repeated.any():
-        names = (frame["fornamn"].astype(str) + "\x1f" + frame["efternamn"].astype(str)).to_numpy()[repeated]
-        numbers[repeated] = pd.factorize(names)[0] + 1
+        rows = pd.DataFrame({
+            "person": person_keys.to_numpy()[repeated],
+            "first": frame["fornamn"].astype(str).str.normalize("NFC").to_numpy()[repeated],
+            "last": frame["efternamn"].astype(str).str.normalize("NFC").to_numpy()[repeated],
+        })
+        spelling = rows.groupby(["person", "first", "last"], sort=False, dropna=False).ngroup()
+        numbers[repeated] = spelling.groupby(rows["person"].to_numpy(), sort=False, dropna=False).rank(
+            method="dense").to_numpy(dtype="int32")
     return numbers
