@@ -8,8 +8,9 @@ the rows its row-rejection schema accepted, only the columns the cycle's rules
 use (person_key, codes, dates, row numbers: values checked against code lists
 or formats, so no free text and no personal data; the personnummer and the
 names never leave the adapter, only `name_spelling`, a small number counted
-per person that says whether two of one person's rows spell the names alike), the file's interventions and issues (as staged
-anyway) and its row count. It is found again only for the same file bytes
+per person that says whether two of one person's rows spell the names
+alike), the file's interventions and issues (as staged anyway) and its row
+count. It is found again only for the same file bytes
 (SHA-256) under the same name, in the same cycle, with the same pseudonym key
 (a keyed fingerprint, never the key) and the same code and reference data.
 Anything else, or an entry that cannot be read, and the file is read again.

@@ -51,10 +51,11 @@ def _name_numbers(frame: pd.DataFrame, person_keys: pd.Series) -> np.ndarray:
     numbers = np.zeros(len(frame), dtype="int32")
     repeated = person_keys.duplicated(keep=False).to_numpy()
     if repeated.any():
+        names = frame.loc[repeated, ["fornamn", "efternamn"]].astype(str)  # only these: a hot path
         rows = pd.DataFrame({
             "person": person_keys.to_numpy()[repeated],
-            "first": frame["fornamn"].astype(str).str.normalize("NFC").to_numpy()[repeated],
-            "last": frame["efternamn"].astype(str).str.normalize("NFC").to_numpy()[repeated],
+            "first": names["fornamn"].str.normalize("NFC").to_numpy(),
+            "last": names["efternamn"].str.normalize("NFC").to_numpy(),
         })
         spelling = rows.groupby(["person", "first", "last"], sort=False, dropna=False).ngroup()
         numbers[repeated] = spelling.groupby(rows["person"].to_numpy(), sort=False, dropna=False).rank(
