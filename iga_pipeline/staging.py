@@ -42,7 +42,7 @@ from pandera.errors import SchemaErrors
 from iga_pipeline import checked_files, history, settings, validation
 from iga_pipeline.ingest import CycleIngest, deliveries_for_cycle, ingest_cycle
 from iga_pipeline.locks import flock
-from iga_pipeline.pseudonym import PseudonymKey
+from iga_pipeline.pseudonym import DEVELOPMENT_KEY, PseudonymKey
 from iga_pipeline.settings import RUN_MAX_SECONDS
 from iga_pipeline.sources.common import UNLISTED_FOLDER, discover, issues_frame
 from iga_pipeline.validation import HARMONISED_MODELS, Participation
@@ -106,6 +106,23 @@ def missing_cycles(staging: Path, cycles) -> list[int]:
 # unkeyed hashes, is then refused as if staged under another key, until a full build.
 KEY_STAMP = ".pseudonym-key"
 KEY_STAMP_LABEL = "staging, names keyed"
+
+
+def staged_key_kind(staging: Path) -> str:
+    """Which kind of pseudonym key the staged cycles' keys come from: 'development' (the
+    public key: anyone can recompute them from personnummer), 'secret', or 'unknown' (no
+    cycle stamped). `not_ready` has seen that every cycle a warehouse is built from was
+    staged under that build's key."""
+    development = PseudonymKey(DEVELOPMENT_KEY.encode("utf-8"), is_development=True)
+    stamps = set()
+    for path in Path(staging).glob(f"cycle=*/{KEY_STAMP}"):
+        try:
+            stamps.add(path.read_text().strip())
+        except OSError:
+            continue
+    if development.fingerprint(KEY_STAMP_LABEL) in stamps:
+        return "development"
+    return "secret" if stamps else "unknown"
 
 
 def write_cycle(staging: Path, result: CycleIngest, key: PseudonymKey | None = None,

@@ -151,11 +151,33 @@ def test_a_cycle_build_says_its_count_of_files_rejected_whole_is_of_every_cycle(
     assert ", of every cycle" not in unreadable_build.stderr  # a build of every cycle says it plainly
 
 
-def test_the_development_key_is_said_once_by_the_command_line(clean_build, tmp_path):
-    """The banner, and not again as the run's warning (a review's find: said twice)."""
-    build = run_cli_build(clean_build.raw.root, tmp_path / "wh" / "iga.duckdb", IGA_PSEUDONYM_KEY=None)
+@pytest.fixture(scope="module")
+def development_key_build(clean_build, tmp_path_factory):
+    """clean_build's raw files, built without IGA_PSEUDONYM_KEY: the public development key."""
+    build = run_cli_build(clean_build.raw.root, tmp_path_factory.mktemp("devkey") / "wh" / "iga.duckdb",
+                          IGA_PSEUDONYM_KEY=None)
     assert build.exit_code == 0, build.stderr[-2000:]
-    assert build.stderr.count("PUBLIC development key") == 1, build.stderr
+    return build
+
+
+def test_the_development_key_is_said_once_by_the_command_line(development_key_build):
+    """The banner, and not again as the run's warning (a review's find: said twice)."""
+    assert development_key_build.stderr.count("PUBLIC development key") == 1, development_key_build.stderr
+
+
+KEY_RECORD = "SELECT fingerprint FROM staging.build_inputs WHERE name = 'pseudonym_key'"
+
+
+def test_a_warehouse_says_it_was_built_under_the_development_key(development_key_build, clean_build):
+    """A review's find (K4): such a warehouse's person_keys can be recomputed from personnummer,
+    and only the command's stderr said so. The warehouse records it and the report says it
+    at its top; a warehouse under a secret key says neither."""
+    report = (development_key_build.warehouse.parent / "report" / "index.html").read_text(encoding="utf-8")
+    assert development_key_build.query(KEY_RECORD) == [("development",)]
+    assert 'id="development-key"' in report and "Built with the public development key" in report
+    secret_report = (clean_build.warehouse.parent / "report" / "index.html").read_text(encoding="utf-8")
+    assert clean_build.query(KEY_RECORD) == [("secret",)]
+    assert 'id="development-key"' not in secret_report and "development key" not in secret_report
 
 
 def test_unreadable_files_are_reported_and_audited(unreadable_build):

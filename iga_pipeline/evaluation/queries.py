@@ -90,6 +90,8 @@ ORDER BY CASE source_kind WHEN 'register' THEN 1 WHEN 'petho' THEN 2
                           WHEN 'folkuniversitetet' THEN 3 WHEN 'astorp' THEN 4 ELSE 5 END
 """
 
+# Which key the person_keys come from (warehouse/build.py, PSEUDONYM_KEY).
+PSEUDONYM_KEY = "SELECT fingerprint FROM staging.build_inputs WHERE name = 'pseudonym_key'"
 # The fingerprint input: one line per raw file, as `sha256sum` prints it.
 AUDIT_HASHES = "SELECT sha256, source_file FROM marts.ingest_audit ORDER BY source_file"
 
@@ -142,6 +144,16 @@ def budget(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
 
 def municipality_counts(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     return frame(con, MUNICIPALITY_COUNTS)
+
+
+def pseudonym_key(con: duckdb.DuckDBPyConnection) -> str | None:
+    """Which key the warehouse's person_keys come from, as its build recorded it
+    ('development', 'secret' or 'unknown'; warehouse/build.py), or None: not recorded."""
+    try:
+        row = con.execute(PSEUDONYM_KEY).fetchone()
+    except duckdb.Error:  # no such table: a warehouse not built by warehouse/build.py
+        return None
+    return row[0] if row else None
 
 
 def mart(con: duckdb.DuckDBPyConnection, name: str) -> pd.DataFrame:

@@ -601,6 +601,7 @@ def context(con: duckdb.DuckDBPyConnection, warehouse_built_at: datetime | None 
         "warehouse_built_at": (warehouse_built_at.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
                                if warehouse_built_at else None),
         "files": len(hashes), "fingerprint_grouped": grouped(fp),
+        "development_key": queries.pseudonym_key(con) == "development",
         "scopes": scopes,
         # The scope the headline speaks about: the followed-up cycles when there are any.
         "headline": "followed_up" if scopes["followed_up"]["completed"] else "all",

@@ -169,6 +169,9 @@ def _extra_marts(con, extra_marts: dict | None) -> None:
 
 INPUTS_TABLE = "staging.build_inputs"  # what a warehouse was built from: code and staging fingerprints
 READ_AT = "staging_read_at"  # its row of when the staging was read (nanoseconds since the epoch)
+# Its row of the key the person_keys come from: 'development' (the public key: anyone can
+# recompute them from personnummer; the report says so at its top), 'secret' or 'unknown'.
+PSEUDONYM_KEY = "pseudonym_key"
 # Per-cycle staging tables and how a cycle's rows are found in them.
 PER_CYCLE = {
     "participations": "cycle = {c}", "survey_responses": "cycle = {c}",
@@ -196,7 +199,10 @@ def _fingerprint(paths: list[Path]) -> str:
 
 
 def _build_inputs(staging: Path, extra_marts: dict | None) -> dict[str, str]:
-    """'code' (SQL, reference data, extra marts) and 'cycle=N' (its staged files) -> fingerprint."""
+    """'code' (SQL, reference data, extra marts) and 'cycle=N' (its staged files) -> fingerprint;
+    PSEUDONYM_KEY -> which kind of key the staged person_keys come from."""
+    from iga_pipeline.staging import staged_key_kind  # not at the top: pandera (imported by now)
+
     code = hashlib.sha256()
     for path in [*sql_files(), *sorted((Path(reference.__file__).parent).glob("*.csv"))]:
         code.update(path.name.encode() + b"\0" + path.read_bytes())
@@ -204,7 +210,7 @@ def _build_inputs(staging: Path, extra_marts: dict | None) -> dict[str, str]:
     code.update(STORAGE_VERSION.encode())  # another format: a full build, not a copy of the old file
     # When the staging was read (under its shared lock, so no cycle changes meanwhile): the
     # publish keeps a newer build's warehouse live against an older one finishing later.
-    inputs = {"code": code.hexdigest(), READ_AT: str(time.time_ns())}
+    inputs = {"code": code.hexdigest(), READ_AT: str(time.time_ns()), PSEUDONYM_KEY: staged_key_kind(staging)}
     for folder in sorted(Path(staging).glob("cycle=*")):
         if folder.is_dir():
             inputs[folder.name] = _fingerprint(sorted(folder.glob("*.parquet")))
