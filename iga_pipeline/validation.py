@@ -102,7 +102,8 @@ def survey_schema() -> pa.DataFrameSchema:
             "svar_id": _required(),  # keyed by the adapter (sources/survey.py)
             "svar_id_error": _optional([pa.Check(
                 lambda s: s != "personnummer",
-                error="invalid_code: svar_id looks like a personnummer; the survey is anonymous")]),
+                error="invalid_code: svar_id holds a personnummer, or 11 or more than 12 digits in "
+                      "a row that could hide one; the survey is anonymous")]),
             "kommunkod": _required([_one_of("kommunkod", reference.municipalities())]),
             "okad_mojlighet": _optional([_one_of("okad_mojlighet", ["1", "2", "3", "4", "5"])]),
             "tolk": _optional([_one_of("tolk", ["ja", "nej"], transform=lambda s: s.str.casefold())]),

@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import re
 import unicodedata
+import zipfile
 
 import pandas as pd
 import pytest
@@ -721,6 +722,19 @@ def test_hours_have_at_most_two_decimals(raw, key):
     assert out.issues["detail"].str.contains("at most two decimals").sum() == 1
 
 
+def test_hours_with_a_floating_point_tail_are_their_hundredth(raw, key):
+    """A review's find: 0.30000000000000004, what a program writes for 0.1 + 0.2, was refused
+    as more than two decimals and the hours were lost. Within 1e-9 of a hundredth a number is
+    that hundredth, stored as it; 0.3001 still has too many decimals."""
+    raw.astorp(5, [astorp_entry(ALI, insatser=[("VALIDERING", 0.1 + 0.2), ("PRAKTIK", 12.5 + 1e-12),
+                                               ("COACHNING", 0.3001)])])
+    assert "0.30000000000000004" in (raw.root / "leverantorer/astorp/cykel5.json").read_text()
+    out = read(raw, "leverantorer/astorp/cykel5.json", providers.read_astorp, key)
+    hours = out.interventions["hours"].astype(object).where(out.interventions["hours"].notna(), None).tolist()
+    assert hours == [0.3, 12.5, None]
+    assert out.issues["detail"].str.contains("at most two decimals").sum() == 1
+
+
 def test_a_petho_sheet_with_merged_cells_in_its_rows_is_rejected(raw, ingest):
     """Merged status cells were read as empty below their first row: unknown statuses, with a
     detail saying the provider reported them so (a review's find). A merged title is fine."""
@@ -731,6 +745,53 @@ def test_a_petho_sheet_with_merged_cells_in_its_rows_is_rejected(raw, ingest):
     _petho_edit(raw, lambda wb: wb["Åstorp"].merge_cells("E5:E6"))
     audit = ingest(1).audit.set_index("source_file").loc[raw.PETHO_REL]
     assert (audit["status"], audit["reason"], audit["rows_read"]) == ("rejected", "unreadable_file", 2)
+
+
+def test_merged_cells_that_hide_nothing_read_leave_a_petho_sheet_loaded(raw, ingest):
+    """A review's find: any merge from the header row down rejected the workbook, so a footnote
+    merged below the data, or comments merged over columns not read, made every cycle-1
+    status unknown. Only a merge over the columns read, in the data's rows, hides a value."""
+    raw.register("1277", 1, [register_row(ALI, 1), register_row(SARA, 1)])
+    raw.petho({"Åstorp": [petho_row(ALI, status_90d="Anställd"), petho_row(SARA, status_90d="Studier")]})
+
+    def footnote_and_comments(wb):
+        ws = wb["Åstorp"]
+        ws["A9"] = "Källa: Pethö Consulting"
+        ws.merge_cells("A9:F9")      # below the empty row that ends the data
+        ws.merge_cells("F4:H4")      # the Kommentar header over two empty columns
+        ws.merge_cells("F5:F6")      # one comment for both rows: Kommentar is not read
+        ws.merge_cells("A5:B5")      # Personnr first: only Namn, not read, is hidden
+
+    _petho_edit(raw, footnote_and_comments)
+    result = ingest(1)
+    assert result.audit.set_index("source_file").loc[raw.PETHO_REL, "status"] == "loaded"
+    assert sorted(result.participations["status_90d"]) == ["studies", "work"]
+    _petho_edit(raw, lambda wb: wb["Åstorp"].merge_cells("C6:D6"))  # Insatser over a status
+    audit = ingest(1).audit.set_index("source_file").loc[raw.PETHO_REL]
+    assert (audit["status"], audit["reason"]) == ("rejected", "unreadable_file")
+
+
+def test_a_petho_comment_in_rich_text_is_not_taken_for_a_formula(raw, ingest):
+    """A review's find: a comment with a bold word, stored inline (as openpyxl and other
+    programs write rich text), holds <family val="2"/>, which the search for a formula's <f
+    matched: the workbook was rejected whole as holding formulas without a stored value."""
+    from openpyxl.cell.rich_text import CellRichText, TextBlock
+    from openpyxl.cell.text import InlineFont
+
+    raw.register("1277", 1, [register_row(ALI, 1)])
+    raw.petho({"Åstorp": [petho_row(ALI, status_90d="Anställd")]})
+
+    def bold_comment(wb):
+        wb["Åstorp"]["F5"] = CellRichText(TextBlock(InlineFont(b=True, rFont="Calibri", family=2), "Obs:"),
+                                          " ring tillbaka")
+
+    _petho_edit(raw, bold_comment)
+    with zipfile.ZipFile(raw.root / raw.PETHO_REL) as z:
+        sheets = b"".join(z.read(n) for n in z.namelist() if n.startswith("xl/worksheets/sheet"))
+    assert b"<family" in sheets and b"<f>" not in sheets  # the case as the review found it
+    result = ingest(1)
+    assert result.audit.set_index("source_file").loc[raw.PETHO_REL, "status"] == "loaded"
+    assert result.participations["status_90d"].tolist() == ["work"]
 
 
 def test_the_staged_interventions_model_refuses_hours_no_adapter_gives():

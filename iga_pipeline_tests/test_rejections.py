@@ -113,6 +113,15 @@ def test_register_invalid_code(raw, ingest, expected_key, field, value):
     assert audit(result, REG2) == ("loaded", 3, 2, 1, 0)
 
 
+def test_a_country_code_iso_withdrew_after_the_project_began_is_valid(raw, ingest, expected_key):
+    """A review's find: AN (the Netherlands Antilles) was ISO 3166-1's until 2010-12-15, so a
+    register of 2009-2010 may use it; it was rejected as invalid_code and not counted."""
+    raw.register("1277", 2, [register_row(A, 2, fodelseland="AN")])
+    result = ingest(2)
+    assert issues(result, ignore=NO_PROVIDER) == []
+    assert result.participations.set_index("person_key").loc[expected_key(A), "birth_region"] == "outside_europe"
+
+
 @pytest.mark.parametrize("field", ["personnummer", "kon", "malgrupp", "cykel", "inskrivningsdatum"])
 def test_register_missing_required(raw, ingest, expected_key, field):
     raw.register("1277", 2, [register_row(A, 2, **{field: ""}), register_row(B, 2)])

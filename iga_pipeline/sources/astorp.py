@@ -16,7 +16,7 @@ from iga_pipeline.sources.common import (
     AdapterOutput, Delivery, FileRejected, issues_frame, safe_value,
 )
 from iga_pipeline.sources.provider_rows import (
-    HOURS_RULE, INTERVENTION_COLUMNS, followed_up, identity, is_hours, warning_issue,
+    HOURS_RULE, INTERVENTION_COLUMNS, as_hours, followed_up, identity, is_hours, warning_issue,
 )
 
 ASTORP_BATCH = 50_000  # entries turned into columns at a time
@@ -326,7 +326,7 @@ class _AstorpColumns:
             keep = [code is not None for code in intervention]
             self.owner += [i for i, k in zip(owner, keep) if k]
             self.intervention += [code for code in intervention if code is not None]
-            self.hours += [None if b or h is None else float(h)
+            self.hours += [None if b or h is None else as_hours(h)
                            for h, b, k in zip(hours, bad_hours, keep) if k]
         self.n += len(entries)
 
@@ -395,7 +395,7 @@ class _AstorpColumns:
         if name == "typ":
             return self.names.get(value.strip().upper()) if isinstance(value, str) else None
         if name == "timmar":
-            return None if value is None else (float(value) if is_hours(value) else "<not hours>")
+            return None if value is None else (as_hours(value) if is_hours(value) else "<not hours>")
         if name == "insatser":  # a list: its interventions as read; anything else is ignored
             return ([(self._as_read("typ", it.get("typ")), self._as_read("timmar", it.get("timmar")))
                      if isinstance(it, dict) else None for it in value] if isinstance(value, list)

@@ -93,10 +93,10 @@ def _petho_records(delivery: Delivery, openpyxl, key: PseudonymKey) -> tuple[lis
                                rows_read=_data_rows(sheets))
         for ws in sheets:
             try:
-                problem = _unreadable_cells(delivery.path, ws)
+                sheet_records, below, columns = _petho_sheet(ws, codes[named[ws.title]])
+                problem = _unreadable_cells(delivery.path, ws, columns, PETHO_HEADER_ROW + len(sheet_records))
                 if problem:  # openpyxl reads such cells as empty: a status, even a follow-up, would vanish
                     raise FileRejected("unreadable_file", f"sheet {safe_value(ws.title)}: {problem}")
-                sheet_records, below = _petho_sheet(ws, codes[named[ws.title]])
             except FileRejected as e:
                 e.rows_read = _data_rows(sheets)  # the audit counts what the rejection holds back
                 raise
@@ -224,6 +224,8 @@ def _unpacked_size(f, part: zipfile.ZipInfo, room: int) -> int:
 # A formula's stored result. An empty one (<v/>, <v></v>) is the empty string only in a cell
 # of type t="str", as Excel writes it; openpyxl writes <v /> for a result it never computed.
 _STORED_VALUE = re.compile(rb"<v>[^<]+</v>")
+# A formula: <f>, <f t="shared" .../>; not <family> (a rich-text run's font, a review's find).
+_FORMULA = re.compile(rb"<f[\s/>]")
 _EMPTY_VALUE = re.compile(rb"<v>\s*</v>|<v\s*/>")
 _STRING_TYPE = re.compile(rb"""\bt\s*=\s*["']str["']""")
 
@@ -240,7 +242,7 @@ def _formulas_without_value(data: bytes) -> int:
             continue
         tag_end = chunk.find(b">", start)
         tag, body = chunk[start:tag_end], chunk[tag_end + 1:]
-        if b"<f" not in body or _STORED_VALUE.search(body):
+        if not _FORMULA.search(body) or _STORED_VALUE.search(body):
             continue
         if _EMPTY_VALUE.search(body) and _STRING_TYPE.search(tag):
             continue  # Excel's result of a formula that gives the empty string
@@ -248,23 +250,39 @@ def _formulas_without_value(data: bytes) -> int:
     return unsaved
 
 
-_MERGED = re.compile(rb'<mergeCell\b[^>]*\bref="[A-Z]+[0-9]+:[A-Z]+([0-9]+)"')
+_MERGED = re.compile(rb'<mergeCell\b[^>]*\bref="([A-Z]+)([0-9]+):([A-Z]+)([0-9]+)"')
 
 
-def _unreadable_cells(path, ws) -> str | None:
+def _hides_a_read_cell(merge: re.Match, columns: list[int], last_row: int) -> bool:
+    """Whether a merged range covers a cell the adapter reads (a column of `columns`, 1-based,
+    from the header row to `last_row`) other than the range's first: openpyxl gives only the
+    first cell a value. A footnote merged below the data, or a comment over columns that are
+    not read, hides nothing (a review's find: such workbooks were rejected whole)."""
+    from openpyxl.utils import column_index_from_string
+
+    first_col, last_col = column_index_from_string(merge[1].decode()), column_index_from_string(merge[3].decode())
+    first_row = int(merge[2])
+    rows = range(max(first_row, PETHO_HEADER_ROW), min(int(merge[4]), last_row) + 1)
+    cols = [c for c in columns if first_col <= c <= last_col]
+    if not rows or not cols:
+        return False
+    return not (len(rows) == 1 and rows[0] == first_row and cols == [first_col])
+
+
+def _unreadable_cells(path, ws, columns: list[int] = (), last_row: int = PETHO_HEADER_ROW) -> str | None:
     """Cells of the sheet that openpyxl (read-only, data_only) reads as empty although they
     are not: formulas without a stored result (a workbook written by a program that does not
-    compute formulas), and cells merged from the header row down (only the first holds the
-    value). What is wrong, or None."""
+    compute formulas), and merged cells over what is read (`columns`, 1-based, from the
+    header row to `last_row`: only a range's first cell holds the value). What is wrong, or None."""
     part = getattr(ws, "_worksheet_path", None)  # where openpyxl read the sheet from
     if part is None:
         return None
     with zipfile.ZipFile(path) as z:
         data = z.read(part)
-    merged = sum(1 for m in _MERGED.finditer(data) if int(m.group(1)) >= PETHO_HEADER_ROW)
+    merged = sum(1 for m in _MERGED.finditer(data) if _hides_a_read_cell(m, list(columns), last_row))
     if merged:
-        return f"{merged} range(s) of merged cells below the title (unmerge them)"
-    if b"<f" in data:
+        return f"{merged} range(s) of merged cells over the rows and columns read (unmerge them)"
+    if _FORMULA.search(data):
         unsaved = _formulas_without_value(data)
         if unsaved:
             return f"{unsaved} formula cell(s) without a stored value (open and save the workbook in Excel)"
@@ -369,7 +387,9 @@ def _rows_naming_someone(rows, column: int) -> list[int]:
     return found
 
 
-def _petho_sheet(ws, municipality_code: str) -> tuple[list[dict], list[tuple]]:
+def _petho_sheet(ws, municipality_code: str) -> tuple[list[dict], list[tuple], list[int]]:
+    """The sheet's data rows, the warnings for rows below them that name someone, and the
+    columns read (1-based)."""
     limit = settings.max_workbook_rows()
     # Read to the real end (the first empty row), and reject the sheet only if more than
     # `limit` rows of data are actually there.
@@ -385,11 +405,12 @@ def _petho_sheet(ws, municipality_code: str) -> tuple[list[dict], list[tuple]]:
             f"sheet {safe_value(ws.title)}: missing column(s) " + ", ".join(missing),
         )
     at = {name: header.index(name) for name in PETHO_REQUIRED}
+    read = sorted(i + 1 for i in at.values())
     out = []
     for offset, values in enumerate(rows):
         if _empty(values):
             # Data end at the first entirely empty row; a note below it is fine, a person not.
-            return out, _below_the_end(ws.title, PETHO_HEADER_ROW + 1 + offset, rows, at["Personnr"])
+            return out, _below_the_end(ws.title, PETHO_HEADER_ROW + 1 + offset, rows, at["Personnr"]), read
         if offset >= limit:
             raise FileRejected("unreadable_file", f"sheet {safe_value(ws.title)} has more than {limit} "
                                                   "data rows (IGA_MAX_WORKBOOK_ROWS)")
@@ -400,7 +421,7 @@ def _petho_sheet(ws, municipality_code: str) -> tuple[list[dict], list[tuple]]:
             v = values[i]
             record[name] = _nfc(v).strip() if isinstance(v, str) else v
         out.append(record)
-    return out, []
+    return out, [], read
 
 
 def _below_the_end(title: str, empty_row: int, rows, column: int) -> list[tuple]:
