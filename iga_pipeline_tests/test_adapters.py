@@ -727,11 +727,13 @@ def test_hours_with_a_floating_point_tail_are_their_hundredth(raw, key):
     as more than two decimals and the hours were lost. Within 1e-9 of a hundredth a number is
     that hundredth, stored as it; 0.3001 still has too many decimals."""
     raw.astorp(5, [astorp_entry(ALI, insatser=[("VALIDERING", 0.1 + 0.2), ("PRAKTIK", 12.5 + 1e-12),
-                                               ("COACHNING", 0.3001)])])
+                                               ("COACHNING", 0.3001), ("JOBBSOKNING", 0.3 - 0.1 - 0.2),
+                                               ("YRKESPROVNING", 4416.000000000001)])])
     assert "0.30000000000000004" in (raw.root / "leverantorer/astorp/cykel5.json").read_text()
     out = read(raw, "leverantorer/astorp/cykel5.json", providers.read_astorp, key)
     hours = out.interventions["hours"].astype(object).where(out.interventions["hours"].notna(), None).tolist()
-    assert hours == [0.3, 12.5, None]
+    assert hours == [0.3, 12.5, None, 0.0, 4416.0]  # -2.8e-17 is 0, 4416 plus a tail is 4416
+    assert str(hours[3]) == "0.0"  # not -0.0
     assert out.issues["detail"].str.contains("at most two decimals").sum() == 1
 
 
@@ -769,6 +771,36 @@ def test_merged_cells_that_hide_nothing_read_leave_a_petho_sheet_loaded(raw, ing
     _petho_edit(raw, lambda wb: wb["Åstorp"].merge_cells("C6:D6"))  # Insatser over a status
     audit = ingest(1).audit.set_index("source_file").loc[raw.PETHO_REL]
     assert (audit["status"], audit["reason"]) == ("rejected", "unreadable_file")
+
+
+@pytest.mark.parametrize("case", ["tall_row", "two_row_header", "header_from_above"])
+def test_merged_cells_that_make_the_data_end_or_hide_a_header_still_reject_the_sheet(raw, ingest, case):
+    """A fix review's finds: merges can themselves empty the row that seems to end the data
+    (row 5 made one tall row over an empty row 6: Sára, on row 7, was dropped with a warning),
+    and a header cell hidden by a merge gave `missing_columns` for a column in plain view."""
+    raw.register("1277", 1, [register_row(ALI, 1), register_row(SARA, 1)])
+    raw.petho({"Åstorp": [petho_row(ALI, status_90d="Anställd"), petho_row(SARA, status_90d="Anställd")]})
+
+    def edit(wb):
+        ws = wb["Åstorp"]
+        if case == "tall_row":
+            ws.insert_rows(6)
+            for col in "ABCDEF":
+                ws.merge_cells(f"{col}5:{col}6")
+        elif case == "two_row_header":
+            ws.insert_rows(5)
+            for col in "ABCDEF":
+                ws.merge_cells(f"{col}4:{col}5")
+        else:
+            ws["E3"], ws["E4"] = ws["E4"].value, None  # as Excel keeps it: in the range's first cell
+            ws.merge_cells("E3:E4")
+
+    _petho_edit(raw, edit)
+    result = ingest(1)
+    audit = result.audit.set_index("source_file").loc[raw.PETHO_REL]
+    assert (audit["status"], audit["reason"]) == ("rejected", "unreadable_file")
+    detail = result.issues.loc[result.issues["source_file"] == raw.PETHO_REL, "detail"].item()
+    assert "merged cells over the rows and columns read" in detail, detail
 
 
 def test_a_petho_comment_in_rich_text_is_not_taken_for_a_formula(raw, ingest):

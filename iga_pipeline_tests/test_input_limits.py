@@ -327,6 +327,30 @@ def _sheet_check(tmp_path: Path, cells: bytes) -> str | None:
     return petho._unreadable_cells(path, types.SimpleNamespace(_worksheet_path="xl/worksheets/sheet1.xml"))
 
 
+def test_a_sheet_written_with_a_namespace_prefix_is_checked_too(tmp_path):
+    """A fix review's find: some writers put a sheet's elements under a prefix (`<x:c>`), which
+    openpyxl reads but the searches for formulas and merged cells missed: a formula without a
+    stored result, or a merged status, was read as an empty status."""
+    import types
+
+    from iga_pipeline.sources import petho
+
+    path = tmp_path / "sheet.xlsx"
+    ns = types.SimpleNamespace(_worksheet_path="xl/worksheets/sheet1.xml")
+
+    def sheet(body: bytes) -> None:
+        with zipfile.ZipFile(path, "w") as z:
+            z.writestr(ns._worksheet_path, b'<x:worksheet xmlns:x="http://schemas.openxmlformats.org/'
+                       b'spreadsheetml/2006/main"><x:sheetData>' + body + b"</x:worksheet>")
+
+    sheet(b'<x:row r="5"><x:c r="E5" t="str"><x:f>"Anst\xc3\xa4lld"</x:f></x:c></x:row></x:sheetData>')
+    assert petho._unreadable_cells(path, ns) == \
+        "1 formula cell(s) without a stored value (open and save the workbook in Excel)"
+    sheet(b'</x:sheetData><x:mergeCells count="1"><x:mergeCell ref="E5:E6"/></x:mergeCells>')
+    assert petho._unreadable_cells(path, ns, [1, 3, 4, 5], 6) == \
+        "1 range(s) of merged cells over the rows and columns read (unmerge them)"
+
+
 def test_formula_cells_are_checked_in_one_pass_and_an_empty_result_is_a_result(tmp_path):
     """A review: with a dropdown's <formula1> in the sheet, every formatted empty cell made the
     check scan to the next </c> (4,000 rows: 93 s); and Excel's <v/> for a formula whose result

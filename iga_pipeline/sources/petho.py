@@ -93,7 +93,13 @@ def _petho_records(delivery: Delivery, openpyxl, key: PseudonymKey) -> tuple[lis
                                rows_read=_data_rows(sheets))
         for ws in sheets:
             try:
-                sheet_records, below, columns = _petho_sheet(ws, codes[named[ws.title]])
+                try:
+                    sheet_records, below, columns = _petho_sheet(ws, codes[named[ws.title]])
+                except FileRejected as e:
+                    hidden = e.reason == "missing_columns" and _merged_header(delivery.path, ws)
+                    if hidden:  # the header is there to see: say what hides it
+                        raise FileRejected("unreadable_file", f"sheet {safe_value(ws.title)}: {hidden}") from None
+                    raise
                 problem = _unreadable_cells(delivery.path, ws, columns, PETHO_HEADER_ROW + len(sheet_records))
                 if problem:  # openpyxl reads such cells as empty: a status, even a follow-up, would vanish
                     raise FileRejected("unreadable_file", f"sheet {safe_value(ws.title)}: {problem}")
@@ -253,40 +259,67 @@ def _formulas_without_value(data: bytes) -> int:
 _MERGED = re.compile(rb'<mergeCell\b[^>]*\bref="([A-Z]+)([0-9]+):([A-Z]+)([0-9]+)"')
 
 
-def _hides_a_read_cell(merge: re.Match, columns: list[int], last_row: int) -> bool:
-    """Whether a merged range covers a cell the adapter reads (a column of `columns`, 1-based,
-    from the header row to `last_row`) other than the range's first: openpyxl gives only the
-    first cell a value. A footnote merged below the data, or a comment over columns that are
-    not read, hides nothing (a review's find: such workbooks were rejected whole)."""
+def _hides_a_read_cell(merge: re.Match, columns: list[int] | None, last_row: int) -> bool:
+    """Whether a merged range covers a cell the adapter reads other than the range's first
+    (openpyxl gives only the first cell a value): a cell of `columns` (1-based; None: any)
+    from the header row to the row after `last_row`. That row too: a merge can itself make
+    the row that seems to end the data empty (a review's find). A footnote merged below the
+    data, or a comment over columns that are not read, hides nothing (before 2026-12-03 such
+    workbooks were rejected whole)."""
     from openpyxl.utils import column_index_from_string
 
     first_col, last_col = column_index_from_string(merge[1].decode()), column_index_from_string(merge[3].decode())
     first_row = int(merge[2])
-    rows = range(max(first_row, PETHO_HEADER_ROW), min(int(merge[4]), last_row) + 1)
-    cols = [c for c in columns if first_col <= c <= last_col]
+    rows = range(max(first_row, PETHO_HEADER_ROW), min(int(merge[4]), last_row + 1) + 1)
+    cols = range(first_col, last_col + 1) if columns is None else [c for c in columns if first_col <= c <= last_col]
     if not rows or not cols:
         return False
-    return not (len(rows) == 1 and rows[0] == first_row and cols == [first_col])
+    return not (len(rows) == 1 and rows[0] == first_row and list(cols) == [first_col])
 
 
-def _unreadable_cells(path, ws, columns: list[int] = (), last_row: int = PETHO_HEADER_ROW) -> str | None:
-    """Cells of the sheet that openpyxl (read-only, data_only) reads as empty although they
-    are not: formulas without a stored result (a workbook written by a program that does not
-    compute formulas), and merged cells over what is read (`columns`, 1-based, from the
-    header row to `last_row`: only a range's first cell holds the value). What is wrong, or None."""
+def _sheet_xml(path, ws) -> bytes | None:
+    """The sheet's XML as written, its tags without a namespace prefix (some writers put the
+    sheet's elements under one, `<x:c>`, which the searches here would miss)."""
     part = getattr(ws, "_worksheet_path", None)  # where openpyxl read the sheet from
     if part is None:
         return None
     with zipfile.ZipFile(path) as z:
         data = z.read(part)
-    merged = sum(1 for m in _MERGED.finditer(data) if _hides_a_read_cell(m, list(columns), last_row))
+    prefix = re.search(rb"<([A-Za-z_][\w.-]*):worksheet\b", data)
+    if prefix:
+        data = data.replace(b"<" + prefix[1] + b":", b"<").replace(b"</" + prefix[1] + b":", b"</")
+    return data
+
+
+def _merges_hiding(data: bytes, columns: list[int] | None, last_row: int) -> str | None:
+    merged = sum(1 for m in _MERGED.finditer(data) if _hides_a_read_cell(m, columns, last_row))
+    return f"{merged} range(s) of merged cells over the rows and columns read (unmerge them)" if merged else None
+
+
+def _unreadable_cells(path, ws, columns: list[int] | None = (), last_row: int = PETHO_HEADER_ROW) -> str | None:
+    """Cells of the sheet that openpyxl (read-only, data_only) reads as empty although they
+    are not: merged cells over what is read (`columns`, from the header row to `last_row`,
+    `_hides_a_read_cell`), and formulas without a stored result (a workbook written by a
+    program that does not compute formulas). What is wrong, or None."""
+    data = _sheet_xml(path, ws)
+    if data is None:
+        return None
+    merged = _merges_hiding(data, columns, last_row)
     if merged:
-        return f"{merged} range(s) of merged cells over the rows and columns read (unmerge them)"
+        return merged
     if _FORMULA.search(data):
         unsaved = _formulas_without_value(data)
         if unsaved:
             return f"{unsaved} formula cell(s) without a stored value (open and save the workbook in Excel)"
     return None
+
+
+def _merged_header(path, ws) -> str | None:
+    """For a sheet that lacks a column: whether merged cells hide part of its header row (Excel
+    keeps a merged range's value in its first cell, which may be above), so that the column
+    is there to see but not to read."""
+    data = _sheet_xml(path, ws)
+    return None if data is None else _merges_hiding(data, None, PETHO_HEADER_ROW - 1)
 
 
 def _nfc(text: str) -> str:

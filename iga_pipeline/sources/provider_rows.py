@@ -34,15 +34,17 @@ def is_hours(value) -> bool:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return False
     try:
-        return (math.isfinite(float(value)) and 0 <= value <= MAX_HOURS
-                and abs(value - round(value, 2)) <= FLOAT_TAIL)
+        if not math.isfinite(float(value)):
+            return False
     except OverflowError:
         return False
+    hundredth = round(value, 2)  # -2.8e-17 (0.3 - 0.1 - 0.2) is 0, 4416.000000000001 is 4416
+    return 0 <= hundredth <= MAX_HOURS and abs(value - hundredth) <= FLOAT_TAIL
 
 
 def as_hours(value) -> float:
-    """A value that `is_hours`, as stored: its hundredth."""
-    return round(float(value), 2)
+    """A value that `is_hours`, as stored: its hundredth (0.0, never -0.0)."""
+    return round(float(value), 2) + 0.0
 
 
 def followed_up(rows: pd.DataFrame) -> bool | None:
