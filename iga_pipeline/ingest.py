@@ -332,7 +332,7 @@ def _interventions(inter: pd.DataFrame, owners: pd.DataFrame, d: Delivery, book:
         hours = inter.groupby(["source_row", "participation_id", "intervention"], sort=False)["hours"]
         inter = pd.DataFrame({"hours": hours.sum(min_count=1).round(2), "given": hours.size(),
                               "with_hours": hours.count()}).reset_index()
-        # each period passed is_hours; their sum may still be more than one intervention can last
+        # each period passed hours_of; their sum may still be more than one intervention can last
         inter["too_many"] = inter["hours"].gt(MAX_HOURS).fillna(False).astype(bool)
         inter["hours"] = inter["hours"].where((inter["with_hours"] == inter["given"]) & ~inter["too_many"])
     inter = inter.drop_duplicates(["participation_id", "intervention"])  # the earliest row's, in file order

@@ -16,7 +16,7 @@ from iga_pipeline.sources.common import (
     AdapterOutput, Delivery, FileRejected, issues_frame, safe_value,
 )
 from iga_pipeline.sources.provider_rows import (
-    HOURS_RULE, INTERVENTION_COLUMNS, as_hours, followed_up, identity, is_hours, warning_issue,
+    HOURS_RULE, INTERVENTION_COLUMNS, followed_up, hours_of, identity, warning_issue,
 )
 
 ASTORP_BATCH = 50_000  # entries turned into columns at a time
@@ -313,7 +313,8 @@ class _AstorpColumns:
             hours = self._values(items, "timmar")
             resolve = {t: self.names.get(t.strip().upper()) for t in {t for t in typ if isinstance(t, str)}}
             intervention = [resolve[t] if isinstance(t, str) else None for t in typ]
-            bad_hours = [h is not None and not is_hours(h) for h in hours]
+            as_read = [None if h is None else hours_of(h) for h in hours]
+            bad_hours = [h is not None and r is None for h, r in zip(hours, as_read)]
             first = len(self.owner)
             for j, (i, t, code, bad) in enumerate(zip(owner, typ, intervention, bad_hours)):
                 if code is None:
@@ -326,8 +327,7 @@ class _AstorpColumns:
             keep = [code is not None for code in intervention]
             self.owner += [i for i, k in zip(owner, keep) if k]
             self.intervention += [code for code in intervention if code is not None]
-            self.hours += [None if b or h is None else as_hours(h)
-                           for h, b, k in zip(hours, bad_hours, keep) if k]
+            self.hours += [r for r, k in zip(as_read, keep) if k]
         self.n += len(entries)
 
     def _values(self, objects: list[dict], name: str) -> list:
@@ -395,7 +395,8 @@ class _AstorpColumns:
         if name == "typ":
             return self.names.get(value.strip().upper()) if isinstance(value, str) else None
         if name == "timmar":
-            return None if value is None else (as_hours(value) if is_hours(value) else "<not hours>")
+            hours = None if value is None else hours_of(value)
+            return "<not hours>" if value is not None and hours is None else hours
         if name == "insatser":  # a list: its interventions as read; anything else is ignored
             return ([(self._as_read("typ", it.get("typ")), self._as_read("timmar", it.get("timmar")))
                      if isinstance(it, dict) else None for it in value] if isinstance(value, list)

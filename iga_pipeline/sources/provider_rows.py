@@ -24,27 +24,25 @@ HOURS_RULE = f"from 0 to {MAX_HOURS:,} with at most two decimals"
 
 # A program's binary floating point writes 0.1 + 0.2 as 0.30000000000000004 (a review's
 # find: its hours were dropped). A number this close to a hundredth is that hundredth, and is
-# stored as it (`as_hours`): what lies past its ninth decimal is kept nowhere.
+# stored as it (`hours_of`): what lies past its ninth decimal is kept nowhere.
 FLOAT_TAIL = 1e-9
 
 
-def is_hours(value) -> bool:
-    """A JSON number of hours: finite, from 0 to MAX_HOURS, at most two decimals but for a
-    floating-point tail (10**400, Infinity and 0.7202134115 are not; 0.30000000000000004 is)."""
+def hours_of(value) -> float | None:
+    """A JSON number of hours as stored, or None when it is not hours: finite, from 0 to
+    MAX_HOURS, at most two decimals but for a floating-point tail (10**400, Infinity and
+    0.7202134115 are not hours; 0.30000000000000004 is 0.3, -2.8e-17 from 0.3 - 0.1 - 0.2
+    is 0.0, never -0.0). One pass per value: this runs for every Åstorp intervention."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return False
+        return None
     try:
-        if not math.isfinite(float(value)):
-            return False
+        value = float(value)
     except OverflowError:
-        return False
-    hundredth = round(value, 2)  # -2.8e-17 (0.3 - 0.1 - 0.2) is 0, 4416.000000000001 is 4416
-    return 0 <= hundredth <= MAX_HOURS and abs(value - hundredth) <= FLOAT_TAIL
-
-
-def as_hours(value) -> float:
-    """A value that `is_hours`, as stored: its hundredth (0.0, never -0.0)."""
-    return round(float(value), 2) + 0.0
+        return None
+    hundredth = round(value, 2)
+    if hundredth != value and not abs(value - hundredth) <= FLOAT_TAIL:  # NaN too
+        return None
+    return hundredth + 0.0 if 0 <= hundredth <= MAX_HOURS else None
 
 
 def followed_up(rows: pd.DataFrame) -> bool | None:
