@@ -130,6 +130,11 @@ def key_from_env(environ: dict[str, str] | None = None) -> PseudonymKey:
     if production:
         raise PseudonymKeyError(f"{ENV_VAR} {development_key_said(env)} and IGA_ENV=production: refusing to "
                                 "pseudonymise with the public development key")
+    return development_key()
+
+
+def development_key() -> PseudonymKey:
+    """The public development key, as a build without IGA_PSEUDONYM_KEY uses it."""
     return PseudonymKey(DEVELOPMENT_KEY.encode("utf-8"), is_development=True)
 
 

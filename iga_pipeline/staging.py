@@ -42,7 +42,7 @@ from pandera.errors import SchemaErrors
 from iga_pipeline import checked_files, history, settings, validation
 from iga_pipeline.ingest import CycleIngest, deliveries_for_cycle, ingest_cycle
 from iga_pipeline.locks import flock
-from iga_pipeline.pseudonym import DEVELOPMENT_KEY, PseudonymKey
+from iga_pipeline.pseudonym import PseudonymKey, development_key
 from iga_pipeline.settings import RUN_MAX_SECONDS
 from iga_pipeline.sources.common import UNLISTED_FOLDER, discover, issues_frame
 from iga_pipeline.validation import HARMONISED_MODELS, Participation
@@ -113,14 +113,13 @@ def staged_key_kind(staging: Path) -> str:
     public key: anyone can recompute them from personnummer), 'secret', or 'unknown' (no
     cycle stamped). `not_ready` has seen that every cycle a warehouse is built from was
     staged under that build's key."""
-    development = PseudonymKey(DEVELOPMENT_KEY.encode("utf-8"), is_development=True)
     stamps = set()
     for path in Path(staging).glob(f"cycle=*/{KEY_STAMP}"):
         try:
             stamps.add(path.read_text().strip())
         except OSError:
             continue
-    if development.fingerprint(KEY_STAMP_LABEL) in stamps:
+    if development_key().fingerprint(KEY_STAMP_LABEL) in stamps:
         return "development"
     return "secret" if stamps else "unknown"
 

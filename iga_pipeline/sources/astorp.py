@@ -395,8 +395,8 @@ class _AstorpColumns:
         if name == "typ":
             return self.names.get(value.strip().upper()) if isinstance(value, str) else None
         if name == "timmar":
-            hours = None if value is None else hours_of(value)
-            return "<not hours>" if value is not None and hours is None else hours
+            hours = hours_of(value)  # None for None too
+            return "<not hours>" if hours is None and value is not None else hours
         if name == "insatser":  # a list: its interventions as read; anything else is ignored
             return ([(self._as_read("typ", it.get("typ")), self._as_read("timmar", it.get("timmar")))
                      if isinstance(it, dict) else None for it in value] if isinstance(value, list)
