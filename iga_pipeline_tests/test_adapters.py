@@ -695,6 +695,31 @@ def test_a_petho_workbook_with_formulas_not_computed_is_rejected(raw, ingest):
     assert "2 formula cell(s) without a stored value" in i.loc[i["source_row"].isna(), "detail"].iloc[0]
 
 
+@pytest.mark.parametrize("case", ["header_by_formula", "formula_and_a_missing_column"])
+def test_a_petho_sheet_missing_a_column_with_a_formula_not_computed_says_the_formula(raw, ingest, case):
+    """A header written as a formula (`="Personnr"`) reads as empty, so the column looked
+    missing: `missing_columns` for a column in plain view. A formula without a stored result
+    rejects the sheet before a column missing is named (the order test_hostile_files.py
+    expects; its generator found the second case)."""
+    raw.register("1277", 1, [register_row(ALI, 1), register_row(SARA, 1)])
+    raw.petho({"Åstorp": [petho_row(ALI, status_90d="Anställd"), petho_row(SARA, status_90d="Studier")]})
+
+    def edit(wb):
+        ws = wb["Åstorp"]
+        if case == "header_by_formula":
+            ws["A4"] = '="Personnr"'
+        else:
+            ws["B5"] = "=A1"         # in Namn, a column not read
+            ws["A4"] = "Namn"         # and Personnr missing
+
+    _petho_edit(raw, edit)
+    result = ingest(1)
+    audit = result.audit.set_index("source_file").loc[raw.PETHO_REL]
+    assert (audit["status"], audit["reason"], audit["rows_read"]) == ("rejected", "unreadable_file", 2)
+    detail = result.issues.loc[result.issues["source_file"] == raw.PETHO_REL, "detail"].item()
+    assert "1 formula cell(s) without a stored value" in detail
+
+
 def test_folkuniversitetet_hours_are_read_with_the_decimal_comma_only(raw, key):
     """'1.234' could be a thousand: a point or an exponent is refused with a warning (they were
     read as decimals); digits grouped by spaces are read (they were refused)."""

@@ -96,8 +96,11 @@ def _petho_records(delivery: Delivery, openpyxl, key: PseudonymKey) -> tuple[lis
                 try:
                     sheet_records, below, columns = _petho_sheet(ws, codes[named[ws.title]])
                 except FileRejected as e:
-                    hidden = e.reason == "missing_columns" and _merged_header(delivery.path, ws)
-                    if hidden:  # the header is there to see: say what hides it
+                    # A header cell hidden by a merge, or a formula openpyxl reads as empty (the
+                    # header's own, perhaps), is what makes a column look missing: say so.
+                    hidden = e.reason == "missing_columns" and _unreadable_cells(
+                        delivery.path, ws, None, PETHO_HEADER_ROW - 1)
+                    if hidden:
                         raise FileRejected("unreadable_file", f"sheet {safe_value(ws.title)}: {hidden}") from None
                     raise
                 problem = _unreadable_cells(delivery.path, ws, columns, PETHO_HEADER_ROW + len(sheet_records))
@@ -312,14 +315,6 @@ def _unreadable_cells(path, ws, columns: list[int] | None = (), last_row: int = 
         if unsaved:
             return f"{unsaved} formula cell(s) without a stored value (open and save the workbook in Excel)"
     return None
-
-
-def _merged_header(path, ws) -> str | None:
-    """For a sheet that lacks a column: whether merged cells hide part of its header row (Excel
-    keeps a merged range's value in its first cell, which may be above), so that the column
-    is there to see but not to read."""
-    data = _sheet_xml(path, ws)
-    return None if data is None else _merges_hiding(data, None, PETHO_HEADER_ROW - 1)
 
 
 def _nfc(text: str) -> str:
