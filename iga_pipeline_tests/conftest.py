@@ -140,9 +140,28 @@ def cli_build():
     return run_cli_build
 
 
+def _hostile_cases() -> dict[str, int]:
+    return dict(getattr(sys.modules.get("test_hostile_files"), "CASES", None) or {})
+
+
+_CASES_OF_WORKERS: dict[str, int] = {}  # under pytest-xdist, what the workers counted
+
+
+def pytest_sessionfinish(session):
+    """A pytest-xdist worker hands its count of hostile cases to the controller."""
+    if hasattr(session.config, "workeroutput"):
+        session.config.workeroutput["hostile_cases"] = _hostile_cases()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):  # pytest-xdist's hook, in the controller
+    for name, n in getattr(node, "workeroutput", {}).get("hostile_cases", {}).items():
+        _CASES_OF_WORKERS[name] = _CASES_OF_WORKERS.get(name, 0) + n
+
+
 def pytest_terminal_summary(terminalreporter):
     """How many generated and catalogued cases test_hostile_files.py ran (docs/reliability.md)."""
-    cases = getattr(sys.modules.get("test_hostile_files"), "CASES", None)
+    cases = _hostile_cases() or _CASES_OF_WORKERS
     if cases:
         terminalreporter.write_line(f"[hostile files] {sum(cases.values())} cases: "
                                     + ", ".join(f"{k}={v}" for k, v in sorted(cases.items())))
