@@ -307,13 +307,15 @@ def _provider(d: Delivery, key: PseudonymKey, book: _Files, participations: pd.D
         outcomes = outcomes[:1]  # an empty 90-day column is no follow-up (R9)
     inter = _interventions(checked.interventions, owners, d, book)
 
-    # R9: the provider "has delivered 90-day statuses": a row of the file (valid or not) gives one
-    # (the adapters say; decisions.md, "Followed up"). Pethö's workbook before its follow-up is normal.
-    followed_up = checked.followed_up
-    if d.timepoint == "90d" and not followed_up:
+    # R9 as raw-deliveries.md says it per provider (decisions.md, "Followed up"): Pethö's cycle when
+    # a row gives a `Status 90 dagar` (the adapter says; its workbook before the follow-up is normal);
+    # Folkuniversitetet's and Åstorp's when the `_90dagar` file is delivered (here: not rejected whole),
+    # even one that gives no status, whose completers are then all unknown at 90 days.
+    followed_up = True if d.timepoint == "90d" else checked.followed_up
+    if d.timepoint == "90d" and not checked.followed_up:
         book.add(issues_frame([warning_issue(
-            d, None, "missing_outcome", f"the 90-day file gives no status: cycle {d.cycle} is not counted as "
-            "followed up (its end-of-cycle statuses stand in, as for a cycle not yet followed up)")]))
+            d, None, "missing_outcome", f"the 90-day file gives no status: cycle {d.cycle} is followed up "
+            "(its file was delivered), every completer unknown at 90 days")]))
     return pd.concat(outcomes, ignore_index=True), inter, followed_up, disagreed
 
 

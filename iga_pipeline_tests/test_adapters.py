@@ -377,12 +377,13 @@ def test_folkuniversitetet_codes_harmonise_through_ingest(raw, ingest, expected_
 
 @pytest.mark.parametrize("provider", ["folkuniversitetet", "astorp"])
 @pytest.mark.parametrize("empty", ["no rows", "rows without a status"])
-def test_a_90_day_file_that_gives_no_status_is_no_follow_up_and_says_so(raw, ingest, provider, empty):
-    """R9: followed up when the provider "has delivered 90-day statuses". A header-only CSV, an
-    export with an empty list, or rows whose status is empty (`;;;` rows, `{}` entries)
-    deliver none: counted as followed up, they made every completer unknown at 90 days (a
-    review: cycle 7's work at 90 days 0%). As Pethö's rule: one row giving a status, even an
-    invalid one, makes the cycle followed up."""
+def test_a_90_day_file_that_gives_no_status_is_a_follow_up_and_says_so(raw, ingest, provider, empty):
+    """R9 leaves "delivered 90-day statuses" to raw-deliveries.md, which says for these two
+    providers: "A cycle is followed up when its `_90dagar` file has been delivered." So a
+    header-only CSV, an export with an empty list, or rows whose status is empty (`;;;` rows,
+    `{}` entries) make the cycle followed up, every completer unknown at 90 days (R9: missing
+    from the follow-up), and a file-level warning says why (a review of 2026-12-03; an earlier
+    review had read R9 alone, as for Pethö, and made such a cycle not followed up)."""
     cycle = 3 if provider == "folkuniversitetet" else 6
     raw.register("1277", cycle, [register_row(p, cycle) for p in (ALI, SARA)])
 
@@ -396,18 +397,20 @@ def test_a_90_day_file_that_gives_no_status_is_no_follow_up_and_says_so(raw, ing
     given = [] if empty == "no rows" else [(ALI, ""), (SARA, "")]
     ninety = deliver(given).relative_to(raw.root).as_posix()
     result = ingest(cycle)
-    assert result.followup["followed_up"].tolist() == [False]
-    assert result.participations["status_90d"].isna().all()
+    assert result.followup["followed_up"].tolist() == [True]
+    assert result.participations["status_90d"].tolist() == ["unknown", "unknown"]
     said = result.issues[(result.issues["source_file"] == ninety) & (result.issues["reason"] == "missing_outcome")]
     assert said[["source_row", "severity"]].fillna("-").values.tolist() == [["-", "warning"]]
-    assert said["detail"].iloc[0].startswith(f"the 90-day file gives no status: cycle {cycle} is not counted")
+    assert said["detail"].iloc[0] == (f"the 90-day file gives no status: cycle {cycle} is followed up (its file "
+                                      "was delivered), every completer unknown at 90 days")
     assert result.audit.set_index("source_file").loc[ninety, ["status", "rows_read"]].tolist() == [
         "loaded", len(given)]
 
-    deliver([(ALI, "x")])  # one status, invalid: delivered, followed up, everyone unknown at 90 days
+    deliver([(ALI, "x")])  # one status, invalid: followed up, everyone unknown at 90 days, no file warning
     result = ingest(cycle)
     assert result.followup["followed_up"].tolist() == [True]
     assert result.participations["status_90d"].tolist() == ["unknown", "unknown"]
+    assert not ((result.issues["source_file"] == ninety) & result.issues["source_row"].isna()).any()
 
     if provider == "astorp":  # a review: a status given twice, the empty one last, is a status given
         path = raw.root / ninety
@@ -415,6 +418,12 @@ def test_a_90_day_file_that_gives_no_status_is_no_follow_up_and_says_so(raw, ing
         result = ingest(cycle)
         assert _issues(result, "conflicting_duplicate") == [("1", "rejected")]
         assert result.followup["followed_up"].tolist() == [True]
+
+    (raw.root / ninety).write_bytes(b"\x00\xff not a delivery")  # rejected whole: counts nowhere (R4)
+    result = ingest(cycle)
+    assert result.audit.set_index("source_file").loc[ninety, "status"] == "rejected"
+    assert result.followup["followed_up"].tolist() == [False]
+    assert result.participations["status_90d"].isna().all()
 
 
 def test_folkuniversitetet_without_90_day_file_is_not_followed_up(raw, ingest):

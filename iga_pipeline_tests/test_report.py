@@ -410,7 +410,7 @@ def test_a_90_day_file_giving_no_status_is_not_counted_as_a_completer(bundled, t
                     "reason, detail, cycle) VALUES ('leverantorer/astorp/cykel7_90dagar.json', NULL, 'warning', "
                     "'missing_outcome', 'the 90-day file gives no status', 7)")
     assert completers and f"completer without a valid status (missing_outcome) {completers}" in text
-    assert "90-day file giving no status (its cycle not followed up) (missing_outcome) 1" in text
+    assert "90-day file giving no status (its completers unknown at 90 days) (missing_outcome) 1" in text
 
 
 def test_the_printed_delsumma_and_the_goals_followed_up_cycles_are_told_apart(bundled, tmp_path):

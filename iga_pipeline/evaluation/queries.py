@@ -101,11 +101,11 @@ SELECT source_file, reason FROM marts.ingest_audit WHERE status = 'rejected' ORD
 
 # A file-level missing_outcome (a 90-day file that gives no status) is no completer: counted apart.
 ISSUES_BY_REASON = """
-SELECT severity, reason, (reason = 'missing_outcome' AND source_row IS NULL) AS no_follow_up,
+SELECT severity, reason, (reason = 'missing_outcome' AND source_row IS NULL) AS statusless_file,
        count(*)::BIGINT AS issues
 FROM marts.data_quality_issues
-GROUP BY severity, reason, no_follow_up
-ORDER BY CASE severity WHEN 'rejected' THEN 1 ELSE 2 END, issues DESC, reason, no_follow_up
+GROUP BY severity, reason, statusless_file
+ORDER BY CASE severity WHEN 'rejected' THEN 1 ELSE 2 END, issues DESC, reason, statusless_file
 """
 
 

@@ -73,7 +73,7 @@ ISSUE_LABEL = {
     "provider_cycle_mismatch": "provider delivered a cycle it did not run",
     "unexpected_file": "file matching no delivery pattern, or part of a delivery the contract does not read",
 }
-NO_FOLLOW_UP_LABEL = "90-day file giving no status (its cycle not followed up)"  # missing_outcome, no row
+STATUSLESS_FILE_LABEL = "90-day file giving no status (its completers unknown at 90 days)"  # missing_outcome, no row
 BENCHMARK_LABEL = {  # short names for the page; the marts keep the full descriptions
     "ESF_NATIONAL": "ESF projects, whole Sweden (\"nearly a third\")",
     "ESF_SYDSVERIGE": "ESF projects, South Sweden",
@@ -469,7 +469,7 @@ def _quality(con: duckdb.DuckDBPyConnection) -> dict:
                                              "rows_rejected", "rows_duplicate")}}
             for r in by_kind.itertuples()],
         "issues": [{"severity": r.severity, "reason": r.reason,
-                    "label": NO_FOLLOW_UP_LABEL if r.no_follow_up else ISSUE_LABEL.get(r.reason, r.reason),
+                    "label": STATUSLESS_FILE_LABEL if r.statusless_file else ISSUE_LABEL.get(r.reason, r.reason),
                     "issues": int(r.issues)}
                    for r in issues.itertuples()],
         "rejected_issues": int(issues.loc[issues["severity"] == "rejected", "issues"].sum()),
