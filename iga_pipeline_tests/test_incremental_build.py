@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import shutil
 
 import duckdb
 import pytest
@@ -66,10 +67,36 @@ def builds(tmp_path_factory):
     first = run(raw, live)
     assert first.exit_code == 0
     assert build.build_mode(live) == "full"
+    shutil.copytree(live.parent, root / "marked")  # for test_the_late_delivery_leaves_...
     scale.write_late_followup(raw, N, SEED, cycle=8)
     late = run(raw, live, "--cycle", "8")
     fresh = run(raw, root / "fresh" / "iga.duckdb")
+    late.marked = root / "marked" / "iga.duckdb"
     return first, late, fresh
+
+
+# One participation of cycle 1, and its interventions, deleted from the per-cycle marts by hand.
+MARKED = "(SELECT min(participation_id) FROM marts.fct_intervention WHERE starts_with(participation_id, 'c1-'))"
+
+
+def test_the_late_delivery_leaves_the_other_cycles_rows_alone(builds):
+    """Not only what the build says it did (`build_mode`): rows of cycle 1 deleted by hand
+    from a copy of the first build stay deleted after the late delivery's build of that copy,
+    while cycle 8's rows are rebuilt as in the other warehouse (a review: a build replacing
+    every cycle's rows passed when only the label was checked)."""
+    _, late, _ = builds
+    marked = late.marked
+    with duckdb.connect(str(marked)) as con:
+        [(pid,)] = con.execute(f"SELECT {MARKED}").fetchall()
+        for table in ("fct_participation", "fct_intervention"):
+            con.execute(f"DELETE FROM marts.{table} WHERE participation_id = ?", [pid])
+    rebuilt = run(marked.parent.parent / "raw", marked, "--cycle", "8")
+    assert rebuilt.exit_code == 0 and build.build_mode(marked) == "cycles 8"
+    for table in ("fct_participation", "fct_intervention"):
+        ids = {r[0] for r in rebuilt.query(f"SELECT participation_id FROM marts.{table}")}
+        assert pid not in ids and pid in {r[0] for r in late.query(f"SELECT participation_id FROM marts.{table}")}
+        eight = f"SELECT * FROM marts.{table} WHERE starts_with(participation_id, 'c8-') ORDER BY ALL"
+        assert rebuilt.query(eight) == late.query(eight) != []
 
 
 def test_the_late_delivery_rebuilds_only_its_cycle(builds):

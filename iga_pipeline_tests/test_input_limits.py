@@ -66,6 +66,24 @@ def opened(monkeypatch):
     return calls
 
 
+@pytest.fixture
+def sheet_rows_read(monkeypatch):
+    """Counts the rows openpyxl's read-only sheets yield (every pass over a sheet), so a test
+    can show that reading stopped at a limit rather than only that the file was refused."""
+    from openpyxl.worksheet._read_only import ReadOnlyWorksheet
+
+    count = [0]
+    real = ReadOnlyWorksheet._cells_by_row
+
+    def counting(self, *args, **kwargs):
+        for row in real(self, *args, **kwargs):
+            count[0] += 1
+            yield row
+
+    monkeypatch.setattr(ReadOnlyWorksheet, "_cells_by_row", counting)
+    return count
+
+
 # --- file size ---------------------------------------------------------------------------------------------
 
 def test_a_file_above_the_size_limit_is_refused_unopened(raw, monkeypatch, opened):
@@ -158,17 +176,19 @@ def test_the_workbook_writer_makes_a_workbook_the_adapter_reads(raw):
 
 
 @pytest.mark.slow
-def test_a_workbook_with_a_million_rows_is_refused_at_the_limit(raw):
+def test_a_workbook_with_a_million_rows_is_refused_at_the_limit(raw, sheet_rows_read):
     """Reading stops at the first row past the limit and refuses the sheet; what is beyond
-    is never read (hang_guard fails the test should reading run on)."""
+    is never read: the sheet is read twice up to the limit (the rows, then the audit's count
+    of them), never to its end (hang_guard only stops a test that would hang)."""
     write_big_workbook(raw.path(PETHO), 1_000_000, "A1:E1000004")
     raw.register("1277", 1, [register_row(A, 1)])
-    with hang_guard(60):
+    with hang_guard(120):
         result = ingest_cycle(raw.root, 1, KEY)
     reason, detail = whole_file_issue(result, PETHO)
     assert reason == "unreadable_file"
     assert detail == "sheet Åstorp has more than 100000 data rows (IGA_MAX_WORKBOOK_ROWS)"
     assert len(result.participations) == 1
+    assert sheet_rows_read[0] <= 2 * (100_000 + 2)
 
 
 def test_a_workbook_that_unpacks_beyond_the_limit_is_refused_unopened(raw, monkeypatch):
@@ -381,7 +401,9 @@ def test_a_stray_cell_far_below_the_data_does_not_reject_the_sheet(raw):
 
 
 @pytest.mark.parametrize("dimension", [None, "A1:E7"], ids=["no-dimension", "lying-dimension"])
-def test_a_workbook_that_hides_its_size_is_cut_off_while_reading(raw, monkeypatch, dimension):
+def test_a_workbook_that_hides_its_size_is_cut_off_while_reading(raw, monkeypatch, dimension, sheet_rows_read):
+    """A sheet that declares no size, or too small a one, is refused once its rows pass the
+    limit, before the rest are read (a review: only the refusal was checked)."""
     monkeypatch.setenv("IGA_MAX_WORKBOOK_ROWS", "1000")
     write_big_workbook(raw.path(PETHO), 50_000, dimension)
     raw.register("1277", 1, [register_row(A, 1)])
@@ -389,6 +411,7 @@ def test_a_workbook_that_hides_its_size_is_cut_off_while_reading(raw, monkeypatc
         result = ingest_cycle(raw.root, 1, KEY)
     reason, detail = whole_file_issue(result, PETHO)
     assert reason == "unreadable_file" and "IGA_MAX_WORKBOOK_ROWS" in detail
+    assert 1_000 < sheet_rows_read[0] <= 2 * (1_000 + 2)
 
 
 @pytest.mark.parametrize("dimension", ["A1:E7", "A1"], ids=["understated", "A1-only"])

@@ -26,10 +26,21 @@ def _frames(folder):
             for p in sorted(folder.glob("cycle=*/*.parquet"))}
 
 
-def test_worker_processes_stage_exactly_what_one_process_stages(raw, tmp_path):
+def test_worker_processes_stage_exactly_what_one_process_stages(raw, tmp_path, monkeypatch):
+    import subprocess
+
+    started = []
+    real_popen = subprocess.Popen
+
+    def popen(args, *a, **kw):
+        started.append(args)
+        return real_popen(args, *a, **kw)
+
     cycles = [1, 2, 5, 8]
     alone = list(staging.stage_cycles(raw, tmp_path / "alone", cycles, KEY, workers=1))
+    monkeypatch.setattr(subprocess, "Popen", popen)
     shared = list(staging.stage_cycles(raw, tmp_path / "shared", cycles, KEY, workers=2))
+    assert len(started) == 2 and all("iga_pipeline._stage_worker" in args for args in started), started
     assert [s.cycle for s in shared] == cycles == [s.cycle for s in alone]
     for a, b in zip(alone, shared):
         assert a.rows == b.rows and a.rejected == b.rejected
