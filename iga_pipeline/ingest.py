@@ -85,9 +85,10 @@ class _Files:
 
     def read(self, d: Delivery, reader, key) -> AdapterOutput | None:
         """The adapter's output for one file, or None when the file is rejected whole."""
+        version = _version(d.path)
         if not self._readable(d, reader, key):
             return None
-        return self._adapt(d, reader, key)
+        return self._adapt(d, reader, key, version)
 
     def read_checked(self, d: Delivery, reader, key, schema_for, columns: list[str]) -> Checked | None:
         """Read one file and reject its invalid rows: every rule that needs this file alone.
@@ -95,7 +96,7 @@ class _Files:
         `schema_for(rows)` gives the row-rejection schema; `columns` are those of the
         accepted rows that the cycle's rules use. With `kept` (checked_files.py) a file
         checked before, byte for byte, is not read again."""
-        version = _version(d.path)  # before hashing: a file replaced meanwhile is not kept
+        version = _version(d.path)  # before hashing: a file changed meanwhile is not used
         if not self._readable(d, reader, key):
             return None
         sha256 = self.files[d.source_file]["sha256"]
@@ -105,7 +106,7 @@ class _Files:
             self.add(entry.issues)
             return entry
         first = len(self.issues)
-        out = self._adapt(d, reader, key)
+        out = self._adapt(d, reader, key, version)
         if out is None:
             return None
         rejected = validation.rejections(out.rows, schema_for(out.rows), d.source_file)
@@ -118,7 +119,7 @@ class _Files:
             rows=out.rows.drop(index=rejected.index)[[c for c in columns if c in out.rows]],
             interventions=out.interventions, followed_up=out.followed_up,
             rows_read=self.files[d.source_file]["rows_read"], issues=issues)
-        if self.kept is not None and version is not None and _version(d.path) == version:
+        if self.kept is not None:
             self.kept.store(d, sha256, checked)
         return checked
 
@@ -144,7 +145,11 @@ class _Files:
         except Exception:  # noqa: BLE001 - unreadable as well: nothing to count
             return 0
 
-    def _adapt(self, d: Delivery, reader, key) -> AdapterOutput | None:
+    def _adapt(self, d: Delivery, reader, key, version: tuple | None) -> AdapterOutput | None:
+        """The adapter's output, or None when it rejects the file whole; also None when the file
+        is not the version it was before it was hashed (`version`): what was read may not be what
+        the audit's sha256 names (a review: a file swapped during its read and put back kept the
+        other version's rows under its own hash, build after build)."""
         try:
             out = reader(d, key)
         except FileRejected as e:
@@ -155,6 +160,10 @@ class _Files:
             log.error("unexpected %s while reading %s at:\n%s", type(e).__name__, d.source_file,
                       "".join(traceback.format_tb(e.__traceback__)))
             self.reject_file(d, "unreadable_file", f"the file could not be parsed ({type(e).__name__})")
+            return None
+        if version is None or _version(d.path) != version:
+            self.reject_file(d, "unreadable_file", "the file changed while it was read (replaced, or still "
+                             "being written): the next build reads it again", rows_read=_rows_read(out))
             return None
         self.files[d.source_file]["rows_read"] = _rows_read(out)
         self.add(out.issues)
@@ -167,11 +176,13 @@ def _rows_read(out: AdapterOutput) -> int:
 
 
 def _version(path: Path) -> tuple | None:
+    """What changes when a file is written, replaced, or replaced and put back (the inode's
+    change time: a rename or a link changes it, and so does setting the mtime back)."""
     try:
         st = path.stat()
     except OSError:
         return None
-    return st.st_size, st.st_mtime_ns, st.st_ino
+    return st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns
 
 
 def _row_issues(frame: pd.DataFrame, severity: str, reason: str, detail) -> pd.DataFrame:

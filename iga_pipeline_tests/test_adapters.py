@@ -517,6 +517,10 @@ def test_survey_reads_anonymous_answers(raw, key):
     ("8501012382", True), ("850101-2382", True), ("19850101-2382", True), ("198501012382", True),
     ("850161-2389", True),  # a samordningsnummer
     ("id 850101+2382.", True), ("12345678901", True), ("1234567890123", True),
+    # a review: spaced, dotted or in other digits, they passed
+    ("19850101 2382", True), ("19850101.2382", True), ("850101 - 2382", True), ("8501 0123 82", True),
+    ("１９８５０１０１２３８２", True), ("٨٥٠١٠١٢٣٨٢", True), ("850101\u00a02382", True),
+    ("2010 0003", False), ("100001 2", False), ("1.5", False),
 ])
 def test_a_survey_id_is_rejected_only_when_it_names_a_personnummer(raw, key, svar_id, names_one):
     """The contract gives svar_id no form: any id is an answer's, unless it holds a valid

@@ -192,3 +192,52 @@ def test_the_import_walk_follows_relative_imports_and_imports_inside_functions(t
         (pkg / name).write_text(text)
     found = {p.relative_to(pkg).as_posix() for p in checked_files.modules_reached(tmp_path, ["pkg.a"])}
     assert found == set(files) - {"unused.py"}
+
+
+@pytest.mark.parametrize("kind", ["register", "survey"])  # read_checked (kept) and read (not kept)
+def test_a_file_swapped_while_it_is_read_is_rejected_and_read_again_next_time(raw, tmp_path, monkeypatch, kind):
+    """A review: a delivery replaced by another version while the adapter read it, and put
+    back before the read ended, kept the other version's rows under its own sha256 (in the
+    audit, and in the checked-files store for every later build). Now the file is rejected
+    for this build, and the next build reads it as it is."""
+    import os
+
+    copy = tmp_path / "raw"
+    shutil.copytree(raw, copy)
+    module = ingest.register if kind == "register" else ingest.survey
+    [path] = [p for p in copy.rglob("*.csv") if (kind == "register" and p.name == "deltagare_cykel3.csv"
+                                               and p.parent.name == "1277") or (kind == "survey" and p.name == "enkat_cykel3.csv")]
+    rel = path.relative_to(copy).as_posix()
+    lines = path.read_bytes().splitlines(keepends=True)
+    other = tmp_path / "other.csv"
+    other.write_bytes(b"".join(lines + lines[-1:]))  # the other version: its last row twice
+    real = getattr(module, "read")
+
+    def swapping(d, key):
+        if d.source_file != rel:
+            return real(d, key)
+        original = tmp_path / "original.csv"
+        os.link(d.path, original)
+        os.replace(other, d.path)
+        try:
+            return real(d, key)
+        finally:
+            os.replace(original, d.path)  # the first version back, same inode, size and mtime
+
+    kept = tmp_path / "kept"
+    monkeypatch.setattr(module, "read", swapping)
+    swapped = ingest_cycle(copy, 3, KEY, kept=checked_files.CheckedFiles(kept, 3, KEY))
+    monkeypatch.setattr(module, "read", real)
+    audit = swapped.audit.set_index("source_file").loc[rel]
+    assert (audit["status"], audit["reason"]) == ("rejected", "unreadable_file")
+    assert audit["rows_read"] == len(lines) and audit["rows_duplicate"] == 0  # the other version's rows
+    said = swapped.issues[(swapped.issues["source_file"] == rel) & swapped.issues["source_row"].isna()]
+    assert said["detail"].tolist() == ["the file changed while it was read (replaced, or still being written): "
+                                       "the next build reads it again"]
+
+    spy = _Counting(monkeypatch)
+    again = ingest_cycle(copy, 3, KEY, kept=checked_files.CheckedFiles(kept, 3, KEY))
+    assert rel in spy.read
+    fresh = ingest_cycle(copy, 3, KEY)
+    _assert_same(fresh, again)
+    assert again.audit.set_index("source_file").loc[rel, "status"] == "loaded"

@@ -474,6 +474,35 @@ def test_an_astorp_entry_that_gives_a_key_read_twice_differently_is_not_half_rea
     assert not any(A.pnr("YYYYMMDD-NNNC") in d or A.pnr("YYMMDDNNNC") in d for d in result.issues["detail"])
 
 
+def test_an_astorp_entry_that_is_no_object_or_an_export_with_no_pnr_key_says_so(raw, ingest):
+    """A review: an entry written as a string (a person's personnummer and name in one) and an
+    export whose entries call the personnummer `personnummer` were each row "the personnummer
+    is missing". An entry that is not an object is rejected as such (what it is, never its
+    value); an export where no entry has `pnr` is rejected whole, as one with no status key."""
+    raw.register("1277", 5, [register_row(p, 5) for p in (A, B)])
+    person = f"{C.pnr('YYYYMMDD-NNNC')} {C.first} {C.last}"
+    raw.write_bytes(AST5, json.dumps({"leverantor": "Åstorps kommun", "cykel": 5, "deltagare": [
+        astorp_entry(A, status="ANST"), person, None, 7, [astorp_entry(B)], True]}).encode("utf-8"))
+    result = ingest(5)
+    of_export = result.issues[result.issues["source_file"] == AST5]
+    assert list(zip(of_export["source_row"], of_export["reason"], of_export["detail"])) == [
+        (str(n), "missing_required", f"the entry is {what}, not an object of keys: nothing of it is read")
+        for n, what in ((2, "a string"), (3, "null"), (4, "a number"), (5, "a list"), (6, "true or false"))]
+    assert audit(result, AST5) == ("loaded", 6, 1, 5, 0)
+    assert result.participations.set_index("source_row").loc["1", "status_end"] == "work"
+
+    renamed = [{("personnummer" if k == "pnr" else k): v for k, v in astorp_entry(p, status="ANST").items()}
+               for p in (A, B)]
+    raw.write_bytes(AST5, json.dumps({"leverantor": "Åstorps kommun", "cykel": 5, "deltagare": renamed + [None]}
+                                     ).encode("utf-8"))
+    result = ingest(5)
+    assert [(f, sev, r) for f, _, sev, r in issues(result, ignore=("missing_outcome",))] == [
+        (AST5, "rejected", "missing_columns")]
+    assert result.issues.loc[result.issues["reason"] == "missing_columns", "detail"].tolist() == [
+        "no entry has the key 'pnr'"]
+    assert audit(result, AST5) == ("rejected", 3, 0, 3, 0)
+
+
 def test_a_duplicate_row_keeps_the_interventions_the_earlier_row_lacks(raw, ingest):
     """Two rows for one participation, same status, other hours: counted once, and no
     intervention vanishes (an intervention in both keeps the earlier row's hours)."""

@@ -267,7 +267,8 @@ class _AstorpColumns:
         self.warnings: list[tuple[tuple, dict]] = []
         self.with_status = 0  # entries that have the status key
         self.keys_read = Counter()  # how many entries (interventions) have each key read: "pnr", someone
-        self.rejected: dict[int, str] = {}  # entry number -> why the adapter rejects it
+        self.rejected: dict[int, tuple[str, str]] = {}  # entry number -> (reason, detail): the adapter rejects it
+        self.objects = 0  # entries that are JSON objects
         self.shared: dict = {}  # one object per distinct short value (codes repeat a million times)
 
     def clear(self) -> None:
@@ -278,6 +279,11 @@ class _AstorpColumns:
         if self.repeats:
             entries = [self._resolve(base + i + 1, e) if isinstance(e, dict) else e for i, e in enumerate(entries)]
         dicts = [e if isinstance(e, dict) else {} for e in entries]
+        for i, e in enumerate(entries):
+            if not isinstance(e, dict):  # a string, a number, a list or null where a person's entry belongs
+                self.rejected[base + i + 1] = ("missing_required", f"the entry is {_json_kind(e)}, not an "
+                                               "object of keys: nothing of it is read")
+        self.objects += len(entries) - sum(not isinstance(e, dict) for e in entries)
         # each key read as written out here, inline for speed; _as_read reads a repeated one alike
         self.pnrs += [p if p.__class__ is str else _astorp_pnr(p) for p in self._values(dicts, "pnr")]
         kommun = [c.strip() if c.__class__ is str else (None if c is None else str(c).strip())
@@ -352,7 +358,8 @@ class _AstorpColumns:
         for name in ("pnr", self.status_field):
             times = differs(given, name)
             if times and n not in self.rejected:
-                self.rejected[n] = f"the entry gives {name} {times} times, with different values"
+                self.rejected[n] = ("conflicting_duplicate", f"the entry gives {name} {times} times, with "
+                                                             "different values: which holds would be a guess")
         if differs(given, self.status_field):  # rejected, but it gave a status (R9: the cycle's follow-up)
             read = [self._as_read(self.status_field, v) for v in given.repeats[self.status_field]]
             entry[self.status_field] = next((r for r in read if r), None)
@@ -405,6 +412,8 @@ class _AstorpColumns:
 
     def output(self, key: PseudonymKey) -> AdapterOutput:
         delivery = self.delivery
+        if self.objects and not self.keys_read["pnr"]:  # entries, none with a personnummer: a renamed key
+            raise FileRejected("missing_columns", "no entry has the key 'pnr'", rows_read=self.n)
         if self.keys_read["pnr"] and not self.with_status:  # entries for people, none with a status key
             raise FileRejected("missing_columns", f"no entry has the key '{self.status_field}'",
                                rows_read=self.n)
@@ -428,11 +437,20 @@ class _AstorpColumns:
             inter = inter[~inter["source_row"].isin(gone)].reset_index(drop=True)
             issues = [w for w in issues if w[0][0] not in self.rejected] + [
                 ((n, -1, 0), {"source_file": delivery.source_file, "source_row": str(n), "severity": "rejected",
-                              "reason": "conflicting_duplicate", "detail": why + ": which holds would be a guess"})
-                for n, why in self.rejected.items()]
+                              "reason": reason, "detail": detail})
+                for n, (reason, detail) in self.rejected.items()]
         issues.sort(key=lambda w: w[0])
         return AdapterOutput(rows, inter.astype({"hours": "Float64"}), issues_frame([w for _, w in issues]),
                              follow_up)
+
+
+def _json_kind(value) -> str:
+    """What a JSON value is, in words, never the value (it could be a personnummer or a name)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true or false"
+    return {str: "a string", list: "a list"}.get(type(value), "a number")
 
 
 def _astorp_pnr(pnr):

@@ -7,6 +7,8 @@ comes as `svar_id_error`."""
 
 from __future__ import annotations
 
+import unicodedata
+
 import pandas as pd
 
 from iga_pipeline import personnummer, reference
@@ -19,6 +21,8 @@ COLUMNS = ["svar_id", "kommunkod", "okad_mojlighet", "tolk"]
 PERSONNUMMER_FORM = r"(?<!\d)(\d{6}[-+]?\d{4}|\d{8}-?\d{4})(?!\d)"
 # digits in a row that could hide one and are too many to tell: 11, or more than 12
 UNTELLABLE_DIGITS = r"(?<!\d)(?:\d{11}|\d{13,})(?!\d)"
+# white space, dots, underscores or slashes between digits (or a digit and its `-`/`+`)
+BETWEEN_DIGITS = r"(?<=\d)[\s._/]+(?=[\d+-])|(?<=[\d+-])[\s._/]+(?=\d)"
 
 
 def read(delivery: Delivery, key: PseudonymKey) -> AdapterOutput:
@@ -35,10 +39,25 @@ def read(delivery: Delivery, key: PseudonymKey) -> AdapterOutput:
     return AdapterOutput(rows, issues=issues)
 
 
+def _ascii_digits(value: str) -> str:
+    """`value` with every decimal digit of any script written 0-9 (NFKC alone leaves some)."""
+    return "".join(str(unicodedata.decimal(c)) if unicodedata.category(c) == "Nd" else c
+                   for c in unicodedata.normalize("NFKC", value))
+
+
+def _digits_as_read(raw_id: pd.Series) -> pd.Series:
+    """The ids as a reader takes their digits: full-width or other scripts' digits as 0-9,
+    and `19911203 2587`, `19680621.9140` or `850101 - 2382` joined up (a review passed those)."""
+    plain = raw_id.map(lambda v: v if v.isascii() else _ascii_digits(v), na_action="ignore")
+    return plain.astype("string").str.replace(BETWEEN_DIGITS, "", regex=True)
+
+
 def _names_a_personnummer(raw_id: pd.Series, reference_date) -> pd.Series:
     """Whether each id holds a valid personnummer (date and check digit, personnummer.py) or
-    digits that could hide one. An id of six digits, or a number with a prefix, is an id:
-    survey tools number their answers (such ids were once all rejected)."""
+    digits that could hide one, however its digits are written or spaced. An id of six
+    digits, or a number with a prefix, is an id: survey tools number their answers (such ids
+    were once all rejected)."""
+    raw_id = _digits_as_read(raw_id)
     found = raw_id.str.extractall(PERSONNUMMER_FORM)[0]
     valid = personnummer.normalise(found.astype(object).reset_index(drop=True), reference_date)["error"].isna()
     named = raw_id.index.isin(found.index.get_level_values(0)[valid.to_numpy()])

@@ -19,6 +19,21 @@ UTF8_BOM = b"\xef\xbb\xbf"
 _CONTROL = re.compile(rb"[\x01-\x08\x0b\x0e-\x1f\x7f]")
 
 
+def _utf16_without_mark(data: bytes) -> str | None:
+    """'utf-16-le' or 'utf-16-be' when the bytes read as mostly Latin text in UTF-16 (every
+    other byte NUL, the rest almost never), else None: such a file was once called "not a text
+    file" (a review)."""
+    if len(data) < 4 or len(data) % 2:
+        return None
+    even, odd = data[0::2].count(0), data[1::2].count(0)
+    half = len(data) // 2
+    if odd >= 0.9 * half and even <= 0.1 * half:
+        return "utf-16-le"
+    if even >= 0.9 * half and odd <= 0.1 * half:
+        return "utf-16-be"
+    return None
+
+
 def decode(delivery: Delivery, encoding: str) -> str:
     """The file's text, or FileRejected('unreadable_file') with the reason.
 
@@ -29,10 +44,14 @@ def decode(delivery: Delivery, encoding: str) -> str:
     data = delivery.path.read_bytes()
     if not data.strip():
         raise FileRejected("unreadable_file", "the file is empty")
+    expected = "UTF-8" if encoding == "utf-8" else "Windows-1252"
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16's byte-order marks
-        expected = "UTF-8" if encoding == "utf-8" else "Windows-1252"
         raise FileRejected("unreadable_file", f"the file is UTF-16; expected {expected}",
                            rows_read=_data_lines(data.decode("utf-16", "replace")))
+    utf16 = _utf16_without_mark(data)
+    if utf16:
+        raise FileRejected("unreadable_file", f"the file is UTF-16 without a byte-order mark; expected {expected}",
+                           rows_read=_data_lines(data.decode(utf16, "replace")))
     if b"\x00" in data:
         # a text file with a stray NUL has its lines counted; a binary one (other control
         # bytes too: a workbook, a PDF) has no rows to count
