@@ -549,6 +549,23 @@ def test_something_that_is_not_a_regular_file_is_refused_unopened(raw, make):
     assert len(result.participations) == 1
 
 
+@pytest.mark.parametrize("holds", [[], ["deltagare.csv"]], ids=["empty", "with-a-file"])
+def test_a_folder_named_as_a_delivery_is_refused_and_recorded(raw, holds):
+    """A review: an empty folder named `deltagare_cykel3.csv` left no audit row and no issue;
+    the cycle only lacked its register."""
+    raw.register("1278", 3, [register_row(B, 3)])
+    folder = raw.path("kommuner/1277/deltagare_cykel3.csv")
+    folder.mkdir(parents=True)
+    for name in holds:
+        (folder / name).write_text("stray")
+    result = ingest_cycle(raw.root, 3, KEY)
+    reason, detail = whole_file_issue(result, "kommuner/1277/deltagare_cykel3.csv")
+    assert reason == "unreadable_file" and detail == "not a regular file (a pipe, device, socket or folder)"
+    assert len(result.participations) == 1  # kommuner/1278's register
+    inside = [d for d in common.discover(raw.root, KEY) if d.path.parent == folder]
+    assert [(d.kind, d.problem[0]) for d in inside] == [("unexpected", "unexpected_file")] * len(holds)
+
+
 def test_a_link_that_loops_is_refused_and_the_rest_is_read(raw):
     raw.register("1278", 2, [register_row(B, 2)])
     raw.path(REG2).parent.mkdir(parents=True, exist_ok=True)

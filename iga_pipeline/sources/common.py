@@ -145,6 +145,11 @@ def _classify_path(raw_root: Path, path: Path, key: PseudonymKey) -> Delivery:
         "unexpected_file", "the path matches no delivery pattern of the contract"))
 
 
+def _named_as_a_delivery(raw_root: Path, path: Path) -> bool:
+    rel = path.relative_to(raw_root).as_posix()
+    return any(pattern.fullmatch(rel) for _, pattern in _PATTERNS)
+
+
 def _is_link(path: Path) -> bool:
     """Whether `path` is a symbolic link; False when it cannot be examined (a folder that may
     not be entered, a path too long): os.walk then reports the folder as not listed. Never
@@ -159,7 +164,9 @@ def discover(raw_root: Path, key: PseudonymKey | None = None) -> list[Delivery]:
     """Every file under the raw root, classified, in a stable order (`key`: as for classify).
 
     Symbolic links are listed (so that one pointing out of the raw root is
-    recorded as refused) but folders behind links are not walked."""
+    recorded as refused) but folders behind links are not walked. A folder named as a
+    delivery is listed too (refused: not a regular file), or an empty one would leave the
+    cycle without that delivery and no trace of why (a review)."""
     raw_root = Path(raw_root)
     files = []
     unlisted: dict[Path, OSError] = {}
@@ -171,7 +178,8 @@ def discover(raw_root: Path, key: PseudonymKey | None = None) -> list[Delivery]:
     for folder, dirs, names in os.walk(raw_root, followlinks=False, onerror=note):
         dirs.sort()
         files += [Path(folder) / n for n in names]
-        files += [Path(folder) / d for d in dirs if _is_link(Path(folder) / d)]
+        files += [Path(folder) / d for d in dirs
+                  if _is_link(Path(folder) / d) or _named_as_a_delivery(raw_root, Path(folder) / d)]
     key = key_from_env() if key is None else key
     found = [classify(raw_root, p, key) for p in sorted(files)]
     # Its files are missing from the build: say so, or they would vanish without a trace.
