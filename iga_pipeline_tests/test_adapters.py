@@ -191,15 +191,22 @@ def test_petho_rows_left_unread_that_name_someone_are_warned_about(raw, key):
         "Båstad": [petho_row(ELIN)],
         "Åstrop": [petho_row(ALI), petho_row(BO, as_number=True), petho_row(None, personnr="n/a")],
         "Perstorp": [petho_row(SARA)],
+        "Örkelljunga": [],
     }, after_blank={"Båstad": [["Sammanställt av Pethö Consulting 2009."]],
-                    "Perstorp": [["Sena tillägg:"], petho_row(OLD), petho_row(BO)]})
+                    "Perstorp": [["Sena tillägg:"], petho_row(OLD), petho_row(BO)],
+                    # a review: a name with a status, a personnummer in the Namn column
+                    "Örkelljunga": [["", f"{SARA.first} {SARA.last}", "", " anställd "], ["", ELIN.pnr()]]})
     out = read(raw, "leverantorer/petho/cykel1_resultat.xlsx", providers.read_petho, key)
 
     assert list(out.rows["source_row"]) == ["Båstad!5", "Perstorp!5"]
     assert issue_list(out.issues) == [("Perstorp!8", "warning", "unexpected_file"),
+                                      ("Örkelljunga!6", "warning", "unexpected_file"),
                                       (f"~{expected_name_id('Åstrop')}!4", "warning", "unknown_municipality")]
-    below, sheet = out.issues["detail"]
-    assert below.startswith("2 row(s) with a personnummer below the sheet's first empty row (Perstorp!6)")
+    below, later, sheet = out.issues["detail"]
+    assert below.startswith("2 row(s) with a personnummer or a status below the sheet's first empty row "
+                            "(Perstorp!6)")
+    assert later.startswith("2 row(s) with a personnummer or a status below the sheet's first empty row "
+                            "(Örkelljunga!5)")
     # 'Åstrop' is a sender's text that could be a name: hashed in the row and the detail alike
     # (as file names are), and the sheet is found by its position (Info is the first).
     assert sheet.startswith(f"worksheet 3 (~{expected_name_id('Åstrop')}) has Pethö's header and 2 row(s)")

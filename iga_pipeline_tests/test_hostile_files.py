@@ -57,7 +57,7 @@ from rawfiles import (
     astorp_entry, astorp_followup, fu_90_row, fu_end_row, people, petho_row, register_row,
 )
 
-from iga_pipeline import staging
+from iga_pipeline import reference, staging
 from iga_pipeline.ingest import ingest_cycle
 from iga_pipeline.pseudonym import PseudonymKey
 
@@ -593,12 +593,16 @@ def test_petho_workbooks_are_rejected_or_fully_accounted(book):
         if t in municipal:
             expected += ends
             below = [*sheets[t][ends + 1:], *after.get(t, [])]
-            reason = "unexpected_file"  # a person below the data's end (decisions.md)
-        else:  # every row under the header of a sheet that is not read
-            below = [*sheets[t], *after.get(t, [])]
-            reason = "unknown_municipality"
-        if column is not None and any(column < len(row) and _a_personnummer(row[column]) for row in below):
-            warned.append(reason)
+            # a person below the data's end (decisions.md): a personnummer anywhere, or a status
+            statuses = [headers[t].index(h) for h in ("Status cykelslut", "Status 90 dagar")]
+            known = set(reference.outcome_codes("petho"))
+            if any(any(_a_personnummer(v) for v in row) or any(
+                    i < len(row) and isinstance(row[i], str) and row[i].strip().casefold() in known
+                    for i in statuses) for row in below):
+                warned.append("unexpected_file")
+        elif column is not None and any(column < len(row) and _a_personnummer(row[column])
+                                        for row in [*sheets[t], *after.get(t, [])]):
+            warned.append("unknown_municipality")  # every row under the header of a sheet not read
     assert out.rows_read == expected
     if warned:
         _count("workbook:petho, people left unread")

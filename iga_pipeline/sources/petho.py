@@ -404,10 +404,24 @@ def _rows_naming_someone(rows, column: int) -> list[int]:
     """The offsets of the rows (at most IGA_MAX_WORKBOOK_ROWS of them read) whose `column`
     holds a personnummer. These are rows the contract does not read: a cell openpyxl cannot
     parse ends the search, not the workbook."""
+    return _rows_where(rows, lambda values: len(values) > column and _names_someone(values[column]))
+
+
+def _rows_like_a_persons(rows, statuses: list[int]) -> list[int]:
+    """The offsets of the rows with a personnummer in any cell, or a known status in a status
+    column: below a sheet's data, a person's row (a review: a name with `Anställd`, or a
+    personnummer in the Namn column, left no trace), where a footnote has neither."""
+    known = set(reference.outcome_codes("petho"))
+    return _rows_where(rows, lambda values: any(_names_someone(v) for v in values) or any(
+        i < len(values) and isinstance(values[i], str) and values[i].strip().casefold() in known
+        for i in statuses))
+
+
+def _rows_where(rows, test) -> list[int]:
     found = []
     try:
         for offset, values in zip(range(settings.max_workbook_rows()), rows):
-            if values and len(values) > column and _names_someone(values[column]):
+            if values and test(values):
                 found.append(offset)
     except Exception as e:  # noqa: BLE001 - the message could quote the cell
         log.warning("Pethö workbook: a cell outside the data could not be read (%s); the rows from "
@@ -438,7 +452,8 @@ def _petho_sheet(ws, municipality_code: str) -> tuple[list[dict], list[tuple], l
     for offset, values in enumerate(rows):
         if _empty(values):
             # Data end at the first entirely empty row; a note below it is fine, a person not.
-            return out, _below_the_end(ws.title, PETHO_HEADER_ROW + 1 + offset, rows, at["Personnr"]), read
+            return out, _below_the_end(ws.title, PETHO_HEADER_ROW + 1 + offset, rows,
+                                       [at["Status cykelslut"], at["Status 90 dagar"]]), read
         if offset >= limit:
             raise FileRejected("unreadable_file", f"sheet {safe_value(ws.title)} has more than {limit} "
                                                   "data rows (IGA_MAX_WORKBOOK_ROWS)")
@@ -452,12 +467,12 @@ def _petho_sheet(ws, municipality_code: str) -> tuple[list[dict], list[tuple], l
     return out, [], read
 
 
-def _below_the_end(title: str, empty_row: int, rows, column: int) -> list[tuple]:
-    """A warning for rows below a sheet's first empty row whose Personnr cell holds a
-    personnummer: the contract ends the data there, so they are not read."""
-    people = _rows_naming_someone(rows, column)
+def _below_the_end(title: str, empty_row: int, rows, statuses: list[int]) -> list[tuple]:
+    """A warning for rows below a sheet's first empty row that look like a person's (a
+    personnummer anywhere, or a status): the contract ends the data there, so they are not read."""
+    people = _rows_like_a_persons(rows, statuses)
     if not people:
         return []
     return [(f"{title}!{empty_row + 1 + people[0]}", "unexpected_file",
-             f"{len(people)} row(s) with a personnummer below the sheet's first empty row "
+             f"{len(people)} row(s) with a personnummer or a status below the sheet's first empty row "
              f"({title}!{empty_row}) not read: the data end there")]
