@@ -1496,3 +1496,25 @@ def test_the_printed_table_keeps_its_columns_apart_at_national_counts():
     assert cli.table1_footnote(rows) == ("* after 90 days TOTALT counts cycle 8 (not followed up) with its "
                                          "status at the end of the cycle (rule R10)")
     assert cli.table1_footnote([r for r in rows if r[0] != "Cykel 8"]) is None
+
+
+def test_a_delivery_sent_again_under_another_name_is_said(tmp_path):
+    """A review: cycle 3's survey copied as cycle 5's was read twice, its answers counted in
+    both cycles, with no issue. Each file is still read as named (which is right is not ours
+    to guess); both are named in a warning. Header-only registers alike are no copy."""
+    raw = RawRoot(tmp_path / "raw")
+    raw.register("1277", 3, [register_row(A, 3)])
+    raw.register("1278", 3, [])
+    raw.register("1292", 3, [])  # the same bytes as 1278's, but no data rows
+    answers = [{"svar_id": "1", "kommunkod": "1277", "okad_mojlighet": "4", "tolk": "nej"}]
+    raw.survey(3, answers)
+    raw.survey(5, answers)
+    build = run_cli_build(raw.root, tmp_path / "wh" / "iga.duckdb")
+    assert build.exit_code == 0, build.stderr[-1500:]
+    said = build.query("SELECT source_file, source_row, severity, detail, cycle FROM marts.data_quality_issues "
+                       "WHERE reason = 'unexpected_file' ORDER BY source_file")
+    assert said == [(f"enkater/enkat_cykel{c}.csv", None, "warning",
+                     f"the same bytes as enkater/enkat_cykel{other}.csv: one of them is probably misnamed "
+                     "(each is read as named)", c) for c, other in ((3, 5), (5, 3))]
+    assert build.query("SELECT count(*) FROM marts.ingest_audit WHERE source_file LIKE 'enkater/%' "
+                       "AND status = 'loaded'") == [(2,)]

@@ -110,11 +110,26 @@ ORDER BY s.ord;
 -- complementary suppression) is built in Python from
 -- intermediate.outcomes_by_cycle_municipality: see iga_pipeline/evaluation/suppression.py.
 
+-- Besides the staged issues: a raw file with data rows whose bytes are another file's (a copy
+-- under a second name: a survey of cycle 3 sent again as cycle 5's doubled its answers). Each
+-- is read as named; the warning says which files are the same.
 CREATE OR REPLACE TABLE marts.data_quality_issues AS
+WITH copies AS (
+    SELECT a.source_file, a.cycle, string_agg(b.source_file, ', ' ORDER BY b.source_file) AS others
+    FROM staging.audit AS a
+    JOIN staging.audit AS b ON a.sha256 = b.sha256 AND a.source_file <> b.source_file
+    WHERE a.rows_read > 0
+    GROUP BY a.source_file, a.cycle
+)
 SELECT source_file::VARCHAR AS source_file, source_row::VARCHAR AS source_row,
        severity::VARCHAR AS severity, reason::VARCHAR AS reason, detail::VARCHAR AS detail,
        cycle::INTEGER AS cycle
 FROM staging.issues
+UNION ALL
+SELECT source_file, NULL, 'warning', 'unexpected_file',
+       'the same bytes as ' || others || ': one of them is probably misnamed (each is read as named)',
+       cycle::INTEGER
+FROM copies
 ORDER BY cycle NULLS FIRST, source_file, severity, try_cast(regexp_extract(source_row, '(\d+)$', 1) AS INTEGER) NULLS FIRST, reason;
 
 CREATE OR REPLACE TABLE marts.ingest_audit AS
