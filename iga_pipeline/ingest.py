@@ -85,10 +85,7 @@ class _Files:
 
     def read(self, d: Delivery, reader, key) -> AdapterOutput | None:
         """The adapter's output for one file, or None when the file is rejected whole."""
-        version = _version(d.path)
-        if not self._readable(d, reader, key):
-            return None
-        return self._adapt(d, reader, key, version)
+        return self._steadily(d, lambda: self._adapt(d, reader, key) if self._readable(d, reader, key) else None)
 
     def read_checked(self, d: Delivery, reader, key, schema_for, columns: list[str]) -> Checked | None:
         """Read one file and reject its invalid rows: every rule that needs this file alone.
@@ -96,7 +93,34 @@ class _Files:
         `schema_for(rows)` gives the row-rejection schema; `columns` are those of the
         accepted rows that the cycle's rules use. With `kept` (checked_files.py) a file
         checked before, byte for byte, is not read again."""
-        version = _version(d.path)  # before hashing: a file changed meanwhile is not used
+        got = self._steadily(d, lambda: self._checked_once(d, reader, key, schema_for, columns))
+        if got is None:
+            return None
+        checked, sha256, fresh = got
+        if fresh and self.kept is not None:
+            self.kept.store(d, sha256, checked)
+        return checked
+
+    def _steadily(self, d: Delivery, attempt):
+        """`attempt()` (hash the file, then read it) again while the file changes meanwhile: its
+        size, mtime, inode or inode change time differ from before the hash to after the read
+        (V8: a file swapped during its read and put back was loaded with the other version's
+        rows under its own sha256, and kept so). A change of its metadata alone (a `chmod`, a
+        backup's hard link) costs a second read; a file still being written after
+        READ_ATTEMPTS is rejected for this build, and its next change asks for another."""
+        for _ in range(READ_ATTEMPTS):
+            version, first = _version(d.path), len(self.issues)
+            result = attempt()
+            if _version(d.path) == version:
+                return result
+            del self.issues[first:]
+        self.reject_file(d, "unreadable_file", f"the file changed while it was read, {READ_ATTEMPTS} times "
+                         "(still being written?): the build after its next change reads it again",
+                         rows_read=self.files[d.source_file]["rows_read"])
+        return None
+
+    def _checked_once(self, d: Delivery, reader, key, schema_for, columns: list[str]):
+        """(Checked, sha256, whether it was read now rather than kept), or None."""
         if not self._readable(d, reader, key):
             return None
         sha256 = self.files[d.source_file]["sha256"]
@@ -104,9 +128,9 @@ class _Files:
         if entry is not None:
             self.files[d.source_file]["rows_read"] = entry.rows_read
             self.add(entry.issues)
-            return entry
+            return entry, sha256, False
         first = len(self.issues)
-        out = self._adapt(d, reader, key, version)
+        out = self._adapt(d, reader, key)
         if out is None:
             return None
         rejected = validation.rejections(out.rows, schema_for(out.rows), d.source_file)
@@ -119,9 +143,7 @@ class _Files:
             rows=out.rows.drop(index=rejected.index)[[c for c in columns if c in out.rows]],
             interventions=out.interventions, followed_up=out.followed_up,
             rows_read=self.files[d.source_file]["rows_read"], issues=issues)
-        if self.kept is not None:
-            self.kept.store(d, sha256, checked)
-        return checked
+        return checked, sha256, True
 
     def _readable(self, d: Delivery, reader, key) -> bool:
         unreadable = self.begin(d)
@@ -145,11 +167,8 @@ class _Files:
         except Exception:  # noqa: BLE001 - unreadable as well: nothing to count
             return 0
 
-    def _adapt(self, d: Delivery, reader, key, version: tuple | None) -> AdapterOutput | None:
-        """The adapter's output, or None when it rejects the file whole; also None when the file
-        is not the version it was before it was hashed (`version`): what was read may not be what
-        the audit's sha256 names (a review: a file swapped during its read and put back kept the
-        other version's rows under its own hash, build after build)."""
+    def _adapt(self, d: Delivery, reader, key) -> AdapterOutput | None:
+        """The adapter's output, or None when it rejects the file whole."""
         try:
             out = reader(d, key)
         except FileRejected as e:
@@ -161,10 +180,6 @@ class _Files:
                       "".join(traceback.format_tb(e.__traceback__)))
             self.reject_file(d, "unreadable_file", f"the file could not be parsed ({type(e).__name__})")
             return None
-        if version is None or _version(d.path) != version:
-            self.reject_file(d, "unreadable_file", "the file changed while it was read (replaced, or still "
-                             "being written): the next build reads it again", rows_read=_rows_read(out))
-            return None
         self.files[d.source_file]["rows_read"] = _rows_read(out)
         self.add(out.issues)
         return out
@@ -173,6 +188,9 @@ class _Files:
 def _rows_read(out: AdapterOutput) -> int:
     """A file's data rows: those the adapter turned into rows and those it found malformed."""
     return len(out.rows) + int((out.issues["severity"] == "rejected").sum())
+
+
+READ_ATTEMPTS = 3  # reads of a file that changes while it is read, before it is rejected for the build
 
 
 def _version(path: Path) -> tuple | None:

@@ -192,7 +192,8 @@ def test_petho_rows_left_unread_that_name_someone_are_warned_about(raw, key):
         "Åstrop": [petho_row(ALI), petho_row(BO, as_number=True), petho_row(None, personnr="n/a")],
         "Perstorp": [petho_row(SARA)],
         "Örkelljunga": [],
-    }, after_blank={"Båstad": [["Sammanställt av Pethö Consulting 2009."]],
+    }, after_blank={"Båstad": [["Sammanställt av Pethö Consulting 2009."],
+                               ["", "556036-0793", "0701234567", "  ", " "]],  # an org and a phone number
                     "Perstorp": [["Sena tillägg:"], petho_row(OLD), petho_row(BO)],
                     # a review: a name with a status, a personnummer in the Namn column
                     "Örkelljunga": [["", f"{SARA.first} {SARA.last}", "", " anställd "], ["", ELIN.pnr()]]})
@@ -525,9 +526,12 @@ def test_survey_reads_anonymous_answers(raw, key):
     ("850161-2389", True),  # a samordningsnummer
     ("id 850101+2382.", True), ("12345678901", True), ("1234567890123", True),
     # a review: spaced, dotted or in other digits, they passed
-    ("19850101 2382", True), ("19850101.2382", True), ("850101 - 2382", True), ("8501 0123 82", True),
+    ("19850101 2382", True), ("19850101.2382", True), ("850101 - 2382", True), ("850101_/2382", True),
     ("１９８５０１０１２３８２", True), ("٨٥٠١٠١٢٣٨٢", True), ("850101\u00a02382", True),
-    ("2010 0003", False), ("100001 2", False), ("1.5", False),
+    ("2010 0003", False), ("100001 2", False), ("1.5", False), ("A-100 200", False),
+    # dates, times and numbers spaced otherwise stay ids (the fix's review)
+    ("2010/03/15/001", False), ("20100315_001", False), ("1277_2010_000123", False), ("20100315 142312", False),
+    ("2010.03.15 14.23.12", False), ("12 345 678 901", False), ("v1.2.3.4.5.6.7.8.9.10", False),
 ])
 def test_a_survey_id_is_rejected_only_when_it_names_a_personnummer(raw, key, svar_id, names_one):
     """The contract gives svar_id no form: any id is an answer's, unless it holds a valid

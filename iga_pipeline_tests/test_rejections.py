@@ -502,6 +502,16 @@ def test_an_astorp_entry_that_is_no_object_or_an_export_with_no_pnr_key_says_so(
         "no entry has the key 'pnr'"]
     assert audit(result, AST5) == ("rejected", 3, 0, 3, 0)
 
+    # the fix's review: a list of no objects at all, and objects without a status beside a null
+    for entries, missing in (([None, f"{A.pnr()} {A.first}"], "pnr"),
+                             ([{k: v for k, v in astorp_entry(A).items() if k != "status_cykelslut"}, None],
+                              "status_cykelslut")):
+        raw.write_bytes(AST5, json.dumps({"leverantor": "Åstorps kommun", "cykel": 5, "deltagare": entries}
+                                         ).encode("utf-8"))
+        result = ingest(5)
+        assert result.issues.loc[result.issues["reason"] == "missing_columns", "detail"].tolist() == [
+            f"no entry has the key '{missing}'"]
+
 
 def test_a_duplicate_row_keeps_the_interventions_the_earlier_row_lacks(raw, ingest):
     """Two rows for one participation, same status, other hours: counted once, and no

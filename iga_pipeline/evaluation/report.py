@@ -71,7 +71,8 @@ ISSUE_LABEL = {
     "provider's municipality differs from the register's", "unreadable_file": "unreadable file",
     "missing_columns": "missing columns", "unknown_municipality": "unknown municipality",
     "provider_cycle_mismatch": "provider delivered a cycle it did not run",
-    "unexpected_file": "file matching no delivery pattern, or part of a delivery the contract does not read",
+    "unexpected_file": "file matching no delivery pattern, part of a delivery the contract does not read, "
+                       "or a copy of another file",
 }
 STATUSLESS_FILE_LABEL = "90-day file giving no status (its completers unknown at 90 days)"  # missing_outcome, no row
 BENCHMARK_LABEL = {  # short names for the page; the marts keep the full descriptions

@@ -268,7 +268,6 @@ class _AstorpColumns:
         self.with_status = 0  # entries that have the status key
         self.keys_read = Counter()  # how many entries (interventions) have each key read: "pnr", someone
         self.rejected: dict[int, tuple[str, str]] = {}  # entry number -> (reason, detail): the adapter rejects it
-        self.objects = 0  # entries that are JSON objects
         self.shared: dict = {}  # one object per distinct short value (codes repeat a million times)
 
     def clear(self) -> None:
@@ -283,7 +282,7 @@ class _AstorpColumns:
             if not isinstance(e, dict):  # a string, a number, a list or null where a person's entry belongs
                 self.rejected[base + i + 1] = ("missing_required", f"the entry is {_json_kind(e)}, not an "
                                                "object of keys: nothing of it is read")
-        self.objects += len(entries) - sum(not isinstance(e, dict) for e in entries)
+        objects = len(entries) - sum(not isinstance(e, dict) for e in entries)
         # each key read as written out here, inline for speed; _as_read reads a repeated one alike
         self.pnrs += [p if p.__class__ is str else _astorp_pnr(p) for p in self._values(dicts, "pnr")]
         kommun = [c.strip() if c.__class__ is str else (None if c is None else str(c).strip())
@@ -301,7 +300,7 @@ class _AstorpColumns:
         # null is the contract's "unknown"; a key not there at all is something else (a renamed
         # field): traced per entry, and an export where no entry has it is rejected whole (output)
         absent = [i for i, e in enumerate(entries) if isinstance(e, dict) and self.status_field not in e]
-        self.with_status += len(dicts) - len(absent)
+        self.with_status += objects - len(absent)
         for i in absent:
             self.warnings.append(((base + i + 1, 0, 1), warning_issue(
                 delivery, str(base + i + 1), "missing_required",
@@ -412,7 +411,7 @@ class _AstorpColumns:
 
     def output(self, key: PseudonymKey) -> AdapterOutput:
         delivery = self.delivery
-        if self.objects and not self.keys_read["pnr"]:  # entries, none with a personnummer: a renamed key
+        if self.n and not self.keys_read["pnr"]:  # entries, none with a personnummer: a renamed key, or none
             raise FileRejected("missing_columns", "no entry has the key 'pnr'", rows_read=self.n)
         if self.keys_read["pnr"] and not self.with_status:  # entries for people, none with a status key
             raise FileRejected("missing_columns", f"no entry has the key '{self.status_field}'",

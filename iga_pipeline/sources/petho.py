@@ -14,7 +14,7 @@ from collections import Counter
 
 import pandas as pd
 
-from iga_pipeline import reference, settings
+from iga_pipeline import personnummer, reference, settings
 from iga_pipeline.pseudonym import PseudonymKey
 from iga_pipeline.sources.common import (
     AdapterOutput, Delivery, FileRejected, issues_frame, safe_path, safe_value,
@@ -407,12 +407,19 @@ def _rows_naming_someone(rows, column: int) -> list[int]:
     return _rows_where(rows, lambda values: len(values) > column and _names_someone(values[column]))
 
 
-def _rows_like_a_persons(rows, statuses: list[int]) -> list[int]:
-    """The offsets of the rows with a personnummer in any cell, or a known status in a status
-    column: below a sheet's data, a person's row (a review: a name with `Anställd`, or a
-    personnummer in the Namn column, left no trace), where a footnote has neither."""
-    known = set(reference.outcome_codes("petho"))
-    return _rows_where(rows, lambda values: any(_names_someone(v) for v in values) or any(
+def _rows_like_a_persons(rows, column: int, statuses: list[int]) -> list[int]:
+    """The offsets of the rows that look like a person's: below a sheet's data, a personnummer
+    in the Personnr `column` (H12), a valid one (date and check digit) in any other cell, or
+    a known status in a status column (a review: a name beside `Anställd`, or a personnummer
+    under Namn, left no trace). A footnote, an organisation or phone number, has none."""
+    known = set(reference.outcome_codes("petho")) - {""}
+    start = reference.cycles()[1].start  # Pethö ran cycle 1
+
+    def valid(value) -> bool:
+        return _names_someone(value) and personnummer.normalise_one(value, start)[1] is None
+
+    return _rows_where(rows, lambda values: (len(values) > column and _names_someone(values[column])) or any(
+        valid(v) for v in values) or any(
         i < len(values) and isinstance(values[i], str) and values[i].strip().casefold() in known
         for i in statuses))
 
@@ -452,7 +459,7 @@ def _petho_sheet(ws, municipality_code: str) -> tuple[list[dict], list[tuple], l
     for offset, values in enumerate(rows):
         if _empty(values):
             # Data end at the first entirely empty row; a note below it is fine, a person not.
-            return out, _below_the_end(ws.title, PETHO_HEADER_ROW + 1 + offset, rows,
+            return out, _below_the_end(ws.title, PETHO_HEADER_ROW + 1 + offset, rows, at["Personnr"],
                                        [at["Status cykelslut"], at["Status 90 dagar"]]), read
         if offset >= limit:
             raise FileRejected("unreadable_file", f"sheet {safe_value(ws.title)} has more than {limit} "
@@ -467,10 +474,10 @@ def _petho_sheet(ws, municipality_code: str) -> tuple[list[dict], list[tuple], l
     return out, [], read
 
 
-def _below_the_end(title: str, empty_row: int, rows, statuses: list[int]) -> list[tuple]:
+def _below_the_end(title: str, empty_row: int, rows, column: int, statuses: list[int]) -> list[tuple]:
     """A warning for rows below a sheet's first empty row that look like a person's (a
-    personnummer anywhere, or a status): the contract ends the data there, so they are not read."""
-    people = _rows_like_a_persons(rows, statuses)
+    personnummer, or a status): the contract ends the data there, so they are not read."""
+    people = _rows_like_a_persons(rows, column, statuses)
     if not people:
         return []
     return [(f"{title}!{empty_row + 1 + people[0]}", "unexpected_file",

@@ -21,8 +21,9 @@ COLUMNS = ["svar_id", "kommunkod", "okad_mojlighet", "tolk"]
 PERSONNUMMER_FORM = r"(?<!\d)(\d{6}[-+]?\d{4}|\d{8}-?\d{4})(?!\d)"
 # digits in a row that could hide one and are too many to tell: 11, or more than 12
 UNTELLABLE_DIGITS = r"(?<!\d)(?:\d{11}|\d{13,})(?!\d)"
-# white space, dots, underscores or slashes between digits (or a digit and its `-`/`+`)
-BETWEEN_DIGITS = r"(?<=\d)[\s._/]+(?=[\d+-])|(?<=[\d+-])[\s._/]+(?=\d)"
+# a personnummer's two groups (6 or 8 digits, then 4) apart by white space, dots, underscores
+# or slashes, around its `-` or `+` or without one: `19911203 2587`, `19680621.9140`
+SPACED_PERSONNUMMER = r"(?<!\d)(\d{6}|\d{8})[\s._/]*([-+]?)[\s._/]*(\d{4})(?!\d)"
 
 
 def read(delivery: Delivery, key: PseudonymKey) -> AdapterOutput:
@@ -45,20 +46,15 @@ def _ascii_digits(value: str) -> str:
                    for c in unicodedata.normalize("NFKC", value))
 
 
-def _digits_as_read(raw_id: pd.Series) -> pd.Series:
-    """The ids as a reader takes their digits: full-width or other scripts' digits as 0-9,
-    and `19911203 2587`, `19680621.9140` or `850101 - 2382` joined up (a review passed those)."""
-    plain = raw_id.map(lambda v: v if v.isascii() else _ascii_digits(v), na_action="ignore")
-    return plain.astype("string").str.replace(BETWEEN_DIGITS, "", regex=True)
-
-
 def _names_a_personnummer(raw_id: pd.Series, reference_date) -> pd.Series:
-    """Whether each id holds a valid personnummer (date and check digit, personnummer.py) or
-    digits that could hide one, however its digits are written or spaced. An id of six
-    digits, or a number with a prefix, is an id: survey tools number their answers (such ids
-    were once all rejected)."""
-    raw_id = _digits_as_read(raw_id)
-    found = raw_id.str.extractall(PERSONNUMMER_FORM)[0]
+    """Whether each id holds a valid personnummer (date and check digit, personnummer.py), its
+    digits in any script and its two groups apart or not (`19911203 2587`: a review passed
+    those), or digits in a row that could hide one. An id of six digits, or a number with a
+    prefix, is an id: survey tools number their answers (such ids were once all rejected);
+    so are dates and times spaced otherwise (`2010/03/15/001`, `20100315 142312`)."""
+    raw_id = raw_id.map(lambda v: v if v.isascii() else _ascii_digits(v), na_action="ignore").astype("string")
+    joined = raw_id.str.replace(SPACED_PERSONNUMMER, r"\1\2\3", regex=True)
+    found = joined.str.extractall(PERSONNUMMER_FORM)[0]
     valid = personnummer.normalise(found.astype(object).reset_index(drop=True), reference_date)["error"].isna()
     named = raw_id.index.isin(found.index.get_level_values(0)[valid.to_numpy()])
     untellable = raw_id.str.contains(UNTELLABLE_DIGITS, regex=True).fillna(False).to_numpy(bool)

@@ -23,8 +23,9 @@ def _utf16_without_mark(data: bytes) -> str | None:
     """'utf-16-le' or 'utf-16-be' when the bytes read as mostly Latin text in UTF-16 (every
     other byte NUL, the rest almost never), else None: such a file was once called "not a text
     file" (a review)."""
-    if len(data) < 4 or len(data) % 2:
+    if len(data) < 4:
         return None
+    data = data[: len(data) // 2 * 2]  # a stray last byte aside
     even, odd = data[0::2].count(0), data[1::2].count(0)
     half = len(data) // 2
     if odd >= 0.9 * half and even <= 0.1 * half:

@@ -33,7 +33,8 @@ _COUNTS = {
     "work_at_end": "completers in work (employment or own business) at the end of the cycle",
     "studies_at_end": "completers in studies (education or a programme) at the end of the cycle",
     "unknown_at_end": "completers without a valid status at the end of the cycle",
-    "followed_up": "whether the provider delivered 90-day statuses for the cycle (rule R9)",
+    "followed_up": "whether the cycle was followed up at 90 days (rule R9: its 90-day file delivered; "
+                   "for Pethö's cycle 1, a 90-day status given)",
     "work_90d": "completers in work 90 days after the cycle; NULL when not followed up",
     "studies_90d": "completers in studies 90 days after the cycle; NULL when not followed up",
     "unknown_90d": "completers without a valid 90-day status; NULL when not followed up",
@@ -121,7 +122,7 @@ MARTS: tuple[Mart, ...] = (
          "severity": "rejected or warning", "reason": "the contract's reason code",
          "detail": "what exactly was wrong (never a personnummer or a name)",
          "cycle": "the cycle of the file; NULL for files that belong to none"},
-        ("issues", "raw/inventory"),
+        ("issues", "audit", "raw/inventory"),  # audit: files with another's bytes (decisions.md)
     ),
     Mart(
         "ingest_audit", "raw file",
