@@ -26,19 +26,24 @@ def _frames(folder):
             for p in sorted(folder.glob("cycle=*/*.parquet"))}
 
 
-def test_worker_processes_stage_exactly_what_one_process_stages(raw, tmp_path, monkeypatch):
+def _spy_on_processes(monkeypatch) -> list:
+    """The arguments of every process started from now on (the real processes start)."""
     import subprocess
 
-    started = []
-    real_popen = subprocess.Popen
+    started, real_popen = [], subprocess.Popen
 
     def popen(args, *a, **kw):
         started.append(args)
         return real_popen(args, *a, **kw)
 
+    monkeypatch.setattr(subprocess, "Popen", popen)
+    return started
+
+
+def test_worker_processes_stage_exactly_what_one_process_stages(raw, tmp_path, monkeypatch):
     cycles = [1, 2, 5, 8]
     alone = list(staging.stage_cycles(raw, tmp_path / "alone", cycles, KEY, workers=1))
-    monkeypatch.setattr(subprocess, "Popen", popen)
+    started = _spy_on_processes(monkeypatch)
     shared = list(staging.stage_cycles(raw, tmp_path / "shared", cycles, KEY, workers=2))
     assert len(started) == 2 and all("iga_pipeline._stage_worker" in args for args in started), started
     assert [s.cycle for s in shared] == cycles == [s.cycle for s in alone]
@@ -54,18 +59,9 @@ def test_worker_processes_stage_exactly_what_one_process_stages(raw, tmp_path, m
 
 def test_one_large_cycle_alone_is_staged_in_a_worker(raw, tmp_path, monkeypatch):
     """A late delivery's cycle: the build process only waits (and imports GX meanwhile)."""
-    import subprocess
-
-    started = []
-    real_popen = subprocess.Popen
-
-    def popen(args, *a, **kw):
-        started.append(args)
-        return real_popen(args, *a, **kw)
-
     alone = list(staging.stage_cycles(raw, tmp_path / "alone", [5], KEY, workers=1))
     monkeypatch.delenv("IGA_INGEST_WORKERS", raising=False)
-    monkeypatch.setattr(subprocess, "Popen", popen)
+    started = _spy_on_processes(monkeypatch)
     monkeypatch.setattr(workers, "PARALLEL_FROM_BYTES", 1)
     in_worker = list(staging.stage_cycles(raw, tmp_path / "worker", [5], KEY, alone_in_worker=True))
     assert [args[-2] for args in started] == ["iga_pipeline._stage_worker"]
