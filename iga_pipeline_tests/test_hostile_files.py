@@ -597,10 +597,9 @@ def test_petho_workbooks_are_rejected_or_fully_accounted(book):
             # a person below the data's end (decisions.md): a personnummer under Personnr, a
             # valid one in any cell, or a known status
             statuses = [headers[t].index(h) for h in ("Status cykelslut", "Status 90 dagar")]
-            known = set(reference.outcome_codes("petho")) - {""}
+            known, start = set(reference.outcome_codes("petho")) - {""}, reference.cycles()[1].start
             if any((column < len(row) and _a_personnummer(row[column]))
-                   or any(_a_personnummer(v) and normalise_one(v, reference.cycles()[1].start)[1] is None
-                          for v in row)
+                   or any(_a_personnummer(v) and normalise_one(v, start)[1] is None for v in row)
                    or any(i < len(row) and isinstance(row[i], str) and row[i].strip().casefold() in known
                           for i in statuses) for row in below):
                 warned.append("unexpected_file")

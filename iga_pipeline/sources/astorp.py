@@ -278,11 +278,11 @@ class _AstorpColumns:
         if self.repeats:
             entries = [self._resolve(base + i + 1, e) if isinstance(e, dict) else e for i, e in enumerate(entries)]
         dicts = [e if isinstance(e, dict) else {} for e in entries]
-        for i, e in enumerate(entries):
-            if not isinstance(e, dict):  # a string, a number, a list or null where a person's entry belongs
-                self.rejected[base + i + 1] = ("missing_required", f"the entry is {_json_kind(e)}, not an "
-                                               "object of keys: nothing of it is read")
-        objects = len(entries) - sum(not isinstance(e, dict) for e in entries)
+        others = [i for i, e in enumerate(entries) if not isinstance(e, dict)]
+        for i in others:  # a string, a number, a list or null where a person's entry belongs
+            self.rejected[base + i + 1] = ("missing_required", f"the entry is {_json_kind(entries[i])}, not an "
+                                           "object of keys: nothing of it is read")
+        objects = len(entries) - len(others)
         # each key read as written out here, inline for speed; _as_read reads a repeated one alike
         self.pnrs += [p if p.__class__ is str else _astorp_pnr(p) for p in self._values(dicts, "pnr")]
         kommun = [c.strip() if c.__class__ is str else (None if c is None else str(c).strip())

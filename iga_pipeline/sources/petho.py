@@ -404,7 +404,11 @@ def _rows_naming_someone(rows, column: int) -> list[int]:
     """The offsets of the rows (at most IGA_MAX_WORKBOOK_ROWS of them read) whose `column`
     holds a personnummer. These are rows the contract does not read: a cell openpyxl cannot
     parse ends the search, not the workbook."""
-    return _rows_where(rows, lambda values: len(values) > column and _names_someone(values[column]))
+    return _rows_where(rows, lambda values: _names_someone_in(values, column))
+
+
+def _names_someone_in(values, column: int) -> bool:
+    return len(values) > column and _names_someone(values[column])
 
 
 def _rows_like_a_persons(rows, column: int, statuses: list[int]) -> list[int]:
@@ -418,7 +422,7 @@ def _rows_like_a_persons(rows, column: int, statuses: list[int]) -> list[int]:
     def valid(value) -> bool:
         return _names_someone(value) and personnummer.normalise_one(value, start)[1] is None
 
-    return _rows_where(rows, lambda values: (len(values) > column and _names_someone(values[column])) or any(
+    return _rows_where(rows, lambda values: _names_someone_in(values, column) or any(
         valid(v) for v in values) or any(
         i < len(values) and isinstance(values[i], str) and values[i].strip().casefold() in known
         for i in statuses))
