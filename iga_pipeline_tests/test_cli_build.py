@@ -1299,6 +1299,18 @@ def test_a_ctrl_c_as_the_failed_runs_verdict_is_written_adds_no_second_verdict(t
 # Root reads anything; an ordinary user does not. The interpreter lives where only root
 # may read (pyenv under /root), so the build runs once as root (every module imported),
 # then the process drops to `nobody` and builds again.
+def _others_may_enter(path: Path) -> bool:
+    """Whether a user other than the owner can reach `path` (every folder above it searchable)."""
+    return all(os.stat(p).st_mode & 0o001 for p in [path, *path.parents])
+
+
+# After dropping to `nobody`, the build still imports modules from the checkout and its .venv:
+# a checkout under a folder only root may enter (`mktemp -d` makes one) cannot be tested so.
+AS_ANOTHER_USER = pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() != 0 or not _others_may_enter(Path(__file__).resolve().parent),
+    reason="needs root, to run the build as another user, and a checkout other users may enter")
+
+
 AS_NOBODY = r"""
 import os, sys, subprocess
 from iga_pipeline import cli
@@ -1313,8 +1325,7 @@ sys.exit(cli.main(["build", "--raw-dir", raw, "--warehouse", warehouse]))
 """
 
 
-@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0,
-                    reason="needs root, to run the build as another user")
+@AS_ANOTHER_USER
 def test_an_unreadable_file_and_an_unlistable_folder_are_rejected_and_the_build_goes_on():
     """As `nobody`: a delivery it may not read, and a municipality folder it may not list.
     Both are rejected with their reason, every other delivery is built, exit 3 (not 1)."""
@@ -1380,8 +1391,7 @@ def _build_as_nobody(raw_root: Path, warehouse: Path, cwd: Path):
                           timeout=300)
 
 
-@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0,
-                    reason="needs root, to run the build as another user")
+@AS_ANOTHER_USER
 @pytest.mark.parametrize("what", ["warehouse folder", "a folder above it", "a folder above it, not to be entered",
                                   "raw root", "raw root's folder"])
 def test_a_folder_this_user_may_not_write_or_read_is_named_before_the_build(what):
@@ -1430,8 +1440,7 @@ def _unwritable_as_nobody(tmp_path: Path, what: str) -> None:
     assert not (tmp_path / "wh").exists()
 
 
-@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0,
-                    reason="needs root, to run the build as another user")
+@AS_ANOTHER_USER
 def test_a_first_build_beside_a_report_this_user_may_not_read_is_refused():
     """As `nobody`: a report/index.html it may not read was taken for the pipeline's, and a first
     build replaced it (renaming needs only the folder writable), exit 0. Refused, nothing written."""
