@@ -315,6 +315,23 @@ def test_report_says_what_it_was_built_from(bundled, page_text):
     assert re.search(r"page generated \d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC", page_text)
 
 
+def test_the_bundled_synthetic_data_are_said_to_be_made_to_match_table_1(bundled, page_text):
+    """A review: the page said "Table 1's counts hold up" of data generated to reproduce them."""
+    from iga_pipeline.evaluation.report import fingerprint
+
+    raw, _ = bundled
+    files = sorted(p for p in raw.rglob("*") if p.is_file())
+    hashes = pd.DataFrame({"sha256": [hashlib.sha256(p.read_bytes()).hexdigest() for p in files],
+                           "source_file": [p.relative_to(raw).as_posix() for p in files]})
+    assert fingerprint(hashes) == reference.BUNDLED_SYNTHETIC_FINGERPRINT, (
+        "data/raw/ changed: set reference.BUNDLED_SYNTHETIC_FINGERPRINT to the fingerprint its report prints")
+    flat = re.sub(r"\s+", " ", page_text)
+    assert "These are the bundled synthetic deliveries" in flat
+    assert "Table 1's counts are reproduced (by construction: these data are synthetic, above)" in flat
+    assert "Table 1's counts hold up" not in flat
+    assert "footnote 2: its evaluator was engaged only after cycle 1 had ended" in flat
+
+
 def test_report_shows_the_key_figures(page_text, html):
     for figure in (
         "All 48 printed counts match", "5 of 57 printed percentages do not",  # cycle 8 has '-' at 90 days
@@ -555,6 +572,7 @@ def test_report_renders_early_in_the_project(tmp_path, cli_build, early_leaver):
     p.feed(page)
     text = re.sub(r"\s+", " ", " ".join(p.parts))
     assert "Built from 1 raw file;" in text and "Hassanzadeh" not in text
+    assert "synthetic" not in text  # only the bundled files are said to be made up
     # the report's own claim is quoted with its own printed figures, not this build's
     assert ('concludes "Det innebär att projektet når sitt mål" from the 154 of 310 completers of its '
             'Table 1 (TOTALT, work and studies at 90 days)') in text

@@ -26,7 +26,7 @@ import duckdb
 import pandas as pd
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from iga_pipeline import warm_up
+from iga_pipeline import reference, warm_up
 from iga_pipeline.evaluation import queries
 from iga_pipeline.evaluation.benchmarks import verdict, wilson_interval
 from iga_pipeline.evaluation.reconciliation import TABLE1_COLUMNS, printed_above_subtotal, subtotal_cycles
@@ -603,6 +603,7 @@ def context(con: duckdb.DuckDBPyConnection, warehouse_built_at: datetime | None 
                                if warehouse_built_at else None),
         "files": len(hashes), "fingerprint_grouped": grouped(fp),
         "development_key": queries.pseudonym_key(con) == "development",
+        "bundled_synthetic": fp == reference.BUNDLED_SYNTHETIC_FINGERPRINT,
         "scopes": scopes,
         # The scope the headline speaks about: the followed-up cycles when there are any.
         "headline": "followed_up" if scopes["followed_up"]["completed"] else "all",
