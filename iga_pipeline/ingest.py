@@ -395,10 +395,10 @@ def _surveys(cycle: int, deliveries: list[Delivery], key: PseudonymKey, book: _F
         rejected = validation.rejections(rows, validation.survey_schema(), d.source_file)
         book.add(rejected)
         rows = rows.drop(index=rejected.index)
-        # the same answer: tolk compares case-insensitively, okad_mojlighet as a number ('04')
-        same = rows.assign(_tolk=rows["tolk"].str.strip().str.casefold(),
-                           _grade=pd.to_numeric(rows["okad_mojlighet"], errors="coerce"))
-        dup = same.duplicated(["svar_id", "kommunkod", "_grade", "_tolk"], keep="first")
+        # the same answer: tolk compares case-insensitively (its schema accepts any case; the cells
+        # come stripped, and okad_mojlighet is exactly one of '1'..'5' or empty)
+        same = rows.assign(_tolk=rows["tolk"].str.casefold())
+        dup = same.duplicated(["svar_id", "kommunkod", "okad_mojlighet", "_tolk"], keep="first")
         # one answer id with different answers: which is the questionnaire would be a guess (R4);
         # all are rejected, an identical copy of one of them included (as for registers, R5)
         distinct = rows[~dup]
