@@ -430,6 +430,16 @@ def test_a_90_day_file_giving_no_status_is_not_counted_as_a_completer(bundled, t
     assert "90-day file giving no status (its completers unknown at 90 days) (missing_outcome) 1" in text
 
 
+def test_a_value_set_aside_is_not_called_a_row_rejected_for_its_code(bundled, tmp_path):
+    """A review: an invalid_code warning (hours not a number, the row kept) read "code outside its list"."""
+    text = _page_of(bundled, tmp_path, "INSERT INTO marts.data_quality_issues (source_file, source_row, severity, "
+                    "reason, detail, cycle) VALUES ('leverantorer/folkuniversitetet/cykel2_slut.csv', '4', "
+                    "'warning', 'invalid_code', 'Timmar_praktik: ''tio'' is not a number of hours; ignored', 2)")
+    assert "value set aside, row kept (hours not a number, an unknown intervention or municipality, " \
+           "a value given twice) (invalid_code) 1" in text
+    assert "code outside its list (invalid_code) 7" in text  # the bundled data's rejected rows
+
+
 def test_the_printed_delsumma_and_the_goals_followed_up_cycles_are_told_apart(bundled, tmp_path):
     """Should cycle 8 be followed up, the printed Delsumma is still cycles 1-7 (a review)."""
     text = _page_of(bundled, tmp_path, "UPDATE staging.followup SET followed_up = true WHERE cycle = 8",

@@ -75,6 +75,11 @@ ISSUE_LABEL = {
                        "or a copy of another file",
 }
 STATUSLESS_FILE_LABEL = "90-day file giving no status (its completers unknown at 90 days)"  # missing_outcome, no row
+# A warning that shares a row reason but not its meaning: the row is loaded, one value of it set aside.
+WARNING_LABEL = {
+    "invalid_code": "value set aside, row kept (hours not a number, an unknown intervention or "
+                    "municipality, a value given twice)",
+}
 BENCHMARK_LABEL = {  # short names for the page; the marts keep the full descriptions
     "ESF_NATIONAL": "ESF projects, whole Sweden (\"nearly a third\")",
     "ESF_SYDSVERIGE": "ESF projects, South Sweden",
@@ -470,7 +475,9 @@ def _quality(con: duckdb.DuckDBPyConnection) -> dict:
                                              "rows_rejected", "rows_duplicate")}}
             for r in by_kind.itertuples()],
         "issues": [{"severity": r.severity, "reason": r.reason,
-                    "label": STATUSLESS_FILE_LABEL if r.statusless_file else ISSUE_LABEL.get(r.reason, r.reason),
+                    "label": (STATUSLESS_FILE_LABEL if r.statusless_file
+                              else WARNING_LABEL.get(r.reason) if r.severity == "warning"
+                              else None) or ISSUE_LABEL.get(r.reason, r.reason),
                     "issues": int(r.issues)}
                    for r in issues.itertuples()],
         "rejected_issues": int(issues.loc[issues["severity"] == "rejected", "issues"].sum()),
