@@ -410,7 +410,8 @@ def published_warehouse(context: AssetExecutionContext, iga: IGAResource) -> Mat
     key=PARQUET, group_name="warehouse", deps=[mart_key(m.name) for m in MARTS],
     automation_condition=WITH_THE_MARTS, kinds={"parquet"},
     description="Every mart as Parquet under warehouse/parquet/, for tools that prefer files "
-                "to a database. Written from this run's candidate and published with it.",
+                "to a database. Written from this run's candidate and published with it; "
+                "materialised on its own, written from the live warehouse and replaced at once.",
 )
 def parquet_exports(context: AssetExecutionContext, iga: IGAResource) -> MaterializeResult:
     candidate, paths = candidate_for(context, iga)
