@@ -85,7 +85,7 @@ def build(raw_dir: str | None = None, warehouse: str | None = None, cycle: int |
     from iga_pipeline.settings import Paths, SettingError
 
     for option, given in (("--raw-dir", raw_dir), ("--warehouse", warehouse)):
-        if given == "":  # `--warehouse "$WH"`, WH unset: it built the default warehouse (a review's find)
+        if given == "":  # `--warehouse "$WH"`, WH unset: it built the default warehouse
             print(f"error: {option} is empty (an unset variable?): name the "
                   + ("raw root" if option == "--raw-dir" else "warehouse file") + ", or leave the option out",
                   file=sys.stderr)
@@ -97,10 +97,12 @@ def build(raw_dir: str | None = None, warehouse: str | None = None, cycle: int |
         return EXIT_FAILED
     try:
         os.listdir(paths.raw_dir)
-    except OSError as e:  # one it may not read was 'no cycle has any delivery', one in a folder it may
-        why = {FileNotFoundError: "does not exist", NotADirectoryError: "is not a folder",  # not enter a
+    except OSError as e:
+        # said here, before Dagster starts: a raw root this user may not read would otherwise read
+        # as "no cycle has any delivery", and one in a folder it may not enter end in a traceback
+        why = {FileNotFoundError: "does not exist", NotADirectoryError: "is not a folder",
                PermissionError: "cannot be read by this user (its permissions, or a folder's above it)",
-               }.get(type(e), f"cannot be read: {e.strerror or e}")  # traceback (a review's finds)
+               }.get(type(e), f"cannot be read: {e.strerror or e}")
         print(f"error: the raw root {paths.raw_dir} {why}", file=sys.stderr)
         return EXIT_FAILED
     wrong = paths.problems()
@@ -242,7 +244,7 @@ def run_build_job(paths, cycle: int | None = None, job_name: str = "build_all"):
         keys = cycles_partitions.get_partition_keys() if cycle is None else [str(cycle)]
         try:
             instance = DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
-        except Exception as e:  # a dagster.yaml Dagster cannot read: an 80-line traceback (a review's find)
+        except Exception as e:  # a dagster.yaml Dagster cannot read: an 80-line traceback
             said = " ".join(str(e).split()).split(" Expected: ")[0][:300]  # not the whole schema it expected
             raise InstanceError(f"DAGSTER_HOME={os.environ.get('DAGSTER_HOME')!r}: Dagster cannot load the instance "
                                 f"there ({type(e).__name__}: {said}): fix its dagster.yaml, or unset DAGSTER_HOME"
@@ -262,7 +264,7 @@ def run_build_job(paths, cycle: int | None = None, job_name: str = "build_all"):
 
 def _console_logger():
     """Dagster's console logger without the run's failure events: each failed step's record
-    carries its whole stack trace (a hundred lines for an empty raw root, a review's find), each
+    carries its whole stack trace (a hundred lines for an empty raw root), each
     step after it says it is not executed, and the command prints each failure itself, in a line
     (`_build`). Warnings, and errors logged as text by the steps, still show."""
     import logging
@@ -439,8 +441,7 @@ def entry() -> None:
     """The `iga-pipeline` command: `main`, then exit without tearing the interpreter down.
 
     Ctrl-C and SIGTERM stop it with exit status 1, as warehouse.md promises for a failed
-    build (they ended it with 130 or 143 and a traceback before the run began, a review's
-    find). During the run Dagster takes both signals (its own handler, SIGTERM mapped to
+    build (they ended it with 130 or 143 and a traceback before the run began). During the run Dagster takes both signals (its own handler, SIGTERM mapped to
     SIGINT as Dagster's CLI does), ends the run, and the build fails as any failed run does.
 
     Freeing the objects of Dagster, Great Expectations and pandas one by one at exit
@@ -464,7 +465,7 @@ def entry() -> None:
         try:
             warm_up.finish(timeout=120)  # a build that failed early: let its imports end
         except KeyboardInterrupt:  # a second Ctrl-C meanwhile (seconds after 'interrupted; ...'): end now,
-            pass                   # not with a traceback (a review's find); a cache cut short is rebuilt
+            pass                   # not with a traceback; a cache cut short is rebuilt
     if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
         sys.exit(code)  # a thread still working: the ordinary exit, which waits for it
     exit_without_teardown(code)

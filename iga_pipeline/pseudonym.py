@@ -67,7 +67,7 @@ class PseudonymKey:
         """A name the senders chose (a file, a folder, a worksheet), keyed: 10 letters.
 
         Stable from build to build under one key. Unkeyed, a list of birth dates or of
-        names undid it (`850101-2382.pdf`: 22 million candidates in 88 s; a review's find).
+        names undid it (`850101-2382.pdf`: 22 million candidates in 88 s).
         The HMAC's first 10 hex digits, with 0-9 written g-p: ten decimal digits (about one
         id in a hundred) would be shaped like a personnummer, and the `no_personnummer`
         check fails a build for one (it did, in a test, once the ids were keyed)."""
@@ -140,6 +140,6 @@ def development_key() -> PseudonymKey:
 
 def development_key_said(environ: dict[str, str] | None = None) -> str:
     """Why the development key is used, as the banner, the run's warning and a refusal say it:
-    'is not set' was said of a variable that held it (a review's find)."""
+    'is not set' was said of a variable that held it."""
     env = os.environ if environ is None else environ
     return "is the public development key" if env.get(ENV_VAR, "").strip() else "is not set"

@@ -65,10 +65,10 @@ class Paths:
             found.append(f"the warehouse {w} is a file DuckDB did not write: a build would replace it")
         report = self.report_dir / "index.html"  # the one file of report/ a publish replaces
         if os.path.isdir(report) and not os.path.islink(report):  # never the pipeline's: a publish
-            # moved it aside and removed it, its files with it, exit 0 (a review's find, 2026-12-03)
+            # moved it aside and removed it, its files with it, exit 0
             found.append(f"{report} is a folder, and a build would replace it with its report: move that folder away")
         # the folder the build writes in, or the nearest one it makes it in: a file there, or a folder
-        # this user may not write to, failed the first step with a traceback (a review's finds, 2026-12-02)
+        # this user may not write to, failed the first step with a traceback
         made = next((p for p in (self.warehouse_dir, *self.warehouse_dir.parents) if os.path.exists(p)), None)
         where = f"the warehouse's folder {self.warehouse_dir}" + ("" if made == self.warehouse_dir
                                                                   else f" cannot be made: {made}")
@@ -81,12 +81,11 @@ class Paths:
             found.append(f"the warehouse {w} is inside the raw root {raw}: its files would be read as deliveries")
         if any(c in GLOB_CHARACTERS for c in str(self.warehouse_dir)):
             # DuckDB expands them in the staging's paths: 'wh[1]' read the staging of 'wh1'
-            # (a review's find, 2026-12-02)
             found.append(f"the warehouse's folder {self.warehouse_dir} holds one of {' '.join(GLOB_CHARACTERS)}, "
                          "which DuckDB reads as a pattern of file names: choose a folder without them")
         # The folders a build replaces whole (the Parquet exports on publish, the checks' `gx` on every
         # build): before a first build, such a folder the pipeline did not write (a warehouse put in a
-        # home folder) lost its files, exit 0 (a review's find, 2026-12-02). A `gx` of a build that
+        # home folder) lost its files, exit 0. A `gx` of a build that
         # failed is the pipeline's: it holds the checks' record of validated cycles; and so is a folder
         # a publish was ever begun in (its lock): one killed midway left no warehouse, the next undoes it.
         # A Parquet folder of nothing but the marts' exports is the pipeline's too: the warehouse
@@ -127,7 +126,7 @@ class Paths:
         raw = raw_dir or os.environ.get("IGA_RAW_DIR") or "data/raw"
         wh = warehouse or os.environ.get("IGA_WAREHOUSE") or "warehouse/iga.duckdb"
         if str(wh).endswith(("/", os.sep)):  # 'wh/' built a file 'wh' and its staging, Parquet, report and
-            # gx folders beside it, replacing any of those names there (a review's find, 2026-12-02)
+            # gx folders beside it, replacing any of those names there
             raise SettingError(f"the warehouse {wh} names a folder: name the warehouse file in it "
                                f"(say {Path(wh) / 'iga.duckdb'})")
         # '~' as Dagster reads DAGSTER_HOME: a quoted '~/wh/iga.duckdb' made a folder named '~'
@@ -262,7 +261,7 @@ def duckdb_memory() -> str | None:
     if limit < MIN_DUCKDB_MEMORY:
         raise too_small
     memory = machine_memory()
-    if limit > memory:  # DuckDB would run out of memory before it spills (a review's find)
+    if limit > memory:  # DuckDB would run out of memory before it spills
         raise SettingError(f"IGA_DUCKDB_MEMORY={setting!r} is more than this machine's "
                            f"{memory / 2**30:.1f} GiB of memory: DuckDB would run out of it before "
                            "it spills to disk (say at most half of it)")
@@ -285,8 +284,7 @@ def machine_memory() -> int:
 def _cgroup_limits() -> list[int]:
     """The memory limits of this process's cgroup and the ones above it: cgroup v2's memory.max
     and v1's memory.limit_in_bytes ('max', or a huge number, for none). Only v2's at the root was
-    read: a v1 host's container limit, and a systemd service's MemoryMax, were not (a review's
-    find, 2026-12-03). A container sees its own cgroup as the root, whatever /proc names."""
+    read: a v1 host's container limit, and a systemd service's MemoryMax, were not. A container sees its own cgroup as the root, whatever /proc names."""
     places = [(CGROUP_ROOT, "memory.max"), (CGROUP_ROOT / "memory", "memory.limit_in_bytes")]
     try:
         lines = PROC_CGROUP.read_text().splitlines()  # '0::/system.slice/x.service', '4:memory:/docker/...'
@@ -341,7 +339,7 @@ def claim_instance(home: Path, warehouse: Path) -> str | None:
 
     Runs of two warehouses in one instance mix their materialisations, and the deployment's
     automation then takes a CLI build's marts of another warehouse for its own, so a delivery
-    it had ingested was never published (a review's find, 2026-12-02). The record appears
+    it had ingested was never published. The record appears
     whole or not at all (a link of a complete temporary file): two first runs at once each
     read one warehouse or the other, never an empty name."""
     mark = Path(home) / INSTANCE_MARK

@@ -139,8 +139,7 @@ def refuse_a_run_of_no_cycle(context: AssetExecutionContext) -> None:
     Such a run (`dagster job launch -j build_all` without the range tags; `dagster asset
     materialize --select '*'` without `--partition`) cannot ingest, and Dagster failed only its
     partitioned steps: `raw/inventory` was materialised, and the automation took that for new
-    input and rebuilt and published the warehouse from the staging as it was (a review's
-    find, 2026-12-02). Both raw assets call this first."""
+    input and rebuilt and published the warehouse from the staging as it was. Both raw assets call this first."""
     layer = context.job_def.asset_layer
     partitioned = any(layer.asset_graph.get(k).partitions_def is not None for k in layer.selected_asset_keys)
     if partitioned and not any(tag in context.run.tags for tag in CYCLE_TAGS):
@@ -238,7 +237,7 @@ def build_id(context) -> str:
     """What names a build's candidate warehouse, pending report and Parquet: the run's id,
     or a re-execution's (a retry, or one launched from the UI) first run's. A re-execution
     from the failed step so goes on with the candidate its group built; one of every step
-    builds it again. (Named after each run, a re-execution found none: a review's find.)"""
+    builds it again. (Named after each run, a re-execution found none.)"""
     return context.run.root_run_id or context.run.run_id
 
 
@@ -285,7 +284,7 @@ def marts(context: AssetExecutionContext, iga: IGAResource):
         if problems:
             raise RuntimeError("the staging cannot go into the warehouse:\n" + "\n".join(problems))
         # A re-execution builds its group's candidate again: the report and exports rendered from
-        # the earlier one must not go live with it (a review's find, 2026-12-02).
+        # the earlier one must not go live with it.
         publish.discard_run(paths, build_id(context))
         build.build_candidate(paths.staging, candidate, EVALUATION_MARTS, previous=paths.warehouse)
         context.log.info(f"warehouse built: {build.build_mode(candidate)}")  # 'full', 'cycles 8', ...

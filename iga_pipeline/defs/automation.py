@@ -38,7 +38,7 @@ from iga_pipeline.warehouse.catalog import HARMONISED
 # again, a fresh build from the staging as it is then: what failed is the machine's, and may
 # have left a step's files half-made. (From the failed step, Dagster's default, a retry once
 # found no candidate warehouse, named after the failed run's id: it checked and exported the
-# live warehouse and could not publish, a review's find. The files are now named after the
+# live warehouse and could not publish. The files are now named after the
 # run group, `build_id`, which a re-execution from the UI relies on.)
 RETRY_TAGS = {"dagster/retry_strategy": "ALL_STEPS"}
 
@@ -101,10 +101,9 @@ def scan(raw_dir: Path, previous: dict[str, list], settle_seconds: float = 0,
 
     A file changed (mtime or ctime) less than `settle_seconds` ago may still be arriving:
     it keeps its previous entry (a new one is left out) until it has been still that
-    long, so that no half-written delivery is ingested (a review saw one published).
+    long, so that no half-written delivery is ingested (one was published so).
     Every file of its cycle keeps its previous entry meanwhile: the cycle's ingest reads
-    all of them, so a settled file beside it would have brought the half-written one in
-    (a review's find, 2026-12-02).
+    all of them, so a settled file beside it would have brought the half-written one in.
 
     A file deleted waits the same: while the folder it was in has changed within
     `settle_seconds`, its cycle keeps its previous entries (deleted, then uploaded again).

@@ -82,7 +82,7 @@ def _pandera_result(iga: IGAResource, name: str, model) -> AssetCheckResult:
 def _files_rejected_whole(iga: IGAResource) -> AssetCheckResult:
     """Every staged cycle's files rejected whole, from the staged audits (a file each): a
     warning while any is, whichever cycle's run this is (an ingest of another cycle does not
-    turn it green: a review's find)."""
+    turn it green)."""
     audits, damaged = [], []
     for f in _staged_files(iga, "audit"):
         try:

@@ -541,7 +541,7 @@ def with_leavers(bench: pd.DataFrame, cycles: pd.DataFrame, scopes: dict) -> lis
     """Per scope, the share in work at 90 days with the early leavers counted as not in work,
     and the whole-project benchmark verdicts that would change. rules.md compares completers,
     as the report did; ESF's figures may count everyone who left a project, so the page shows
-    how much the verdicts rest on that (a review's find: TOTALT's "above" South Sweden's 27%
+    how much the verdicts rest on that (TOTALT's "above" South Sweden's 27%
     is not above with the leavers counted). Every whole-project verdict the benchmark table
     shows is weighed, the foreign-born benchmarks' too (their like-for-like verdicts are not:
     the leavers' birth regions are another question). The page's alone: the mart follows rules.md."""

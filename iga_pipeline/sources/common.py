@@ -196,7 +196,7 @@ _DATE_LIKE = re.compile(r"^(\d{4}-\d{1,2}-\d{1,2}|\d{1,2}[./]\d{1,2}[./]\d{4})$"
 # slip a letter in ('85O1O1-2383'): text with six or more has every digit masked, unless it
 # is plainly a date in a field of dates, which an invalid_date detail must show ('2010-02-30').
 # A date anywhere else is masked: a register shifted by a column put a birth date in `kon`
-# and the last four in `fodelseland`, and the two echoes made a personnummer (a review's find).
+# and the last four in `fodelseland`, and the two echoes made a personnummer.
 _MASK_FROM_DIGITS = 6
 
 
@@ -241,7 +241,7 @@ def _looks_like_a_code(text: str) -> bool:
     it is described instead; so is an unknown code ('PENSION'): the issue's
     file and row lead to it."""
     # (an apostrophe too: issue details quote values between apostrophes, which
-    # mask_split_values reads back; "'85010" hid its digits there: a review's find)
+    # mask_split_values reads back; "'85010" hid its digits there)
     if any(c.isspace() or c == "'" or "\ud800" <= c <= "\udfff" for c in text):
         return False
     known = _known_words()
@@ -341,7 +341,7 @@ def safe_path(rel: str, key: PseudonymKey) -> str:
     the components other than the contract's hold six or more, every one of them
     with a digit is hashed, as a personnummer can be split over folders
     ('1991/1102/7711.pdf') or hide behind a contract-like name
-    ('deltagare_cykel07703145123.csv'; a review's find)."""
+    ('deltagare_cykel07703145123.csv')."""
     parts = rel.split("/")
     contract = [_contract_part(parts, i) for i in range(len(parts))]
     loose_digits = sum(c.isdigit() for part, ok in zip(parts, contract) if not ok for c in part)
@@ -354,7 +354,7 @@ def safe_path(rel: str, key: PseudonymKey) -> str:
         else:
             stem, dot, ext = part.rpartition(".")
             # An extension is kept only without digits: 'Hodzic.19850101' or '850101.2382' must
-            # not keep a birth date or a personnummer's last four (a review's find, 2026-12-02).
+            # not keep a birth date or a personnummer's last four.
             suffix = (f".{ext}" if dot and stem and _looks_like_a_code(ext) and len(ext) <= 8
                       and not any(c.isdigit() for c in ext) else "")
             # a name that is not UTF-8 on disk comes as lone surrogates: name_id encodes them as they are

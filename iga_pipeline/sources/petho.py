@@ -139,7 +139,7 @@ def _refuse_a_bomb(path) -> None:
     and openpyxl holds a cell, a sheet's shared strings and (_unreadable_cells) a sheet's XML
     whole in memory. The sizes a zip declares cannot be trusted: Python's zipfile unpacks a
     deflated part whole before cutting it to its declared size, and a bzip2 or LZMA part
-    without any bound (a review's finds: 2.2 GB of memory for a 2.6 KB workbook). So each
+    without any bound (2.2 GB of memory for a 2.6 KB workbook). So each
     part is unpacked here, a megabyte at a time, counting what it really holds: a part that
     holds more than it declares, a method other than stored or deflated (Excel writes no
     other), encryption, too many parts, parts that overlap and a broken part reject the
@@ -181,7 +181,7 @@ def _refuse_a_bomb(path) -> None:
                                                       f"{limit:,} bytes (IGA_MAX_WORKBOOK_MB)") from None
             except (zipfile.BadZipFile, OSError, ValueError, EOFError, struct.error, zlib.error):
                 # Every part is counted or the workbook refused: one broken part that openpyxl
-                # never reads must not switch the count off for the others (a review's find).
+                # never reads must not switch the count off for the others.
                 # openpyxl let zlib's error escape from deep inside its reading.
                 raise FileRejected("unreadable_file", "not a readable xlsx workbook (a part of it is "
                                                       "broken)") from None
@@ -233,7 +233,7 @@ def _unpacked_size(f, part: zipfile.ZipInfo, room: int) -> int:
 # A formula's stored result. An empty one (<v/>, <v></v>) is the empty string only in a cell
 # of type t="str", as Excel writes it; openpyxl writes <v /> for a result it never computed.
 _STORED_VALUE = re.compile(rb"<v>[^<]+</v>")
-# A formula: <f>, <f t="shared" .../>; not <family> (a rich-text run's font, a review's find).
+# A formula: <f>, <f t="shared" .../>; not <family> (a rich-text run's font).
 _FORMULA = re.compile(rb"<f[\s/>]")
 _EMPTY_VALUE = re.compile(rb"<v>\s*</v>|<v\s*/>")
 _STRING_TYPE = re.compile(rb"""\bt\s*=\s*["']str["']""")
@@ -243,7 +243,7 @@ def _formulas_without_value(data: bytes) -> int:
     """The formula cells of a sheet's XML with no stored result, in one pass: each cell's
     content ends at its </c>, and a cell opened with no content (<c .../>) has none. (A
     regular expression lazily matching '<c ...>(.*?)</c>' ran from every empty cell to the
-    next '</c>': 93 s for a sheet of 4,000 rows, a review's find.)"""
+    next '</c>': 93 s for a sheet of 4,000 rows.)"""
     unsaved = 0
     for chunk in data.split(b"</c>")[:-1]:
         start = max(chunk.rfind(b"<c "), chunk.rfind(b"<c>"))
@@ -266,7 +266,7 @@ def _hides_a_read_cell(merge: re.Match, columns: list[int] | None, last_row: int
     """Whether a merged range covers a cell the adapter reads other than the range's first
     (openpyxl gives only the first cell a value): a cell of `columns` (1-based; None: any)
     from the header row to the row after `last_row`. That row too: a merge can itself make
-    the row that seems to end the data empty (a review's find). A footnote merged below the
+    the row that seems to end the data empty. A footnote merged below the
     data, or a comment over columns that are not read, hides nothing (before 2026-12-03 such
     workbooks were rejected whole)."""
     from openpyxl.utils import column_index_from_string
@@ -358,7 +358,7 @@ def _ignored_sheet(ws, position: int, key: PseudonymKey) -> list[tuple]:
     # The sheet's name is the sender's text: kept if it looks like a code, else a stable keyed
     # hash (as for file names, safe_path), so that the issue still has a row and is not "whole file".
     # A name with a digit is hashed whatever it holds: two sheets named '85010' and '12383' made
-    # a personnummer between their issues (a review's find, 2026-12-02).
+    # a personnummer between their issues.
     name = "~" + key.name_id(ws.title) if any(c.isdigit() for c in ws.title) else safe_path(ws.title, key)
     return [(f"{name}!{PETHO_HEADER_ROW}", "unknown_municipality",
              f"worksheet {position} ({name}) has Pethö's header and {people} row(s) "

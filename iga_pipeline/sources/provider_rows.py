@@ -18,12 +18,12 @@ INTERVENTION_COLUMNS = ["source_row", "intervention", "hours"]
 MAX_HOURS = 24 * 184
 # Hours are given to the hundredth at most (the contract's examples: 12,5 and 12.5). More
 # decimals hold more digits than hours need, and a stored 1.7101124126 or 0.7202134115 was a
-# personnummer after its first digit (a review's find, 2026-12-02): such a value is refused.
+# personnummer after its first digit: such a value is refused.
 HOURS_RULE = f"from 0 to {MAX_HOURS:,} with at most two decimals"
 
 
-# A program's binary floating point writes 0.1 + 0.2 as 0.30000000000000004 (a review's
-# find: its hours were dropped). A number this close to a hundredth is that hundredth, and is
+# A program's binary floating point writes 0.1 + 0.2 as 0.30000000000000004 (its
+# hours were dropped). A number this close to a hundredth is that hundredth, and is
 # stored as it (`hours_of`): what lies past its ninth decimal is kept nowhere.
 FLOAT_TAIL = 1e-9
 

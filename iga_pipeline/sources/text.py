@@ -228,7 +228,7 @@ def _split_exactly(text: str, sep: str, header: list[str]) -> tuple[pd.DataFrame
     field counts. (pandas parsed the text here when every line had the
     header's number of fields; but a quote opened in a line's last field and
     closed in the next line's joined the two lines into one row, and the
-    second line was in no table and no issue: a review's find.)"""
+    second line was in no table and no issue.)"""
     csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))
     lines = re.split(r"\r\n|\r|\n", text)
     records = [next(csv.reader([line], delimiter=sep), []) for line in lines if line.strip()]

@@ -72,7 +72,7 @@ def publish_build(paths, run_id: str) -> list[str]:
 
     Raises Superseded, publishing nothing, when the live warehouse was built from staging
     read after this candidate's: a slow full build that finished after a late delivery's
-    quick one put the delivery's cycle back as it was (a review's find, 2026-12-02)."""
+    quick one put the delivery's cycle back as it was."""
     candidate = candidate_path(paths.warehouse, run_id)
     swaps = [(candidate, paths.warehouse)]
     if paths.pending_parquet(run_id).exists():
