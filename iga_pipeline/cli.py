@@ -99,7 +99,7 @@ def build(raw_dir: str | None = None, warehouse: str | None = None, cycle: int |
         os.listdir(paths.raw_dir)
     except OSError as e:
         # said here, before Dagster starts: a raw root this user may not read would otherwise read
-        # as "no cycle has any delivery", and one in a folder it may not enter end in a traceback
+        # as "no cycle has any delivery", and one in a folder it may not enter would end in a traceback
         why = {FileNotFoundError: "does not exist", NotADirectoryError: "is not a folder",
                PermissionError: "cannot be read by this user (its permissions, or a folder's above it)",
                }.get(type(e), f"cannot be read: {e.strerror or e}")

@@ -435,8 +435,8 @@ def test_a_value_set_aside_is_not_called_a_row_rejected_for_its_code(bundled, tm
     text = _page_of(bundled, tmp_path, "INSERT INTO marts.data_quality_issues (source_file, source_row, severity, "
                     "reason, detail, cycle) VALUES ('leverantorer/folkuniversitetet/cykel2_slut.csv', '4', "
                     "'warning', 'invalid_code', 'Timmar_praktik: ''tio'' is not a number of hours; ignored', 2)")
-    assert "value set aside, row kept (hours not a number, an unknown intervention or municipality, " \
-           "a value given twice) (invalid_code) 1" in text
+    assert "row kept, a value of it set aside or summed (hours not a number, an unknown intervention or " \
+           "municipality, insatser not a list, a value given twice) (invalid_code) 1" in text
     assert "code outside its list (invalid_code) 7" in text  # the bundled data's rejected rows
 
 

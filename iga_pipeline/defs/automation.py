@@ -101,7 +101,7 @@ def scan(raw_dir: Path, previous: dict[str, list], settle_seconds: float = 0,
 
     A file changed (mtime or ctime) less than `settle_seconds` ago may still be arriving:
     it keeps its previous entry (a new one is left out) until it has been still that
-    long, so that no half-written delivery is ingested (one was published so).
+    long, so that no half-written delivery is ingested (a half-written delivery was once published).
     Every file of its cycle keeps its previous entry meanwhile: the cycle's ingest reads
     all of them, so a settled file beside it would have brought the half-written one in.
 

@@ -77,8 +77,8 @@ ISSUE_LABEL = {
 STATUSLESS_FILE_LABEL = "90-day file giving no status (its completers unknown at 90 days)"  # missing_outcome, no row
 # A warning that shares a row reason but not its meaning: the row is loaded, one value of it set aside.
 WARNING_LABEL = {
-    "invalid_code": "value set aside, row kept (hours not a number, an unknown intervention or "
-                    "municipality, a value given twice)",
+    "invalid_code": "row kept, a value of it set aside or summed (hours not a number, an unknown "
+                    "intervention or municipality, insatser not a list, a value given twice)",
 }
 BENCHMARK_LABEL = {  # short names for the page; the marts keep the full descriptions
     "ESF_NATIONAL": "ESF projects, whole Sweden (\"nearly a third\")",
