@@ -304,6 +304,20 @@ def test_the_charts_show_every_label_whole(con, monkeypatch):
                     and extent.y1 <= box.y1 + 1), (text.get_text(), extent, box)
 
 
+def test_the_data_docs_fetch_no_logo_naming_the_project(bundled):
+    """A review: GX's pages loaded their logo from GX's server with this project's GX id."""
+    _, warehouse = bundled
+    site = warehouse.parent / "gx" / "uncommitted" / "data_docs" / "local_site"
+    pages = list(site.rglob("*.html"))
+    assert len(pages) > 10  # the index, a page per suite and per validation
+    for page in pages:
+        html = page.read_text(encoding="utf-8")
+        # (the styles and scripts still come from public CDNs, without the id: README)
+        assert "dataContextId" not in html and "logo-long.png?" not in html, page
+        logos = re.findall(r'src="([^"]*logo-long\.png)"', html)
+        assert logos and all((page.parent / src).resolve().is_file() for src in logos), page
+
+
 def test_report_says_what_it_was_built_from(bundled, page_text):
     raw, _ = bundled
     files = sorted(p for p in raw.rglob("*") if p.is_file())

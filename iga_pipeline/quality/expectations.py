@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -360,7 +361,24 @@ def _run_suites(warehouse_file: Path, project_root: Path, before: dict) -> tuple
     finally:
         con.close()
     context.build_data_docs()  # once, with every suite's new results (not once per checkpoint)
+    _logo_from_the_site(data_docs_index(project_root).parent)
     return results, stamp
+
+
+# GX's page header fetches its logo from GX's server with the time and this project's GX id in
+# the address, whatever GX_ANALYTICS_ENABLED says; the site holds the same logo itself.
+_REMOTE_LOGO = re.compile(r'"https://great-expectations-web-assets\.s3\.[^"/]+/logo-long\.png[^"]*"')
+
+
+def _logo_from_the_site(site: Path) -> None:
+    """Point every Data Docs page's logo at the copy in the site's static/images/."""
+    logo = site / "static" / "images" / "logo-long.png"
+    for page in site.rglob("*.html"):
+        html = page.read_text(encoding="utf-8")
+        local = f'"{os.path.relpath(logo, page.parent)}"'
+        changed = _REMOTE_LOGO.sub(local, html)
+        if changed != html:
+            page.write_text(changed, encoding="utf-8")
 
 
 def _duplicates_over_table(con, suite_def: Suite) -> dict[str, int]:
