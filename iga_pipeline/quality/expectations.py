@@ -367,18 +367,19 @@ def _run_suites(warehouse_file: Path, project_root: Path, before: dict) -> tuple
 
 # GX's page header fetches its logo from GX's server with the time and this project's GX id in
 # the address, whatever GX_ANALYTICS_ENABLED says; the site holds the same logo itself.
-_REMOTE_LOGO = re.compile(r'"https://great-expectations-web-assets\.s3\.[^"/]+/logo-long\.png[^"]*"')
+_REMOTE_LOGO = re.compile(rb'"https://great-expectations-web-assets\.s3\.[^"/]+/logo-long\.png[^"]*"')
 
 
 def _logo_from_the_site(site: Path) -> None:
-    """Point every Data Docs page's logo at the copy in the site's static/images/."""
+    """Point every Data Docs page's logo at the copy in the site's static/images/ (the pages'
+    bytes otherwise as GX wrote them)."""
     logo = site / "static" / "images" / "logo-long.png"
     for page in site.rglob("*.html"):
-        html = page.read_text(encoding="utf-8")
-        local = f'"{os.path.relpath(logo, page.parent)}"'
-        changed = _REMOTE_LOGO.sub(local, html)
+        html = page.read_bytes()
+        local = f'"{os.path.relpath(logo, page.parent)}"'.encode()
+        changed = _REMOTE_LOGO.sub(lambda _: local, html)
         if changed != html:
-            page.write_text(changed, encoding="utf-8")
+            page.write_bytes(changed)
 
 
 def _duplicates_over_table(con, suite_def: Suite) -> dict[str, int]:
