@@ -284,7 +284,8 @@ def machine_memory() -> int:
 def _cgroup_limits() -> list[int]:
     """The memory limits of this process's cgroup and the ones above it: cgroup v2's memory.max
     and v1's memory.limit_in_bytes ('max', or a huge number, for none). Only v2's at the root was
-    read: a v1 host's container limit, and a systemd service's MemoryMax, were not. A container sees its own cgroup as the root, whatever /proc names."""
+    read: a v1 host's container limit, and a systemd service's MemoryMax, were not. A
+    container sees its own cgroup as the root, whatever /proc names."""
     places = [(CGROUP_ROOT, "memory.max"), (CGROUP_ROOT / "memory", "memory.limit_in_bytes")]
     try:
         lines = PROC_CGROUP.read_text().splitlines()  # '0::/system.slice/x.service', '4:memory:/docker/...'

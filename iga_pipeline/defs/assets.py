@@ -139,7 +139,8 @@ def refuse_a_run_of_no_cycle(context: AssetExecutionContext) -> None:
     Such a run (`dagster job launch -j build_all` without the range tags; `dagster asset
     materialize --select '*'` without `--partition`) cannot ingest, and Dagster failed only its
     partitioned steps: `raw/inventory` was materialised, and the automation took that for new
-    input and rebuilt and published the warehouse from the staging as it was. Both raw assets call this first."""
+    input and rebuilt and published the warehouse from the staging as it was. Both raw
+    assets call this first."""
     layer = context.job_def.asset_layer
     partitioned = any(layer.asset_graph.get(k).partitions_def is not None for k in layer.selected_asset_keys)
     if partitioned and not any(tag in context.run.tags for tag in CYCLE_TAGS):

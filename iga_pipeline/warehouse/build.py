@@ -35,9 +35,10 @@ def candidate_path(target: Path, token: str) -> Path:
 
 # --- the blocking checks' verdicts on a candidate -----------------------------------------------
 # Dagster's blocking checks stop the publish only within one run: a re-execution of the publish
-# step alone found a candidate whose checks had failed and published it. So each check that examines a candidate writes its verdict beside it, and the
-# publish refuses a candidate without a pass from every one. A new build of the candidate
-# (`discard`) removes the verdicts with it.
+# step alone found a candidate whose checks had failed and published it. So each check that
+# examines a candidate writes its verdict beside it, and the publish refuses a candidate
+# without a pass from every one. A new build of the candidate (`discard`) removes the
+# verdicts with it.
 
 def _verdicts(candidate: Path) -> Path:
     candidate = Path(candidate)
@@ -125,7 +126,8 @@ def build_candidate(staging: Path, candidate: Path, extra_marts: dict | None = N
 # connector, the ODBC driver: DuckDB 1.x), and a file in 2.0's own format opens in none of
 # them ("version number 69, but we can only read versions between 64 and 68", DuckDB 1.5).
 # Not 1.3's: DuckDB 1.3.0-1.3.2 read a text column holding some NULLs that DuckDB 2.0 had
-# stored with DICT_FSST as all NULL, without an error (status_90d, dropout_reason); without DICT_FSST the 1M file was 656-671 MB instead of 150 MB, and 1.2's
+# stored with DICT_FSST as all NULL, without an error (status_90d, dropout_reason); without
+# DICT_FSST the 1M file was 656-671 MB instead of 150 MB, and 1.2's
 # format made the 1M marts build 7.71-8.57 s against 7.55-7.74 s. DuckDB 1.3 refuses a 1.4 file.
 STORAGE_VERSION = "v1.4.0"
 
