@@ -80,6 +80,17 @@ WARNING_LABEL = {
     "invalid_code": "row kept, a value of it set aside or summed (hours not a number, an unknown "
                     "intervention or municipality, insatser not a list, a value given twice)",
 }
+
+
+def issue_label(reason: str, severity: str, statusless_file: bool) -> str:
+    """The report's words for a group of data_quality_issues."""
+    if statusless_file:
+        return STATUSLESS_FILE_LABEL
+    if severity == "warning" and reason in WARNING_LABEL:
+        return WARNING_LABEL[reason]
+    return ISSUE_LABEL.get(reason, reason)
+
+
 BENCHMARK_LABEL = {  # short names for the page; the marts keep the full descriptions
     "ESF_NATIONAL": "ESF projects, whole Sweden (\"nearly a third\")",
     "ESF_SYDSVERIGE": "ESF projects, South Sweden",
@@ -475,9 +486,7 @@ def _quality(con: duckdb.DuckDBPyConnection) -> dict:
                                              "rows_rejected", "rows_duplicate")}}
             for r in by_kind.itertuples()],
         "issues": [{"severity": r.severity, "reason": r.reason,
-                    "label": (STATUSLESS_FILE_LABEL if r.statusless_file
-                              else WARNING_LABEL.get(r.reason) if r.severity == "warning"
-                              else None) or ISSUE_LABEL.get(r.reason, r.reason),
+                    "label": issue_label(r.reason, r.severity, r.statusless_file),
                     "issues": int(r.issues)}
                    for r in issues.itertuples()],
         "rejected_issues": int(issues.loc[issues["severity"] == "rejected", "issues"].sum()),
