@@ -1,10 +1,13 @@
-"""benchmarks/run.py reuses a synthetic data set only while everything that made it is unchanged."""
+"""The benchmarks: benchmarks/run.py reuses a synthetic data set only while everything that made
+it is unchanged, and benchmarks/dev_runs.py reads runs and steps from a Dagster instance."""
 
 from __future__ import annotations
 
 import importlib.util
 import shutil
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -61,3 +64,34 @@ def test_the_floor_loads_rows_with_too_many_fields_and_the_table_shows_the_load(
     table = run.markdown(report)
     assert table.splitlines()[6].endswith("| 8 | 1.97 |")
     assert "waited up to 120 s for the 1-minute load average to fall below 0.7" in table
+
+
+@pytest.mark.slow
+def test_the_deployment_benchmark_reads_each_run_and_its_steps_from_the_instance(tmp_path, cli_build):
+    """benchmarks/dev_runs.py times a deployment from its instance: a build whose run went into a
+    DAGSTER_HOME is found there, with each step's time, and its table shows them."""
+    spec = importlib.util.spec_from_file_location("bench_dev_runs", REPO / "benchmarks" / "dev_runs.py")
+    dev = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(dev)
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(REPO / ".dagster_home" / "dagster.yaml", home / "dagster.yaml")
+    assert dev.run_records(home) == []
+    build = cli_build(REPO / "data" / "raw", tmp_path / "wh" / "iga.duckdb", DAGSTER_HOME=str(home))
+    assert build.exit_code == 0, build.stderr[-2000:]
+
+    runs = dev.run_records(home, with_steps=True)
+    assert [(r["job"], r["status"], r["partitions"]) for r in runs] == [("build_all", "SUCCESS", "1-8")]
+    steps = runs[0]["steps"]
+    assert {"harmonised", "marts", "gx_mart_checks", "warehouse__published"} <= set(steps), steps
+    assert all(0 <= s < runs[0]["end"] - runs[0]["start"] + 1 for s in steps.values())
+    assert runs[0]["created"] <= runs[0]["start"] <= runs[0]["end"]
+    assert dev.wait_until_idle(home, idle=0, limit=30) == runs  # every run ended: settled at once
+
+    result = {"participations": 368, "load_before": 0.1, "until_published_s": 9.9, "first_published_s": 9.9,
+              "publishes": 1, "first_runs": dev._runs_brief(runs), "late_published_s": 70.0, "late_runs": [],
+              "peak_tree_rss_mb": 500}
+    table = dev.markdown({"stamp": "now", "commit": "abc1234", "machine": {}, "result": result})
+    assert f"| first | build_all | 1-8 | SUCCESS | {round(runs[0]['end'] - runs[0]['start'], 1)} |" in table
+    line = next(x for x in table.splitlines() if x.startswith("* first build_all: "))
+    assert f"marts {steps['marts']}" in line and f"gx_mart_checks {steps['gx_mart_checks']}" in line

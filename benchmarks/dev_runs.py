@@ -1,0 +1,240 @@
+"""Benchmark of the deployment: `dagster dev` at N participations, from nothing to published, then
+one late delivery (what `docs/performance.md`, "Under `dagster dev`", reports).
+
+    .venv/bin/python benchmarks/dev_runs.py --participations 1000000
+
+1. The raw root of `benchmarks/run.py` for N (made by `iga-pipeline synth` if missing), without
+   the late file; a new DAGSTER_HOME holding a copy of `.dagster_home/dagster.yaml`; an empty
+   warehouse folder (`benchmarks/data/<N>/dev/`).
+2. `dagster dev` starts; its delivery sensor asks for a run per cycle, the instance runs them
+   two at a time, and the warehouse automation builds and publishes the warehouse. Measured:
+   the time until the warehouse file appears, and each run's time (from the run records).
+3. Once every run has ended and no new one came for `--idle` seconds, cycle 8's 90-day export is
+   written (`synth --late-followup 8`). Measured: the time from its writing until the warehouse
+   file is replaced, and each run's time. The sensor waits until a delivery has been still for a
+   minute, and ticks every 30 s: most of that time is waiting, not work.
+
+Peak memory is the largest sum of the resident memory of `dagster dev` and every process under
+it (webserver, daemon, code server, runs, ingest workers), sampled every 0.2 s.
+Results are printed and written to benchmarks/results/<UTC timestamp>-dev.json and .md.
+Not a test: at 1M it takes about eight minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import run as bench  # noqa: E402  (benchmarks/run.py: the data, the machine, the memory sampling)
+
+
+class Deployment:
+    """`dagster dev` in a session of its own, with its process tree's memory and the warehouse
+    file's appearances sampled in a thread."""
+
+    def __init__(self, home: Path, raw: Path, warehouse: Path, port: int, log: Path):
+        env = {**os.environ, "DAGSTER_HOME": str(home), "IGA_RAW_DIR": str(raw),
+               "IGA_WAREHOUSE": str(warehouse), "IGA_PSEUDONYM_KEY": bench.BENCH_KEY}
+        self.warehouse = warehouse
+        self.started = time.monotonic()
+        self.log = log.open("w")
+        self.proc = subprocess.Popen(
+            [str(bench.VENV_BIN / "dagster"), "dev", "-w", "workspace.yaml", "-p", str(port)],
+            cwd=bench.REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.peak = 0
+        self.published: list[float] = []  # monotonic times at which the warehouse file was (re)placed
+        self._done = threading.Event()
+        self._sampler = threading.Thread(target=self._sample, daemon=True)
+        self._sampler.start()
+
+    def _sample(self) -> None:
+        seen = None
+        while not self._done.is_set():
+            self.peak = max(self.peak, bench._tree_rss(self.proc.pid))
+            try:
+                stat = self.warehouse.stat()
+                version = (stat.st_ino, stat.st_mtime_ns)  # os.replace: a new inode
+            except OSError:
+                version = None
+            if version is not None and version != seen:
+                self.published.append(time.monotonic())
+                seen = version
+            self._done.wait(0.2)
+
+    def stop(self) -> None:
+        self._done.set()
+        self._sampler.join()
+        for sig, wait in ((signal.SIGINT, 30), (signal.SIGKILL, 10)):  # SIGINT can hang (docs/performance.md)
+            try:
+                os.killpg(self.proc.pid, sig)
+                self.proc.wait(wait)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+            except ProcessLookupError:
+                break
+        self.log.close()
+
+
+def run_records(home: Path, with_steps: bool = False) -> list[dict]:
+    """Every run of the instance at `home`, oldest first: job, status, partitions, created,
+    started and ended (epoch seconds), and with `with_steps` each step's seconds (from its
+    start event to its success or failure). Dagster is imported here, in this process: the
+    first call, before the deployment starts, does it (a process per call would take a
+    core from the deployment every few seconds)."""
+    from dagster import DagsterEventType, DagsterInstance
+
+    before = os.environ.get("DAGSTER_HOME")
+    os.environ["DAGSTER_HOME"] = str(home)  # what DagsterInstance.get() reads
+    try:
+        instance = DagsterInstance.get()
+    finally:
+        if before is None:
+            del os.environ["DAGSTER_HOME"]
+        else:
+            os.environ["DAGSTER_HOME"] = before
+
+    def steps(run_id: str) -> dict[str, float]:
+        start, took = {}, {}
+        kinds = {DagsterEventType.STEP_START, DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE}
+        for e in instance.all_logs(run_id, of_type=kinds):
+            if e.dagster_event.event_type == DagsterEventType.STEP_START:
+                start[e.step_key] = e.timestamp
+            elif e.step_key in start:
+                took[e.step_key] = round(e.timestamp - start[e.step_key], 2)
+        return took
+
+    with instance:
+        runs = [{
+            "job": r.dagster_run.job_name, "status": r.dagster_run.status.value,
+            "created": r.create_timestamp.timestamp(), "start": r.start_time, "end": r.end_time,
+            "partitions": r.dagster_run.tags.get("dagster/partition") or "-".join(filter(None, [
+                r.dagster_run.tags.get("dagster/asset_partition_range_start"),
+                r.dagster_run.tags.get("dagster/asset_partition_range_end")])),
+            "steps": steps(r.dagster_run.run_id) if with_steps else {},
+        } for r in instance.get_run_records()]
+    return sorted(runs, key=lambda r: r["created"])
+
+
+def wait_until_idle(home: Path, idle: float, limit: float, after: float = 0) -> list[dict]:
+    """Wait until a run created after `after` (epoch s) exists, every run has ended and none
+    ended or was created for `idle` s; return the runs created after `after`."""
+    until = time.time() + limit
+    while time.time() < until:
+        time.sleep(5)
+        runs = [r for r in run_records(home) if r["created"] >= after]
+        ended = all(r["status"] in ("SUCCESS", "FAILURE", "CANCELED") for r in runs)
+        last = max((r["end"] or r["created"] for r in runs), default=None)
+        if runs and ended and time.time() - last >= idle:
+            return [r for r in run_records(home, with_steps=True) if r["created"] >= after]
+    raise SystemExit(f"the deployment did not settle within {limit:.0f} s")
+
+
+def _runs_brief(runs: list[dict]) -> list[dict]:
+    return [{"job": r["job"], "partitions": r["partitions"], "status": r["status"],
+             "seconds": round(r["end"] - r["start"], 1) if r["start"] and r["end"] else None,
+             "steps": r["steps"]} for r in runs]
+
+
+def measure(n: int, seed: int, port: int, idle: float, limit: float) -> dict:
+    raw, _ = bench.synth(n, seed)
+    (raw / bench.LATE_FILE).unlink(missing_ok=True)
+    folder = bench.DATA / str(n) / "dev"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    home = Path(tempfile.mkdtemp(prefix="iga-dev-home-"))
+    shutil.copy(bench.REPO / ".dagster_home" / "dagster.yaml", home / "dagster.yaml")
+    warehouse = folder / "warehouse" / "iga.duckdb"
+    run_records(home)  # imports Dagster here before the deployment starts (and finds no run)
+    bench.wait_quiet(120, 0.7)
+    load = os.getloadavg()[0]
+    dep = Deployment(home, raw, warehouse, port, folder / "dagster-dev.log")
+    try:
+        first = wait_until_idle(home, idle, limit)
+        if not dep.published:
+            raise SystemExit(f"nothing was published; see {folder / 'dagster-dev.log'}")
+        first_published = dep.published[0] - dep.started
+        until_published = dep.published[-1] - dep.started  # the automation may publish more than once
+        before = len(dep.published)
+        print(f"[{n:,}] published {until_published:.1f} s after `dagster dev` started "
+              f"({len(dep.published)} publish(es), the first at {first_published:.1f} s); {len(first)} runs",
+              flush=True)
+
+        subprocess.run([*bench.CLI, "synth", "--participations", str(n), "--seed", str(seed), "--out", str(raw),
+                        "--late-followup", str(bench.LATE_CYCLE)], check=True, capture_output=True, cwd=bench.REPO)
+        written, written_at = time.monotonic(), time.time()
+        late = wait_until_idle(home, idle, limit, after=written_at)
+        if len(dep.published) == before:
+            raise SystemExit("the late delivery was not published")
+        late_published = dep.published[before] - written
+        print(f"[{n:,}] the late delivery published {late_published:.1f} s after it was written; "
+              f"{len(late)} runs", flush=True)
+    finally:
+        dep.stop()
+        (raw / bench.LATE_FILE).unlink(missing_ok=True)
+        shutil.rmtree(home, ignore_errors=True)
+    return {
+        "participations": n, "load_before": round(load, 2),
+        "until_published_s": round(until_published, 1), "first_published_s": round(first_published, 1),
+        "publishes": before, "first_runs": _runs_brief(first),
+        "late_published_s": round(late_published, 1), "late_runs": _runs_brief(late),
+        "peak_tree_rss_mb": round(dep.peak / 2**20),
+    }
+
+
+def markdown(report: dict) -> str:
+    r = report["result"]
+    lines = [f"# `dagster dev` at {r['participations']:,} participations ({report['stamp']})", "",
+             f"Machine: {json.dumps(report['machine'])}", "", f"Code: `{report['commit']}`", "",
+             f"* from `dagster dev` started to the warehouse published: {r['until_published_s']} s "
+             f"({r['publishes']} publish(es), the first at {r['first_published_s']} s)",
+             f"* from the late delivery written to the warehouse published again: {r['late_published_s']} s",
+             f"* peak memory of the deployment: {r['peak_tree_rss_mb']:,} MB",
+             f"* load average when it started: {r['load_before']}", "",
+             "| phase | job | partitions | status | s |", "|---|---|---|---|---:|"]
+    for phase in ("first_runs", "late_runs"):
+        for run in r[phase]:
+            lines.append(f"| {phase.split('_')[0]} | {run['job']} | {run['partitions']} | {run['status']} "
+                         f"| {run['seconds']} |")
+    lines += ["", "Steps of the runs that build the warehouse (s):", ""]
+    for phase in ("first_runs", "late_runs"):
+        for run in r[phase]:
+            if any(step.startswith("marts") for step in run["steps"]):
+                took = ", ".join(f"{k} {v}" for k, v in sorted(run["steps"].items(), key=lambda kv: -kv[1]))
+                lines.append(f"* {phase.split('_')[0]} {run['job']}: {took}")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--participations", type=int, default=1_000_000)
+    p.add_argument("--seed", type=int, default=bench.SEED)
+    p.add_argument("--port", type=int, default=3077)
+    p.add_argument("--idle", type=float, default=65, help="no new run for this long: settled (s)")
+    p.add_argument("--limit", type=float, default=3600, help="give up after (s), per phase")
+    args = p.parse_args(argv)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    commit = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True,
+                            cwd=bench.REPO).stdout.strip()
+    report = {"stamp": stamp, "commit": commit, "machine": bench.machine(),
+              "result": measure(args.participations, args.seed, args.port, args.idle, args.limit)}
+    bench.RESULTS.mkdir(exist_ok=True)
+    (bench.RESULTS / f"{stamp}-dev.json").write_text(json.dumps(report, indent=1) + "\n")
+    (bench.RESULTS / f"{stamp}-dev.md").write_text(markdown(report))
+    print(markdown(report))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
