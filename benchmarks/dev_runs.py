@@ -23,20 +23,24 @@ Not a test: at 1M it takes about eight minutes.
 from __future__ import annotations
 
 import argparse
+import hashlib
+import importlib.util
 import json
 import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import run as bench  # noqa: E402  (benchmarks/run.py: the data, the machine, the memory sampling)
+# benchmarks/run.py: the data, the machine, the memory sampling (loaded by path: benchmarks/ is no package)
+_spec = importlib.util.spec_from_file_location("iga_benchmark_run", Path(__file__).resolve().parent / "run.py")
+bench = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(bench)
+SETTLE_SECONDS = 60  # the delivery sensor's default (defs/resources.py): a newer file is not ingested yet
 
 
 class Deployment:
@@ -72,18 +76,24 @@ class Deployment:
                 seen = version
             self._done.wait(0.2)
 
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
     def stop(self) -> None:
+        """Ctrl-C for `dagster dev` (it stops its processes), then SIGKILL for whatever of its
+        session is left: a process that outlived it, or `dagster dev` itself after 30 s."""
         self._done.set()
         self._sampler.join()
-        for sig, wait in ((signal.SIGINT, 30), (signal.SIGKILL, 10)):  # SIGINT can hang (docs/performance.md)
-            try:
-                os.killpg(self.proc.pid, sig)
-                self.proc.wait(wait)
-                break
-            except subprocess.TimeoutExpired:
-                continue
-            except ProcessLookupError:
-                break
+        try:
+            os.killpg(self.proc.pid, signal.SIGINT)
+            self.proc.wait(30)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            pass
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait()
         self.log.close()
 
 
@@ -92,7 +102,8 @@ def run_records(home: Path, with_steps: bool = False) -> list[dict]:
     started and ended (epoch seconds), and with `with_steps` each step's seconds (from its
     start event to its success or failure). Dagster is imported here, in this process: the
     first call, before the deployment starts, does it (a process per call would take a
-    core from the deployment every few seconds)."""
+    core from the deployment every few seconds). `all_logs` is not marked public in Dagster
+    1.13; the slow test in iga_pipeline_tests/test_benchmark_run.py runs it."""
     from dagster import DagsterEventType, DagsterInstance
 
     before = os.environ.get("DAGSTER_HOME")
@@ -127,12 +138,15 @@ def run_records(home: Path, with_steps: bool = False) -> list[dict]:
     return sorted(runs, key=lambda r: r["created"])
 
 
-def wait_until_idle(home: Path, idle: float, limit: float, after: float = 0) -> list[dict]:
+def wait_until_idle(home: Path, idle: float, limit: float, after: float = 0, alive=lambda: True) -> list[dict]:
     """Wait until a run created after `after` (epoch s) exists, every run has ended and none
-    ended or was created for `idle` s; return the runs created after `after`."""
+    ended or was created for `idle` s; return the runs created after `after`. Stops at once
+    when `alive()` says the deployment has ended."""
     until = time.time() + limit
     while time.time() < until:
         time.sleep(5)
+        if not alive():
+            raise SystemExit("`dagster dev` ended before its runs settled (its log says why)")
         runs = [r for r in run_records(home) if r["created"] >= after]
         ended = all(r["status"] in ("SUCCESS", "FAILURE", "CANCELED") for r in runs)
         last = max((r["end"] or r["created"] for r in runs), default=None)
@@ -147,9 +161,18 @@ def _runs_brief(runs: list[dict]) -> list[dict]:
              "steps": r["steps"]} for r in runs]
 
 
+def _settled(raw: Path) -> None:
+    """Wait until every raw file and folder is older than the sensor's settle time: data just
+    made, or the late file removed by the run before (its folder changes), would otherwise
+    add that wait to the first figure."""
+    newest = max(p.stat().st_mtime for p in [raw, *raw.rglob("*")])
+    time.sleep(max(0.0, newest + SETTLE_SECONDS + 1 - time.time()))
+
+
 def measure(n: int, seed: int, port: int, idle: float, limit: float) -> dict:
     raw, _ = bench.synth(n, seed)
     (raw / bench.LATE_FILE).unlink(missing_ok=True)
+    _settled(raw)
     folder = bench.DATA / str(n) / "dev"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
@@ -161,7 +184,7 @@ def measure(n: int, seed: int, port: int, idle: float, limit: float) -> dict:
     load = os.getloadavg()[0]
     dep = Deployment(home, raw, warehouse, port, folder / "dagster-dev.log")
     try:
-        first = wait_until_idle(home, idle, limit)
+        first = wait_until_idle(home, idle, limit, alive=dep.alive)
         if not dep.published:
             raise SystemExit(f"nothing was published; see {folder / 'dagster-dev.log'}")
         first_published = dep.published[0] - dep.started
@@ -174,18 +197,22 @@ def measure(n: int, seed: int, port: int, idle: float, limit: float) -> dict:
         subprocess.run([*bench.CLI, "synth", "--participations", str(n), "--seed", str(seed), "--out", str(raw),
                         "--late-followup", str(bench.LATE_CYCLE)], check=True, capture_output=True, cwd=bench.REPO)
         written, written_at = time.monotonic(), time.time()
-        late = wait_until_idle(home, idle, limit, after=written_at)
-        if len(dep.published) == before:
+        late = wait_until_idle(home, idle, limit, after=written_at, alive=dep.alive)
+        again = [t for t in dep.published if t > written]  # phase 1 had settled: no publish of its own is left
+        if not again:
             raise SystemExit("the late delivery was not published")
-        late_published = dep.published[before] - written
+        late_published = again[0] - written
         print(f"[{n:,}] the late delivery published {late_published:.1f} s after it was written; "
               f"{len(late)} runs", flush=True)
     finally:
         dep.stop()
         (raw / bench.LATE_FILE).unlink(missing_ok=True)
         shutil.rmtree(home, ignore_errors=True)
+    not_succeeded = [r["status"] for r in first + late if r["status"] != "SUCCESS"]
+    if not_succeeded:
+        print(f"[{n:,}] warning: {len(not_succeeded)} run(s) did not succeed: {not_succeeded}", flush=True)
     return {
-        "participations": n, "load_before": round(load, 2),
+        "participations": n, "load_before": round(load, 2), "runs_not_succeeded": len(not_succeeded),
         "until_published_s": round(until_published, 1), "first_published_s": round(first_published, 1),
         "publishes": before, "first_runs": _runs_brief(first),
         "late_published_s": round(late_published, 1), "late_runs": _runs_brief(late),
@@ -196,12 +223,13 @@ def measure(n: int, seed: int, port: int, idle: float, limit: float) -> dict:
 def markdown(report: dict) -> str:
     r = report["result"]
     lines = [f"# `dagster dev` at {r['participations']:,} participations ({report['stamp']})", "",
-             f"Machine: {json.dumps(report['machine'])}", "", f"Code: `{report['commit']}`", "",
+             f"Machine: {json.dumps(report['machine'])}", "", f"Code: `{report['commit']}` (this script: sha256 `{report.get('script_sha256', '?')}`)", "",
              f"* from `dagster dev` started to the warehouse published: {r['until_published_s']} s "
              f"({r['publishes']} publish(es), the first at {r['first_published_s']} s)",
              f"* from the late delivery written to the warehouse published again: {r['late_published_s']} s",
              f"* peak memory of the deployment: {r['peak_tree_rss_mb']:,} MB",
-             f"* load average when it started: {r['load_before']}", "",
+             f"* load average when it started: {r['load_before']}",
+             f"* runs that did not succeed: {r.get('runs_not_succeeded', 0)}", "",
              "| phase | job | partitions | status | s |", "|---|---|---|---|---:|"]
     for phase in ("first_runs", "late_runs"):
         for run in r[phase]:
@@ -227,7 +255,8 @@ def main(argv: list[str] | None = None) -> int:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     commit = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True,
                             cwd=bench.REPO).stdout.strip()
-    report = {"stamp": stamp, "commit": commit, "machine": bench.machine(),
+    script = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]  # this file, committed or not
+    report = {"stamp": stamp, "commit": commit, "script_sha256": script, "machine": bench.machine(),
               "result": measure(args.participations, args.seed, args.port, args.idle, args.limit)}
     bench.RESULTS.mkdir(exist_ok=True)
     (bench.RESULTS / f"{stamp}-dev.json").write_text(json.dumps(report, indent=1) + "\n")
