@@ -223,7 +223,8 @@ def measure(n: int, seed: int, port: int, idle: float, limit: float) -> dict:
 def markdown(report: dict) -> str:
     r = report["result"]
     lines = [f"# `dagster dev` at {r['participations']:,} participations ({report['stamp']})", "",
-             f"Machine: {json.dumps(report['machine'])}", "", f"Code: `{report['commit']}` (this script: sha256 `{report.get('script_sha256', '?')}`)", "",
+             f"Machine: {json.dumps(report['machine'])}", "",
+             f"Code: `{report['commit']}` (this script: sha256 `{report.get('script_sha256', '?')}`)", "",
              f"* from `dagster dev` started to the warehouse published: {r['until_published_s']} s "
              f"({r['publishes']} publish(es), the first at {r['first_published_s']} s)",
              f"* from the late delivery written to the warehouse published again: {r['late_published_s']} s",
