@@ -40,7 +40,6 @@ from pathlib import Path
 _spec = importlib.util.spec_from_file_location("iga_benchmark_run", Path(__file__).resolve().parent / "run.py")
 bench = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(bench)
-SETTLE_SECONDS = 60  # the delivery sensor's default (defs/resources.py): a newer file is not ingested yet
 
 
 class Deployment:
@@ -162,11 +161,14 @@ def _runs_brief(runs: list[dict]) -> list[dict]:
 
 
 def _settled(raw: Path) -> None:
-    """Wait until every raw file and folder is older than the sensor's settle time: data just
-    made, or the late file removed by the run before (its folder changes), would otherwise
-    add that wait to the first figure."""
-    newest = max(p.stat().st_mtime for p in [raw, *raw.rglob("*")])
-    time.sleep(max(0.0, newest + SETTLE_SECONDS + 1 - time.time()))
+    """Wait until every raw file and folder has been still for the delivery sensor's settle
+    time, as the sensor tells (mtime or ctime): data just made, or the late file removed by
+    the run before (its folder changes), would otherwise add that wait to the first figure."""
+    from iga_pipeline.defs.resources import IGAResource
+
+    settle = IGAResource().settle_seconds  # the deployment's default
+    newest = max(max(st.st_mtime, st.st_ctime) for st in (p.stat() for p in [raw, *raw.rglob("*")]))
+    time.sleep(max(0.0, newest + settle + 1 - time.time()))
 
 
 def measure(n: int, seed: int, port: int, idle: float, limit: float) -> dict:
@@ -189,7 +191,7 @@ def measure(n: int, seed: int, port: int, idle: float, limit: float) -> dict:
             raise SystemExit(f"nothing was published; see {folder / 'dagster-dev.log'}")
         first_published = dep.published[0] - dep.started
         until_published = dep.published[-1] - dep.started  # the automation may publish more than once
-        before = len(dep.published)
+        publishes = len(dep.published)
         print(f"[{n:,}] published {until_published:.1f} s after `dagster dev` started "
               f"({len(dep.published)} publish(es), the first at {first_published:.1f} s); {len(first)} runs",
               flush=True)
@@ -214,7 +216,7 @@ def measure(n: int, seed: int, port: int, idle: float, limit: float) -> dict:
     return {
         "participations": n, "load_before": round(load, 2), "runs_not_succeeded": len(not_succeeded),
         "until_published_s": round(until_published, 1), "first_published_s": round(first_published, 1),
-        "publishes": before, "first_runs": _runs_brief(first),
+        "publishes": publishes, "first_runs": _runs_brief(first),
         "late_published_s": round(late_published, 1), "late_runs": _runs_brief(late),
         "peak_tree_rss_mb": round(dep.peak / 2**20),
     }

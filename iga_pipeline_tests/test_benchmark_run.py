@@ -12,15 +12,16 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _run_module():
-    spec = importlib.util.spec_from_file_location("bench_run", REPO / "benchmarks" / "run.py")
+def _benchmark(name: str = "run"):
+    """benchmarks/<name>.py, loaded by path (benchmarks/ is no package)."""
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", REPO / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
 def test_the_data_set_is_made_again_when_any_module_of_the_generator_changes(tmp_path):
-    run = _run_module()
+    run = _benchmark()
     for pattern in run.GENERATOR_SOURCES:
         for path in REPO.glob(pattern):
             if path.is_file():
@@ -44,7 +45,7 @@ def test_the_floor_loads_rows_with_too_many_fields_and_the_table_shows_the_load(
     import subprocess
     import sys
 
-    run = _run_module()
+    run = _benchmark()
     raw = tmp_path / "raw"
     fu = raw / "leverantorer" / "folkuniversitetet" / "cykel2_slut.csv"
     fu.parent.mkdir(parents=True)
@@ -70,9 +71,7 @@ def test_the_floor_loads_rows_with_too_many_fields_and_the_table_shows_the_load(
 def test_the_deployment_benchmark_reads_each_run_and_its_steps_from_the_instance(tmp_path, cli_build):
     """benchmarks/dev_runs.py times a deployment from its instance: a build whose run went into a
     DAGSTER_HOME is found there, with each step's time, and its table shows them."""
-    spec = importlib.util.spec_from_file_location("bench_dev_runs", REPO / "benchmarks" / "dev_runs.py")
-    dev = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(dev)
+    dev = _benchmark("dev_runs")
     home = tmp_path / "home"
     home.mkdir()
     shutil.copy(REPO / ".dagster_home" / "dagster.yaml", home / "dagster.yaml")
