@@ -748,6 +748,17 @@ def test_astorp_whole_file_reasons(raw, ingest, content, reason):
 
 
 
+def test_an_astorp_export_that_is_its_list_alone_counts_the_items_as_read(raw, ingest):
+    """A review's find (2026-12-04): the list without its object was rejected with rows_read 0,
+    while a CSV rejected whole counts its rows; the detail now says what the export is."""
+    raw.register("1277", 5, [register_row(A, 5)])
+    raw.write_text(AST5, json.dumps([astorp_entry(A), astorp_entry(B), astorp_entry(C)]))
+    result = ingest(5)
+    assert audit(result, AST5) == ("rejected", 3, 0, 3, 0)
+    detail = result.issues.set_index("source_file").loc[AST5, "detail"]
+    assert detail == "the export is a list of 3 item(s), not an object with the list 'deltagare'", detail
+
+
 def test_an_astorp_entry_that_gives_a_key_twice_as_values_that_read_alike_is_read_once(raw, ingest):
     """Alike as the adapter reads them: one personnummer in two written forms, a status with
     spaces, a kommunkod as a number, a typ in lower case, 2 and 2.0 hours."""
@@ -853,6 +864,31 @@ def test_a_date_is_quoted_only_from_a_field_of_dates(value):
     (a register shifted by a column put one in `kon`)."""
     assert safe_value(value, date=True) == value
     assert safe_value(value) == "".join("#" if c.isdigit() else c for c in value)
+
+
+@pytest.mark.parametrize("value", ["7102-08-90", "1971-02-30", "19.13.1971", "8.2.7102"])
+def test_a_date_of_no_year_of_the_project_is_masked_even_from_a_field_of_dates(value):
+    """A review's find (2026-12-04): '7102-08-90' in inskrivningsdatum and '13.7.2010' in
+    utskrivningsdatum, both quoted, gave 710208-9013 whole. A date is shown only with a year
+    of the project's decades (2000-2029); a '1971-...' is more likely a birth date."""
+    assert not any(c.isdigit() for c in safe_value(value, date=True)), safe_value(value, date=True)
+
+
+def test_a_personnummer_in_two_date_fields_of_one_row_is_not_quoted(raw, ingest):
+    raw.register("1277", 2, [register_row(B, 2),
+                             register_row(A, 2, inskrivningsdatum="7102-08-90", utskrivningsdatum="13.7.2010")])
+    result = ingest(2)
+    said = " ".join(result.issues["detail"].dropna())
+    assert "(got '####-##-##')" in said and "7102" not in said and "0890" not in said, said
+    assert "(got '13.7.2010')" in said, said  # a date of the project's years is still shown
+
+
+@pytest.mark.parametrize("value", ["\u200b".join("Zyxwqsson"), "\u00ad".join("Zyxwqsson"),
+                                   "Z\u0301yxwq", "Z.y.x.w.q.s.s.o.n", "Z1y2x3w"])
+def test_a_name_broken_up_by_invisible_characters_or_marks_is_described(value):
+    """A review's find (2026-12-04): zero-width spaces or soft hyphens between a name's
+    letters made it single letters, each passing as a code, and it was quoted whole."""
+    assert safe_value(value) == f"<text of {len(value)} characters>"
 
 
 def test_a_rows_warnings_do_not_make_a_personnummer_together(raw, ingest):

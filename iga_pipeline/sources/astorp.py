@@ -43,6 +43,9 @@ def read_astorp(delivery: Delivery, key: PseudonymKey) -> AdapterOutput:
         columns = _AstorpColumns(delivery, repeats=True)
         doc, cycles, pairs = _parse(text, list_key, columns, _noting_repeats)
     del text
+    if isinstance(doc, list):  # the list without its object: its items are the rows read
+        raise FileRejected("missing_columns", f"the export is a list of {len(doc)} item(s), not an object "
+                                              f"with the list '{list_key}'", rows_read=len(doc))
     if not isinstance(doc, dict) or not isinstance(doc.get(list_key), _Parsed):
         raise FileRejected("missing_columns", f"the export has no list '{list_key}'")
     for stated in cycles:  # a cykel given twice: each value

@@ -13,6 +13,7 @@ import hashlib
 import os
 import re
 import stat
+import unicodedata
 from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path, PurePosixPath
@@ -190,20 +191,32 @@ def discover(raw_root: Path, key: PseudonymKey | None = None) -> list[Delivery]:
     return found
 
 
-_DATE_LIKE = re.compile(r"^(\d{4}-\d{1,2}-\d{1,2}|\d{1,2}[./]\d{1,2}[./]\d{4})$")
+_DATE_LIKE = re.compile(r"(?:(\d{4})-[01]?\d-[0-3]?\d|[0-3]?\d[./][01]?\d[./](\d{4}))")
+# Years a date is shown with: the project's (2009-2012) and its neighbours, where a typo
+# ('2010-02-30', '2009-13-01') is worth showing. A '1971-02-30' in a field of dates is more
+# likely a birth date, and a '7102-08-90' a personnummer in a date's shape (a review's find:
+# with the next field's '13.7.2010' it gave 710208-9013 whole).
+_SHOWN_YEARS = range(2000, 2030)
 # Six digits are a birth date, nine a whole personnummer (they decide the check digit), and
 # senders separate them with anything ('85_01_01_238', '8501:01238', '1931-07-19–8768') or
 # slip a letter in ('85O1O1-2383'): text with six or more has every digit masked, unless it
-# is plainly a date in a field of dates, which an invalid_date detail must show ('2010-02-30').
-# A date anywhere else is masked: a register shifted by a column put a birth date in `kon`
-# and the last four in `fodelseland`, and the two echoes made a personnummer.
+# is plainly a date of the project's years in a field of dates, which an invalid_date detail
+# must show ('2010-02-30'). A date anywhere else is masked: a register shifted by a column put
+# a birth date in `kon` and the last four in `fodelseland`, and the two echoes made a personnummer.
 _MASK_FROM_DIGITS = 6
+
+
+def _a_shown_date(text: str) -> bool:
+    """`text` is written as a date (YYYY-MM-DD, D.M.YYYY or D/M/YYYY, a month up to 19 and a
+    day up to 39: possibly impossible, as a typo makes it) of one of `_SHOWN_YEARS`."""
+    m = _DATE_LIKE.fullmatch(text)
+    return bool(m) and int(m.group(1) or m.group(2)) in _SHOWN_YEARS
 
 
 def _masked(text: str, date: bool = False) -> str:
     """`text` with what may be a personnummer, or part of one, masked by '#'; a date is
-    kept only if `date` (the field holds dates)."""
-    if sum(c.isdigit() for c in text) >= _MASK_FROM_DIGITS and not (date and _DATE_LIKE.match(text.strip())):
+    kept only if `date` (the field holds dates) and it is of the project's years."""
+    if sum(c.isdigit() for c in text) >= _MASK_FROM_DIGITS and not (date and _a_shown_date(text.strip())):
         return "".join("#" if c.isdigit() else c for c in text)
     return text
 
@@ -233,19 +246,25 @@ def _known_words() -> frozenset[str]:
 def _looks_like_a_code(text: str) -> bool:
     """Codes, dates and numbers are echoed; anything that could be a name is not.
 
-    Echoed: no white space, no surrogate (text that is not valid Unicode), and
-    every run of letters a single letter or a word of the contract's codes,
+    Echoed: no white space, no invisible or combining character (nor a surrogate:
+    text that is not valid Unicode), at most two single letters, and every longer
+    run of letters a word of the contract's codes,
     municipality names or file names ('ANST', 'flykting', 'X', '2010-02-30',
     '12,5h', 'deltagare_cykel2.xlsx'). A name
     is a word of none of these, in any case ('HASSANZADEH', 'kvarnstrom'), so
     it is described instead; so is an unknown code ('PENSION'): the issue's
     file and row lead to it."""
     # (an apostrophe too: issue details quote values between apostrophes, which
-    # mask_split_values reads back; "'85010" hid its digits there)
-    if any(c.isspace() or c == "'" or "\ud800" <= c <= "\udfff" for c in text):
+    # mask_split_values reads back; "'85010" hid its digits there. And every invisible or
+    # combining character, control, format, private or unassigned (categories C and M): a
+    # review hid a name's letters from the test below by zero-width spaces between them,
+    # 'Z\u200by\u200bx...', which the word test reads as single letters)
+    if any(c.isspace() or c == "'" or unicodedata.category(c)[0] in "CMZ" for c in text):
         return False
     known = _known_words()
-    return all(len(w) == 1 or w.casefold() in known for w in _WORD.findall(text))
+    words = _WORD.findall(text)
+    # a code has a letter or two apart ('12,5h', 'K/M'); 'Z.y.x.w.q' is a name spelt out
+    return sum(len(w) == 1 for w in words) <= 2 and all(len(w) == 1 or w.casefold() in known for w in words)
 
 
 def safe_value(value: object, limit: int = 24, *, date: bool = False) -> str:
@@ -299,7 +318,7 @@ def mask_split_values(issues: pd.DataFrame) -> pd.Series:
 
     def mask(m: re.Match) -> str:
         value = m.group(1)
-        if _DATE_LIKE.match(value):  # only a field of dates leaves a date unmasked
+        if _a_shown_date(value):  # only a field of dates leaves a date unmasked (safe_value)
             return m.group(0)
         return "'" + "".join("#" if c.isdigit() else c for c in value) + "'"
 
