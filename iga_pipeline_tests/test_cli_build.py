@@ -1473,7 +1473,7 @@ def test_a_first_build_beside_a_report_this_user_may_not_read_is_refused():
                                  # outcomes_by_cycle has 90-day counts for it, the subtotal does not)
     ("1-8", "1-8", 8),           # a late 90-day delivery for cycle 8
     ("1-2,4-7", "1-2,4-7", 7),   # cycle 3's 90-day file missing
-    ("", "", 8),                 # nothing followed up: just before the total
+    ("", "none", 8),             # nothing followed up: just before the total, said so
 ])
 def test_the_printed_table_puts_the_subtotal_after_the_last_cycle_it_names(followed, label, after):
     from iga_pipeline import cli
