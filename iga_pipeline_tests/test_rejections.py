@@ -13,7 +13,7 @@ import json
 
 import pandas as pd
 import pytest
-from iga_pipeline.sources.common import safe_value
+from iga_pipeline.sources.common import safe_path, safe_value
 from rawfiles import (
     FU_END_COLUMNS, REGISTER_COLUMNS, Person, astorp_entry, astorp_followup, fu_90_row, fu_end_row, people, petho_row, register_row,
 )
@@ -757,6 +757,9 @@ def test_an_astorp_export_that_is_its_list_alone_counts_the_items_as_read(raw, i
     assert audit(result, AST5) == ("rejected", 3, 0, 3, 0)
     detail = result.issues.set_index("source_file").loc[AST5, "detail"]
     assert detail == "the export is a list of 3 item(s), not an object with the list 'deltagare'", detail
+    # the export's object inside a list: its entries are the rows read
+    raw.write_text(AST5, json.dumps([{"cykel": 5, "deltagare": [astorp_entry(A), astorp_entry(B)]}]))
+    assert audit(ingest(5), AST5) == ("rejected", 2, 0, 2, 0)
 
 
 def test_an_astorp_entry_that_gives_a_key_twice_as_values_that_read_alike_is_read_once(raw, ingest):
@@ -889,6 +892,19 @@ def test_a_name_broken_up_by_invisible_characters_or_marks_is_described(value):
     """A review's find (2026-12-04): zero-width spaces or soft hyphens between a name's
     letters made it single letters, each passing as a code, and it was quoted whole."""
     assert safe_value(value) == f"<text of {len(value)} characters>"
+
+
+def test_numbers_that_are_no_digits_are_never_quoted(key):
+    """The fix's review (2026-12-04): circled numbers are no digits to mask ('7⑪-⑳-1029' holds
+    nine digits of 711201-0298), and each passed as a single letter."""
+    assert safe_value("7\u246a-\u2473-1029") == "<text of 9 characters>"
+    assert safe_value("x\u00b2") == "<text of 2 characters>"
+    assert safe_path("kommuner/1277/7\u246a-\u2473-1029.csv", key).startswith("kommuner/1277/~")
+
+
+@pytest.mark.parametrize("value", ["12/31/2009", "2010-31-12", "2009-13-01", "2009-12-32"])
+def test_a_date_of_the_project_years_with_day_and_month_swapped_or_out_of_range_is_shown(value):
+    assert safe_value(value, date=True) == value
 
 
 def test_a_rows_warnings_do_not_make_a_personnummer_together(raw, ingest):

@@ -43,9 +43,12 @@ def read_astorp(delivery: Delivery, key: PseudonymKey) -> AdapterOutput:
         columns = _AstorpColumns(delivery, repeats=True)
         doc, cycles, pairs = _parse(text, list_key, columns, _noting_repeats)
     del text
-    if isinstance(doc, list):  # the list without its object: its items are the rows read
+    if isinstance(doc, list):  # the list without its object (or the object inside a list)
+        # the rows read: an item that is the export's object counts its list's entries
+        rows = sum(len(item[list_key]) if isinstance(item, dict) and isinstance(item.get(list_key), list) else 1
+                   for item in doc)
         raise FileRejected("missing_columns", f"the export is a list of {len(doc)} item(s), not an object "
-                                              f"with the list '{list_key}'", rows_read=len(doc))
+                                              f"with the list '{list_key}'", rows_read=rows)
     if not isinstance(doc, dict) or not isinstance(doc.get(list_key), _Parsed):
         raise FileRejected("missing_columns", f"the export has no list '{list_key}'")
     for stated in cycles:  # a cykel given twice: each value

@@ -191,7 +191,7 @@ def discover(raw_root: Path, key: PseudonymKey | None = None) -> list[Delivery]:
     return found
 
 
-_DATE_LIKE = re.compile(r"(?:(\d{4})-[01]?\d-[0-3]?\d|[0-3]?\d[./][01]?\d[./](\d{4}))")
+_DATE_LIKE = re.compile(r"(?:(\d{4})-[0-3]?\d-[0-3]?\d|[0-3]?\d[./][0-3]?\d[./](\d{4}))")
 # Years a date is shown with: the project's (2009-2012) and its neighbours, where a typo
 # ('2010-02-30', '2009-13-01') is worth showing. A '1971-02-30' in a field of dates is more
 # likely a birth date, and a '7102-08-90' a personnummer in a date's shape (a review's find:
@@ -207,8 +207,9 @@ _MASK_FROM_DIGITS = 6
 
 
 def _a_shown_date(text: str) -> bool:
-    """`text` is written as a date (YYYY-MM-DD, D.M.YYYY or D/M/YYYY, a month up to 19 and a
-    day up to 39: possibly impossible, as a typo makes it) of one of `_SHOWN_YEARS`."""
+    """`text` is written as a date (YYYY-MM-DD, D.M.YYYY or D/M/YYYY, its month and day up to
+    39: possibly impossible, as a typo or day and month swapped make it) of one of
+    `_SHOWN_YEARS`."""
     m = _DATE_LIKE.fullmatch(text)
     return bool(m) and int(m.group(1) or m.group(2)) in _SHOWN_YEARS
 
@@ -247,7 +248,8 @@ def _looks_like_a_code(text: str) -> bool:
     """Codes, dates and numbers are echoed; anything that could be a name is not.
 
     Echoed: no white space, no invisible or combining character (nor a surrogate:
-    text that is not valid Unicode), at most two single letters, and every longer
+    text that is not valid Unicode), no number but decimal digits, at most two
+    single letters, and every longer
     run of letters a word of the contract's codes,
     municipality names or file names ('ANST', 'flykting', 'X', '2010-02-30',
     '12,5h', 'deltagare_cykel2.xlsx'). A name
@@ -259,7 +261,10 @@ def _looks_like_a_code(text: str) -> bool:
     # combining character, control, format, private or unassigned (categories C and M): a
     # review hid a name's letters from the test below by zero-width spaces between them,
     # 'Z\u200by\u200bx...', which the word test reads as single letters)
-    if any(c.isspace() or c == "'" or unicodedata.category(c)[0] in "CMZ" for c in text):
+    # Nor a number that is no decimal digit ('⑪', '²', 'Ⅻ', '七'): uncounted as digits,
+    # '7⑪-⑳-1029' held nine digits of a personnummer (the fix's review).
+    if any(c.isspace() or c == "'" or unicodedata.category(c)[0] in "CMZ" or (c.isnumeric() and not c.isdecimal())
+           for c in text):
         return False
     known = _known_words()
     words = _WORD.findall(text)
@@ -271,9 +276,10 @@ def safe_value(value: object, limit: int = 24, *, date: bool = False) -> str:
     """A raw value made fit for an issue detail or a log line.
 
     Every digit of text with six digits or more is masked with '#' (all or part of
-    a personnummer), unless the text is plainly a date and `date` says that the value was
-    read from a field of dates. Text that does not look like a code
-    (it could be a name) is described, not quoted: "<text of 9 characters>"."""
+    a personnummer), unless the text is plainly a date of the project's years
+    (`_a_shown_date`) and `date` says that the value was read from a field of dates.
+    Text that does not look like a code (it could be a name) is described, not
+    quoted: "<text of 9 characters>"."""
     text = "" if value is None else str(value)
     text = _masked(text, date)
     if len(text) > limit or not _looks_like_a_code(text):
