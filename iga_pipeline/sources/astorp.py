@@ -47,8 +47,9 @@ def read_astorp(delivery: Delivery, key: PseudonymKey) -> AdapterOutput:
         # the rows read: an item that is the export's object counts its list's entries
         rows = sum(len(item[list_key]) if isinstance(item, dict) and isinstance(item.get(list_key), list) else 1
                    for item in doc)
-        raise FileRejected("missing_columns", f"the export is a list of {len(doc)} item(s), not an object "
-                                              f"with the list '{list_key}'", rows_read=rows)
+        holding = f" holding {rows} entries" if rows != len(doc) else ""
+        raise FileRejected("missing_columns", f"the export is a list of {len(doc)} item(s){holding}, not an "
+                                              f"object with the list '{list_key}'", rows_read=rows)
     if not isinstance(doc, dict) or not isinstance(doc.get(list_key), _Parsed):
         raise FileRejected("missing_columns", f"the export has no list '{list_key}'")
     for stated in cycles:  # a cykel given twice: each value

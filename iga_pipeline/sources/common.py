@@ -13,7 +13,7 @@ import hashlib
 import os
 import re
 import stat
-import unicodedata
+import string
 from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path, PurePosixPath
@@ -191,7 +191,7 @@ def discover(raw_root: Path, key: PseudonymKey | None = None) -> list[Delivery]:
     return found
 
 
-_DATE_LIKE = re.compile(r"(?:(\d{4})-[0-3]?\d-[0-3]?\d|[0-3]?\d[./][0-3]?\d[./](\d{4}))")
+_DATE_LIKE = re.compile(r"(?:(\d{4})-[01]?\d-[0-3]?\d|[0-3]?\d[./][01]?\d[./](\d{4}))")
 # Years a date is shown with: the project's (2009-2012) and its neighbours, where a typo
 # ('2010-02-30', '2009-13-01') is worth showing. A '1971-02-30' in a field of dates is more
 # likely a birth date, and a '7102-08-90' a personnummer in a date's shape (a review's find:
@@ -207,9 +207,11 @@ _MASK_FROM_DIGITS = 6
 
 
 def _a_shown_date(text: str) -> bool:
-    """`text` is written as a date (YYYY-MM-DD, D.M.YYYY or D/M/YYYY, its month and day up to
-    39: possibly impossible, as a typo or day and month swapped make it) of one of
-    `_SHOWN_YEARS`."""
+    """`text` is written as a date (YYYY-MM-DD, D.M.YYYY or D/M/YYYY, its month up to 19 and
+    its day up to 39: possibly impossible, as a typo makes it) of one of `_SHOWN_YEARS`.
+    A month of 20-39 (day and month swapped) would be shown too, but it lets more
+    personnummer be read across two dates (a review: 3.08% of those of births 1950-1995
+    against 2.53%), so such a date is masked; its file and row lead to it."""
     m = _DATE_LIKE.fullmatch(text)
     return bool(m) and int(m.group(1) or m.group(2)) in _SHOWN_YEARS
 
@@ -231,6 +233,9 @@ _CONTRACT_WORDS = frozenset("""
 """.split())
 
 
+# What a code may hold beside letters and decimal digits: ASCII punctuation, not the
+# apostrophe (see _looks_like_a_code).
+_CODE_PUNCTUATION = frozenset(string.punctuation) - {"'"}
 _WORD = re.compile(r"[^\W\d_]+")  # a run of letters: 'LASMIG', 'txt'
 
 
@@ -247,24 +252,22 @@ def _known_words() -> frozenset[str]:
 def _looks_like_a_code(text: str) -> bool:
     """Codes, dates and numbers are echoed; anything that could be a name is not.
 
-    Echoed: no white space, no invisible or combining character (nor a surrogate:
-    text that is not valid Unicode), no number but decimal digits, at most two
-    single letters, and every longer
+    Echoed: letters, decimal digits and ASCII punctuation only (no white space,
+    invisible or combining character, symbol, nor a surrogate: text that is not
+    valid Unicode), at most two single letters, and every longer
     run of letters a word of the contract's codes,
     municipality names or file names ('ANST', 'flykting', 'X', '2010-02-30',
     '12,5h', 'deltagare_cykel2.xlsx'). A name
     is a word of none of these, in any case ('HASSANZADEH', 'kvarnstrom'), so
     it is described instead; so is an unknown code ('PENSION'): the issue's
     file and row lead to it."""
-    # (an apostrophe too: issue details quote values between apostrophes, which
-    # mask_split_values reads back; "'85010" hid its digits there. And every invisible or
-    # combining character, control, format, private or unassigned (categories C and M): a
-    # review hid a name's letters from the test below by zero-width spaces between them,
-    # 'Z\u200by\u200bx...', which the word test reads as single letters)
-    # Nor a number that is no decimal digit ('⑪', '²', 'Ⅻ', '七'): uncounted as digits,
-    # '7⑪-⑳-1029' held nine digits of a personnummer (the fix's review).
-    if any(c.isspace() or c == "'" or unicodedata.category(c)[0] in "CMZ" or (c.isnumeric() and not c.isdecimal())
-           for c in text):
+    # Not quoted, each a review's find: an apostrophe (issue details quote values between
+    # apostrophes, which mask_split_values reads back: "'85010" hid its digits there);
+    # invisible or combining characters (zero-width spaces between a name's letters made
+    # them single letters, 'Z\u200by\u200bx...'); numbers that are no decimal digits and
+    # symbols, which are no digits to count or mask ('7⑪-⑳-1029' and '7㍣㍬㍙-㍘298' held
+    # nine digits of a personnummer).
+    if not all(c.isdecimal() or (c.isalpha() and not c.isnumeric()) or c in _CODE_PUNCTUATION for c in text):
         return False
     known = _known_words()
     words = _WORD.findall(text)
