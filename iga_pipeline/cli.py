@@ -358,7 +358,8 @@ def table1_rows(con) -> list[tuple]:
                cycle AS k
         FROM marts.outcomes_by_cycle
         UNION ALL
-        SELECT CASE scope WHEN 'followed_up' THEN 'Delsumma' ELSE 'TOTALT' END || ' (' || coalesce(nullif(cycles, ''), 'none') || ')',
+        SELECT CASE scope WHEN 'followed_up' THEN 'Delsumma' ELSE 'TOTALT' END
+                   || ' (' || coalesce(nullif(cycles, ''), 'none') || ')',
                completed, work_at_end, studies_at_end, work_90d, studies_90d,
                CASE scope WHEN 'followed_up'
                     THEN coalesce(try_cast(regexp_extract(cycles, '(\\d+)$', 1) AS INTEGER) + 0.5, 1e9 - 1)
