@@ -216,11 +216,16 @@ def _a_shown_date(text: str) -> bool:
     return bool(m) and int(m.group(1) or m.group(2)) in _SHOWN_YEARS
 
 
+def _digits_hidden(text: str) -> str:
+    """`text` with every digit '#': '1983-05-14' -> '####-##-##'."""
+    return "".join("#" if c.isdigit() else c for c in text)
+
+
 def _masked(text: str, date: bool = False) -> str:
     """`text` with what may be a personnummer, or part of one, masked by '#'; a date is
     kept only if `date` (the field holds dates) and it is of the project's years."""
     if sum(c.isdigit() for c in text) >= _MASK_FROM_DIGITS and not (date and _a_shown_date(text.strip())):
-        return "".join("#" if c.isdigit() else c for c in text)
+        return _digits_hidden(text)
     return text
 
 
@@ -329,7 +334,7 @@ def mask_split_values(issues: pd.DataFrame) -> pd.Series:
         value = m.group(1)
         if _a_shown_date(value):  # only a field of dates leaves a date unmasked (safe_value)
             return m.group(0)
-        return "'" + "".join("#" if c.isdigit() else c for c in value) + "'"
+        return "'" + _digits_hidden(value) + "'"
 
     out = detail.copy()
     hit = rows[rows.isin(split)].index
