@@ -94,7 +94,8 @@ MARTS: tuple[Mart, ...] = (
         "outcomes_summary", "scope (followed_up, all)",
         "Table 1's Delsumma (scope followed_up) and TOTALT (scope all: cycles not followed up "
         "carry their end status forward, rule R10).",
-        {"scope": "followed_up or all", "cycles": "the cycles in the scope, e.g. 1-7",
+        {"scope": "followed_up or all",
+         "cycles": "the cycles in the scope, e.g. 1-7; '' when it has none (nothing followed up yet)",
          "completed": _COUNTS["completed"], "work_at_end": _COUNTS["work_at_end"],
          "studies_at_end": _COUNTS["studies_at_end"],
          "work_90d": "completers in work at 90 days (scope all: carried forward where not followed up)",
