@@ -291,16 +291,13 @@ def _indent(text: str) -> str:
 
 
 def summarise(paths, elapsed: float, cycle: int | None = None) -> int:
-    from iga_pipeline.evaluation.queries import AUDIT_TOTALS
+    from iga_pipeline.evaluation.queries import AUDIT_TOTALS, ISSUE_TOTALS
     from iga_pipeline.warehouse.duck import open_readonly
 
     con = open_readonly(paths.warehouse)
     try:
         audit = con.execute(AUDIT_TOTALS).fetchone()
-        warnings_, unlisted = con.execute(
-            "SELECT count_if(severity = 'warning'), count_if(severity = 'rejected' AND source_row IS NULL "
-            "AND source_file NOT IN (SELECT source_file FROM marts.ingest_audit)) "
-            "FROM marts.data_quality_issues").fetchone()
+        warnings_, unlisted = con.execute(ISSUE_TOTALS).fetchone()
         table1 = table1_rows(con)
     finally:
         con.close()

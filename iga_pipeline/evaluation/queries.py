@@ -9,6 +9,8 @@ from __future__ import annotations
 import duckdb
 import pandas as pd
 
+from iga_pipeline.warehouse import build
+
 CYCLES = """
 SELECT o.cycle::INTEGER AS cycle, o.provider, o.target_group, o.followed_up,
        o.enrolled, o.completed, o.dropped_out,
@@ -80,6 +82,15 @@ SELECT count(*)::BIGINT AS files,
 FROM marts.ingest_audit
 """
 
+# The command line's summary: warnings, and folders that could not be listed (a rejection of
+# no row whose "file" is not among the files read).
+ISSUE_TOTALS = """
+SELECT count_if(severity = 'warning'),
+       count_if(severity = 'rejected' AND source_row IS NULL
+                AND source_file NOT IN (SELECT source_file FROM marts.ingest_audit))
+FROM marts.data_quality_issues
+"""
+
 AUDIT_BY_KIND = """
 SELECT source_kind, count(*)::BIGINT AS files, count_if(status = 'rejected')::BIGINT AS files_rejected,
        sum(rows_read)::BIGINT AS rows_read, sum(rows_loaded)::BIGINT AS rows_loaded,
@@ -90,8 +101,6 @@ ORDER BY CASE source_kind WHEN 'register' THEN 1 WHEN 'petho' THEN 2
                           WHEN 'folkuniversitetet' THEN 3 WHEN 'astorp' THEN 4 ELSE 5 END
 """
 
-# Which key the person_keys come from (warehouse/build.py, PSEUDONYM_KEY).
-PSEUDONYM_KEY = "SELECT fingerprint FROM staging.build_inputs WHERE name = 'pseudonym_key'"
 # The fingerprint input: one line per raw file, as `sha256sum` prints it.
 AUDIT_HASHES = "SELECT sha256, source_file FROM marts.ingest_audit ORDER BY source_file"
 
@@ -149,11 +158,7 @@ def municipality_counts(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 def pseudonym_key(con: duckdb.DuckDBPyConnection) -> str | None:
     """Which key the warehouse's person_keys come from, as its build recorded it
     ('development', 'secret' or 'unknown'; warehouse/build.py), or None: not recorded."""
-    try:
-        row = con.execute(PSEUDONYM_KEY).fetchone()
-    except duckdb.Error:  # no such table: a warehouse not built by warehouse/build.py
-        return None
-    return row[0] if row else None
+    return build.recorded_inputs(con).get(build.PSEUDONYM_KEY)  # {} without that table
 
 
 def mart(con: duckdb.DuckDBPyConnection, name: str) -> pd.DataFrame:

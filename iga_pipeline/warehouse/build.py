@@ -237,12 +237,9 @@ def build_mode(warehouse: Path) -> str | None:
     or 'no cycle changed' (the files of no cycle did)."""
     con = open_readonly(warehouse)
     try:
-        row = con.execute(f"SELECT fingerprint FROM {INPUTS_TABLE} WHERE name = 'build'").fetchone()
-    except duckdb.Error:
-        return None
+        return recorded_inputs(con).get("build")
     finally:
         con.close()
-    return row[0] if row else None
 
 
 def _changed_cycles(previous: Path, inputs: dict[str, str]) -> list[int] | None:
@@ -373,8 +370,8 @@ def _record_inputs(con, inputs: dict[str, str], full_build_bytes: int | None) ->
 
 
 def _recorded_size(con) -> int | None:
-    row = con.execute(f"SELECT fingerprint FROM {INPUTS_TABLE} WHERE name = 'full_build_bytes'").fetchone()
-    return int(row[0]) if row else None
+    value = recorded_inputs(con).get("full_build_bytes")
+    return int(value) if value else None
 
 
 def _record_size(candidate: Path) -> None:
