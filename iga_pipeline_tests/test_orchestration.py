@@ -416,6 +416,23 @@ def test_a_run_of_several_cycles_labels_its_counts_as_theirs(built):
     assert first(harmonised_key("audit"), "3")["files rejected whole"] == 0
 
 
+def test_raw_deliveries_records_the_version_of_each_file_it_saw(built):
+    """The evaluator can tell from the UI which version of each raw file a run read: the
+    SHA-256 that raw/deliveries shows is the file's on disk and marts.ingest_audit's."""
+    from dagster import AssetRecordsFilter
+
+    records = built.instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=RAW, asset_partitions=["5"]), limit=1, ascending=True).records
+    table = records[0].asset_materialization.metadata["files_hashed"].value
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in table.splitlines()[2:]]
+    shown = {file: digest for cycle, file, kind, size, digest in rows}
+    assert {int(cycle) for cycle, *_ in rows} == set(range(1, 9))  # build_all: every cycle's files
+    on_disk = {f: hashlib.sha256((built.site.raw / f).read_bytes()).hexdigest() for f in shown}
+    assert shown == on_disk
+    audited = dict(query(built.site.live, "SELECT source_file, sha256 FROM marts.ingest_audit"))
+    assert shown == audited
+
+
 @pytest.mark.slow
 def test_a_file_rejected_whole_is_a_warning_of_the_run_that_names_it(site, monkeypatch):
     """A review's find (2026-12-02): a re-sent 90-day export that was not JSON replaced a good

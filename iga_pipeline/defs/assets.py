@@ -89,7 +89,8 @@ def input_key(name: str) -> AssetKey:
     key=RAW, group_name="raw", partitions_def=cycles_partitions,
     backfill_policy=BackfillPolicy.single_run(),
     description="The raw files delivered for a cycle (registers, provider files, survey): "
-                "hashed (SHA-256) without being parsed; shows their count, bytes and kinds.",
+                "hashed (SHA-256) without being parsed; shows their count, bytes and kinds, and "
+                "each file's SHA-256 (as marts.ingest_audit and marts.delivery_history name them).",
 )
 def raw_deliveries(context: AssetExecutionContext, iga: IGAResource) -> MaterializeResult:
     refuse_a_run_of_no_cycle(context)
@@ -114,6 +115,9 @@ def raw_deliveries(context: AssetExecutionContext, iga: IGAResource) -> Material
         "files_by_kind": MetadataValue.md(
             (frame.groupby(["kind", "cycle"]).size().unstack(fill_value=0) if n > 1  # a column per cycle
              else frame.groupby("kind").size().rename("files").to_frame()).to_markdown()),
+        "files_hashed": MetadataValue.md(  # the versions this run saw; a file left unread has none
+            frame.assign(sha256=frame["sha256"].fillna("(unreadable)"))
+            .sort_values(["cycle", "source_file"]).to_markdown(index=False)),
     })
 
 
