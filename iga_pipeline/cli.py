@@ -115,8 +115,8 @@ def build(raw_dir: str | None = None, warehouse: str | None = None, cycle: int |
     except PseudonymKeyError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_FAILED
-    from iga_pipeline.settings import problems
-    wrong = problems() + _dagster_home_problems(paths.warehouse)
+    from iga_pipeline.settings import setting_problems
+    wrong = setting_problems() + _dagster_home_problems(paths.warehouse)
     for problem in wrong:
         print(f"error: {problem}", file=sys.stderr)
     if wrong:
@@ -238,7 +238,7 @@ def run_build_job(paths, cycle: int | None = None, job_name: str = "build_all"):
 
         from iga_pipeline.definitions import defs
         from iga_pipeline.defs.assets import cycles_partitions
-        from iga_pipeline.defs.automation import IN_PROCESS_TAGS
+        from iga_pipeline.defs.automation import IN_PROCESS_TAGS, cycle_range_tags
         from iga_pipeline.defs.resources import IGAResource
 
         keys = cycles_partitions.get_partition_keys() if cycle is None else [str(cycle)]
@@ -255,8 +255,7 @@ def run_build_job(paths, cycle: int | None = None, job_name: str = "build_all"):
         instance=instance,
         resources={"iga": IGAResource(raw_dir=str(paths.raw_dir), warehouse=str(paths.warehouse),
                                       in_process_run=True)},
-        tags={"dagster/asset_partition_range_start": keys[0],
-              "dagster/asset_partition_range_end": keys[-1], **IN_PROCESS_TAGS},
+        tags={**cycle_range_tags(keys[0], keys[-1]), **IN_PROCESS_TAGS},
         run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
         raise_on_error=False,
     )

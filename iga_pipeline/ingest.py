@@ -266,9 +266,15 @@ def _harmonise_register(rows: pd.DataFrame, cycle: int) -> pd.DataFrame:
     }).reset_index(drop=True)
 
 
+def participation_id_prefix(cycle: int) -> str:
+    """How every participation_id of a cycle begins (staging and the warehouse find a cycle's
+    interventions by it: warehouse/build.py, PER_CYCLE)."""
+    return f"c{cycle}-"
+
+
 def participation_ids(person_keys: pd.Series, cycle: int) -> pd.Series:
     """A stable, non-identifying id for (person, cycle)."""
-    return (f"c{cycle}-" + person_keys.astype("string").str.slice(0, 16)).astype("string")
+    return (participation_id_prefix(cycle) + person_keys.astype("string").str.slice(0, 16)).astype("string")
 
 
 # --- providers (R4-R7, R9) -------------------------------------------------------
@@ -465,7 +471,7 @@ def ingest_cycle(raw_root: Path, cycle: int, key: PseudonymKey, kept: CheckedFil
     issues = (pd.concat(book.issues, ignore_index=True) if book.issues else issues_frame())
     issues["detail"] = mask_split_values(issues)  # again: files read without read_checked
     issues.insert(0, "cycle", cycle)
-    audit = _audit(book, participations, outcomes, responses)
+    audit = _audit(book, issues, participations, outcomes, responses)
     followup = pd.DataFrame({"cycle": [cycle], "followed_up": [followed_up],
                              "provider": [info.provider], "target_group": [info.target_group]})
     return CycleIngest(
@@ -535,9 +541,10 @@ def _with_statuses(participations: pd.DataFrame, outcomes: pd.DataFrame, followe
     return p
 
 
-def _audit(book: _Files, participations: pd.DataFrame, outcomes: pd.DataFrame,
+def _audit(book: _Files, issues: pd.DataFrame, participations: pd.DataFrame, outcomes: pd.DataFrame,
            responses: pd.DataFrame) -> pd.DataFrame:
-    issues = pd.concat(book.issues, ignore_index=True) if book.issues else issues_frame()
+    """One row per file: `book`'s verdict, with the rows loaded, rejected and collapsed as
+    duplicates counted from the cycle's frames and `issues` (all of the cycle's)."""
     row_issues = issues[issues["source_row"].notna()]
     rejected = row_issues[row_issues["severity"] == "rejected"].groupby("source_file")["source_row"].nunique()
     duplicate = row_issues[row_issues["reason"] == "duplicate_row"].groupby("source_file")["source_row"].nunique()

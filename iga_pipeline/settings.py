@@ -310,7 +310,7 @@ def _cgroup_limits() -> list[int]:
     return limits
 
 
-def problems() -> list[str]:
+def setting_problems() -> list[str]:
     """What is wrong with the IGA_* settings, checked before a build starts: a bad value
     would otherwise fail a step halfway, or reject every file it concerns."""
     found = []
@@ -324,7 +324,7 @@ def problems() -> list[str]:
 
 def require_valid() -> None:
     """Raise SettingError with every problem of the settings (for the steps of a run)."""
-    found = problems()
+    found = setting_problems()
     if found:
         raise SettingError("; ".join(found))
 

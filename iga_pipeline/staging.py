@@ -40,7 +40,7 @@ import pyarrow.parquet as pq
 from pandera.errors import SchemaErrors
 
 from iga_pipeline import checked_files, history, settings, validation
-from iga_pipeline.ingest import CycleIngest, deliveries_for_cycle, ingest_cycle
+from iga_pipeline.ingest import CycleIngest, deliveries_for_cycle, ingest_cycle, participation_id_prefix
 from iga_pipeline.locks import flock
 from iga_pipeline.pseudonym import PseudonymKey, development_key
 from iga_pipeline.settings import RUN_MAX_SECONDS
@@ -224,8 +224,8 @@ def _mark_validated(path: Path, model) -> None:
 
 
 def _foreign_ids(participation_ids: pd.Series, cycle) -> pd.Series:
-    """The ids that do not carry `cycle` (every participation_id starts 'c<cycle>-')."""
-    return participation_ids[~participation_ids.astype(str).str.startswith(f"c{cycle}-")]
+    """The ids that do not carry `cycle` (ingest.participation_id_prefix)."""
+    return participation_ids[~participation_ids.astype(str).str.startswith(participation_id_prefix(int(cycle)))]
 
 
 def _mark_written_valid(folder: Path, result: CycleIngest) -> None:

@@ -123,7 +123,8 @@ def raw_deliveries(context: AssetExecutionContext, iga: IGAResource) -> Material
 
 BUILD_ALL = "build_all"  # the job of every asset (defs/automation.py)
 # The tags that name a run's cycles: one partition, or a range of them.
-CYCLE_TAGS = ("dagster/partition", "dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
+RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
+CYCLE_TAGS = ("dagster/partition", RANGE_START, RANGE_END)
 
 
 def refuse_another_warehouse(context, iga: IGAResource) -> None:
@@ -152,8 +153,8 @@ def refuse_a_run_of_no_cycle(context: AssetExecutionContext) -> None:
         raise Failure(description=(
             f"this run would ingest but names no cycle: choose the cycles (the launchpad's "
             f"partitions, `--partition`), or launch {BUILD_ALL} with the tags "
-            f"dagster/asset_partition_range_start={keys[0]} and dagster/asset_partition_range_end="
-            f"{keys[-1]} (README, 'Running the nightly job now'). Nothing was read or published."))
+            f"{RANGE_START}={keys[0]} and {RANGE_END}={keys[-1]} (README, 'Running the nightly "
+            f"job now'). Nothing was read or published."))
 
 
 def _of_the_run(name: str, partitions: int) -> str:

@@ -27,7 +27,9 @@ from dagster import (
     SensorResult, SkipReason, define_asset_job, schedule, sensor,
 )
 
-from iga_pipeline.defs.assets import BUILD_ALL, INVENTORY, RAW, cycles_partitions, harmonised_key
+from iga_pipeline.defs.assets import (
+    BUILD_ALL, INVENTORY, RANGE_END, RANGE_START, RAW, cycles_partitions, harmonised_key,
+)
 from iga_pipeline.defs.resources import IGAResource
 from iga_pipeline.pseudonym import PseudonymKey
 from iga_pipeline.settings import RUN_MAX_SECONDS
@@ -77,10 +79,14 @@ inventory_job = define_asset_job(
 )
 
 
+def cycle_range_tags(first: str, last: str) -> dict[str, str]:
+    """The tags that make a run cover the cycles first..last (a range run: one step per asset)."""
+    return {RANGE_START: first, RANGE_END: last}
+
+
 def all_cycles_tags() -> dict[str, str]:
     keys = cycles_partitions.get_partition_keys()
-    return {"dagster/asset_partition_range_start": keys[0],
-            "dagster/asset_partition_range_end": keys[-1]}
+    return cycle_range_tags(keys[0], keys[-1])
 
 
 @schedule(job=build_all, cron_schedule="30 2 * * *", execution_timezone="Europe/Stockholm",

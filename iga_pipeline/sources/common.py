@@ -407,8 +407,10 @@ class AdapterOutput:
     """What an adapter returns for one file.
 
     `rows` has one row per data row read (valid or not), in the delivery's own
-    columns, with `source_row`, `person_key` (NA where the personnummer was
-    invalid) and `pnr_error`. Validation decides which rows are rejected."""
+    columns, with `source_row` and, from the register and provider adapters,
+    `person_key` (NA where the personnummer was invalid) and `pnr_error` (the
+    survey's: `svar_id` and `svar_id_error`). Validation decides which rows are
+    rejected."""
 
     rows: pd.DataFrame
     interventions: pd.DataFrame = field(default_factory=pd.DataFrame)

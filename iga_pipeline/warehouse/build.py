@@ -176,7 +176,7 @@ PSEUDONYM_KEY = "pseudonym_key"
 PER_CYCLE = {
     "participations": "cycle = {c}", "survey_responses": "cycle = {c}",
     "followup": "cycle = {c}", "audit": "cycle = {c}",
-    "interventions": "starts_with(participation_id, 'c{c}-')",  # ids carry their cycle
+    "interventions": "starts_with(participation_id, 'c{c}-')",  # ingest.participation_id_prefix
 }
 # Marts of one row per participation (or below): their changed cycles' rows are replaced.
 PER_CYCLE_MARTS = {

@@ -320,7 +320,7 @@ def remove_stale(paths) -> list[str]:
             continue
         if p.is_dir():
             shutil.rmtree(p, ignore_errors=True)
-        else:
+        else:  # a candidate with its .wal and verdicts; any other file has neither, and just goes
             discard(p)
         removed.append(p.name)
     return removed
