@@ -90,6 +90,12 @@ def build(raw_dir: str | None = None, warehouse: str | None = None, cycle: int |
                   + ("raw root" if option == "--raw-dir" else "warehouse file") + ", or leave the option out",
                   file=sys.stderr)
             return EXIT_FAILED
+    if cycle is not None:
+        from iga_pipeline import reference
+        if cycle not in reference.cycles():  # said first: before any banner, worker or folder
+            print(f"error: --cycle {cycle} is not one of the project's cycles "
+                  f"({min(reference.cycles())}-{max(reference.cycles())})", file=sys.stderr)
+            return EXIT_FAILED
     try:
         paths = Paths.from_env(raw_dir, warehouse)
     except SettingError as e:
@@ -142,10 +148,6 @@ def _build(paths, key, cycle: int | None) -> int:
     job_name = "build_all"
     if cycle is not None:
         from iga_pipeline import reference
-        if cycle not in reference.cycles():
-            print(f"error: --cycle {cycle} is not one of the project's cycles "
-                  f"({min(reference.cycles())}-{max(reference.cycles())})", file=sys.stderr)
-            return EXIT_FAILED
         from iga_pipeline.staging import missing_cycles
         missing = [c for c in missing_cycles(paths.staging, reference.cycles()) if c != cycle]
         if missing:

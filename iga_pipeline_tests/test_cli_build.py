@@ -612,8 +612,9 @@ def test_a_cycle_build_without_a_warehouse_says_none_was_published(clean_build, 
     assert "Traceback" not in build.stderr and "Stack Trace" not in build.stderr  # only the ingest ran
     assert not warehouse.exists()
     assert [p.name for p in (warehouse.parent / "staging").glob("cycle=*")] == ["cycle=2"]
-    wrong = run_cli_build(clean_build.raw.root, warehouse, "--cycle", "9")
+    wrong = run_cli_build(clean_build.raw.root, warehouse, "--cycle", "9", IGA_PSEUDONYM_KEY=None)
     assert wrong.exit_code == 1 and "--cycle 9 is not one of the project's cycles (1-8)" in wrong.stderr
+    assert "!!" not in wrong.stderr  # refused before the development key's banner: the usage error alone
 
 
 @pytest.mark.parametrize("where", ["a folder", "the raw root", "a text file", "inside the raw root",
