@@ -67,6 +67,24 @@ def test_table1_delsumma_and_totalt(built):
                                                p.share_work_90d, p.share_studies_90d]
 
 
+def test_each_cycles_shares_are_of_its_completers(built):
+    """warehouse.md's shares per cycle are its counts over its completers, not over everyone
+    enrolled (a review's mutation divided by `enrolled` and no test saw it); NULL at 90 days
+    where the cycle was not followed up."""
+    _, con, _ = built
+    rows = con.execute("""
+        SELECT cycle, enrolled, completed, work_at_end, studies_at_end, work_90d, studies_90d,
+               share_work_at_end, share_studies_at_end, share_work_90d, share_studies_90d
+        FROM marts.outcomes_by_cycle ORDER BY cycle""").fetchall()
+    assert all(enrolled > completed > 0 for _, enrolled, completed, *_ in rows)  # the two differ
+    for cycle, _, completed, *figures in rows:
+        for count, share in zip(figures[:4], figures[4:]):
+            if count is None:
+                assert share is None, cycle
+            else:
+                assert share == pytest.approx(count / completed, abs=1e-12), cycle
+
+
 def test_early_leavers_and_repeat_participants(built):
     _, con, _ = built
     dropped = con.execute("SELECT sum(dropped_out) FROM marts.outcomes_by_cycle").fetchone()[0]
@@ -138,6 +156,17 @@ def test_survey_counts_are_zero_not_null_in_cycles_without_a_survey(built):
                        "ORDER BY cycle").fetchall()
     assert len(rows) == 8 and all(None not in row for row in rows), rows
     assert [r for r in rows if r[1] == 0] and all(r[3] == 0 for r in rows if r[1] == 0)
+
+
+def test_survey_coverage_is_answered_questionnaires_over_completers(built):
+    """The catalog's `coverage` (answered / completed): a questionnaire left unanswered does
+    not count (a review's mutation counted questionnaires and no test saw it)."""
+    _, con, _ = built
+    rows = con.execute("SELECT cycle, questionnaires, answered, completed, coverage FROM marts.survey_by_cycle "
+                       "ORDER BY cycle").fetchall()
+    assert any(questionnaires > answered for _, questionnaires, answered, _, _ in rows)  # they differ
+    for cycle, _, answered, completed, coverage in rows:
+        assert coverage == pytest.approx(answered / completed, abs=1e-12), cycle
 
 
 def test_parquet_exports_match_the_warehouse(built):

@@ -272,6 +272,22 @@ def test_conflicting_enrollment_two_differing_rows_in_one_file(raw, ingest, expe
     assert audit(result, REG2) == ("loaded", 4, 1, 3, 0)
 
 
+def test_an_identical_copy_of_a_conflicting_register_row_is_rejected_with_it(raw, ingest, expected_key):
+    """R5: a participation with differing register rows is not counted; an identical copy of
+    one of those rows is rejected as conflicting too, not collapsed as a duplicate (a review's
+    mutation made it a `duplicate_row` warning and no test saw it)."""
+    raw.register("1277", 2, [register_row(A, 2), register_row(A, 2), register_row(B, 2),
+                             register_row(A, 2, kon="M")])
+    result = ingest(2)
+    assert issues(result, ignore=NO_PROVIDER) == [
+        (REG2, "1", "rejected", "conflicting_enrollment"),
+        (REG2, "2", "rejected", "conflicting_enrollment"),
+        (REG2, "4", "rejected", "conflicting_enrollment"),
+    ]
+    assert keys(result) == {expected_key(B)}
+    assert audit(result, REG2) == ("loaded", 4, 1, 3, 0)
+
+
 def test_a_register_row_repeated_with_another_spelling_of_the_name_is_a_differing_row(
         raw, ingest, expected_key):
     """R5 counts once rows "with identical content"; a copy with another spelling of the name
