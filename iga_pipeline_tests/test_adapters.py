@@ -125,6 +125,17 @@ def test_register_key_is_the_same_for_every_form_of_one_person(raw, key, expecte
     assert BO.pnr12[6:8] == "63"  # samordningsnummer: day + 60 kept in the normalised value
 
 
+def test_register_takes_a_short_personnummers_century_from_the_cycles_first_day(raw, key, expected_key):
+    """raw-deliveries.md: a ten-digit form makes the person younger than 100 on the first day of
+    the cycle. 100315-NNNC on 2010-01-01 (cycle 3's first day) is born in 1910, aged 99; read
+    against the cycle's last day it would be a baby of 2010 (a review's mutation, unseen)."""
+    born_1910 = Person(dt.date(1910, 3, 15), 123, "Hundra", "Årsson")
+    raw.register("1277", 3, [register_row(born_1910, 3, form="YYMMDD-NNNC")])
+    out = read(raw, "kommuner/1277/deltagare_cykel3.csv", register.read, key)
+    assert list(out.rows["person_key"]) == [expected_key(born_1910.pnr12)]
+    assert born_1910.pnr12.startswith("1910")
+
+
 def test_register_marks_invalid_personnummer_without_a_key(raw, key):
     bad = ALI.pnr("YYMMDD-NNNC")[:-1] + str((int(ALI.pnr()[-1]) + 1) % 10)
     raw.register("1277", 2, [register_row(ALI, 2, personnummer=bad), register_row(SARA, 2)])
@@ -321,7 +332,7 @@ def test_petho_statuses_harmonise_through_ingest(raw, ingest, expected_key):
 def test_folkuniversitetet_end_file_cp1252_decimal_comma_and_empty_hours(raw, key, expected_key):
     path = raw.folkuniversitetet(3, "slut", [
         fu_end_row(ALI, kommun="Åstorp", hours=(12.5, "", 3, ""), utfallskod="1"),
-        fu_end_row(SARA, kommun="Örkelljunga", hours=("", "", "", ""), utfallskod="9"),
+        fu_end_row(SARA, kommun="Örkelljunga", hours=("0", "0,0", "", "0,00"), utfallskod="9"),
         fu_end_row(BO, kommun="ÄNGELHOLM", hours=("0,75", 40, "", "1 ,5"), utfallskod=""),
         fu_end_row(ELIN, kommun="Båstad", hours=(1, 2, 3, 4), utfallskod="3"),
     ])
@@ -344,7 +355,7 @@ def test_folkuniversitetet_end_file_cp1252_decimal_comma_and_empty_hours(raw, ke
         ("3", "validation"): 0.75, ("3", "vocational_trial"): 40.0,
         ("4", "validation"): 1.0, ("4", "vocational_trial"): 2.0,
         ("4", "civic_orientation"): 3.0, ("4", "job_search"): 4.0,
-    }  # empty hours: no intervention at all; '1 ,5' is no number (a warning, below)
+    }  # empty or zero hours: no intervention at all; '1 ,5' is no number (a warning, below)
     assert out.issues[["source_row", "severity", "reason"]].values.tolist() == [
         ["3", "warning", "invalid_code"]]
     assert_no_personal_data(got, out.interventions, out.issues)

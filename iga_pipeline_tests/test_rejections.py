@@ -79,6 +79,18 @@ def test_register_invalid_personnummer(raw, ingest, expected_key, bad):
     assert not result.issues["detail"].str.contains(bad, regex=False).any()  # never echoes the value
 
 
+def test_a_register_row_that_ends_on_its_enrolment_day_is_loaded(raw, ingest, expected_key):
+    """Only an exit *before* the enrolment is an invalid date: leaving on the day one enrols
+    is a (short) participation (a review's mutation rejected it, unseen)."""
+    raw.register("1277", 2, [register_row(A, 2, inskrivningsdatum="2009-07-05", utskrivningsdatum="2009-07-05",
+                                          avbrott_orsak="flytt"),
+                             register_row(B, 2)])
+    result = ingest(2)
+    assert issues(result, ignore=NO_PROVIDER) == []
+    assert keys(result) == {expected_key(A), expected_key(B)}
+    assert audit(result, REG2) == ("loaded", 2, 2, 0, 0)
+
+
 @pytest.mark.parametrize("field,value", [
     ("inskrivningsdatum", "2009-13-01"),
     ("inskrivningsdatum", "2009-02-30"),
