@@ -193,6 +193,17 @@ def test_petho_reads_every_municipality_sheet(raw, key, expected_key):
     assert_no_personal_data(got, out.interventions, out.issues)
 
 
+def test_a_petho_row_of_blank_cells_ends_the_data_as_an_empty_row_does(raw, key):
+    """raw-deliveries.md §2: a sheet's data end at its first entirely empty row, and a row
+    whose cells hold only spaces is empty (a review's mutation read on past it, unseen)."""
+    raw.petho({"Perstorp": [petho_row(SARA), [" ", "  ", None, " ", "", None], petho_row(OLD)]})
+    out = read(raw, "leverantorer/petho/cykel1_resultat.xlsx", providers.read_petho, key)
+    assert list(out.rows["source_row"]) == ["Perstorp!5"]
+    assert issue_list(out.issues) == [("Perstorp!7", "warning", "unexpected_file")]
+    assert out.issues["detail"].iloc[0].startswith(
+        "1 row(s) with a personnummer or a status below the sheet's first empty row (Perstorp!6)")
+
+
 def test_petho_rows_left_unread_that_name_someone_are_warned_about(raw, key):
     """Contract §2: data end at the first empty row, and a sheet not named after a
     municipality is ignored. A footnote below the data or an Info sheet is no one; a

@@ -120,6 +120,22 @@ def _failed_suites(warehouse, tmp_path, monkeypatch, *sql) -> dict[str, tuple[st
     return {m: r.failed for m, r in results.items() if not r.success}
 
 
+def test_counts_that_do_not_add_up_fail_the_outcomes_by_cycle_suite(warehouse, tmp_path, monkeypatch):
+    """Each balance of outcomes_by_cycle's suite fails on the row that breaks it, and a share
+    above 1 fails its range (a review deleted a balance expectation and no test saw it)."""
+    assert _failed_suites(
+        warehouse, tmp_path, monkeypatch,
+        "UPDATE marts.outcomes_by_cycle SET dropped_out = dropped_out + 1 WHERE cycle = 3",
+        "UPDATE marts.outcomes_by_cycle SET work_at_end = work_at_end + 1 WHERE cycle = 4",
+        "UPDATE marts.outcomes_by_cycle SET unknown_90d = unknown_90d + 1 WHERE cycle = 5",
+        "UPDATE marts.outcomes_by_cycle SET share_studies_at_end = 1.5 WHERE cycle = 6") == {
+        "outcomes_by_cycle": ("expect_column_values_to_be_between(share_studies_at_end): 1 unexpected",
+                              "expect_column_values_to_be_in_set(end_balance): 1 unexpected",
+                              "expect_column_values_to_be_in_set(balance_90d): 1 unexpected",
+                              "expect_column_values_to_be_in_set(enrolled_balance): 1 unexpected"),
+    }
+
+
 def test_the_evaluators_marts_are_checked(warehouse, tmp_path, monkeypatch):
     """A published count of 3, a goal said met below its target, a verdict the interval does not
     support, a negative cost: each fails its mart's suite, and only that expectation."""

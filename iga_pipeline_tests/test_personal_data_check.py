@@ -123,6 +123,19 @@ def test_a_personnummer_in_free_text_fails_the_check_by_table_column_and_count(t
         assert pnr not in str(event) and person.pnr12 not in str(event)
 
 
+def test_a_bare_ten_digit_column_and_a_space_written_personnummer_are_found(tmp_path):
+    """The shortest written form (YYMMDDNNNC, ten characters) is long enough to be read, and a
+    space between the date and the four digits is a separator (a review's mutations of
+    SHORTEST and of the pattern went unseen)."""
+    spaced = WHO.pnr("YYMMDD-NNNC").replace("-", " ")
+    warehouse = make_warehouse(
+        tmp_path / "iga.duckdb",
+        f"CREATE TABLE marts.bare AS SELECT '{WHO.pnr('YYMMDDNNNC')}' AS v",
+        f"UPDATE marts.data_quality_issues SET detail = 'x {spaced} x' WHERE source_row = '9'")
+    scan = personal_data.scan(warehouse)
+    assert scan.found == {("marts", "bare", "v"): 1, ("marts", "data_quality_issues", "detail"): 1}
+
+
 def test_hex_digests_dates_row_numbers_and_the_pipelines_keys_do_not_trip_it(tmp_path):
     sha = hashlib.sha256(b"a delivery").hexdigest()
     digit_rich = "ab" + "0123456789" + "cd" + "987654321012" + "ef" * 19  # 64 hex: ten and twelve digits in a row

@@ -765,7 +765,8 @@ def test_petho_whole_file_reasons(raw, ingest, content, reason):
     ('{"cykel": 5, "deltagare": {"pnr": "x"}}', "missing_columns"),
     ('{"cykel": 6, "deltagare": []}', "cycle_mismatch"),
     ('{"cykel": 6, "deltagare": [], "cykel": 5.0}', "cycle_mismatch"),  # json.loads would keep the 5
-], ids=["truncated", "a-list", "deltagare-not-a-list", "other-cycle", "two-cycles"])
+    ('{"cykel": 5.5, "deltagare": []}', "cycle_mismatch"),  # a JSON number is its value: 5.5 is not 5
+], ids=["truncated", "a-list", "deltagare-not-a-list", "other-cycle", "two-cycles", "fractional-cycle"])
 def test_astorp_whole_file_reasons(raw, ingest, content, reason):
     raw.register("1277", 5, [register_row(A, 5)])
     raw.write_text(AST5, content)
