@@ -641,6 +641,20 @@ def test_sensor_waits_for_a_file_still_arriving(raw_copy):
     assert whole != changed
 
 
+def test_sensor_waits_for_a_file_copied_in_with_an_old_modification_time(raw_copy):
+    """`cp -p` or `rsync -t` give a file that is still arriving the sender's old mtime: its
+    change time says it is new (a review's mutation looked at the mtime alone, unseen)."""
+    _, cursor, _ = tick(raw_copy, None)
+    path = raw_copy / FU3_90
+    path.write_bytes(path.read_bytes().replace(b";1;", b";3;", 1))
+    hour_ago = time.time() - 3600
+    os.utime(path, (hour_ago, hour_ago))
+    requests, still, _ = tick(raw_copy, cursor, settle_seconds=2)
+    assert requests == []
+    time.sleep(2.1)
+    assert [r.partition_key for r in tick(raw_copy, still, settle_seconds=2)[0]] == ["3"]
+
+
 def test_sensor_holds_a_cycle_back_while_any_of_its_files_is_arriving(raw_copy):
     """A review's find (2026-12-02): a corrected end-of-cycle file had settled while the 90-day
     file of the same cycle was half written. The settled file asked for the cycle, whose ingest
@@ -689,6 +703,20 @@ def test_sensor_waits_before_taking_a_deleted_file_as_gone(raw_copy):
     requests, after, _ = tick(raw_copy, still, settle_seconds=2)
     assert [r.partition_key for r in requests] == ["3"]  # gone for good, once its folder is still
     assert FU3_90 not in json.loads(after)["files"]
+
+
+def test_sensor_waits_before_taking_a_deleted_folder_as_gone(raw_copy):
+    """A municipality's whole folder removed (to be uploaded again) is dated by the nearest
+    folder still there: its files are not gone until that has been still for the settle time
+    (a review's mutation took them as gone at once, unseen)."""
+    _, cursor, _ = tick(raw_copy, None)
+    shutil.rmtree(raw_copy / "kommuner" / "1292")
+    requests, still, _ = tick(raw_copy, cursor, settle_seconds=2)
+    assert requests == []
+    time.sleep(2.1)
+    requests, after, _ = tick(raw_copy, still, settle_seconds=2)
+    assert [r.partition_key for r in requests] == [str(c) for c in range(1, 9)]  # a register of each cycle
+    assert not any(f.startswith("kommuner/1292/") for f in json.loads(after)["files"])
 
 
 def test_sensor_lists_a_file_of_no_cycle_once_it_is_still_and_keeps_no_name_of_it(raw_copy):
