@@ -113,6 +113,25 @@ def test_a_changed_file_alone_is_read_again_and_its_old_entry_goes(raw, tmp_path
     assert audit.loc[changed, "rows_read"] == len(lines) - 2  # header and the withdrawn row
 
 
+def test_half_written_entries_go_once_they_are_an_hour_old(raw, tmp_path):
+    """An entry a killed ingest left half written goes once it is RUN_MAX_SECONDS old; a
+    younger one may be another run's, being written, and stays (a review's mutation swapped
+    the two, unseen)."""
+    import os
+    import time
+
+    stage = tmp_path / "staging"
+    folder = stage / ".checked" / "cycle=3"
+    folder.mkdir(parents=True)
+    old, young = folder / ".a-killed.tmp", folder / ".b-writing.tmp"
+    for entry in (old, young):
+        entry.mkdir()
+    hour_ago = time.time() - 3601
+    os.utime(old, (hour_ago, hour_ago))
+    list(staging.stage_cycles(raw, stage, [3], KEY, workers=1))
+    assert not old.exists() and young.exists()
+
+
 def test_a_changed_key_reads_every_file_again_and_old_entries_go(raw, tmp_path, monkeypatch):
     stage = tmp_path / "staging"
     list(staging.stage_cycles(raw, stage, [3], KEY, workers=1))

@@ -185,7 +185,9 @@ def test_a_late_delivery_rejected_whole_still_rebuilds_only_its_cycle(tmp_path):
     """A cycle's staged column that holds nothing (no file rejected whole: every audit
     `reason` empty) is stored as text, not as Parquet's type of nothing: otherwise the first
     file rejected whole, or the first survey, changed the column's type over every cycle, and
-    `--cycle N` fell back to a full build ("a full build would give other columns")."""
+    `--cycle N` fell back to a full build ("a full build would give other columns").
+    A file of no cycle (its `unexpected_file` warning has no cycle) is in the incremental
+    build once, as in a full one (a review's mutation kept it twice, unseen)."""
     import shutil
     from pathlib import Path
 
@@ -193,6 +195,7 @@ def test_a_late_delivery_rejected_whole_still_rebuilds_only_its_cycle(tmp_path):
 
     raw = tmp_path / "raw"
     shutil.copytree(Path(__file__).resolve().parents[1] / "data" / "raw", raw)
+    (raw / "anteckningar.txt").write_text("notes\n", "utf-8")
     live = tmp_path / "live" / "iga.duckdb"
     assert run(raw, live).exit_code == 0
     audit = pq.read_schema(live.parent / "staging" / "cycle=6" / "audit.parquet")
@@ -208,3 +211,5 @@ def test_a_late_delivery_rejected_whole_still_rebuilds_only_its_cycle(tmp_path):
     got, want = tables(live), tables(fresh.warehouse)
     for name in want:
         assert got[name] == want[name], name
+    assert late.query("SELECT count(*) FROM marts.data_quality_issues "
+                      "WHERE reason = 'unexpected_file'") == [(1,)]
