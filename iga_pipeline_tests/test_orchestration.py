@@ -660,8 +660,14 @@ def test_sensor_holds_a_cycle_back_while_any_of_its_files_is_arriving(raw_copy):
     file of the same cycle was half written. The settled file asked for the cycle, whose ingest
     reads every file of it: the half file was staged and published. Now the whole cycle keeps
     its previous entries until every file of it has been still for the settle time; another
-    cycle's settled change is asked for meanwhile."""
+    cycle's settled change is asked for meanwhile. A file of that cycle new to the sensor is
+    not recorded meanwhile either, settled or not (a review's mutation recorded it, unseen:
+    had the arriving file come back unchanged, the new one would never have been asked for)."""
+    survey = raw_copy / "enkater/enkat_cykel3.csv"
+    survey_bytes = survey.read_bytes()
+    survey.unlink()
     _, cursor, _ = tick(raw_copy, None)
+    survey.write_bytes(survey_bytes)  # new to the sensor; settles with the files below
     end = raw_copy / "leverantorer/folkuniversitetet/cykel3_slut.csv"
     end.write_bytes(end.read_bytes().replace(b";1;", b";3;", 1))  # settles first ...
     other = raw_copy / "leverantorer/folkuniversitetet/cykel4_slut.csv"
@@ -675,6 +681,7 @@ def test_sensor_holds_a_cycle_back_while_any_of_its_files_is_arriving(raw_copy):
     before, kept = json.loads(cursor)["files"], json.loads(still)["files"]
     cycle3 = [f for f, e in before.items() if e[3] == 3]
     assert cycle3 and all(kept[f] == before[f] for f in cycle3)  # cycle 3 as it was
+    assert "enkater/enkat_cykel3.csv" not in kept
     path.write_bytes(whole)
     time.sleep(2.1)
     requests, _, _ = tick(raw_copy, still, settle_seconds=2)
