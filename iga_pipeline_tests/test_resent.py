@@ -292,3 +292,10 @@ def test_the_delivery_log_keeps_no_name_id_of_another_key_or_none(tmp_path):
     assert hashed == {"~" + expected_name_id("850101-2382", secrets[1]),  # the folder, under B
                       "~" + expected_name_id(f"rekeyed|{id_a}", secrets[1]),  # A's id, keyed under B
                       "~" + expected_name_id(f"rekeyed|{rekeyed.split('/')[1]}", secrets[1])}
+
+    # The key rotated again, and a cycle whose files name no one is staged first: the log is
+    # still keyed anew as a whole (a review's mutation left B's ids, as nothing of cycle 3 changed)
+    key_c = PseudonymKey(b"delivery-log-key-three", is_development=False)
+    list(staging.stage_cycles(raw.root, folder, [3], key_c, workers=1))
+    hashed_c = {part for n in history.read_log(folder)["source_file"] for part in n.split("/") if part.startswith("~")}
+    assert len(hashed_c) == len(hashed) and hashed_c.isdisjoint(hashed)
