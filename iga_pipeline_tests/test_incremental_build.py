@@ -181,6 +181,39 @@ def test_a_build_with_no_cycle_changed_says_so(tmp_path, builds):
     assert build.build_mode(again) == "no cycle changed"
 
 
+def test_a_cycle_staged_with_another_column_type_builds_fully(tmp_path):
+    """When one changed cycle's staged file gives a column another type, a full build would
+    give the table that type (DuckDB's union of every file's schema): the incremental path
+    must not insert the cycle's rows into the old type, but build fully (a review's mutation
+    switched the guard off, unseen)."""
+    from pathlib import Path
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from iga_pipeline.evaluation import EVALUATION_MARTS
+
+    live = tmp_path / "live" / "iga.duckdb"
+    assert run(Path(__file__).resolve().parents[1] / "data" / "raw", live).exit_code == 0
+    staged = live.parent / "staging" / "cycle=8" / "audit.parquet"
+    table = pq.read_table(staged)
+    pq.write_table(table, staged)  # the same rows written again: cycle 8 changed, the types not
+    same = build.build_candidate(live.parent / "staging", tmp_path / "same.duckdb", EVALUATION_MARTS, previous=live)
+    assert build.build_mode(same) == "cycles 8"
+    i = table.schema.get_field_index("rows_read")
+    assert pa.types.is_integer(table.schema.field(i).type)
+    pq.write_table(table.set_column(i, "rows_read", table.column(i).cast(pa.float64())), staged)
+    candidate = build.build_candidate(live.parent / "staging", tmp_path / "candidate.duckdb", EVALUATION_MARTS,
+                                      previous=live)
+    assert build.build_mode(candidate) == "full"
+    con = duckdb.connect(str(candidate), read_only=True)
+    try:
+        assert con.execute("SELECT data_type FROM information_schema.columns WHERE table_schema = 'staging' "
+                           "AND table_name = 'audit' AND column_name = 'rows_read'").fetchall() == [("DOUBLE",)]
+    finally:
+        con.close()
+
+
 def test_a_late_delivery_rejected_whole_still_rebuilds_only_its_cycle(tmp_path):
     """A cycle's staged column that holds nothing (no file rejected whole: every audit
     `reason` empty) is stored as text, not as Parquet's type of nothing: otherwise the first
