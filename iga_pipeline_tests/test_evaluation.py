@@ -539,6 +539,24 @@ def test_a_single_suppressed_cell_is_not_given_back_by_the_cycle_total():
     assert three["low"] == pytest.approx(3) and three["high"] == pytest.approx(3)
 
 
+def test_a_row_with_only_a_complementary_null_says_suppressed():
+    """`suppressed` is true for every row with a NULLed count, complementary ones too
+    (catalog: 'at least one count of the row is suppressed'). A flag set from the primary
+    cells alone (a mutation review's find) left a municipality whose only NULL is the
+    complement of another's small count saying suppressed = false; the bundled data has no
+    such row."""
+    counts = municipality_counts([big_row("1", 1, studies_at_end=3, other_at_end=12),
+                                  big_row("2", 1, studies_at_end=8), big_row("3", 1, studies_at_end=6),
+                                  big_row("4", 1, studies_at_end=0, other_at_end=15)])
+    result = suppress(counts)
+    frame = result.frame.set_index("municipality_code")
+    complement_only = {counts.at[i, "municipality_code"] for i, _ in result.complementary} - {
+        counts.at[i, "municipality_code"] for i, _ in result.primary}
+    assert complement_only, "the case is not there: every complement is in a row with a primary"
+    any_null = frame[list(PUBLISHED)].isna().any(axis=1)
+    assert frame["suppressed"].tolist() == any_null.tolist()
+
+
 def test_a_row_of_zeros_is_no_complement():
     """A municipality without completers in a cycle publishes completed = 0, so a reader
     knows its every class is 0 (counts are not negative): a NULL there hides nothing. The
@@ -555,6 +573,23 @@ def test_a_row_of_zeros_is_no_complement():
     small = lp[(lp["value"] > 0) & (~lp["hidden"] | (lp["value"] <= 4))]
     assert len(small), "the audit looked at no cell"
     assert ((small["high"] - small["low"]) >= 1 - 1e-9).all(), small
+
+
+def test_zeros_under_a_withheld_total_are_not_taken_as_known():
+    """A reader knows the parts of a relation are 0 only when its total is known to leave
+    nothing for them; with the total withheld, zeros among its unknown parts stay unknown.
+    A reader model that took them as known anyway (a mutation review's find) saw
+    derivations that are not there and withheld 15 cells of this table, where 11 protect
+    every small count (found by comparing the two on random tables)."""
+    end = ("work_at_end", "studies_at_end", "unknown_at_end", "other_at_end")
+    rows = [{"m": m, "cycle": 1, "followed_up": False, "dropped_out": d, **dict(zip(end, e))}
+            for m, d, e in (("1", 2, (1, 0, 10, 3)), ("2", 2, (0, 0, 0, 0)), ("3", 6, (6, 1, 0, 0)))]
+    counts = municipality_counts(rows)
+    result = suppress(counts)
+    lp = disclosure_intervals(counts, result.suppressed)
+    sensitive = lp[~lp["hidden"] | lp["value"].between(1, 4)]
+    assert len(sensitive) and ((sensitive["high"] - sensitive["low"]) >= 1 - 1e-9).all()
+    assert len(result.suppressed) <= 11, sorted(result.suppressed)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

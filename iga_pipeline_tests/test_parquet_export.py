@@ -70,5 +70,41 @@ def test_an_export_no_step_collected_is_stopped_and_what_it_wrote_removed(wareho
     proc, _ = export._RUNNING[warehouse.absolute()]
     export.stop(warehouse)
     assert proc.poll() is not None  # ended (or stopped), and waited for
+    assert proc.returncode == -signal.SIGTERM  # stopped, not waited for until it finished
     assert not out.exists()
     assert export.collect(warehouse) == (None, None)
+
+
+def test_an_export_that_finished_but_was_not_collected_is_removed_too(warehouse, tmp_path):
+    """A blocking check failed after the export had written everything: what it wrote goes
+    all the same (a mutation review's find: the test above stops it before it writes, so
+    removing the folder only of an export that had to be killed went unseen)."""
+    out = tmp_path / "beside"
+    assert export.start(warehouse, out)
+    proc, _ = export._RUNNING[warehouse.absolute()]
+    proc.wait(timeout=60)
+    assert proc.returncode == 0 and sorted(p.name for p in out.iterdir()) == [
+        "fct_participation.parquet", "outcomes_by_cycle.parquet"]
+    export.stop(warehouse)
+    assert not out.exists()
+
+
+def test_starting_again_stops_the_earlier_export_of_the_same_candidate(warehouse, tmp_path):
+    """A retried step starts the export of the same candidate again: the earlier process is
+    stopped and its folder removed, not left running unowned (a mutation review's find)."""
+    assert export.start(warehouse, tmp_path / "first")
+    first, _ = export._RUNNING[warehouse.absolute()]
+    assert export.start(warehouse, tmp_path / "second")
+    assert first.poll() is not None and not (tmp_path / "first").exists()
+    rows, failed = export.collect(warehouse)
+    assert failed is None and rows == {"fct_participation": 5000, "outcomes_by_cycle": 1}
+
+
+def test_an_export_started_under_a_relative_path_is_collected_under_it(warehouse, tmp_path, monkeypatch):
+    """IGA_WAREHOUSE may be relative: the export started for 'iga.duckdb' is the one collected
+    for 'iga.duckdb' (a mutation review's find: every test gave absolute paths)."""
+    monkeypatch.chdir(tmp_path)
+    relative = Path(warehouse.name)
+    assert export.start(relative, Path("beside"))
+    rows, failed = export.collect(relative)
+    assert failed is None and rows == {"fct_participation": 5000, "outcomes_by_cycle": 1}

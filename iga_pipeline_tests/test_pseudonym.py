@@ -48,3 +48,41 @@ def test_name_ids_are_keyed_and_never_shaped_like_a_personnummer():
     assert ids == [d.translate(str.maketrans("0123456789", "ghijklmnop")) for d in digests]
     assert sum(d.isdigit() for d in digests) > 50, "the case the letters are for does occur"
     assert key.name_id("LASMIG.txt") != PseudonymKey(b"another key", False).name_id("LASMIG.txt")
+
+
+def test_survey_ids_are_keyed_apart_from_person_keys():
+    """A survey's svar_id may be a personnummer: its response_id is HMAC(secret, 'survey|' + id),
+    never person_key's first 16 hex digits, which participation_id carries ('c<cycle>-' + those):
+    the anonymous answers would be joined to the participants (a mutation review's find: an HMAC
+    of the bare svar_id passed every test)."""
+    secret = b"survey-test-key"
+    key = PseudonymKey(secret, False)
+    values = pd.Series(["198501012382", "LINDQVISTUS", None], dtype="string")
+    got = [None if pd.isna(v) else v for v in key.survey_ids(values)]
+    expected = [hmac.new(secret, f"survey|{v}".encode(), hashlib.sha256).hexdigest()[:16] for v in values[:2]]
+    assert got == [*expected, None]
+    assert got[0] != key.person_keys(values[:1])[0][:16]
+
+
+def test_a_production_key_of_exactly_the_minimum_length_is_accepted():
+    """MIN_PRODUCTION_KEY characters are enough; one fewer is refused (the boundary of the check)."""
+    from iga_pipeline.pseudonym import MIN_PRODUCTION_KEY, PseudonymKeyError, key_from_env
+
+    key = key_from_env({"IGA_ENV": "production", "IGA_PSEUDONYM_KEY": "k" * MIN_PRODUCTION_KEY})
+    assert not key.is_development and key.secret == b"k" * MIN_PRODUCTION_KEY
+    with pytest.raises(PseudonymKeyError):
+        key_from_env({"IGA_ENV": "production", "IGA_PSEUDONYM_KEY": "k" * (MIN_PRODUCTION_KEY - 1)})
+
+
+def test_names_outside_ascii_are_hashed_as_utf8():
+    """Swedish and other names are hashed as their UTF-8 bytes (RFC 2104 over UTF-8, as the
+    docstrings say): another encoding changes every id of a name with å, ä or ö, and one that
+    replaces what it cannot write gives 'Łódź.pdf' and 'Śódź.pdf' one id (a mutation review's
+    find: every test used ASCII names)."""
+    secret = b"utf8-test-key"
+    key = PseudonymKey(secret, False)
+    names = ["Åstorp_cykel3.xlsx", "Łódź.pdf", "Śódź.pdf"]
+    ids = [key.name_id(n) for n in names]
+    assert ids == [hmac.new(secret, f"name|{n}".encode("utf-8"), hashlib.sha256).hexdigest()[:10]
+                   .translate(str.maketrans("0123456789", "ghijklmnop")) for n in names]
+    assert len(set(ids)) == 3
