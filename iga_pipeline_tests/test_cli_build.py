@@ -1020,6 +1020,48 @@ def test_a_duckdb_memory_above_the_cgroups_limit_is_refused(clean_build, tmp_pat
     assert build.stderr.startswith("error: IGA_DUCKDB_MEMORY='4GB' is more than this machine's 2.0 GiB"), build.stderr
 
 
+def test_a_size_setting_is_taken_up_to_a_petabyte(monkeypatch):
+    """IGA_MAX_FILE_MB and IGA_MAX_WORKBOOK_MB take any size up to a petabyte (1e9 MB), as the
+    message says; a mutation review lowered the bound a thousandfold and no test failed."""
+    from iga_pipeline import settings
+
+    monkeypatch.setenv("IGA_MAX_FILE_MB", "1e9")
+    assert settings.max_file_bytes() == 10**9 * 2**20 and settings.setting_problems() == []
+    monkeypatch.setenv("IGA_MAX_FILE_MB", "1.01e9")
+    assert settings.setting_problems() == [
+        "IGA_MAX_FILE_MB='1.01e9' is not a size in MB from one byte (0.000001) to a petabyte (1e9)"]
+
+
+def test_an_empty_file_at_the_warehouse_path_is_not_refused_as_anothers(tmp_path):
+    """An empty file is one DuckDB opens as a new database (a warehouse `touch`ed, or a
+    first open cut short): it is not a file the build would wrongly replace. A mutation review
+    made it refused, and no test failed; a file of other bytes stays refused."""
+    (tmp_path / "raw").mkdir()
+    warehouse = tmp_path / "wh" / "iga.duckdb"
+    warehouse.parent.mkdir()
+    warehouse.touch()
+    assert Paths(tmp_path / "raw", warehouse).problems() == []
+    warehouse.write_text("notes")
+    assert Paths(tmp_path / "raw", warehouse).problems() == [
+        f"the warehouse {warehouse} is a file DuckDB did not write: a build would replace it"]
+
+
+def test_a_memory_limit_of_a_cgroup_above_this_process_s_is_read(tmp_path, monkeypatch):
+    """A limit set on a parent cgroup (a systemd slice's MemoryMax) bounds every service in it:
+    the cgroups above this process's are read up to the root (a mutation review read only the
+    process's own, and no test failed)."""
+    from iga_pipeline import settings
+
+    own = tmp_path / "cgroup" / "system.slice" / "iga.service"
+    own.mkdir(parents=True)
+    (own / "memory.max").write_text("max\n")
+    (own.parent / "memory.max").write_text(f"{3 * 2**30}\n")
+    (tmp_path / "proc_cgroup").write_text("0::/system.slice/iga.service\n")
+    monkeypatch.setattr(settings, "CGROUP_ROOT", tmp_path / "cgroup")
+    monkeypatch.setattr(settings, "PROC_CGROUP", tmp_path / "proc_cgroup")
+    assert settings.machine_memory() == min(3 * 2**30, os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+
+
 def test_the_numeric_settings_take_their_documented_forms(clean_build, tmp_path):
     build = run_cli_build(clean_build.raw.root, tmp_path / "wh" / "iga.duckdb", IGA_INGEST_WORKERS="2",
                           IGA_DUCKDB_MEMORY="512MB", IGA_MAX_FILE_MB="0.5", IGA_MAX_WORKBOOK_ROWS="1000",

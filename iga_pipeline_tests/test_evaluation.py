@@ -386,6 +386,20 @@ def test_delsumma_stays_the_cycles_printed_above_it_when_cycle_8_is_followed_up(
     assert not out[(out["row_label"] == "Delsumma") & (out["column_name"] == "completed")]["matches"].any()
 
 
+def test_a_delsumma_of_no_followed_up_cycle_recomputes_nothing_not_zero():
+    """Early in the project no cycle printed above Delsumma is followed up: the subtotal has
+    nothing to recompute, so its cells are NULL (the report's '–'), as TOTALT's are with no
+    summary row, not 0 completers (a mutation review: the `if len(rows)` guard removed went
+    unnoticed and the page said the warehouse had 0 completers in the subtotal)."""
+    cycles = _table1_cycles()
+    cycles["followed_up"] = False
+    cycles[["work_90d", "studies_90d"]] = None
+    out = published_reconciliation_frame(reference.table1_published(), cycles, TABLE1_SUMMARY)
+    delsumma = out[out["row_label"] == "Delsumma"]
+    assert len(delsumma) == 11 and delsumma["recomputed"].isna().all()
+    assert not delsumma["matches"].any()  # every printed figure, nothing to hold it up
+
+
 def test_a_delsumma_printed_above_every_cycle_is_refused_not_left_empty():
     """A reordered reference table would have the subtotal sum nothing, and every one of its
     cells counted as a misprint (a review): it is an error in the reference data."""

@@ -596,3 +596,44 @@ def test_report_renders_early_in_the_project(tmp_path, cli_build, early_leaver):
     assert ('concludes "Det innebär att projektet når sitt mål" from the 154 of 310 completers of its '
             'Table 1 (TOTALT, work and studies at 90 days)') in text
     assert "Abdirahman" not in text
+
+
+def test_report_counts_the_withheld_municipal_cells_of_followed_up_cycles_only(con, page_text):
+    """The note on outcomes_by_municipality counts the cells that can hold a figure: a cycle
+    not followed up has no 90-day counts to withhold (a mutation review: with the condition
+    inverted, the page counted the wrong cells and nothing failed)."""
+    m = queries.mart(con, "outcomes_by_municipality")
+    at_end = ["enrolled", "completed", "dropped_out", "work_at_end", "studies_at_end", "unknown_at_end"]
+    at_90d = ["work_90d", "studies_90d", "unknown_90d"]
+    followed = m[m["followed_up"].astype(bool)]
+    cells = len(m) * len(at_end) + len(followed) * len(at_90d)
+    withheld = int(m[at_end].isna().sum().sum() + followed[at_90d].isna().sum().sum())
+    assert 0 < len(followed) < len(m) and withheld  # both kinds of cycle, and something withheld
+    assert f"{withheld} of {cells} counts are withheld" in page_text
+
+
+def test_report_gives_early_leavers_as_a_share_of_participations(con, page_text, html):
+    """Early leavers over every participation (enrolled), per provider period and in all, as
+    the page says; over completers the shares were larger, and no test noticed (a mutation
+    review)."""
+    per_cycle = con.execute("""
+        SELECT cycle, provider, enrolled, enrolled - completed AS leavers
+        FROM marts.outcomes_by_cycle ORDER BY cycle""").df()
+    leavers, enrolled = int(per_cycle["leavers"].sum()), int(per_cycle["enrolled"].sum())
+    assert leavers and enrolled
+    assert f"{leavers} of {enrolled} participations ({pct(leavers / enrolled)}) ended early" in page_text
+    periods = per_cycle.groupby((per_cycle["provider"] != per_cycle["provider"].shift()).cumsum())
+    for _, period in periods:
+        n, left = int(period["enrolled"].sum()), int(period["leavers"].sum())
+        assert f'<td>{pct(left / n)}<br><span class="note">of {n}</span></td>' in html, period["provider"].iloc[0]
+
+
+def test_report_gives_survey_coverage_as_answers_over_completers(con, page_text):
+    """Rule HM1's coverage is answered questionnaires over the cycle's completers; the page
+    once could divide by the questionnaires returned and say 100% (a mutation review)."""
+    s = queries.mart(con, "survey_by_cycle")
+    surveyed = s[s["questionnaires"] > 0]
+    assert len(surveyed) and (surveyed["questionnaires"] != surveyed["completed"]).any()
+    for r in surveyed.itertuples():
+        assert (f"cycle {r.cycle}, {r.answered} answers from {r.completed} completers "
+                f"({pct(r.answered / r.completed)})") in page_text, r.cycle

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from iga_pipeline.sources import text
+from iga_pipeline.sources.common import FileRejected
 
 HEADER = ["a", "b", "c"]
 # cells: letters, digits, the delimiter's neighbours, every kind of white space str.strip() removes
@@ -86,3 +88,24 @@ def test_a_line_of_other_white_space_before_the_header_is_blank_on_every_path():
         assert frame[HEADER].values.tolist() == [["x", "y", "z"]] and frame["source_row"].tolist() == [1]
         assert [(i["source_row"], i["detail"]) for i in found] == issues
         _same((frame, found), text._split_exactly(body, ";", HEADER))
+
+
+def test_white_space_ending_the_last_field_of_a_crlf_line_is_stripped():
+    """'1;2;3 \\r\\n': the space before CRLF ends the last field and is stripped, as on every
+    other path, even where no other field has white space at its edges (a mutation review:
+    the vectorised check for edge white space missed it before the CR, and no test failed)."""
+    body = "a;b;c\r\n1;2;3 \r\nx;y;z\t\r\n"
+    frame, issues = text.split(body, ";", HEADER)
+    assert issues == []
+    assert frame[HEADER].values.tolist() == [["1", "2", "3"], ["x", "y", "z"]]
+    _same((frame, issues), text._split_exactly(body, ";", HEADER))
+
+
+def test_a_file_rejected_whole_counts_its_non_blank_lines_as_rows_read():
+    """rows_read of a file rejected whole (here for a missing column) is its lines that are
+    not blank, less the header, as the audit balances it: blank lines counted as rows went
+    unnoticed in a mutation review."""
+    body = "a;b\n1;2\n\n \t\n3;4\n\n"
+    with pytest.raises(FileRejected) as e:
+        text.split(body, ";", HEADER)
+    assert (e.value.reason, e.value.rows_read) == ("missing_columns", 2)
