@@ -168,6 +168,30 @@ def test_a_publish_removes_only_what_is_an_hour_old(paths):
     assert len(removed) == 3
 
 
+def test_a_write_ahead_log_whose_candidate_is_gone_is_swept_once_an_hour_old(paths):
+    """A build killed between removing its candidate and its candidate's WAL leaves the WAL
+    alone; a later publish sweeps it once it is an hour old. A WAL beside its candidate is
+    left to go with the candidate (a mutation review found that such a WAL was never swept)."""
+    import time
+
+    from iga_pipeline.settings import RUN_MAX_SECONDS
+
+    _pending(paths)
+    old = time.time() - RUN_MAX_SECONDS - 60
+    orphan, young_orphan, running = (
+        build.candidate_path(paths.warehouse, run).with_name(build.candidate_path(paths.warehouse, run).name
+                                                             + ".wal") for run in ("run-0", "run-8", "run-9"))
+    for wal in (orphan, young_orphan, running):
+        wal.write_bytes(b"log")
+    build.candidate_path(paths.warehouse, "run-9").write_bytes(b"a build running now")
+    for p in (orphan, running):  # a running build's WAL is written; its database file may be older
+        os.utime(p, (old, old))
+    removed = publish.publish_build(paths, RUN)
+    assert _live(paths) == NEW
+    assert removed == [orphan.name]
+    assert not orphan.exists() and young_orphan.exists() and running.exists()
+
+
 # --- kills --------------------------------------------------------------------------------------
 
 OLD = {"warehouse": "old warehouse", "parquet": "old parquet", "report": "old report"}

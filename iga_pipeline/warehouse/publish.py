@@ -275,13 +275,17 @@ def replace_dir(new: Path, target: Path) -> None:
 # --- what killed or failed builds left ------------------------------------------------------
 
 def _stale_candidates(target: Path) -> list[Path]:
-    """Candidates left behind by builds that were killed (not touched for RUN_MAX_SECONDS)."""
+    """Candidates left behind by builds that were killed (not touched for RUN_MAX_SECONDS).
+    A candidate's write-ahead log goes with its candidate (`discard`), or alone once the
+    candidate is gone (a kill between the two removals)."""
     target = Path(target)
     now = time.time()
     found = []
     for p in target.parent.glob(f"{target.name}{CANDIDATE_MARK}*"):
         try:
-            if not p.name.endswith(".wal") and now - p.stat().st_mtime >= RUN_MAX_SECONDS:
+            if p.name.endswith(".wal") and p.with_name(p.name[:-len(".wal")]).exists():
+                continue
+            if now - p.stat().st_mtime >= RUN_MAX_SECONDS:
                 found.append(p)
         except FileNotFoundError:  # published or discarded meanwhile
             pass
