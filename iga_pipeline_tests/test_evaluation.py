@@ -241,6 +241,20 @@ def test_hm1_cycle_without_completers_needs_no_survey():
     assert r[("HM1", "all")]["status"] == "not_assessable"  # 5 of 11 < half
 
 
+def test_hm1_counts_only_the_survey_answers_of_the_scopes_cycles():
+    """The followed_up scope's survey figures are its own cycles' answers: summed over every
+    cycle, a surveyed cycle not followed up (cycle 8) moved the followed_up HM1 (a review's find)."""
+    cycles = [{"cycle": 1, "completed": 10, "survey_answered": 10, "survey_large_or_very_large": 10},
+              {"cycle": 8, "completed": 10, "followed_up": False, "survey_answered": 10,
+               "survey_large_or_very_large": 5}]
+    summary = summary_frame(followed_up={"completed": 10}, all={"completed": 20})
+    r = goal_rows(goal_attainment_frame(reference.goals(), cycles_frame(cycles), summary))
+    fu, al = r[("HM1", "followed_up")], r[("HM1", "all")]
+    assert (fu["numerator"], fu["denominator"], fu["status"]) == (10, 10, "met")
+    assert fu["coverage"] == pytest.approx(1.0)
+    assert (al["numerator"], al["denominator"], al["status"]) == (15, 20, "not_met")
+
+
 def test_goal_attainment_columns_match_the_catalog():
     out = goal_attainment_frame(reference.goals(), TABLE1_CYCLES, TABLE1_SUMMARY)
     assert list(out.columns) == list(mart("goal_attainment").columns)
@@ -322,6 +336,21 @@ def test_a_benchmark_about_some_birth_regions_is_also_compared_like_for_like():
     national = r[("ESF_NATIONAL", "all")]
     assert na(national["group_birth_regions"]) and na(national["group_denominator"])
     assert na(national["group_verdict"])
+
+
+def test_like_for_like_figures_are_the_scopes_own():
+    """Each scope's `group_*` figures come from that scope's completers: taken from the `all`
+    scope (cycle 8 included) for both, the followed_up row showed another figure (a review's find)."""
+    regions = pd.DataFrame([
+        {"scope": "followed_up", "birth_region": "europe", "completed": 40, "work_90d": 20},
+        {"scope": "all", "birth_region": "europe", "completed": 50, "work_90d": 21}])
+    summary = summary_frame(followed_up={"completed": 40, "work_90d": 20}, all={"completed": 50, "work_90d": 21})
+    r = {(x["benchmark_id"], x["scope"]): x
+         for x in benchmark_comparison_frame(reference.benchmarks(), summary, regions).to_dict("records")}
+    fu, al = r[("ESF_FOREIGN_BORN_EUROPE", "followed_up")], r[("ESF_FOREIGN_BORN_EUROPE", "all")]
+    assert (fu["group_numerator"], fu["group_denominator"]) == (20, 40)
+    assert fu["group_ci_low"] == pytest.approx(wilson_interval(20, 40)[0])
+    assert (al["group_numerator"], al["group_denominator"]) == (21, 50)
 
 
 def test_benchmark_below_and_empty_scope():
