@@ -1415,6 +1415,41 @@ def test_an_unreadable_file_and_an_unlistable_folder_are_rejected_and_the_build_
         shutil.rmtree(root, ignore_errors=True)
 
 
+@AS_ANOTHER_USER
+def test_an_unlistable_folder_alone_exits_3():
+    """As `nobody`: a municipality folder it may not list, every file it lists readable. No file
+    is rejected whole, but files are missing: exit 3, not 0 (a review made the exit status
+    look at the files rejected whole alone, and the test above, which has one, still passed)."""
+    import subprocess
+    import sys
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(prefix="iga-nobody-", dir="/tmp"))
+    try:
+        raw = RawRoot(root / "raw")
+        raw.register("1277", 2, [register_row(A, 2), register_row(C, 2)])
+        raw.folkuniversitetet(2, "slut", [fu_end_row(A, utfallskod="1"), fu_end_row(C, utfallskod="3")])
+        raw.register("1257", 2, [register_row(B, 2)])
+        outside = root / "not-a-delivery"  # the script's file to make unreadable: none of the raw root's
+        outside.write_text("")
+        for folder, _, files in os.walk(root):
+            os.chmod(folder, 0o755)
+            for f in files:
+                os.chmod(Path(folder) / f, 0o644)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("IGA_", "DAGSTER_HOME"))}
+        env.update(IGA_PSEUDONYM_KEY="x" * 32, HOME=str(root), MPLCONFIGDIR=str(root / "mpl"))
+        r = subprocess.run([sys.executable, "-c", AS_NOBODY, str(root / "raw"), str(root / "wh" / "iga.duckdb"),
+                            str(outside), str(root / "raw" / "kommuner" / "1257")],
+                           env=env, cwd=root, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 3, r.stderr[-3000:]
+        assert "1 folder(s) of the raw root could not be listed" in r.stderr and "rejected whole" not in r.stderr
+    finally:
+        for folder, dirs, _ in os.walk(root):
+            for d in dirs:
+                os.chmod(Path(folder) / d, 0o755)
+        shutil.rmtree(root, ignore_errors=True)
+
+
 UNWRITABLE_AS_NOBODY = r"""
 import os, sys
 from iga_pipeline import cli, pseudonym, settings  # imported as root: the interpreter is root's

@@ -77,6 +77,8 @@ def test_unchanged_cycles_are_not_validated_again(warehouse, tmp_path, monkeypat
 
     again = _results(warehouse, root, 10**9, monkeypatch)["fct_participation"]
     assert again.success and again.unchanged == tuple(range(1, 9))
+    # the check's metadata says no expectation was evaluated, not the suite's five
+    assert (first.evaluated, again.evaluated) == (5, 0)
 
     # A late delivery for cycle 5: its staging (fingerprint) and its rows change. Only
     # cycle 5 is validated again, and a fault in it is found.
@@ -205,4 +207,26 @@ def test_a_null_where_a_value_belongs_fails_the_evaluators_suites(warehouse, tmp
         "goal_attainment": ("expect_column_values_to_be_in_set(status_agrees): 1 unexpected",),
         "benchmark_comparison": ("expect_column_values_to_be_in_set(verdict_agrees): 1 unexpected",),
         "published_reconciliation": ("expect_column_values_to_not_be_null(row_label): 1 unexpected",),
+    }
+
+
+def test_the_bounds_of_the_suites_hold_at_their_edges(warehouse, tmp_path, monkeypatch):
+    """Values just past each bound fail their suite (a review loosened each bound and no test saw
+    it): a published count of 4 (the small-count control is 1 to 4, not 1 to 3), a 90-day count
+    hidden on a followed-up row that does not say suppressed, a cost of 0 (costs are strictly
+    positive), and a NULL person_key (which the hex pattern, a set expectation, lets through)."""
+    assert _failed_suites(
+        warehouse, tmp_path, monkeypatch,
+        "UPDATE marts.outcomes_by_municipality SET enrolled = 4 WHERE rowid = "
+        "(SELECT min(rowid) FROM marts.outcomes_by_municipality WHERE enrolled >= 5)",
+        "UPDATE marts.outcomes_by_municipality SET work_90d = NULL WHERE rowid = "
+        "(SELECT max(rowid) FROM marts.outcomes_by_municipality WHERE followed_up AND NOT suppressed "
+        "AND enrolled >= 5 AND work_90d IS NOT NULL)",
+        "UPDATE marts.cost_efficiency SET value_sek = 0 WHERE rowid = (SELECT min(rowid) FROM marts.cost_efficiency)",
+        "UPDATE marts.fct_participation SET person_key = NULL WHERE rowid = "
+        "(SELECT min(rowid) FROM marts.fct_participation WHERE cycle = 4)") == {
+        "outcomes_by_municipality": ("expect_column_values_to_be_in_set(small_counts_published): 1 unexpected",
+                                     "expect_column_values_to_be_in_set(hidden_without_suppressed): 1 unexpected"),
+        "cost_efficiency": ("expect_column_values_to_be_between(value_sek): 1 unexpected",),
+        "fct_participation": ("expect_column_values_to_not_be_null(person_key): 1 unexpected",),
     }

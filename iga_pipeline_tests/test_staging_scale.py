@@ -332,6 +332,8 @@ def test_a_worker_no_run_collected_is_stopped(raw, tmp_path, monkeypatch):
     workers.stop_early()
     assert workers._EARLY == {} and proc.returncode is not None
     assert not __import__("pathlib").Path(early.scratch.name).exists()
+    # stopped at once, not waited for while it staged its cycle (a review dropped the terminate)
+    assert proc.returncode != 0 and not (tmp_path / "staging" / "cycle=5").exists()
     staged = list(staging.stage_cycles(raw, tmp_path / "staging", [5], KEY, workers=1))  # the next ingest
     assert staged[0].rows["participations"] > 0
 
@@ -542,3 +544,83 @@ def test_a_process_of_the_package_ends_without_teardown_but_with_its_exit_handle
             "sys.stderr.write('error output'); exit_without_teardown(3)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert (done.returncode, done.stdout, done.stderr) == (3, "outputhandler ran\n", "error output")
+
+
+def test_an_early_worker_needs_two_cores_and_a_raw_root_large_per_cycle(raw, tmp_path, monkeypatch):
+    """`start_early` starts no worker on one core, nor when the raw root holds less than
+    PARALLEL_FROM_BYTES per project cycle on average (a review started it on one core, and
+    compared the whole raw root with one cycle's threshold, and no test saw either)."""
+    monkeypatch.delenv("IGA_INGEST_WORKERS", raising=False)
+    try:
+        monkeypatch.setattr(workers, "PARALLEL_FROM_BYTES", 1)
+        monkeypatch.setattr("os.cpu_count", lambda: 1)
+        assert workers.start_early(raw, tmp_path / "staging", 5, KEY) is False
+        monkeypatch.setattr("os.cpu_count", lambda: 2)
+        # twice the threshold in all: large for one cycle, small for eight
+        monkeypatch.setattr(workers, "PARALLEL_FROM_BYTES", workers._bytes_under(raw) // 2)
+        assert workers.start_early(raw, tmp_path / "staging", 5, KEY) is False
+        assert workers._EARLY == {}
+    finally:
+        workers.stop_early()
+
+
+def test_workers_started_before_one_that_cannot_start_are_stopped(raw, tmp_path, monkeypatch):
+    """A second worker that cannot be started (no process to be had) stops the first, which
+    would otherwise wait for its cycles for ever (a review dropped the stop; no test saw it)."""
+    real_popen, started = workers.subprocess.Popen, []
+
+    def popen(args, **kwargs):
+        if started:
+            raise OSError(11, "Resource temporarily unavailable")
+        started.append(real_popen(args, **kwargs))
+        return started[-1]
+
+    monkeypatch.setattr(workers.subprocess, "Popen", popen)
+    try:
+        with pytest.raises(OSError):
+            workers.Workers(raw, tmp_path / "staging", [[2], [3]], KEY)
+        assert len(started) == 1 and started[0].poll() is not None
+    finally:
+        for proc in started:
+            proc.kill()
+            proc.wait()
+
+
+def test_collected_workers_leave_no_scratch_folder(raw, tmp_path):
+    """The workers' results are read from a temporary folder, removed once they are collected
+    (a review left it, one folder per ingest, and no test saw it)."""
+    running = workers.Workers(raw, tmp_path / "staging", [[2]], KEY)
+    assert set(running.results()) == {2}
+    assert not __import__("pathlib").Path(running.scratch.name).exists()
+
+
+def test_a_cycle_build_that_fails_before_its_run_stops_its_early_worker(raw, tmp_path, monkeypatch):
+    """`build --cycle N` whose run cannot start (a dagster.yaml Dagster cannot read) stops the
+    worker it started early, which would otherwise go on staging after the build said it failed
+    (a review dropped `stop_early` from the command; the test of `stop_early` alone passed)."""
+    import subprocess
+
+    from conftest import run_cli_build
+
+    started, real_popen = [], subprocess.Popen
+
+    def popen(args, *a, **kw):
+        proc = real_popen(args, *a, **kw)
+        if "iga_pipeline._stage_worker" in args:
+            started.append(proc)
+        return proc
+
+    monkeypatch.setattr(subprocess, "Popen", popen)
+    monkeypatch.setattr(workers, "PARALLEL_FROM_BYTES", 1)  # as if the raw root were large
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("run_storage: [unclosed\n")
+    try:
+        build = run_cli_build(raw, tmp_path / "wh" / "iga.duckdb", "--cycle", "5", IGA_INGEST_WORKERS=None,
+                              DAGSTER_HOME=str(home))
+        assert build.exit_code == 1 and "Dagster cannot load the instance" in build.stderr, build.stderr
+        assert len(started) == 1 and started[0].returncode is not None  # waited for: ended
+        assert workers._EARLY == {}
+    finally:
+        workers.stop_early()
