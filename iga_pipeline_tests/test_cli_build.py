@@ -1370,12 +1370,34 @@ sys.exit(cli.main(["build", "--raw-dir", raw, "--warehouse", warehouse]))
 """
 
 
+def _build_twice_as_root_then_nobody(root: Path, unreadable: Path, unlistable: Path):
+    """AS_NOBODY: `root/raw` built into `root/wh` as root, then again as `nobody`, who may not
+    read `unreadable` nor list `unlistable`; everything else under `root` is open to all."""
+    import subprocess
+    import sys
+
+    for folder, _, files in os.walk(root):
+        os.chmod(folder, 0o755)
+        for f in files:
+            os.chmod(Path(folder) / f, 0o644)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("IGA_", "DAGSTER_HOME"))}
+    env.update(IGA_PSEUDONYM_KEY="x" * 32, HOME=str(root), MPLCONFIGDIR=str(root / "mpl"))
+    return subprocess.run([sys.executable, "-c", AS_NOBODY, str(root / "raw"), str(root / "wh" / "iga.duckdb"),
+                           str(unreadable), str(unlistable)],
+                          env=env, cwd=root, capture_output=True, text=True, timeout=300)
+
+
+def _remove_as_root(root: Path) -> None:
+    for folder, dirs, _ in os.walk(root):
+        for d in dirs:
+            os.chmod(Path(folder) / d, 0o755)
+    shutil.rmtree(root, ignore_errors=True)
+
+
 @AS_ANOTHER_USER
 def test_an_unreadable_file_and_an_unlistable_folder_are_rejected_and_the_build_goes_on():
     """As `nobody`: a delivery it may not read, and a municipality folder it may not list.
     Both are rejected with their reason, every other delivery is built, exit 3 (not 1)."""
-    import subprocess
-    import sys
     import tempfile
 
     root = Path(tempfile.mkdtemp(prefix="iga-nobody-", dir="/tmp"))
@@ -1385,15 +1407,7 @@ def test_an_unreadable_file_and_an_unlistable_folder_are_rejected_and_the_build_
         raw.folkuniversitetet(2, "slut", [fu_end_row(A, utfallskod="1"), fu_end_row(C, utfallskod="3")])
         secret = raw.folkuniversitetet(2, "90dagar", [fu_90_row(A, utfallskod="1")])
         raw.register("1257", 2, [register_row(B, 2)])
-        for folder, _, files in os.walk(root):
-            os.chmod(folder, 0o755)
-            for f in files:
-                os.chmod(Path(folder) / f, 0o644)
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("IGA_", "DAGSTER_HOME"))}
-        env.update(IGA_PSEUDONYM_KEY="x" * 32, HOME=str(root), MPLCONFIGDIR=str(root / "mpl"))
-        r = subprocess.run([sys.executable, "-c", AS_NOBODY, str(root / "raw"), str(root / "wh" / "iga.duckdb"),
-                            str(secret), str(root / "raw" / "kommuner" / "1257")],
-                           env=env, cwd=root, capture_output=True, text=True, timeout=300)
+        r = _build_twice_as_root_then_nobody(root, secret, root / "raw" / "kommuner" / "1257")
         assert r.returncode == 3, r.stderr[-3000:]
         assert "could not be listed" in r.stderr and "rejected whole" in r.stderr
         con = duckdb.connect(str(root / "wh" / "iga.duckdb"), read_only=True)
@@ -1409,10 +1423,7 @@ def test_an_unreadable_file_and_an_unlistable_folder_are_rejected_and_the_build_
         assert audit["leverantorer/folkuniversitetet/cykel2_90dagar.csv"] == "rejected"
         assert audit["kommuner/1277/deltagare_cykel2.csv"] == "loaded" and counted == 2
     finally:
-        for folder, dirs, _ in os.walk(root):
-            for d in dirs:
-                os.chmod(Path(folder) / d, 0o755)
-        shutil.rmtree(root, ignore_errors=True)
+        _remove_as_root(root)
 
 
 @AS_ANOTHER_USER
@@ -1420,8 +1431,6 @@ def test_an_unlistable_folder_alone_exits_3():
     """As `nobody`: a municipality folder it may not list, every file it lists readable. No file
     is rejected whole, but files are missing: exit 3, not 0 (a review made the exit status
     look at the files rejected whole alone, and the test above, which has one, still passed)."""
-    import subprocess
-    import sys
     import tempfile
 
     root = Path(tempfile.mkdtemp(prefix="iga-nobody-", dir="/tmp"))
@@ -1432,22 +1441,11 @@ def test_an_unlistable_folder_alone_exits_3():
         raw.register("1257", 2, [register_row(B, 2)])
         outside = root / "not-a-delivery"  # the script's file to make unreadable: none of the raw root's
         outside.write_text("")
-        for folder, _, files in os.walk(root):
-            os.chmod(folder, 0o755)
-            for f in files:
-                os.chmod(Path(folder) / f, 0o644)
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("IGA_", "DAGSTER_HOME"))}
-        env.update(IGA_PSEUDONYM_KEY="x" * 32, HOME=str(root), MPLCONFIGDIR=str(root / "mpl"))
-        r = subprocess.run([sys.executable, "-c", AS_NOBODY, str(root / "raw"), str(root / "wh" / "iga.duckdb"),
-                            str(outside), str(root / "raw" / "kommuner" / "1257")],
-                           env=env, cwd=root, capture_output=True, text=True, timeout=300)
+        r = _build_twice_as_root_then_nobody(root, outside, root / "raw" / "kommuner" / "1257")
         assert r.returncode == 3, r.stderr[-3000:]
         assert "1 folder(s) of the raw root could not be listed" in r.stderr and "rejected whole" not in r.stderr
     finally:
-        for folder, dirs, _ in os.walk(root):
-            for d in dirs:
-                os.chmod(Path(folder) / d, 0o755)
-        shutil.rmtree(root, ignore_errors=True)
+        _remove_as_root(root)
 
 
 UNWRITABLE_AS_NOBODY = r"""
