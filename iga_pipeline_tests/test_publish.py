@@ -10,11 +10,12 @@ import itertools
 import os
 import shutil
 import signal
+import time
 from pathlib import Path
 
 import pytest
 
-from iga_pipeline.settings import Paths
+from iga_pipeline.settings import RUN_MAX_SECONDS, Paths
 from iga_pipeline.warehouse import build, publish
 
 RUN = "run-2"
@@ -121,7 +122,7 @@ def test_a_candidate_with_a_write_ahead_log_is_not_published(paths):
     mutation review's find: with the guard removed every publish test still passed)."""
     _pending(paths)
     candidate = build.candidate_path(paths.warehouse, RUN)
-    candidate.with_name(candidate.name + ".wal").write_bytes(b"unreplayed changes")
+    build.wal_path(candidate).write_bytes(b"unreplayed changes")
     with pytest.raises(RuntimeError, match="write-ahead log"):
         publish.publish_build(paths, RUN)
     assert _live(paths) == OLD
@@ -140,25 +141,26 @@ def test_a_journal_left_half_written_is_removed_by_the_next_publish(paths):
     assert not half.exists()
 
 
+def _an_hour_old(*paths: Path) -> None:
+    """Date files and folders a minute past RUN_MAX_SECONDS ago: what a killed build left."""
+    then = time.time() - RUN_MAX_SECONDS - 60
+    for p in paths:
+        os.utime(p, (then, then))
+
+
 def test_a_publish_removes_only_what_is_an_hour_old(paths):
     """A publish sweeps away what killed builds left, over RUN_MAX_SECONDS old, and leaves
     alone a younger candidate and pending Parquet folder and report: they may be another
     build's, running now (a mutation review's find: a sweep ignoring the age passed the
     publish tests; only a slow whole-build test saw it)."""
-    import time
-
-    from iga_pipeline.settings import RUN_MAX_SECONDS
-
     _pending(paths)
     running, killed = "run-9", "run-0"
     for run in (running, killed):
         build.candidate_path(paths.warehouse, run).write_bytes(run.encode())
         paths.pending_parquet(run).mkdir()
         paths.pending_report(run).write_text(run)
-    old = time.time() - RUN_MAX_SECONDS - 60
-    for p in (build.candidate_path(paths.warehouse, killed), paths.pending_parquet(killed),
-              paths.pending_report(killed)):
-        os.utime(p, (old, old))
+    _an_hour_old(build.candidate_path(paths.warehouse, killed), paths.pending_parquet(killed),
+                 paths.pending_report(killed))
     removed = publish.publish_build(paths, RUN)
     assert _live(paths) == NEW
     assert build.candidate_path(paths.warehouse, running).exists()
@@ -172,20 +174,13 @@ def test_a_write_ahead_log_whose_candidate_is_gone_is_swept_once_an_hour_old(pat
     """A build killed between removing its candidate and its candidate's WAL leaves the WAL
     alone; a later publish sweeps it once it is an hour old. A WAL beside its candidate is
     left to go with the candidate (a mutation review found that such a WAL was never swept)."""
-    import time
-
-    from iga_pipeline.settings import RUN_MAX_SECONDS
-
     _pending(paths)
-    old = time.time() - RUN_MAX_SECONDS - 60
-    orphan, young_orphan, running = (
-        build.candidate_path(paths.warehouse, run).with_name(build.candidate_path(paths.warehouse, run).name
-                                                             + ".wal") for run in ("run-0", "run-8", "run-9"))
+    orphan, young_orphan, running = (build.wal_path(build.candidate_path(paths.warehouse, run))
+                                     for run in ("run-0", "run-8", "run-9"))
     for wal in (orphan, young_orphan, running):
         wal.write_bytes(b"log")
     build.candidate_path(paths.warehouse, "run-9").write_bytes(b"a build running now")
-    for p in (orphan, running):  # a running build's WAL is written; its database file may be older
-        os.utime(p, (old, old))
+    _an_hour_old(orphan, running)  # a running build's WAL is written; its database file may be older
     removed = publish.publish_build(paths, RUN)
     assert _live(paths) == NEW
     assert removed == [orphan.name]

@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 SQL_DIR = Path(__file__).parent / "sql"
 CANDIDATE_MARK = ".building-"
+WAL_SUFFIX = ".wal"
 
 
 def candidate_path(target: Path, token: str) -> Path:
@@ -242,10 +243,15 @@ def build_mode(warehouse: Path) -> str | None:
         con.close()
 
 
+def wal_path(database: Path) -> Path:
+    """DuckDB's write-ahead log of a database file: beside it, its name with '.wal' added."""
+    return Path(str(database) + WAL_SUFFIX)
+
+
 def _changed_cycles(previous: Path, inputs: dict[str, str]) -> list[int] | None:
     """The cycles whose staging changed since `previous` was built, or None: build fully."""
     previous = Path(previous)
-    if not previous.is_file() or Path(str(previous) + ".wal").exists():
+    if not previous.is_file() or wal_path(previous).exists():
         return None
     try:
         con = open_readonly(previous)
@@ -388,7 +394,7 @@ def discard(candidate: Path) -> None:
     """Remove a candidate, its write-ahead log and its checks' verdicts."""
     import shutil
 
-    for p in (Path(candidate), Path(str(candidate) + ".wal")):
+    for p in (Path(candidate), wal_path(candidate)):
         try:
             p.unlink(missing_ok=True)
         except OSError:  # a read-only folder: there is nothing of ours to remove anyway

@@ -30,7 +30,9 @@ from pathlib import Path
 from iga_pipeline.locks import flock
 from iga_pipeline.settings import RUN_MAX_SECONDS
 from iga_pipeline.warehouse import export
-from iga_pipeline.warehouse.build import CANDIDATE_MARK, candidate_path, discard, staging_read_at
+from iga_pipeline.warehouse.build import (
+    CANDIDATE_MARK, WAL_SUFFIX, candidate_path, discard, staging_read_at, wal_path,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +51,7 @@ def publishing(target: Path):
 def _check_publishable(candidate: Path, target: Path) -> None:
     if candidate.parent.resolve() != target.parent.resolve():
         raise ValueError("the candidate must be built in the live warehouse's folder")
-    wal = candidate.with_name(candidate.name + ".wal")
-    if wal.exists():
+    if wal_path(candidate).exists():
         raise RuntimeError("the candidate still has a write-ahead log: it was not checkpointed, so it "
                            "is not published; run the build again")
 
@@ -283,7 +284,7 @@ def _stale_candidates(target: Path) -> list[Path]:
     found = []
     for p in target.parent.glob(f"{target.name}{CANDIDATE_MARK}*"):
         try:
-            if p.name.endswith(".wal") and p.with_name(p.name[:-len(".wal")]).exists():
+            if p.name.endswith(WAL_SUFFIX) and p.with_name(p.name.removesuffix(WAL_SUFFIX)).exists():
                 continue
             if now - p.stat().st_mtime >= RUN_MAX_SECONDS:
                 found.append(p)
