@@ -248,6 +248,16 @@ def _rewrite_sheet(path, part: str, edit) -> None:
             z.writestr(name, content)
 
 
+def test_a_status_in_decomposed_unicode_below_the_data_is_warned_about(raw, key):
+    """A data row's status is read in composed form ('Anställd' typed as a and a combining
+    diaeresis is Anställd); below the data's end it names someone alike, not only when composed."""
+    nfd = unicodedata.normalize("NFD", "Anställd")
+    assert nfd != "Anställd"
+    raw.petho({"Åstorp": [petho_row(ALI)]}, info_sheet=False, after_blank={"Åstorp": [["", None, None, nfd]]})
+    out = read(raw, "leverantorer/petho/cykel1_resultat.xlsx", providers.read_petho, key)
+    assert issue_list(out.issues) == [("Åstorp!7", "warning", "unexpected_file")]
+
+
 def test_a_personnummer_stored_as_a_decimal_below_the_data_is_warned_about(raw, key):
     """A number cell written as 7903630551.0 is read as a personnummer in a data row; below
     the data's end it is someone too (a review's find)."""

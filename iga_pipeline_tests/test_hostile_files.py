@@ -44,6 +44,7 @@ import os
 import re
 import signal
 import tempfile
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -600,7 +601,8 @@ def test_petho_workbooks_are_rejected_or_fully_accounted(book):
             known, start = set(reference.outcome_codes("petho")) - {""}, reference.cycles()[1].start
             if any((column < len(row) and _a_personnummer(row[column]))
                    or any(_a_personnummer(v) and normalise_one(v, start)[1] is None for v in row)
-                   or any(i < len(row) and isinstance(row[i], str) and row[i].strip().casefold() in known
+                   or any(i < len(row) and isinstance(row[i], str)
+                          and unicodedata.normalize("NFC", row[i]).strip().casefold() in known
                           for i in statuses) for row in below):
                 warned.append("unexpected_file")
         elif column is not None and any(column < len(row) and _a_personnummer(row[column])

@@ -424,7 +424,7 @@ def _rows_like_a_persons(rows, column: int, statuses: list[int]) -> list[int]:
 
     return _rows_where(rows, lambda values: _names_someone_in(values, column) or any(
         valid(v) for v in values) or any(
-        i < len(values) and isinstance(values[i], str) and values[i].strip().casefold() in known
+        i < len(values) and isinstance(values[i], str) and _nfc(values[i]).strip().casefold() in known
         for i in statuses))
 
 
