@@ -300,6 +300,50 @@ def test_a_broken_sheet_that_the_contract_ignores_does_not_cost_the_workbook(raw
     assert list(out.rows["source_row"]) == ["Åstorp!5", "Åstorp!6", "Åstorp!7", "Båstad!5"]
 
 
+def test_a_capitalised_status_below_a_petho_sheets_end_is_warned_about(raw, key):
+    """A status is recognised below the data as in it, case-insensitively: 'Anställd' as the
+    contract writes it, with no personnummer beside it, still names someone."""
+    raw.petho({"Åstorp": [petho_row(ALI)]}, info_sheet=False,
+              after_blank={"Åstorp": [["", None, None, "Anställd"]]})
+    out = read(raw, "leverantorer/petho/cykel1_resultat.xlsx", providers.read_petho, key)
+    assert list(out.rows["source_row"]) == ["Åstorp!5"]
+    assert issue_list(out.issues) == [("Åstorp!7", "warning", "unexpected_file")]
+
+
+def test_a_personnummer_of_nine_digits_below_the_data_is_warned_about(raw, key):
+    """A personnummer stored as a number loses its leading zero: born in 1905 (YYMMDD starts
+    with 0), it has nine digits. Below the data's end it still names someone."""
+    assert len(str(OLD.as_number)) == 9
+    raw.petho({"Åstorp": [petho_row(ALI)]}, info_sheet=False,
+              after_blank={"Åstorp": [petho_row(OLD, as_number=True, status_end=None)]})
+    out = read(raw, "leverantorer/petho/cykel1_resultat.xlsx", providers.read_petho, key)
+    assert issue_list(out.issues) == [("Åstorp!7", "warning", "unexpected_file")]
+    assert_no_personal_data(out.rows, out.issues)
+
+
+def test_an_ignored_sheet_whose_name_has_a_digit_is_hashed(raw, key):
+    """A sheet not read but holding people is warned about under its name, hashed when the
+    name holds a digit at all, even one shaped like a code ('Åstorp2', which safe_path would
+    show): digits in the names of two sheets can make a personnummer together."""
+    raw.petho({"Åstorp": [petho_row(ALI)], "Åstorp2": [petho_row(BO)]}, info_sheet=False)
+    out = read(raw, "leverantorer/petho/cykel1_resultat.xlsx", providers.read_petho, key)
+    hashed = f"~{expected_name_id('Åstorp2')}"
+    assert issue_list(out.issues) == [(f"{hashed}!4", "warning", "unknown_municipality")]
+    assert out.issues["detail"].iloc[0].startswith(f"worksheet 2 ({hashed}) has Pethö's header")
+    assert "Åstorp2" not in " ".join(out.issues["detail"])
+
+
+def test_petho_header_names_are_trimmed(raw, key):
+    """Header cells with spaces around a column's name ('Status 90 dagar ', as a typist leaves
+    them) name that column: the sheet is read, not rejected for a column missing."""
+    raw.petho({"Åstorp": [petho_row(ALI, status_90d="Studier")]},
+              columns=[" Personnr", "Namn", "Insatser ", "Status cykelslut", " Status 90 dagar  ", "Kommentar"])
+    out = read(raw, "leverantorer/petho/cykel1_resultat.xlsx", providers.read_petho, key)
+    assert out.rows[["source_row", "status_end", "status_90d"]].values.tolist() == [
+        ["Åstorp!5", "anställd", "studier"]]
+    assert list(out.interventions["intervention"]) == ["validation"]
+
+
 def test_petho_number_personnr_is_a_real_excel_number(raw):
     """The builder really writes a number cell (what openpyxl returns as int)."""
     import openpyxl
@@ -327,6 +371,26 @@ def test_petho_unknown_intervention_is_a_warning_not_a_rejection(raw, key):
     assert list(out.interventions["intervention"]) == ["validation"]
     assert out.issues[["source_row", "severity", "reason"]].values.tolist() == [
         ["Perstorp!5", "warning", "invalid_code"]]
+
+
+def test_an_unknown_petho_status_is_kept_as_written_not_case_folded(raw, key):
+    """Only the contract's status texts are case-folded (`_petho_status`): anything else stays
+    as written, so that validation rejects it without echoing a name in lower case as a code."""
+    raw.petho({"Perstorp": [petho_row(ALI, status_end="Pensionär", status_90d=" ANSTÄLLD ")]})
+    out = read(raw, "leverantorer/petho/cykel1_resultat.xlsx", providers.read_petho, key)
+    assert out.rows[["status_end", "status_90d"]].values.tolist() == [["Pensionär", "anställd"]]
+
+
+def test_petho_insatser_read_each_intervention_once_and_skip_empty_items(raw, key):
+    """Insatser is a comma-separated list (raw-deliveries.md §2): an empty cell or an empty
+    item between commas is no intervention and no warning, and one named twice in a row
+    (in any case) is one intervention."""
+    raw.petho({"Perstorp": [petho_row(ALI, insatser=None), petho_row(SARA, insatser="Praktik, ,praktik,Validering,")]})
+    out = read(raw, "leverantorer/petho/cykel1_resultat.xlsx", providers.read_petho, key)
+    inter = out.interventions.sort_values(["source_row", "intervention"])
+    assert list(inter[["source_row", "intervention"]].itertuples(index=False, name=None)) == [
+        ("Perstorp!6", "internship"), ("Perstorp!6", "validation")]
+    assert len(out.issues) == 0, out.issues
 
 
 def test_petho_statuses_harmonise_through_ingest(raw, ingest, expected_key):
@@ -396,6 +460,38 @@ def test_folkuniversitetet_90_day_file(raw, key, expected_key):
     assert list(got["status_90d"]) == ["2", "7"]
     assert len(out.interventions) == 0
     assert_no_personal_data(got, out.issues)
+
+
+def test_a_folkuniversitetet_row_without_a_kommun_has_no_municipality_and_no_warning(raw, key):
+    """An empty Kommun names no municipality (<NA>); only a name that is no project
+    municipality's is warned about."""
+    raw.folkuniversitetet(2, "slut", [fu_end_row(ALI, kommun=""), fu_end_row(SARA, kommun="Malmö")])
+    out = read(raw, "leverantorer/folkuniversitetet/cykel2_slut.csv", providers.read_folkuniversitetet, key)
+    assert list(out.rows["municipality_code"].fillna("<NA>")) == ["<NA>", "<NA>"]
+    assert issue_list(out.issues) == [("2", "warning", "invalid_code")]
+    assert out.issues["detail"].iloc[0].endswith("is not a project municipality")
+
+
+def test_folkuniversitetet_hours_up_to_the_limit_are_kept_and_above_it_dropped(raw, key):
+    """HOURS_RULE is 'from 0 to 4,416': 4 416 hours are hours; 4 417 are not, and the
+    intervention is dropped with a warning, not kept with them."""
+    raw.folkuniversitetet(2, "slut", [fu_end_row(ALI, hours=("4 416", "4 417", "4416,00", ""))])
+    out = read(raw, "leverantorer/folkuniversitetet/cykel2_slut.csv", providers.read_folkuniversitetet, key)
+    assert list(out.interventions.itertuples(index=False, name=None)) == [
+        ("1", "validation", 4416.0), ("1", "civic_orientation", 4416.0)]
+    assert issue_list(out.issues) == [("1", "warning", "invalid_code")]
+    detail = out.issues["detail"].iloc[0]
+    assert detail.startswith("Timmar yrkesprövning: ") and "is not a number of hours" in detail, detail
+
+
+def test_a_provider_takes_a_short_personnummers_century_from_the_cycles_first_day(raw, key, expected_key):
+    """As for the register: 100315NNNC in cycle 3 (2010-01-01 .. 2010-06-30) is born in 1910,
+    99 on the cycle's first day; against its last day it would be a baby of 2010."""
+    born_1910 = Person(dt.date(1910, 3, 15), 123, "Hundra", "Årsson")
+    raw.folkuniversitetet(3, "slut", [fu_end_row(born_1910)])
+    out = read(raw, "leverantorer/folkuniversitetet/cykel3_slut.csv", providers.read_folkuniversitetet, key)
+    assert list(out.rows["person_key"]) == [expected_key(born_1910.pnr12)]
+    assert born_1910.pnr12.startswith("1910") and out.rows["pnr_error"].isna().all()
 
 
 def test_folkuniversitetet_codes_harmonise_through_ingest(raw, ingest, expected_key):
@@ -514,6 +610,32 @@ def test_astorp_followup_export(raw, key, expected_key):
     assert_keys(got, [expected_key(ALI), expected_key(SARA)])
     assert list(got["status_90d"].fillna("<NA>")) == ["FTG", "<NA>"]
     assert len(out.interventions) == 0
+
+
+def test_an_astorp_kommunkod_of_no_project_municipality_is_missing_with_a_warning(raw, key):
+    """The providers' frame has <NA> where the claim names no project municipality
+    (providers.py); the code as written is only in the warning."""
+    raw.astorp(5, [astorp_entry(ALI, kommunkod="1280"), astorp_entry(SARA, kommunkod=" 1278 ")])
+    out = read(raw, "leverantorer/astorp/cykel5.json", providers.read_astorp, key)
+    assert list(out.rows["municipality_code"].fillna("<NA>")) == ["<NA>", "1278"]
+    assert issue_list(out.issues) == [("1", "warning", "invalid_code")]
+    assert out.issues["detail"].iloc[0] == "kommunkod '1280' is not a project municipality"
+
+
+def test_astorp_insatser_of_odd_shapes(raw, key):
+    """A typ with spaces around it is its type (as a status or kommunkod is); true is no
+    number of hours (JSON's boolean is not 1); an insatser that is no list is ignored with
+    a warning, never silently."""
+    not_a_list = astorp_entry(BO, insatser=None)
+    not_a_list["insatser"] = "VALIDERING"
+    raw.astorp(5, [astorp_entry(ALI, insatser=[(" praktik ", 8)]),
+                   astorp_entry(SARA, insatser=[("VALIDERING", True)]), not_a_list])
+    out = read(raw, "leverantorer/astorp/cykel5.json", providers.read_astorp, key)
+    assert list(out.interventions.itertuples(index=False, name=None)) == [
+        ("1", "internship", 8.0), ("2", "validation", pd.NA)]
+    assert issue_list(out.issues) == [("2", "warning", "invalid_code"), ("3", "warning", "invalid_code")]
+    assert "is not a number of hours" in out.issues["detail"].iloc[0]
+    assert out.issues["detail"].iloc[1] == "insatser is not a list; ignored"
 
 
 def test_astorp_null_status_is_unknown_after_ingest(raw, ingest, expected_key):

@@ -263,6 +263,23 @@ def test_a_workbook_compressed_as_excel_never_does_is_refused_unread(raw, method
                                                    "which Excel does not use")
 
 
+def test_a_workbook_with_an_encrypted_part_is_refused_as_encrypted(raw):
+    """zipfile refuses an encrypted part only when openpyxl reads it (a RuntimeError, "the file
+    could not be parsed"); the parts' count finds the flag first and says what it is."""
+    write_big_workbook(raw.path(PETHO), 3, "A1:E7")
+    data = bytearray(raw.path(PETHO).read_bytes())
+    part = b"xl/worksheets/sheet1.xml"
+    central, local = data.rfind(part) - 46, data.find(part) - 30
+    assert data[central:central + 4] == b"PK\x01\x02" and data[local:local + 4] == b"PK\x03\x04"
+    data[central + 8] |= 1  # general purpose flag, bit 0: encrypted
+    data[local + 6] |= 1
+    raw.path(PETHO).write_bytes(bytes(data))
+    raw.register("1277", 1, [register_row(A, 1)])
+    result = ingest_cycle(raw.root, 1, KEY)
+    assert whole_file_issue(result, PETHO) == ("unreadable_file", "the workbook is encrypted")
+    assert len(result.participations) == 1
+
+
 def test_a_broken_deflate_stream_is_refused_as_unreadable_not_a_crash(raw):
     """openpyxl let zlib's error escape from deep inside its reading ('the file could not be
     parsed', a traceback in the log); the parts' count finds it first and says what it is."""
@@ -396,8 +413,6 @@ def test_a_stray_cell_far_below_the_data_does_not_reject_the_sheet(raw):
     a = result.audit.set_index("source_file").loc[PETHO]
     assert (a["status"], a["rows_read"]) == ("loaded", 3)
     assert result.followup["followed_up"].tolist() == [False]  # no 90-day statuses in these rows
-
-
 
 
 @pytest.mark.parametrize("dimension", [None, "A1:E7"], ids=["no-dimension", "lying-dimension"])

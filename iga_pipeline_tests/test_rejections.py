@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from iga_pipeline.sources.common import safe_path, safe_value
 from rawfiles import (
-    FU_END_COLUMNS, REGISTER_COLUMNS, Person, astorp_entry, astorp_followup, fu_90_row, fu_end_row, people, petho_row, register_row,
+    FU_END_COLUMNS, PETHO_COLUMNS, REGISTER_COLUMNS, Person, astorp_entry, astorp_followup, fu_90_row, fu_end_row, people, petho_row, register_row,
 )
 
 A, B, C, D = people(4)
@@ -441,7 +441,6 @@ def test_duplicate_astorp_entry_is_counted_once(raw, ingest):
     assert audit(result, AST5) == ("loaded", 2, 1, 0, 1)
 
 
-
 def _entry_giving_again(entry: dict, name: str, value, *, written_as: str | None = None) -> str:
     """`entry` as JSON text that gives `name` once more, last (json.dumps cannot: a dict's
     keys are unique); `written_as`: the key as written in the text, escapes and all."""
@@ -776,7 +775,6 @@ def test_astorp_whole_file_reasons(raw, ingest, content, reason):
     assert audit(result, AST5)[0] == "rejected"
 
 
-
 def test_an_astorp_export_that_is_its_list_alone_counts_the_items_as_read(raw, ingest):
     """A review's find (2026-12-04): the list without its object was rejected with rows_read 0,
     while a CSV rejected whole counts its rows; the detail now says what the export is."""
@@ -819,6 +817,39 @@ def test_an_astorp_export_that_gives_its_cycle_twice_alike_is_read(raw, ingest):
     result = ingest(5)
     assert audit(result, AST5) == ("loaded", 1, 1, 0, 0)
     assert result.participations["status_end"].tolist() == ["work"]
+
+
+@pytest.mark.parametrize("cykel", [None, " 5 "], ids=["null", "padded-text"])
+def test_an_astorp_export_with_a_null_or_padded_cykel_is_read(raw, ingest, cykel):
+    """Only a cykel that says another cycle rejects the export: null says none, and a string
+    is compared trimmed (" 5 " is 5; "05" would not be, decisions.md)."""
+    raw.register("1277", 5, [register_row(A, 5)])
+    raw.write_text(AST5, json.dumps({"leverantor": "Åstorps kommun", "cykel": cykel, "deltagare": [astorp_entry(A)]}))
+    result = ingest(5)
+    assert audit(result, AST5) == ("loaded", 1, 1, 0, 0)
+    assert result.participations["status_end"].tolist() == ["work"]
+
+
+def test_an_astorp_export_of_another_cycle_counts_its_entries_as_read(raw, ingest):
+    """An export rejected whole for its cykel holds back its entries: the audit counts them
+    (as for any file rejected whole, decisions.md)."""
+    raw.register("1277", 5, [register_row(A, 5)])
+    raw.astorp(5, [astorp_entry(A), astorp_entry(B)], cykel=6)
+    result = ingest(5)
+    assert audit(result, AST5) == ("rejected", 2, 0, 2, 0)
+    assert result.audit.set_index("source_file").loc[AST5, "reason"] == "cycle_mismatch"
+
+
+def test_a_rejected_petho_workbook_counts_its_data_rows_only(raw, ingest):
+    """A workbook rejected whole counts the data rows it holds back, each sheet's to its first
+    empty row (raw-deliveries.md §2): not the rows below it, which the contract does not read."""
+    raw.register("1277", 1, [register_row(A, 1), register_row(B, 1)])
+    raw.petho({"Åstorp": [petho_row(A), petho_row(B)]}, columns=[*PETHO_COLUMNS, "Status cykelslut"],
+              after_blank={"Åstorp": [petho_row(C), petho_row(D)]})
+    result = ingest(1)
+    assert audit(result, PETHO) == ("rejected", 2, 0, 2, 0)
+    assert result.audit.set_index("source_file").loc[PETHO, "reason"] == "unreadable_file"
+
 
 @pytest.mark.parametrize("case", ["folkuniversitetet in UTF-8", "register in Windows-1252"])
 def test_a_delimited_file_in_the_wrong_encoding_is_rejected_with_its_rows_counted(raw, ingest, case):

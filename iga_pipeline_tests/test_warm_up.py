@@ -50,7 +50,6 @@ def test_a_failed_import_never_leaves_a_step_waiting_and_the_others_still_happen
     assert _in_a_fresh_interpreter(code) == "True True"  # the marts' and the report's imports happened
 
 
-
 def test_the_thread_imports_nothing_of_the_packages_dagster_uses_on_the_main_thread_meanwhile():
     """Great Expectations imports sqlalchemy.orm; made in the thread while Dagster's storage
     queried SQLAlchemy on the main thread, it failed the build now and then (warm_up.FIRST)."""
