@@ -116,6 +116,15 @@ def test_name_spelling_tells_only_a_persons_own_rows_apart():
     assert numbers.tolist() == [1, 1, 1, 1, 0, 1, 2, 1, 1, 1, 2]
 
 
+def test_name_spelling_compares_the_surname_as_well(raw, key):
+    """A person's rows that differ in efternamn alone (a new surname) are two spellings, so R5
+    rejects them as differing rows instead of counting them once as identical."""
+    raw.register("1277", 2, [register_row(ALI, 2), register_row(ALI, 2, efternamn="Hassan"),
+                             register_row(ALI, 2), register_row(SARA, 2)])
+    got = read(raw, "kommuner/1277/deltagare_cykel2.csv", register.read, key).rows
+    assert list(got["name_spelling"]) == [1, 2, 1, 0]
+
+
 def test_register_key_is_the_same_for_every_form_of_one_person(raw, key, expected_key):
     """The normalised 12-digit value identifies the person, however it was written."""
     forms = ["YYMMDD-NNNC", "YYMMDDNNNC", "YYYYMMDDNNNC", "YYYYMMDD-NNNC"]
@@ -685,6 +694,7 @@ def test_survey_reads_anonymous_answers(raw, key):
     ("2010 0003", False), ("100001 2", False), ("1.5", False), ("A-100 200", False),
     # dates, times and numbers spaced otherwise stay ids (the fix's review)
     ("2010/03/15/001", False), ("20100315_001", False), ("1277_2010_000123", False), ("20100315 142312", False),
+    ("201003151423", False),  # twelve digits, a time stamp and no personnummer (wrong check digit): an id
     ("2010.03.15 14.23.12", False), ("12 345 678 901", False), ("v1.2.3.4.5.6.7.8.9.10", False),
 ])
 def test_a_survey_id_is_rejected_only_when_it_names_a_personnummer(raw, key, svar_id, names_one):

@@ -129,6 +129,15 @@ def test_unreadable_files_exit_3(unreadable_build):
     assert "rejected whole" in unreadable_build.stderr
 
 
+def test_files_rejected_whole_are_not_said_to_be_folders_not_listed(unreadable_build):
+    """The closing summary's two counts from the issues (queries.ISSUE_TOTALS): its warnings, and
+    the folders that could not be listed, which files rejected whole (their rejections of no
+    row are audited files) are not (a review's mutation counted them as such, unseen)."""
+    (warnings,) = unreadable_build.query("SELECT count(*) FROM marts.data_quality_issues WHERE severity = 'warning'")[0]
+    assert f"  warnings: {warnings}\n" in unreadable_build.stdout, unreadable_build.stdout
+    assert "could not be listed" not in unreadable_build.stderr, unreadable_build.stderr[-2000:]
+
+
 def test_each_file_rejected_whole_is_said_once(unreadable_build):
     """Each was printed twice: by the ingest's Python logger, plainly, and by the run's log
     (a review's find). Now only the run's line, with its cycle."""

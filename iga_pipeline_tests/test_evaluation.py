@@ -76,6 +76,16 @@ def test_expressions_are_parsed_not_evaluated():
             parse_expression(bad)
 
 
+def test_a_plus_after_a_minus_adds_again():
+    """Each operator signs the quantity after it alone: a goal written as 'a - b + c' (a new
+    row of goals.csv) is a - b + c, not a - b - c."""
+    expression = "completed - work_90d + studies_90d"
+    assert parse_expression(expression) == [(1, "completed"), (-1, "work_90d"), (1, "studies_90d")]
+    assert evaluate(expression, {"completed": 10, "work_90d": 4, "studies_90d": 3}) == 9
+    assert evaluate("completed - work_90d - studies_90d + work_at_end",
+                    {"completed": 10, "work_90d": 4, "studies_90d": 3, "work_at_end": 2}) == 5
+
+
 def test_reaches_compares_exactly_at_the_boundary():
     assert reaches(9, 20, "0.45") and reaches(9, 20, 0.45)
     assert not reaches(8, 20, 0.45)

@@ -13,6 +13,7 @@ import json
 
 import pandas as pd
 import pytest
+from conftest import expected_name_id
 from iga_pipeline.sources.common import safe_path, safe_value
 from rawfiles import (
     FU_END_COLUMNS, PETHO_COLUMNS, REGISTER_COLUMNS, Person, astorp_entry, astorp_followup, fu_90_row, fu_end_row, people, petho_row, register_row,
@@ -170,6 +171,22 @@ def test_one_issue_per_row_even_when_several_checks_fail(raw, ingest):
     assert audit(result, REG2) == ("loaded", 1, 0, 1, 0)
 
 
+def test_a_row_failing_several_checks_is_named_by_the_first_reason_of_the_priority(raw, ingest):
+    """validation.REASON_PRIORITY: missing_required before cycle_mismatch, cycle_mismatch before
+    invalid_date, invalid_date before invalid_code; the detail says every check, in that order
+    (a review's mutation swapped two of them, unseen)."""
+    raw.register("1277", 2, [register_row(A, 2, kon="", cykel="3"),
+                             register_row(B, 2, cykel="3", inskrivningsdatum="igår"),
+                             register_row(C, 2, inskrivningsdatum="igår", kon="X")])
+    result = ingest(2)
+    assert issues(result) == [(REG2, "1", "rejected", "missing_required"),
+                              (REG2, "2", "rejected", "cycle_mismatch"),
+                              (REG2, "3", "rejected", "invalid_date")]
+    assert result.issues.set_index("source_row").loc["2", "detail"] == (
+        "cykel differs from the file name's cycle 2 (got '3'); "
+        "inskrivningsdatum is not a date YYYY-MM-DD (got '<text of 4 characters>')")
+
+
 # --- R4: invalid provider rows --------------------------------------------------------------
 
 def test_provider_invalid_personnummer_in_every_provider(raw, ingest):
@@ -245,6 +262,18 @@ def test_survey_rejections(raw, ingest, key):
     ]
     assert result.survey_responses["response_id"].tolist() == key.survey_ids(pd.Series(["1"])).tolist()
     assert audit(result, SURVEY3) == ("loaded", 6, 1, 4, 1)
+
+
+def test_a_survey_answer_without_its_municipality_is_missing_required(raw, ingest, key):
+    """kommunkod is required: an answer that does not say its municipality counts nowhere
+    (a review's mutation made the column optional, and no test saw it)."""
+    raw.survey(3, [{"svar_id": "1", "kommunkod": "1277", "okad_mojlighet": "4", "tolk": "ja"},
+                   {"svar_id": "2", "kommunkod": "", "okad_mojlighet": "5", "tolk": "nej"}])
+    result = ingest(3)
+    assert issues(result) == [(SURVEY3, "2", "rejected", "missing_required")]
+    assert result.issues["detail"].tolist() == ["kommunkod is empty"]
+    assert result.survey_responses["response_id"].tolist() == key.survey_ids(pd.Series(["1"])).tolist()
+    assert audit(result, SURVEY3) == ("loaded", 2, 1, 1, 0)
 
 
 # --- R5: conflicting enrollment ---------------------------------------------------------------
@@ -970,6 +999,23 @@ def test_numbers_that_are_no_digits_are_never_quoted(key):
     assert safe_path("kommuner/1277/7\u3363\u336c\u3359-\u3358298.csv", key).startswith("kommuner/1277/~")
 
 
+def test_three_single_letters_are_described_two_are_quoted():
+    """A code has a letter or two apart ('K/M', '12,5h'); three are initials, a name's."""
+    assert safe_value("K/M") == "K/M" and safe_value("12,5h") == "12,5h"
+    assert safe_value("Z.y.x") == "<text of 5 characters>"
+    assert safe_value("A-B-C-1") == "<text of 7 characters>"
+
+
+def test_six_digits_in_the_names_a_sender_chose_hash_them(key):
+    """From six digits over the components that are not the contract's (a birth date), every
+    such component with a digit is hashed, however split; five are shown."""
+    assert safe_path("kommuner/1277/850101.pdf", key) == f"kommuner/1277/~{expected_name_id('850101.pdf')}.pdf"
+    assert safe_path("kommuner/1277/85/0101.pdf", key) == (
+        f"kommuner/1277/~{expected_name_id('85')}/~{expected_name_id('0101.pdf')}.pdf")
+    assert safe_path("kommuner/1277/85010.pdf", key) == "kommuner/1277/85010.pdf"
+    assert safe_path("kommuner/1277/deltagare_cykel2.csv", key) == "kommuner/1277/deltagare_cykel2.csv"
+
+
 @pytest.mark.parametrize("value,shown", [("2009-13-01", True), ("2009-12-32", True), ("05/07/2009", True),
                                          ("31/12/2009", True), ("12/31/2009", False), ("2010-31-12", False),
                                          ("31.20.2010", False)])
@@ -1025,6 +1071,29 @@ def test_a_rows_quoted_values_do_not_make_a_personnummer_together(raw, ingest):
     assert "kon" in details["2"] and "fodelseland" in details["2"], details["2"]
     assert "(got '####-##-##')" in details["2"] and "(got '####')" in details["2"], details["2"]
     assert details["3"].endswith("(got '5214')"), details["3"]
+
+
+def test_two_values_of_a_row_with_six_digits_between_them_are_masked(raw, ingest):
+    """Six digits between a row's quoted values are a birth date ('8501' in `kon`, '01' in
+    `fodelseland`): masked. Five are shown."""
+    raw.register("1277", 2, [register_row(A, 2, kon="8501", fodelseland="01"),
+                             register_row(B, 2, kon="8501", fodelseland="0")])
+    result = ingest(2)
+    details = result.issues.set_index("source_row")["detail"]
+    assert "(got '####')" in details["1"] and "(got '##')" in details["1"], details["1"]
+    assert "8501" not in details["1"], details["1"]
+    assert "(got '8501')" in details["2"] and "(got '0')" in details["2"], details["2"]
+
+
+def test_a_date_of_the_project_years_outside_a_field_of_dates_is_masked(raw, ingest):
+    """Only an invalid_date detail shows a date: in `kon` even a date of 2009 is masked (a
+    register shifted by a column put dates there); the same date in a field of dates is shown."""
+    raw.register("1277", 2, [register_row(A, 2, kon="2009-07-05"),
+                             register_row(B, 2, utskrivningsdatum="2009-12-32")])
+    result = ingest(2)
+    details = result.issues.set_index("source_row")["detail"]
+    assert details["1"] == "kon must be one of K, M (got '####-##-##')", details["1"]
+    assert details["2"].endswith("(got '2009-12-32')"), details["2"]
 
 
 def test_a_harmonised_frame_failing_its_model_names_the_cycle_and_column_never_the_values():

@@ -50,6 +50,44 @@ def test_a_failed_import_never_leaves_a_step_waiting_and_the_others_still_happen
     assert _in_a_fresh_interpreter(code) == "True True"  # the marts' and the report's imports happened
 
 
+def test_a_step_waits_for_its_own_library_alone():
+    """wait_for('scipy.stats') returns once scipy.stats is imported, while the report's
+    matplotlib is still held back (until the step has gone on, or at most 60 s): the marts'
+    step does not wait for the imports of the steps after it."""
+    code = (
+        "import importlib.abc, sys, threading\n"
+        "go, held = threading.Event(), []\n"
+        "class HoldMatplotlib(importlib.abc.MetaPathFinder):  # finds nothing itself\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name == 'matplotlib' and threading.current_thread().name == 'warm-up':\n"
+        "            held.append(go.wait(60))\n"
+        "sys.meta_path.insert(0, HoldMatplotlib())\n"
+        "from iga_pipeline import warm_up\n"
+        "warm_up.start()\n"
+        "warm_up.wait_for('scipy.stats')\n"
+        "ready = 'scipy.stats' in sys.modules and 'matplotlib' not in sys.modules\n"
+        "go.set()\n"
+        "warm_up.finish(120)\n"
+        "print(ready, held, all(m in sys.modules for m in warm_up.MODULES))\n"
+    )
+    assert _in_a_fresh_interpreter(code) == "True [True] True"
+
+
+def test_a_library_imported_before_the_start_leaves_the_others_to_the_thread():
+    """start() does nothing only when every library is imported already; one imported before
+    (scipy.stats, say) leaves the others to the thread as usual."""
+    code = (
+        "import sys\n"
+        "import scipy.stats\n"
+        "from iga_pipeline import warm_up\n"
+        "assert not any(m in sys.modules for m in warm_up.MODULES[1:])\n"
+        "warm_up.start()\n"
+        "warm_up.finish(120)\n"
+        "print(warm_up._thread is not None, all(m in sys.modules for m in warm_up.MODULES))\n"
+    )
+    assert _in_a_fresh_interpreter(code) == "True True"
+
+
 def test_the_thread_imports_nothing_of_the_packages_dagster_uses_on_the_main_thread_meanwhile():
     """Great Expectations imports sqlalchemy.orm; made in the thread while Dagster's storage
     queried SQLAlchemy on the main thread, it failed the build now and then (warm_up.FIRST)."""
