@@ -161,6 +161,19 @@ def test_the_instance_runs_at_most_two_ingest_runs_at_once(defs, tmp_path):
         {"key": key, "value": INGEST_TAGS[key], "limit": 2}]
 
 
+def test_the_deployments_resource_takes_the_paths_of_the_environment(defs, tmp_path, monkeypatch):
+    """`dagster dev` (workspace.yaml) runs every step with the definitions' resource: the paths
+    of IGA_RAW_DIR and IGA_WAREHOUSE, and not `iga-pipeline build`'s run in its own process
+    (which warms the later steps' imports up, and says the development key in its banner
+    rather than in the run's log)."""
+    iga = defs.resources["iga"]
+    monkeypatch.setenv("IGA_RAW_DIR", str(tmp_path / "raw"))
+    monkeypatch.setenv("IGA_WAREHOUSE", str(tmp_path / "wh" / "iga.duckdb"))
+    paths = iga.paths()
+    assert (paths.raw_dir, paths.warehouse) == (tmp_path / "raw", tmp_path / "wh" / "iga.duckdb")
+    assert iga.in_process_run is False
+
+
 def test_every_job_executes_its_steps_in_the_runs_process(defs):
     """A new process per step imports everything again: under `dagster dev` the ingest run
     of a 300-person cycle took 17 s that way, 1.6 s in the run's process

@@ -44,10 +44,11 @@ from dagster._core.instance.ref import InstanceRef
 
 from iga_pipeline.definitions import defs
 from iga_pipeline.defs.assets import (
-    INVENTORY, NO_FILE_REJECTED, PUBLISH_IN_RUN, PUBLISHED, RAW, harmonised_key, mart_key,
+    INVENTORY, LIVE_NOW, LIVE_WITH_THE_PUBLISH, NO_FILE_REJECTED, PUBLISH_IN_RUN, PUBLISHED,
+    RAW, REPORT, harmonised_key, mart_key,
 )
 from iga_pipeline.defs.automation import all_cycles_tags, raw_delivery_sensor
-from iga_pipeline.defs.checks import pandera_checks
+from iga_pipeline.defs.checks import failure_details, pandera_checks
 from iga_pipeline.defs.resources import IGAResource
 from iga_pipeline.personnummer import normalise_one
 from iga_pipeline.settings import INSTANCE_MARK
@@ -164,15 +165,16 @@ class Site:
 
     def run(self, job: str = "build_all", *, partition_key: str | None = None,
             all_cycles: bool = False, tags: dict | None = None, instance=None,
-            definitions: Definitions = defs):
-        """Run a job of the project (or of `definitions`) in process; the result."""
+            definitions: Definitions = defs, run_id: str | None = None):
+        """Run a job of the project (or of `definitions`) in process; the result. A run id
+        given again stands for a re-execution of that run (whose build id is the same)."""
         run_tags = dict(tags or {})
         if all_cycles:
             run_tags.update(all_cycles_tags())
         return definitions.resolve_job_def(job).execute_in_process(
             instance=instance or DagsterInstance.ephemeral(), resources=self.resources(),
             partition_key=partition_key, tags=run_tags or None, run_config=QUIET,
-            raise_on_error=False)
+            run_id=run_id, raise_on_error=False)
 
     def leftovers(self) -> list[Path]:
         """Candidate files (and their WALs) beside the live warehouse."""
@@ -389,31 +391,46 @@ def test_a_misnamed_file_is_published_as_unexpected_by_the_sensor_and_the_automa
         assert PUBLISHED in materialised(follow)
         automation_cursor = after.cursor
         assert unexpected() == expected
+        # the mart's breakdown in the UI counts them, though they have no source row
+        (by_reason,) = [e.materialization.metadata["by_reason"].value
+                        for e in follow.get_asset_materialization_events()
+                        if e.asset_key == mart_key("data_quality_issues")]
+        assert {(s, r): int(n) for s, r, n in markdown_rows(by_reason)[1:] if r == "unexpected_file"} == \
+            Counter((severity, "unexpected_file") for _, severity in expected)
         (site.raw / misnamed).unlink(missing_ok=True)
     # no cycle was ingested again
     assert {k: v for k, v in snapshot(site.staging).items() if k.startswith("cycle=")} == staged_before
 
 
+def first_metadata(built: Built, key: AssetKey, partition: str | None = None) -> dict:
+    """The metadata values of the shared build's materialisation of `key` (build_all's: later
+    tests add other runs to its instance)."""
+    from dagster import AssetRecordsFilter
+
+    records = built.instance.fetch_materializations(AssetRecordsFilter(
+        asset_key=key, asset_partitions=[partition] if partition else None), limit=1, ascending=True).records
+    return {k: v.value for k, v in records[0].asset_materialization.metadata.items()}
+
+
+def markdown_rows(table: str) -> list[list[str]]:
+    """The rows of a Markdown table of the metadata (its header first), cell by cell."""
+    return [[cell.strip() for cell in line.strip().strip("|").split("|")]
+            for i, line in enumerate(table.splitlines()) if i != 1]
+
+
 def test_a_run_of_several_cycles_labels_its_counts_as_theirs(built):
     """Dagster keeps one result for every partition of a range run (build_all): the UI then
     shows it on each cycle, so it says that it covers the run's cycles and gives each one's."""
-    from dagster import AssetRecordsFilter
-
-    def first(key: AssetKey, partition: str) -> dict:  # build_all's: later tests add other runs
-        records = built.instance.fetch_materializations(
-            AssetRecordsFilter(asset_key=key, asset_partitions=[partition]), limit=1, ascending=True).records
-        return {k: v.value for k, v in records[0].asset_materialization.metadata.items()}
-
     staged = {c: len(pd.read_parquet(built.site.staging / f"cycle={c}" / "participations.parquet"))
               for c in range(1, 9)}
     for partition in ("3", "8"):
-        metadata = first(harmonised_key("participations"), partition)
+        metadata = first_metadata(built, harmonised_key("participations"), partition)
         assert "rows" not in metadata
         assert metadata["rows, all 8 cycles of the run"] == sum(staged.values())
         table = [line.strip("|").split("|") for line in metadata["rows by cycle"].splitlines()[2:]]
         assert {int(c): int(n) for c, n in table} == staged
-        assert "files, all 8 cycles of the run" in first(RAW, partition)
-    assert first(harmonised_key("audit"), "3")["files rejected whole"] == 0
+        assert "files, all 8 cycles of the run" in first_metadata(built, RAW, partition)
+    assert first_metadata(built, harmonised_key("audit"), "3")["files rejected whole"] == 0
 
 
 def test_raw_deliveries_records_the_version_of_each_file_it_saw(built):
@@ -433,6 +450,78 @@ def test_raw_deliveries_records_the_version_of_each_file_it_saw(built):
     assert shown == audited
 
 
+def test_the_marts_show_the_rows_columns_and_breakdowns_of_the_published_warehouse(built):
+    """What the UI shows of each mart is the published file's: its row count, its columns
+    (the Columns tab) in the table's order with their DuckDB types and the catalog's meanings,
+    the two outcome marts' previews, and data_quality_issues by severity and reason (issues of
+    a whole file, which have no row, are counted too: the next test); harmonised/issues shows
+    the staged issues by reason."""
+    live = built.site.live
+    for m in MARTS:
+        metadata = first_metadata(built, mart_key(m.name))
+        assert metadata["dagster/row_count"] == query(live, f"SELECT count(*) FROM marts.{m.name}")[0][0], m.name
+        columns = metadata["dagster/column_schema"].columns
+        assert [(c.name, c.type) for c in columns] == [
+            (name, data_type) for name, data_type, *_ in query(live, f"DESCRIBE marts.{m.name}")], m.name
+        assert [c.description for c in columns] == [m.columns[c.name] for c in columns], m.name
+        assert metadata["publish"] == PUBLISH_IN_RUN
+    for name in ("outcomes_by_cycle", "outcomes_summary"):
+        metadata = first_metadata(built, mart_key(name))
+        header, *rows = markdown_rows(metadata["preview"])
+        assert header == [c.name for c in metadata["dagster/column_schema"].columns]
+        assert len(rows) == query(live, f"SELECT count(*) FROM marts.{name}")[0][0] > 0, name
+
+    _, *rows = markdown_rows(first_metadata(built, mart_key("data_quality_issues"))["by_reason"])
+    assert {(severity, reason): int(n) for severity, reason, n in rows} == {
+        (severity, reason): n for severity, reason, n in query(
+            live, "SELECT severity, reason, count(*) FROM marts.data_quality_issues GROUP BY ALL")}
+
+    staged = pd.concat([pd.read_parquet(f) for f in built.site.staging.glob("cycle=*/issues.parquet")])
+    _, *rows = markdown_rows(first_metadata(built, harmonised_key("issues"), "1")["by_reason"])
+    assert {(severity, reason): int(n) for severity, reason, n in rows} == \
+        staged.groupby(["severity", "reason"]).size().to_dict()
+
+
+def test_the_report_of_a_build_says_where_it_is_read_and_the_misprints_it_found(built):
+    """The report's materialisation names the page as it is read once published (not the
+    pending file, renamed away by the publish) and counts the cells of the printed Table 1
+    that the recomputation contradicts."""
+    metadata = first_metadata(built, REPORT)
+    page = built.site.live.parent / "report" / "index.html"
+    assert metadata["path"] == str(page) and page.is_file()
+    assert metadata["live"] == LIVE_WITH_THE_PUBLISH
+    flagged = query(built.site.live, "SELECT row_label, column_name FROM marts.published_reconciliation "
+                                     "WHERE NOT matches ORDER BY row_order, column_order")
+    assert metadata["misprinted_cells"] == len(flagged) > 0
+    header, *rows = markdown_rows(metadata["misprints"])
+    assert header[:2] == ["row_label", "column_name"]
+    assert [tuple(row[:2]) for row in rows] == flagged
+
+
+def test_a_run_of_one_cycle_counts_its_files_and_hashes_none_it_refused(raw_copy, tmp_path):
+    """raw/deliveries of one cycle labels its counts plainly and by kind, and leaves out a
+    delivery that ingestion refuses unopened (here a link out of the raw root): the file
+    behind it is never read, so no digest of it is shown."""
+    outside = tmp_path / "elsewhere.csv"
+    outside.write_bytes((raw_copy / "enkater/enkat_cykel3.csv").read_bytes())
+    (raw_copy / "enkater/enkat_cykel5.csv").symlink_to(outside)
+    site = Site(tmp_path)
+    assert site.raw == raw_copy
+    result = site.run("raw_only", partition_key="5", definitions=job_with(AssetSelection.assets(RAW), "raw_only"))
+    assert result.success, failure_message(result)
+    (event,) = result.get_asset_materialization_events()
+    metadata = {k: v.value for k, v in event.materialization.metadata.items()}
+    read = [d for d in discover(raw_copy) if d.cycle == 5 and not d.refused]
+    assert [d.source_file for d in discover(raw_copy) if d.refused] == ["enkater/enkat_cykel5.csv"]
+    assert (metadata["files"], metadata["bytes"]) == (len(read), sum(d.path.stat().st_size for d in read))
+    header, *rows = markdown_rows(metadata["files_by_kind"])
+    assert header == ["kind", "files"]
+    assert {kind: int(n) for kind, n in rows} == Counter(d.kind for d in read)
+    hashed = metadata["files_hashed"]
+    assert "enkat_cykel5" not in hashed and sha(outside) not in hashed
+    assert len(markdown_rows(hashed)) == 1 + len(read)
+
+
 @pytest.mark.slow
 def test_a_file_rejected_whole_is_a_warning_of_the_run_that_names_it(site, monkeypatch):
     """A review's find (2026-12-02): a re-sent 90-day export that was not JSON replaced a good
@@ -450,6 +539,7 @@ def test_a_file_rejected_whole_is_a_warning_of_the_run_that_names_it(site, monke
     assert check.passed is False and check.severity == AssetCheckSeverity.WARN
     table = check.metadata["rejected whole"].value
     assert broken in table and "unreadable_file" in table, table
+    assert failure_details(check.metadata) == table  # what `iga-pipeline build` prints of a failed run's check
     warnings = [e.user_message for e in instance.all_logs(ingest.run_id)
                 if e.level == logging.WARNING and "rejected whole" in e.user_message]
     assert any(broken in w and "unreadable_file" in w for w in warnings), warnings
@@ -464,17 +554,29 @@ def test_a_file_rejected_whole_is_a_warning_of_the_run_that_names_it(site, monke
     assert [e.passed for e in again.get_asset_check_evaluations() if e.check_name == NO_FILE_REJECTED] == [True]
 
 
-def test_a_run_in_an_instance_of_another_warehouse_fails_before_reading(site, tmp_path):
+@pytest.mark.parametrize("selection, partition_key", [
+    (None, "3"),  # the job ingest_cycle: raw/deliveries refuses first
+    (AssetSelection.assets(*(harmonised_key(n) for n in HARMONISED)), "3"),  # the ingest alone, from the UI
+    (AssetSelection.assets(*(mart_key(m.name) for m in MARTS)), None),  # the marts alone
+], ids=["ingest_cycle", "harmonised", "marts"])
+def test_a_run_in_an_instance_of_another_warehouse_fails_before_reading(site, tmp_path, selection, partition_key):
     """The deployment's side of one instance per warehouse (settings.claim_instance): a run in
-    an instance that a build of another warehouse used first fails at once, saying why."""
+    an instance that a build of another warehouse used first fails at once, saying why, and
+    writes nothing, whichever step it starts at."""
     home = tmp_path / "home"
     home.mkdir()
     (home / INSTANCE_MARK).write_text(f"{tmp_path / 'other' / 'iga.duckdb'}\n")
+    before = snapshot(site.live.parent)
     with DagsterInstance.local_temp(str(home)) as instance:
-        result = site.run("ingest_cycle", partition_key="3", instance=instance)
+        if selection is None:
+            result = site.run("ingest_cycle", partition_key="3", instance=instance)
+        else:
+            result = site.run("selected", partition_key=partition_key, instance=instance,
+                              definitions=job_with(selection, "selected"))
         assert not result.success
         assert "holds the runs of the warehouse" in failure_message(result)
         assert not result.get_asset_materialization_events()
+    assert snapshot(site.live.parent) == before
 
 
 @pytest.mark.parametrize("job", ["build_all", "__ASSET_JOB"])
@@ -856,6 +958,18 @@ def test_sensor_skips_when_the_raw_root_is_missing(tmp_path):
     assert skip is not None and "does not exist" in (skip.skip_message or "")
 
 
+def test_the_sensor_as_deployed_waits_a_minute_for_files_to_settle(raw_copy, monkeypatch):
+    """`dagster dev` ticks the sensor with the definitions' resource (the raw root from
+    IGA_RAW_DIR): a file changed less than a minute ago may still be arriving. The bundled
+    files, copied in a moment ago, are not asked for yet (the other tests tick without a wait)."""
+    monkeypatch.setenv("IGA_RAW_DIR", str(raw_copy))
+    result = raw_delivery_sensor(build_sensor_context(cursor=None, resources=defs.resources))
+    assert isinstance(result, SensorResult) and not result.run_requests
+    assert result.skip_reason.skip_message == (
+        "no new or changed deliveries; waiting: cycle(s) 1, 2, 3, 4, 5, 6, 7, 8 had a file changed or "
+        "removed less than 60 s ago, ingested once still")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("ingested_by", ["sensor", "asset graph"])
 def test_a_new_deployment_publishes_from_its_first_runs_and_the_automation_alone(tmp_path, ingested_by):
@@ -897,6 +1011,24 @@ def test_a_new_deployment_publishes_from_its_first_runs_and_the_automation_alone
                             "WHERE reason = 'unexpected_file'") == [(1,)]  # raw/inventory's row
 
 
+def test_a_failed_first_run_of_raw_inventory_is_not_requested_again_at_every_tick(tmp_path):
+    """On a new deployment the automation makes raw/inventory once. A run of it that failed
+    (here: a folder where the warehouse file belongs) is not requested again at each tick
+    of the automation, which would start a failing run every 30 s until the cause is found."""
+    site = Site(tmp_path)
+    site.raw.mkdir()
+    site.live.mkdir(parents=True)
+    instance = DagsterInstance.ephemeral()
+    every = set(defs.resolve_all_asset_keys())
+    before = evaluate_automation_conditions(defs=defs, instance=instance)
+    assert {k for k in every if before.get_num_requested(k)} == {INVENTORY}
+    run = site.run("automation_run", instance=instance,
+                   definitions=job_with(AssetSelection.assets(INVENTORY), "automation_run"))
+    assert not run.success and "is a folder" in failure_message(run)
+    after = evaluate_automation_conditions(defs=defs, instance=instance, cursor=before.cursor)
+    assert after.total_requested == 0
+
+
 # --- the publish keeps the newest build live ---------------------------------------------------
 
 def test_an_older_build_finishing_later_does_not_replace_a_newer_one(site):
@@ -918,6 +1050,35 @@ def test_an_older_build_finishing_later_does_not_replace_a_newer_one(site):
     assert site.live.stat().st_ino == newer_live and older.exists()
 
 
+def test_a_build_superseded_when_its_run_publishes_says_so_and_leaves_nothing(site):
+    """The publish step's side of the test above: the run of the build that read the staging
+    first, publishing after a newer build went live, succeeds (the newer data are live),
+    records that it did not publish and why, and discards its candidate, report and exports
+    at once rather than leave them to the hourly sweep."""
+    from iga_pipeline.settings import Paths
+    from iga_pipeline.warehouse import build, publish
+
+    run_id = str(uuid.uuid4())
+    marts = AssetSelection.assets(*(mart_key(m.name) for m in MARTS))  # with their checks
+    first = site.run("marts", run_id=run_id, definitions=job_with(marts, "marts"))
+    assert first.success, failure_message(first)
+    build.build_candidate(site.staging, build.candidate_path(site.live, "newer"))
+    publish.publish_build(Paths(raw_dir=site.raw, warehouse=site.live), "newer")
+    newer = site.live.stat().st_ino
+    # the same build goes on (a re-execution's steps take the id of the run they re-execute)
+    rest = site.run("rest", run_id=run_id,
+                    definitions=job_with(AssetSelection.assets(REPORT, PARQUET, PUBLISHED), "rest"))
+    assert rest.success, failure_message(rest)
+    (published,) = [e.materialization.metadata for e in rest.get_asset_materialization_events()
+                    if e.asset_key == PUBLISHED]
+    assert published["published"].value is False
+    assert "after this build read it" in published["why"].value
+    assert site.live.stat().st_ino == newer
+    assert not site.leftovers()
+    assert not list(site.live.parent.glob(".parquet.*.pending"))
+    assert not list((site.live.parent / "report").glob(".index.html.*.pending"))
+
+
 def test_publishing_the_marts_without_the_report_and_the_exports_is_refused(site):
     """A review's find (2026-12-02): the marts and warehouse/published selected without the
     report and the Parquet exports put the warehouse live beside the older report and
@@ -928,6 +1089,24 @@ def test_publishing_the_marts_without_the_report_and_the_exports_is_refused(site
     assert not result.success
     assert "the report and the Parquet exports of this run's candidate were not written" in failure_message(result)
     assert site.live.read_bytes() == live
+
+
+def test_the_report_and_the_exports_materialised_on_their_own_go_live_at_once(site):
+    """Materialised on their own (from the UI), the report and the Parquet exports are rendered
+    from the live warehouse and replace the live ones at once, as their materialisations say:
+    nothing is left pending for a publish that is not in the run."""
+    page = site.live.parent / "report" / "index.html"
+    page_before, exports = snapshot(page.parent)["index.html"], snapshot(site.parquet)
+    result = site.run("report_and_exports",
+                      definitions=job_with(AssetSelection.assets(REPORT, PARQUET), "report_and_exports"))
+    assert result.success, failure_message(result)
+    assert {e.asset_key: e.materialization.metadata["live"].value
+            for e in result.get_asset_materialization_events()} == {REPORT: LIVE_NOW, PARQUET: LIVE_NOW}
+    assert snapshot(page.parent)["index.html"][:2] != page_before[:2]  # written anew, in its place
+    now = snapshot(site.parquet)
+    assert set(now) == set(exports) and all(now[f][:2] != exports[f][:2] for f in now)
+    assert not list(site.live.parent.glob(".parquet.*.pending"))
+    assert not list(page.parent.glob(".index.html.*.pending"))
 
 
 # --- a failed check blocks the publish --------------------------------------------------------

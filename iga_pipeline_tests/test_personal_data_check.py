@@ -15,6 +15,7 @@ import datetime as dt
 import hashlib
 import re
 import shutil
+import uuid
 from pathlib import Path
 
 import duckdb
@@ -25,7 +26,7 @@ from rawfiles import Person, RawRoot, fu_90_row, fu_end_row, people, register_ro
 
 from iga_pipeline.definitions import defs
 from iga_pipeline.defs import checks
-from iga_pipeline.defs.assets import PUBLISHED, mart_key
+from iga_pipeline.defs.assets import PARQUET, PUBLISHED, REPORT, mart_key
 from iga_pipeline.defs.resources import IGAResource
 from iga_pipeline.quality import personal_data
 from iga_pipeline.warehouse.catalog import MARTS
@@ -66,13 +67,15 @@ def make_warehouse(path: Path, *sql: str) -> Path:
     return path
 
 
-def run_check(warehouse: Path, raw: Path | None = None, selection=None, name: str = "scan"):
+def run_check(warehouse: Path, raw: Path | None = None, selection=None, name: str = "scan",
+              run_id: str | None = None):
     """The project's definitions run in process with a job over `selection` (default: the
-    check alone, which then scans the live file `warehouse`)."""
+    check alone, which then scans the live file `warehouse`). A run id given again stands for
+    a re-execution of that run: its steps carry on the same build (candidate)."""
     selection = selection or AssetSelection.checks(checks.no_personnummer)
     merged = Definitions.merge(defs, Definitions(jobs=[define_asset_job(name, selection=selection)]))
     return merged.resolve_job_def(name).execute_in_process(
-        instance=DagsterInstance.ephemeral(),
+        instance=DagsterInstance.ephemeral(), run_id=run_id,
         resources={"iga": IGAResource(raw_dir=str(raw or warehouse.parent / "raw"), warehouse=str(warehouse))},
         run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}}, raise_on_error=False)
 
@@ -294,6 +297,46 @@ def test_a_personnummer_in_the_staging_stops_the_build_before_the_publish(built,
     assert_no_digits_of(WHO, said(evaluation))
     assert not result.asset_materializations_for_node("warehouse__published")
     assert live.read_bytes() == before
+
+
+def test_a_publish_run_after_the_check_failed_does_not_publish_its_candidate(built, tmp_path):
+    """Dagster's blocking check stops the publish within its own run only. A later run of the
+    same build (a re-execution of the report, the exports and the publish, which carries on
+    with the candidate of the run it re-executes) reads the check's verdict kept beside the
+    candidate: the publish refuses, naming the check, and the live warehouse stays."""
+    site, live = _copy_of(built, tmp_path)
+    before = live.read_bytes()
+    rewrite_parquet(site / "warehouse" / "staging" / "cycle=1" / "issues.parquet",
+                    f"SELECT * REPLACE ('a remark: {WHO.pnr()}' AS detail) FROM {{src}}")
+    build_id = str(uuid.uuid4())
+    marts = AssetSelection.assets(*(mart_key(m.name) for m in MARTS))  # with their checks
+    first = run_check(live, site / "raw", marts | AssetSelection.checks(checks.pandera_checks), "marts",
+                      run_id=build_id)
+    assert not first.success and the_check(first).passed is False
+    assert all(e.passed for e in first.get_asset_check_evaluations() if e.check_name != "no_personnummer")
+
+    rest = run_check(live, site / "raw", AssetSelection.assets(REPORT, PARQUET, PUBLISHED), "rest", run_id=build_id)
+    assert not rest.success
+    (refusal,) = [e.step_failure_data.error.message for e in rest.all_events if e.is_step_failure]
+    assert refusal.strip().endswith("has not passed every blocking check, so it is not published: "
+                                    "no_personnummer (failed)")
+    assert live.read_bytes() == before
+
+
+def test_the_checks_run_on_their_own_read_the_live_warehouse_and_leave_no_verdict(built, tmp_path):
+    """The checks of the marts run from the UI without the marts check the live warehouse
+    (their metadata say so) and record no verdict: there is no candidate for one, and its
+    folder of verdicts would lie beside the live file until a publish swept it an hour on."""
+    site, live = _copy_of(built, tmp_path)
+    entries = sorted(p.name for p in live.parent.iterdir())
+    result = run_check(live, site / "raw", AssetSelection.checks(checks.gx_mart_checks, checks.no_personnummer),
+                       "checks")
+    assert result.success
+    evaluations = result.get_asset_check_evaluations()
+    assert len(evaluations) == 11 and all(e.passed for e in evaluations)
+    assert {e.metadata["scanned_file" if e.check_name == "no_personnummer" else "validated_file"].value
+            for e in evaluations} == {"live"}
+    assert sorted(p.name for p in live.parent.iterdir()) == entries
 
 
 def test_iga_pipeline_build_names_the_columns_and_keeps_the_previous_warehouse(built, tmp_path):
