@@ -1293,6 +1293,40 @@ def test_a_publish_waits_while_another_one_swaps_its_files(site):
     assert site.live.stat().st_ino != inode and not list(site.live.parent.glob(".parquet.*.pending"))
 
 
+def _someone_waits_for(lock: Path, thread: threading.Thread) -> bool:
+    """Whether a flock of `lock` is blocked, waiting (a line `N: -> FLOCK ...` of /proc/locks
+    naming its inode), before `thread` ends."""
+    inode = f":{lock.stat().st_ino}"
+    deadline = time.monotonic() + 300
+    while thread.is_alive() and time.monotonic() < deadline:
+        for line in Path("/proc/locks").read_text().splitlines():
+            fields = line.split()
+            if "->" in fields and fields[-3].endswith(inode):
+                return True
+        time.sleep(0.05)
+    return False
+
+
+def test_a_report_materialised_on_its_own_takes_its_turn_with_the_publishes(site):
+    """A review's find (2026-12-04): the report materialised on its own (from the UI) renders
+    from the live warehouse and replaced the page without waiting for a publish under way,
+    so a build's publish during the rendering was followed by a page of the warehouse it had
+    replaced. It takes its turn (`publish.publishing`), as the Parquet exports do."""
+    page = site.live.parent / "report" / "index.html"
+    before = page.stat().st_mtime_ns
+    done = {}
+    with publishing(site.live):  # a build, in the middle of its publish
+        run = threading.Thread(target=lambda: done.update(result=site.run(
+            "report_only", definitions=job_with(AssetSelection.assets(REPORT), "report_only"))))
+        run.start()
+        assert _someone_waits_for(site.live.parent / ".publish.lock", run), \
+            "the report was rendered and replaced while a publish held its turn"
+        assert page.stat().st_mtime_ns == before
+    run.join(300)
+    assert done["result"].success, failure_message(done["result"])
+    assert page.stat().st_mtime_ns != before
+
+
 def test_a_cycle_staged_under_another_key_stops_the_warehouse(site, monkeypatch):
     """A key changed between a full build and a one-cycle run would split every repeat
     participant's cycles under two keys: the marts refuse, and say what to do."""

@@ -5,7 +5,10 @@ In a build the report is rendered from this run's candidate warehouse
 right after the warehouse: so a report that fails to render stops the
 publish (the previous warehouse and report stay), and a published warehouse
 always has its report. Materialised on its own (from the UI), it renders
-from the live warehouse and replaces the page directly."""
+from the live warehouse and replaces the page directly, once no publish is
+under way."""
+
+from contextlib import nullcontext
 
 from dagster import (
     AssetExecutionContext, MaterializeResult, MetadataValue, asset,
@@ -18,6 +21,7 @@ from iga_pipeline.defs.resources import IGAResource
 from iga_pipeline.evaluation import EVALUATION_MARTS
 from iga_pipeline.evaluation.report import write_report
 from iga_pipeline.warehouse.duck import open_readonly
+from iga_pipeline.warehouse.publish import publishing
 
 # Every mart the page reads (besides the evaluation marts themselves).
 READS = ("outcomes_by_cycle", "outcomes_summary", "survey_by_cycle", "fct_participation",
@@ -42,17 +46,21 @@ def evaluation_report(context: AssetExecutionContext, iga: IGAResource) -> Mater
     else:
         raise FileNotFoundError(f"no warehouse to report on at {paths.warehouse}: build one first "
                                 "(iga-pipeline build, or materialise the marts)")
-    out = write_report(source, out)
-    con = open_readonly(source)
-    try:
-        flagged = con.execute(
-            "SELECT row_label, column_name, published, recomputed FROM marts.published_reconciliation "
-            "WHERE NOT matches ORDER BY row_order, column_order").df()
-        goals = con.execute(
-            "SELECT goal_id, scope, numerator, denominator, value, status "
-            "FROM marts.goal_attainment").df()
-    finally:
-        con.close()
+    # Rendered from the live warehouse, the page replaces the live one: it takes its turn with
+    # the publishes (as parquet_exports does), or a build's publish during the rendering would
+    # be followed by this page of the warehouse it replaced.
+    with publishing(paths.warehouse) if source == paths.warehouse else nullcontext():
+        out = write_report(source, out)
+        con = open_readonly(source)
+        try:
+            flagged = con.execute(
+                "SELECT row_label, column_name, published, recomputed FROM marts.published_reconciliation "
+                "WHERE NOT matches ORDER BY row_order, column_order").df()
+            goals = con.execute(
+                "SELECT goal_id, scope, numerator, denominator, value, status "
+                "FROM marts.goal_attainment").df()
+        finally:
+            con.close()
     context.log.info(f"wrote {out}")
     return MaterializeResult(metadata={
         # where it is read: a build's pending file is renamed to index.html when it is published
