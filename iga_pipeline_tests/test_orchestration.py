@@ -970,6 +970,17 @@ def test_the_sensor_as_deployed_waits_a_minute_for_files_to_settle(raw_copy, mon
         "removed less than 60 s ago, ingested once still")
 
 
+def first_tick_and_its_run(site: Site):
+    """A new deployment: the automation's first tick asks for raw/inventory alone, and its run
+    follows. The instance, the tick's result and the run's."""
+    instance = DagsterInstance.ephemeral()
+    tick = evaluate_automation_conditions(defs=defs, instance=instance)
+    assert {k for k in defs.resolve_all_asset_keys() if tick.get_num_requested(k)} == {INVENTORY}
+    run = site.run("automation_run", instance=instance,
+                   definitions=job_with(AssetSelection.assets(INVENTORY), "automation_run"))
+    return instance, tick, run
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("ingested_by", ["sensor", "asset graph"])
 def test_a_new_deployment_publishes_from_its_first_runs_and_the_automation_alone(tmp_path, ingested_by):
@@ -982,13 +993,8 @@ def test_a_new_deployment_publishes_from_its_first_runs_and_the_automation_alone
     site = Site(tmp_path)
     shutil.copytree(BUNDLED_RAW, site.raw)
     (site.raw / "LASMIG.txt").write_text("a file of no cycle\n")
-    instance = DagsterInstance.ephemeral()
-    every = set(defs.resolve_all_asset_keys())
     # The automation ticks all along: first it lists the files of no cycle, as nothing has yet.
-    before = evaluate_automation_conditions(defs=defs, instance=instance)
-    assert {k for k in every if before.get_num_requested(k)} == {INVENTORY}
-    first = site.run("automation_run", instance=instance,
-                     definitions=job_with(AssetSelection.assets(INVENTORY), "automation_run"))
+    instance, before, first = first_tick_and_its_run(site)
     assert first.success, failure_message(first)
     requests, _, _ = tick(site.raw, None)
     assert sorted(int(r.partition_key) for r in requests) == list(range(1, 9))
@@ -1001,7 +1007,7 @@ def test_a_new_deployment_publishes_from_its_first_runs_and_the_automation_alone
         assert ingest.success, failure_message(ingest)
 
     after = evaluate_automation_conditions(defs=defs, instance=instance, cursor=before.cursor)
-    requested = {k for k in every if after.get_num_requested(k)}
+    requested = {k for k in defs.resolve_all_asset_keys() if after.get_num_requested(k)}
     assert {mart_key(m.name) for m in MARTS} | {PUBLISHED, PARQUET} <= requested
     follow = site.run("automation_run", instance=instance,
                       definitions=job_with(AssetSelection.assets(*requested), "automation_run"))
@@ -1018,12 +1024,7 @@ def test_a_failed_first_run_of_raw_inventory_is_not_requested_again_at_every_tic
     site = Site(tmp_path)
     site.raw.mkdir()
     site.live.mkdir(parents=True)
-    instance = DagsterInstance.ephemeral()
-    every = set(defs.resolve_all_asset_keys())
-    before = evaluate_automation_conditions(defs=defs, instance=instance)
-    assert {k for k in every if before.get_num_requested(k)} == {INVENTORY}
-    run = site.run("automation_run", instance=instance,
-                   definitions=job_with(AssetSelection.assets(INVENTORY), "automation_run"))
+    instance, before, run = first_tick_and_its_run(site)
     assert not run.success and "is a folder" in failure_message(run)
     after = evaluate_automation_conditions(defs=defs, instance=instance, cursor=before.cursor)
     assert after.total_requested == 0
