@@ -415,6 +415,15 @@ def test_clean_build_keeps_who_took_part_and_where(clean_build):
                       5: "ifo", 6: "ifo", 7: "ifo", 8: "ifo"}
 
 
+def test_the_summary_names_a_run_of_cycles_as_a_range_and_a_lone_cycle_as_itself(clean_build):
+    """outcomes_summary.cycles (rule R10's scopes): cycles 1, 2 and 5 followed up are '1-2,5'
+    (a review's mutation wrote '1-2,5-5' and no test saw it)."""
+    assert clean_build.query("SELECT scope, cycles FROM marts.outcomes_summary ORDER BY scope") == [
+        ("all", "1-8"), ("followed_up", "1-2,5")]
+    assert clean_build.query("SELECT cycle FROM marts.outcomes_by_cycle WHERE followed_up ORDER BY cycle") == [
+        (1,), (2,), (5,)]
+
+
 def _text_cells(con: duckdb.DuckDBPyConnection, relation: str) -> list[str]:
     columns = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()]
     if not columns:

@@ -246,3 +246,32 @@ def test_a_late_delivery_rejected_whole_still_rebuilds_only_its_cycle(tmp_path):
         assert got[name] == want[name], name
     assert late.query("SELECT count(*) FROM marts.data_quality_issues "
                       "WHERE reason = 'unexpected_file'") == [(1,)]
+
+
+def test_a_build_replacing_two_cycles_equals_a_full_build(tmp_path, builds):
+    """Up to half the cycles changed are replaced in a copy, not rebuilt: with two, each one's
+    rows of the per-participation marts are replaced (the late delivery above changes one
+    cycle only; a review's mutation that replaced no cycle's rows when two had changed went
+    unseen). A participation gone from the staging takes its interventions along."""
+    from conftest import rewrite_parquet
+
+    from iga_pipeline.evaluation import EVALUATION_MARTS
+
+    _, _, fresh = builds
+    folder = tmp_path / "staging"
+    shutil.copytree(fresh.warehouse.parent / "staging", folder)  # copy2: the same mtimes
+    previous = tmp_path / "previous.duckdb"
+    shutil.copyfile(fresh.warehouse, previous)
+    for cycle in (1, 2):  # in each, one participation with interventions is gone
+        interventions = duck.quote(folder / f"cycle={cycle}" / "interventions.parquet")
+        rewrite_parquet(folder / f"cycle={cycle}" / "participations.parquet",
+                        "SELECT * FROM {src} WHERE participation_id <> "
+                        f"(SELECT min(participation_id) FROM read_parquet({interventions}))")
+    replaced = build.build_candidate(folder, tmp_path / "replaced.duckdb", EVALUATION_MARTS, previous=previous)
+    assert build.build_mode(replaced) == "cycles 1,2"
+    full = build.build_candidate(folder, tmp_path / "full.duckdb", EVALUATION_MARTS)
+    got = tables(replaced)
+    assert len(got["marts.fct_participation"]) == len(tables(fresh.warehouse)["marts.fct_participation"]) - 2
+    assert len(got["marts.fct_intervention"]) < len(got["staging.interventions"])
+    assert {r[0] for r in got["marts.fct_intervention"]} <= {r[0] for r in got["marts.fct_participation"]}
+    assert got == tables(full)

@@ -108,3 +108,18 @@ def test_an_export_started_under_a_relative_path_is_collected_under_it(warehouse
     assert export.start(relative, Path("beside"))
     rows, failed = export.collect(relative)
     assert failed is None and rows == {"fct_participation": 5000, "outcomes_by_cycle": 1}
+
+
+def test_a_folder_with_a_quote_in_its_name_is_exported_to(warehouse, tmp_path):
+    """The paths go into DuckDB's SQL as string literals (duck.quote): a quote in a folder's
+    name must be written as part of it, not end the literal (a review's mutation left it
+    unescaped and no test saw it)."""
+    out = tmp_path / "Kommunens 'export'" / "parquet"
+    assert export_parquet(warehouse, out) == {"fct_participation": 5000, "outcomes_by_cycle": 1}
+    con = duckdb.connect()
+    try:
+        counts = {p.stem: con.execute("SELECT count(*) FROM read_parquet(?)", [str(p)]).fetchone()[0]
+                  for p in sorted(out.glob("*.parquet"))}
+    finally:
+        con.close()
+    assert counts == {"fct_participation": 5000, "outcomes_by_cycle": 1}

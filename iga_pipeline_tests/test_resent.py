@@ -242,6 +242,40 @@ def test_a_version_that_comes_back_and_a_file_that_goes_have_periods_of_their_ow
         "again (iga-pipeline build)"]
 
 
+def test_a_file_refused_unread_leaves_its_last_version_superseded(tmp_path):
+    """reliability.md (O13): a file refused unread (here a link out of the raw root) has no
+    version, so the warehouse was not built from its last one: that stays superseded, with
+    no end, and the refused time adds no row (a review's mutation showed it current)."""
+    from iga_pipeline import reference, staging
+    from iga_pipeline.evaluation import EVALUATION_MARTS
+    from iga_pipeline.pseudonym import PseudonymKey
+    from iga_pipeline.warehouse import build
+
+    key = PseudonymKey(b"delivery-history-test-key", is_development=False)
+    raw = RawRoot(tmp_path / "raw")
+    write_raw(raw)
+    folder = tmp_path / "staging"
+    list(staging.stage_cycles(raw.root, folder, list(reference.cycles()), key, workers=1))
+    staging.write_inventory(raw.root, folder)
+    v1 = hashlib.sha256(raw.path(FU_SLUT).read_bytes()).hexdigest()
+    outside = tmp_path / "elsewhere" / "cykel2_slut.csv"
+    outside.parent.mkdir()
+    raw.path(FU_SLUT).rename(outside)
+    raw.path(FU_SLUT).symlink_to(outside)
+    list(staging.stage_cycles(raw.root, folder, [2], key, workers=1))
+    warehouse = build.build_candidate(folder, tmp_path / "w.duckdb", EVALUATION_MARTS)
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        audit = con.execute("SELECT status, sha256 FROM marts.ingest_audit WHERE source_file = ?",
+                            [FU_SLUT]).fetchall()
+        history = con.execute("SELECT sha256, status, ended FROM marts.delivery_history WHERE source_file = ?",
+                              [FU_SLUT]).fetchall()
+    finally:
+        con.close()
+    assert audit == [("rejected", None)]  # listed, never opened: no version
+    assert history == [(v1, "superseded", None)]
+
+
 def test_the_delivery_log_keeps_no_name_id_of_another_key_or_none(tmp_path):
     """The log outlives builds. A folder named after a person ('850101-2382') was shown as
     the unkeyed sha256 of its name until 2026-12-02 (a review undid one by brute force), and
