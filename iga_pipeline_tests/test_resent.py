@@ -17,6 +17,7 @@ do the Parquet exports.
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import duckdb
 import pandas as pd
@@ -168,6 +169,21 @@ def test_the_old_version_stays_in_the_delivery_history(builds):
     assert others and all((n, lo, hi) == (1, "current", "current") for _, n, lo, hi in others), others
 
 
+def _staged(tmp_path: Path):
+    """write_raw's files under tmp_path/raw, every cycle staged in tmp_path/staging with the
+    inventory, under a key of the delivery-history tests: the RawRoot, the folder, the key."""
+    from iga_pipeline import reference, staging
+    from iga_pipeline.pseudonym import PseudonymKey
+
+    key = PseudonymKey(b"delivery-history-test-key", is_development=False)
+    raw = RawRoot(tmp_path / "raw")
+    write_raw(raw)
+    folder = tmp_path / "staging"
+    list(staging.stage_cycles(raw.root, folder, list(reference.cycles()), key, workers=1))
+    staging.write_inventory(raw.root, folder)
+    return raw, folder, key
+
+
 def test_a_version_that_comes_back_and_a_file_that_goes_have_periods_of_their_own(tmp_path):
     """v1, v2, v1 again, the file taken away, v1 back: each is a period of its own in
     marts.delivery_history, from the build that first read it until the next build that
@@ -176,16 +192,10 @@ def test_a_version_that_comes_back_and_a_file_that_goes_have_periods_of_their_ow
     file was missing was not recorded). Real raw files, staging and DuckDB, no Dagster."""
     from iga_pipeline import history, reference, staging
     from iga_pipeline.evaluation import EVALUATION_MARTS
-    from iga_pipeline.pseudonym import PseudonymKey
     from iga_pipeline.warehouse import build
 
-    key = PseudonymKey(b"delivery-history-test-key", is_development=False)
-    raw = RawRoot(tmp_path / "raw")
-    write_raw(raw)
-    folder = tmp_path / "staging"
+    raw, folder, key = _staged(tmp_path)
     cycles = list(reference.cycles())
-    list(staging.stage_cycles(raw.root, folder, cycles, key, workers=1))
-    staging.write_inventory(raw.root, folder)
 
     def rebuild_cycle_2(n: int) -> list[tuple]:
         """Ingest cycle 2 again, build a warehouse; the history of FU_SLUT, oldest first."""
@@ -246,17 +256,11 @@ def test_a_file_refused_unread_leaves_its_last_version_superseded(tmp_path):
     """reliability.md (O13): a file refused unread (here a link out of the raw root) has no
     version, so the warehouse was not built from its last one: that stays superseded, with
     no end, and the refused time adds no row (a review's mutation showed it current)."""
-    from iga_pipeline import reference, staging
+    from iga_pipeline import staging
     from iga_pipeline.evaluation import EVALUATION_MARTS
-    from iga_pipeline.pseudonym import PseudonymKey
     from iga_pipeline.warehouse import build
 
-    key = PseudonymKey(b"delivery-history-test-key", is_development=False)
-    raw = RawRoot(tmp_path / "raw")
-    write_raw(raw)
-    folder = tmp_path / "staging"
-    list(staging.stage_cycles(raw.root, folder, list(reference.cycles()), key, workers=1))
-    staging.write_inventory(raw.root, folder)
+    raw, folder, key = _staged(tmp_path)
     v1 = hashlib.sha256(raw.path(FU_SLUT).read_bytes()).hexdigest()
     outside = tmp_path / "elsewhere" / "cykel2_slut.csv"
     outside.parent.mkdir()
