@@ -54,7 +54,7 @@ from iga_pipeline.personnummer import normalise_one
 from iga_pipeline.settings import INSTANCE_MARK
 from iga_pipeline.sources.common import discover
 from iga_pipeline.warehouse import export
-from iga_pipeline.warehouse.build import CANDIDATE_MARK
+from iga_pipeline.warehouse.build import CANDIDATE_MARK, WAL_SUFFIX
 from iga_pipeline.warehouse.publish import publishing
 from iga_pipeline.warehouse.catalog import HARMONISED, MARTS
 
@@ -1274,26 +1274,6 @@ def test_a_delivery_ingested_just_after_the_warehouse_run_is_published_too(site,
     assert third.total_requested == 0
 
 
-def test_a_publish_waits_while_another_one_swaps_its_files(site):
-    """Two builds publishing at once could leave the warehouse of one and the Parquet and
-    report of the other (found by a review): a publish takes its turn (`publish.publishing`)."""
-    inode = site.live.stat().st_ino
-    done = {}
-    with publishing(site.live):  # another build, in the middle of its publish
-        run = threading.Thread(target=lambda: done.update(result=site.run(partition_key="8")))
-        run.start()
-        deadline = time.monotonic() + 300
-        while not list(site.live.parent.glob(".parquet.*.pending")) and time.monotonic() < deadline:
-            time.sleep(0.1)  # until this run's exports are written: its publish is next
-        assert list(site.live.parent.glob(".parquet.*.pending")), "the run wrote no exports in 300 s"
-        time.sleep(2)
-        assert run.is_alive(), "the run published while another publish held its turn"
-        assert site.live.stat().st_ino == inode
-    run.join(300)
-    assert done["result"].success, failure_message(done["result"])
-    assert site.live.stat().st_ino != inode and not list(site.live.parent.glob(".parquet.*.pending"))
-
-
 def _someone_waits_for(lock: Path, thread: threading.Thread) -> bool:
     """Whether a flock of `lock` is blocked, waiting (a line `N: -> FLOCK ...` of /proc/locks
     naming its inode), before `thread` ends."""
@@ -1306,6 +1286,26 @@ def _someone_waits_for(lock: Path, thread: threading.Thread) -> bool:
                 return True
         time.sleep(0.05)
     return False
+
+
+def test_a_publish_waits_while_another_one_swaps_its_files(site):
+    """Two builds publishing at once could leave the warehouse of one and the Parquet and
+    report of the other (found by a review): a publish takes its turn (`publish.publishing`)."""
+    inode = site.live.stat().st_ino
+    done = {}
+    with publishing(site.live):  # another build, in the middle of its publish
+        run = threading.Thread(target=lambda: done.update(result=site.run(partition_key="8")))
+        run.start()
+        deadline = time.monotonic() + 300
+        while not list(site.live.parent.glob(".parquet.*.pending")) and time.monotonic() < deadline:
+            time.sleep(0.1)  # until this run's exports are written: its publish is next
+        assert list(site.live.parent.glob(".parquet.*.pending")), "the run wrote no exports in 300 s"
+        assert _someone_waits_for(site.live.parent / ".publish.lock", run), \
+            "the run published while another publish held its turn"
+        assert site.live.stat().st_ino == inode
+    run.join(300)
+    assert done["result"].success, failure_message(done["result"])
+    assert site.live.stat().st_ino != inode and not list(site.live.parent.glob(".parquet.*.pending"))
 
 
 def test_a_report_materialised_on_its_own_takes_its_turn_with_the_publishes(site):
@@ -1607,7 +1607,7 @@ def test_builds_killed_before_the_swap_leave_the_live_warehouse_and_the_next_bui
     assert cycle3_90d(site.live) == before  # and it opens
     left_after_build = site.entries() - entries - left_mid_build
     (candidate,) = [site.live.parent / n for n in left_after_build
-                    if CANDIDATE_MARK in n and not n.endswith(".wal")]
+                    if CANDIDATE_MARK in n and not n.endswith(WAL_SUFFIX)]
     assert mart_tables(candidate) >= {m.name for m in MARTS}  # complete, never swapped in
     assert cycle3_90d(candidate) == new
 

@@ -29,6 +29,7 @@ from iga_pipeline.defs import checks
 from iga_pipeline.defs.assets import PARQUET, PUBLISHED, REPORT, mart_key
 from iga_pipeline.defs.resources import IGAResource
 from iga_pipeline.quality import personal_data
+from iga_pipeline.warehouse.build import wal_path
 from iga_pipeline.warehouse.catalog import MARTS
 
 pytestmark = [
@@ -220,7 +221,7 @@ def test_a_column_of_short_values_is_not_read(tmp_path):
     con.execute("PRAGMA disable_checkpoint_on_shutdown")
     con.execute(f"UPDATE marts.codes SET code = '{WHO.pnr()}' WHERE code = '17'")
     con.close()
-    assert warehouse.with_name(warehouse.name + ".wal").exists()
+    assert wal_path(warehouse).exists()
     scan = personal_data.scan(warehouse)
     assert scan.found == {("marts", "codes", "code"): 5}
     assert ("marts", "codes", "code") not in scan.skipped_short
