@@ -229,6 +229,21 @@ def test_the_document_describes_each_direct_dependency_at_its_locked_version():
     assert not stale, f"docs/dependencies.md's version differs from the lock (doc, lock): {stale}"
 
 
+def test_the_package_metadata_asks_for_what_requirements_in_asks_for():
+    """pyproject.toml's dependencies and its `dev` extra are requirements.in's lines, with the
+    same version specifiers: `pip install -e .[dev]` gets what `scripts/test.sh` needs (a
+    review found pytest-xdist missing from the extra)."""
+    def specs(lines):
+        return {normalised(re.split(r"[\[=<>~ ]", line, maxsplit=1)[0]): line.split("#")[0].replace(" ", "")
+                for line in lines}
+
+    with open(ROOT / "pyproject.toml", "rb") as f:
+        project = tomllib.load(f)["project"]
+    declared = specs([*project["dependencies"], *project["optional-dependencies"]["dev"]])
+    direct = specs(line for line in DIRECT.read_text().splitlines() if line.strip() and not line.startswith("#"))
+    assert declared == direct
+
+
 def test_the_project_says_its_licence():
     """LICENSE holds the MIT licence's text, and the package metadata says MIT (as an SPDX
     expression: setuptools deprecates the `{ text = ... }` table and will stop building it)."""
