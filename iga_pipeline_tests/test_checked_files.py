@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from rawfiles import RawRoot, fu_end_row, people, register_row
 
 from iga_pipeline import checked_files, ingest, staging
 from iga_pipeline.ingest import CycleIngest, ingest_cycle
@@ -58,6 +59,22 @@ def test_kept_files_give_the_same_frames(raw, tmp_path, cycle, monkeypatch):
     _assert_same(fresh, again)
     assert [f for f in spy.read if "enkat" not in f] == []  # only the (unkept) survey is read again
     assert len(fresh.issues) > 0 and (fresh.issues["severity"] == "rejected").any()  # defects included
+
+
+def test_a_kept_entry_holds_its_issues_masked(tmp_path):
+    """An entry keeps the file's issues as they are staged: a row's values that make a
+    personnummer together ('85010' in Kommun, '12383' in an hours column) are masked before
+    it is written (a review's mutation kept them as read: the issues staged were masked
+    again, the store beside them held both halves)."""
+    raw = RawRoot(tmp_path / "raw")
+    a, b = people(2)
+    raw.register("1277", 2, [register_row(a, 2), register_row(b, 2)])
+    raw.folkuniversitetet(2, "slut", [fu_end_row(a, kommun="85010", hours=("12383", "", "", "")), fu_end_row(b)])
+    stage = tmp_path / "staging"
+    result = ingest_cycle(raw.root, 2, KEY, kept=checked_files.CheckedFiles(stage, 2, KEY))
+    stored = pd.concat([pd.read_parquet(p) for p in (stage / ".checked" / "cycle=2").glob("*/issues.parquet")])
+    for said in (" ".join(stored["detail"]), " ".join(result.issues["detail"])):
+        assert "'#####'" in said and "85010" not in said and "12383" not in said, said
 
 
 def test_a_late_delivery_reads_only_the_new_file(raw, tmp_path, monkeypatch):
@@ -263,6 +280,9 @@ def test_a_file_changed_while_it_is_read_is_read_again(raw, tmp_path, monkeypatc
         assert said["detail"].tolist() == [f"the file changed while it was read, {ingest.READ_ATTEMPTS} times "
                                            "(still being written?): the build after its next change reads it again"]
         assert not (got.issues["source_file"] == rel).sum() > 1  # the attempts' own issues are gone
+        # its rows are held back, not lost: those of the version read last (its last row twice)
+        assert audit["rows_read"] == audit["rows_rejected"] == fresh.audit.set_index("source_file").loc[
+            rel, "rows_read"] + 1
     else:
         assert len(reads) == 2
         _assert_same(fresh, got)  # the file's own rows, issues and audit, once each

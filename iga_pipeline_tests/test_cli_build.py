@@ -1415,7 +1415,8 @@ def _remove_as_root(root: Path) -> None:
 @AS_ANOTHER_USER
 def test_an_unreadable_file_and_an_unlistable_folder_are_rejected_and_the_build_goes_on():
     """As `nobody`: a delivery it may not read, and a municipality folder it may not list.
-    Both are rejected with their reason, every other delivery is built, exit 3 (not 1)."""
+    Both are rejected with their reason, every other delivery is built, exit 3 (not 1). The
+    detail names the error, never its message: that is the file's path as it is on disk."""
     import tempfile
 
     root = Path(tempfile.mkdtemp(prefix="iga-nobody-", dir="/tmp"))
@@ -1434,11 +1435,14 @@ def test_an_unreadable_file_and_an_unlistable_folder_are_rejected_and_the_build_
                                      "WHERE severity = 'rejected' AND source_row IS NULL").fetchall())
             audit = dict(con.execute("SELECT source_file, status FROM marts.ingest_audit").fetchall())
             counted = con.execute("SELECT count(*) FROM marts.fct_participation").fetchone()[0]
+            said = con.execute("SELECT detail FROM marts.data_quality_issues WHERE source_file = "
+                               "'leverantorer/folkuniversitetet/cykel2_90dagar.csv'").fetchall()
         finally:
             con.close()
         assert whole == {"kommuner/1257": "unreadable_file",
                          "leverantorer/folkuniversitetet/cykel2_90dagar.csv": "unreadable_file"}
         assert audit["leverantorer/folkuniversitetet/cykel2_90dagar.csv"] == "rejected"
+        assert said == [("the file could not be read (PermissionError)",)]
         assert audit["kommuner/1277/deltagare_cykel2.csv"] == "loaded" and counted == 2
     finally:
         _remove_as_root(root)

@@ -9,6 +9,7 @@ duplicates for every file; the tests check the numbers themselves as well).
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 
 import pandas as pd
@@ -869,6 +870,24 @@ def test_an_astorp_export_of_another_cycle_counts_its_entries_as_read(raw, inges
     assert result.audit.set_index("source_file").loc[AST5, "reason"] == "cycle_mismatch"
 
 
+def test_a_file_rejected_for_its_path_counts_every_row_its_adapter_finds_and_keeps_its_hash(raw, ingest):
+    """decisions.md: a file rejected for its path alone is read by its adapter to count its
+    rows: those it finds malformed too, and those of a file it would reject whole (a review's
+    mutations counted only the parsed rows, and 0 for the second). A file rejected whole
+    once opened keeps its sha256 in the audit (the delivery log records it as a version)."""
+    raw.register("1277", 2, [register_row(A, 2)])
+    malmo = raw.register("1280", 2, [register_row(B, 2), ["bad", "row"], register_row(C, 2)])
+    latin = raw.register("9999", 2, [register_row(C, 2, fornamn="Åsa"), register_row(D, 2)], encoding="cp1252")
+    result = ingest(2)
+    malmo_rel, latin_rel = raw.register_rel("1280", 2), raw.register_rel("9999", 2)
+    assert audit(result, malmo_rel) == ("rejected", 3, 0, 3, 0)
+    assert audit(result, latin_rel) == ("rejected", 2, 0, 2, 0)
+    a = result.audit.set_index("source_file")
+    assert a.loc[[malmo_rel, latin_rel], "reason"].tolist() == ["unknown_municipality"] * 2
+    assert a.loc[malmo_rel, "sha256"] == hashlib.sha256(malmo.read_bytes()).hexdigest()
+    assert a.loc[latin_rel, "sha256"] == hashlib.sha256(latin.read_bytes()).hexdigest()
+
+
 def test_a_rejected_petho_workbook_counts_its_data_rows_only(raw, ingest):
     """A workbook rejected whole counts the data rows it holds back, each sheet's to its first
     empty row (raw-deliveries.md §2): not the rows below it, which the contract does not read."""
@@ -1056,6 +1075,20 @@ def test_split_values_are_masked_past_apostrophes_whole_file_issues_and_sheet_na
     text = " ".join(said["detail"].dropna()) + " " + " ".join(said["source_row"].dropna())
     assert "85010" not in text, said[said["detail"].str.contains("85010") | said["source_row"].str.contains("85010")]
     assert said["reason"].isin(["unexpected_file"]).sum() >= 2 and (said["reason"] == "unknown_municipality").sum() == 2
+
+
+def test_a_survey_answers_quoted_values_do_not_make_a_personnummer_together(raw, ingest):
+    """The survey is read without the checked files' step, which masks a file's issues: its
+    '85010' in kommunkod and '12383' in okad_mojlighet are masked with the cycle's issues
+    (a review's mutation left that second pass out, and 8501012383 was said whole)."""
+    raw.survey(3, [{"svar_id": "1", "kommunkod": "85010", "okad_mojlighet": "12383", "tolk": "ja"},
+                   {"svar_id": "2", "kommunkod": "85010", "okad_mojlighet": "4", "tolk": "nej"}])
+    result = ingest(3)
+    assert issues(result) == [(SURVEY3, "1", "rejected", "invalid_code"), (SURVEY3, "2", "rejected", "invalid_code")]
+    details = result.issues.set_index("source_row")["detail"]
+    assert "85010" not in details["1"] and "12383" not in details["1"], details["1"]
+    assert "(got '#####')" in details["1"], details["1"]
+    assert details["2"].endswith("(got '85010')"), details["2"]  # one value alone is still shown
 
 
 def test_a_rows_quoted_values_do_not_make_a_personnummer_together(raw, ingest):

@@ -280,6 +280,32 @@ def test_a_file_refused_unread_leaves_its_last_version_superseded(tmp_path):
     assert history == [(v1, "superseded", None)]
 
 
+def test_a_file_gone_is_logged_but_counted_as_no_new_version(tmp_path):
+    """history.record returns the versions no build had read before (the run's log says how
+    many): a file gone adds its row without a hash but is no new version (a review's mutation
+    counted it as one, unseen); its return is one again."""
+    from conftest import TEST_KEY
+
+    from iga_pipeline import history
+    from iga_pipeline.ingest import ingest_cycle
+
+    raw = RawRoot(tmp_path / "raw")
+    write_raw(raw)
+    folder = tmp_path / "staging"
+
+    def record() -> int:
+        return history.record(folder, ingest_cycle(raw.root, 2, TEST_KEY).audit, [2], TEST_KEY)
+
+    assert record() == 3  # the register, the end and the 90-day files
+    assert record() == 0
+    raw.path(FU_SLUT).unlink()
+    assert record() == 0
+    last = history.read_log(folder).iloc[-1]
+    assert last["source_file"] == FU_SLUT and pd.isna(last["sha256"])
+    raw.folkuniversitetet(2, "slut", fu_slut_rows(corrected=True))
+    assert record() == 1
+
+
 def test_the_delivery_log_keeps_no_name_id_of_another_key_or_none(tmp_path):
     """The log outlives builds. A folder named after a person ('850101-2382') was shown as
     the unkeyed sha256 of its name until 2026-12-02 (a review undid one by brute force), and
