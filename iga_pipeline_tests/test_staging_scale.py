@@ -219,6 +219,16 @@ def test_staged_rows_count_as_checked_exactly_when_pandera_checks_data(env, chec
     assert out.stdout.split() == [str(checks), str(checks)]
 
 
+def test_unstamped_staging_is_not_refused_while_pandera_checks_no_data(raw, tmp_path, monkeypatch):
+    """With pandera's data checks switched off nothing is stamped, and the marts do not ask for
+    stamps: the staging goes in as the operator chose, rather than being refused for ever."""
+    monkeypatch.setenv("PANDERA_VALIDATION_DEPTH", "SCHEMA_ONLY")
+    list(staging.stage_cycles(raw, tmp_path, [2], KEY, workers=1))
+    staging.write_inventory(raw, tmp_path)
+    assert not list(tmp_path.glob("cycle=2/.pandera-*.ok"))
+    assert staging.not_ready(tmp_path, [2], KEY) == []
+
+
 def test_pandera_switched_off_in_process_counts_as_unchecked():
     from pandera.config import config_context
 
@@ -253,6 +263,47 @@ def test_a_participation_id_of_another_cycle_fails(raw, tmp_path):
     frame.to_parquet(path, index=False)
     _, cases, _ = staging.validate_staged([path], validation.Participation)
     assert cases["check"].tolist() == ["starts with 'c3-' (the cycle of its folder)"]
+
+
+def test_each_row_of_a_duplicated_id_is_one_failure_case(raw, tmp_path):
+    """A participation_id staged twice is two failure cases of field_uniqueness, one per row,
+    however the file is chunked: not one (the first row missed) nor four (the chunk's check too)."""
+    list(staging.stage_cycles(raw, tmp_path, [3], KEY, workers=1))
+    path = tmp_path / "cycle=3" / "participations.parquet"
+    frame = pd.read_parquet(path)
+    frame.loc[1, "participation_id"] = frame.loc[0, "participation_id"]  # in one chunk
+    frame.to_parquet(path, index=False)
+    _, cases, _ = staging.validate_staged([path], validation.Participation)
+    unique = cases[cases["check"] == "field_uniqueness"]
+    assert unique["failure_case"].tolist() == [frame.loc[0, "participation_id"]] * 2
+
+
+def test_an_empty_staged_file_without_a_column_fails_its_model(tmp_path):
+    """An empty staged file is validated too (its columns, as pandera reads them), not passed
+    for want of rows."""
+    path = tmp_path / "cycle=2" / "survey_responses.parquet"
+    path.parent.mkdir()
+    columns = list(validation.SurveyResponse.to_schema().columns)
+    pd.DataFrame({c: pd.Series(dtype="string") for c in columns[1:]}).to_parquet(path, index=False)
+    rows, cases, read = staging.validate_staged([path], validation.SurveyResponse)
+    assert (rows, read) == (0, 1)
+    assert cases is not None and columns[0] in set(cases["failure_case"].astype(str))
+    assert not staging.validated_before(path, validation.SurveyResponse)
+
+
+def test_a_staged_file_that_is_gone_fails_its_model_by_name(tmp_path):
+    """A staged file removed (by a hand, stamp left or not) fails its check naming it, as a
+    damaged one does, rather than stopping the check with the error of the file system."""
+    folder = tmp_path / "cycle=2"
+    folder.mkdir()
+    stamped, unstamped = folder / "issues.parquet", folder / "audit.parquet"
+    staging._stamp_path(stamped).write_text("1:2:3")
+    rows, cases, _ = staging.validate_staged([stamped, unstamped], validation.Issue)
+    assert rows == 0
+    assert cases[["file", "column", "check"]].to_dict("records") == [
+        {"file": f"cycle=2/{name}", "column": "(whole file)",
+         "check": "readable as Parquet (FileNotFoundError); ingest its cycle again"}
+        for name in ("issues.parquet", "audit.parquet")]
 
 
 def test_a_late_delivery_build_starts_its_worker_before_its_run(raw, tmp_path, monkeypatch):
@@ -357,6 +408,29 @@ def test_workers_are_chosen_by_size(raw, monkeypatch):
     assert staging.ingest_workers(raw, [2, 3]) == 3
 
 
+def test_one_large_cycle_stays_in_this_process_on_one_core(raw, tmp_path, monkeypatch):
+    """A late delivery's cycle is handed to a worker only when a second core can run it
+    beside this process: on one core it is staged here, no process started."""
+    monkeypatch.delenv("IGA_INGEST_WORKERS", raising=False)
+    monkeypatch.setattr(workers, "PARALLEL_FROM_BYTES", 1)  # large
+    monkeypatch.setattr("os.cpu_count", lambda: 1)
+    started = _spy_on_processes(monkeypatch)
+    (staged,) = staging.stage_cycles(raw, tmp_path, [5], KEY, alone_in_worker=True)
+    assert started == [] and staged.rows["participations"] > 0
+
+
+def test_a_worker_stages_nothing_for_a_cycle_not_the_projects_nor_from_an_empty_raw_root(raw, tmp_path):
+    """The worker checks what the run would (`start_early` starts it before the command has
+    checked anything): it fails saying why, and leaves the staging untouched."""
+    with pytest.raises(RuntimeError, match=r"cycle\(s\) \[99\] are not the project's: nothing was staged"):
+        workers.Workers(raw, tmp_path / "stg", [[99]], KEY).results()
+    empty = tmp_path / "mnt"
+    empty.mkdir()
+    with pytest.raises(RuntimeError, match="no cycle has any delivery in the raw root"):
+        workers.Workers(empty, tmp_path / "stg", [[5]], KEY).results()
+    assert not (tmp_path / "stg").exists()
+
+
 def test_an_empty_staged_file_is_validated_and_stamped_like_any_other(raw, tmp_path):
     """A cycle without a survey stages an empty survey_responses.parquet. When its stamp goes
     stale (a new pandera, a changed model), the check must stamp it again, or the marts would
@@ -407,6 +481,48 @@ def test_a_cycle_is_not_swapped_while_a_build_reads_the_staging(raw, tmp_path):
     assert (tmp_path / "cycle=2" / "participations.parquet").stat().st_ino != before
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".cycle=")) == []
     assert staging.not_ready(tmp_path, [2], KEY) == []  # stamped before the swap, still valid after
+
+
+def test_readers_of_the_staging_share_its_lock(tmp_path):
+    """The staging lock taken shared (the marts' build, the pandera checks) lets other readers
+    in at once; only a swap (exclusive) waits for them."""
+    import threading
+
+    got = {}
+
+    def take(name, shared):
+        with staging.locked(tmp_path, shared=shared):
+            got[name] = True
+
+    with staging.locked(tmp_path, shared=True):
+        reader = threading.Thread(target=take, args=("reader", True))
+        writer = threading.Thread(target=take, args=("writer", False))
+        reader.start()
+        writer.start()
+        reader.join(10)
+        writer.join(1.0)
+        assert got == {"reader": True} and writer.is_alive()
+    writer.join(10)
+    assert got == {"reader": True, "writer": True}
+
+
+def test_recover_waits_for_a_swap_under_way(tmp_path):
+    """Between write_cycle's renames (under the staging lock) the cycle's folder is set aside
+    and the new one not yet in place: `recover` waits rather than put the old one back, which
+    would fail the swap."""
+    import threading
+    import time
+
+    old = tmp_path / ".cycle=3.aaaa.old"
+    old.mkdir()
+    restored = []
+    with staging.locked(tmp_path):  # a write_cycle between its two renames
+        worker = threading.Thread(target=lambda: restored.append(staging.recover(tmp_path)))
+        worker.start()
+        time.sleep(1.0)
+        assert worker.is_alive() and old.exists() and not (tmp_path / "cycle=3").exists()
+    worker.join(10)
+    assert restored == [[3]] and (tmp_path / "cycle=3").is_dir()
 
 
 def test_recover_removes_half_written_folders_once_they_are_an_hour_old(tmp_path):
@@ -465,6 +581,19 @@ def test_a_second_ingest_of_a_cycle_lists_the_raw_files_after_the_first_has_writ
     assert done and "leverantorer/astorp/cykel5_90dagar.json" in set(done[0].audit["source_file"])
 
 
+def test_an_ingest_does_not_wait_for_another_cycles(raw, tmp_path):
+    """Each cycle has its own lock: an ingest of cycle 2 goes on while cycle 5's is under way
+    (`dagster dev` runs two ingests at a time)."""
+    import threading
+
+    done = []
+    with staging.locked(tmp_path, cycle=5):  # an ingest of cycle 5 in progress
+        worker = threading.Thread(target=lambda: done.append(staging.stage_cycle(raw, tmp_path, 2, KEY)))
+        worker.start()
+        worker.join(60)
+        assert done and (tmp_path / "cycle=2" / "participations.parquet").exists()
+
+
 def test_the_warehouse_builds_from_the_steps_alone_and_names_what_is_missing(raw, tmp_path):
     """No Dagster: staging writes all the warehouse reads (the delivery log with each cycle),
     the inventory is one call, and without it the marts are refused with the asset to run."""
@@ -504,6 +633,41 @@ def test_the_marts_are_refused_while_the_delivery_log_lacks_a_staged_version(raw
         "again (iga-pipeline build)"]
 
 
+def test_a_cycle_without_deliveries_is_staged_and_refused_only_when_every_cycle_is(raw, tmp_path):
+    """One cycle's files removed is a removal: its staging is empty and the marts go on.
+    Staging in which no cycle has a delivery is refused (more likely a share not mounted)."""
+    import shutil
+
+    from iga_pipeline.ingest import deliveries_for_cycle
+
+    root = tmp_path / "raw"
+    shutil.copytree(raw, root)
+    stage = tmp_path / "staging"
+    list(staging.stage_cycles(root, stage, [2, 3], KEY, workers=1))
+    for d in deliveries_for_cycle(root, 3):
+        d.path.unlink()
+    list(staging.stage_cycles(root, stage, [3], KEY, workers=1))
+    staging.write_inventory(root, stage)
+    assert len(pd.read_parquet(stage / "cycle=3" / "audit.parquet")) == 0
+    assert staging.not_ready(stage, [2, 3], KEY) == []
+    assert [p for p in staging.not_ready(stage, [3], KEY) if "no cycle has any delivery" in p]
+
+
+def test_a_delivery_refused_unopened_does_not_count_as_missing_from_the_delivery_log(raw, tmp_path):
+    """A delivery never opened (a folder named as a file) has no sha256 in the audit, nor in
+    the delivery log: the marts are not refused for it."""
+    import shutil
+
+    root = tmp_path / "raw"
+    shutil.copytree(raw, root)
+    (root / "leverantorer" / "astorp" / "cykel2_90dagar.json").mkdir()
+    stage = tmp_path / "staging"
+    (staged,) = staging.stage_cycles(root, stage, [2], KEY, workers=1)
+    staging.write_inventory(root, stage)
+    assert staged.audit["sha256"].isna().sum() == 1
+    assert staging.not_ready(stage, [2], KEY) == []
+
+
 def test_an_empty_raw_root_leaves_the_inventory_as_it_was(raw, tmp_path):
     staging.write_inventory(raw, tmp_path)
     before = (tmp_path / staging.INVENTORY_ISSUES).read_bytes()
@@ -512,6 +676,13 @@ def test_an_empty_raw_root_leaves_the_inventory_as_it_was(raw, tmp_path):
     with pytest.raises(staging.EmptyRawRoot):
         staging.write_inventory(empty, tmp_path)
     assert (tmp_path / staging.INVENTORY_ISSUES).read_bytes() == before
+
+
+def test_the_inventory_leaves_no_temporary_file(raw, tmp_path):
+    """The inventory is written beside its place and renamed: nothing else stays behind."""
+    for _ in range(2):
+        staging.write_inventory(raw, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [staging.INVENTORY_ISSUES]
 
 
 def test_a_second_export_of_one_build_replaces_what_the_first_left(tmp_path):
