@@ -11,12 +11,17 @@ import csv
 import json
 import re
 import shutil
+from collections import Counter, defaultdict
+from datetime import date, datetime
 from pathlib import Path
 
+import openpyxl
 import pytest
 
 from iga_pipeline.synth import scale
 from iga_pipeline.synth.__main__ import main as synth_main
+from test_synth import (CYCLES, FU_90D_HEADER, FU_END_HEADER, MUNICIPALITIES, PETHO_HEADER, REGISTER_HEADER,
+                        SURVEY_HEADER)
 
 pytestmark = pytest.mark.slow
 
@@ -237,3 +242,197 @@ def test_late_followup_refuses_a_root_it_did_not_write(scaled, tmp_path, capsys,
     assert exit_.value.code == 2
     assert said in capsys.readouterr().err
     assert tree(tmp_path / "raw") == before
+
+
+def test_the_raw_root_holds_exactly_the_contracts_files(scaled):
+    """Registers for every municipality and cycle, each provider's files for its cycles (no 90-day
+    export of cycle 8), and the survey of cycle 3 only: a survey of another cycle passed."""
+    raw, _ = scaled
+    expected = {f"kommuner/{code}/deltagare_cykel{c}.csv" for code in MUNICIPALITIES for c in range(1, 9)}
+    expected |= {"leverantorer/petho/cykel1_resultat.xlsx", "enkater/enkat_cykel3.csv"}
+    expected |= {f"leverantorer/folkuniversitetet/cykel{c}_{s}.csv" for c in (2, 3, 4) for s in ("slut", "90dagar")}
+    expected |= {f"leverantorer/astorp/cykel{c}.json" for c in (5, 6, 7, 8)}
+    expected |= {f"leverantorer/astorp/cykel{c}_90dagar.json" for c in (5, 6, 7)}
+    assert set(tree(raw)) == expected
+
+
+def test_registers_write_the_header_and_every_form_of_personnummer(scaled):
+    """The contract's header, ten fields a row (nine in the malformed ones), and the forms
+    senders write: all four, and some samordningsnummer (day + 60)."""
+    raw, _ = scaled
+    forms, coordination = Counter(), 0
+    for path in sorted((raw / "kommuner").rglob("*.csv")):
+        cycle = int(re.search(r"cykel(\d)", path.name).group(1))
+        header, *rows = list(csv.reader(path.read_bytes().decode("utf-8-sig").splitlines(), delimiter=";"))
+        assert ";".join(header) == REGISTER_HEADER, path
+        assert {len(r) for r in rows} <= {9, 10} and Counter(len(r) for r in rows)[10] > 0, path
+        assert {r[5] for r in rows} == {"flykting" if cycle <= 4 else "ifo"}, path  # the cycle's target group
+        for r in rows:
+            pnr = r[0]
+            forms[re.sub(r"\d", "N", pnr)] += 1
+            coordination += int(re.sub(r"\D", "", pnr)[-6:-4]) > 60
+    assert set(forms) == {"NNNNNN-NNNN", "NNNNNNNN-NNNN", "NNNNNNNNNN", "NNNNNNNNNNNN"}
+    assert min(forms.values()) > 0.05 * sum(forms.values())
+    assert coordination > 0
+
+
+def test_folkuniversitetet_writes_its_header_ten_digit_personnummer_and_90_day_dates(scaled):
+    """raw-deliveries.md §3: the header, `Personnummer` as YYMMDDNNNC, the municipality's name,
+    decimal comma, dates YYYY-MM-DD; the follow-up dated 90-100 days after the cycle's end."""
+    raw, _ = scaled
+    names = set(MUNICIPALITIES.values())
+    for cycle in (2, 3, 4):
+        end = CYCLES[cycle][1]
+        for suffix, header in (("slut", FU_END_HEADER), ("90dagar", FU_90D_HEADER)):
+            data = (raw / f"leverantorer/folkuniversitetet/cykel{cycle}_{suffix}.csv").read_bytes()
+            lines = data.decode("cp1252").split("\r\n")
+            assert lines[0] == header and lines[-1] == "" and "\n" not in data.decode("cp1252").replace("\r\n", "")
+            rows = [line.split(";") for line in lines[1:-1]]
+            assert all(re.fullmatch(r"\d{10}", r[0]) and r[1] in names for r in rows), suffix
+            dates = [date.fromisoformat(r[-1]) for r in rows if len(r) == len(header.split(";"))]
+            if suffix == "slut":
+                assert any(re.fullmatch(r"\d+,\d+", h) for r in rows for h in r[2:6])
+                assert all(CYCLES[cycle][0] <= d and (d - end).days < 30 for d in dates)
+            else:
+                assert all(90 <= (d - end).days <= 100 for d in dates)
+
+
+def test_astorp_exports_are_shaped_like_the_contracts_example(scaled):
+    """raw-deliveries.md §4: keys in the example's order, `pnr` as YYYYMMDD-NNNC, UTF-8 (not
+    \\u escapes), delivered after the cycle's end (the 90-day export after 90 days)."""
+    raw, _ = scaled
+    statuses = set()
+    for path in sorted((raw / "leverantorer/astorp").glob("*.json")):
+        text = path.read_text(encoding="utf-8")
+        doc = json.loads(text)
+        cycle = int(re.search(r"\d+", path.stem).group())
+        delivered = (date.fromisoformat(doc["levererad"]) - CYCLES[cycle][1]).days
+        assert doc["leverantor"] == "Åstorps kommun" and '"Åstorps kommun"' in text
+        assert doc["cykel"] == cycle
+        if path.stem.endswith("_90dagar"):
+            assert list(doc) == ["leverantor", "cykel", "levererad", "uppfoljning"] and delivered >= 90
+            entries = doc["uppfoljning"]
+            assert all(list(e) == ["pnr", "status"] for e in entries)
+        else:
+            assert list(doc) == ["leverantor", "cykel", "levererad", "deltagare"] and 0 < delivered < 90
+            entries = doc["deltagare"]
+            assert all(list(e) == ["pnr", "kommunkod", "insatser", "status_cykelslut"] for e in entries)
+            assert all(e["kommunkod"] in MUNICIPALITIES for e in entries)
+        assert all(re.fullmatch(r"\d{8}-\d{4}", e["pnr"]) for e in entries), path
+        statuses.update(e.get("status_cykelslut", e.get("status")) for e in entries)
+    assert {None, "OKAND"} <= statuses  # unknown is written both ways
+
+
+def test_the_petho_workbook_is_laid_out_as_the_contract_says(scaled):
+    """raw-deliveries.md §2: a sheet per municipality by name, title, Rapportdatum, an empty row,
+    the header on row 4; Personnr as YYMMDD-NNNC and sometimes a number without the dash."""
+    raw, _ = scaled
+    wb = openpyxl.load_workbook(raw / "leverantorer/petho/cykel1_resultat.xlsx")
+    assert wb.sheetnames == ["Info", *MUNICIPALITIES.values()]
+    kinds = Counter()
+    for name in MUNICIPALITIES.values():
+        ws = wb[name]
+        assert ws["A1"].value and ws["A2"].value == "Rapportdatum" and isinstance(ws["B2"].value, datetime)
+        assert all(c.value is None for c in ws[3])
+        assert [c.value for c in ws[4]] == PETHO_HEADER
+        for row in ws.iter_rows(min_row=5, values_only=True):
+            kinds["int" if isinstance(row[0], int) else "dash" if re.fullmatch(r"\d{6}-\d{4}", row[0]) else "?"] += 1
+    assert kinds["?"] == 0 and kinds["int"] > 0 and kinds["dash"] > 2 * kinds["int"]
+
+
+def test_the_petho_workbook_breaks_one_row_in_2000_with_an_unknown_intervention(scaled):
+    """Pethö's unknown interventions keep the defect rate of every other kind (1 row in 2,000,
+    at least one): until a review of 2026-12-04 one row in twenty had one."""
+    raw, summary = scaled
+    wb = openpyxl.load_workbook(raw / "leverantorer/petho/cykel1_resultat.xlsx")
+    odd = sum("simning" in str(row[2] or "").casefold()
+              for name in MUNICIPALITIES.values() for row in wb[name].iter_rows(min_row=5, values_only=True))
+    assert odd == scale.defects_per_kind(summary["cycles"][1]["participations"])
+
+
+def test_the_survey_is_utf8_comma_separated_with_the_contracts_header(scaled):
+    raw, summary = scaled
+    lines = (raw / "enkater/enkat_cykel3.csv").read_bytes().decode("utf-8").splitlines()
+    assert lines[0] == SURVEY_HEADER
+    rows = list(csv.reader(lines[1:]))
+    assert len(rows) == summary["files"]["enkater/enkat_cykel3.csv"]
+    assert all(len(r) == 4 and r[1] in MUNICIPALITIES and r[3] in ("ja", "nej") for r in rows)
+    assert {r[2] for r in rows} <= {"1", "2", "3", "4", "5", "", "7"}
+
+
+def test_another_seed_draws_other_people(scaled, tmp_path):
+    """The seed reaches the people too, not only the files' streams (with it left out, every
+    seed wrote the same personnummer, and the files still differed)."""
+    raw, _ = scaled
+    scale.generate_scaled(tmp_path / "other", N, SEED + 1)
+
+    def pnrs(root):
+        return {re.sub(r"\D", "", row["personnummer"])[-10:]
+                for path in (root / "kommuner").rglob("*.csv")
+                for row in csv.DictReader(path.read_text(encoding="utf-8-sig").splitlines(), delimiter=";")}
+
+    mine, theirs = pnrs(raw), pnrs(tmp_path / "other")
+    assert len(mine & theirs) < 0.05 * len(mine)
+
+
+def test_an_export_written_in_many_chunks_is_the_same_json(tmp_path, monkeypatch):
+    """Åstorp's exports are rendered CHUNK_ROWS entries at a time (250,000: only from about a
+    million participations on): in many chunks the bytes are those written in one."""
+    one = scale.generate_scaled(tmp_path / "one", 400, SEED)
+    monkeypatch.setattr(scale, "CHUNK_ROWS", 7)
+    many = scale.generate_scaled(tmp_path / "many", 400, SEED)
+    assert many == one and tree(tmp_path / "many") == tree(tmp_path / "one")
+    doc = json.loads((tmp_path / "many/leverantorer/astorp/cykel5.json").read_text(encoding="utf-8"))
+    assert len(doc["deltagare"]) == one["files"]["leverantorer/astorp/cykel5.json"] > 7
+
+
+# (file, reason, severity) every delivery of the kind holds, at every cycle
+EXPECTED_DEFECTS = {
+    "kommuner": {("invalid_personnummer", "rejected"), ("invalid_date", "rejected"), ("invalid_code", "rejected"),
+                 ("missing_required", "rejected"), ("cycle_mismatch", "rejected"),
+                 ("conflicting_enrollment", "rejected"), ("duplicate_row", "warning")},
+    "provider": {("invalid_personnummer", "rejected"), ("invalid_code", "rejected"),
+                 ("conflicting_duplicate", "rejected"), ("orphan_outcome", "rejected"),
+                 ("duplicate_row", "warning")},
+}
+
+
+def test_every_delivery_holds_every_defect_kind_it_can(scaled, built):
+    """Not only somewhere in the root: every cycle's registers and every provider file (a kind
+    left out of one provider's files passed, the registers holding it), and the summary's count
+    of each kind is the pipeline's."""
+    raw, summary = scaled
+    found = built.query("SELECT source_file, cycle, reason, severity, detail FROM marts.data_quality_issues")
+    by_file = defaultdict(set)
+    for file, cycle, reason, severity, detail in found:
+        where = f"kommuner/{cycle}" if file.startswith("kommuner/") else file
+        by_file[where].add((reason, severity))
+        if reason == "missing_required" and re.match(r"the row has \d+ fields", detail):
+            by_file[where].add(("malformed_row", severity))
+    for cycle in range(1, 9):
+        assert by_file[f"kommuner/{cycle}"] >= EXPECTED_DEFECTS["kommuner"] | {("malformed_row", "rejected")}, cycle
+    for file in summary["files"]:
+        if file.startswith("leverantorer/"):
+            expected = set(EXPECTED_DEFECTS["provider"])
+            if not file.endswith("_90dagar.json"):  # Åstorp's 90-day export states no municipality
+                expected.add(("municipality_mismatch", "warning"))
+            if file.endswith(".csv"):
+                expected.add(("malformed_row", "rejected"))
+            if not file.endswith(("_90dagar.csv", "_90dagar.json")):  # hours or interventions
+                expected.add(("invalid_code", "warning"))
+            assert by_file[file] >= expected, (file, expected - by_file[file])
+    assert ("invalid_code", "rejected") in by_file["enkater/enkat_cykel3.csv"]
+    counts = Counter((reason, severity) for _, _, reason, severity, _ in found)
+    malformed = sum(1 for _, _, reason, _, detail in found
+                    if reason == "missing_required" and re.match(r"the row has \d+ fields", detail))
+    d = summary["defects"]
+    assert counts[("invalid_personnummer", "rejected")] == d["invalid_personnummer"]
+    assert counts[("invalid_date", "rejected")] == d["invalid_date"]
+    assert counts[("cycle_mismatch", "rejected")] == d["cycle_mismatch"]
+    assert counts[("conflicting_enrollment", "rejected")] == d["conflicting_enrollment"]
+    assert counts[("conflicting_duplicate", "rejected")] == d["conflicting_duplicate"]
+    assert counts[("orphan_outcome", "rejected")] == d["orphan_outcome"]
+    assert counts[("duplicate_row", "warning")] == d["duplicate_row"]
+    assert malformed == d["malformed_row"]
+    assert counts[("missing_required", "rejected")] == d["missing_required"] + d["malformed_row"]
+    assert counts[("invalid_code", "rejected")] == d["invalid_code"] + d["invalid_survey_answer"]

@@ -620,6 +620,9 @@ class Writer:
         bad = rows["pnr_bad"].to_numpy(dtype=bool)
         pnr[bad] = bump_check_digit(pnr[bad])
         as_number = (rng.random(len(rows)) < 0.15) & ~bad
+        k = defects_per_kind(p.n)  # rows with an unknown intervention: a warning each
+        odd = set(rng.choice(len(rows), size=min(k, len(rows)), replace=False).tolist())
+        self.defect("unknown_intervention", len(odd))
         sheets: dict[str, list] = {code: [] for code in self.codes}
         first = dict(zip(p.slot, p.first))
         last = dict(zip(p.slot, p.last))
@@ -639,9 +642,8 @@ class Writer:
                 name = f"{first[r.slot]} {last[r.slot]}"
             else:
                 chosen, name = [], "Okänd Deltagare"
-            if rng.random() < 0.05:
-                chosen.append("Simning")  # unknown intervention: a warning
-                self.defect("unknown_intervention")
+            if i in odd:
+                chosen.append("Simning")
             cell = int(pnr10[i]) if as_number[i] else pnr[i]
             sheets[r.municipality].append([cell, name, ", ".join(chosen), end_text or None, text90, None])
         wb = openpyxl.Workbook()
