@@ -121,7 +121,7 @@ def key_from_env(environ: dict[str, str] | None = None) -> PseudonymKey:
     real key is used exactly as given, so that its person_keys never change."""
     env = os.environ if environ is None else environ
     secret = env.get(ENV_VAR, "")
-    production = env.get("IGA_ENV", "").strip().lower() == "production"
+    production = _is_production(env.get("IGA_ENV", ""))
     if secret.strip() and secret.strip() != DEVELOPMENT_KEY:
         if production and len(secret.strip()) < MIN_PRODUCTION_KEY:
             raise PseudonymKeyError(f"{ENV_VAR} has {len(secret.strip())} characters and IGA_ENV=production: "
@@ -133,6 +133,20 @@ def key_from_env(environ: dict[str, str] | None = None) -> PseudonymKey:
     return development_key()
 
 
+ENVIRONMENTS = ("production", "development")
+
+
+def _is_production(value: str) -> bool:
+    """IGA_ENV: `production`, `development` or unset (any case, white space around ignored).
+    Anything else is refused: a typo (`prod`, `Produktion`) once meant "not production" and
+    built real deliveries on the public development key without a word (a review's find)."""
+    value = value.strip().lower()
+    if value and value not in ENVIRONMENTS:
+        raise PseudonymKeyError(f"IGA_ENV={value[:40]!r} is neither 'production' nor 'development': set one "
+                                "of them, or leave it unset (production refuses the development key)")
+    return value == "production"
+
+
 def development_key() -> PseudonymKey:
     """The public development key, as a build without IGA_PSEUDONYM_KEY uses it."""
     return PseudonymKey(DEVELOPMENT_KEY.encode("utf-8"), is_development=True)
@@ -142,4 +156,6 @@ def development_key_said(environ: dict[str, str] | None = None) -> str:
     """Why the development key is used, as the banner, the run's warning and a refusal say it:
     'is not set' was said of a variable that held it."""
     env = os.environ if environ is None else environ
-    return "is the public development key" if env.get(ENV_VAR, "").strip() else "is not set"
+    if env.get(ENV_VAR, "").strip():
+        return "is the public development key"
+    return "is blank" if ENV_VAR in env else "is not set"

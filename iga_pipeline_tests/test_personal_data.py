@@ -417,6 +417,25 @@ def test_production_is_not_fooled_by_white_space_or_a_short_key(env):
         pseudonym.key_from_env(env)
 
 
+@pytest.mark.parametrize("value", ["prod", "prd", "Produktion", "live", "production-eu"])
+def test_an_environment_the_pipeline_does_not_know_is_refused(value):
+    """A mistyped IGA_ENV is refused, key or not (a review built with `prod` on the public
+    development key: only the exact word switched the refusal on). `development` and unset
+    are not production; `production` in any case, spaces around it, is."""
+    for key in ({}, {"IGA_PSEUDONYM_KEY": "a real secret, 32 chars or so"}):
+        with pytest.raises(pseudonym.PseudonymKeyError, match="is neither 'production' nor 'development'"):
+            pseudonym.key_from_env({"IGA_ENV": value, **key})
+    assert pseudonym.key_from_env({"IGA_ENV": " Development "}).is_development
+    assert pseudonym.key_from_env({"IGA_ENV": ""}).is_development
+
+
+def test_a_blank_key_is_said_to_be_blank():
+    """'is not set' was said of a variable set to white space (a review's find)."""
+    with pytest.raises(pseudonym.PseudonymKeyError, match="IGA_PSEUDONYM_KEY is blank and IGA_ENV"):
+        pseudonym.key_from_env({"IGA_ENV": "production", "IGA_PSEUDONYM_KEY": "  "})
+    assert pseudonym.development_key_said({}) == "is not set"
+
+
 def test_a_real_key_is_used_as_given():
     """White space inside or around a real key is part of it: its person_keys never change."""
     a = pseudonym.key_from_env({"IGA_PSEUDONYM_KEY": "a real secret, 32 chars or so"})
