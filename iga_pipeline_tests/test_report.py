@@ -471,6 +471,29 @@ def test_a_misprinted_total_that_sums_the_printed_shares_says_so(page_text):
     assert page_text.count("the sum of the printed, rounded shares") == 2
 
 
+def test_a_total_not_recomputed_is_not_said_to_sum_the_printed_shares(bundled, tmp_path):
+    """Where nothing is recomputed (a cycle whose 90-day file was rejected, so not followed
+    up), the print's sum of its shares explains no difference, and was offered as if it did
+    (an exploratory review's find)."""
+    text = _page_of(bundled, tmp_path,
+                    "UPDATE marts.published_reconciliation SET recomputed = NULL, numerator = NULL, matches = false "
+                    "WHERE row_label = 'Cykel 7' AND column_name = 'share_total_90d'")
+    assert "30 of 46 is 65.22%, rounded 65%; printed 64% (the sum of the printed, rounded shares 41% + 23%)" in text
+    assert "printed 57% (the sum" not in text and text.count("the sum of the printed, rounded shares") == 1
+
+
+def test_the_page_says_how_a_file_rejected_whole_is_listed(bundled, tmp_path, page_text):
+    """Its rows are not listed one by one, and the page said each rejected row was (an
+    exploratory review's find): it says each file rejected whole is listed once."""
+    assert "lists each row rejected on its own with its file and row (" in page_text
+    text = _page_of(bundled, tmp_path,
+                    "UPDATE marts.ingest_audit SET status = 'rejected', reason = 'unreadable_file', "
+                    "rows_rejected = rows_read, rows_loaded = 0, rows_duplicate = 0 "
+                    "WHERE source_file = 'leverantorer/folkuniversitetet/cykel2_slut.csv'")
+    assert "1 rejected whole" in text
+    assert "with its file and row, and each file rejected whole once, without a row (" in text
+
+
 def test_the_benchmarks_say_how_much_they_rest_on_counting_completers_only(page_text):
     """rules.md compares completers; ESF's figures may count early leavers too. Counted as not
     in work, the 58 leavers make TOTALT's "above" South Sweden's 27% a "cannot tell" (116 of

@@ -352,7 +352,9 @@ def _table1(recon: pd.DataFrame) -> dict:
                 "denominator": _none(r.denominator),
                 "exact": None if exact is None else f"{exact:.2f}%",
                 "recomputed": fmt(recomputed), "published": fmt(published),
-                "cause": _summed_parts(printed_cells, r.row_label, r.column_name, published),
+                # nothing recomputed (no follow-up, say): the print's sum explains no difference
+                "cause": None if recomputed is None else _summed_parts(
+                    printed_cells, r.row_label, r.column_name, published),
             })
             cell["note"] = len(misprints)
         cells.setdefault(r.row_label, {})[r.column_name] = cell
