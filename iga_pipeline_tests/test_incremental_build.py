@@ -30,6 +30,11 @@ def tables(warehouse) -> dict[str, list]:
         out["types"] = con.execute(
             "SELECT table_schema, table_name, column_name, data_type FROM information_schema.columns "
             "WHERE table_schema IN ('staging', 'intermediate', 'marts', 'reference') ORDER BY ALL").fetchall()
+        # what BI tools show as descriptions: an incremental build replaces most marts too
+        out["comments"] = con.execute(
+            "SELECT table_name, NULL, comment FROM duckdb_tables() WHERE schema_name = 'marts' UNION ALL "
+            "SELECT table_name, column_name, comment FROM duckdb_columns() WHERE schema_name = 'marts' "
+            "ORDER BY ALL").fetchall()
         return out
     finally:
         con.close()

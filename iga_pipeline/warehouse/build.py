@@ -151,6 +151,7 @@ def _build_fully(staging: Path, candidate: Path, extra_marts: dict | None, input
         for path in sql_files():
             con.execute(path.read_text(encoding="utf-8").replace("{staging}", _quote(staging)))
         _extra_marts(con, extra_marts)
+        _describe_marts(con)
         _record_inputs(con, {**inputs, "build": "full"}, full_build_bytes=None)
         con.execute("CHECKPOINT")
     finally:
@@ -164,6 +165,25 @@ def _extra_marts(con, extra_marts: dict | None) -> None:
         con.register("_frame", frame)
         con.execute(f"CREATE OR REPLACE TABLE marts.{name} AS SELECT * FROM _frame")
         con.unregister("_frame")
+
+
+def _describe_marts(con) -> None:
+    """Each mart's and column's meaning (`warehouse/catalog.py`) as DuckDB comments, which BI
+    tools show as descriptions (`duckdb_tables()`, `duckdb_columns()`): an exploratory review
+    found bare names. Only the tables and columns this build has."""
+    from iga_pipeline.warehouse.catalog import MARTS
+
+    built = {}
+    for table, column in con.execute("SELECT table_name, column_name FROM duckdb_columns() "
+                                     "WHERE database_name = current_database() AND schema_name = 'marts'").fetchall():
+        built.setdefault(table, set()).add(column)
+    for mart in MARTS:
+        if mart.name not in built:
+            continue
+        con.execute(f"COMMENT ON TABLE marts.{mart.name} IS {_quote(f'{mart.description} One row per {mart.grain}.')}")
+        for column, meaning in mart.columns.items():
+            if column in built[mart.name]:
+                con.execute(f"COMMENT ON COLUMN marts.{mart.name}.{column} IS {_quote(meaning)}")
 
 
 # --- incremental builds: a late delivery rebuilds one cycle's rows, not the warehouse ------------
@@ -297,6 +317,7 @@ def _build_incrementally(staging: Path, candidate: Path, extra_marts: dict | Non
             for statement in _statements(path.read_text(encoding="utf-8").replace("{staging}", _quote(staging))):
                 con.execute(_incremental(statement, changed))
         _extra_marts(con, extra_marts)
+        _describe_marts(con)
         mode = "cycles " + ",".join(map(str, changed)) if changed else "no cycle changed"  # the inventory did
         _record_inputs(con, {**inputs, "build": mode},
                        full_build_bytes=_recorded_size(con))
