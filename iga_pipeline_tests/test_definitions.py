@@ -110,6 +110,20 @@ def test_jobs_schedule_and_sensors(defs):
         AssetKey(["raw", "inventory"])}
 
 
+def test_the_warehouse_automation_ticks_every_30_s_over_every_asset_from_the_start(defs):
+    """`dagster dev` starts the automation with the deployment (README), ticking every 30 s
+    (docs/performance.md, "Under dagster dev"), over every asset that has a condition: the
+    marts, what follows them, and raw/inventory on a new deployment."""
+    from dagster import DefaultSensorStatus
+
+    sensor = defs.resolve_sensor_def("warehouse_automation")
+    assert (sensor.default_status, sensor.minimum_interval_seconds) == (DefaultSensorStatus.RUNNING, 30)
+    graph = defs.resolve_asset_graph()
+    automated = {k for k in graph.get_all_asset_keys() if graph.get(k).automation_condition is not None}
+    assert {k.path[0] for k in automated} == {"raw", "marts", "report", "warehouse"}
+    assert automated <= sensor.asset_selection.resolve(graph)
+
+
 def test_the_instance_runs_at_most_two_ingest_runs_at_once(defs, tmp_path):
     """The delivery sensor's first tick asks for eight ingest runs. The instance of
     `dagster dev` (.dagster_home/dagster.yaml, committed) queues every run of the jobs
@@ -130,8 +144,9 @@ def test_the_instance_runs_at_most_two_ingest_runs_at_once(defs, tmp_path):
     for name in ("build_all", "ingest_cycle", "list_unexpected_files"):
         tags = defs.resolve_job_def(name).tags
         assert tags.get(key) == INGEST_TAGS[key] != IN_PROCESS_TAGS[key], name
-        # the 10M full build: 541.0 s on 2026-12-02 (docs/performance.md)
-        assert 300 < int(tags["dagster/max_runtime"]) <= 24 * 3600, name
+        # the 10M full build: 541.0 s on 2026-12-02, 575.6 s on 2026-12-03 (docs/performance.md):
+        # a limit under twice that would end the nightly build of such a deployment as failed
+        assert 2 * 576 < int(tags["dagster/max_runtime"]) <= 24 * 3600, name
     # the automation's runs too: one whose process died would hold the automation up
     assert defs.resolve_sensor_def("warehouse_automation").run_tags["dagster/max_runtime"] == \
         INGEST_TAGS["dagster/max_runtime"]

@@ -1274,6 +1274,54 @@ def test_a_delivery_ingested_just_after_the_warehouse_run_is_published_too(site,
     assert third.total_requested == 0
 
 
+@pytest.mark.slow
+def test_the_nightly_build_leaves_the_automation_nothing_to_do(site, monkeypatch):
+    """The nightly build_all ingests every cycle and builds and publishes the warehouse after
+    them: the automation, ticking all along, must not take those ingests for new input and
+    build the warehouse a second time each night."""
+    monkeypatch.setenv("IGA_PSEUDONYM_KEY", TEST_SECRET)
+    instance = DagsterInstance.ephemeral()
+    assert site.run(all_cycles=True, instance=instance).success
+    settled = evaluate_automation_conditions(defs=defs, instance=instance)
+    assert settled.total_requested == 0
+    nightly = site.run(all_cycles=True, instance=instance)
+    assert nightly.success, failure_message(nightly)
+    after = evaluate_automation_conditions(defs=defs, instance=instance, cursor=settled.cursor)
+    assert after.total_requested == 0, {k for k in defs.resolve_all_asset_keys() if after.get_num_requested(k)}
+
+
+@pytest.mark.slow
+def test_the_marts_wait_while_an_ingest_run_is_still_going(site, monkeypatch, tmp_path):
+    """Two deliveries ingested one after the other (the queue runs two ingest runs at once):
+    while cycle 5's run is still going, the automation does not build the warehouse from
+    cycle 3's alone (a build that the next one would replace at once); once that run has
+    ended, the marts and what follows them are asked for."""
+    from iga_pipeline import staging
+
+    monkeypatch.setenv("IGA_PSEUDONYM_KEY", TEST_SECRET)
+    (tmp_path / "home").mkdir()
+    instance = DagsterInstance.local_temp(str(tmp_path / "home"))  # on disk: two threads use it
+    assert site.run(all_cycles=True, instance=instance).success
+    every = set(defs.resolve_all_asset_keys())
+    settled = evaluate_automation_conditions(defs=defs, instance=instance)
+    assert settled.total_requested == 0
+    assert site.run("ingest_cycle", partition_key="3", instance=instance).success
+    done = {}
+    with staging.locked(site.staging, cycle=5):  # another ingest of cycle 5: its run waits, in progress
+        run = threading.Thread(target=lambda: done.update(result=site.run(
+            "ingest_cycle", partition_key="5", instance=instance)))
+        run.start()
+        assert _someone_waits_for(site.staging / ".lock-cycle=5", run), "cycle 5's run did not wait"
+        during = evaluate_automation_conditions(defs=defs, instance=instance, cursor=settled.cursor)
+        assert during.total_requested == 0, {k for k in every if during.get_num_requested(k)}
+    run.join(300)
+    assert done["result"].success, failure_message(done["result"])
+    after = evaluate_automation_conditions(defs=defs, instance=instance, cursor=during.cursor)
+    assert {mart_key(m.name) for m in MARTS} | {PUBLISHED, PARQUET} <= {
+        k for k in every if after.get_num_requested(k)}
+    instance.dispose()
+
+
 def _someone_waits_for(lock: Path, thread: threading.Thread) -> bool:
     """Whether a flock of `lock` is blocked, waiting (a line `N: -> FLOCK ...` of /proc/locks
     naming its inode), before `thread` ends."""
