@@ -372,7 +372,10 @@ def table1_footnote(rows: list[tuple]) -> str | None:
                     if label.startswith("Cykel ") and counts[3] is None]
     if not not_followed:
         return None
-    return (f"* after 90 days TOTALT counts cycle {', '.join(not_followed)} (not followed up) with its status "
+    from iga_pipeline.evaluation.report import named_cycles
+
+    its = "their statuses" if len(not_followed) > 1 else "its status"
+    return (f"* after 90 days TOTALT counts {named_cycles(not_followed)} (not followed up) with {its} "
             "at the end of the cycle (rule R10)")
 
 

@@ -1605,6 +1605,9 @@ def test_the_printed_table_keeps_its_columns_apart_at_national_counts():
     assert cli.table1_footnote(rows) == ("* after 90 days TOTALT counts cycle 8 (not followed up) with its "
                                          "status at the end of the cycle (rule R10)")
     assert cli.table1_footnote([r for r in rows if r[0] != "Cykel 8"]) is None
+    two = [("Cykel 3", 20, 5, 2, None, None), *rows]
+    assert cli.table1_footnote(two) == ("* after 90 days TOTALT counts cycles 3 and 8 (not followed up) with "
+                                        "their statuses at the end of the cycle (rule R10)")
 
 
 def test_a_delivery_sent_again_under_another_name_is_said(tmp_path):

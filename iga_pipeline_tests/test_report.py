@@ -494,6 +494,17 @@ def test_the_page_says_how_a_file_rejected_whole_is_listed(bundled, tmp_path, pa
     assert "with its file and row, and each file rejected whole once, without a row (" in text
 
 
+def test_cycles_not_followed_up_are_named_in_words(bundled, tmp_path, page_text):
+    """One cycle is 'cycle 8 was', two are 'cycles 7 and 8 were' (an exploratory review read
+    'Cycle 6, 8 was never followed up')."""
+    assert "Cycle 8 was never followed up at 90 days: its hollow points" in page_text
+    assert "the end-of-cycle status of cycle 8 carried forward as its 90-day status" in page_text
+    text = _page_of(bundled, tmp_path, "UPDATE marts.outcomes_by_cycle SET followed_up = false, work_90d = NULL, "
+                    "studies_90d = NULL, other_90d = NULL, unknown_90d = NULL WHERE cycle = 7")
+    assert "Cycles 7 and 8 were never followed up at 90 days: their hollow points" in text
+    assert "the end-of-cycle status of cycles 7 and 8 carried forward as their 90-day status" in text
+
+
 def test_the_benchmarks_say_how_much_they_rest_on_counting_completers_only(page_text):
     """rules.md compares completers; ESF's figures may count early leavers too. Counted as not
     in work, the 58 leavers make TOTALT's "above" South Sweden's 27% a "cannot tell" (116 of

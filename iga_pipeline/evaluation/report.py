@@ -181,6 +181,14 @@ class Era:
         return f"{self.first}" if self.first == self.last else f"{self.first}-{self.last}"
 
 
+def named_cycles(cycles: list) -> str:
+    """[8] -> 'cycle 8', [6, 8] -> 'cycles 6 and 8', [3, 6, 8] -> 'cycles 3, 6 and 8'."""
+    names = [str(c) for c in cycles]
+    if len(names) < 2:
+        return "cycle " + "".join(names)
+    return f"cycles {', '.join(names[:-1])} and {names[-1]}"
+
+
 def cycle_ranges(cycles: list[int]) -> str:
     """[1, 2, 3, 5] -> '1-3,5', as outcomes_summary labels its scopes; '' for none."""
     runs: list[list[int]] = []
@@ -652,6 +660,7 @@ def render_html(ctx: dict) -> str:
     env.filters["thousands"] = thousands
     env.filters["pct"] = pct
     env.filters["sek"] = sek
+    env.filters["named_cycles"] = named_cycles
     return env.get_template(TEMPLATE).render(**ctx)
 
 
