@@ -563,13 +563,15 @@ def test_every_defect_kind_is_present_without_personal_data(bundle):
     (["--participations", "2000", "--late-followup", "9", "--out", "NEW"], "an Åstorp export (cycles 5-8)"),
     (["--participations", "2000", "--late-followup", "3", "--out", "NEW"], "an Åstorp export (cycles 5-8)"),
     (["--participations", "2000", "--late-followup", "8", "--out", "NEW"], "has none"),
+    # it told the operator to empty the folder, which by default is the bundled data set
+    (["--out", "."], "is not empty: name an empty or new folder with --out DIR"),
 ])
 def test_synth_refuses_what_it_cannot_write_with_exit_1(tmp_path, capsys, args, said):
     """Each was a traceback, or (the last) a raw root of one late file (a review's find)."""
     from iga_pipeline import cli
 
     (tmp_path / "FILE").write_text("not a folder")
-    argv = ["synth", *[str(tmp_path / a) if a in ("FILE", "NEW") else a for a in args]]
+    argv = ["synth", *[str(tmp_path / a) if a in ("FILE", "NEW", ".") else a for a in args]]
     assert cli.main(argv) == 1
     err = capsys.readouterr().err
     assert said in err and "Traceback" not in err, err

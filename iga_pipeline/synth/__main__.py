@@ -60,7 +60,8 @@ def _write(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if args.out.exists() and not args.out.is_dir():
         parser.error(f"{args.out} is not a folder")
     if args.out.exists() and any(args.out.iterdir()):
-        parser.error(f"{args.out} is not empty; remove its contents first")
+        parser.error(f"{args.out} is not empty: name an empty or new folder with --out DIR "
+                     "(synth writes a raw root whole, and never over files already there)")
     if args.participations is not None:
         from iga_pipeline.synth.scale import generate_scaled
         started = time.monotonic()
