@@ -12,6 +12,8 @@ import hmac
 import io
 import os
 import sys
+import threading
+import time
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
@@ -165,3 +167,18 @@ def pytest_terminal_summary(terminalreporter):
     if cases:
         terminalreporter.write_line(f"[hostile files] {sum(cases.values())} cases: "
                                     + ", ".join(f"{k}={v}" for k, v in sorted(cases.items())))
+
+
+def someone_waits_for(lock: Path, thread: threading.Thread) -> bool:
+    """Whether a flock of `lock` is blocked, waiting (a line `N: -> FLOCK ...` of /proc/locks
+    naming its inode), before `thread` ends: a test sees a run or call wait for a lock, rather
+    than asserting it is still going after a sleep."""
+    inode = f":{lock.stat().st_ino}"
+    deadline = time.monotonic() + 300
+    while thread.is_alive() and time.monotonic() < deadline:
+        for line in Path("/proc/locks").read_text().splitlines():
+            fields = line.split()
+            if "->" in fields and fields[-3].endswith(inode):
+                return True
+        time.sleep(0.05)
+    return False

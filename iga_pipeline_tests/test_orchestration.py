@@ -35,7 +35,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pytest
-from conftest import TEST_SECRET, rewrite_parquet
+from conftest import TEST_SECRET, rewrite_parquet, someone_waits_for
 from dagster import (
     AssetCheckSeverity, AssetKey, AssetSelection, DagsterEventType, DagsterInstance, Definitions, SensorResult,
     SkipReason, build_sensor_context, define_asset_job, evaluate_automation_conditions,
@@ -1311,7 +1311,7 @@ def test_the_marts_wait_while_an_ingest_run_is_still_going(site, monkeypatch, tm
         run = threading.Thread(target=lambda: done.update(result=site.run(
             "ingest_cycle", partition_key="5", instance=instance)))
         run.start()
-        assert _someone_waits_for(site.staging / ".lock-cycle=5", run), "cycle 5's run did not wait"
+        assert someone_waits_for(site.staging / ".lock-cycle=5", run), "cycle 5's run did not wait"
         during = evaluate_automation_conditions(defs=defs, instance=instance, cursor=settled.cursor)
         assert during.total_requested == 0, {k for k in every if during.get_num_requested(k)}
     run.join(300)
@@ -1320,20 +1320,6 @@ def test_the_marts_wait_while_an_ingest_run_is_still_going(site, monkeypatch, tm
     assert {mart_key(m.name) for m in MARTS} | {PUBLISHED, PARQUET} <= {
         k for k in every if after.get_num_requested(k)}
     instance.dispose()
-
-
-def _someone_waits_for(lock: Path, thread: threading.Thread) -> bool:
-    """Whether a flock of `lock` is blocked, waiting (a line `N: -> FLOCK ...` of /proc/locks
-    naming its inode), before `thread` ends."""
-    inode = f":{lock.stat().st_ino}"
-    deadline = time.monotonic() + 300
-    while thread.is_alive() and time.monotonic() < deadline:
-        for line in Path("/proc/locks").read_text().splitlines():
-            fields = line.split()
-            if "->" in fields and fields[-3].endswith(inode):
-                return True
-        time.sleep(0.05)
-    return False
 
 
 def test_a_publish_waits_while_another_one_swaps_its_files(site):
@@ -1348,7 +1334,7 @@ def test_a_publish_waits_while_another_one_swaps_its_files(site):
         while not list(site.live.parent.glob(".parquet.*.pending")) and time.monotonic() < deadline:
             time.sleep(0.1)  # until this run's exports are written: its publish is next
         assert list(site.live.parent.glob(".parquet.*.pending")), "the run wrote no exports in 300 s"
-        assert _someone_waits_for(site.live.parent / ".publish.lock", run), \
+        assert someone_waits_for(site.live.parent / ".publish.lock", run), \
             "the run published while another publish held its turn"
         assert site.live.stat().st_ino == inode
     run.join(300)
@@ -1368,7 +1354,7 @@ def test_a_report_materialised_on_its_own_takes_its_turn_with_the_publishes(site
         run = threading.Thread(target=lambda: done.update(result=site.run(
             "report_only", definitions=job_with(AssetSelection.assets(REPORT), "report_only"))))
         run.start()
-        assert _someone_waits_for(site.live.parent / ".publish.lock", run), \
+        assert someone_waits_for(site.live.parent / ".publish.lock", run), \
             "the report was rendered and replaced while a publish held its turn"
         assert page.stat().st_mtime_ns == before
     run.join(300)

@@ -6,6 +6,7 @@ import sys
 
 import pandas as pd
 import pytest
+from conftest import someone_waits_for
 
 from iga_pipeline import staging, validation, workers
 from iga_pipeline.pseudonym import PseudonymKey
@@ -498,10 +499,10 @@ def test_readers_of_the_staging_share_its_lock(tmp_path):
         reader = threading.Thread(target=take, args=("reader", True))
         writer = threading.Thread(target=take, args=("writer", False))
         reader.start()
-        writer.start()
         reader.join(10)
-        writer.join(1.0)
-        assert got == {"reader": True} and writer.is_alive()
+        assert got == {"reader": True}
+        writer.start()
+        assert someone_waits_for(tmp_path / ".lock", writer), "the swap did not wait for the readers"
     writer.join(10)
     assert got == {"reader": True, "writer": True}
 
@@ -511,7 +512,6 @@ def test_recover_waits_for_a_swap_under_way(tmp_path):
     and the new one not yet in place: `recover` waits rather than put the old one back, which
     would fail the swap."""
     import threading
-    import time
 
     old = tmp_path / ".cycle=3.aaaa.old"
     old.mkdir()
@@ -519,8 +519,8 @@ def test_recover_waits_for_a_swap_under_way(tmp_path):
     with staging.locked(tmp_path):  # a write_cycle between its two renames
         worker = threading.Thread(target=lambda: restored.append(staging.recover(tmp_path)))
         worker.start()
-        time.sleep(1.0)
-        assert worker.is_alive() and old.exists() and not (tmp_path / "cycle=3").exists()
+        assert someone_waits_for(tmp_path / ".lock", worker), "recover did not wait for the lock"
+        assert old.exists() and not (tmp_path / "cycle=3").exists()
     worker.join(10)
     assert restored == [[3]] and (tmp_path / "cycle=3").is_dir()
 
