@@ -530,6 +530,14 @@ def test_an_interval_that_includes_its_benchmark_only_unrounded_says_so(page_tex
             "line is ours, the report's words in quotation marks)") in page_text
 
 
+def test_the_reports_verdict_words_are_tied_to_the_marts_values(page_text, con):
+    """The report says "cannot tell" where marts.benchmark_comparison says `inconclusive`; an
+    analyst reading both met two words for one verdict (an exploratory review's find)."""
+    values = {v for (v,) in con.execute("SELECT DISTINCT verdict FROM marts.benchmark_comparison").fetchall()}
+    assert "inconclusive" in values
+    assert 'else "cannot tell" ( inconclusive in marts.benchmark_comparison ).' in page_text  # code: own parts
+
+
 def test_the_tables_are_described_for_screen_readers_and_notes_are_linked(html):
     """A review read the page as assistive technology does: every table has a caption, every
     header cell says what it heads (scope), rows are named by a row header, Swedish text is
