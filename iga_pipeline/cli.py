@@ -292,7 +292,7 @@ def _indent(text: str) -> str:
 
 
 def summarise(paths, elapsed: float, cycle: int | None = None) -> int:
-    from iga_pipeline.evaluation.queries import AUDIT_TOTALS, ISSUE_TOTALS
+    from iga_pipeline.evaluation.queries import AUDIT_TOTALS, ISSUE_TOTALS, UNEXPECTED_FILES
     from iga_pipeline.warehouse.duck import open_readonly
 
     con = open_readonly(paths.warehouse)
@@ -300,6 +300,7 @@ def summarise(paths, elapsed: float, cycle: int | None = None) -> int:
         audit = con.execute(AUDIT_TOTALS).fetchone()
         warnings_, unlisted = con.execute(ISSUE_TOTALS).fetchone()
         table1 = table1_rows(con)
+        unexpected = [f for (f,) in con.execute(UNEXPECTED_FILES).fetchall()]
     finally:
         con.close()
     files, rejected_files, read, loaded, rejected, dup = audit
@@ -316,6 +317,11 @@ def summarise(paths, elapsed: float, cycle: int | None = None) -> int:
     if unlisted:
         print(f"\n{unlisted} folder(s) of the raw root could not be listed: their files are missing; "
               "see marts.data_quality_issues", file=sys.stderr)
+    if unexpected:  # warnings, not a failure: a misnamed delivery would otherwise pass unseen
+        named = ", ".join(unexpected[:UNEXPECTED_NAMED]) + (
+            f" and {len(unexpected) - UNEXPECTED_NAMED} more" if len(unexpected) > UNEXPECTED_NAMED else "")
+        print(f"\n{len(unexpected)} file(s) of the raw root match no delivery of the contract and were not "
+              f"read: {named}; see marts.data_quality_issues (unexpected_file)", file=sys.stderr)
     if rejected_files:
         # the warehouse's count, of every cycle; the run's log named those of the cycles it read
         print(f"\n{rejected_files} raw file(s) were rejected whole"
@@ -324,6 +330,9 @@ def summarise(paths, elapsed: float, cycle: int | None = None) -> int:
     if rejected_files or unlisted:
         return EXIT_FILES_REJECTED
     return EXIT_OK
+
+
+UNEXPECTED_NAMED = 5  # the closing summary names this many unexpected files, and counts the rest
 
 
 def format_table1(rows: list[tuple]) -> list[str]:

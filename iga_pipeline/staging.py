@@ -22,6 +22,7 @@ in this process or in worker processes (`stage_cycles`, `ingest_workers`).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import shutil
@@ -403,6 +404,9 @@ class Staged:
     by_reason: pd.DataFrame  # severity, reason, issues
     audit: pd.DataFrame
     new_versions: int = 0  # files whose content no build had read before (history.py)
+    # each file rejected whole: (source_file, reason, detail), its rejection's detail as in the
+    # warehouse (the log names what a missing_columns lacks, not only its reason code)
+    rejected_whole: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)
 
 
 # A cycle with fewer rows (read, or staged) leaves too little behind to be worth a full
@@ -434,11 +438,24 @@ def stage_cycle(raw_root: Path, staging: Path, cycle: int, key: PseudonymKey) ->
         by_reason=issues.groupby(["severity", "reason"]).size().rename("issues").reset_index(),
         audit=result.audit,
         new_versions=new_versions,
+        rejected_whole=rejected_whole(result.audit, issues),
     )
     del result, issues
     if max(rows_read, sum(staged.rows.values())) >= GIVE_BACK_FROM_ROWS:
         _give_back_memory()
     return staged
+
+
+def rejected_whole(audit: pd.DataFrame, issues: pd.DataFrame) -> list[tuple[str, str, str]]:
+    """(source_file, reason, detail) of each file the audit says was rejected whole: the
+    detail of its one rejection with no row (ingest.py)."""
+    whole = audit.loc[audit["status"] == "rejected", ["source_file", "reason"]]
+    if whole.empty:
+        return []
+    of_files = issues[issues["source_row"].isna() & (issues["severity"] == "rejected")]
+    detail = of_files.drop_duplicates("source_file").set_index("source_file")["detail"]
+    return [(f, reason, said if isinstance(said := detail.get(f), str) else "")
+            for f, reason in whole.itertuples(index=False)]
 
 
 def _give_back_memory() -> None:

@@ -233,6 +233,7 @@ UNEXPECTED = [
     "kommuner/1277/.~lock.deltagare_cykel2.csv#",
     "leverantorer/astorp/cykel9.json",       # no cycle 9
     "enkater/enkat_cykel3.csv.bak",
+    "kommuner/1277/deltagare_cykel02.csv",  # a leading zero: no second delivery of cycle 2
 ]
 
 
@@ -299,6 +300,29 @@ def test_unexpected_files_are_warnings_not_rejections(structural_build):
         assert issues.get(rel) == ("warning", "unexpected_file"), rel
     audit = audit_rows(structural_build)
     assert not set(stored) & set(audit)  # not read, so not audited
+
+
+def test_the_summary_names_the_unexpected_files_a_count_alone_left_unseen(structural_build):
+    """A misnamed delivery is a warning, not read; the closing summary said only its count among
+    the warnings (an exploratory review's find). It names them as the warehouse does, five at
+    most, and counts the rest."""
+    stored = sorted(safe_path(rel, TEST_KEY) for rel in UNEXPECTED)
+    (line,) = [line for line in structural_build.stderr.splitlines() if "match no delivery" in line]
+    assert line.startswith(f"{len(UNEXPECTED)} file(s) of the raw root match no delivery of the contract "
+                           "and were not read: "), line
+    assert line.endswith(f"{', '.join(stored[:5])} and {len(stored) - 5} more; "
+                         "see marts.data_quality_issues (unexpected_file)"), line
+    assert stored[5] not in line  # the one counted, not named ('~<id>.txt' sorts last)
+
+
+def test_a_file_rejected_whole_is_said_with_what_was_wrong(structural_build):
+    """The run's line for a file rejected whole gave its reason code alone; it now gives the
+    detail the warehouse keeps (here the column the register lacks)."""
+    (detail,) = structural_build.query(
+        "SELECT detail FROM marts.data_quality_issues "
+        "WHERE source_file = 'kommuner/1278/deltagare_cykel2.csv' AND source_row IS NULL")[0]
+    assert "kon" in detail, detail
+    assert f"kommuner/1278/deltagare_cykel2.csv rejected whole: missing_columns ({detail})" in structural_build.stderr
 
 
 def test_the_rest_of_the_build_goes_on_after_structural_rejections(structural_build):

@@ -528,7 +528,8 @@ def test_a_file_rejected_whole_is_a_warning_of_the_run_that_names_it(site, monke
     one; the run was green and said only "1 file(s) rejected whole", so cycle 6 went out as not
     followed up unnoticed. The run still succeeds (bad input is recorded, the build goes on),
     but it warns in its log, and its check no_file_rejected_whole fails as a warning, each
-    naming the file (as the warehouse names it) and the reason."""
+    naming the file (as the warehouse names it), the reason and its detail (the reason code
+    alone left an engineer to open the warehouse to learn what was wrong)."""
     monkeypatch.setenv("IGA_PSEUDONYM_KEY", TEST_SECRET)
     broken = "leverantorer/astorp/cykel6_90dagar.json"
     (site.raw / broken).write_text("{ not json")
@@ -538,11 +539,12 @@ def test_a_file_rejected_whole_is_a_warning_of_the_run_that_names_it(site, monke
     (check,) = [e for e in ingest.get_asset_check_evaluations() if e.check_name == NO_FILE_REJECTED]
     assert check.passed is False and check.severity == AssetCheckSeverity.WARN
     table = check.metadata["rejected whole"].value
-    assert broken in table and "unreadable_file" in table, table
+    detail = "not valid JSON: Expecting property name enclosed in double quotes (line 1, column 3)"
+    assert broken in table and "unreadable_file" in table and detail in table, table
     assert failure_details(check.metadata) == table  # what `iga-pipeline build` prints of a failed run's check
     warnings = [e.user_message for e in instance.all_logs(ingest.run_id)
                 if e.level == logging.WARNING and "rejected whole" in e.user_message]
-    assert any(broken in w and "unreadable_file" in w for w in warnings), warnings
+    assert any(broken in w and f"unreadable_file ({detail})" in w for w in warnings), warnings
 
     # another cycle's ingest does not turn it green while cycle 6's file is still rejected
     other = site.run("ingest_cycle", partition_key="3", instance=instance)

@@ -221,8 +221,9 @@ def harmonised(context: AssetExecutionContext, iga: IGAResource):
         # A file rejected whole leaves the run green (bad input is recorded, the build goes on):
         # the run says it where a deployment's engineer looks, by name as in the warehouse (and
         # the check no_file_rejected_whole fails). A review saw a broken re-send go unnoticed.
-        for f in staged.audit[staged.audit["status"] == "rejected"].itertuples():
-            context.log.warning(f"cycle {staged.cycle}: {f.source_file} rejected whole: {f.reason}")
+        for source_file, reason, detail in staged.rejected_whole:
+            context.log.warning(f"cycle {staged.cycle}: {source_file} rejected whole: {reason}"
+                                + (f" ({detail})" if detail else ""))
         per_cycle.append({"cycle": staged.cycle, **staged.rows, "files_rejected": staged.files_rejected})
         by_reason.append(staged.by_reason)
     counts = pd.DataFrame(per_cycle).set_index("cycle")

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from dagster import (
     AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, AssetCheckSpec,
     MetadataValue, asset_check, multi_asset_check,
@@ -91,6 +93,8 @@ def _files_rejected_whole(iga: IGAResource) -> AssetCheckResult:
             damaged.append(f"{f.parent.name}/{f.name}")
     audit = pd.concat(audits, ignore_index=True) if audits else pd.DataFrame(columns=["status"])
     rejected = audit[audit["status"] == "rejected"].drop(columns="status")
+    if len(rejected):  # what each lacks, as in the warehouse: its rejection of no row
+        rejected = rejected.assign(detail=rejected["source_file"].map(_details_of_files(iga)))
     return AssetCheckResult(
         asset_key=harmonised_key("audit"), check_name=NO_FILE_REJECTED, passed=rejected.empty and not damaged,
         severity=AssetCheckSeverity.WARN,
@@ -98,6 +102,21 @@ def _files_rejected_whole(iga: IGAResource) -> AssetCheckResult:
             (rejected.to_markdown(index=False) if len(rejected) else "none")
             + (f"\n\nin the audits read; not readable: {', '.join(damaged)} (ingest their cycles again)"
                if damaged else ""))})
+
+
+def _details_of_files(iga: IGAResource) -> dict[str, str]:
+    """source_file -> the detail of its rejection with no row, from the staged issues (a few
+    rows each: pyarrow reads those alone). A damaged file gives none; pandera_issues names it."""
+    details: dict[str, str] = {}
+    for f in _staged_files(iga, "issues"):
+        try:
+            table = pq.read_table(f, columns=["source_file", "detail"],
+                                  filters=pc.field("source_row").is_null() & (pc.field("severity") == "rejected"))
+        except (OSError, pa.ArrowException):
+            continue
+        for source_file, detail in zip(*table.to_pydict().values()):
+            details.setdefault(source_file, detail or "")
+    return details
 
 
 # One step for the seven models and the warning (each a check of its own in the UI). Most runs

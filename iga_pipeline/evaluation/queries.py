@@ -91,6 +91,15 @@ SELECT count_if(severity = 'warning'),
 FROM marts.data_quality_issues
 """
 
+# The command line's summary: the files of the raw root no delivery of the contract names, not
+# read (`unexpected_file` with no cycle; with one, it is unread content of a delivery).
+UNEXPECTED_FILES = """
+SELECT DISTINCT source_file
+FROM marts.data_quality_issues
+WHERE reason = 'unexpected_file' AND cycle IS NULL
+ORDER BY source_file
+"""
+
 AUDIT_BY_KIND = """
 SELECT source_kind, count(*)::BIGINT AS files, count_if(status = 'rejected')::BIGINT AS files_rejected,
        sum(rows_read)::BIGINT AS rows_read, sum(rows_loaded)::BIGINT AS rows_loaded,
