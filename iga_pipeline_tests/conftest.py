@@ -33,6 +33,22 @@ TEST_SECRET = "iga-tests-secret-not-the-development-key"
 TEST_KEY = PseudonymKey(TEST_SECRET.encode(), is_development=False)
 
 
+CHROMIUM = Path(os.environ.get("IGA_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def chromium_or_skip() -> Path:
+    """Debian's chromium (scripts/browser-deps.sh): a browser test is skipped without it, but
+    fails in CI, where it must be there."""
+    if not CHROMIUM.exists():
+        message = f"{CHROMIUM} is missing: run scripts/browser-deps.sh"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return CHROMIUM
+
+
 def expected_person_key(who: Person | str) -> str:
     """HMAC-SHA256 of the normalised personnummer, computed here independently."""
     pnr12 = who.pnr12 if isinstance(who, Person) else who

@@ -12,6 +12,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pytest
+from conftest import CHROMIUM_ARGS, chromium_or_skip
 
 from iga_pipeline import reference
 from iga_pipeline.evaluation import queries
@@ -536,6 +537,33 @@ def test_the_reports_verdict_words_are_tied_to_the_marts_values(page_text, con):
     values = {v for (v,) in con.execute("SELECT DISTINCT verdict FROM marts.benchmark_comparison").fetchall()}
     assert "inconclusive" in values
     assert 'else "cannot tell" ( inconclusive in marts.benchmark_comparison ).' in page_text  # code: own parts
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("width", [360, 768])
+def test_on_a_narrow_screen_a_wide_table_scrolls_in_its_box_not_the_page(bundled, tmp_path, width):
+    """Below about 960 px the page itself overflowed sideways (its widest table, Table 1, is
+    959 px), so on a phone the text scrolled out of view with the tables (an exploratory
+    review's find). Each table now scrolls inside its own box."""
+    chromium = chromium_or_skip()
+    from playwright.sync_api import sync_playwright
+
+    _, warehouse = bundled
+    page_file = warehouse.parent / "report" / "index.html"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": width, "height": 800})
+            page.goto(page_file.as_uri())
+            page_width = page.evaluate("document.documentElement.scrollWidth")
+            boxes = page.evaluate("""() => [...document.querySelectorAll('table')].map(t => ({
+                id: t.id, box: t.parentElement.className, right: t.parentElement.getBoundingClientRect().right,
+                scrolls: t.parentElement.scrollWidth > t.parentElement.clientWidth}))""")
+        finally:
+            browser.close()
+    assert page_width == width
+    assert len(boxes) == 7 and all(b["box"] == "wide" and b["right"] <= width for b in boxes), boxes
+    assert {b["id"]: b["scrolls"] for b in boxes}["table1-grid"] is True  # 959 px wide: it must scroll
 
 
 def test_the_tables_are_described_for_screen_readers_and_notes_are_linked(html):

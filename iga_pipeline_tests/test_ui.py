@@ -26,13 +26,11 @@ from collections import deque
 from pathlib import Path
 
 import pytest
+from conftest import CHROMIUM_ARGS, chromium_or_skip
 
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = Path(os.environ.get("IGA_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 # group -> some of its assets (the last part of their keys), as the graph labels them
 GROUPS = {
     "raw": ["deliveries", "inventory"],
@@ -202,18 +200,14 @@ def _paths(down: dict[str, set[str]], start: str, goal: str) -> list[list[str]]:
 
 @pytest.mark.browser
 def test_the_asset_graph_in_a_browser_shows_the_groups_and_their_assets(webserver, tmp_path):
-    if not CHROMIUM.exists():
-        message = f"{CHROMIUM} is missing: run scripts/browser-deps.sh"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+    chromium = chromium_or_skip()
     from playwright.sync_api import expect, sync_playwright
 
     shot = tmp_path / "asset-graph.png"
     width, height = 1600, 1000
     with sync_playwright() as p:
         browser = p.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"), executable_path=str(CHROMIUM), headless=True,
+            str(tmp_path / "chromium-profile"), executable_path=str(chromium), headless=True,
             args=CHROMIUM_ARGS, viewport={"width": width, "height": height})
         try:
             page = browser.new_page()
