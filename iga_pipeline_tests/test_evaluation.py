@@ -497,6 +497,11 @@ def test_reconciliation_null_and_half_up_edges():
     assert not m[("Cykel 1", "work_90d")]  # printed '-' but there is a value
     assert not m[("Cykel 2", "work_at_end")] and not m[("Cykel 2", "share_work_at_end")]
     assert not m[("Cykel 2", "work_90d")]  # printed 3, nothing recomputed
+    # a share not recomputed has no denominator either: a BI tool read NULL of 8 (an exploratory
+    # review's find); a recomputed one keeps both
+    cell = out.set_index(["row_label", "column_name"])
+    assert cell.loc[("Cykel 2", "share_work_90d"), ["numerator", "denominator"]].isna().all()
+    assert tuple(cell.loc[("Cykel 1", "share_work_90d"), ["numerator", "denominator"]]) == (1, 8)
     with pytest.raises(ValueError):
         published_reconciliation_frame(published.assign(extra=1), cycles, summary_frame(all={}))
 

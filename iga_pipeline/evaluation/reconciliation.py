@@ -110,7 +110,8 @@ def published_reconciliation_frame(published: pd.DataFrame, cycles: pd.DataFrame
                 "row_label": label, "column_name": col, "published": printed,
                 "recomputed": recomputed, "matches": printed == recomputed, "unit": unit,
                 "numerator": num if unit == "percent" else None,
-                "denominator": den, "row_order": i + 1, "column_order": j + 1,
+                # no share recomputed (a cycle not followed up): no denominator to divide by either
+                "denominator": den if num is not None else None, "row_order": i + 1, "column_order": j + 1,
             })
     frame = pd.DataFrame(out, columns=COLUMNS)
     for c in ("published", "recomputed", "numerator", "denominator", "row_order", "column_order"):

@@ -223,7 +223,7 @@ MARTS: tuple[Mart, ...] = (
          "matches": "published equals recomputed (both NULL counts as a match)",
          "unit": "count or percent",
          "numerator": "percent cells: the recomputed count over the denominator",
-         "denominator": "percent cells: completers of the row",
+         "denominator": "percent cells: completers of the row; NULL where numerator is",
          "row_order": "the printed row order", "column_order": "the printed column order"},
         ("outcomes_by_cycle", "outcomes_summary"),
         group="evaluation",
