@@ -325,6 +325,25 @@ def test_a_file_rejected_whole_is_said_with_what_was_wrong(structural_build):
     assert f"kommuner/1278/deltagare_cykel2.csv rejected whole: missing_columns ({detail})" in structural_build.stderr
 
 
+def test_the_summary_names_a_misnamed_delivery_before_the_hashed_names_of_other_files(tmp_path):
+    """The summary names five unexpected files; sorted by path alone, five hashed ids ('~' and
+    a keyed id: names that could be a person's, such as 'enkät_cykel1.csv') in enkater/ came
+    first, and the misnamed register that tells the engineer what to rename was among 'and 1
+    more' (a review's find: 26 files, the five named all hashed)."""
+    raw = RawRoot(tmp_path / "raw")
+    raw.register("1277", 1, [register_row(B, 1)])
+    for n in range(1, 6):
+        raw.write_text(f"enkater/enkät_cykel{n}.csv", "stray\n")
+    misnamed = "kommuner/1277/deltagare_cykel02.csv"
+    raw.write_text(misnamed, "stray\n")
+    result = run_cli_build(raw.root, tmp_path / "wh" / "iga.duckdb")
+    assert result.exit_code == 0, result.stderr
+    (line,) = [line for line in result.stderr.splitlines() if "match no delivery" in line]
+    assert line.startswith(f"6 file(s) of the raw root match no delivery of the contract and were not read: "
+                           f"{misnamed}, enkater/~"), line
+    assert line.endswith(" and 1 more; see marts.data_quality_issues (unexpected_file)"), line
+
+
 def test_the_rest_of_the_build_goes_on_after_structural_rejections(structural_build):
     p = participations(structural_build)
     assert p == {

@@ -556,6 +556,26 @@ def test_a_file_rejected_whole_is_a_warning_of_the_run_that_names_it(site, monke
     assert [e.passed for e in again.get_asset_check_evaluations() if e.check_name == NO_FILE_REJECTED] == [True]
 
 
+def test_a_file_rejected_whole_whose_staged_issues_cannot_be_read_has_no_nan_for_detail(tmp_path):
+    """The check no_file_rejected_whole gives each file's detail from the staged issues; where
+    those cannot be read (a damaged issues.parquet, pandera_issues names it) the detail is
+    unknown, and the table read 'nan' (a review's find)."""
+    from iga_pipeline.defs.checks import _files_rejected_whole
+
+    (tmp_path / "raw").mkdir()
+    cycle6 = tmp_path / "wh" / "staging" / "cycle=6"
+    cycle6.mkdir(parents=True)
+    broken = "leverantorer/astorp/cykel6_90dagar.json"
+    pd.DataFrame({"cycle": [6], "source_file": [broken], "status": ["rejected"],
+                  "reason": ["unreadable_file"]}).to_parquet(cycle6 / "audit.parquet")
+    (cycle6 / "issues.parquet").write_bytes(b"not parquet")
+    check = _files_rejected_whole(IGAResource(raw_dir=str(tmp_path / "raw"),
+                                              warehouse=str(tmp_path / "wh" / "iga.duckdb")))
+    table = check.metadata["rejected whole"].value
+    assert check.passed is False and broken in table and "unreadable_file" in table, table
+    assert "nan" not in table, table
+
+
 @pytest.mark.parametrize("selection, partition_key", [
     (None, "3"),  # the job ingest_cycle: raw/deliveries refuses first
     (AssetSelection.assets(*(harmonised_key(n) for n in HARMONISED)), "3"),  # the ingest alone, from the UI

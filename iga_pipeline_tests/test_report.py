@@ -495,6 +495,19 @@ def test_the_page_says_how_a_file_rejected_whole_is_listed(bundled, tmp_path, pa
     assert "with its file and row, and each file rejected whole once, without a row (" in text
 
 
+def test_the_page_gives_each_file_rejected_whole_with_what_was_wrong(bundled, tmp_path):
+    """The list gave the reason code alone, where the run's log and the check give its detail
+    too (a review's find); a file with no such issue row is listed with its code alone."""
+    fu, survey = "leverantorer/folkuniversitetet/cykel2_slut.csv", "enkater/enkat_cykel3.csv"
+    text = _page_of(bundled, tmp_path,
+                    "UPDATE marts.ingest_audit SET status = 'rejected', reason = 'missing_columns' "
+                    f"WHERE source_file IN ('{fu}', '{survey}')",
+                    "INSERT INTO marts.data_quality_issues (source_file, source_row, severity, reason, detail, cycle) "
+                    f"VALUES ('{fu}', NULL, 'rejected', 'missing_columns', 'missing: Utfallskod', 2)")
+    assert f"{fu} : missing_columns (missing: Utfallskod)" in text
+    assert f"{survey} : missing_columns " in text and f"{survey} : missing_columns (" not in text
+
+
 def test_cycles_not_followed_up_are_named_in_words(bundled, tmp_path, page_text):
     """One cycle is 'cycle 8 was', two are 'cycles 7 and 8 were' (an exploratory review read
     'Cycle 6, 8 was never followed up')."""
@@ -564,6 +577,39 @@ def test_on_a_narrow_screen_a_wide_table_scrolls_in_its_box_not_the_page(bundled
     assert page_width == width
     assert len(boxes) == 7 and all(b["box"] == "wide" and b["right"] <= width for b in boxes), boxes
     assert {b["id"]: b["scrolls"] for b in boxes}["table1-grid"] is True  # 959 px wide: it must scroll
+
+
+@pytest.mark.browser
+def test_on_a_narrow_screen_the_files_rejected_whole_wrap_inside_the_page(bundled, tmp_path):
+    """The list of files rejected whole gives each path as code, one word a browser would not
+    break: at 360 px 'leverantorer/folkuniversitetet/cykel4_90dagar.csv' pushed the page to 500 px
+    wide (a review's find; the bundled data reject no file, so the narrow-screen test above
+    never met the list)."""
+    import shutil
+
+    chromium = chromium_or_skip()
+    from playwright.sync_api import sync_playwright
+
+    _, warehouse = bundled
+    copy = tmp_path / "altered.duckdb"
+    shutil.copyfile(warehouse, copy)
+    rejected = "leverantorer/folkuniversitetet/cykel4_90dagar.csv"
+    with duckdb.connect(str(copy)) as c:
+        c.execute("UPDATE marts.ingest_audit SET status = 'rejected', reason = 'missing_columns' "
+                  "WHERE source_file = ?", [rejected])
+        page_file = tmp_path / "index.html"
+        page_file.write_text(render_report(c), encoding="utf-8")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 360, "height": 800})
+            page.goto(page_file.as_uri())
+            listed = page.locator("li code", has_text=rejected).count()
+            page_width = page.evaluate("document.documentElement.scrollWidth")
+        finally:
+            browser.close()
+    assert listed == 1
+    assert page_width == 360
 
 
 def test_the_tables_are_described_for_screen_readers_and_notes_are_linked(html):

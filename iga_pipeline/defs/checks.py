@@ -94,7 +94,8 @@ def _files_rejected_whole(iga: IGAResource) -> AssetCheckResult:
     audit = pd.concat(audits, ignore_index=True) if audits else pd.DataFrame(columns=["status"])
     rejected = audit[audit["status"] == "rejected"].drop(columns="status")
     if len(rejected):  # what each lacks, as in the warehouse: its rejection of no row
-        rejected = rejected.assign(detail=rejected["source_file"].map(_details_of_files(iga)))
+        # '' where the staged issues give none (one not readable: pandera_issues names it), not 'nan'
+        rejected = rejected.assign(detail=rejected["source_file"].map(_details_of_files(iga)).fillna(""))
     return AssetCheckResult(
         asset_key=harmonised_key("audit"), check_name=NO_FILE_REJECTED, passed=rejected.empty and not damaged,
         severity=AssetCheckSeverity.WARN,

@@ -92,12 +92,15 @@ FROM marts.data_quality_issues
 """
 
 # The command line's summary: the files of the raw root no delivery of the contract names, not
-# read (`unexpected_file` with no cycle; with one, it is unread content of a delivery).
+# read (`unexpected_file` with no cycle; with one, it is unread content of a delivery). Those
+# shown as named come first: a hashed component ('~' and a keyed id) tells an engineer nothing
+# to rename, and five of them in enkater/ left a misnamed register among "and N more".
 UNEXPECTED_FILES = """
-SELECT DISTINCT source_file
+SELECT source_file
 FROM marts.data_quality_issues
 WHERE reason = 'unexpected_file' AND cycle IS NULL
-ORDER BY source_file
+GROUP BY source_file
+ORDER BY regexp_matches(source_file, '(^|/)~'), source_file
 """
 
 AUDIT_BY_KIND = """
@@ -113,8 +116,14 @@ ORDER BY CASE source_kind WHEN 'register' THEN 1 WHEN 'petho' THEN 2
 # The fingerprint input: one line per raw file, as `sha256sum` prints it.
 AUDIT_HASHES = "SELECT sha256, source_file FROM marts.ingest_audit ORDER BY source_file"
 
+# with the detail of each one's rejection of no row, as the run's log and the check give it
 REJECTED_FILES = """
-SELECT source_file, reason FROM marts.ingest_audit WHERE status = 'rejected' ORDER BY source_file
+SELECT a.source_file, a.reason, coalesce(i.detail, '') AS detail
+FROM marts.ingest_audit AS a
+LEFT JOIN (SELECT source_file, min(detail) AS detail FROM marts.data_quality_issues
+           WHERE severity = 'rejected' AND source_row IS NULL GROUP BY source_file) AS i USING (source_file)
+WHERE a.status = 'rejected'
+ORDER BY a.source_file
 """
 
 # A file-level missing_outcome (a 90-day file that gives no status) is no completer: counted apart.
