@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
+import subprocess
+import sys
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -484,8 +487,11 @@ def test_survey(bundle):
     assert {r[1] for r in rows} <= set(MUNICIPALITIES) and {r[3] for r in rows} <= {"ja", "nej"}
 
 
-@pytest.mark.parametrize("seed", [DEFAULT_SEED, 7])
+@pytest.mark.parametrize("seed", [DEFAULT_SEED, 7, 10, 52])
 def test_independent_tally_reproduces_table1(tmp_path, bundle, seed):
+    """Seeds 10 and 52 take branches the default seed and 7 do not (a mutation review): in 10 a
+    cycle-2 completer returns in cycle 3, so the previous-cycle orphan must be picked among the
+    others; in 52 the planner draws one identity twice, so it must draw again."""
     if seed == DEFAULT_SEED:
         raw, summary = bundle
     else:
@@ -502,6 +508,83 @@ def test_independent_tally_reproduces_table1(tmp_path, bundle, seed):
     # The defects the generator says it wrote are exactly the issues the rules find.
     logged = Counter((d["file"], d["row"], d["kind"]) for d in summary["defects"])
     assert t.issues == logged
+
+
+def file_rows(raw: Path, rel: str) -> int:
+    """Data rows in one delivery, read as the contract lays it out."""
+    path = raw / rel
+    if rel.endswith(".xlsx"):
+        wb = openpyxl.load_workbook(path)
+        rows = 0
+        for name in wb.sheetnames:
+            if name in MUNICIPALITIES.values():
+                for row in wb[name].iter_rows(min_row=5, values_only=True):
+                    if all(v is None for v in row):
+                        break
+                    rows += 1
+        return rows
+    if rel.endswith(".json"):
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        return len(doc["uppfoljning" if rel.endswith("_90dagar.json") else "deltagare"])
+    encoding = "cp1252" if "folkuniversitetet" in rel else "utf-8-sig"
+    return len(path.read_bytes().decode(encoding).splitlines()) - 1
+
+
+def test_the_summary_counts_what_the_files_hold(bundle):
+    """No test read the summary's rows per file, `rows`, `completers`, `early_leavers` or `persons`
+    (a mutation review): a Pethö count that took in the note below the owner's data, or
+    `completers` counting every participation, passed."""
+    raw, summary = bundle
+    assert summary["files"] == {rel: file_rows(raw, rel) for rel in summary["files"]}
+    assert summary["rows"] == sum(summary["files"].values())
+    parts = tally(raw).participations
+    completers = sum(p["completed"] for p in parts.values())
+    assert completers == sum(int(r["completed"]) for r in TABLE1.values())
+    assert (summary["completers"], summary["early_leavers"]) == (completers, len(parts) - completers)
+    assert summary["persons"] == len({pnr for pnr, _ in parts})
+
+
+def written_pnr(raw: Path, rel: str, row: int) -> str:
+    """The personnummer on data row `row` (1-based) of a register, Folkuniversitetet or Åstorp file."""
+    if rel.endswith(".json"):
+        doc = json.loads((raw / rel).read_text(encoding="utf-8"))
+        return doc["uppfoljning" if rel.endswith("_90dagar.json") else "deltagare"][row - 1]["pnr"]
+    encoding = "cp1252" if "folkuniversitetet" in rel else "utf-8-sig"
+    lines = (raw / rel).read_bytes().decode(encoding).splitlines()
+    return next(csv.reader([lines[row]], delimiter=";"))[0]
+
+
+def test_a_spoilt_check_digit_9_is_written_as_0(tmp_path):
+    """Seed 26 spoils a check digit 9 in a register and at a provider (the default seed never
+    does): without `% 10` it was written as '10', an 11-digit value rejected for its shape, not
+    for the wrong check digit the defect log says (a mutation review)."""
+    summary = generate_bundled(tmp_path, 26)
+    spoilt = [d for d in summary["defects"]
+              if d["kind"] == "invalid_personnummer" and d["note"] in ("check digit", "check_digit")]
+    nines = set()
+    for d in spoilt:
+        value = written_pnr(tmp_path, d["file"], d["row"])
+        start = CYCLES[int(re.search(r"cykel(\d+)", d["file"]).group(1))][0]
+        assert PNR.fullmatch(value) and normalise_pnr(value, start) is None, d
+        if value.endswith("0"):  # a 9 plus one
+            nines.add(d["file"].split("/")[0])
+    assert nines == {"kommuner", "leverantorer"}
+
+
+def test_a_person_who_left_because_they_moved_comes_back_in_another_municipality(tmp_path):
+    """Seed 7 has such a returner, the default seed none: a planner sending them back to the
+    municipality they moved from passed every test (a mutation review)."""
+    generate_bundled(tmp_path, 7)
+    by_pnr = defaultdict(list)
+    for (pnr, _), p in sorted(tally(tmp_path).participations.items()):
+        by_pnr[pnr].append(p)
+    moved = 0
+    for ps in by_pnr.values():
+        for before, after in zip(ps, ps[1:]):
+            if before["values"][9] == "flytt":
+                moved += 1
+                assert after["municipality"] != before["municipality"]
+    assert moved
 
 
 def test_population_shape(bundle):
@@ -558,8 +641,38 @@ def test_every_defect_kind_is_present_without_personal_data(bundle):
     assert not tokens & names
 
 
+def test_synth_without_a_seed_writes_the_committed_bundle_and_says_what_it_wrote(tmp_path, capsys):
+    """The README's `synth --out DIR` was never run for the bundled set (a mutation review): with
+    another default seed it wrote other files than data/raw, and its printed summary went unread."""
+    from iga_pipeline import cli
+
+    assert cli.main(["synth", "--out", str(tmp_path / "raw")]) == 0
+    written = tree(tmp_path / "raw")
+    assert written == tree(COMMITTED_RAW)
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["seed"] == DEFAULT_SEED and printed["files"] == len(written)
+    assert printed["rows"] == sum(file_rows(tmp_path / "raw", rel) for rel in written)
+
+
+def test_synth_seed_writes_that_seeds_files_in_any_process(tmp_path):
+    """`synth --seed 7` wrote the default seed's files when the CLI dropped the seed; and a choice
+    made in hash order differs between processes only on a branch the default seed never takes
+    (seed 7's returner who moved): two processes with other hash seeds must agree (a mutation review)."""
+    generate_bundled(tmp_path / "here", 7)
+    for hash_seed in ("1", "2"):
+        out = tmp_path / f"cli{hash_seed}"
+        run = subprocess.run([sys.executable, "-m", "iga_pipeline.synth", "--seed", "7", "--out", str(out)],
+                             cwd=REPO, env={**os.environ, "PYTHONHASHSEED": hash_seed},
+                             capture_output=True, text=True)
+        assert run.returncode == 0, run.stderr
+        assert json.loads(run.stdout)["seed"] == 7
+        assert tree(out) == tree(tmp_path / "here"), f"PYTHONHASHSEED={hash_seed}"
+
+
 @pytest.mark.parametrize("args, said", [
     (["--out", "FILE"], "is not a folder"),
+    (["--out", "FILE/raw"], "could not write under"),
+    (["--late-followup", "8", "--out", "NEW"], "--late-followup needs --participations"),
     (["--participations", "2000", "--late-followup", "9", "--out", "NEW"], "an Åstorp export (cycles 5-8)"),
     (["--participations", "2000", "--late-followup", "3", "--out", "NEW"], "an Åstorp export (cycles 5-8)"),
     (["--participations", "2000", "--late-followup", "8", "--out", "NEW"], "has none"),
@@ -567,11 +680,12 @@ def test_every_defect_kind_is_present_without_personal_data(bundle):
     (["--out", "."], "is not empty: name an empty or new folder with --out DIR"),
 ])
 def test_synth_refuses_what_it_cannot_write_with_exit_1(tmp_path, capsys, args, said):
-    """Each was a traceback, or (the last) a raw root of one late file (a review's find)."""
+    """Each was a traceback, or (the last) a raw root of one late file (a review's find); no test
+    ran the second and third (a mutation review)."""
     from iga_pipeline import cli
 
     (tmp_path / "FILE").write_text("not a folder")
-    argv = ["synth", *[str(tmp_path / a) if a in ("FILE", "NEW", ".") else a for a in args]]
+    argv = ["synth", *[str(tmp_path / a) if a in ("FILE", "FILE/raw", "NEW", ".") else a for a in args]]
     assert cli.main(argv) == 1
     err = capsys.readouterr().err
     assert said in err and "Traceback" not in err, err
