@@ -1035,6 +1035,15 @@ def test_six_digits_in_the_names_a_sender_chose_hash_them(key):
     assert safe_path("kommuner/1277/deltagare_cykel2.csv", key) == "kommuner/1277/deltagare_cykel2.csv"
 
 
+def test_the_files_an_operating_system_leaves_are_shown_by_name(key):
+    """'.DS_Store' became '~' and an id in the build's summary, which told the engineer nothing
+    (a review's find): no sender chose such a name. Another name of that shape is still hashed."""
+    assert safe_path(".DS_Store", key) == ".DS_Store"
+    assert safe_path("kommuner/1277/Thumbs.db", key) == "kommuner/1277/Thumbs.db"
+    assert safe_path("enkater/desktop.ini", key) == "enkater/desktop.ini"
+    assert safe_path(".Hodzic", key) == f"~{expected_name_id('.Hodzic')}"
+
+
 @pytest.mark.parametrize("value,shown", [("2009-13-01", True), ("2009-12-32", True), ("05/07/2009", True),
                                          ("31/12/2009", True), ("12/31/2009", False), ("2010-31-12", False),
                                          ("31.20.2010", False)])

@@ -353,6 +353,11 @@ def _contract_file() -> re.Pattern:
                       rf"|cykel{n}(_90dagar)?\.json|enkat_cykel{n}\.csv")
 
 
+# Files an operating system leaves in any folder it shows (Finder, Explorer, Dolphin): no sender
+# chose their names, so they are shown as they are ('.DS_Store' read as an unexplained id).
+SYSTEM_FILES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini", ".directory", ".localized"})
+
+
 def _contract_part(parts: list[str], i: int) -> bool:
     """Whether `parts[i]` is a name the contract gives, where it gives it: a folder of its own,
     a project municipality's code right under kommuner/, or a delivery's file name."""
@@ -381,7 +386,7 @@ def safe_path(rel: str, key: PseudonymKey) -> str:
     shown = []
     for part, ok in zip(parts, contract):
         has_digits = any(c.isdigit() for c in part)
-        if ok or (_looks_like_a_code(part) and len(part) <= 60
+        if ok or part in SYSTEM_FILES or (_looks_like_a_code(part) and len(part) <= 60
                   and not (has_digits and loose_digits >= _MASK_FROM_DIGITS)):
             shown.append(part)
         else:
