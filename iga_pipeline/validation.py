@@ -258,7 +258,7 @@ class Intervention(_Staged):
     intervention: Series[Text] = pa.Field(isin=list(reference.INTERVENTIONS))
     hours: Series[float] = pa.Field(nullable=True, ge=0, le=MAX_HOURS)
 
-    @pa.check("hours", description="hours have at most two decimals (provider_rows.HOURS_RULE)")
+    @pa.check("hours", description="hours have at most two decimals")  # provider_rows.HOURS_RULE
     def _hundredths(cls, hours: Series[float]) -> Series[bool]:
         cents = hours * 100
         return (cents - cents.round()).abs() < 1e-6

@@ -253,3 +253,17 @@ def test_the_ui_preview_of_a_mart_writes_null_alike_for_counts_and_shares():
     last = [cell.strip() for cell in text.splitlines()[-1].strip("|").split("|")]
     assert last == ["8", "NULL", "NULL", "False"]
     assert "0.424" in text.splitlines()[-2]
+
+
+def test_a_pandera_rule_written_as_a_method_is_described_in_words_not_by_its_name(defs):
+    """A review's find: the UI described pandera_interventions as 'hours >= 0, <= 4416,
+    hundredths' (the method `_hundredths`, its underscore a second space), not what it asks."""
+    from dagster import AssetCheckKey
+
+    from iga_pipeline.defs.assets import harmonised_key
+
+    graph = defs.resolve_asset_graph()
+    text = graph.get_check_spec(AssetCheckKey(harmonised_key("interventions"), "pandera_interventions")).description
+    assert "hours >= 0, <= 4416, hours have at most two decimals" in text, text
+    for key in graph.asset_check_keys:
+        assert "  " not in graph.get_check_spec(key).description, key

@@ -51,7 +51,9 @@ def _in_words(model) -> str:
             return f"<= {s['max_value']}"
         if check.name == "str_length" and s.get("min_value") == s.get("max_value"):
             return f"{s['min_value']} characters long"
-        return check.name.replace("_", " ")
+        if check.description:  # a rule written as a method says what it asks in its description
+            return check.description
+        return check.name.strip("_").replace("_", " ")
 
     schema = model.to_schema()
     rules = []
