@@ -25,7 +25,10 @@ What it leaves out, so its time is a lower bound for a rewrite: the issues'
 detail texts, the audit, the pandera models and rejection schemas, exact line
 numbers of register rows after a malformed line (DuckDB numbers only the rows
 it accepts), JSON that is not the usual shape, white space other than spaces
-around values, the checked-files store, the staging stamps. And one thing a
+around values, the rules for an intervention's hours (over 4,416, more than
+two decimals, written as a string) and for one intervention twice in a row
+(measured by a review: each gives rows that differ from the pipeline's; the
+generator writes none of them), the checked-files store, the staging stamps. And one thing a
 rewrite must not copy: DuckDB's reject table keeps each malformed line's text
 (names, personnummer) in memory. Its four outputs are compared with the
 pipeline's, row by row (the register rows without their line numbers, the

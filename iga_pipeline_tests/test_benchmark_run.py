@@ -4,6 +4,7 @@ it is unchanged, and benchmarks/dev_runs.py reads runs and steps from a Dagster 
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
 from pathlib import Path
 
@@ -188,7 +189,7 @@ def test_the_figures_are_the_best_of_the_runs_and_a_quiet_machine_is_not_waited_
     started = time.monotonic()
     run.wait_quiet(10, float("inf"))
     run.wait_quiet(0, -1.0)
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 10  # not the 30 s a 5-minute average of 5.0 would wait
 
 
 def test_the_data_set_is_reused_only_for_its_seed_and_without_the_late_delivery(tmp_path, monkeypatch):
@@ -213,9 +214,13 @@ def test_one_size_is_measured_full_floor_and_incremental_and_its_ratios_are_of_t
     from an empty warehouse, the floor, and the run of cycle 8 alone after its late export
     arrived; the summary keeps the fastest of each, and its ratios divide those."""
     import argparse
+    import itertools
+    import re
 
     run = _benchmark()
     monkeypatch.setattr(run, "DATA", tmp_path / "data")
+    loads = itertools.count()  # each reading higher than the one before: the last measurement's is the highest
+    monkeypatch.setattr(os, "getloadavg", lambda: (next(loads) / 100, 0.0, 0.0))
     args = argparse.Namespace(seed=3, repeat=2, repeat_up_to=400, wait_quiet=0, quiet_load=0.7,
                               keep_warehouse=True)
     result = run.measure(400, args)
@@ -229,7 +234,188 @@ def test_one_size_is_measured_full_floor_and_incremental_and_its_ratios_are_of_t
     assert s["full_over_floor"] == round(best[0] / best[1], 2)
     assert s["incremental_over_full"] == round(best[2] / best[0], 3)
     assert s["full_peak_mb"] == max(r["peak_tree_rss_mb"] for r in full)
+    # a review: the other peaks and the highest load were not checked, nor what the runs read
+    assert [s["floor_peak_mb"], s["incremental_peak_mb"]] == [max(r["peak_tree_rss_mb"] for r in runs)
+                                                             for runs in (floor, inc)]
+    assert s["max_load_before"] == inc[-1]["load_before"] == max(r["load_before"] for r in full + floor + inc)
     logs = tmp_path / "data" / "400" / "logs"
     assert all("--cycle 8" in (logs / f"incremental-{i}.log").read_text().splitlines()[0] for i in (1, 2))
+    files = {name: int(re.search(r"raw files: (\d+)", (logs / f"{name}.log").read_text()).group(1))
+             for name in ("full-1", "full-2", "incremental-1", "incremental-2")}
+    assert files["incremental-1"] == files["incremental-2"] == files["full-1"] + 1 == files["full-2"] + 1  # late
+    # the second full build read every file again, not the first one's checked rows (an empty warehouse folder)
+    checked = tmp_path / "data" / "400" / "warehouse" / "staging" / ".checked" / "cycle=2"
+    entries = [p for p in checked.rglob("*") if p.is_file()]
+    assert entries and min(p.stat().st_mtime for p in entries) > (logs / "floor-1.log").stat().st_mtime
     raw = tmp_path / "data" / "400" / "raw"
     assert not (raw / run.LATE_FILE).exists()  # taken out again: the next full build is without it
+
+
+def test_a_measured_run_gives_its_wall_time_and_memory_in_mib_and_sees_only_the_environment_it_is_given(
+        tmp_path, monkeypatch):
+    """A review: the figures of run() were checked only as bounds (at least 200 MB, a maximum that may be
+    missing), so /usr/bin/time without -v (no maximum at all), MB of 10**6 bytes, a timer started after
+    the process ended, or the caller's DAGSTER_HOME overriding the ephemeral instance passed unseen."""
+    import re
+    import sys
+
+    run = _benchmark()
+    code = ("import os, re, time; x = bytearray(200 << 20); status = open('/proc/self/status').read(); "
+            "print(*(re.search(k + r':\\s+(\\d+) kB', status).group(1) for k in ('VmHWM', 'VmRSS')), "
+            "os.environ.get('DAGSTER_HOME'), os.environ.get('IGA_PSEUDONYM_KEY')); time.sleep(1)")
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    monkeypatch.setenv("IGA_PSEUDONYM_KEY", "the caller's")
+    measured = run.run([sys.executable, "-c", code],
+                       env={"IGA_PSEUDONYM_KEY": run.BENCH_KEY, "DAGSTER_HOME": None})
+    hwm, rss, home, key = measured["stdout"].split()
+    assert (home, key) == ("None", run.BENCH_KEY)
+    assert measured["exit"] == 0 and measured["seconds"] >= 1.0
+    assert 0 <= measured["peak_tree_rss_mb"] - int(rss) / 1024 <= 5  # /usr/bin/time holds a MB or two
+    if Path("/usr/bin/time").exists():
+        assert abs(measured["max_process_rss_mb"] - int(hwm) / 1024) <= 2
+        assert re.search(r"Maximum resident set size", measured["stderr"])
+
+
+def test_the_load_a_measurement_began_at_is_the_one_minute_average(monkeypatch):
+    """docs/performance.md: each measurement waits for the 1-minute load average; a review found no
+    test told it from the 5- or 15-minute one, in the wait or in the `load_before` the table shows."""
+    import time
+
+    run = _benchmark()
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.25, 5.0, 9.0))
+    assert run.run(["true"])["load_before"] == 0.25
+    started = time.monotonic()
+    run.wait_quiet(30, 1.0)
+    assert time.monotonic() - started < 10  # not the 30 s a 5-minute average of 5.0 would wait
+
+
+def test_every_column_of_the_results_table_shows_its_own_figure_and_the_machine_its_own_versions():
+    """A review: the table was checked only at its last two columns, and the machine's versions not
+    at all; with every figure distinct, a column shown under another's heading, or a library's version
+    under another's name, is seen."""
+    import importlib.metadata
+    import platform
+
+    run = _benchmark()
+    summary = {"full_s": 21.16, "floor_s": 4.17, "incremental_s": 11.8, "full_over_floor": 5.07,
+               "incremental_over_full": 0.558, "full_peak_mb": 1813, "floor_peak_mb": 5,
+               "incremental_peak_mb": 617,
+               "max_load_before": 0.69}
+    machine = run.machine()
+    report = {"started": "now", "seed": 1, "repeat": 3, "repeat_up_to": 2_000_000, "wait_quiet": 120,
+              "quiet_load": 0.7, "machine": machine,
+              "sizes": [{"participations": 100_000, "raw_rows": 264_344, "raw_mb": 19.0, "summary": summary}]}
+    lines = run.markdown(report).splitlines()
+    header = [c.strip() for c in lines[4].strip("|").split("|")]
+    row = dict(zip(header, (c.strip() for c in lines[6].strip("|").split("|"))))
+    assert row == {"participations": "100,000", "raw rows": "264,344", "raw MB": "19.0", "full build s": "21.16",
+                   "floor s": "4.17", "build / floor": "5.07", "full peak MB": "1,813", "floor peak MB": "5",
+                   "incremental s": "11.8", "incremental / full": "0.558", "incremental peak MB": "617",
+                   "highest load at a start": "0.69"}
+    assert "best of 3 per figure up to 2,000,000 participations" in lines[2]
+    assert machine["python"] == platform.python_version() and machine["cpus"] == os.cpu_count()
+    for name in ("duckdb", "pandas", "pyarrow", "pandera", "dagster", "numpy"):
+        assert machine[name] == importlib.metadata.version(name), name
+    total_kb = int(Path("/proc/meminfo").read_text().split("MemTotal:")[1].split()[0])
+    assert machine["ram_gb"] == round(total_kb / 2**20, 1)
+
+
+@pytest.mark.slow
+def test_the_deployment_benchmark_times_a_run_from_its_start_and_waits_for_the_last_run_to_end(tmp_path):
+    """A review: in the one test of run_records a run started as it was created and every step
+    succeeded, so a run timed from its creation (the launch of its process counted, which
+    docs/performance.md says is left out), a failed step's time dropped, the idle time counted
+    from the first run's end, or runs from before `after` taken for the late phase went unseen."""
+    import time
+
+    from dagster import DagsterInstance, in_process_executor, job, op
+    from dagster._core.definitions.job_base import InMemoryJob
+    from dagster._core.execution.api import execute_run
+
+    dev = _benchmark("dev_runs")
+
+    @op
+    def wait():
+        time.sleep(0.5)
+
+    @op
+    def fail(_after):
+        raise ValueError("a failed step")
+
+    @job(executor_def=in_process_executor)
+    def fails():
+        fail(wait())
+
+    @job(executor_def=in_process_executor)
+    def launched_late():
+        wait()
+
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(REPO / ".dagster_home" / "dagster.yaml", home / "dagster.yaml")
+    with DagsterInstance.from_config(str(home)) as instance:
+        fails.execute_in_process(instance=instance, raise_on_error=False)
+        late = instance.create_run_for_job(launched_late)
+        time.sleep(1.5)  # its process starting, as a deployment's run does
+        execute_run(InMemoryJob(launched_late), late, instance)
+    asked = time.time()
+    runs = dev.wait_until_idle(home, idle=6, limit=30)
+    assert time.time() - runs[-1]["end"] >= 6  # idle since the last run ended, not the first
+    assert [(r["job"], r["status"]) for r in runs] == [("fails", "FAILURE"), ("launched_late", "SUCCESS")]
+    assert set(runs[0]["steps"]) == {"wait", "fail"} and runs[0]["steps"]["wait"] >= 0.5
+    assert runs[1]["start"] - runs[1]["created"] >= 1.5
+    brief = dev._runs_brief(runs)
+    assert brief[1]["seconds"] == round(runs[1]["end"] - runs[1]["start"], 1)  # not from "created"
+    with pytest.raises(SystemExit, match="did not settle"):  # no run since `asked`: the late phase waits
+        dev.wait_until_idle(home, idle=0, limit=4, after=asked)
+
+
+def test_the_deployment_benchmark_counts_each_publish_once_and_the_memory_of_the_whole_session(tmp_path,
+                                                                                              monkeypatch):
+    """A review: Deployment's sampler ran in no test. A stand-in for `dagster dev` (a script, as
+    `dagster` in a bin folder) publishes the warehouse twice by os.replace, a second apart, from a
+    child holding 300 MiB: two publishes, a second apart, and a peak of that child and the script."""
+    import sys
+
+    dev = _benchmark("dev_runs")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    child = "import time; x = bytearray(300 << 20); time.sleep(3)"
+    (bin_dir / "dagster").write_text(
+        f"#!{sys.executable}\n"
+        "import os, subprocess, sys, time\n"
+        f"holder = subprocess.Popen([sys.executable, '-c', {child!r}])\n"
+        "warehouse = os.environ['IGA_WAREHOUSE']\n"
+        "for _ in range(2):\n"
+        "    time.sleep(1)\n"
+        "    open(warehouse + '.tmp', 'w').write('a warehouse')\n"
+        "    os.replace(warehouse + '.tmp', warehouse)\n"
+        "holder.wait()\n")
+    (bin_dir / "dagster").chmod(0o755)
+    monkeypatch.setattr(dev.bench, "VENV_BIN", bin_dir)
+    warehouse = tmp_path / "wh" / "iga.duckdb"
+    warehouse.parent.mkdir()
+    dep = dev.Deployment(tmp_path / "home", tmp_path / "raw", warehouse, 3999, tmp_path / "dev.log")
+    try:
+        assert dep.proc.wait(30) == 0, (tmp_path / "dev.log").read_text()
+    finally:
+        dep.stop()
+    assert len(dep.published) == 2, dep.published
+    # a second apart at least (the sampler's 0.2 s either side); an upper bound would time a loaded machine
+    assert dep.published[1] - dep.published[0] > 0.6 and dep.published[0] - dep.started >= 0.8
+    assert 300 << 20 <= dep.peak < 400 << 20, dep.peak >> 20  # the session's, not this (larger) process's
+
+
+def test_the_deployment_table_names_each_figure_by_what_it_times():
+    """A review: the deployment's table was checked for its runs and steps only; its lines for the
+    publish times, the peak and the load, which docs/performance.md quotes, were not."""
+    dev = _benchmark("dev_runs")
+    result = {"participations": 1_000_000, "load_before": 0.64, "runs_not_succeeded": 1,
+              "until_published_s": 133.0, "first_published_s": 120.5, "publishes": 2, "first_runs": [],
+              "late_published_s": 113.3, "late_runs": [], "peak_tree_rss_mb": 1948}
+    lines = dev.markdown({"stamp": "now", "commit": "abc1234", "machine": {}, "result": result}).splitlines()
+    assert "* from `dagster dev` started to the warehouse published: 133.0 s (2 publish(es), the first at 120.5 s)" \
+        in lines
+    assert "* from the late delivery written to the warehouse published again: 113.3 s" in lines
+    assert {"* peak memory of the deployment: 1,948 MB", "* load average when it started: 0.64",
+            "* runs that did not succeed: 1"} <= set(lines)
