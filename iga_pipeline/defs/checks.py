@@ -19,13 +19,12 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from dagster import (
     AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, AssetCheckSpec,
     MetadataValue, asset_check, multi_asset_check,
 )
 
-from iga_pipeline import validation
+from iga_pipeline import staging, validation
 from iga_pipeline.defs.assets import NO_FILE_REJECTED, candidate_for, harmonised_key, mart_key
 from iga_pipeline.defs.resources import IGAResource
 from iga_pipeline.quality import personal_data
@@ -84,42 +83,39 @@ def _pandera_result(iga: IGAResource, name: str, model) -> AssetCheckResult:
 
 
 def _files_rejected_whole(iga: IGAResource) -> AssetCheckResult:
-    """Every staged cycle's files rejected whole, from the staged audits (a file each): a
+    """Every staged cycle's files rejected whole, from the staged audits (a file each), with the
+    detail of each one's rejection, as the run's log gives it (`staging.rejected_whole`): a
     warning while any is, whichever cycle's run this is (an ingest of another cycle does not
     turn it green)."""
-    audits, damaged = [], []
+    rejected, damaged = [], []
     for f in _staged_files(iga, "audit"):
         try:
-            audits.append(pd.read_parquet(f, columns=["cycle", "source_file", "status", "reason"]))
+            audit = pd.read_parquet(f, columns=["cycle", "source_file", "status", "reason"])
         except (OSError, pa.ArrowException):  # pandera_audit names it too, as not readable
             damaged.append(f"{f.parent.name}/{f.name}")
-    audit = pd.concat(audits, ignore_index=True) if audits else pd.DataFrame(columns=["status"])
-    rejected = audit[audit["status"] == "rejected"].drop(columns="status")
-    if len(rejected):  # what each lacks, as in the warehouse: its rejection of no row
-        # '' where the staged issues give none (one not readable: pandera_issues names it), not 'nan'
-        rejected = rejected.assign(detail=rejected["source_file"].map(_details_of_files(iga)).fillna(""))
+            continue
+        if (audit["status"] == "rejected").any():
+            cycle = int(f.parent.name.split("=", 1)[1])
+            rejected += [(cycle, *whole) for whole in staging.rejected_whole(audit, _rejections_of_files(f))]
+    table = pd.DataFrame(rejected, columns=["cycle", "source_file", "reason", "detail"])
     return AssetCheckResult(
-        asset_key=harmonised_key("audit"), check_name=NO_FILE_REJECTED, passed=rejected.empty and not damaged,
+        asset_key=harmonised_key("audit"), check_name=NO_FILE_REJECTED, passed=not rejected and not damaged,
         severity=AssetCheckSeverity.WARN,
         metadata={"rejected whole": MetadataValue.md(  # names as in the warehouse, reason codes
-            (rejected.to_markdown(index=False) if len(rejected) else "none")
+            (table.to_markdown(index=False) if rejected else "none")
             + (f"\n\nin the audits read; not readable: {', '.join(damaged)} (ingest their cycles again)"
                if damaged else ""))})
 
 
-def _details_of_files(iga: IGAResource) -> dict[str, str]:
-    """source_file -> the detail of its rejection with no row, from the staged issues (a few
-    rows each: pyarrow reads those alone). A damaged file gives none; pandera_issues names it."""
-    details: dict[str, str] = {}
-    for f in _staged_files(iga, "issues"):
-        try:
-            table = pq.read_table(f, columns=["source_file", "detail"],
-                                  filters=pc.field("source_row").is_null() & (pc.field("severity") == "rejected"))
-        except (OSError, pa.ArrowException):
-            continue
-        for source_file, detail in zip(*table.to_pydict().values()):
-            details.setdefault(source_file, detail or "")
-    return details
+def _rejections_of_files(audit_file: Path) -> pd.DataFrame:
+    """The cycle's staged rejections with no row (a few: pyarrow reads those alone); none from an
+    issues file not readable, whose details are then '' (pandera_issues names it)."""
+    columns = ["source_file", "source_row", "severity", "detail"]
+    try:
+        return pd.read_parquet(audit_file.with_name("issues.parquet"), columns=columns,
+                               filters=pc.field("source_row").is_null() & (pc.field("severity") == "rejected"))
+    except (OSError, pa.ArrowException):
+        return pd.DataFrame(columns=columns)
 
 
 # One step for the seven models and the warning (each a check of its own in the UI). Most runs
