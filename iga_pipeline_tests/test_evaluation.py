@@ -243,9 +243,21 @@ def test_hm1_one_cycle_below_half_is_not_assessable_but_published():
     assert (row["cycles_covered"], row["cycles_in_scope"]) == (1, 2)
 
 
-def test_hm1_cycle_without_completers_needs_no_survey():
-    r = _hm1([{"cycle": 1, "completed": 10, "survey_answered": 5, "survey_large_or_very_large": 5},
+def test_hm1_cycle_without_completers_needs_a_survey_too():
+    """rules.md: HM1 is not_assessable "unless every cycle of the scope has a survey whose
+    answered questionnaires reach at least half of that cycle's completers". A cycle without
+    completers (say, not yet run) and without a survey has none: the goal cannot be assessed
+    over a scope that includes it. With a survey, half of no completers is reached."""
+    r = _hm1([{"cycle": 1, "completed": 10, "survey_answered": 5, "survey_large_or_very_large": 5,
+               "survey_questionnaires": 5},
               {"cycle": 2, "completed": 0}])
+    row = r[("HM1", "all")]
+    assert row["status"] == "not_assessable"
+    assert (row["cycles_covered"], row["cycles_in_scope"]) == (1, 2)
+    assert row["value"] == 1.0  # still published, as indicative
+    r = _hm1([{"cycle": 1, "completed": 10, "survey_answered": 5, "survey_large_or_very_large": 5,
+               "survey_questionnaires": 5},
+              {"cycle": 2, "completed": 0, "survey_questionnaires": 1}])
     assert r[("HM1", "all")]["status"] == "met"  # 5 of 10 answered: exactly half covers the cycle
     r = _hm1([{"cycle": 1, "completed": 11, "survey_answered": 5, "survey_large_or_very_large": 5}])
     assert r[("HM1", "all")]["status"] == "not_assessable"  # 5 of 11 < half

@@ -15,8 +15,9 @@ Status:
 Coverage (goals with a coverage rule only) = answered questionnaires in the
 scope / completers in the scope: the share of the scope's completers the
 value rests on. `cycles_covered` counts the scope's cycles that meet the
-per-cycle rule, out of `cycles_in_scope`; a cycle without completers has
-nothing to cover and counts as covered.
+per-cycle rule, out of `cycles_in_scope`; a cycle without completers is
+covered by any survey (half of none is reached), but not without one:
+rules.md asks that "every cycle of the scope has a survey".
 """
 
 from __future__ import annotations
@@ -58,13 +59,16 @@ def scope_quantities(cycles: pd.DataFrame, summary: pd.DataFrame) -> dict[str, d
 
 
 def coverage_check(cycles: pd.DataFrame, scope_cycle_ids: list[int], threshold) -> tuple[int, int]:
-    """(cycles meeting the per-cycle survey coverage rule, cycles in the scope)."""
+    """(cycles meeting the per-cycle survey coverage rule, cycles in the scope). A cycle
+    without completers needs a survey too (at least one questionnaire): rules.md's "every
+    cycle of the scope has a survey"."""
     rows = cycles[cycles["cycle"].isin(scope_cycle_ids)]
     covered = 0
     for row in rows.itertuples():
         completed = 0 if pd.isna(row.completed) else int(row.completed)
         answered = 0 if pd.isna(row.survey_answered) else int(row.survey_answered)
-        if completed == 0 or reaches(answered, completed, threshold):
+        surveyed = not pd.isna(row.survey_questionnaires) and row.survey_questionnaires > 0
+        if reaches(answered, completed, threshold) if completed else surveyed:
             covered += 1
     return covered, len(rows)
 
