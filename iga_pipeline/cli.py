@@ -25,6 +25,9 @@ from iga_pipeline import workers
 from iga_pipeline.process import exit_without_teardown
 
 EXIT_OK, EXIT_FAILED, EXIT_FILES_REJECTED = 0, 1, 3
+# What `entry` says after a Ctrl-C: whether one came, whether the build's run had ended
+# (`_build`), and whether a failed run's verdict was printed already.
+_state = {"interrupted": False, "run_ended": False, "verdict_said": False}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -397,9 +400,6 @@ def _pct(count: int, total: int) -> str:
 
 def _n_pct(count: int, total: int) -> str:
     return f"{count} {_pct(count, total)}"
-
-
-_state = {"interrupted": False, "run_ended": False, "verdict_said": False}
 
 
 @contextlib.contextmanager

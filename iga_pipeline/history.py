@@ -14,7 +14,7 @@ or removed), from `first_built` until `ended`.
 Building twice from the same files adds nothing, so the marts stay identical.
 
 A path's hashed components (a folder or file name the senders chose, `~` and a
-keyed id: sources.common.safe_path) are keyed with the pseudonym key. The log
+keyed id: sources.masking.safe_path) are keyed with the pseudonym key. The log
 outlives builds, so it records which key its names are keyed with (in the
 Parquet file's metadata, written with it); the first ingest under another key
 keys every hashed component of the log anew (`_names_keyed`). Such a path then

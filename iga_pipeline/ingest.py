@@ -14,6 +14,7 @@ import logging
 import traceback
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -25,9 +26,9 @@ from iga_pipeline.pseudonym import PseudonymKey
 from iga_pipeline.sources import providers, register, survey
 from iga_pipeline.sources.provider_rows import MAX_HOURS, warning_issue
 from iga_pipeline.sources.common import (
-    ISSUE_COLUMNS, AdapterOutput, Delivery, FileRejected, discover, issues_frame, mask_split_values,
-    sha256_of,
+    ISSUE_COLUMNS, AdapterOutput, Delivery, FileRejected, discover, issues_frame, sha256_of,
 )
+from iga_pipeline.sources.masking import mask_split_values
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,9 @@ class CycleIngest:
 
 
 class _Files:
-    """Bookkeeping per raw file: issues, rows read and the whole-file verdict."""
+    """A cycle's books (`book` below): it reads each raw file (`read`, `read_checked`: once
+    the file is still, from the checked-files store when unchanged) and keeps, per file,
+    its issues, rows read and whole-file verdict, from which `_audit` makes the audit."""
 
     def __init__(self, kept: CheckedFiles | None = None) -> None:
         self.issues: list[pd.DataFrame] = []
@@ -279,9 +282,17 @@ def participation_ids(person_keys: pd.Series, cycle: int) -> pd.Series:
 
 # --- providers (R4-R7, R9) -------------------------------------------------------
 
-def _provider(d: Delivery, key: PseudonymKey, book: _Files, participations: pd.DataFrame):
-    """One provider delivery -> (outcome rows, interventions, followed_up or None, the
-    (participation_id, timepoint) pairs whose rows disagreed)."""
+class _ProviderFile(NamedTuple):
+    """What one provider delivery gives its cycle."""
+    outcomes: pd.DataFrame  # its accepted status rows
+    interventions: pd.DataFrame
+    followed_up: bool | None  # whether it is a follow-up (R9); None: it cannot say
+    disagreed: set  # the (participation_id, timepoint) pairs whose rows disagreed (R5)
+
+
+def _provider(d: Delivery, key: PseudonymKey, book: _Files,
+              participations: pd.DataFrame) -> _ProviderFile | None:
+    """One provider delivery, or None when it was rejected whole."""
     def schema_for(rows):
         return validation.provider_schema(d.kind, [tp for tp in ("end", "90d") if f"status_{tp}" in rows])
 
@@ -351,7 +362,7 @@ def _provider(d: Delivery, key: PseudonymKey, book: _Files, participations: pd.D
         book.add(issues_frame([warning_issue(
             d, None, "missing_outcome", f"the 90-day file gives no status: cycle {d.cycle} is followed up "
             "(its file was delivered), every completer unknown at 90 days")]))
-    return pd.concat(outcomes, ignore_index=True), inter, followed_up, disagreed
+    return _ProviderFile(pd.concat(outcomes, ignore_index=True), inter, followed_up, disagreed)
 
 
 def _interventions(inter: pd.DataFrame, owners: pd.DataFrame, d: Delivery, book: _Files) -> pd.DataFrame:
@@ -447,16 +458,15 @@ def ingest_cycle(raw_root: Path, cycle: int, key: PseudonymKey, kept: CheckedFil
     info = reference.cycles()[cycle]
     for kind in ("petho", "folkuniversitetet", "astorp"):
         for d in by_kind[kind]:
-            result = _provider(d, key, book, participations)
-            if result is None:  # the file was rejected whole
+            got = _provider(d, key, book, participations)
+            if got is None:  # the file was rejected whole
                 continue
-            file_outcomes, file_interventions, file_followed_up, file_disagreed = result
-            outcome_frames.append(file_outcomes)
-            intervention_frames.append(file_interventions)
-            if file_followed_up is not None and kind == info.source_kind:
-                followed.append(file_followed_up)
-            disagreed |= file_disagreed
-            del result, file_outcomes, file_interventions
+            outcome_frames.append(got.outcomes)
+            intervention_frames.append(got.interventions)
+            if got.followed_up is not None and kind == info.source_kind:
+                followed.append(got.followed_up)
+            disagreed |= got.disagreed
+            del got
     followed_up = any(followed)
     outcomes = (pd.concat(outcome_frames, ignore_index=True) if outcome_frames
                 else pd.DataFrame(columns=list(validation.Outcome.to_schema().columns)))

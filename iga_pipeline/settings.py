@@ -1,5 +1,7 @@
 """Where things are (the raw root, the warehouse file and its neighbours), and the
-numeric settings (README, "Configuration").
+numeric settings (README, "Configuration"); what is wrong with them before anything
+is read (`Paths.problems`); and which warehouse a DAGSTER_HOME holds
+(`claim_instance`, `instance_problem`).
 
 Read from the environment at call time (never at import), with the
 contract's defaults: IGA_RAW_DIR (data/raw) and IGA_WAREHOUSE

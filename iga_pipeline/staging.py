@@ -1,7 +1,12 @@
 """Staging: the harmonised frames of each cycle as Parquet, one folder per partition.
 
     <staging>/cycle=<N>/<frame>.parquet     written by ingestion of cycle N
+    <staging>/cycle=<N>/.pandera-<frame>.ok a frame checked (`validate_staged`)
+    <staging>/cycle=<N>/.pseudonym-key      which kind of key made its person_keys
     <staging>/inventory_issues.parquet      files that belong to no cycle
+    <staging>/delivery_log.parquet          every version of every delivery (history.py)
+    <staging>/.checked/                     each raw file's checked rows (checked_files.py)
+    <staging>/.lock, .lock-cycle=<N>, .delivery_log.lock   the locks below
 
 Each folder is written to a temporary sibling and renamed into place, so a
 crash mid-write never leaves a half-written partition behind. Runs may overlap
@@ -175,7 +180,7 @@ def write_inventory(raw_root: Path, staging: Path, key: PseudonymKey | None = No
     which the warehouse reads): a stray file is a warning; a folder that could not be listed
     lost its files, so it is rejected. Returns how many there are. A raw root with no delivery
     at all (a share not mounted) is refused, as by the ingest: its inventory would be empty.
-    `key` hashes the names the senders chose (common.safe_path; by default IGA_PSEUDONYM_KEY's)."""
+    `key` hashes the names the senders chose (masking.safe_path; by default IGA_PSEUDONYM_KEY's)."""
     found = discover(raw_root, key)
     refuse_empty_raw_root(raw_root, found)
     stray = [d for d in found if d.cycle is None]
@@ -554,13 +559,13 @@ def stage_cycles(raw_root: Path, staging: Path, cycles: list[int], key: Pseudony
         if running is not None or _one_large_cycle(raw_root, cycles):
             yield from _in_order(cycles, running or stage_workers.Workers(raw_root, staging, [cycles], key))
             return
-    workers = ingest_workers(raw_root, cycles) if workers is None else workers
-    if workers <= 1 or len(cycles) <= 1:
+    n = ingest_workers(raw_root, cycles) if workers is None else workers
+    if n <= 1 or len(cycles) <= 1:
         for cycle in cycles:
             yield stage_cycle(raw_root, staging, cycle, key)
         return
     size = {c: raw_bytes(raw_root, c) for c in cycles}
-    shares: list[list[int]] = [[] for _ in range(min(workers, len(cycles)))]
+    shares: list[list[int]] = [[] for _ in range(min(n, len(cycles)))]
     load = [0] * len(shares)
     for cycle in sorted(cycles, key=lambda c: -size[c]):  # largest first, to the least loaded
         i = load.index(min(load))
@@ -569,8 +574,8 @@ def stage_cycles(raw_root: Path, staging: Path, cycles: list[int], key: Pseudony
     yield from _in_order(cycles, stage_workers.Workers(raw_root, staging, [s for s in shares if s], key))
 
 
-def _in_order(cycles: list[int], workers: stage_workers.Workers) -> Iterator[Staged]:
-    staged = workers.results()
+def _in_order(cycles: list[int], pool: stage_workers.Workers) -> Iterator[Staged]:
+    staged = pool.results()
     for cycle in cycles:
         yield staged[cycle]
 

@@ -25,7 +25,8 @@ from pandera.errors import SchemaErrors
 from pandera.typing import Series
 
 from iga_pipeline import personnummer, reference
-from iga_pipeline.sources.common import issues_frame, safe_value
+from iga_pipeline.sources.common import issues_frame
+from iga_pipeline.sources.masking import safe_value
 from iga_pipeline.sources.provider_rows import MAX_HOURS
 
 # When a row fails several checks, the issue names the first of these.
@@ -165,7 +166,7 @@ def _detail(column: str, check: str, value, whole_row: bool = False) -> str:
     if value is None or value is pd.NA:
         return message
     # A date is quoted from a field of dates only; what one row's issues quote together is
-    # masked where it could make a personnummer (ingest: sources.common.mask_split_values).
+    # masked where it could make a personnummer (ingest: sources.masking.mask_split_values).
     return f"{message} (got '{safe_value(value, date=str(check).startswith('invalid_date'))}')"
 
 

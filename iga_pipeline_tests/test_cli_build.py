@@ -18,7 +18,7 @@ from conftest import TEST_KEY, TEST_SECRET, expected_name_id, expected_person_ke
 from iga_pipeline import cli
 from iga_pipeline.pseudonym import DEVELOPMENT_KEY
 from iga_pipeline.settings import INSTANCE_MARK, REPORT_GENERATOR, Paths, claim_instance
-from iga_pipeline.sources.common import safe_path
+from iga_pipeline.sources.masking import safe_path
 from iga_pipeline.warehouse import export
 from rawfiles import (
     REGISTER_COLUMNS, Person, RawRoot, astorp_entry, astorp_followup, fu_90_row, fu_end_row, people,

@@ -15,7 +15,7 @@ import json
 import pandas as pd
 import pytest
 from conftest import expected_name_id
-from iga_pipeline.sources.common import safe_path, safe_value
+from iga_pipeline.sources.masking import safe_path, safe_value
 from rawfiles import (
     FU_END_COLUMNS, PETHO_COLUMNS, REGISTER_COLUMNS, Person, astorp_entry, astorp_followup, fu_90_row, fu_end_row, people, petho_row, register_row,
 )

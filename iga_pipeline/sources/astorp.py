@@ -12,9 +12,8 @@ import pandas as pd
 
 from iga_pipeline import collector, personnummer, reference
 from iga_pipeline.pseudonym import PseudonymKey
-from iga_pipeline.sources.common import (
-    AdapterOutput, Delivery, FileRejected, issues_frame, safe_value,
-)
+from iga_pipeline.sources.common import AdapterOutput, Delivery, FileRejected, issues_frame
+from iga_pipeline.sources.masking import safe_value
 from iga_pipeline.sources.provider_rows import (
     HOURS_RULE, INTERVENTION_COLUMNS, followed_up, hours_of, identity, warning_issue,
 )

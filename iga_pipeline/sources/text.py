@@ -11,7 +11,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from iga_pipeline.sources.common import Delivery, FileRejected, safe_value
+from iga_pipeline.sources.common import Delivery, FileRejected
+from iga_pipeline.sources.masking import safe_value
 from iga_pipeline.whitespace import WHITESPACE
 
 UTF8_BOM = b"\xef\xbb\xbf"

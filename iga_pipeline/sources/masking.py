@@ -1,0 +1,228 @@
+"""What an issue or a `source_file` may show of what a sender wrote.
+
+Personnummer and names never leave the adapters: every raw value an issue
+quotes goes through `safe_value`, every stored path through `safe_path`, and
+`mask_split_values` masks digits that only together, across one row's or one
+file's issues, would make a personnummer. decisions.md, "Bad input and personal
+data", gives the rules in words; reliability.md (P1-P11) what each one stops.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from functools import cache
+
+import pandas as pd
+
+from iga_pipeline import reference
+from iga_pipeline.pseudonym import PseudonymKey
+
+
+_DATE_LIKE = re.compile(r"(?:(\d{4})-[01]?\d-[0-3]?\d|[0-3]?\d[./][01]?\d[./](\d{4}))")
+# Years a date is shown with: the project's (2009-2012) and its neighbours, where a typo
+# ('2010-02-30', '2009-13-01') is worth showing. A '1971-02-30' in a field of dates is more
+# likely a birth date, and a '7102-08-90' a personnummer in a date's shape (a review's find:
+# with the next field's '13.7.2010' it gave 710208-9013 whole).
+_SHOWN_YEARS = range(2000, 2030)
+# Six digits are a birth date, nine a whole personnummer (they decide the check digit), and
+# senders separate them with anything ('85_01_01_238', '8501:01238', '1931-07-19–8768') or
+# slip a letter in ('85O1O1-2383'): text with six or more has every digit masked, unless it
+# is plainly a date of the project's years in a field of dates, which an invalid_date detail
+# must show ('2010-02-30'). A date anywhere else is masked: a register shifted by a column put
+# a birth date in `kon` and the last four in `fodelseland`, and the two echoes made a personnummer.
+_MASK_FROM_DIGITS = 6
+
+
+def _a_shown_date(text: str) -> bool:
+    """`text` is written as a date (YYYY-MM-DD, D.M.YYYY or D/M/YYYY, its month up to 19 and
+    its day up to 39: possibly impossible, as a typo makes it) of one of `_SHOWN_YEARS`.
+    A month of 20-39 (day and month swapped) would be shown too, but it lets more
+    personnummer be read across two dates (a review: 3.08% of those of births 1950-1995
+    against 2.53%), so such a date is masked; its file and row lead to it."""
+    m = _DATE_LIKE.fullmatch(text)
+    return bool(m) and int(m.group(1) or m.group(2)) in _SHOWN_YEARS
+
+
+def _digits_hidden(text: str) -> str:
+    """`text` with every digit '#': '1983-05-14' -> '####-##-##'."""
+    return "".join("#" if c.isdigit() else c for c in text)
+
+
+def _masked(text: str, date: bool = False) -> str:
+    """`text` with what may be a personnummer, or part of one, masked by '#'; a date is
+    kept only if `date` (the field holds dates) and it is of the project's years."""
+    if sum(c.isdigit() for c in text) >= _MASK_FROM_DIGITS and not (date and _a_shown_date(text.strip())):
+        return _digits_hidden(text)
+    return text
+
+
+# Words of the contract's file names and codes beside the reference data's own,
+# and the usual file extensions: what a code or a stray file's name is made of.
+_CONTRACT_WORDS = frozenset("""
+    kommuner leverantorer enkater petho folkuniversitetet astorp deltagare cykel resultat
+    slut dagar enkat csv json xlsx xls xlsm ods txt pdf doc docx rtf odt zip bak tmp old lock
+    ja nej
+""".split())
+
+
+# What a code may hold beside letters and decimal digits: ASCII punctuation, not the
+# apostrophe (see _looks_like_a_code).
+_CODE_PUNCTUATION = frozenset(string.punctuation) - {"'"}
+_WORD = re.compile(r"[^\W\d_]+")  # a run of letters: 'LASMIG', 'txt'
+
+
+@cache
+def _known_words() -> frozenset[str]:
+    # Not the country codes: 'BO' and 'LI' are first names as well.
+    texts = [*reference.municipalities().values(),
+             *reference.table("outcome_codes")["code"].dropna().astype(str),
+             *reference.table("intervention_codes")["code"].dropna().astype(str),
+             *reference.table("register_codes")["code"].dropna().astype(str)]
+    return frozenset({w.casefold() for t in texts for w in _WORD.findall(t)} | _CONTRACT_WORDS)
+
+
+def _looks_like_a_code(text: str) -> bool:
+    """Codes, dates and numbers are echoed; anything that could be a name is not.
+
+    Echoed: letters, decimal digits and ASCII punctuation only (no white space,
+    invisible or combining character, symbol, nor a surrogate: text that is not
+    valid Unicode), at most two single letters, and every longer
+    run of letters a word of the contract's codes,
+    municipality names or file names ('ANST', 'flykting', 'X', '2010-02-30',
+    '12,5h', 'deltagare_cykel2.xlsx'). A name
+    is a word of none of these, in any case ('HASSANZADEH', 'kvarnstrom'), so
+    it is described instead; so is an unknown code ('PENSION'): the issue's
+    file and row lead to it."""
+    # Not quoted, each a review's find: an apostrophe (issue details quote values between
+    # apostrophes, which mask_split_values reads back: "'85010" hid its digits there);
+    # invisible or combining characters (zero-width spaces between a name's letters made
+    # them single letters, 'Z\u200by\u200bx...'); numbers that are no decimal digits and
+    # symbols, which are no digits to count or mask ('7⑪-⑳-1029' and '7㍣㍬㍙-㍘298' held
+    # nine digits of a personnummer).
+    if not all(c.isdecimal() or (c.isalpha() and not c.isnumeric()) or c in _CODE_PUNCTUATION for c in text):
+        return False
+    known = _known_words()
+    words = _WORD.findall(text)
+    # a code has a letter or two apart ('12,5h', 'K/M'); 'Z.y.x.w.q' is a name spelt out
+    return sum(len(w) == 1 for w in words) <= 2 and all(len(w) == 1 or w.casefold() in known for w in words)
+
+
+def safe_value(value: object, limit: int = 24, *, date: bool = False) -> str:
+    """A raw value made fit for an issue detail or a log line.
+
+    Every digit of text with six digits or more is masked with '#' (all or part of
+    a personnummer), unless the text is plainly a date of the project's years
+    (`_a_shown_date`) and `date` says that the value was read from a field of dates.
+    Text that does not look like a code (it could be a name) is described, not
+    quoted: "<text of 9 characters>"."""
+    text = "" if value is None else str(value)
+    text = _masked(text, date)
+    if len(text) > limit or not _looks_like_a_code(text):
+        return f"<text of {len(text)} characters>"
+    return text
+
+
+# What an issue's detail quotes (safe_value's output, which holds no apostrophe): between
+# apostrophes that are no part of a word (the export's '85010').
+_QUOTED = re.compile(r"(?<!\w)'([^']*)'(?!\w)")
+
+
+def _digits(quoted: str) -> int:
+    """Digits a quoted value holds, masked ones counted; a described value ('<text of 12
+    characters>') holds none."""
+    return 0 if quoted.startswith("<text of ") else sum(c.isdigit() or c == "#" for c in quoted)
+
+
+def mask_split_values(issues: pd.DataFrame) -> pd.Series:
+    """The issues' details, with every digit they quote masked for a row (source_file,
+    source_row; a file's issues of no row count as one row) whose quoted values hold a
+    personnummer's worth between them: six digits or more, in more than one value. Each value
+    is safe alone (safe_value), but a review put '85010' in Kommun and '12383' in an hours
+    column: two warnings of one row, together 8501012383; a register shifted by a column put a
+    birth date in `kon` and the last four in `fodelseland`. A date quoted from a field of dates
+    (an invalid_date detail) counts, and stays shown."""
+    detail = issues["detail"]
+    quoting = detail.str.contains("'", regex=False, na=False)
+    if not quoting.any():
+        return detail
+    rows = pd.Series(list(zip(issues.loc[quoting, "source_file"],
+                              issues.loc[quoting, "source_row"].fillna("<no row>"))),
+                     index=detail.index[quoting], dtype=object)
+    counts = [[_digits(q) for q in _QUOTED.findall(d)] for d in detail[quoting]]
+    total, with_digits = {}, {}
+    for row, n in zip(rows, counts):
+        total[row] = total.get(row, 0) + sum(n)
+        with_digits[row] = with_digits.get(row, 0) + sum(1 for x in n if x)
+    split = {row for row in total if total[row] >= _MASK_FROM_DIGITS and with_digits[row] > 1}
+    if not split:
+        return detail
+
+    def mask(m: re.Match) -> str:
+        value = m.group(1)
+        if _a_shown_date(value):  # only a field of dates leaves a date unmasked (safe_value)
+            return m.group(0)
+        return "'" + _digits_hidden(value) + "'"
+
+    out = detail.copy()
+    hit = rows[rows.isin(split)].index
+    out[hit] = [_QUOTED.sub(mask, d) for d in detail[hit]]
+    return out
+
+
+_CONTRACT_FOLDERS = frozenset({"kommuner", "leverantorer", "enkater", "petho", "folkuniversitetet", "astorp"})
+
+
+@cache
+def _contract_file() -> re.Pattern:
+    """The contract's file names, for the project's cycles."""
+    n = "(" + "|".join(map(str, reference.cycles())) + ")"
+    return re.compile(rf"deltagare_cykel{n}\.csv|cykel{n}_resultat\.xlsx|cykel{n}_(slut|90dagar)\.csv"
+                      rf"|cykel{n}(_90dagar)?\.json|enkat_cykel{n}\.csv")
+
+
+# Files an operating system leaves in any folder it shows (Finder, Explorer, Dolphin): no sender
+# chose their names, so they are shown as they are ('.DS_Store' read as an unexplained id).
+SYSTEM_FILES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini", ".directory", ".localized"})
+
+
+def _contract_part(parts: list[str], i: int) -> bool:
+    """Whether `parts[i]` is a name the contract gives, where it gives it: a folder of its own,
+    a project municipality's code right under kommuner/, or a delivery's file name."""
+    part = parts[i]
+    return (part in _CONTRACT_FOLDERS or bool(_contract_file().fullmatch(part))
+            or (i == 1 and parts[0] == "kommuner" and part in reference.municipalities()))
+
+
+def safe_path(rel: str, key: PseudonymKey) -> str:
+    """A path relative to the raw root, fit to be stored as `source_file`.
+
+    File and folder names are chosen by the senders; one named after a person
+    ('CV Zlatimira Hodžić.docx', kommuner/850101-2383/...) must not reach the
+    warehouse. The contract's own names are kept as they are; any other
+    component is kept only if it looks like a code (see safe_value), and is
+    otherwise replaced by '~' and a short hash of itself keyed with the pseudonym key
+    (`PseudonymKey.name_id`; an extension without digits kept), stable from build to
+    build. The digits are counted over the whole path: when
+    the components other than the contract's hold six or more, every one of them
+    with a digit is hashed, as a personnummer can be split over folders
+    ('1991/1102/7711.pdf') or hide behind a contract-like name
+    ('deltagare_cykel07703145123.csv')."""
+    parts = rel.split("/")
+    contract = [_contract_part(parts, i) for i in range(len(parts))]
+    loose_digits = sum(c.isdigit() for part, ok in zip(parts, contract) if not ok for c in part)
+    shown = []
+    for part, ok in zip(parts, contract):
+        has_digits = any(c.isdigit() for c in part)
+        if ok or part in SYSTEM_FILES or (_looks_like_a_code(part) and len(part) <= 60
+                  and not (has_digits and loose_digits >= _MASK_FROM_DIGITS)):
+            shown.append(part)
+        else:
+            stem, dot, ext = part.rpartition(".")
+            # An extension is kept only without digits: 'Hodzic.19850101' or '850101.2382' must
+            # not keep a birth date or a personnummer's last four.
+            suffix = (f".{ext}" if dot and stem and _looks_like_a_code(ext) and len(ext) <= 8
+                      and not any(c.isdigit() for c in ext) else "")
+            # a name that is not UTF-8 on disk comes as lone surrogates: name_id encodes them as they are
+            shown.append("~" + key.name_id(part) + suffix)
+    return "/".join(shown)
