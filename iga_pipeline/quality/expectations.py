@@ -281,10 +281,33 @@ def _validated_cycles(before: dict, inputs: dict, suites: str, mart: str) -> set
 
 
 def _run_suites(warehouse_file: Path, project_root: Path, before: dict) -> tuple[dict[str, SuiteResult], dict]:
+    """Every suite over its mart; with the stamp of the cycles whose rows passed (`before`:
+    the last run's stamp, whose cycles are not validated again while unchanged)."""
     warm_up.wait_for("great_expectations")
-    import great_expectations as gx
-
     from iga_pipeline.warehouse.build import recorded_inputs
+
+    context, batch_def = _gx_context(project_root)
+    con = open_readonly(warehouse_file)
+    results: dict[str, SuiteResult] = {}
+    inputs, suites = recorded_inputs(con), _suites_fingerprint()  # {}: validate everything
+    stamp: dict = {"suites": suites, "code": inputs.get("code"), "cycles": {}}
+    try:
+        for suite_def in SUITES:
+            validated = _validated_cycles(before, inputs, suites, suite_def.mart) if suite_def.batch_by else set()
+            results[suite_def.mart], cycles_passed = _run_suite(context, batch_def, con, suite_def, validated)
+            if suite_def.batch_by:
+                stamp["cycles"][suite_def.mart] = {
+                    f"cycle={c}": inputs[f"cycle={c}"] for c in cycles_passed if f"cycle={c}" in inputs}
+    finally:
+        con.close()
+    context.build_data_docs()  # once, with every suite's new results (not once per checkpoint)
+    _logo_from_the_site(data_docs_index(project_root).parent)
+    return results, stamp
+
+
+def _gx_context(project_root: Path):
+    """The file context under `project_root`, and the one batch definition every suite uses."""
+    import great_expectations as gx
     from great_expectations.execution_engine import pandas_execution_engine
 
     # GX fingerprints every pandas batch under this many bytes (pd.util.hash_pandas_object,
@@ -304,65 +327,61 @@ def _run_suites(warehouse_file: Path, project_root: Path, before: dict) -> tuple
     asset = _get_or(lambda: source.get_asset("frame"), lambda: source.add_dataframe_asset(name="frame"))
     batch_def = _get_or(lambda: asset.get_batch_definition("whole"),
                         lambda: asset.add_batch_definition_whole_dataframe("whole"))
-    con = open_readonly(warehouse_file)
-    results: dict[str, SuiteResult] = {}
-    inputs, suites = recorded_inputs(con), _suites_fingerprint()  # {}: validate everything
-    stamp: dict = {"suites": suites, "code": inputs.get("code"), "cycles": {}}
-    try:
-        for suite_def in SUITES:
-            # Only the columns the expectations look at: the results are the same, and a
-            # fact table of millions of rows stays a few columns wide in pandas.
-            columns = ", ".join(f'"{c}"' for c in dict.fromkeys(k["column"] for _, k in suite_def.expectations))
-            query = f"SELECT {columns} FROM ({suite_def.sql})"
-            batches, skipped, values = [None], [], []
-            if suite_def.batch_by:
-                batches, skipped, values = _plan_batches(con, suite_def, _validated_cycles(
-                    before, inputs, suites, suite_def.mart))
-            suite = gx.ExpectationSuite(name=f"marts.{suite_def.mart}")
-            for name, kwargs in suite_def.expectations:
-                suite.add_expectation(getattr(gx.expectations, name)(**kwargs))
-            suite = context.suites.add_or_update(suite)
-            validation = context.validation_definitions.add_or_update(
-                gx.ValidationDefinition(name=f"validate_{suite_def.mart}", data=batch_def, suite=suite))
-            success, unexpected = True, {}  # (type, column) -> unexpected rows, over all batches
-            passed = []
-            for batch in batches:
-                where = "" if batch is None else (
-                    f' WHERE "{suite_def.batch_by}" IN ({", ".join(map(_literal, batch))})')
-                frame = _arrow_frame(con, query + where)
-                run = validation.run(batch_parameters={"dataframe": frame})  # its result stored
-                del frame
-                success &= bool(run.success)
-                if run.success:
-                    passed.append(batch)
-                for r in run.results:
-                    cfg = r.expectation_config
-                    key = (cfg.type, cfg.kwargs.get("column", ""))
-                    count = r.result.get("unexpected_count")
-                    if not r.success:
-                        known = unexpected.get(key, 0)
-                        unexpected[key] = "?" if count is None or known == "?" else known + count
-                    else:
-                        unexpected.setdefault(key, 0)
-            if batches != [None]:  # each batch is unique: is the table?
-                for column, dupes in _duplicates_over_table(con, suite_def).items():
-                    success = False
-                    unexpected[(_snake("ExpectColumnValuesToBeUnique"), column)] = dupes
-            failed = [f"{kind}({column}): {n} unexpected" for (kind, column), n in unexpected.items() if n]
-            evaluated = len(suite_def.expectations) if batches else 0  # 0: every cycle passed before
-            results[suite_def.mart] = SuiteResult(suite_def.mart, success, tuple(failed), evaluated,
-                                                  tuple(skipped))
-            if suite_def.batch_by:  # remember the cycles whose batch passed (or that were skipped)
-                cycles = list(skipped)
-                for batch in passed:
-                    cycles += values if batch is None else batch
-                stamp["cycles"][suite_def.mart] = {
-                    f"cycle={c}": inputs[f"cycle={c}"] for c in cycles if f"cycle={c}" in inputs}
-    finally:
-        con.close()
-    context.build_data_docs()  # once, with every suite's new results (not once per checkpoint)
-    _logo_from_the_site(data_docs_index(project_root).parent)
-    return results, stamp
+    return context, batch_def
+
+
+def _run_suite(context, batch_def, con, suite_def: Suite, validated: set[int]) -> tuple[SuiteResult, list[int]]:
+    """One suite over its mart, a batch of cycles at a time for a per-cycle mart (`validated`:
+    cycles that passed before, unchanged, not read). Returns its result and the cycles whose
+    rows passed (skipped ones included): what the next run may skip."""
+    import great_expectations as gx
+
+    # Only the columns the expectations look at: the results are the same, and a
+    # fact table of millions of rows stays a few columns wide in pandas.
+    columns = ", ".join(f'"{c}"' for c in dict.fromkeys(k["column"] for _, k in suite_def.expectations))
+    query = f"SELECT {columns} FROM ({suite_def.sql})"
+    batches, skipped, values = [None], [], []
+    if suite_def.batch_by:
+        batches, skipped, values = _plan_batches(con, suite_def, validated)
+    suite = gx.ExpectationSuite(name=f"marts.{suite_def.mart}")
+    for name, kwargs in suite_def.expectations:
+        suite.add_expectation(getattr(gx.expectations, name)(**kwargs))
+    suite = context.suites.add_or_update(suite)
+    validation = context.validation_definitions.add_or_update(
+        gx.ValidationDefinition(name=f"validate_{suite_def.mart}", data=batch_def, suite=suite))
+    success, unexpected = True, {}  # (type, column) -> unexpected rows, over all batches
+    cycles_passed = list(skipped)
+    for batch in batches:
+        where = "" if batch is None else (
+            f' WHERE "{suite_def.batch_by}" IN ({", ".join(map(_literal, batch))})')
+        frame = _arrow_frame(con, query + where)
+        run = validation.run(batch_parameters={"dataframe": frame})  # its result stored
+        del frame
+        success &= bool(run.success)
+        if run.success:
+            cycles_passed += values if batch is None else batch
+        _tally(run, unexpected)
+    if batches != [None]:  # each batch is unique: is the table?
+        for column, dupes in _duplicates_over_table(con, suite_def).items():
+            success = False
+            unexpected[(_snake("ExpectColumnValuesToBeUnique"), column)] = dupes
+    failed = [f"{kind}({column}): {n} unexpected" for (kind, column), n in unexpected.items() if n]
+    evaluated = len(suite_def.expectations) if batches else 0  # 0: every cycle passed before
+    return SuiteResult(suite_def.mart, success, tuple(failed), evaluated, tuple(skipped)), cycles_passed
+
+
+def _tally(run, unexpected: dict) -> None:
+    """Add one batch's unexpected rows to `unexpected`, per (expectation type, column); '?'
+    where GX gave no count."""
+    for r in run.results:
+        cfg = r.expectation_config
+        key = (cfg.type, cfg.kwargs.get("column", ""))
+        count = r.result.get("unexpected_count")
+        if not r.success:
+            known = unexpected.get(key, 0)
+            unexpected[key] = "?" if count is None or known == "?" else known + count
+        else:
+            unexpected.setdefault(key, 0)
 
 
 # GX's page header fetches its logo from GX's server with the time and this project's GX id in
