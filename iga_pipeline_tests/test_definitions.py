@@ -267,3 +267,104 @@ def test_a_pandera_rule_written_as_a_method_is_described_in_words_not_by_its_nam
     assert "hours >= 0, <= 4416, hours have at most two decimals" in text, text
     for key in graph.asset_check_keys:
         assert "  " not in graph.get_check_spec(key).description, key
+
+
+def test_every_asset_shows_the_kinds_of_what_it_writes(defs):
+    """The UI draws each asset's kinds on its node and filters the graph by them: the staged
+    frames are pandas written as Parquet, the marts and the live warehouse DuckDB, the exports
+    Parquet, the report HTML; the raw files are read as they come (no kind)."""
+    graph = defs.resolve_asset_graph()
+    expected = {"raw": set(), "harmonised": {"pandas", "parquet"}, "marts": {"duckdb"}, "report": {"html"}}
+    kinds = {key.to_user_string(): set(graph.get(key).kinds) for key in graph.get_all_asset_keys()}
+    assert kinds.pop("warehouse/published") == {"duckdb"}
+    assert kinds.pop("warehouse/parquet") == {"parquet"}
+    assert kinds and {name: expected[name.split("/")[0]] for name in kinds} == kinds
+
+
+def test_a_backfill_of_the_cycles_is_one_run_and_a_step_makes_its_whole_output(defs):
+    """A backfill of every cycle from the UI (the partitions of raw/deliveries and harmonised)
+    is one run of one step per asset, as build_all's range run is, not a run per cycle queued
+    behind the limit of two; and selecting one staged frame or one mart (in the UI, or in a
+    job) takes its step's every other output with it: the ingest stages all seven frames and
+    the marts step builds every mart, so a lone one would leave the others changed on disk but
+    not recorded."""
+    from dagster import AssetSelection, BackfillPolicy
+
+    from iga_pipeline.defs.assets import RAW, harmonised_key, mart_key
+    from iga_pipeline.warehouse.catalog import HARMONISED, MARTS
+
+    graph = defs.resolve_asset_graph()
+    partitioned = {k for k in graph.get_all_asset_keys() if graph.get(k).partitions_def is not None}
+    assert partitioned == {RAW, *(harmonised_key(n) for n in HARMONISED)}
+    for key in partitioned:
+        assert graph.get(key).backfill_policy == BackfillPolicy.single_run(), key
+    for whole in ([harmonised_key(n) for n in HARMONISED], [mart_key(m.name) for m in MARTS]):
+        for key in whole:
+            assert AssetSelection.assets(key).required_multi_asset_neighbors().resolve(graph) == set(whole), key
+
+
+def test_every_mart_says_its_grain_and_its_columns_before_it_is_built(defs):
+    """A mart's page in the UI describes it with its grain, and its definition lists each column
+    with the catalog's meaning (shown before any materialisation, and on a mart that failed to
+    build), as the DuckDB table comments do (test_bundled_build.py)."""
+    from iga_pipeline.defs.assets import mart_key
+    from iga_pipeline.warehouse.catalog import MARTS
+
+    graph = defs.resolve_asset_graph()
+    for m in MARTS:
+        node = graph.get(mart_key(m.name))
+        assert node.description == f"{m.description} (one row per {m.grain})", m.name
+        header, rule, *rows = node.metadata["columns"].value.splitlines()
+        assert (header, rule) == ("| column | meaning |", "|---|---|"), m.name
+        assert rows == [f"| `{c}` | {d} |" for c, d in m.columns.items()] and rows, m.name
+
+
+def test_the_automation_names_its_conditions_as_the_ui_labels_them(defs):
+    """The UI shows each automated asset's condition by its label (the expanded tree otherwise),
+    and the automation's description names the marts' one by that label: the two agree."""
+    graph = defs.resolve_asset_graph()
+    labels = {key.to_user_string(): graph.get(key).automation_condition.get_label()
+              for key in graph.get_all_asset_keys() if graph.get(key).automation_condition is not None}
+    assert all(labels.values()), labels
+    by_group = {}
+    for name, label in labels.items():
+        by_group.setdefault(name.split("/")[0], set()).add(label)
+    assert by_group == {"raw": {"missing, not failed"}, "marts": {"eager, input updates timed"},
+                        "report": {"with the marts"}, "warehouse": {"with the marts"}}
+    description = defs.resolve_sensor_def("warehouse_automation").description
+    assert "(the marts' condition: 'eager, input updates timed')" in description, description
+
+
+def test_the_descriptions_name_the_files_where_a_deployment_finds_them(defs, monkeypatch):
+    """The published warehouse, its report and its Parquet exports are described by where the
+    default deployment (no IGA_WAREHOUSE) puts them, relative to the working directory."""
+    from iga_pipeline.defs.assets import PARQUET, PUBLISHED, REPORT
+    from iga_pipeline.settings import Paths
+
+    monkeypatch.delenv("IGA_WAREHOUSE", raising=False)
+    paths = Paths.from_env()
+    graph = defs.resolve_asset_graph()
+
+    def said(path: Path) -> str:
+        return Path(path).resolve().relative_to(Path.cwd().resolve()).as_posix()
+
+    for key, where in ((PUBLISHED, said(paths.warehouse)), (REPORT, said(paths.report_dir / "index.html")),
+                       (PARQUET, said(paths.parquet) + "/")):
+        assert where in graph.get(key).description, (key, where)
+
+
+def test_each_great_expectations_check_lists_its_suites_expectations(defs):
+    """A mart's check in the UI says what its suite asks: the mart it reads, and every
+    expectation with its column, as the suite (quality/expectations.py) runs them."""
+    from dagster import AssetCheckKey
+
+    from iga_pipeline.defs.assets import mart_key
+    from iga_pipeline.quality.expectations import SUITES
+
+    graph = defs.resolve_asset_graph()
+    assert SUITES
+    for s in SUITES:
+        text = graph.get_check_spec(AssetCheckKey(mart_key(s.mart), f"gx_{s.mart}")).description
+        listed = text.split(f"Great Expectations suite marts.{s.mart}: ", 1)[1]
+        assert listed.split("; ") == [f"{name}({kwargs.get('column', '')})" for name, kwargs in s.expectations], s.mart
+        assert text.startswith(s.summary[:1].upper() + s.summary[1:]), s.mart

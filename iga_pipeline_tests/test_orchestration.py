@@ -498,6 +498,65 @@ def test_the_report_of_a_build_says_where_it_is_read_and_the_misprints_it_found(
     assert [tuple(row[:2]) for row in rows] == flagged
 
 
+def test_the_publish_of_a_build_says_it_published_the_file_it_names(built):
+    """warehouse/published's materialisation is what the marts' 'publish' and the report's and
+    the exports' 'live' send the evaluator to: it says that it published, and names the live
+    file with its size."""
+    metadata = first_metadata(built, PUBLISHED)
+    assert metadata == {"path": str(built.site.live), "bytes": built.site.live.stat().st_size,
+                        "published": True}
+
+
+def test_the_report_of_a_build_shows_the_goals_it_renders(built):
+    """The report's materialisation shows goal attainment as the published mart has it, goal by
+    goal with its status, and the size of the page that went live."""
+    metadata = first_metadata(built, REPORT)
+    header, *rows = markdown_rows(metadata["goals"])
+    assert header == ["goal_id", "scope", "numerator", "denominator", "value", "status"]
+    goals = query(built.site.live, "SELECT goal_id, scope, status FROM marts.goal_attainment")
+    assert [(row[0], row[1], row[-1]) for row in rows] == [tuple(map(str, g)) for g in goals] and goals
+    assert metadata["bytes"] == (built.site.live.parent / "report" / "index.html").stat().st_size
+
+
+def test_the_exports_of_a_build_say_they_go_live_with_its_publish(built):
+    """The Parquet step of a build writes the candidate's exports, pending: its materialisation
+    says so (as the report's does), names the folder they go live in and counts a file per mart."""
+    metadata = first_metadata(built, PARQUET)
+    assert metadata["live"] == LIVE_WITH_THE_PUBLISH
+    assert metadata["path"] == str(built.site.parquet)
+    assert metadata["files"] == len(MARTS) == len(list(built.site.parquet.glob("*.parquet")))
+
+
+def test_the_checks_of_the_marts_say_which_cycles_they_did_not_validate_again(site):
+    """Run again over rows that passed before (here on their own, over the live warehouse of the
+    build), Great Expectations' check of fct_participation validates no cycle again, and its
+    metadata says so, cycle by cycle, beside the data docs it links: an evaluator reading '0
+    expectations' learns why."""
+    from iga_pipeline.defs.checks import gx_mart_checks
+
+    result = site.run("gx_checks", definitions=job_with(AssetSelection.checks(gx_mart_checks), "gx_checks"))
+    assert result.success, failure_message(result)
+    checks = {e.check_name: e.metadata for e in result.get_asset_check_evaluations()}
+    again = checks.pop("gx_fct_participation")
+    assert again["not_revalidated"].value == "cycle 1, 2, 3, 4, 5, 6, 7, 8: passed before, rows unchanged since"
+    assert again["expectations"].value == 0
+    assert checks and {m["not_revalidated"].value for m in checks.values()} == {"none"}
+    assert all(m["expectations"].value > 0 and Path(m["data_docs"].value).is_file() for m in checks.values())
+
+
+def test_a_run_of_raw_inventory_counts_the_files_of_no_cycle(raw_copy, tmp_path):
+    """The sensor's run of the files of no cycle shows how many there are on raw/inventory,
+    as the warehouse lists them (unexpected_file): here two more than the bundled ones."""
+    strays = len([d for d in discover(raw_copy) if d.cycle is None])
+    (raw_copy / "LASMIG.txt").write_text("a file of no cycle\n")
+    shutil.copy2(raw_copy / FU3_90, raw_copy / "leverantorer/folkuniversitetet/cykel3_90dagar (1).csv")
+    result = Site(tmp_path).run("list_unexpected_files")
+    assert result.success, failure_message(result)
+    (event,) = result.get_asset_materialization_events()
+    assert event.asset_key == INVENTORY
+    assert event.materialization.metadata["unexpected_files"].value == strays + 2
+
+
 def test_a_run_of_one_cycle_counts_its_files_and_hashes_none_it_refused(raw_copy, tmp_path):
     """raw/deliveries of one cycle labels its counts plainly and by kind, and leaves out a
     delivery that ingestion refuses unopened (here a link out of the raw root): the file
@@ -735,6 +794,28 @@ def test_sensor_changed_new_and_deleted_files_ask_for_their_cycle_only(raw_copy)
     survey.write_bytes(survey.read_bytes() + b"\r\n")
     requests, cursor, _ = tick(raw_copy, cursor)
     assert [(r.job_name, r.partition_key) for r in requests] == [("ingest_cycle", "5")]
+
+
+def test_sensor_runs_count_the_files_that_asked_for_them(raw_copy):
+    """Each run the sensor asks for carries iga/files, the count of the files that made it ask
+    (the Runs page shows it): every file of a cycle on the first tick, then those changed, new
+    or gone; for raw/inventory, the files of no cycle that came or went."""
+    requests, cursor, _ = tick(raw_copy, None)
+    per_cycle = Counter(str(d.cycle) for d in discover(raw_copy) if d.cycle is not None)
+    assert {r.partition_key: int(r.tags["iga/files"]) for r in requests} == per_cycle
+    (raw_copy / FU3_90).write_bytes((raw_copy / FU3_90).read_bytes().replace(b";1;", b";3;", 1))
+    (raw_copy / "enkater/enkat_cykel3.csv").unlink()
+    requests, cursor, _ = tick(raw_copy, cursor)
+    assert [(r.partition_key, r.tags["iga/files"]) for r in requests] == [("3", "2")]
+    strays = [raw_copy / "LASMIG.txt", raw_copy / "kommuner/anteckningar.txt"]
+    for stray in strays:
+        stray.write_text("a file of no cycle")
+    requests, cursor, _ = tick(raw_copy, cursor)
+    assert [(r.job_name, r.tags["iga/files"]) for r in requests] == [("list_unexpected_files", "2")]
+    for stray in strays:
+        stray.unlink()
+    requests, cursor, _ = tick(raw_copy, cursor)
+    assert [(r.job_name, r.tags["iga/files"]) for r in requests] == [("list_unexpected_files", "2")]
 
 
 def test_sensor_waits_for_a_file_still_arriving(raw_copy):
@@ -1428,6 +1509,51 @@ def test_the_publish_is_never_requested_without_the_marts_of_its_run(site, monke
     assert PUBLISHED not in requested and PARQUET not in requested, requested
     for leftover in site.leftovers():  # the marts-only run's candidate, never published,
         shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()  # and its checks' verdicts
+
+
+@pytest.mark.slow
+def test_a_delivery_ingested_while_the_report_renders_on_its_own_is_published(site, monkeypatch, tmp_path):
+    """The report (or the Parquet exports) materialised on its own from the UI is in progress
+    when an ingest run ends: the automation's next tick must not ask for the marts and the
+    publish without the report, a run whose publish refuses ("all three, or none"), after
+    which nothing more is asked for and the delivery waits for the nightly build. Either the
+    marts wait for the report's run, or the report goes with them: once that run is over,
+    the delivery is published."""
+    monkeypatch.setenv("IGA_PSEUDONYM_KEY", TEST_SECRET)
+    (tmp_path / "home").mkdir()
+    instance = DagsterInstance.local_temp(str(tmp_path / "home"))  # on disk: two threads use it
+    assert site.run(all_cycles=True, instance=instance).success
+    every = set(defs.resolve_all_asset_keys())
+    settled = evaluate_automation_conditions(defs=defs, instance=instance)
+    assert settled.total_requested == 0
+    before = site.live.stat().st_ino
+    assert site.run("ingest_cycle", partition_key="3", instance=instance).success
+    done = {}
+    with publishing(site.live):  # a publish under way: the report rendered on its own waits its turn
+        run = threading.Thread(target=lambda: done.update(result=site.run(
+            "report_only", instance=instance, definitions=job_with(AssetSelection.assets(REPORT), "report_only"))))
+        run.start()
+        assert someone_waits_for(site.live.parent / ".publish.lock", run), "the report's run did not wait"
+        during = evaluate_automation_conditions(defs=defs, instance=instance, cursor=settled.cursor)
+    run.join(300)
+    assert done["result"].success, failure_message(done["result"])
+    cursor, published = during.cursor, []
+    for tick_result in (during, None):  # this tick, and the next one
+        if tick_result is None:
+            tick_result = evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor)
+        requested = {k for k in every if tick_result.get_num_requested(k)}
+        cursor = tick_result.cursor
+        if not requested:
+            continue
+        assert {REPORT, PARQUET, PUBLISHED} <= requested, requested  # all three, or none
+        follow = site.run("automation_run", instance=instance,
+                          definitions=job_with(AssetSelection.assets(*requested), "automation_run"))
+        assert follow.success, failure_message(follow)
+        published += [e.materialization.metadata["published"].value
+                      for e in follow.get_asset_materialization_events() if e.asset_key == PUBLISHED]
+    assert published == [True]
+    assert site.live.stat().st_ino != before
+    instance.dispose()
 
 
 def test_the_parquet_files_are_written_beside_the_checks_and_only_a_run_that_exports_starts_them(
