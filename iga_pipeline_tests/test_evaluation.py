@@ -21,7 +21,7 @@ from iga_pipeline.evaluation.common import (
     evaluate, half_up_percent, parse_expression, reaches,
 )
 from iga_pipeline.evaluation.cost import cost_efficiency_frame
-from iga_pipeline.evaluation.goals import goal_attainment_frame
+from iga_pipeline.evaluation.goals import coverage_check, goal_attainment_frame
 from iga_pipeline.evaluation.reconciliation import published_reconciliation_frame
 from iga_pipeline.evaluation.report import _summed_parts, fingerprint, grouped, thousands, with_leavers
 from iga_pipeline.evaluation.suppression import (
@@ -762,3 +762,16 @@ def test_report_helpers():
     assert fingerprint(audit) == hashlib.sha256(b"11  a.csv\n22  b.csv\n").hexdigest()
     audit.loc[0, "sha256"] = None  # refused unopened
     assert fingerprint(audit) == hashlib.sha256(b"11  a.csv\n-  b.csv\n").hexdigest()
+
+
+def test_hm1s_rule_is_described_as_coverage_check_applies_it():
+    """The catalog (the column's comment in DuckDB, docs/bi-columns.md, the asset's Columns tab)
+    says what makes a cycle covered. A cycle without completers reaches half of them with no
+    answer at all, yet coverage_check counts it only with a survey: the description must say
+    so, or a BI reader of '7 of 8 cycles covered' looks for an answer missing in cycle 8."""
+    from iga_pipeline.warehouse.catalog import MARTS
+
+    cycles = cycles_frame([{"cycle": 1, "completed": 0}])
+    assert coverage_check(cycles, [1], "0.5") == (0, 1)  # reached, 0 of 0, but not covered
+    (mart,) = [m for m in MARTS if m.name == "goal_attainment"]
+    assert "without completers" in mart.columns["cycles_covered"], mart.columns["cycles_covered"]

@@ -1812,3 +1812,32 @@ def test_a_gx_store_file_cut_short_by_a_crash_does_not_block_later_builds(site):
     victim.write_bytes(b"")
     result = site.run(partition_key="3")
     assert result.success, failure_message(result)
+
+
+@pytest.mark.slow
+def test_a_delivery_ingested_while_an_automation_run_publishes_is_published(site, monkeypatch, tmp_path):
+    """An automation run (marts, report, exports, publish) whose marts are built and whose
+    publish still waits when an ingest ends: the next tick asks for the marts again, and with
+    them the publish, which that run still holds planned ('in progress'). Before O30's fix the
+    tick asked for the marts, the report and the exports only: nothing published the delivery."""
+    monkeypatch.setenv("IGA_PSEUDONYM_KEY", TEST_SECRET)
+    (tmp_path / "home").mkdir()
+    instance = DagsterInstance.local_temp(str(tmp_path / "home"))
+    assert site.run(all_cycles=True, instance=instance).success
+    settled = evaluate_automation_conditions(defs=defs, instance=instance)
+    assert settled.total_requested == 0
+    everything = AssetSelection.assets(*[mart_key(m.name) for m in MARTS], REPORT, PARQUET, PUBLISHED)
+    done = {}
+    with publishing(site.live):  # run A's publish waits here, its marts, report and exports done
+        run = threading.Thread(target=lambda: done.update(result=site.run(
+            "run_a", instance=instance, definitions=job_with(everything, "run_a"))))
+        run.start()
+        assert someone_waits_for(site.live.parent / ".publish.lock", run), "run A's publish did not wait"
+        assert site.run("ingest_cycle", partition_key="3", instance=instance).success
+        during = evaluate_automation_conditions(defs=defs, instance=instance, cursor=settled.cursor)
+    run.join(300)
+    assert done["result"].success, failure_message(done["result"])
+    requested = {k for k in defs.resolve_all_asset_keys() if during.get_num_requested(k)}
+    assert mart_key("outcomes_by_cycle") in requested, requested
+    assert {REPORT, PARQUET, PUBLISHED} <= requested, requested
+    instance.dispose()

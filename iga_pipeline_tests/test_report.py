@@ -753,3 +753,16 @@ def test_report_gives_survey_coverage_as_answers_over_completers(con, page_text)
     for r in surveyed.itertuples():
         assert (f"cycle {r.cycle}, {r.answered} answers from {r.completed} completers "
                 f"({pct(r.answered / r.completed)})") in page_text, r.cycle
+
+
+def test_the_page_states_hm1s_rule_for_a_cycle_without_completers(bundled, tmp_path):
+    """goal_attainment counts a cycle without completers as covered only with a survey
+    (rules.md: "every cycle of the scope has a survey"). The goal section states the rule: with
+    cycles 1-7 covered and cycle 8 not yet delivered (no completers, no survey), HM1 of all
+    cycles is not assessable, 7 of 8 cycles covered, and the page must say why; "every cycle's
+    answered questionnaires cover at least 50% of that cycle's completers" holds for cycle 8."""
+    text = _page_of(bundled, tmp_path,
+                    "UPDATE marts.goal_attainment SET status = 'not_assessable', cycles_covered = 7 "
+                    "WHERE goal_id = 'HM1' AND scope = 'all'")
+    assert "HM1 can only be judged when every cycle" in text
+    assert "a cycle without completers needs a survey too" in text

@@ -45,9 +45,10 @@ CANDIDATE_CHECKS = [*(f"gx_{s.mart}" for s in SUITES), "no_personnummer"]
 # The report, the exports and the publish work on their own run's candidate warehouse,
 # so the warehouse automation (defs/automation.py) requests them only together with the
 # marts that build it (not after a run of the marts alone, say from the UI), and all three
-# whenever the marts are, even one still running on its own (a report started from the UI):
-# the publish refuses without the other two, and nothing would ask for the marts again
-# until the nightly build (O30). A run on its own waits its turn (publish.publishing).
+# whenever the marts are, even one still running (a report started from the UI; the
+# previous automation run's publish, waiting past its marts step): left out, the publish
+# refuses without the other two or is not asked for, and nothing would ask for the marts
+# again until the nightly build (O30). A run on its own waits its turn (publish.publishing).
 # A failed pandera check does not stop the marts being requested (an ingest run that failed
 # its check has still refreshed its partition): the marts step itself refuses staging that
 # has not passed (staging.not_ready), on every path.

@@ -4,8 +4,9 @@ Every goal is a row of iga_pipeline/reference/goals.csv: its numerator and
 denominator are sums/differences of named quantities (common.QUANTITIES), its
 target a decimal, and `min_cycle_coverage`, when given, is the survey
 coverage rule (HM1): the goal is `not_assessable` unless every cycle of the
-scope has answered questionnaires for at least that share of the cycle's
-completers. Nothing here names a goal.
+scope has a survey with answered questionnaires for at least that share of the
+cycle's completers (a cycle without completers needs the survey only). Nothing
+here names a goal.
 
 Status:
   * not_assessable: the coverage rule fails, or the denominator is 0 or unknown;

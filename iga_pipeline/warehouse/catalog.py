@@ -181,7 +181,8 @@ MARTS: tuple[Mart, ...] = (
          "denominator_definition": "the denominator as quantities, e.g. completed - work_90d",
          "cycles_in_scope": "survey goals only: cycles of the scope",
          "cycles_covered": "survey goals only: cycles whose answered questionnaires reach the "
-                           "goal's min_cycle_coverage of their completers"},
+                           "goal's min_cycle_coverage of their completers; a cycle without "
+                           "completers only with a survey"},
         ("outcomes_summary", "outcomes_by_cycle", "survey_by_cycle"),
         group="evaluation",
     ),
