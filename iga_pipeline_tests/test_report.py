@@ -110,7 +110,7 @@ def survey_answers(raw: Path) -> tuple[int, int]:
 
 def test_goal_attainment_on_the_bundled_data(bundled, con):
     raw, _ = bundled
-    g = {(r["goal_id"], r["scope"]): r for r in queries.mart(con, "goal_attainment").to_dict("records")}
+    g = {(r["goal_id"], r["scope"]): r for r in queries.read_mart(con, "goal_attainment").to_dict("records")}
     assert len(g) == 8
     expected = {
         ("HM2", "followed_up"): (110, 289, "not_met"), ("HM2", "all"): (116, 310, "not_met"),
@@ -139,7 +139,7 @@ def test_goal_attainment_on_the_bundled_data(bundled, con):
 
 
 def test_benchmark_comparison_on_the_bundled_data(con):
-    b = {(r["benchmark_id"], r["scope"]): r for r in queries.mart(con, "benchmark_comparison").to_dict("records")}
+    b = {(r["benchmark_id"], r["scope"]): r for r in queries.read_mart(con, "benchmark_comparison").to_dict("records")}
     assert len(b) == 8
     bounds = {"followed_up": (110, 289, 0.326556265, 0.437821360),
               "all": (116, 310, 0.322173423, 0.429293447)}
@@ -175,7 +175,7 @@ def test_benchmark_comparison_on_the_bundled_data(con):
 
 
 def test_published_reconciliation_flags_only_the_misprints(con):
-    r = queries.mart(con, "published_reconciliation")
+    r = queries.read_mart(con, "published_reconciliation")
     assert len(r) == 10 * 11  # every printed cell
     assert r[r["unit"] == "count"]["matches"].all()
     flagged = r[~r["matches"]].sort_values(["row_order", "column_order"])
@@ -190,7 +190,7 @@ def test_published_reconciliation_flags_only_the_misprints(con):
 
 
 def test_cost_efficiency_on_the_bundled_data(con):
-    c = {r["metric"]: r for r in queries.mart(con, "cost_efficiency").to_dict("records")}
+    c = {r["metric"]: r for r in queries.read_mart(con, "cost_efficiency").to_dict("records")}
     expected = {
         "total_budget_per_completer": (29090968, 310),
         "total_budget_per_completer_in_work_or_studies_90d": (29090968, 154),
@@ -216,7 +216,7 @@ def test_cost_efficiency_on_the_bundled_data(con):
 @pytest.fixture(scope="session")
 def municipal(con):
     truth = queries.municipality_counts(con).set_index(["municipality_code", "cycle"]).sort_index()
-    published = queries.mart(con, "outcomes_by_municipality").set_index(
+    published = queries.read_mart(con, "outcomes_by_municipality").set_index(
         ["municipality_code", "cycle"]).sort_index()
     return truth, published
 
@@ -247,7 +247,7 @@ def test_municipal_counts_are_suppressed_at_the_boundaries(municipal):
 
 def test_no_suppressed_municipal_cell_comes_back_by_subtraction(con, municipal):
     truth, published = municipal
-    totals = queries.mart(con, "outcomes_by_cycle").set_index("cycle")
+    totals = queries.read_mart(con, "outcomes_by_cycle").set_index("cycle")
     for cycle, rows in published.groupby(level="cycle"):
         for m in PUBLISHED:
             if m.endswith("_90d") and not bool(totals.loc[cycle, "followed_up"]):
@@ -693,9 +693,9 @@ def test_report_renders_early_in_the_project(tmp_path, cli_build, early_leaver):
     page = (warehouse.parent / "report" / "index.html").read_text(encoding="utf-8")
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
-        goals = queries.mart(con, "goal_attainment")
-        bench = queries.mart(con, "benchmark_comparison")
-        cost = queries.mart(con, "cost_efficiency")
+        goals = queries.read_mart(con, "goal_attainment")
+        bench = queries.read_mart(con, "benchmark_comparison")
+        cost = queries.read_mart(con, "cost_efficiency")
     finally:
         con.close()
     assert set(goals.loc[goals["scope"] == "followed_up", "status"]) == {"not_assessable"}
@@ -718,7 +718,7 @@ def test_report_counts_the_withheld_municipal_cells_of_followed_up_cycles_only(c
     """The note on outcomes_by_municipality counts the cells that can hold a figure: a cycle
     not followed up has no 90-day counts to withhold (a mutation review: with the condition
     inverted, the page counted the wrong cells and nothing failed)."""
-    m = queries.mart(con, "outcomes_by_municipality")
+    m = queries.read_mart(con, "outcomes_by_municipality")
     at_end = ["enrolled", "completed", "dropped_out", "work_at_end", "studies_at_end", "unknown_at_end"]
     at_90d = ["work_90d", "studies_90d", "unknown_90d"]
     followed = m[m["followed_up"].astype(bool)]
@@ -747,7 +747,7 @@ def test_report_gives_early_leavers_as_a_share_of_participations(con, page_text,
 def test_report_gives_survey_coverage_as_answers_over_completers(con, page_text):
     """Rule HM1's coverage is answered questionnaires over the cycle's completers; the page
     once could divide by the questionnaires returned and say 100% (a mutation review)."""
-    s = queries.mart(con, "survey_by_cycle")
+    s = queries.read_mart(con, "survey_by_cycle")
     surveyed = s[s["questionnaires"] > 0]
     assert len(surveyed) and (surveyed["questionnaires"] != surveyed["completed"]).any()
     for r in surveyed.itertuples():

@@ -179,7 +179,8 @@ def pseudonym_key(con: duckdb.DuckDBPyConnection) -> str | None:
     return build.recorded_inputs(con).get(build.PSEUDONYM_KEY)  # {} without that table
 
 
-def mart(con: duckdb.DuckDBPyConnection, name: str) -> pd.DataFrame:
+def read_mart(con: duckdb.DuckDBPyConnection, name: str) -> pd.DataFrame:
+    """A mart of the warehouse, whole, as a frame."""
     if not name.isidentifier():
         raise ValueError(f"not a mart name: {name!r}")
     return frame(con, MART.format(name=name))

@@ -506,7 +506,7 @@ def _quality(con: duckdb.DuckDBPyConnection) -> dict:
 
 
 def _suppression(con: duckdb.DuckDBPyConnection) -> dict:
-    m = queries.mart(con, "outcomes_by_municipality")
+    m = queries.read_mart(con, "outcomes_by_municipality")
     columns = ["enrolled", "completed", "dropped_out", "work_at_end", "studies_at_end",
                "unknown_at_end", "work_90d", "studies_90d", "unknown_90d"]
     applicable = 0
@@ -596,10 +596,10 @@ def context(con: duckdb.DuckDBPyConnection, warehouse_built_at: datetime | None 
     cycles = queries.cycles(con)
     summary = queries.summary(con).set_index("scope")
     goal_defs = queries.goals(con)
-    bench = queries.mart(con, "benchmark_comparison")
-    goals_mart = queries.mart(con, "goal_attainment")
-    recon = queries.mart(con, "published_reconciliation")
-    cost = queries.mart(con, "cost_efficiency")
+    bench = queries.read_mart(con, "benchmark_comparison")
+    goals_mart = queries.read_mart(con, "goal_attainment")
+    recon = queries.read_mart(con, "published_reconciliation")
+    cost = queries.read_mart(con, "cost_efficiency")
     hashes = queries.frame(con, queries.AUDIT_HASHES)
     fp = fingerprint(hashes)
 
