@@ -21,7 +21,7 @@ from iga_pipeline.evaluation.common import (
     evaluate, half_up_percent, parse_expression, reaches,
 )
 from iga_pipeline.evaluation.cost import cost_efficiency_frame
-from iga_pipeline.evaluation.goals import coverage_check, goal_attainment_frame
+from iga_pipeline.evaluation.goals import coverage_check, goal_attainment_frame, range_without_follow_up
 from iga_pipeline.evaluation.reconciliation import published_reconciliation_frame
 from iga_pipeline.evaluation.report import _summed_parts, fingerprint, grouped, thousands, with_leavers
 from iga_pipeline.evaluation.suppression import (
@@ -775,3 +775,25 @@ def test_hm1s_rule_is_described_as_coverage_check_applies_it():
     assert coverage_check(cycles, [1], "0.5") == (0, 1)  # reached, 0 of 0, but not covered
     (mart,) = [m for m in MARTS if m.name == "goal_attainment"]
     assert "without completers" in mart.columns["cycles_covered"], mart.columns["cycles_covered"]
+
+
+def test_the_goals_range_over_the_90_day_outcomes_a_cycle_not_followed_up_could_have_had():
+    """R10 counts a cycle not followed up with its end-of-cycle status. The range is the least
+    and greatest value of each goal over every 90-day outcome of its completers: all in work,
+    all in studies or all in neither (here 10 completers, 2 in work and 3 in studies at the end;
+    the followed-up cycle: 40 completers, 10 in work, 8 in studies at 90 days)."""
+    cycles = cycles_frame([{"cycle": 1, "completed": 40},
+                           {"cycle": 2, "completed": 10, "followed_up": False, "work_at_end": 2,
+                            "studies_at_end": 3}])
+    summary = summary_frame(followed_up={"completed": 40, "work_90d": 10, "studies_90d": 8},
+                            all={"completed": 50, "work_90d": 12, "studies_90d": 11})
+    r = range_without_follow_up(reference.goals(), cycles, summary)
+    assert set(r) == {"HM2", "HM2_rev", "DM1"}  # HM1's survey does not move with them
+    assert (r["HM2"]["low"], r["HM2"]["high"]) == (pytest.approx(10 / 50), pytest.approx(20 / 50))
+    assert (r["HM2_rev"]["low"], r["HM2_rev"]["high"]) == (pytest.approx(18 / 50), pytest.approx(28 / 50))
+    # DM1 = studies / (completed - work): least with nobody in work or studies, greatest all in studies
+    assert (r["DM1"]["low"], r["DM1"]["high"]) == (pytest.approx(8 / 40), pytest.approx(18 / 40))
+    assert r["HM2"]["statuses"] == ["not_met"] and r["HM2_rev"]["statuses"] == ["met", "not_met"]
+    cycles.loc[cycles["cycle"] == 2, "followed_up"] = True
+    assert range_without_follow_up(reference.goals(), cycles, summary) == {}  # nothing left open
+

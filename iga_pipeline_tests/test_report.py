@@ -538,8 +538,8 @@ def test_an_interval_that_includes_its_benchmark_only_unrounded_says_so(page_tex
     """A review: Delsumma's 110 of 289 (32.66%-43.78%) against the national 33% printed as
     '33%–44% ... includes it', as if it only touched it."""
     assert ('("nearly a third") (33%) the data cannot tell: the interval (33%–44%) includes it '
-            "(below 33% before rounding).") in page_text
-    assert "33% – 44% below 33% before rounding cannot tell" in page_text  # the benchmark table
+            "(lower bound 32.7%, below 33% before rounding).") in page_text
+    assert "33% – 44% lower bound 32.7%, below 33% before rounding cannot tell" in page_text  # the table
     assert ("HM2_rev: HM2 as the report says it was later applied, studies counted (its Swedish "
             "line is ours, the report's words in quotation marks)") in page_text
 
@@ -637,8 +637,9 @@ def test_report_never_shows_health_or_family_reasons_on_their_own(page_text, con
 
 def test_report_rounds_percentages_half_up_to_whole_percent(page_text):
     """Rule R11. Only the reconciliation's explanation of a misprint ("15 of 37 is
-    40.54%, rounded 41%") shows the exact share it rounds."""
-    explained = re.sub(r"is \d+\.\d+%, rounded", "", page_text)
+    40.54%, rounded 41%") shows the exact share it rounds, and a rounding note the bound
+    that prints as its benchmark ("lower bound 32.7%, below 33% before rounding")."""
+    explained = re.sub(r"is \d+\.\d+%, rounded|bound \d+\.\d+%, (below|above) \d+% before rounding", "", page_text)
     assert not re.findall(r"\d\.\d+ ?%", explained)
     assert [pct(x) for x in (0.125, 0.145, 0.0049, 0.005, 1.0)] == ["13%", "15%", "0%", "1%", "100%"]
     assert [thousands(x) for x in (2.5, 93841.5, 1234567, -0.5)] == ["3", "93 842", "1 234 567", "-1"]
@@ -766,3 +767,25 @@ def test_the_page_states_hm1s_rule_for_a_cycle_without_completers(bundled, tmp_p
                     "WHERE goal_id = 'HM1' AND scope = 'all'")
     assert "HM1 can only be judged when every cycle" in text
     assert "a cycle without completers needs a survey too" in text
+
+
+def test_the_page_says_what_cycle_8_not_followed_up_leaves_open(page_text):
+    """An evaluator's review: the summary gave the goals of all cycles with cycle 8's end-of-cycle
+    status carried forward, without the final report's warning that this may mislead, nor what
+    the data can still conclude: whatever cycle 8's 90-day outcome, no goal's status changes."""
+    assert ("Cycle 8 was never followed up at 90 days. In all cycles its 21 completers count with their "
+            "status at the end of the cycle (R10)") in page_text
+    assert ("Whatever their status at 90 days, in all cycles HM2 would be 35%–42%, not met in any case; "
+            "HM2_rev would be 47%–54%, met in any case; DM1 would be 18%–28%, not met in any case.") in page_text
+
+
+def test_the_page_does_not_overstate_what_its_figures_show(page_text):
+    """An evaluator's review: the municipal table's suppression was said to make it shareable
+    "without exposing individuals" though other marts give its counts back; the ESF comparison
+    was stated without its different measure; the banner left the cost per participation and
+    the municipal figures among what holds for the real project."""
+    assert "can be shared without exposing individuals" not in page_text
+    assert "not the warehouse as a whole" in page_text
+    assert "The ESF comparison is indicative only" in page_text
+    assert "Everything else describes the made-up data only" in page_text
+

@@ -23,6 +23,8 @@ rules.md asks that "every cycle of the scope has a survey".
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import duckdb
 import pandas as pd
 
@@ -113,6 +115,45 @@ def goal_attainment_frame(goals: pd.DataFrame, cycles: pd.DataFrame,
         out[c] = out[c].astype("Int64")
     for c in ("value", "target", "coverage"):
         out[c] = out[c].astype("Float64")
+    return out
+
+
+def range_without_follow_up(goals: pd.DataFrame, cycles: pd.DataFrame,
+                            summary: pd.DataFrame) -> dict[str, dict]:
+    """goal_id -> {low, high, statuses} of scope `all` over every 90-day outcome the cycles
+    not followed up could have had: R10 counts their completers with their end-of-cycle
+    status, which the final report warns may understate the outcome (found work or studies
+    after the cycle). A goal is a ratio of sums of counts, so its least and greatest values
+    lie where those completers are all in work, all in studies, or all in neither. Goals the
+    90-day outcome does not move (HM1) are left out; so is everything when every cycle was
+    followed up."""
+    open_cycles = cycles[~cycles["followed_up"].astype(bool)]
+    completed = int(open_cycles["completed"].fillna(0).sum())
+    if not completed:
+        return {}
+    q = scope_quantities(cycles, summary)["all"]
+    carried = {"work_90d": int(open_cycles["work_at_end"].fillna(0).sum()),
+               "studies_90d": int(open_cycles["studies_at_end"].fillna(0).sum())}
+    if None in (q["work_90d"], q["studies_90d"]):
+        return {}
+    corners = []
+    for everyone_in in ("work_90d", "studies_90d", None):
+        corner = dict(q)
+        for name, n in carried.items():
+            corner[name] = q[name] - n + (completed if name == everyone_in else 0)
+        corners.append(corner)
+    out = {}
+    for goal in goals.itertuples(index=False):
+        values, statuses = [], set()
+        for corner in corners:
+            num, den = evaluate(goal.numerator, corner), evaluate(goal.denominator, corner)
+            if num is None or den is None or den <= 0:
+                continue
+            values.append(Fraction(num, den))
+            statuses.add(MET if reaches(num, den, goal.target) else NOT_MET)
+        if values and min(values) != max(values):
+            out[goal.goal_id] = {"low": float(min(values)), "high": float(max(values)),
+                                 "statuses": sorted(statuses)}
     return out
 
 

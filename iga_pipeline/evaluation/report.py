@@ -29,6 +29,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from iga_pipeline import reference, warm_up
 from iga_pipeline.evaluation import queries
 from iga_pipeline.evaluation.benchmarks import verdict, wilson_interval
+from iga_pipeline.evaluation.goals import range_without_follow_up
 from iga_pipeline.evaluation.reconciliation import TABLE1_COLUMNS, printed_above_subtotal, subtotal_cycles
 from iga_pipeline.warehouse.duck import open_readonly
 
@@ -521,14 +522,26 @@ def _suppression(con: duckdb.DuckDBPyConnection) -> dict:
 
 
 def _bound_note(low, high, benchmark: float, verdict: str) -> str:
-    """A rounding note where a bound the verdict rests on prints as the benchmark: the deciding
-    bound of 'above' or 'below'; for 'inconclusive', a bound that prints as the benchmark (a
+    """A rounding note where a bound the verdict rests on prints as the benchmark, naming the
+    bound and its value ('lower bound 32.7%, below 33% before rounding'): the deciding bound
+    of 'above' or 'below'; for 'inconclusive', a bound that prints as the benchmark (a
     review: '33%-44%' read as only touching 33%; unrounded, 32.7% includes it)."""
-    if verdict == "above":
-        return rounding_note(_none(low), benchmark)
-    if verdict == "below":
-        return rounding_note(_none(high), benchmark)
-    return rounding_note(_none(low), benchmark) or rounding_note(_none(high), benchmark)
+    bounds = {"above": ["lower"], "below": ["upper"]}.get(verdict, ["lower", "upper"])
+    for name in bounds:
+        value = _none(low if name == "lower" else high)
+        note = rounding_note(value, benchmark)
+        if note:
+            return f"{name} bound {_finer(value, benchmark)}, {note}"
+    return ""
+
+
+def _finer(value: float, line: float) -> str:
+    """`value` as a percent with the fewest decimals (one at least) that tell it from `line`."""
+    for places in range(1, 6):
+        shown = f"{value * 100:.{places}f}"
+        if shown != f"{line * 100:.{places}f}":
+            return f"{shown}%"
+    return f"{value * 100}%"
 
 
 def _benchmark(r) -> dict:
@@ -619,6 +632,7 @@ def context(con: duckdb.DuckDBPyConnection, warehouse_built_at: datetime | None 
     provider_eras = eras(cycles, "provider")
     group_eras = eras(cycles, "target_group", TARGET_GROUP_LABEL)
     not_followed = [int(c) for c in cycles.loc[~cycles["followed_up"].astype(bool), "cycle"]]
+    open_range = range_without_follow_up(goal_defs, cycles, summary.reset_index())
     # The printed Delsumma is recomputed from the followed-up cycles printed above it; the
     # followed_up scope of the goals is every followed-up cycle (they differ once a cycle
     # printed below it, such as 8, is followed up).
@@ -640,6 +654,11 @@ def context(con: duckdb.DuckDBPyConnection, warehouse_built_at: datetime | None 
         "chart_outcomes": outcome_chart(cycles, queries.benchmarks(con), target),
         "provider_eras": provider_eras, "group_eras": group_eras,
         "not_followed": not_followed,
+        "not_followed_completed": int(cycles.loc[cycles["cycle"].isin(not_followed), "completed"].fillna(0).sum()),
+        # whatever the 90-day outcome of the cycles not followed up (goals.range_without_follow_up)
+        "open_range": [{"goal_id": goal_id, "low": pct(r["low"]), "high": pct(r["high"]),
+                        "status": STATUS_LABEL[r["statuses"][0]] if len(r["statuses"]) == 1 else None}
+                       for goal_id, r in open_range.items()],
         "delsumma_cycles": cycle_ranges(delsumma) or "none",
         "cost": [{"metric": r.metric, "description": r.description,
                   "value": sek(_none(r.value_sek)), "numerator": sek(r.numerator_sek),
