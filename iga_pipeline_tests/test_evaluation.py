@@ -797,3 +797,67 @@ def test_the_goals_range_over_the_90_day_outcomes_a_cycle_not_followed_up_could_
     cycles.loc[cycles["cycle"] == 2, "followed_up"] = True
     assert range_without_follow_up(reference.goals(), cycles, summary) == {}  # nothing left open
 
+
+@pytest.mark.parametrize("followed, open_cycles", [
+    ((40, 10, 8), [(10, 2, 3)]),
+    ((6, 6, 0), [(3, 1, 1)]),           # DM1's denominator is 0 with everyone in work
+    ((0, 0, 0), [(4, 1, 2), (3, 0, 0)]),  # nothing followed up; two cycles not followed up
+    ((20, 5, 4), [(5, 0, 0), (0, 0, 0)]),  # a cycle not followed up without completers
+    ((17, 7, 2), [(3, 1, 0)]),           # HM2 reaches 9/20 exactly with everyone in work
+])
+def test_the_goals_range_is_every_split_of_the_open_completers(followed, open_cycles):
+    """A review's brute force: every split of the completers of the cycles not followed up
+    into work, studies and neither (other or unknown: the same for every goal) gives a value
+    within the range, the range's ends are reached, and a status said to hold in any case
+    holds for every split (exact, by reaches); a split whose denominator is 0 has no value."""
+    from fractions import Fraction
+
+    nf, w0, s0 = followed
+    rows = [{"cycle": 1, "completed": nf}] + [
+        {"cycle": i, "completed": c, "followed_up": False, "work_at_end": we, "studies_at_end": se}
+        for i, (c, we, se) in enumerate(open_cycles, start=2)]
+    n = sum(c for c, _, _ in open_cycles)
+    summary = summary_frame(
+        followed_up={"completed": nf, "work_90d": w0, "studies_90d": s0},
+        all={"completed": nf + n, "work_90d": w0 + sum(we for _, we, _ in open_cycles),
+             "studies_90d": s0 + sum(se for _, _, se in open_cycles)})
+    goals = reference.goals()
+    got = range_without_follow_up(goals, cycles_frame(rows), summary)
+    assert "HM1" not in got  # the survey does not move with the 90-day outcome
+    for goal in goals.itertuples(index=False):
+        values, statuses = [], set()
+        for w in range(n + 1):
+            for s in range(n - w + 1):
+                q = {"completed": nf + n, "work_90d": w0 + w, "studies_90d": s0 + s}
+                num, den = evaluate(goal.numerator, q), evaluate(goal.denominator, q)
+                if num is not None and den is not None and den > 0:
+                    values.append(Fraction(num, den))
+                    statuses.add("met" if reaches(num, den, goal.target) else "not_met")
+        if goal.goal_id == "HM1" or not values or min(values) == max(values):
+            assert goal.goal_id not in got
+            continue
+        r = got[goal.goal_id]
+        assert (r["low"], r["high"]) == (float(min(values)), float(max(values))), goal.goal_id
+        assert r["statuses"] == sorted(statuses), goal.goal_id
+
+
+def test_the_goals_range_does_not_guess_an_unknown_count():
+    """R4: never guessed. A cycle not followed up whose end-of-cycle count is NULL: the range
+    cannot be computed (it was: NULL read as 0, a range that missed the outcome, HM2 24%-44%
+    where 20%-40% is right), and a NULL followed_up is a cycle not followed up, as in
+    common.scope_cycles (it was taken for followed up: no range at all)."""
+    summary = summary_frame(followed_up={"completed": 40, "work_90d": 10, "studies_90d": 8},
+                            all={"completed": 50, "work_90d": 12, "studies_90d": 11})
+    known = [{"cycle": 1, "completed": 40},
+             {"cycle": 2, "completed": 10, "followed_up": False, "work_at_end": 2, "studies_at_end": 3}]
+    expected = range_without_follow_up(reference.goals(), cycles_frame(known), summary)
+    assert (expected["HM2"]["low"], expected["HM2"]["high"]) == (pytest.approx(0.2), pytest.approx(0.4))
+    for column in ("work_at_end", "studies_at_end", "completed"):
+        cycles = cycles_frame(known)
+        cycles[column] = cycles[column].astype("Float64")
+        cycles.loc[cycles["cycle"] == 2, column] = pd.NA
+        assert range_without_follow_up(reference.goals(), cycles, summary) == {}, column
+    cycles = cycles_frame(known)
+    cycles["followed_up"] = cycles["followed_up"].astype(object)
+    cycles.loc[cycles["cycle"] == 2, "followed_up"] = float("nan")
+    assert range_without_follow_up(reference.goals(), cycles, summary) == expected

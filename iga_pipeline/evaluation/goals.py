@@ -126,14 +126,19 @@ def range_without_follow_up(goals: pd.DataFrame, cycles: pd.DataFrame,
     after the cycle). A goal is a ratio of sums of counts, so its least and greatest values
     lie where those completers are all in work, all in studies, or all in neither. Goals the
     90-day outcome does not move (HM1) are left out; so is everything when every cycle was
-    followed up."""
-    open_cycles = cycles[~cycles["followed_up"].astype(bool)]
-    completed = int(open_cycles["completed"].fillna(0).sum())
+    followed up. A NULL count of a cycle not followed up leaves the range unknown ({}): read
+    as 0 it would miss outcomes (R4, never guessed); a NULL followed_up is not followed up, as
+    in common.scope_cycles."""
+    open_cycles = cycles[~cycles["followed_up"].astype("boolean").fillna(False).astype(bool)]
+    counts = open_cycles[["completed", "work_at_end", "studies_at_end"]]
+    if counts.isna().any().any():
+        return {}
+    completed = int(counts["completed"].sum())
     if not completed:
         return {}
     q = scope_quantities(cycles, summary)["all"]
-    carried = {"work_90d": int(open_cycles["work_at_end"].fillna(0).sum()),
-               "studies_90d": int(open_cycles["studies_at_end"].fillna(0).sum())}
+    carried = {"work_90d": int(counts["work_at_end"].sum()),
+               "studies_90d": int(counts["studies_at_end"].sum())}
     if None in (q["work_90d"], q["studies_90d"]):
         return {}
     corners = []

@@ -535,6 +535,16 @@ def _bound_note(low, high, benchmark: float, verdict: str) -> str:
     return ""
 
 
+def _range_note(r: dict, target: float | None) -> str:
+    """A rounding note for a goal's range over the cycles not followed up (goals.
+    range_without_follow_up) not met in any case whose greatest value prints as its target
+    ('38%–45%' at 44.84%: 'at most 44.8%, below 45% before rounding')."""
+    if target is None or r["statuses"] != ["not_met"]:
+        return ""
+    note = rounding_note(r["high"], target)
+    return f"at most {_finer(r['high'], target)}, {note}" if note else ""
+
+
 def _finer(value: float, line: float) -> str:
     """`value` as a percent with the fewest decimals (one at least) that tell it from `line`."""
     for places in range(1, 6):
@@ -633,6 +643,7 @@ def context(con: duckdb.DuckDBPyConnection, warehouse_built_at: datetime | None 
     group_eras = eras(cycles, "target_group", TARGET_GROUP_LABEL)
     not_followed = [int(c) for c in cycles.loc[~cycles["followed_up"].astype(bool), "cycle"]]
     open_range = range_without_follow_up(goal_defs, cycles, summary.reset_index())
+    targets = {g.goal_id: float(g.target) for g in goal_defs.itertuples(index=False)}
     # The printed Delsumma is recomputed from the followed-up cycles printed above it; the
     # followed_up scope of the goals is every followed-up cycle (they differ once a cycle
     # printed below it, such as 8, is followed up).
@@ -657,7 +668,8 @@ def context(con: duckdb.DuckDBPyConnection, warehouse_built_at: datetime | None 
         "not_followed_completed": int(cycles.loc[cycles["cycle"].isin(not_followed), "completed"].fillna(0).sum()),
         # whatever the 90-day outcome of the cycles not followed up (goals.range_without_follow_up)
         "open_range": [{"goal_id": goal_id, "low": pct(r["low"]), "high": pct(r["high"]),
-                        "status": STATUS_LABEL[r["statuses"][0]] if len(r["statuses"]) == 1 else None}
+                        "status": STATUS_LABEL[r["statuses"][0]] if len(r["statuses"]) == 1 else None,
+                        "note": _range_note(r, targets.get(goal_id))}
                        for goal_id, r in open_range.items()],
         "delsumma_cycles": cycle_ranges(delsumma) or "none",
         "cost": [{"metric": r.metric, "description": r.description,
