@@ -1396,6 +1396,18 @@ def test_the_nightly_build_leaves_the_automation_nothing_to_do(site, monkeypatch
     assert after.total_requested == 0, {k for k in defs.resolve_all_asset_keys() if after.get_num_requested(k)}
 
 
+def _built_and_settled(site, monkeypatch, tmp_path):
+    """A Dagster instance on disk (the tests' threads share it) with every cycle built, and the
+    automation's tick after it, which asks for nothing."""
+    monkeypatch.setenv("IGA_PSEUDONYM_KEY", TEST_SECRET)
+    (tmp_path / "home").mkdir()
+    instance = DagsterInstance.local_temp(str(tmp_path / "home"))
+    assert site.run(all_cycles=True, instance=instance).success
+    settled = evaluate_automation_conditions(defs=defs, instance=instance)
+    assert settled.total_requested == 0
+    return instance, settled
+
+
 @pytest.mark.slow
 def test_the_marts_wait_while_an_ingest_run_is_still_going(site, monkeypatch, tmp_path):
     """Two deliveries ingested one after the other (the queue runs two ingest runs at once):
@@ -1404,13 +1416,8 @@ def test_the_marts_wait_while_an_ingest_run_is_still_going(site, monkeypatch, tm
     ended, the marts and what follows them are asked for."""
     from iga_pipeline import staging
 
-    monkeypatch.setenv("IGA_PSEUDONYM_KEY", TEST_SECRET)
-    (tmp_path / "home").mkdir()
-    instance = DagsterInstance.local_temp(str(tmp_path / "home"))  # on disk: two threads use it
-    assert site.run(all_cycles=True, instance=instance).success
+    instance, settled = _built_and_settled(site, monkeypatch, tmp_path)
     every = set(defs.resolve_all_asset_keys())
-    settled = evaluate_automation_conditions(defs=defs, instance=instance)
-    assert settled.total_requested == 0
     assert site.run("ingest_cycle", partition_key="3", instance=instance).success
     done = {}
     with staging.locked(site.staging, cycle=5):  # another ingest of cycle 5: its run waits, in progress
@@ -1519,13 +1526,8 @@ def test_a_delivery_ingested_while_the_report_renders_on_its_own_is_published(si
     which nothing more is asked for and the delivery waits for the nightly build. Either the
     marts wait for the report's run, or the report goes with them: once that run is over,
     the delivery is published."""
-    monkeypatch.setenv("IGA_PSEUDONYM_KEY", TEST_SECRET)
-    (tmp_path / "home").mkdir()
-    instance = DagsterInstance.local_temp(str(tmp_path / "home"))  # on disk: two threads use it
-    assert site.run(all_cycles=True, instance=instance).success
+    instance, settled = _built_and_settled(site, monkeypatch, tmp_path)
     every = set(defs.resolve_all_asset_keys())
-    settled = evaluate_automation_conditions(defs=defs, instance=instance)
-    assert settled.total_requested == 0
     before = site.live.stat().st_ino
     assert site.run("ingest_cycle", partition_key="3", instance=instance).success
     done = {}
@@ -1820,12 +1822,7 @@ def test_a_delivery_ingested_while_an_automation_run_publishes_is_published(site
     publish still waits when an ingest ends: the next tick asks for the marts again, and with
     them the publish, which that run still holds planned ('in progress'). Before O30's fix the
     tick asked for the marts, the report and the exports only: nothing published the delivery."""
-    monkeypatch.setenv("IGA_PSEUDONYM_KEY", TEST_SECRET)
-    (tmp_path / "home").mkdir()
-    instance = DagsterInstance.local_temp(str(tmp_path / "home"))
-    assert site.run(all_cycles=True, instance=instance).success
-    settled = evaluate_automation_conditions(defs=defs, instance=instance)
-    assert settled.total_requested == 0
+    instance, settled = _built_and_settled(site, monkeypatch, tmp_path)
     everything = AssetSelection.assets(*[mart_key(m.name) for m in MARTS], REPORT, PARQUET, PUBLISHED)
     done = {}
     with publishing(site.live):  # run A's publish waits here, its marts, report and exports done
