@@ -858,6 +858,6 @@ def test_the_goals_range_does_not_guess_an_unknown_count():
         cycles.loc[cycles["cycle"] == 2, column] = pd.NA
         assert range_without_follow_up(reference.goals(), cycles, summary) == {}, column
     cycles = cycles_frame(known)
-    cycles["followed_up"] = cycles["followed_up"].astype(object)
-    cycles.loc[cycles["cycle"] == 2, "followed_up"] = float("nan")
+    cycles["followed_up"] = cycles["followed_up"].astype("boolean")  # a NULL followed_up
+    cycles.loc[cycles["cycle"] == 2, "followed_up"] = pd.NA
     assert range_without_follow_up(reference.goals(), cycles, summary) == expected
