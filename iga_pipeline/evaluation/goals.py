@@ -127,9 +127,9 @@ def range_without_follow_up(goals: pd.DataFrame, cycles: pd.DataFrame,
     lie where those completers are all in work, all in studies, or all in neither. Goals the
     90-day outcome does not move (HM1) are left out; so is everything when every cycle was
     followed up. A NULL count of a cycle not followed up leaves the range unknown ({}): read
-    as 0 it would miss outcomes (R4, never guessed); a NULL followed_up is not followed up, as
-    in common.scope_cycles."""
-    open_cycles = cycles[~cycles["followed_up"].astype("boolean").fillna(False).astype(bool)]
+    as 0 it would miss outcomes (R4, never guessed); a NULL followed_up is not followed up
+    (common.scope_cycles)."""
+    open_cycles = cycles[~cycles["cycle"].isin(scope_cycles(cycles)["followed_up"])]
     counts = open_cycles[["completed", "work_at_end", "studies_at_end"]]
     if counts.isna().any().any():
         return {}
