@@ -13,7 +13,9 @@ the outcome must be one of two (warehouse.md, "Nothing lost"):
   or collapsed as a duplicate, and rows_read is what an independent count of
   the file says it holds.
 
-The valid files beside the hostile one must still load in full.
+The valid files beside the hostile one must still load in full, and no
+personnummer or name of the files' people may be in any text the ingest gives
+(`personal_data_in`).
 
 Generators (hypothesis, bounded: see EXAMPLES):
   * byte level: truncation, flipped/inserted/deleted bytes, duplicated slices
@@ -247,7 +249,33 @@ def check_accounted(result, kind: Kind, helper: str | None) -> Outcome:
     if helper is not None:  # the valid register beside it still loads in full
         h = by_file.loc[helper]
         assert (h["status"], h["rows_read"]) == ("loaded", len(POOL)), h.to_dict()
+    leaks = personal_data_in(result)
+    assert not leaks, leaks
     return Outcome(a["status"], None if pd.isna(a["reason"]) else a["reason"], int(a["rows_read"]), result)
+
+
+# Every written form of the pool's personnummer, and their names as words (casefolded, NFC):
+# none may leave the adapters, whatever the bytes around them (the brief; docs/decisions.md,
+# "Bad input and personal data").
+_POOL_NEEDLES = re.compile("|".join(
+    [re.escape(form) for p in POOL for form in p.written_forms()]
+    + [rf"(?<!\w){re.escape(unicodedata.normalize('NFC', name).casefold())}(?!\w)"
+       for p in POOL for name in (p.first, p.last)]))
+
+
+def personal_data_in(result) -> list[tuple[str, str, str]]:
+    """(frame, column, what was found) for each text column of the ingest's frames (what is
+    staged, the issues and the audit) that holds a personnummer or a name of the pool."""
+    found = []
+    for name in type(result).frame_names():
+        frame = getattr(result, name)
+        for column in frame.columns:
+            if frame[column].dtype.kind in "biufcmM":  # numbers, booleans and dates hold no text
+                continue
+            text = "\n".join(frame[column].dropna().astype(str))
+            found += [(name, column, m.group(0)) for m in
+                      _POOL_NEEDLES.finditer(unicodedata.normalize("NFC", text).casefold())]
+    return found
 
 
 # --- independent row counts -----------------------------------------------------------------------------
@@ -349,7 +377,7 @@ def hostile_cells(sep: str):
         st.floats(allow_nan=True, allow_infinity=True).map(lambda f: repr(f).replace(".", ",")),
         st.sampled_from(["Åstorp", "ÅSTORP", "ja", "JA", "K", "m", "flykting", "2010-02-30", "1e400",
                          "inf", "-1", "0", "  ", "NULL", "N/A", "#N/A", "=1+1", "Ã¥", "\t", "😀",
-                         "19850101-2383", "850101+2383", "8501012383.0"]),
+                         "19850101-2383", "850101+2383", "8501012383.0", "Hassan", "ÖBERG", "Märta Ängquist"]),
         st.just(sep),                                                   # a separator inside a field
         st.sampled_from(['Ali "Lejonet" Hassan', 'a"b', '"quoted"', '"with ' + sep + ' inside"',
                          '"escaped "" quote"']),                        # quotes that keep one line one record
@@ -678,7 +706,7 @@ def astorp_documents(draw, followup: bool):
                     max_size=3)):
                 value = draw(st.one_of(JSON_VALUES, st.sampled_from(
                     [p.as_number, p.pnr("YYYYMMDDNNNC"), "ANST ", "anst", "", "Infinity", 1e308, "\udce5",
-                     10**400])))
+                     10**400, p.name, p.last.upper()])))
                 if field in ("typ", "timmar"):
                     items = entry.get("insatser") if isinstance(entry.get("insatser"), list) else []
                     entry["insatser"] = items + [{"typ": value if field == "typ" else "PRAKTIK",
@@ -992,3 +1020,17 @@ def test_infinite_hours_are_not_hours(kind_name):
     hours = out.result.interventions["hours"].dropna().astype(float)
     assert all(math.isfinite(h) for h in hours), hours.tolist()
     assert "invalid_code" in set(out.result.issues["reason"])
+
+
+def test_the_personal_data_scan_would_see_a_leak():
+    """The scan every case above ends with finds a name or a personnummer planted in any
+    text column, and not a name inside a word ('Ali' in 'validation')."""
+    result = ingest_hostile(KINDS["fu_slut"], valid_bytes(KINDS["fu_slut"])).result
+    assert personal_data_in(result) == []
+    assert "validation" in " ".join(result.interventions["intervention"].astype(str)).casefold()
+    planted = {"source_file": KINDS["fu_slut"].rel, "source_row": "1", "severity": "warning",
+               "reason": "invalid_code", "detail": f"Kommun 'HASSAN' or {POOL[0].pnr()}"}
+    result.issues = pd.concat([result.issues, pd.DataFrame([planted])], ignore_index=True)
+    result.outcomes = result.outcomes.assign(source_row="Märta")
+    assert set(personal_data_in(result)) == {("issues", "detail", "hassan"), ("issues", "detail", POOL[0].pnr()),
+                                             ("outcomes", "source_row", "märta")}
