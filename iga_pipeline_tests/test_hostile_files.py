@@ -514,7 +514,7 @@ def _utf8(data: bytes) -> bool:
 
 def _sheet_title():
     municipal = st.sampled_from(["Åstorp", "Båstad", " Perstorp ", "ÖRKELLJUNGA", "ängelholm"])
-    other = st.sampled_from(["Info", "Malmö", "Blad1", "Åstorp (2)", "Sammanfattning"])
+    other = st.sampled_from(["Info", "Malmö", "Blad1", "Åstorp (2)", "Sammanfattning", "Ali Hassan", "ÖBERG"])
     return st.one_of(municipal, other)
 
 
