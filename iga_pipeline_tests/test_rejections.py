@@ -937,7 +937,7 @@ def test_a_header_without_or_with_repeated_columns_names_the_contract_columns(ra
     assert whole.loc[REG2, ["reason", "detail"]].tolist() == [
         "missing_columns", "missing column(s): personnummer, cykel"]
     assert whole.loc[REG2_BASTAD, ["reason", "detail"]].tolist() == [
-        "unreadable_file", "repeated column(s) in the header: <text of 13 characters>, kon"]
+        "unreadable_file", "repeated column(s) in the header: '<text of 13 characters>', kon"]
     assert whole.loc[FU2, ["reason", "detail"]].tolist() == [
         "missing_columns", "missing column(s): Timmar jobbsökning"]
 
@@ -1163,3 +1163,45 @@ def test_a_harmonised_frame_failing_its_model_names_the_cycle_and_column_never_t
     assert said.startswith("cycle 5: the harmonised Intervention frame failed its model: column 'hours', check "
                            "coerce_dtype('float64'), 1 value(s)"), said
     assert "811218" not in said and caught.value.__context__ is None
+
+
+def test_repeated_columns_of_a_header_do_not_make_a_personnummer_together(raw, ingest):
+    """A review's find (P12): the header's repeated columns that are no contract column
+    were each said by safe_value, listed in one detail without apostrophes, so the masking of
+    split values (mask_split_values) never saw them: '85010' and '12383' repeated made
+    "repeated column(s) in the header: 12383, 85010", 8501012383 read backwards. They are
+    quoted now, as every value a detail shows, and their digits masked when they hold six or
+    more between them; one such column alone is still named."""
+    raw.register("1277", 2, [register_row(A, 2)], columns=[*REGISTER_COLUMNS, "85010", "85010", "12383", "12383"])
+    raw.register("1278", 2, [register_row(B, 2)], columns=[*REGISTER_COLUMNS, "85010", "85010", "kon"])
+    result = ingest(2)
+    whole = result.issues[result.issues["source_row"].isna()].set_index("source_file")["detail"]
+    assert whole[REG2] == "repeated column(s) in the header: '#####', '#####'", whole[REG2]
+    assert whole[REG2_BASTAD] == "repeated column(s) in the header: '85010', kon", whole[REG2_BASTAD]
+
+
+def test_contract_names_out_of_their_place_are_no_cover_for_a_personnummer(raw, ingest, key):
+    """A review's find (P13): safe_path trusted a contract file name anywhere in a path,
+    and never counted its cycle digit. Folders named like deliveries spelt a personnummer with
+    their cycles ('85010/deltagare_cykel1.csv/deltagare_cykel2.csv/.../deltagare_cykel2.csv'
+    kept 850101-2382 whole; ten such folders alone, 811228-1111), and a folder of five digits
+    above a delivery made a birth date with its cycle (kommuner/85010/deltagare_cykel1.csv).
+    A contract file name is the contract's only as the file's own name, and its digits count."""
+    pnr = Person(dt.date(1985, 1, 1), 238).pnr("YYMMDDNNNC")
+    assert pnr == "8501012382"
+    chain = "85010/" + "/".join(f"deltagare_cykel{d}.csv" for d in pnr[5:])
+    only_contract_names = "leverantorer/folkuniversitetet/" + "/".join(f"cykel{d}_slut.csv" for d in "8112281111")
+    for rel in (chain, only_contract_names, "enkater/85010/enkat_cykel1.csv"):
+        shown = safe_path(rel, key)
+        assert sum(c.isdigit() for c in shown) < 6, shown
+    raw.register("85010", 1, [register_row(A, 1)])
+    raw.register("1277", 1, [register_row(B, 1)])
+    result = ingest(1)
+    files = set(result.audit["source_file"]) | set(result.issues["source_file"])
+    assert not any("85010" in f for f in files), files
+    assert f"kommuner/~{expected_name_id('85010')}/deltagare_cykel1.csv" in files, files
+    # the contract's own names, where the contract puts them, are kept as they are
+    for rel in ("kommuner/1277/deltagare_cykel2.csv", "leverantorer/folkuniversitetet/cykel2_90dagar.csv",
+                "leverantorer/astorp/cykel5_90dagar.json", "kommuner/9999/deltagare_cykel2.csv",
+                "kommuner/1277/deltagare_cykel3.csv/K.txt"):
+        assert safe_path(rel, key) == rel, rel

@@ -186,12 +186,20 @@ def _contract_file() -> re.Pattern:
 SYSTEM_FILES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini", ".directory", ".localized"})
 
 
+def _municipality_folder(parts: list[str], i: int) -> bool:
+    """Whether `parts[i]` is a project municipality's code right under kommuner/."""
+    return i == 1 and parts[0] == "kommuner" and parts[i] in reference.municipalities()
+
+
 def _contract_part(parts: list[str], i: int) -> bool:
     """Whether `parts[i]` is a name the contract gives, where it gives it: a folder of its own,
-    a project municipality's code right under kommuner/, or a delivery's file name."""
+    a project municipality's code right under kommuner/, or a delivery's file name as the
+    file's own name (the last component). A folder named like a delivery is the sender's name:
+    ten of them, 'cykel8_slut.csv/cykel1_slut.csv/...', spelt a personnummer with their cycles
+    (a review, P13)."""
     part = parts[i]
-    return (part in _CONTRACT_FOLDERS or bool(_contract_file().fullmatch(part))
-            or (i == 1 and parts[0] == "kommuner" and part in reference.municipalities()))
+    return (part in _CONTRACT_FOLDERS or _municipality_folder(parts, i)
+            or (i == len(parts) - 1 and bool(_contract_file().fullmatch(part))))
 
 
 def safe_path(rel: str, key: PseudonymKey) -> str:
@@ -207,10 +215,12 @@ def safe_path(rel: str, key: PseudonymKey) -> str:
     the components other than the contract's hold six or more, every one of them
     with a digit is hashed, as a personnummer can be split over folders
     ('1991/1102/7711.pdf') or hide behind a contract-like name
-    ('deltagare_cykel07703145123.csv')."""
+    ('deltagare_cykel07703145123.csv'). The cycle of a delivery's own file name counts too
+    (a municipality's code does not): 'kommuner/85010/deltagare_cykel1.csv' held a birth date."""
     parts = rel.split("/")
     contract = [_contract_part(parts, i) for i in range(len(parts))]
-    loose_digits = sum(c.isdigit() for part, ok in zip(parts, contract) if not ok for c in part)
+    loose_digits = sum(c.isdigit() for i, part in enumerate(parts) if not _municipality_folder(parts, i)
+                       for c in part)
     shown = []
     for part, ok in zip(parts, contract):
         has_digits = any(c.isdigit() for c in part)

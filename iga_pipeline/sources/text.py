@@ -137,7 +137,10 @@ def split(text: str, sep: str, required: list[str]) -> tuple[pd.DataFrame, list[
     if dupes:
         raise FileRejected(
             "unreadable_file",
-            "repeated column(s) in the header: " + ", ".join(d if d in required else safe_value(d) for d in dupes),
+            # the sender's names quoted, as every value a detail shows: mask_split_values then masks
+            # digits they hold together ('85010' and '12383' made a personnummer: P12)
+            "repeated column(s) in the header: " + ", ".join(d if d in required else f"'{safe_value(d)}'"
+                                                             for d in dupes),
             rows_read=rows_guess,
         )
     if ('"' in text or text.count("\r") != text.count("\r\n") or not text[:1].strip()
