@@ -1018,6 +1018,15 @@ def test_numbers_that_are_no_digits_are_never_quoted(key):
     assert safe_path("kommuner/1277/7\u3363\u336c\u3359-\u3358298.csv", key).startswith("kommuner/1277/~")
 
 
+def test_letters_of_other_scripts_that_look_like_digits_are_described(key):
+    """The red-team review (2026-12-05): one register row quoting '85О1О1' (Cyrillic О) and
+    'Ƨ-З' read as 850101-2-3; letters beyond Latin-1 are no code's."""
+    for value in ("85\u041e1\u041e1", "\u01a7-\u0417", "8-\u0417", "\u0431"):
+        assert safe_value(value) == f"<text of {len(value)} characters>", value
+    assert safe_path("kommuner/1277/85\u041e1\u041e1.pdf", key).startswith("kommuner/1277/~")
+    assert [safe_value(v) for v in ("Ängelholm", "ÅSTORP", "12,5h", "K/M")] == ["Ängelholm", "ÅSTORP", "12,5h", "K/M"]
+
+
 def test_three_single_letters_are_described_two_are_quoted():
     """A code has a letter or two apart ('K/M', '12,5h'); three are initials, a name's."""
     assert safe_value("K/M") == "K/M" and safe_value("12,5h") == "12,5h"
