@@ -15,6 +15,7 @@ import json
 import pandas as pd
 import pytest
 from conftest import expected_name_id
+from iga_pipeline import staging
 from iga_pipeline.sources.masking import safe_path, safe_value
 from rawfiles import (
     FU_END_COLUMNS, PETHO_COLUMNS, REGISTER_COLUMNS, Person, astorp_entry, astorp_followup, fu_90_row, fu_end_row, people, petho_row, register_row,
@@ -1214,3 +1215,44 @@ def test_contract_names_out_of_their_place_are_no_cover_for_a_personnummer(raw, 
                 "leverantorer/astorp/cykel5_90dagar.json", "kommuner/9999/deltagare_cykel2.csv",
                 "kommuner/1277/deltagare_cykel3.csv/K.txt"):
         assert safe_path(rel, key) == rel, rel
+
+
+def test_a_name_spelt_over_folders_is_hashed(raw, tmp_path, key):
+    """The second red-team review (2026-12-05): each folder held a letter or two, as a code
+    may ('K.M', '12,5h'), and a stray file's path spelt a name, stored as it was (the
+    inventory's unexpected_file, the build's closing summary): 'kommuner/1277/A/l/i/H.a/s.s/a.n.pdf'.
+    Single letters are counted over the path, as its digits are (P13): with more than two, every
+    component with one is hashed, a letter's extension dropped; two are still shown."""
+    raw.register("1277", 2, [register_row(A, 2)])
+    raw.write_text("kommuner/1277/A/l/i/H.a/s.s/a.n.pdf", "stray")
+    raw.write_text("kommuner/1277/K.M/deltagare_cykel2.csv", "stray")
+    staging.write_inventory(raw.root, tmp_path / "staging", key)
+    written = set(pd.read_parquet(tmp_path / "staging" / staging.INVENTORY_ISSUES)["source_file"])
+    spelt = "kommuner/1277/" + "/".join(f"~{expected_name_id(p)}" for p in ("A", "l", "i", "H.a", "s.s"))
+    assert written == {f"{spelt}/~{expected_name_id('a.n.pdf')}.pdf", "kommuner/1277/K.M/deltagare_cykel2.csv"}, written
+
+
+def test_a_name_spelt_over_one_rows_values_is_described(raw, ingest):
+    """The second red-team review (2026-12-05): 'H-a' in kon, 's-s' in fodelseland and 'a-n' in
+    malgrupp, each no more single letters than a code may have ('K/M'), were quoted in one
+    detail: Hassan. Single letters are counted over one row's quoted values, as digits are
+    (mask_split_values): with more than two, each value with one is described; two are quoted."""
+    raw.register("1277", 2, [register_row(A, 2, kon="H-a", fodelseland="s-s", malgrupp="a-n"),
+                             register_row(B, 2, kon="K/M")])
+    result = ingest(2)
+    said = result.issues[result.issues["reason"] == "invalid_code"].set_index("source_row")["detail"]
+    assert said["1"].count("(got '<text of 3 characters>')") == 3, said["1"]
+    assert not any(v in said["1"] for v in ("H-a", "s-s", "a-n")), said["1"]
+    assert said["2"] == "kon must be one of K, M (got 'K/M')", said["2"]
+
+
+def test_a_described_column_keeps_its_length_when_the_others_are_masked(raw, ingest):
+    """The second red-team review (2026-12-05): since P12 quotes a header's repeated columns,
+    the masking of split values also masked the length a described name is said with:
+    "repeated column(s) in the header: '#####', '#####', '<text of # characters>'". A described
+    value quotes nothing of the sender's; its length stays."""
+    raw.register("1277", 2, [register_row(A, 2)],
+                 columns=[*REGISTER_COLUMNS, "85010", "85010", "12383", "12383", "Hassan", "Hassan"])
+    result = ingest(2)
+    whole = result.issues[result.issues["source_row"].isna()].set_index("source_file")["detail"]
+    assert whole[REG2] == "repeated column(s) in the header: '#####', '#####', '<text of 6 characters>'", whole[REG2]

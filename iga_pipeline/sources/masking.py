@@ -70,6 +70,14 @@ _CONTRACT_WORDS = frozenset("""
 # apostrophe (see _looks_like_a_code).
 _CODE_PUNCTUATION = frozenset(string.punctuation) - {"'"}
 _WORD = re.compile(r"[^\W\d_]+")  # a run of letters: 'LASMIG', 'txt'
+# A code has a letter or two apart ('12,5h', 'K/M'); more are a name spelt out ('Z.y.x.w.q'), in
+# one value, over one row's values or over one path's folders ('A/l/i/H.a/s.s/a.n': a review).
+_MAX_SINGLE_LETTERS = 2
+
+
+def _single_letters(text: str) -> int:
+    """The letters of `text` that stand alone: 2 in 'K/M', 1 in '12,5h', none in 'ANST'."""
+    return sum(len(w) == 1 for w in _WORD.findall(text))
 
 
 @cache
@@ -107,8 +115,8 @@ def _looks_like_a_code(text: str) -> bool:
         return False
     known = _known_words()
     words = _WORD.findall(text)
-    # a code has a letter or two apart ('12,5h', 'K/M'); 'Z.y.x.w.q' is a name spelt out
-    return sum(len(w) == 1 for w in words) <= 2 and all(len(w) == 1 or w.casefold() in known for w in words)
+    return (_single_letters(text) <= _MAX_SINGLE_LETTERS
+            and all(len(w) == 1 or w.casefold() in known for w in words))
 
 
 def safe_value(value: object, limit: int = 24, *, date: bool = False) -> str:
@@ -131,10 +139,19 @@ def safe_value(value: object, limit: int = 24, *, date: bool = False) -> str:
 _QUOTED = re.compile(r"(?<!\w)'([^']*)'(?!\w)")
 
 
+def _described(quoted: str) -> bool:
+    """A value safe_value described ('<text of 12 characters>'): it quotes nothing of the sender's."""
+    return quoted.startswith("<text of ")
+
+
 def _digits(quoted: str) -> int:
-    """Digits a quoted value holds, masked ones counted; a described value ('<text of 12
-    characters>') holds none."""
-    return 0 if quoted.startswith("<text of ") else sum(c.isdigit() or c == "#" for c in quoted)
+    """Digits a quoted value holds, masked ones counted; a described value holds none."""
+    return 0 if _described(quoted) else sum(c.isdigit() or c == "#" for c in quoted)
+
+
+def _letters(quoted: str) -> int:
+    """Single letters a quoted value holds ('H-a': 2); a described value holds none."""
+    return 0 if _described(quoted) else _single_letters(quoted)
 
 
 def mask_split_values(issues: pd.DataFrame) -> pd.Series:
@@ -144,7 +161,9 @@ def mask_split_values(issues: pd.DataFrame) -> pd.Series:
     is safe alone (safe_value), but a review put '85010' in Kommun and '12383' in an hours
     column: two warnings of one row, together 8501012383; a register shifted by a column put a
     birth date in `kon` and the last four in `fodelseland`. A date quoted from a field of dates
-    (an invalid_date detail) counts, and stays shown."""
+    (an invalid_date detail) counts, and stays shown. Single letters are counted alike: more than
+    two between a row's values ('H-a', 's-s' and 'a-n' in kon, fodelseland and malgrupp spelt
+    Hassan) have each value with one described; a described value is left as it is."""
     detail = issues["detail"]
     quoting = detail.str.contains("'", regex=False, na=False)
     if not quoting.any():
@@ -152,24 +171,33 @@ def mask_split_values(issues: pd.DataFrame) -> pd.Series:
     rows = pd.Series(list(zip(issues.loc[quoting, "source_file"],
                               issues.loc[quoting, "source_row"].fillna("<no row>"))),
                      index=detail.index[quoting], dtype=object)
-    counts = [[_digits(q) for q in _QUOTED.findall(d)] for d in detail[quoting]]
-    total, with_digits = {}, {}
-    for row, n in zip(rows, counts):
+    quoted = [_QUOTED.findall(d) for d in detail[quoting]]
+    total, with_digits, letters = {}, {}, {}
+    for row, values in zip(rows, quoted):
+        n = [_digits(q) for q in values]
         total[row] = total.get(row, 0) + sum(n)
         with_digits[row] = with_digits.get(row, 0) + sum(1 for x in n if x)
+        letters[row] = letters.get(row, 0) + sum(_letters(q) for q in values)
     split = {row for row in total if total[row] >= _MASK_FROM_DIGITS and with_digits[row] > 1}
-    if not split:
+    spelt = {row for row in letters if letters[row] > _MAX_SINGLE_LETTERS}
+    if not split and not spelt:
         return detail
 
-    def mask(m: re.Match) -> str:
-        value = m.group(1)
-        if _a_shown_date(value):  # only a field of dates leaves a date unmasked (safe_value)
-            return m.group(0)
-        return "'" + _digits_hidden(value) + "'"
+    def masking(row):
+        def mask(m: re.Match) -> str:
+            value = m.group(1)
+            if row in spelt and _letters(value):
+                return f"'<text of {len(value)} characters>'"
+            # a described value says its length, no digit of the sender's; only a field of
+            # dates leaves a date unmasked (safe_value)
+            if row not in split or _described(value) or _a_shown_date(value):
+                return m.group(0)
+            return "'" + _digits_hidden(value) + "'"
+        return mask
 
     out = detail.copy()
-    hit = rows[rows.isin(split)].index
-    out[hit] = [_QUOTED.sub(mask, d) for d in detail[hit]]
+    hit = rows[rows.isin(split | spelt)]
+    out[hit.index] = [_QUOTED.sub(masking(row), detail[i]) for i, row in hit.items()]
     return out
 
 
@@ -219,23 +247,27 @@ def safe_path(rel: str, key: PseudonymKey) -> str:
     with a digit is hashed, as a personnummer can be split over folders
     ('1991/1102/7711.pdf') or hide behind a contract-like name
     ('deltagare_cykel07703145123.csv'). The cycle of a delivery's own file name counts too
-    (a municipality's code does not): 'kommuner/85010/deltagare_cykel1.csv' held a birth date."""
+    (a municipality's code does not): 'kommuner/85010/deltagare_cykel1.csv' held a birth date.
+    Single letters are counted over the path alike: more than two, and every component with
+    one is hashed ('A/l/i/H.a/s.s/a.n/' spelt a name one or two letters a folder)."""
     parts = rel.split("/")
     contract = [_contract_part(parts, i) for i in range(len(parts))]
     loose_digits = sum(c.isdigit() for i, part in enumerate(parts) if not _municipality_folder(parts, i)
                        for c in part)
+    spelt = sum(_single_letters(part) for part in parts) > _MAX_SINGLE_LETTERS
     shown = []
     for part, ok in zip(parts, contract):
         has_digits = any(c.isdigit() for c in part)
         if ok or part in SYSTEM_FILES or (_looks_like_a_code(part) and len(part) <= 60
-                  and not (has_digits and loose_digits >= _MASK_FROM_DIGITS)):
+                  and not (has_digits and loose_digits >= _MASK_FROM_DIGITS)
+                  and not (spelt and _single_letters(part))):
             shown.append(part)
         else:
             stem, dot, ext = part.rpartition(".")
             # An extension is kept only without digits: 'Hodzic.19850101' or '850101.2382' must
-            # not keep a birth date or a personnummer's last four.
+            # not keep a birth date or a personnummer's last four; nor a letter of a name spelt out.
             suffix = (f".{ext}" if dot and stem and _looks_like_a_code(ext) and len(ext) <= 8
-                      and not any(c.isdigit() for c in ext) else "")
+                      and not any(c.isdigit() for c in ext) and not (spelt and _single_letters(ext)) else "")
             # a name that is not UTF-8 on disk comes as lone surrogates: name_id encodes them as they are
             shown.append("~" + key.name_id(part) + suffix)
     return "/".join(shown)
