@@ -115,7 +115,7 @@ def _looks_like_a_code(text: str) -> bool:
         return False
     known = _known_words()
     words = _WORD.findall(text)
-    return (_single_letters(text) <= _MAX_SINGLE_LETTERS
+    return (sum(len(w) == 1 for w in words) <= _MAX_SINGLE_LETTERS
             and all(len(w) == 1 or w.casefold() in known for w in words))
 
 
