@@ -19,7 +19,7 @@ import duckdb
 import pandas as pd
 
 from iga_pipeline.evaluation import queries
-from iga_pipeline.evaluation.common import evaluate, half_up_percent
+from iga_pipeline.evaluation.common import evaluate, half_up_percent, scope_cycles
 
 # Table 1's columns: (unit, numerator, denominator); counts have no denominator.
 TABLE1_COLUMNS: dict[str, tuple[str, str, str | None]] = {
@@ -80,8 +80,7 @@ def printed_above_subtotal(published: pd.DataFrame) -> list[int]:
 def subtotal_cycles(printed_above: list[int], cycles: pd.DataFrame) -> list[int]:
     """The cycles the printed Delsumma is recomputed from: those printed above it that are
     followed up now."""
-    followed = cycles.loc[cycles["followed_up"].astype(bool), "cycle"].astype(int)
-    return sorted(set(printed_above) & set(followed))
+    return sorted(set(printed_above) & set(scope_cycles(cycles)["followed_up"]))
 
 
 def published_reconciliation_frame(published: pd.DataFrame, cycles: pd.DataFrame,

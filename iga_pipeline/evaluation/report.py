@@ -29,6 +29,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from iga_pipeline import reference, warm_up
 from iga_pipeline.evaluation import queries
 from iga_pipeline.evaluation.benchmarks import verdict, wilson_interval
+from iga_pipeline.evaluation.common import scope_cycles
 from iga_pipeline.evaluation.goals import range_without_follow_up
 from iga_pipeline.evaluation.reconciliation import TABLE1_COLUMNS, printed_above_subtotal, subtotal_cycles
 from iga_pipeline.warehouse.duck import open_readonly
@@ -589,7 +590,7 @@ def with_leavers(bench: pd.DataFrame, cycles: pd.DataFrame, scopes: dict) -> lis
     the leavers' birth regions are another question). The page's alone: the mart follows rules.md."""
     out = []
     for scope, label in SCOPE_LABEL.items():
-        in_scope = cycles if scope == "all" else cycles[cycles["followed_up"].astype(bool)]
+        in_scope = cycles[cycles["cycle"].isin(scope_cycles(cycles)[scope])]
         enrolled = int(in_scope["enrolled"].sum())
         completed, work = scopes[scope]["completed"], scopes[scope]["work_90d"]
         if not completed or enrolled == completed:
@@ -641,7 +642,8 @@ def context(con: duckdb.DuckDBPyConnection, warehouse_built_at: datetime | None 
     scopes = {s: scope_row(s) for s in ("followed_up", "all")}
     provider_eras = eras(cycles, "provider")
     group_eras = eras(cycles, "target_group", TARGET_GROUP_LABEL)
-    not_followed = [int(c) for c in cycles.loc[~cycles["followed_up"].astype(bool), "cycle"]]
+    cycles_of = scope_cycles(cycles)
+    not_followed = [c for c in cycles_of["all"] if c not in cycles_of["followed_up"]]
     open_range = range_without_follow_up(goal_defs, cycles, summary.reset_index())
     targets = {g.goal_id: float(g.target) for g in goal_defs.itertuples(index=False)}
     # The printed Delsumma is recomputed from the followed-up cycles printed above it; the
