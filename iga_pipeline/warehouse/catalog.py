@@ -23,8 +23,9 @@ class Mart:
 
 # warehouse.md: a path relative to the raw root. A name the senders chose where the contract has
 # none (a stray file, an unknown folder) could name a person: it is shown keyed (decisions.md).
-_SOURCE_FILE = ("path relative to the raw root; a folder or file name the contract does not "
-                "give is shown as ~ and a keyed id of 10 letters (docs/decisions.md, 'Paths')")
+_SOURCE_FILE = ("path relative to the raw root; a folder or file name made of neither the contract's "
+                "names and codes nor an operating system's (.DS_Store) is shown as ~ and a keyed id "
+                "of 10 letters (docs/decisions.md, 'Paths')")
 
 _COUNTS = {
     "enrolled": "participations (accepted register rows)",
