@@ -755,6 +755,12 @@ def test_an_astorp_export_without_its_status_key_is_rejected_not_read_as_unknown
     audit = result.audit.set_index("source_file").loc[raw.astorp_rel(5)]
     assert (audit["status"], audit["reason"], audit["rows_read"]) == ("rejected", "missing_columns", 2)
 
+    # an entry that names no one does not vouch for the key (a docs audit: it kept the export loaded)
+    raw.write_text(raw.astorp_rel(5), json.dumps(
+        {**doc, "deltagare": doc["deltagare"] + [{"kommunkod": "1277", "status_cykelslut": "ANST"}]}))
+    audit = ingest(5).audit.set_index("source_file").loc[raw.astorp_rel(5)]
+    assert (audit["status"], audit["reason"], audit["rows_read"]) == ("rejected", "missing_columns", 3)
+
     doc["deltagare"][0]["status_cykelslut"] = "ANST"
     raw.write_text(raw.astorp_rel(5), json.dumps(doc))
     result = ingest(5)

@@ -271,7 +271,7 @@ class _AstorpColumns:
         # order a row-by-row read gives: per entry its kommunkod (0, 0), its status (0, 1),
         # its insatser list (1, 0), then each intervention in turn (2, n)
         self.warnings: list[tuple[tuple, dict]] = []
-        self.with_status = 0  # entries that have the status key
+        self.with_status = False  # an entry that names a person (has "pnr") has the status key
         self.keys_read = Counter()  # how many entries (interventions) have each key read: "pnr", someone
         self.rejected: dict[int, tuple[str, str]] = {}  # entry number -> (reason, detail): the adapter rejects it
         self.shared: dict = {}  # one object per distinct short value (codes repeat a million times)
@@ -288,7 +288,6 @@ class _AstorpColumns:
         for i in others:  # a string, a number, a list or null where a person's entry belongs
             self.rejected[base + i + 1] = ("missing_required", f"the entry is {_json_kind(entries[i])}, not an "
                                            "object of keys: nothing of it is read")
-        objects = len(entries) - len(others)
         # each key read as written out here, inline for speed; _as_read reads a repeated one alike
         self.pnrs += [p if p.__class__ is str else _astorp_pnr(p) for p in self._values(dicts, "pnr")]
         kommun = [c.strip() if c.__class__ is str else (None if c is None else str(c).strip())
@@ -304,9 +303,11 @@ class _AstorpColumns:
                   for s in self._values(dicts, self.status_field)]
         self.status += [None if s is None else share(s, s) for s in status]
         # null is the contract's "unknown"; a key not there at all is something else (a renamed
-        # field): traced per entry, and an export where no entry has it is rejected whole (output)
+        # field): traced per entry, and an export where no entry that names a person has it is
+        # rejected whole (output)
         absent = [i for i, e in enumerate(entries) if isinstance(e, dict) and self.status_field not in e]
-        self.with_status += objects - len(absent)
+        if not self.with_status:  # stops at the first such entry: in a good export, the first
+            self.with_status = any("pnr" in e and self.status_field in e for e in dicts)
         for i in absent:
             self.warnings.append(((base + i + 1, 0, 1), warning_issue(
                 delivery, str(base + i + 1), "missing_required",
