@@ -768,6 +768,28 @@ def test_an_astorp_export_without_its_status_key_is_rejected_not_read_as_unknown
     assert result.audit.set_index("source_file").loc[raw.astorp_rel(5), "status"] == "loaded"
 
 
+@pytest.mark.parametrize("no_one", [None, "", "  "], ids=["null", "empty", "spaces"])
+def test_an_astorp_entry_whose_pnr_names_no_one_does_not_vouch_for_the_status_key(raw, ingest, no_one):
+    """A pnr that is null or blank names no one (the personnummer is missing), as an entry
+    without the key does: beside people whose entries all lack the status key, it once kept the
+    export loaded, every status read as unknown. An export that names no one at all is not
+    rejected for its status key: each entry is, for its missing personnummer."""
+    raw.register("1277", 5, [register_row(p, 5) for p in (ALI, SARA)])
+    entries = [astorp_entry(p) for p in (ALI, SARA)]
+    for entry in entries:
+        entry["Status"] = entry.pop("status_cykelslut")
+    no_ones = [{"pnr": no_one, "kommunkod": "1277", "status_cykelslut": "ANST"}]
+    raw.write_text(raw.astorp_rel(5), json.dumps({"cykel": 5, "deltagare": entries + no_ones}))
+    audit = ingest(5).audit.set_index("source_file").loc[raw.astorp_rel(5)]
+    assert (audit["status"], audit["reason"], audit["rows_read"]) == ("rejected", "missing_columns", 3)
+
+    raw.write_text(raw.astorp_rel(5), json.dumps({"cykel": 5, "deltagare": no_ones * 2}))
+    result = ingest(5)
+    assert _issues(result, "missing_required") == [("1", "rejected"), ("2", "rejected")]
+    audit = result.audit.set_index("source_file").loc[raw.astorp_rel(5)]
+    assert (audit["status"], audit["rows_read"], audit["rows_rejected"]) == ("loaded", 2, 2)
+
+
 def test_a_list_an_astorp_export_holds_beside_its_own_is_warned_about_not_dropped(raw, ingest):
     """An end-of-cycle export that also carries `uppfoljning` (statuses that count only from
     the `_90dagar` file, raw-deliveries.md §4) or any other list: a trace, as Pethö's rows

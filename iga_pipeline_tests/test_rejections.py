@@ -840,6 +840,21 @@ def test_an_astorp_entry_that_gives_a_key_twice_as_values_that_read_alike_is_rea
     assert list(zip(result.interventions["intervention"], result.interventions["hours"])) == [("internship", 2.0)]
 
 
+def test_an_astorp_entry_that_gives_its_status_as_null_and_as_blank_text_is_read_once(raw, ingest):
+    """An Åstorp "" (or spaces) is null (decisions.md): a status given as both reads alike, one
+    unknown status, as either alone does. It was a conflicting_duplicate, the entry rejected
+    and its interventions lost, "which holds would be a guess" where there is none."""
+    raw.register("1277", 5, [register_row(A, 5), register_row(B, 5)])
+    entries = [_entry_giving_again(astorp_entry(A, status=None, insatser=[("PRAKTIK", 10)]), "status_cykelslut", ""),
+               _entry_giving_again(astorp_entry(B, status="  ", insatser=[("PRAKTIK", 20)]), "status_cykelslut", None)]
+    raw.write_bytes(AST5, ('{"cykel": 5, "deltagare": [%s]}' % ", ".join(entries)).encode("utf-8"))
+    result = ingest(5)
+    assert issues(result, ignore=("missing_outcome",)) == []
+    assert audit(result, AST5) == ("loaded", 2, 2, 0, 0)
+    assert result.participations["status_end"].tolist() == ["unknown", "unknown"]
+    assert sorted(result.interventions["hours"].tolist()) == [10.0, 20.0]
+
+
 def test_an_astorp_export_that_gives_its_cycle_twice_alike_is_read(raw, ingest):
     """Each value of a cykel given twice is checked (one differing rejects the export:
     test_astorp_whole_file_reasons); 5 and 5.0 are one cycle, as a JSON number is its value."""

@@ -271,7 +271,7 @@ class _AstorpColumns:
         # order a row-by-row read gives: per entry its kommunkod (0, 0), its status (0, 1),
         # its insatser list (1, 0), then each intervention in turn (2, n)
         self.warnings: list[tuple[tuple, dict]] = []
-        self.with_status = False  # an entry that names a person (has "pnr") has the status key
+        self.no_status: list[int] = []  # the entries (from 0) that have no status key
         self.keys_read = Counter()  # how many entries (interventions) have each key read: "pnr", someone
         self.rejected: dict[int, tuple[str, str]] = {}  # entry number -> (reason, detail): the adapter rejects it
         self.shared: dict = {}  # one object per distinct short value (codes repeat a million times)
@@ -306,8 +306,7 @@ class _AstorpColumns:
         # field): traced per entry, and an export where no entry that names a person has it is
         # rejected whole (output)
         absent = [i for i, e in enumerate(entries) if isinstance(e, dict) and self.status_field not in e]
-        if not self.with_status:  # stops at the first such entry: in a good export, the first
-            self.with_status = any("pnr" in e and self.status_field in e for e in dicts)
+        self.no_status += [base + i for i in absent]
         for i in absent:
             self.warnings.append(((base + i + 1, 0, 1), warning_issue(
                 delivery, str(base + i + 1), "missing_required",
@@ -403,8 +402,9 @@ class _AstorpColumns:
                                               reference.cycles()[self.delivery.cycle].start)
         if name == "kommunkod":
             return value.strip() if isinstance(value, str) else (None if value is None else str(value).strip())
-        if name == self.status_field:
-            return value.strip() if isinstance(value, str) else (None if value is None else f"<{type(value).__name__}>")
+        if name == self.status_field:  # "" (or spaces) is null, as `output` reads it
+            return (value.strip() or None) if isinstance(value, str) else (
+                None if value is None else f"<{type(value).__name__}>")
         if name == "typ":
             return self.names.get(value.strip().upper()) if isinstance(value, str) else None
         if name == "timmar":
@@ -420,11 +420,15 @@ class _AstorpColumns:
         delivery = self.delivery
         if self.n and not self.keys_read["pnr"]:  # entries, none with a personnummer: a renamed key, or none
             raise FileRejected("missing_columns", "no entry has the key 'pnr'", rows_read=self.n)
-        if self.keys_read["pnr"] and not self.with_status:  # entries for people, none with a status key
-            raise FileRejected("missing_columns", f"no entry has the key '{self.status_field}'",
-                               rows_read=self.n)
         rows = identity(delivery, pd.Series(range(1, self.n + 1)), pd.Series(self.pnrs, dtype=object), key)
         self.pnrs = []
+        # entries that name someone (a personnummer, valid or not), none with a status key
+        names_someone = rows["pnr_error"].ne(personnummer.MISSING).fillna(True).to_numpy(dtype=bool)
+        with_status = names_someone.copy()
+        with_status[self.no_status] = False
+        if names_someone.any() and not with_status.any():
+            raise FileRejected("missing_columns", f"no entry has the key '{self.status_field}'",
+                               rows_read=self.n)
         rows["municipality_code"] = pd.Series(self.kommun, dtype="string")
         rows[f"status_{delivery.timepoint}"] = pd.Series(self.status, dtype="string").replace("", pd.NA)
         follow_up = followed_up(rows)  # before the entries rejected here go: they gave their statuses
