@@ -1205,6 +1205,26 @@ def test_build_where_no_cycle_is_followed_up_succeeds(clean_build, tmp_path):
         ("all", "1-8"), ("followed_up", "")]
 
 
+def test_a_build_that_counts_no_participation_exits_3_for_its_register_rejected_whole(tmp_path):
+    """The one register delivered is rejected whole (its header lacks fornamn), so no
+    participation is counted and outcomes_by_municipality has no row (decisions.md: rows only
+    where there are participations). That is a build with a file rejected whole, exit 3
+    (warehouse.md), its marts published. The empty mart's `suppressed` came out DOUBLE and its
+    text columns of DuckDB's NULL type, the mart's suite could not bind its SQL, and the
+    build failed (exit 1, nothing published): an audit's find."""
+    raw = RawRoot(tmp_path / "raw")
+    raw.register("1277", 2, [register_row(A, 2)], columns=[c for c in REGISTER_COLUMNS if c != "fornamn"])
+
+    build = run_cli_build(raw.root, tmp_path / "wh" / "iga.duckdb")
+
+    assert build.exit_code == 3, build.stderr[-2000:]
+    assert build.query("SELECT count(*) FROM marts.outcomes_by_municipality") == [(0,)]
+    types = dict(build.query("SELECT column_name, data_type FROM information_schema.columns "
+                             "WHERE table_schema = 'marts' AND table_name = 'outcomes_by_municipality'"))
+    assert (types["suppressed"], types["municipality_code"], types["municipality"]) == (
+        "BOOLEAN", "VARCHAR", "VARCHAR"), types
+
+
 @pytest.mark.parametrize("unreadable", [False, True])
 def test_the_installed_command_exits_with_the_build_status_and_leaves_nothing_behind(tmp_path, unreadable):
     """`iga-pipeline` ends its process without tearing the interpreter down (cli.entry):

@@ -220,9 +220,14 @@ def suppress(counts: pd.DataFrame) -> Suppression:
             else:
                 col.append(values[(i, m)])
         frame[m] = pd.array(col, dtype="Int64")
-    frame["suppressed"] = [any((i, m) in suppressed for m in PUBLISHED) for i in counts.index]
+    # The types said, not left to the values: a mart without rows (no participation counted)
+    # would otherwise have a DOUBLE `suppressed` and text columns of DuckDB's NULL type.
+    frame["suppressed"] = pd.array([any((i, m) in suppressed for m in PUBLISHED) for i in counts.index],
+                                   dtype=bool)
     frame["cycle"] = frame["cycle"].astype("int32")  # INTEGER, as in every mart
     frame["followed_up"] = frame["followed_up"].astype(bool)
+    for text in ("municipality_code", "municipality"):  # VARCHAR, as in fct_participation
+        frame[text] = frame[text].astype("string")
     frame = frame[OUTPUT_COLUMNS].sort_values(["municipality_code", "cycle"]).reset_index(drop=True)
     return Suppression(frame, suppressed, primary, sorted(unresolved))
 
