@@ -360,9 +360,10 @@ def format_table1(rows: list[tuple]) -> list[str]:
 
 
 def table1_rows(con) -> list[tuple]:
-    """Table 1 as printed: (label, completed, work_at_end, studies_at_end, work_90d, studies_90d)
-    per cycle, the subtotal (Delsumma) after the last cycle its label names (before the
-    total when it names none), the total (TOTALT) last."""
+    """Table 1 in its printed shape, recomputed: (label, completed, work_at_end, studies_at_end,
+    work_90d, studies_90d) per cycle, the subtotal (Delsumma, over the followed-up cycles its
+    label names) after the last of them (before the total when it names none), the total
+    (TOTALT) last."""
     return [row[:-1] for row in con.execute("""
         SELECT 'Cykel ' || cycle, completed, work_at_end, studies_at_end, work_90d, studies_90d,
                cycle AS k

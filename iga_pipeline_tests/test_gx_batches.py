@@ -77,8 +77,8 @@ def test_unchanged_cycles_are_not_validated_again(warehouse, tmp_path, monkeypat
 
     again = _results(warehouse, root, 10**9, monkeypatch)["fct_participation"]
     assert again.success and again.unchanged == tuple(range(1, 9))
-    # the check's metadata says no expectation was evaluated, not the suite's five
-    assert (first.evaluated, again.evaluated) == (5, 0)
+    # the check's metadata says no expectation was evaluated, not the suite's six
+    assert (first.evaluated, again.evaluated) == (6, 0)
 
     # A late delivery for cycle 5: its staging (fingerprint) and its rows change. Only
     # cycle 5 is validated again, and a fault in it is found.
@@ -135,6 +135,20 @@ def test_counts_that_do_not_add_up_fail_the_outcomes_by_cycle_suite(warehouse, t
                               "expect_column_values_to_be_in_set(end_balance): 1 unexpected",
                               "expect_column_values_to_be_in_set(balance_90d): 1 unexpected",
                               "expect_column_values_to_be_in_set(enrolled_balance): 1 unexpected"),
+    }
+
+
+def test_a_90_day_status_and_a_share_at_the_end_out_of_range_fail_their_suites(warehouse, tmp_path, monkeypatch):
+    """fct_participation's suite checks status_90d against the code list as it does status_end
+    (its NULLs, a cycle not followed up, pass), and outcomes_summary's the shares at the end
+    as those at 90 days: its summary said so before it did (an audit of comments)."""
+    assert _failed_suites(
+        warehouse, tmp_path, monkeypatch,
+        "UPDATE marts.fct_participation SET status_90d = 'bogus' WHERE rowid = "
+        "(SELECT min(rowid) FROM marts.fct_participation WHERE status_90d IS NOT NULL)",
+        "UPDATE marts.outcomes_summary SET share_work_at_end = 1.5 WHERE scope = 'all'") == {
+        "fct_participation": ("expect_column_values_to_be_in_set(status_90d): 1 unexpected",),
+        "outcomes_summary": ("expect_column_values_to_be_between(share_work_at_end): 1 unexpected",),
     }
 
 

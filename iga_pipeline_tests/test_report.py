@@ -769,6 +769,19 @@ def test_the_page_states_hm1s_rule_for_a_cycle_without_completers(bundled, tmp_p
     assert "a cycle without completers needs a survey too" in text
 
 
+def test_the_page_calls_hm1_indicative_only_when_it_cannot_be_judged(bundled, tmp_path, page_text):
+    """The bundled survey covers too few cycles: HM1 is indicative only, as the report said. Once
+    every cycle's survey covers enough (the goal assessable), the page gave the same words, "Only
+    N cycles were surveyed" and "indicative only" (an audit of comments): it now says the status."""
+    assert "published as indicative only" in page_text and "Only 1 cycle was surveyed" in page_text
+    text = _page_of(bundled, tmp_path,
+                    "UPDATE marts.goal_attainment SET status = 'met', value = 0.96, coverage = 0.8, "
+                    "cycles_covered = 8 WHERE goal_id = 'HM1' AND scope = 'all'")
+    assert "in all cycles HM1 is 96% against a 95% target (met), speaking for 80% of all completers" in text
+    assert "indicative only: it speaks" not in text and "Only 1 cycle was surveyed" not in text
+    assert "Surveyed: cycle 3," in text
+
+
 def test_the_page_says_what_cycle_8_not_followed_up_leaves_open(page_text):
     """An evaluator's review: the summary gave the goals of all cycles with cycle 8's end-of-cycle
     status carried forward, without the final report's warning that this may mislead, nor what

@@ -658,7 +658,7 @@ def context(con: duckdb.DuckDBPyConnection, warehouse_built_at: datetime | None 
         "development_key": queries.pseudonym_key(con) == "development",
         "bundled_synthetic": fp == reference.BUNDLED_SYNTHETIC_FINGERPRINT,
         "scopes": scopes,
-        # The scope the headline speaks about: the followed-up cycles when there are any.
+        # The scope the headline speaks about: the followed-up cycles when they have completers.
         "headline": "followed_up" if scopes["followed_up"]["completed"] else "all",
         "table1": _table1(recon),
         "goals": goals,

@@ -77,7 +77,8 @@ MARTS: tuple[Mart, ...] = (
         {
             "participation_id": "see fct_participation",
             "intervention": "validation, vocational_trial, civic_orientation, job_search, internship, job_coaching",
-            "hours": "hours given; NULL where the provider reports no hours (Pethö)",
+            "hours": "hours given; NULL where none are given (Pethö gives none) or those given cannot be used "
+                     "(docs/decisions.md)",
         },
         ("interventions", "participations"),
     ),
@@ -128,7 +129,7 @@ MARTS: tuple[Mart, ...] = (
     ),
     Mart(
         "ingest_audit", "raw file",
-        "Every raw file read: rows read = loaded + rejected + duplicates collapsed.",
+        "Every raw delivery file, read or refused unread: rows read = loaded + rejected + duplicates collapsed.",
         {"source_file": _SOURCE_FILE,
          "source_kind": "register, petho, folkuniversitetet, astorp, survey",
          "status": "loaded or rejected (whole file)", "rows_read": "data rows read",
@@ -167,7 +168,8 @@ MARTS: tuple[Mart, ...] = (
         "The application's goals (reference/goals.csv) by the rules of rules.md: value, "
         "target and status per scope; HM1 only assessable with survey coverage of every cycle.",
         {"goal_id": "HM1, HM2, HM2_rev (HM2 as later applied, studies included), DM1",
-         "scope": "followed_up (cycles 1-7, Delsumma) or all (TOTALT, rule R10)",
+         "scope": "followed_up (the cycles followed up at 90 days, Delsumma: 1-7 in the bundled data) "
+                  "or all (TOTALT, rule R10)",
          "description": "what the goal asks",
          "numerator": "count in the numerator (numerator_definition)",
          "denominator": "count in the denominator (denominator_definition)",
