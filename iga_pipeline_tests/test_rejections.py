@@ -568,7 +568,7 @@ def test_an_astorp_entry_that_is_no_object_or_an_export_with_no_pnr_key_says_so(
                                          ).encode("utf-8"))
         result = ingest(5)
         assert result.issues.loc[result.issues["reason"] == "missing_columns", "detail"].tolist() == [
-            f"no entry has the key '{missing}'"]
+            f"no entry {'naming a person ' if missing != 'pnr' else ''}has the key '{missing}'"]
 
 
 def test_a_duplicate_row_keeps_the_interventions_the_earlier_row_lacks(raw, ingest):

@@ -427,7 +427,7 @@ class _AstorpColumns:
         with_status = names_someone.copy()
         with_status[self.no_status] = False
         if names_someone.any() and not with_status.any():
-            raise FileRejected("missing_columns", f"no entry has the key '{self.status_field}'",
+            raise FileRejected("missing_columns", f"no entry naming a person has the key '{self.status_field}'",
                                rows_read=self.n)
         rows["municipality_code"] = pd.Series(self.kommun, dtype="string")
         rows[f"status_{delivery.timepoint}"] = pd.Series(self.status, dtype="string").replace("", pd.NA)
