@@ -421,6 +421,27 @@ def test_orphan_outcome_without_any_register_row(raw, ingest):
     assert audit(result, FU2_90) == ("loaded", 2, 1, 1, 0)
 
 
+def test_copies_of_an_orphan_are_each_an_orphan_not_a_duplicate(raw, ingest):
+    """R5 counts once rows that repeat a participation; an orphan repeats none, so each copy
+    is rejected orphan_outcome, with no duplicate_row (decisions.md; a clean-room check)."""
+    raw.register("1277", 2, [register_row(A, 2)])
+    raw.folkuniversitetet(2, "slut", [fu_end_row(A), fu_end_row(B), fu_end_row(B)])
+    result = ingest(2)
+    assert issues(result, ignore=("missing_outcome",)) == [(FU2, "2", "rejected", "orphan_outcome"),
+                                                           (FU2, "3", "rejected", "orphan_outcome")]
+    assert audit(result, FU2) == ("loaded", 3, 1, 2, 0)
+
+
+def test_an_astorp_status_with_spaces_around_it_is_its_code(raw, ingest):
+    """Spaces around an Åstorp code are ignored, as around every other file's codes; its case
+    is not (decisions.md)."""
+    raw.register("1277", 5, [register_row(A, 5), register_row(B, 5)])
+    raw.astorp(5, [astorp_entry(A, status=" ANST "), astorp_entry(B, status=" anst")])
+    result = ingest(5)
+    assert issues(result, ignore=("missing_outcome",)) == [(AST5, "2", "rejected", "invalid_code")]
+    assert result.participations.set_index("source_row").loc["1", "status_end"] == "work"
+
+
 def test_orphan_outcome_when_the_only_register_row_was_rejected(raw, ingest):
     raw.register("1277", 5, [register_row(A, 5, kon="X"), register_row(B, 5)])
     raw.astorp(5, [astorp_entry(A), astorp_entry(B)])
