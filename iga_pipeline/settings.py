@@ -127,8 +127,9 @@ class Paths:
                  warehouse: str | os.PathLike | None = None) -> "Paths":
         raw = raw_dir or os.environ.get("IGA_RAW_DIR") or "data/raw"
         wh = warehouse or os.environ.get("IGA_WAREHOUSE") or "warehouse/iga.duckdb"
-        if str(wh).endswith(("/", os.sep)):  # 'wh/' built a file 'wh' and its staging, Parquet, report and
-            # gx folders beside it, replacing any of those names there
+        if str(wh).endswith(("/", os.sep)) or os.path.basename(wh) in (".", ".."):  # 'wh/' (and 'wh/.', which
+            # Path reads as 'wh') built a file 'wh' and its staging, Parquet, report and gx folders beside it,
+            # replacing any of those names there
             raise SettingError(f"the warehouse {wh} names a folder: name the warehouse file in it "
                                f"(say {Path(wh) / 'iga.duckdb'})")
         # '~' as Dagster reads DAGSTER_HOME: a quoted '~/wh/iga.duckdb' made a folder named '~'
@@ -268,6 +269,16 @@ def duckdb_memory() -> str | None:
                            f"{memory / 2**30:.1f} GiB of memory: DuckDB would run out of it before "
                            "it spills to disk (say at most half of it)")
     return setting
+
+
+def cpus() -> int:
+    """The cores this process may run on: the machine's (`os.cpu_count`), or fewer when its CPU
+    affinity says so (`taskset`, a container's cpuset)."""
+    machine = os.cpu_count() or 1
+    try:
+        return max(1, min(machine, len(os.sched_getaffinity(0))))
+    except (AttributeError, OSError):  # not Linux
+        return machine
 
 
 CGROUP_ROOT, PROC_CGROUP = Path("/sys/fs/cgroup"), Path("/proc/self/cgroup")

@@ -496,11 +496,11 @@ def ingest_workers(raw_root: Path, cycles: list[int]) -> int:
     if len(cycles) < 2 or sum(sizes) < stage_workers.PARALLEL_FROM_BYTES:
         return 1
     by_memory = _available_memory() // max(1, MEMORY_PER_RAW_BYTE * max(sizes))
-    return int(max(1, min(os.cpu_count() or 1, len(cycles), by_memory)))
+    return int(max(1, min(settings.cpus(), len(cycles), by_memory)))
 
 
 def _one_large_cycle(raw_root: Path, cycles: list[int]) -> bool:
-    if len(cycles) != 1 or settings.ingest_workers() is not None or (os.cpu_count() or 1) < 2:
+    if len(cycles) != 1 or settings.ingest_workers() is not None or settings.cpus() < 2:
         return False
     return raw_bytes(raw_root, cycles[0]) >= stage_workers.PARALLEL_FROM_BYTES
 
@@ -512,14 +512,20 @@ def raw_bytes(raw_root: Path, cycle: int) -> int:
 
 
 def _available_memory() -> int:
+    """The machine's available memory, at most what this process may use: /proc/meminfo
+    shows the host's in a container or a service with a MemoryMax (settings.machine_memory)."""
+    available = None
     try:
         with open("/proc/meminfo") as f:
             for line in f:
                 if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
+                    available = int(line.split()[1]) * 1024
+                    break
     except OSError:
         pass
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+    if available is None:
+        available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+    return min(available, settings.machine_memory())
 
 
 class EmptyRawRoot(RuntimeError):

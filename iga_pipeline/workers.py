@@ -114,7 +114,7 @@ def start_early(raw_root: Path, staging: Path, cycle: int, key) -> bool:
     average: the files are not yet sorted into cycles here (that needs the adapters'
     imports). The worker itself refuses a cycle that is not the project's and an
     empty raw root (`_stage_worker`), as the run would."""
-    if settings.ingest_workers() is not None or (os.cpu_count() or 1) < 2:
+    if settings.ingest_workers() is not None or settings.cpus() < 2:
         return False
     if _bytes_under(Path(raw_root)) < PARALLEL_FROM_BYTES * PROJECT_CYCLES:
         return False

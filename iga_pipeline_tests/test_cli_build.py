@@ -797,6 +797,21 @@ def test_a_warehouse_path_ending_in_a_slash_is_refused(clean_build, tmp_path, mo
     assert [str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")] == ["out", "out/report", "out/report/mine.html"]
 
 
+@pytest.mark.parametrize("last", [".", ".."])
+def test_a_warehouse_path_ending_in_a_dot_or_two_is_refused_as_a_folder(clean_build, tmp_path, last):
+    """`out/wh/.` names the folder `out/wh` as `out/wh/` does, but only the slash was refused:
+    it built a file `out/wh` with staging, parquet, report and gx beside it in `out`, exit 0;
+    `out/wh/..` (the folder `out`) made `out/wh/staging` and failed in its ingest, exit 1,
+    leaving it there (an audit of comments against the code)."""
+    (tmp_path / "out").mkdir()
+    given = f"{tmp_path / 'out' / 'wh'}/{last}"
+    build = run_cli_build(clean_build.raw.root, given)
+    assert build.exit_code == 1, build.stderr[-2000:]
+    assert build.stderr.startswith(f"error: the warehouse {given} names a folder: name the warehouse file in it"), \
+        build.stderr[-2000:]
+    assert [str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")] == ["out"]  # nothing written
+
+
 def test_a_warehouse_folder_whose_name_duckdb_reads_as_a_pattern_is_refused(clean_build, tmp_path):
     """A review's find (2026-12-02): the warehouse `wh[1]/iga.duckdb` read the staging of `wh1`
     beside it, exit 0, with that build's figures: DuckDB reads `[`, `]`, `*` and `?` in the
@@ -1121,6 +1136,29 @@ def test_a_memory_limit_of_a_cgroup_above_this_process_s_is_read(tmp_path, monke
     monkeypatch.setattr(settings, "CGROUP_ROOT", tmp_path / "cgroup")
     monkeypatch.setattr(settings, "PROC_CGROUP", tmp_path / "proc_cgroup")
     assert settings.machine_memory() == min(3 * 2**30, os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+
+
+def test_the_default_duckdb_memory_is_a_quarter_of_the_memory_from_1_to_4_gb(tmp_path, monkeypatch):
+    """README: 'a quarter of RAM, 1-4 GB'. The quarter was rounded down to whole gigabytes: 1GB,
+    half of that, on an 8 GB machine (7.5 GiB to the kernel), and 3GB on a 16 GB laptop's
+    15.6 GiB (an audit of comments against the code)."""
+    import duckdb
+    from iga_pipeline import settings
+    from iga_pipeline.warehouse import duck
+
+    (tmp_path / "cgroup").mkdir()
+    (tmp_path / "proc_cgroup").write_text("0::/\n")
+    monkeypatch.setattr(settings, "CGROUP_ROOT", tmp_path / "cgroup")
+    monkeypatch.setattr(settings, "PROC_CGROUP", tmp_path / "proc_cgroup")
+    monkeypatch.delenv("IGA_DUCKDB_MEMORY", raising=False)
+    units = {"MiB": 2**20, "GiB": 2**30}
+    for memory in (int(7.5 * 2**30), int(15.6 * 2**30)):
+        (tmp_path / "cgroup" / "memory.max").write_text(f"{memory}\n")
+        expected = min(4e9, max(1e9, settings.machine_memory() / 4))
+        with duckdb.connect() as con:  # as DuckDB reads it ('1.8 GiB': cut to a tenth of its unit)
+            con.execute(f"SET memory_limit = '{duck.duckdb_memory_limit()}'")
+            amount, unit = con.execute("SELECT current_setting('memory_limit')").fetchone()[0].split()
+        assert abs(float(amount) * units[unit] - expected) <= 0.1 * units[unit] + 10**6, (memory, amount, unit)
 
 
 def test_the_numeric_settings_take_their_documented_forms(clean_build, tmp_path):

@@ -42,6 +42,7 @@ from dagster import (
 )
 from dagster._core.instance.ref import InstanceRef
 
+from iga_pipeline import settings
 from iga_pipeline.definitions import defs
 from iga_pipeline.defs.assets import (
     INVENTORY, LIVE_NOW, LIVE_WITH_THE_PUBLISH, NO_FILE_REJECTED, PUBLISH_IN_RUN, PUBLISHED,
@@ -1567,7 +1568,7 @@ def test_the_parquet_files_are_written_beside_the_checks_and_only_a_run_that_exp
 
     record = built.instance.fetch_materializations(AssetRecordsFilter(asset_key=PARQUET), limit=1).records[0]
     written_by = record.asset_materialization.metadata["written by"].value
-    assert written_by == ("a process beside the checks" if (os.cpu_count() or 1) >= 2 else "this step")
+    assert written_by == ("a process beside the checks" if settings.cpus() >= 2 else "this step")
     for mart in sorted(mart_tables(built.site.live)):
         (exported,) = query(built.site.live, "SELECT count(*) FROM read_parquet(?)",
                             [str(built.site.parquet / f"{mart}.parquet")])[0]

@@ -3,17 +3,17 @@ files, real processes. The build's own use of it is in test_orchestration.py."""
 
 from __future__ import annotations
 
-import os
 import signal
 from pathlib import Path
 
 import duckdb
 import pytest
 
+from iga_pipeline import settings
 from iga_pipeline.warehouse import export
 from iga_pipeline.warehouse.duck import export_parquet
 
-pytestmark = pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="started on two cores or more only")
+pytestmark = pytest.mark.skipif(settings.cpus() < 2, reason="started on two cores or more only")
 
 
 @pytest.fixture

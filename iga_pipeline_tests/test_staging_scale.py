@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from conftest import someone_waits_for
 
-from iga_pipeline import staging, validation, workers
+from iga_pipeline import settings, staging, validation, workers
 from iga_pipeline.pseudonym import PseudonymKey
 from iga_pipeline.synth import scale
 
@@ -400,13 +400,52 @@ def test_workers_are_chosen_by_size(raw, monkeypatch):
     monkeypatch.delenv("IGA_INGEST_WORKERS", raising=False)
     assert staging.ingest_workers(raw, [2, 3]) == 1  # a few hundred kilobytes: not worth a process
     monkeypatch.setattr(workers, "PARALLEL_FROM_BYTES", 1)
-    assert staging.ingest_workers(raw, [2, 3]) == min(2, __import__("os").cpu_count())
+    assert staging.ingest_workers(raw, [2, 3]) == min(2, settings.cpus())
     # a cycle that would need more memory than the machine has: one at a time
     largest = max(staging.raw_bytes(raw, c) for c in (2, 3))
     monkeypatch.setattr(staging, "MEMORY_PER_RAW_BYTE", staging._available_memory() // largest + 1)
     assert staging.ingest_workers(raw, [2, 3]) == 1  # no memory for two at once
     monkeypatch.setenv("IGA_INGEST_WORKERS", "3")
     assert staging.ingest_workers(raw, [2, 3]) == 3
+
+
+def test_the_memory_workers_may_use_is_the_cgroups(raw, tmp_path, monkeypatch):
+    """'As many as CPUs and memory allow' read the host's MemAvailable: in a container, or a
+    service with a MemoryMax, of 2 GiB, cycles that need over 1 GiB each were ingested two
+    at once (an audit of comments against the code; IGA_DUCKDB_MEMORY's bound reads the cgroups)."""
+    from iga_pipeline import settings
+
+    monkeypatch.delenv("IGA_INGEST_WORKERS", raising=False)
+    monkeypatch.setattr(workers, "PARALLEL_FROM_BYTES", 1)  # large
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    largest = max(staging.raw_bytes(raw, c) for c in (2, 3))
+    monkeypatch.setattr(staging, "MEMORY_PER_RAW_BYTE", 2**30 // largest + 1)  # over 1 GiB a cycle
+    (tmp_path / "cgroup").mkdir()
+    (tmp_path / "cgroup" / "memory.max").write_text(f"{2 * 2**30}\n")
+    (tmp_path / "proc_cgroup").write_text("0::/\n")
+    monkeypatch.setattr(settings, "CGROUP_ROOT", tmp_path / "cgroup")
+    monkeypatch.setattr(settings, "PROC_CGROUP", tmp_path / "proc_cgroup")
+    assert staging.ingest_workers(raw, [2, 3]) == 1
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "sched_setaffinity"), reason="Linux's CPU affinity")
+def test_the_cores_counted_are_those_this_process_may_run_on(raw, tmp_path, monkeypatch):
+    """'Two cores or more' (start_early), 'as many as CPUs allow': os.cpu_count() counted the
+    machine's cores, so a build confined to one of them (taskset, a container's cpuset) started
+    an early worker, and two workers, to share it (an audit of comments against the code)."""
+    import os
+
+    monkeypatch.delenv("IGA_INGEST_WORKERS", raising=False)
+    monkeypatch.setattr(workers, "PARALLEL_FROM_BYTES", 1)  # large
+    monkeypatch.setattr("os.cpu_count", lambda: 2)  # the machine's two
+    mine = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(mine)})  # this process: one of them
+    try:
+        assert staging.ingest_workers(raw, [2, 3]) == 1
+        assert workers.start_early(raw, tmp_path / "staging", 5, KEY) is False
+    finally:
+        os.sched_setaffinity(0, mine)
+        workers.stop_early()
 
 
 def test_one_large_cycle_stays_in_this_process_on_one_core(raw, tmp_path, monkeypatch):

@@ -39,7 +39,8 @@ def duckdb_memory_limit() -> str:
     setting = settings.duckdb_memory()
     if setting:
         return setting
-    return f"{max(1, min(4, settings.machine_memory() // 4 // 2**30))}GB"
+    size = max(10**9, min(4 * 10**9, settings.machine_memory() // 4))  # GB and MB: DuckDB's 10**9 and 10**6
+    return f"{size // 10**9}GB" if size % 10**9 == 0 else f"{size // 10**6}MB"
 
 
 def export_parquet(warehouse: Path, out_dir: Path, threads: int | None = None) -> dict[str, int]:

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import atexit
 import json
-import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+from iga_pipeline import settings
 from iga_pipeline.workers import child_env
 
 # The exports started and not yet collected, by candidate file.
@@ -33,7 +33,7 @@ _RUNNING: dict[Path, tuple[subprocess.Popen, Path]] = {}
 def start(candidate: Path, out_dir: Path) -> bool:
     """Start exporting `candidate` into `out_dir` beside this process, on two cores or
     more; whether it was started."""
-    if (os.cpu_count() or 1) < 2:
+    if settings.cpus() < 2:
         return False
     stop(candidate)  # one of an earlier attempt of the same build: its folder is rewritten
     try:
