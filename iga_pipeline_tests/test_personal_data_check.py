@@ -201,6 +201,19 @@ def test_a_column_without_statistics_is_searched_not_skipped(tmp_path):
     assert ("marts", "empty", "note") not in scan.skipped_short
 
 
+def test_a_personnummer_in_a_column_of_another_type_that_holds_text_is_found(tmp_path):
+    """The scan read VARCHAR columns only (an audit of comments: "every text column"): a list,
+    struct, map, JSON, ENUM or BLOB column holding one passed. Each is read as text now."""
+    pnr = WHO.pnr()
+    warehouse = make_warehouse(tmp_path / "iga.duckdb", f"""
+        CREATE TABLE marts.nested AS SELECT
+            ['a', '{pnr}'] AS list, {{'who': '{pnr}'}} AS struct, MAP {{'k': '{pnr}'}} AS map,
+            '{{"pnr": "{pnr}"}}'::JSON AS json, '{pnr}'::ENUM('{pnr}', 'x') AS enum, '{pnr}'::BLOB AS blob,
+            ['short'] AS clean, 8501012382 AS number""")
+    found = personal_data.scan(warehouse).found
+    assert found == {("marts", "nested", c): 1 for c in ("list", "struct", "map", "json", "enum", "blob")}
+
+
 def test_a_column_of_short_values_is_not_read(tmp_path):
     warehouse = make_warehouse(tmp_path / "iga.duckdb",
                                "CREATE TABLE marts.codes AS SELECT (i % 1000)::VARCHAR AS code, "

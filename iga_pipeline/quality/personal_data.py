@@ -3,7 +3,8 @@
 Personal data never leaves the adapters. This is the last guard before a build is
 published: every text column of every table of the file, in every schema (staging,
 intermediate, marts, reference, ...), is searched for a value shaped like a written
-personnummer. `scan` says how many values match in each column, never which: its
+personnummer; so is every column of a type that holds text (JSON, a list or struct of
+text, ENUM, BLOB), as DuckDB writes it as text (the warehouse has none of these today). `scan` says how many values match in each column, never which: its
 result can go into metadata, logs and errors as it is.
 
 Not searched:
@@ -76,16 +77,19 @@ def scan(warehouse: Path) -> Scan:
     """Search every text column of every table of the DuckDB file `warehouse` (read only)."""
     con = open_readonly(warehouse)
     try:
-        text_columns: list[Column] = con.execute("""
-            SELECT schema_name, table_name, column_name
+        typed = con.execute("""
+            SELECT schema_name, table_name, column_name, data_type
             FROM duckdb_columns() JOIN duckdb_tables() USING (database_name, schema_name, table_name)
-            WHERE database_name = current_database() AND data_type = 'VARCHAR'
+            WHERE database_name = current_database()
+              AND (data_type LIKE '%VARCHAR%' OR data_type IN ('JSON', 'BLOB') OR data_type LIKE 'ENUM(%')
             ORDER BY schema_name, table_name, column_index""").fetchall()
+        text_columns: list[Column] = [(s, t, c) for s, t, c, _ in typed]
+        as_text = {(s, t, c) for s, t, c, kind in typed if kind != "VARCHAR"}  # no length statistics
         exempt = [c for c in text_columns if c[2] in EXEMPT]
-        longest = _longest_values(con, [c for c in text_columns if c[2] not in EXEMPT])
+        longest = _longest_values(con, [c for c in text_columns if c[2] not in EXEMPT and c not in as_text])
         short = [c for c, n in longest.items() if n is not None and n < SHORTEST]
-        searched = [c for c in longest if c not in short]
-        counts = _count_matches(con, searched)
+        searched = [c for c in text_columns if c[2] not in EXEMPT and c not in short]
+        counts = _count_matches(con, searched, as_text)
     finally:
         con.close()
     return Scan(counts={c: found for c, (found, _, _) in counts.items()}, skipped_short=short, exempt=exempt,
@@ -105,15 +109,17 @@ def _longest_values(con, columns: list[Column]) -> dict[Column, int | None]:
     return {column: known.get(i) for i, column in enumerate(columns)}
 
 
-def _count_matches(con, columns: list[Column]) -> dict[Column, tuple[int, int, int]]:
-    """Column -> (values shaped like a personnummer, values, distinct values), in one query."""
+def _count_matches(con, columns: list[Column], as_text=frozenset()) -> dict[Column, tuple[int, int, int]]:
+    """Column -> (values shaped like a personnummer, values, distinct values), in one query;
+    the columns in `as_text` read as DuckDB writes their values as text."""
     if not columns:
         return {}
     pattern = quote(PATTERN)
     parts = [f"""
         SELECT {i}, coalesce(sum(n) FILTER (WHERE regexp_matches(v, {pattern})), 0),
                coalesce(sum(n), 0), count(*)
-        FROM (SELECT {_name(c)} AS v, count(*) AS n FROM {_name(s)}.{_name(t)} GROUP BY v)"""
+        FROM (SELECT {f"CAST({_name(c)} AS VARCHAR)" if (s, t, c) in as_text else _name(c)} AS v, count(*) AS n
+              FROM {_name(s)}.{_name(t)} GROUP BY v)"""
              for i, (s, t, c) in enumerate(columns)]
     rows = {i: (int(found), int(n), int(d)) for i, found, n, d in con.execute(" UNION ALL ".join(parts)).fetchall()}
     return {column: rows[i] for i, column in enumerate(columns)}
