@@ -1,7 +1,7 @@
 """Made-up but plausible names for the synthetic participants.
 
 Names follow the country of birth loosely (people born in Sweden, or with no
-country given, draw from every list). None of them is meant to be anyone.
+country given, draw from six of the lists, `_ANY_ORIGIN`). None of them is meant to be anyone.
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ ORIGIN_BY_COUNTRY = {
     "PL": "polish",
 }
 
-# Born in Sweden (immigrant background) or country not given: any list.
+# Born in Sweden (immigrant background) or country not given: one of these lists.
 _ANY_ORIGIN = ("arabic", "somali", "tigrinya", "bosnian_albanian", "persian", "swedish")
 
 
