@@ -4,8 +4,9 @@ Personal data never leaves the adapters. This is the last guard before a build i
 published: every text column of every table of the file, in every schema (staging,
 intermediate, marts, reference, ...), is searched for a value shaped like a written
 personnummer; so is every column of a type that holds text (JSON, a list or struct of
-text, ENUM, BLOB), as DuckDB writes it as text (the warehouse has none of these today). `scan` says how many values match in each column, never which: its
-result can go into metadata, logs and errors as it is.
+text, ENUM, BLOB), as DuckDB writes it as text (the warehouse has none of these today).
+`scan` says how many values match in each column, never which: its result can go into
+metadata, logs and errors as it is.
 
 Not searched:
 
