@@ -125,8 +125,8 @@ class Paths:
     @classmethod
     def from_env(cls, raw_dir: str | os.PathLike | None = None,
                  warehouse: str | os.PathLike | None = None) -> "Paths":
-        raw = raw_dir or os.environ.get("IGA_RAW_DIR") or "data/raw"
-        wh = warehouse or os.environ.get("IGA_WAREHOUSE") or "warehouse/iga.duckdb"
+        raw = raw_dir or _unless_blank("IGA_RAW_DIR") or "data/raw"
+        wh = warehouse or _unless_blank("IGA_WAREHOUSE") or "warehouse/iga.duckdb"
         if str(wh).endswith(("/", os.sep)) or os.path.basename(wh) in (".", ".."):  # 'wh/' (and 'wh/.', which
             # Path reads as 'wh') built a file 'wh' and its staging, Parquet, report and gx folders beside it,
             # replacing any of those names there
@@ -134,6 +134,13 @@ class Paths:
                                f"(say {Path(wh) / 'iga.duckdb'})")
         # '~' as Dagster reads DAGSTER_HOME: a quoted '~/wh/iga.duckdb' made a folder named '~'
         return cls(Path(raw).expanduser().absolute(), Path(wh).expanduser().absolute())
+
+
+def _unless_blank(name: str) -> str | None:
+    """Environment variable `name`, None when unset or blank, as the other settings read a blank
+    value: IGA_WAREHOUSE=' ' built a file named ' ' in the working folder (an audit's note)."""
+    value = os.environ.get(name, "")
+    return value if value.strip() else None
 
 
 GLOB_CHARACTERS = "*?[]\\"  # and '\\', which DuckDB reads as '/' (a file in another folder)

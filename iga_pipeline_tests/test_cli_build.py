@@ -797,6 +797,18 @@ def test_a_warehouse_path_ending_in_a_slash_is_refused(clean_build, tmp_path, mo
     assert [str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")] == ["out", "out/report", "out/report/mine.html"]
 
 
+@pytest.mark.parametrize("blank", ["", " ", "\t"])
+def test_a_blank_raw_root_or_warehouse_variable_is_unset(monkeypatch, blank):
+    """As a blank numeric setting or key counts as unset: IGA_WAREHOUSE=' ' built a file named
+    ' ' in the working folder, its staging, Parquet, report and checks beside it (an audit's note)."""
+    from iga_pipeline.settings import Paths
+
+    monkeypatch.setenv("IGA_RAW_DIR", blank)
+    monkeypatch.setenv("IGA_WAREHOUSE", blank)
+    paths = Paths.from_env()
+    assert (paths.raw_dir, paths.warehouse) == (Path("data/raw").absolute(), Path("warehouse/iga.duckdb").absolute())
+
+
 @pytest.mark.parametrize("last", [".", ".."])
 def test_a_warehouse_path_ending_in_a_dot_or_two_is_refused_as_a_folder(clean_build, tmp_path, last):
     """`out/wh/.` names the folder `out/wh` as `out/wh/` does, but only the slash was refused:
