@@ -125,6 +125,10 @@ class Paths:
     @classmethod
     def from_env(cls, raw_dir: str | os.PathLike | None = None,
                  warehouse: str | os.PathLike | None = None) -> "Paths":
+        for what, given in (("raw root", raw_dir), ("warehouse", warehouse)):
+            if given is not None and not str(given).strip():  # a file or folder named ' ' (an audit's
+                # note): a blank variable means unset, but a blank value given here is a mistake
+                raise SettingError(f"the {what} is blank: name it, or leave it out")
         raw = raw_dir or _unless_blank("IGA_RAW_DIR") or "data/raw"
         wh = warehouse or _unless_blank("IGA_WAREHOUSE") or "warehouse/iga.duckdb"
         if str(wh).endswith(("/", os.sep)) or os.path.basename(wh) in (".", ".."):  # 'wh/' (and 'wh/.', which

@@ -968,6 +968,25 @@ def test_an_empty_path_option_is_refused_not_taken_for_the_default(clean_build, 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
 
 
+@pytest.mark.parametrize("blank", [" ", "\t"])
+def test_a_blank_path_option_or_resource_setting_is_refused(tmp_path, monkeypatch, capsys, blank):
+    """A blank variable is unset, but a blank path given on purpose is a mistake: `--warehouse ' '`
+    built a file named ' ' (and its staging, Parquet, report beside it), and so did the resource's
+    raw_dir or warehouse set to ' ' under dagster dev (an audit's note)."""
+    from iga_pipeline.defs.resources import IGAResource
+    from iga_pipeline.settings import SettingError
+
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["build", "--warehouse", blank]) == 1
+    assert capsys.readouterr().err == "error: the warehouse is blank: name it, or leave it out\n"
+    assert cli.main(["build", "--raw-dir", blank, "--warehouse", str(tmp_path / "wh" / "iga.duckdb")]) == 1
+    assert capsys.readouterr().err == "error: the raw root is blank: name it, or leave it out\n"
+    assert list(tmp_path.iterdir()) == []
+    for setting in ({"raw_dir": blank}, {"warehouse": blank}):
+        with pytest.raises(SettingError, match="is blank"):
+            IGAResource(**setting).paths()
+
+
 def test_an_unknown_option_of_build_is_said_with_builds_usage(capsys):
     """It was said under the top usage line, `iga-pipeline [-h] {build,synth} ...`, which names
     none of build's options (a review's find)."""

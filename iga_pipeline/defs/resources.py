@@ -13,7 +13,7 @@ class IGAResource(ConfigurableResource):
     """Where the raw deliveries are and where the warehouse goes.
 
     Empty strings mean: take IGA_RAW_DIR / IGA_WAREHOUSE from the environment
-    at run time, falling back to the contract's defaults."""
+    at run time, falling back to the contract's defaults. A blank one (' ') is refused."""
 
     raw_dir: str = Field("", description="The raw root; empty: IGA_RAW_DIR, else data/raw.")
     warehouse: str = Field("", description="The live warehouse file; empty: IGA_WAREHOUSE, else "
