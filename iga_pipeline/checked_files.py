@@ -26,7 +26,6 @@ import hashlib
 import importlib.metadata
 import json
 import logging
-import os
 import shutil
 import sys
 import time
@@ -36,6 +35,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from iga_pipeline import durable
 from iga_pipeline.pseudonym import PseudonymKey
 from iga_pipeline.settings import RUN_MAX_SECONDS
 from iga_pipeline.sources.common import Delivery
@@ -167,7 +167,7 @@ class CheckedFiles:
                 checked.issues.to_parquet(tmp / "issues.parquet")
                 (tmp / "meta.json").write_text(json.dumps({"followed_up": checked.followed_up,
                                                            "rows_read": checked.rows_read}))
-                os.replace(tmp, final)
+                durable.replace(tmp, final)
             self.used.add(name)
         except OSError as e:  # full disk, read-only, another run storing or pruning the same
             log.warning("could not keep the checked rows of %s (%s)", d.source_file, type(e).__name__)

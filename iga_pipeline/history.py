@@ -24,7 +24,6 @@ and one new. Logs from before 2026-12-02 held unkeyed SHA-256 ids: the same.
 
 from __future__ import annotations
 
-import os
 import re
 import uuid
 from datetime import datetime, timezone
@@ -34,6 +33,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from iga_pipeline import durable
 from iga_pipeline.locks import flock
 from iga_pipeline.pseudonym import PseudonymKey
 
@@ -121,5 +121,5 @@ def _record(staging: Path, audit: pd.DataFrame, cycles: set[int], key: Pseudonym
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     table = pa.Table.from_pandas(merged, preserve_index=False)
     pq.write_table(table.replace_schema_metadata({**(table.schema.metadata or {}), NAMES_KEY: names_key}), tmp)
-    os.replace(tmp, path)
+    durable.replace(tmp, path)
     return len(new)

@@ -45,7 +45,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pandera.errors import SchemaErrors
 
-from iga_pipeline import checked_files, history, settings, validation
+from iga_pipeline import checked_files, durable, history, settings, validation
 from iga_pipeline.ingest import CycleIngest, deliveries_for_cycle, ingest_cycle, participation_id_prefix
 from iga_pipeline.locks import flock
 from iga_pipeline.pseudonym import PseudonymKey, development_key
@@ -95,6 +95,7 @@ def recover(staging: Path) -> list[int]:
             cycle = int(old.name.split("=", 1)[1].split(".", 1)[0])
             if not cycle_dir(staging, cycle).exists():
                 os.replace(old, cycle_dir(staging, cycle))
+                durable.fsync(staging)
                 restored.append(cycle)
             else:
                 shutil.rmtree(old, ignore_errors=True)
@@ -147,12 +148,14 @@ def write_cycle(staging: Path, result: CycleIngest, key: PseudonymKey | None = N
         (tmp / KEY_STAMP).write_text(key.fingerprint(KEY_STAMP_LABEL))
     if mark_valid:
         _mark_written_valid(tmp, result)  # a rename keeps the files' mtimes, so the stamps hold
+    durable.sync(tmp)  # else a power cut could leave a torn file under a stamp that says it passed
     old = None
     with locked(staging):
         if final.exists():
             old = staging / f".cycle={result.cycle}.{uuid.uuid4().hex}.old"
             os.replace(final, old)
         os.replace(tmp, final)
+        durable.fsync(staging)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
     return final
@@ -197,7 +200,7 @@ def write_inventory_issues(staging: Path, issues: pd.DataFrame) -> Path:
     path = staging / INVENTORY_ISSUES
     tmp = staging / f".{INVENTORY_ISSUES}.{uuid.uuid4().hex}.tmp"
     issues.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
+    durable.replace(tmp, path)
     return path
 
 
@@ -226,7 +229,7 @@ def _mark_validated(path: Path, model) -> None:
     stamp = _stamp_path(path)
     tmp = stamp.with_name(f"{stamp.name}.{uuid.uuid4().hex}.tmp")
     tmp.write_text(_stamp(path, model))
-    os.replace(tmp, stamp)
+    durable.replace(tmp, stamp)
 
 
 def _foreign_ids(participation_ids: pd.Series, cycle) -> pd.Series:

@@ -6,6 +6,7 @@ version, the next open sees the new one). All or nothing:
 
 * each previous version is kept aside until all three are live, and put back if
   a later swap fails (the command then exits 1 with everything as it was);
+* what it swaps in is on disk first (`durable`), so that a power cut leaves no torn version;
 * before the first swap the publish writes a journal of its swaps
   (`.publish.<run>.journal`), and removes it once all three are live. A journal
   that is still there when the next publish (or the next build's marts step)
@@ -27,6 +28,7 @@ import time
 import uuid
 from pathlib import Path
 
+from iga_pipeline import durable
 from iga_pipeline.locks import flock
 from iga_pipeline.settings import RUN_MAX_SECONDS
 from iga_pipeline.warehouse import export
@@ -87,6 +89,8 @@ def publish_build(paths, run_id: str) -> list[str]:
         if live_read and candidate_read and live_read > candidate_read:
             raise Superseded(f"the live warehouse was built from the staging as read "
                              f"{(live_read - candidate_read) / 1e9:.1f} s after this build read it")
+        for new, _ in swaps:  # on disk before the journal names it: a power cut leaves no torn version
+            durable.sync(new)
         journal = _write_journal(paths, run_id, [(new, live, _previous(live, run_id)) for new, live in swaps])
         done: list[tuple[Path, Path, Path | None]] = []  # (new, live path, the previous version set aside)
         try:
@@ -94,7 +98,7 @@ def publish_build(paths, run_id: str) -> list[str]:
                 done.append((new, live, _set_aside(live, run_id)))
                 os.replace(new, live)
             for folder in {live.parent for _, live, _ in done}:
-                _fsync_dir(folder)
+                durable.fsync(folder)
         except BaseException:
             undo_failed = []
             for new, live, previous in reversed(done):
@@ -107,7 +111,7 @@ def publish_build(paths, run_id: str) -> list[str]:
             journal.unlink()  # the journal is for kills: this failure is dealt with here
             raise
         journal.unlink()  # the commit: from here on the new versions stay
-        _fsync_dir(journal.parent)
+        durable.fsync(journal.parent)
         for _, _, previous in done:
             _remove(previous)
         discard(candidate)  # live under its own name now: this removes its checks' verdicts
@@ -131,7 +135,7 @@ def _write_journal(paths, run_id: str, swaps: list[tuple[Path, Path, Path]]) -> 
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, journal)
-    _fsync_dir(folder)
+    durable.fsync(folder)
     return journal
 
 
@@ -178,9 +182,9 @@ def _recover(paths) -> list[str]:
                         os.replace(live, previous)
                     os.replace(new, live)
             for swapped in {live.parent for _, live, _ in swaps}:
-                _fsync_dir(swapped)
+                durable.fsync(swapped)
         journal.unlink()
-        _fsync_dir(folder)
+        durable.fsync(folder)
         for _, _, previous in swaps:
             _remove(previous)
         what = "finished: its Parquet folder and report are live" if finished else "undone: nothing of it went live"
@@ -248,14 +252,6 @@ def _remove(path: Path | None) -> None:
         shutil.rmtree(path, ignore_errors=True)
     else:
         path.unlink(missing_ok=True)
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def replace_dir(new: Path, target: Path) -> None:
