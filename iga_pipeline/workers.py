@@ -1,9 +1,9 @@
 """Worker processes that stage cycles (`python -m iga_pipeline._stage_worker`).
 
 `staging.stage_cycles` shares cycles out over them. `iga-pipeline build --cycle N`
-starts its cycle's worker before anything else (`start_early`): the ingest of a
-late delivery then runs while the build process imports pandas and Dagster and
-starts its run (about 1.3 s at 1M participations), and the run's ingest collects
+on a large raw root starts its cycle's worker once its settings are checked, before
+it imports Dagster (`start_early`): the ingest of a late delivery then runs while
+the build process imports pandas and Dagster and starts its run (about 1.3 s at 1M participations), and the run's ingest collects
 it; a worker no run collected is stopped (`stop_early`). This module imports
 nothing heavy, so that the worker starts at once.
 """
