@@ -23,7 +23,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from iga_pipeline import settings
+from iga_pipeline import durable, settings
 from iga_pipeline.workers import child_env
 
 # The exports started and not yet collected, by candidate file.
@@ -88,7 +88,9 @@ def main(argv: list[str]) -> int:
     from iga_pipeline.warehouse.duck import export_parquet
 
     candidate, out_dir = map(Path, argv)
-    print(json.dumps(export_parquet(candidate, out_dir, threads=1)))  # the core the checks leave idle
+    rows = export_parquet(candidate, out_dir, threads=1)  # the core the checks leave idle
+    durable.sync(out_dir)  # here, beside the checks: the publish's own flush then finds it written
+    print(json.dumps(rows))
     return 0
 
 
