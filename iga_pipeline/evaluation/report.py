@@ -26,7 +26,7 @@ import duckdb
 import pandas as pd
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from iga_pipeline import reference, warm_up
+from iga_pipeline import durable, reference, warm_up
 from iga_pipeline.evaluation import queries
 from iga_pipeline.evaluation.benchmarks import verdict, wilson_interval
 from iga_pipeline.evaluation.common import scope_cycles
@@ -716,10 +716,8 @@ def write_report(warehouse: Path, out: Path) -> Path:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(html)
-            f.flush()
-            os.fsync(f.fileno())
         os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
+        durable.replace(tmp, out)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

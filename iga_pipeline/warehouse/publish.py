@@ -132,10 +132,7 @@ def _write_journal(paths, run_id: str, swaps: list[tuple[Path, Path, Path]]) -> 
     tmp = journal.with_name(f"{journal.name}.{uuid.uuid4().hex[:8]}.tmp")
     with open(tmp, "w") as f:
         json.dump({"run": run_id, "swaps": [[os.path.relpath(p, folder) for p in swap] for swap in swaps]}, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, journal)
-    durable.fsync(folder)
+    durable.replace(tmp, journal)
     return journal
 
 
@@ -255,16 +252,18 @@ def _remove(path: Path | None) -> None:
 
 
 def replace_dir(new: Path, target: Path) -> None:
-    """Put folder `new` in place of folder `target`.
+    """Put folder `new` in place of folder `target`, flushed to disk (`durable`).
 
     Two renames: a reader may, for an instant, find `target` missing, but
     never a mixture of two builds' files."""
     new, target = Path(new), Path(target)
+    durable.sync(new)
     old = None
     if target.exists():
         old = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.old")
         os.replace(target, old)
     os.replace(new, target)
+    durable.fsync(target.parent)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 
