@@ -1,4 +1,5 @@
-"""Faults mid-run (issue 6, item 3): SIGKILL at every stage, a full disk, a read-only folder.
+"""Faults mid-run (issue 6, item 3): SIGKILL at every stage, a full disk, a read-only folder;
+and what a build flushes to disk against a power cut (the last test).
 
 The real CLI runs in its own process (`python -c` with the same `main` as the
 `iga-pipeline` entry point) and is killed with SIGKILL, the one signal no
