@@ -229,7 +229,9 @@ def _mark_validated(path: Path, model) -> None:
     stamp = _stamp_path(path)
     tmp = stamp.with_name(f"{stamp.name}.{uuid.uuid4().hex}.tmp")
     tmp.write_text(_stamp(path, model))
-    durable.replace(tmp, stamp)
+    # Not flushed here: a stamp torn by a power cut matches no file and is only read again
+    # (`validated_before`), and write_cycle flushes its folder whole, stamps included.
+    os.replace(tmp, stamp)
 
 
 def _foreign_ids(participation_ids: pd.Series, cycle) -> pd.Series:
