@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 from iga_pipeline.personnummer import format_pnr
+from iga_pipeline.sources.common import classify
 
 # --- the contract's headers ------------------------------------------------------
 
@@ -295,3 +296,8 @@ class RawRoot:
 
     def survey(self, cycle: int, rows, *, columns: Sequence[str] = SURVEY_COLUMNS) -> Path:
         return self._csv(self.survey_rel(cycle), columns, rows, sep=",", encoding="utf-8")
+
+
+def read(raw: RawRoot, rel: str, reader, key):
+    """The delivery at `rel` under `raw` read by its adapter `reader`, as the ingest calls it."""
+    return reader(classify(raw.root, raw.root / rel, key), key)

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 from conftest import expected_name_id
 from rawfiles import (
-    FU_END_COLUMNS, Person, astorp_entry, astorp_followup, fu_90_row, fu_end_row, petho_row,
+    FU_END_COLUMNS, Person, astorp_entry, astorp_followup, fu_90_row, fu_end_row, petho_row, read,
     register_row,
 )
 
@@ -37,10 +37,6 @@ EVERYONE = [ALI, SARA, BO, ELIN, OLD]
 REGISTER_OUT = ["source_row", "person_key", "pnr_error", "municipality_code", "kon", "fodelseland",
                 "malgrupp", "cykel", "inskrivningsdatum", "utskrivningsdatum", "avbrott_orsak", "name_spelling"]
 PERSONAL_COLUMNS = {"personnummer", "fornamn", "efternamn", "namn", "personnr", "pnr"}
-
-
-def read(raw, rel: str, reader, key):
-    return reader(classify(raw.root, raw.root / rel, key), key)
 
 
 def assert_no_personal_data(*frames: pd.DataFrame, persons=EVERYONE) -> None:

@@ -17,10 +17,9 @@ import zipfile
 
 import pandas as pd
 import pytest
-from rawfiles import REGISTER_COLUMNS, Person, astorp_entry, fu_end_row, petho_row, register_row
+from rawfiles import REGISTER_COLUMNS, Person, astorp_entry, fu_end_row, petho_row, read, register_row
 
 from iga_pipeline.sources import providers, register
-from iga_pipeline.sources.common import classify
 
 PETHO_REL = "leverantorer/petho/cykel1_resultat.xlsx"
 
@@ -31,10 +30,6 @@ CID = Person(dt.date(1978, 6, 6), 366, "Cid", "Testberg")
 HUNDRED = Person(dt.date(1911, 1, 1), 823, "Hundra", "Årsdag")
 # born on a leap day of the century before cycle 7's (2012-01-01): 120229-NNNC is 1912
 LEAP = Person(dt.date(1912, 2, 29), 845, "Skott", "Dagsson")
-
-
-def read(raw, rel: str, reader, key):
-    return reader(classify(raw.root, raw.root / rel, key), key)
 
 
 def _petho(raw):
