@@ -260,8 +260,9 @@ def duckdb_memory() -> str | None:
 
     too_small = SettingError(f"IGA_DUCKDB_MEMORY={setting!r} is less than the 32MB a build needs")
     try:  # DuckDB's own reading of it, on a database of nothing
-        if "'" in setting or setting.startswith("-"):  # DuckDB reads '-1' (any negative) as no limit at all
-            raise duckdb.Error("a quote, or a negative size")
+        # DuckDB reads '-1' (any negative) and 'none' as no limit at all
+        if "'" in setting or setting.startswith("-") or setting == "none":
+            raise duckdb.Error("a quote, or no limit")
         with duckdb.connect() as con:
             con.execute(f"SET memory_limit = '{setting}'")
             read = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]  # '61.0 MiB'

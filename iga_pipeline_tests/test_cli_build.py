@@ -1082,6 +1082,7 @@ def test_help_names_the_options_as_the_readme_and_the_usage_line_do(capsys):
     # (a review's finds: '-1' built with no limit at all, and '1KB' was 'not a size DuckDB knows')
     ("IGA_DUCKDB_MEMORY", "-1", "IGA_DUCKDB_MEMORY='-1' is not a size DuckDB knows"),
     ("IGA_DUCKDB_MEMORY", "-2GB", "IGA_DUCKDB_MEMORY='-2GB' is not a size DuckDB knows"),
+    ("IGA_DUCKDB_MEMORY", "none", "IGA_DUCKDB_MEMORY='none' is not a size DuckDB knows"),
     ("IGA_DUCKDB_MEMORY", "1KB", "IGA_DUCKDB_MEMORY='1KB' is less than the 32MB a build needs"),
     ("IGA_DUCKDB_MEMORY", "0GB", "IGA_DUCKDB_MEMORY='0GB' is less than the 32MB a build needs"),
     # (a review's find: accepted, and DuckDB ran out of memory before it spilled)
