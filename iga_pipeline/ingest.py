@@ -38,6 +38,10 @@ AUDIT_COLUMNS = ["source_file", "source_kind", "cycle", "status", "rows_read", "
 
 @dataclass
 class CycleIngest:
+    """One cycle's frames, each staged as `<name>.parquet`. `outcomes` (one row per provider
+    row kept) is staged and checked for the record, but the warehouse does not load it: each
+    participation carries its statuses at the end and at 90 days (`_with_statuses`)."""
+
     cycle: int
     participations: pd.DataFrame
     outcomes: pd.DataFrame

@@ -59,6 +59,11 @@ def cycle_dir(staging: Path, cycle: int) -> Path:
     return Path(staging) / f"cycle={cycle}"
 
 
+def cycle_of(folder_name: str) -> int:
+    """The cycle of a staging folder's name (`cycle=N`, `cycle_dir`)."""
+    return int(folder_name.split("=", 1)[1])
+
+
 @contextmanager
 def locked(staging: Path, shared: bool = False, cycle: int | None = None) -> Iterator[None]:
     """The staging folder's lock (`<staging>/.lock`, flock): exclusive for the renames
@@ -392,7 +397,7 @@ def _failure_cases(path: Path, parquet: pq.ParquetFile, schema, unique: list[str
             cases.append(pd.DataFrame({"column": name, "check": "field_uniqueness",
                                        "failure_case": dup.values}))
         if model is Participation and len(values):
-            cycle = path.parent.name.split("=", 1)[1]
+            cycle = cycle_of(path.parent.name)
             foreign = _foreign_ids(values, cycle)
             if len(foreign):
                 cases.append(pd.DataFrame({"column": name,

@@ -29,7 +29,9 @@ from iga_pipeline.sources.common import issues_frame
 from iga_pipeline.sources.masking import safe_value
 from iga_pipeline.sources.provider_rows import MAX_HOURS
 
-# When a row fails several checks, the issue names the first of these.
+# When a row fails several checks, the issue names the first of these. A check's error text
+# starts with one of them; any other (pandera's own checks, or a new reason not listed here)
+# is read as invalid_code (`_reason`).
 REASON_PRIORITY = [
     "invalid_personnummer", "missing_required", "cycle_mismatch", "invalid_date", "invalid_code",
 ]

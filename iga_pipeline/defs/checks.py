@@ -35,7 +35,7 @@ from iga_pipeline.warehouse import build
 
 def _staged_files(iga: IGAResource, name: str) -> list[Path]:
     return sorted(iga.paths().staging.glob(f"cycle=*/{name}.parquet"),
-                  key=lambda f: int(f.parent.name.split("=", 1)[1]))
+                  key=lambda f: staging.cycle_of(f.parent.name))
 
 
 def _in_words(model) -> str:
@@ -72,7 +72,7 @@ def _pandera_result(iga: IGAResource, name: str, model) -> AssetCheckResult:
         return AssetCheckResult(asset_key=harmonised_key(name), check_name=f"pandera_{name}", passed=True,
                                 metadata=counts)
     summary = cases.groupby(["file", "column", "check"], dropna=False).size().rename("failures").reset_index()
-    failed = sorted(set(cases["file"]), key=lambda f: int(f.split("/")[0].split("=", 1)[1]))
+    failed = sorted(set(cases["file"]), key=lambda f: staging.cycle_of(f.split("/")[0]))
     return AssetCheckResult(asset_key=harmonised_key(name), check_name=f"pandera_{name}", passed=False, metadata={
         **counts, "failures": len(cases),
         # the cycles to ingest again, whichever cycle's run this check ran in
@@ -95,7 +95,7 @@ def _files_rejected_whole(iga: IGAResource) -> AssetCheckResult:
             damaged.append(f"{f.parent.name}/{f.name}")
             continue
         if (audit["status"] == "rejected").any():
-            cycle = int(f.parent.name.split("=", 1)[1])
+            cycle = staging.cycle_of(f.parent.name)
             rejected += [(cycle, *whole) for whole in staging.rejected_whole(audit, _rejections_of_files(f))]
     table = pd.DataFrame(rejected, columns=["cycle", "source_file", "reason", "detail"])
     return AssetCheckResult(

@@ -19,6 +19,8 @@ _FU_HOURS = r"(\d{1,3}(?:[ \u00a0\u202f]\d{3})+|\d+)?(,\d{1,2})?"  # HOURS_RULE
 _GROUP_SPACE = r"[ \u00a0\u202f]"
 FU_HOURS = ["Timmar validering", "Timmar yrkesprövning", "Timmar samhällsorientering",
             "Timmar jobbsökning"]
+# The header of each file, as raw-deliveries.md gives it: every column is required (a file
+# without one is rejected whole, missing_columns); any other column is read and left unused.
 FU_COLUMNS = {
     "end": ["Personnummer", "Kommun", *FU_HOURS, "Utfallskod", "Utfallsdatum"],
     "90d": ["Personnummer", "Kommun", "Utfallskod", "Uppföljningsdatum"],
