@@ -173,41 +173,47 @@ def _build(paths, key, cycle: int | None) -> int:
               file=sys.stderr)
         return EXIT_FAILED
     if not result.success:
-        failures = [event for event in result.all_events if event.is_step_failure]
-        errors = [event.step_failure_data.error for event in failures]
-        # Ctrl-C or SIGTERM during the run: Dagster's handler ended it (`entry`), said as such
-        # (it was 'error in harmonised: dagster._core.errors.DagsterExecutionInterruptedError')
-        interrupted = any(err and err.cls_name == "DagsterExecutionInterruptedError" for err in errors)
-        said: dict[str, list[str]] = {}  # one line per cause: an empty raw root fails two steps alike
-        for event, err in zip(failures if not interrupted else [], errors):
-            message = err.cause.message if err and err.cause else (err.message if err else "")
-            said.setdefault(message.strip(), []).append(event.step_key)
-        for message, steps in said.items():
-            print(f"error in {', '.join(steps)}: {message}", file=sys.stderr)
-        if not failures:  # the run failed outside any step: what Dagster says of it
-            for event in result.all_events:
-                if event.is_run_failure:
-                    print(f"error: {event.message}", file=sys.stderr)
-        from iga_pipeline.defs.checks import failure_details
-        for check in result.get_asset_check_evaluations():
-            if not check.passed:
-                print(f"check {check.check_name} of {check.asset_key.to_user_string()} failed:\n"
-                      + _indent(failure_details(check.metadata)), file=sys.stderr)
-        from iga_pipeline.warehouse import publish
-        # a Ctrl-C now (the second, after the one that ended the run) lets the cleanup end and
-        # the line be said whole and once (CI's find: the verdict cut short, then another)
-        with _signals_held():
-            publish.discard_run(paths, result.run_id)
-            print(("interrupted; " if interrupted else "build failed; ")
-                  + ("the previous warehouse was left as it was" if had_warehouse else "no warehouse was published"),
-                  file=sys.stderr)
-            _state["verdict_said"] = True
-        return EXIT_FAILED
+        return _failed(result, paths, had_warehouse)
     for published in result.asset_materializations_for_node("warehouse__published"):
         if "why" in published.metadata:  # publish.Superseded: the live warehouse is newer
             print(f"note: this build's warehouse was not published: {published.metadata['why'].value}; "
                   "the live one, shown below, is newer", file=sys.stderr)
     return summarise(paths, elapsed, cycle)
+
+
+def _failed(result, paths, had_warehouse: bool) -> int:
+    """Say why the run failed (each cause once, every failed check), discard what it left
+    and say what stays published."""
+    failures = [event for event in result.all_events if event.is_step_failure]
+    errors = [event.step_failure_data.error for event in failures]
+    # Ctrl-C or SIGTERM during the run: Dagster's handler ended it (`entry`), said as such
+    # (it was 'error in harmonised: dagster._core.errors.DagsterExecutionInterruptedError')
+    interrupted = any(err and err.cls_name == "DagsterExecutionInterruptedError" for err in errors)
+    said: dict[str, list[str]] = {}  # one line per cause: an empty raw root fails two steps alike
+    for event, err in zip(failures if not interrupted else [], errors):
+        message = err.cause.message if err and err.cause else (err.message if err else "")
+        said.setdefault(message.strip(), []).append(event.step_key)
+    for message, steps in said.items():
+        print(f"error in {', '.join(steps)}: {message}", file=sys.stderr)
+    if not failures:  # the run failed outside any step: what Dagster says of it
+        for event in result.all_events:
+            if event.is_run_failure:
+                print(f"error: {event.message}", file=sys.stderr)
+    from iga_pipeline.defs.checks import failure_details
+    for check in result.get_asset_check_evaluations():
+        if not check.passed:
+            print(f"check {check.check_name} of {check.asset_key.to_user_string()} failed:\n"
+                  + _indent(failure_details(check.metadata)), file=sys.stderr)
+    from iga_pipeline.warehouse import publish
+    # a Ctrl-C now (the second, after the one that ended the run) lets the cleanup end and
+    # the line be said whole and once (CI's find: the verdict cut short, then another)
+    with _signals_held():
+        publish.discard_run(paths, result.run_id)
+        print(("interrupted; " if interrupted else "build failed; ")
+              + ("the previous warehouse was left as it was" if had_warehouse else "no warehouse was published"),
+              file=sys.stderr)
+        _state["verdict_said"] = True
+    return EXIT_FAILED
 
 
 def _dagster_home_problems(warehouse: Path) -> list[str]:
