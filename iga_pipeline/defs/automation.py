@@ -14,7 +14,9 @@
 * `warehouse_automation`: the marts are requested once an ingest run has
   refreshed a cycle after their last build (`MARTS_AUTOMATION`, Dagster's
   eager with the update times compared), and everything after them with
-  them: the warehouse is rebuilt and published from all cycles' staging.
+  them (`WITH_THE_MARTS`): the warehouse is rebuilt and published from all
+  cycles' staging. Both conditions are in `defs/assets.py`, on the assets
+  they are set on; this sensor only evaluates them.
 """
 
 import json
