@@ -130,7 +130,9 @@ SELECT source_file, NULL, 'warning', 'unexpected_file',
        'the same bytes as ' || others || ': one of them is probably misnamed (each is read as named)',
        cycle::INTEGER
 FROM copies
-ORDER BY cycle NULLS FIRST, source_file, severity, try_cast(regexp_extract(source_row, '(\d+)$', 1) AS INTEGER) NULLS FIRST, reason;
+-- source_row and detail last: no tie (one row's two missing statuses) left to the order the staged issues were read in
+ORDER BY cycle NULLS FIRST, source_file, severity, try_cast(regexp_extract(source_row, '(\d+)$', 1) AS INTEGER) NULLS FIRST, reason,
+         source_row, detail;
 
 CREATE OR REPLACE TABLE marts.ingest_audit AS
 SELECT source_file::VARCHAR AS source_file, source_kind::VARCHAR AS source_kind,
