@@ -85,6 +85,12 @@ class Paths:
             # DuckDB expands them in the staging's paths: 'wh[1]' read the staging of 'wh1'
             found.append(f"the warehouse's folder {self.warehouse_dir} holds one of {' '.join(GLOB_CHARACTERS)}, "
                          "which DuckDB reads as a pattern of file names: choose a folder without them")
+        if not _utf8_name(self.warehouse):  # DuckDB and Arrow open a file by its name's UTF-8 bytes: a
+            # name of other bytes failed after the whole ingest (a UnicodeEncodeError; under a Latin-1
+            # locale, 'Ö' as the file system holds it was a FileNotFoundError) (a review's find)
+            found.append("the warehouse's path is not UTF-8 as the file system holds it (in this locale), "
+                         "and DuckDB and Arrow open files by UTF-8 names: choose a path that is, "
+                         "or run in a UTF-8 locale")
         # The folders a build replaces whole (the Parquet exports on publish, the checks' `gx` on every
         # build): before a first build, such a folder the pipeline did not write (a warehouse put in a
         # home folder) lost its files, exit 0. A `gx` of a build that
@@ -148,6 +154,14 @@ def _unless_blank(name: str) -> str | None:
 
 
 GLOB_CHARACTERS = "*?[]\\"  # and '\\', which DuckDB reads as '/' (a file in another folder)
+
+
+def _utf8_name(path: Path) -> bool:
+    """Whether the bytes of `path` on the file system are its UTF-8 encoding."""
+    try:
+        return str(path).encode("utf-8") == os.fsencode(path)
+    except UnicodeEncodeError:  # a byte of no character, kept as a lone surrogate
+        return False
 
 
 def _within(inner: Path, outer: Path) -> bool:

@@ -837,6 +837,21 @@ def test_a_warehouse_folder_whose_name_duckdb_reads_as_a_pattern_is_refused(clea
     assert list((tmp_path / "wh1").iterdir()) == [] and list((tmp_path / "w").iterdir()) == []
 
 
+def test_a_warehouse_path_that_is_not_utf8_is_refused_before_anything_is_read(clean_build, tmp_path):
+    """A review's find (2026-12-05): a warehouse folder named with a byte that is not UTF-8
+    ('\\xd6rk', Latin-1's Ö) failed after the whole ingest with a UnicodeEncodeError, leaving an
+    empty staging folder: DuckDB and Arrow open files by UTF-8 names. The raw root may be so named."""
+    raw = tmp_path / os.fsdecode(b"r\xe5")
+    shutil.copytree(clean_build.raw.root, raw)
+    odd = tmp_path / os.fsdecode(b"\xd6rk data")
+    build = run_cli_build(raw, odd / "iga.duckdb")
+    assert build.exit_code == 1
+    assert build.stderr.startswith("error: the warehouse's path is not UTF-8"), build.stderr[-2000:]
+    assert not odd.exists()
+    build = run_cli_build(raw, tmp_path / "Örkelljunga data" / "iga.duckdb")
+    assert build.exit_code == 0 and build.warehouse.exists(), build.stderr[-2000:]
+
+
 @pytest.mark.parametrize("home,said", [(".dagster_home", "is not an absolute path"),
                                        ("/nonexistent/dagster_home", "is not an existing folder"),
                                        ("~/nonexistent_dagster_home", "is not an existing folder")])
