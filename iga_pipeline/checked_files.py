@@ -3,7 +3,7 @@ the new file is read, not the rest of its cycle.
 
     <staging>/.checked/cycle=<N>/<entry>/   rows, interventions, issues (Parquet), meta.json
 
-An entry is what `ingest` made of one file on its own (`_Files.read_checked`):
+An entry is what `ingest` made of one file on its own (`_Book.read_checked`):
 the rows its row-rejection schema accepted, only the columns the cycle's rules
 use (person_key, codes, dates, row numbers: values checked against code lists
 or formats, so no free text and no personal data; the personnummer and the

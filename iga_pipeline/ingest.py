@@ -56,8 +56,8 @@ class CycleIngest:
         return [f.name for f in fields(cls) if f.name != "cycle"]
 
 
-class _Files:
-    """A cycle's books (`book` below): it reads each raw file (`read`, `read_checked`: once
+class _Book:
+    """A cycle's book of its files (`book` below): it reads each raw file (`read`, `read_checked`: once
     the file is still, from the checked-files store when unchanged) and keeps, per file,
     its issues, rows read and whole-file verdict, from which `_audit` makes the audit."""
 
@@ -224,7 +224,7 @@ _REGISTER_CONTENT = ["person_key", "kon", "fodelseland", "malgrupp", "cykel",
                      "inskrivningsdatum", "utskrivningsdatum", "avbrott_orsak", "name_spelling"]
 
 
-def _registers(cycle: int, deliveries: list[Delivery], key: PseudonymKey, book: _Files) -> pd.DataFrame:
+def _registers(cycle: int, deliveries: list[Delivery], key: PseudonymKey, book: _Book) -> pd.DataFrame:
     accepted = []
     schema = validation.register_schema(cycle)
     for d in deliveries:
@@ -294,7 +294,7 @@ class _ProviderFile(NamedTuple):
     disagreed: set  # the (participation_id, timepoint) pairs whose rows disagreed (R5)
 
 
-def _provider(d: Delivery, key: PseudonymKey, book: _Files,
+def _provider(d: Delivery, key: PseudonymKey, book: _Book,
               participations: pd.DataFrame) -> _ProviderFile | None:
     """One provider delivery, or None when it was rejected whole."""
     def schema_for(rows):
@@ -369,7 +369,7 @@ def _provider(d: Delivery, key: PseudonymKey, book: _Files,
     return _ProviderFile(pd.concat(outcomes, ignore_index=True), inter, followed_up, disagreed)
 
 
-def _interventions(inter: pd.DataFrame, owners: pd.DataFrame, d: Delivery, book: _Files) -> pd.DataFrame:
+def _interventions(inter: pd.DataFrame, owners: pd.DataFrame, d: Delivery, book: _Book) -> pd.DataFrame:
     """A delivery's interventions per participation, from its rows still accepted (`owners`:
     source_row -> participation_id, rows collapsed as duplicates included).
 
@@ -404,7 +404,7 @@ def _interventions(inter: pd.DataFrame, owners: pd.DataFrame, d: Delivery, book:
 
 # --- survey ------------------------------------------------------------------------
 
-def _surveys(cycle: int, deliveries: list[Delivery], key: PseudonymKey, book: _Files) -> pd.DataFrame:
+def _surveys(cycle: int, deliveries: list[Delivery], key: PseudonymKey, book: _Book) -> pd.DataFrame:
     # Read whole every time, not kept by checked_files.py: only cycle 3 has a survey, and at a
     # million participations its file has 12,555 lines of the 2.6 million raw rows.
     frames = []
@@ -453,7 +453,7 @@ def ingest_cycle(raw_root: Path, cycle: int, key: PseudonymKey, kept: CheckedFil
     """`kept`: each file's checked rows from earlier builds (checked_files.py), if any."""
     deliveries = deliveries_for_cycle(raw_root, cycle, key)
     key = key.remembering()  # the cycle's files name the same people: hash each one once
-    book = _Files(kept)
+    book = _Book(kept)
     by_kind = {kind: [d for d in deliveries if d.kind == kind] for kind in reference.SOURCE_KINDS}
 
     participations = _registers(cycle, by_kind["register"], key, book)
@@ -528,7 +528,7 @@ def _modelled(model, frame: pd.DataFrame, cycle: int) -> pd.DataFrame:
 
 
 def _with_statuses(participations: pd.DataFrame, outcomes: pd.DataFrame, followed_up: bool,
-                   info: reference.Cycle, book: _Files, disagreed: set[tuple[str, str]]) -> pd.DataFrame:
+                   info: reference.Cycle, book: _Book, disagreed: set[tuple[str, str]]) -> pd.DataFrame:
     """R8/R9: each participation's status at cycle end and at 90 days. `disagreed`: the
     (participation_id, timepoint) pairs whose provider rows were conflicting_duplicate."""
     p = participations.copy()
@@ -555,7 +555,7 @@ def _with_statuses(participations: pd.DataFrame, outcomes: pd.DataFrame, followe
     return p
 
 
-def _audit(book: _Files, issues: pd.DataFrame, participations: pd.DataFrame, outcomes: pd.DataFrame,
+def _audit(book: _Book, issues: pd.DataFrame, participations: pd.DataFrame, outcomes: pd.DataFrame,
            responses: pd.DataFrame) -> pd.DataFrame:
     """One row per file: `book`'s verdict, with the rows loaded, rejected and collapsed as
     duplicates counted from the cycle's frames and `issues` (all of the cycle's)."""
