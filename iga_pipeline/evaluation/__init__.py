@@ -1,7 +1,7 @@
 """The evaluator's marts and report, computed from the core marts.
 
 Pure functions over a DuckDB connection (or DataFrames): no Dagster here.
-`EVALUATION_MARTS` is what `warehouse.build.build_candidate(..., extra_marts=...)`
+`EVALUATION_MARTS` is what `warehouse.build.build_candidate(..., evaluation_marts=...)`
 runs after the SQL files, in this order; each result is stored as marts.<name>.
 
 `outcomes_by_municipality` is built here, not in SQL: primary and

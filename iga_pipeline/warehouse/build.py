@@ -90,11 +90,11 @@ def _load_reference(con: duckdb.DuckDBPyConnection) -> None:
         con.unregister("_frame")
 
 
-def build_candidate(staging: Path, candidate: Path, extra_marts: dict | None = None,
+def build_candidate(staging: Path, candidate: Path, evaluation_marts: dict | None = None,
                     previous: Path | None = None) -> Path:
     """Build a complete new warehouse file at `candidate`; return its path.
 
-    `extra_marts` maps a mart name to a function (connection -> DataFrame)
+    `evaluation_marts` maps a mart name to a function (connection -> DataFrame)
     run after the SQL files; its result is stored as marts.<name>.
 
     With `previous` (the live warehouse), when only some cycles' staging has
@@ -105,17 +105,17 @@ def build_candidate(staging: Path, candidate: Path, extra_marts: dict | None = N
     candidate = Path(candidate)
     discard(candidate)
     candidate.parent.mkdir(parents=True, exist_ok=True)
-    inputs = _build_inputs(staging, extra_marts)
+    inputs = _build_inputs(staging, evaluation_marts)
     try:
         changed = _changed_cycles(previous, inputs) if previous is not None else None
         if changed is not None:
             try:
-                _build_incrementally(staging, candidate, extra_marts, Path(previous), changed, inputs)
+                _build_incrementally(staging, candidate, evaluation_marts, Path(previous), changed, inputs)
                 return candidate
             except _Rebuild as e:
                 log.warning("building the warehouse fully: the incremental build did not apply (%s)", e)
                 discard(candidate)
-        _build_fully(staging, candidate, extra_marts, inputs)
+        _build_fully(staging, candidate, evaluation_marts, inputs)
     except BaseException:
         discard(candidate)
         raise
@@ -144,13 +144,13 @@ def _connect(path: Path) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def _build_fully(staging: Path, candidate: Path, extra_marts: dict | None, inputs: dict) -> None:
+def _build_fully(staging: Path, candidate: Path, evaluation_marts: dict | None, inputs: dict) -> None:
     con = _connect(candidate)
     try:
         _load_reference(con)
         for path in sql_files():
             con.execute(path.read_text(encoding="utf-8").replace("{staging}", _quote(staging)))
-        _extra_marts(con, extra_marts)
+        _store_evaluation_marts(con, evaluation_marts)
         _describe_marts(con)
         _record_inputs(con, {**inputs, "build": "full"}, full_build_bytes=None)
         con.execute("CHECKPOINT")
@@ -159,8 +159,8 @@ def _build_fully(staging: Path, candidate: Path, extra_marts: dict | None, input
     _record_size(candidate)
 
 
-def _extra_marts(con, extra_marts: dict | None) -> None:
-    for name, compute in (extra_marts or {}).items():
+def _store_evaluation_marts(con, evaluation_marts: dict | None) -> None:
+    for name, compute in (evaluation_marts or {}).items():
         frame = compute(con)
         con.register("_frame", frame)
         con.execute(f"CREATE OR REPLACE TABLE marts.{name} AS SELECT * FROM _frame")
@@ -219,15 +219,15 @@ def _fingerprint(paths: list[Path]) -> str:
     return h.hexdigest()
 
 
-def _build_inputs(staging: Path, extra_marts: dict | None) -> dict[str, str]:
-    """'code' (SQL, reference data, extra marts) and 'cycle=N' (its staged files) -> fingerprint;
+def _build_inputs(staging: Path, evaluation_marts: dict | None) -> dict[str, str]:
+    """'code' (SQL, reference data, evaluation marts) and 'cycle=N' (its staged files) -> fingerprint;
     PSEUDONYM_KEY -> which kind of key the staged person_keys come from."""
     from iga_pipeline.staging import staged_key_kind  # not at the top: pandera (imported by now)
 
     code = hashlib.sha256()
     for path in [*sql_files(), *sorted((Path(reference.__file__).parent).glob("*.csv"))]:
         code.update(path.name.encode() + b"\0" + path.read_bytes())
-    code.update(repr(sorted(extra_marts or {})).encode())
+    code.update(repr(sorted(evaluation_marts or {})).encode())
     code.update(STORAGE_VERSION.encode())  # another format: a full build, not a copy of the old file
     # When the staging was read (under its shared lock, so no cycle changes meanwhile): the
     # publish keeps a newer build's warehouse live against an older one finishing later.
@@ -292,7 +292,7 @@ def _changed_cycles(previous: Path, inputs: dict[str, str]) -> list[int] | None:
     return changed if len(changed) <= cycles // 2 else None
 
 
-def _build_incrementally(staging: Path, candidate: Path, extra_marts: dict | None, previous: Path,
+def _build_incrementally(staging: Path, candidate: Path, evaluation_marts: dict | None, previous: Path,
                          changed: list[int], inputs: dict[str, str]) -> None:
     import shutil
 
@@ -316,7 +316,7 @@ def _build_incrementally(staging: Path, candidate: Path, extra_marts: dict | Non
         for path in sql_files():
             for statement in _statements(path.read_text(encoding="utf-8").replace("{staging}", _quote(staging))):
                 con.execute(_incremental(statement, changed))
-        _extra_marts(con, extra_marts)
+        _store_evaluation_marts(con, evaluation_marts)
         _describe_marts(con)
         mode = "cycles " + ",".join(map(str, changed)) if changed else "no cycle changed"  # the inventory did
         _record_inputs(con, {**inputs, "build": mode},
