@@ -3,6 +3,7 @@
     <staging>/cycle=<N>/<frame>.parquet     written by ingestion of cycle N
     <staging>/cycle=<N>/.pandera-<frame>.ok a frame checked (`validate_staged`)
     <staging>/cycle=<N>/.pseudonym-key      which kind of key made its person_keys
+    <staging>/cycle=<N>/.ingest-code        which code made it (checked_files.code_fingerprint)
     <staging>/inventory_issues.parquet      files that belong to no cycle
     <staging>/delivery_log.parquet          every version of every delivery (history.py)
     <staging>/.checked/                     each raw file's checked rows (checked_files.py)
@@ -118,6 +119,11 @@ def missing_cycles(staging: Path, cycles) -> list[int]:
 # unkeyed hashes, is then refused as if staged under another key, until a full build.
 KEY_STAMP = ".pseudonym-key"
 KEY_STAMP_LABEL = "staging, names keyed"
+# And which code made its rows (`checked_files.code_fingerprint`: the ingest's modules, the
+# reference data, the libraries). After an upgrade `--cycle N` stages cycle N alone: the other
+# cycles hold what the old code's rules made of their files, so they are refused, as a cycle
+# staged under another key is, until a full build stages them again.
+CODE_STAMP = ".ingest-code"
 
 
 def staged_key_kind(staging: Path) -> str:
@@ -151,6 +157,7 @@ def write_cycle(staging: Path, result: CycleIngest, key: PseudonymKey | None = N
         _write_staged(getattr(result, name), tmp / f"{name}.parquet")
     if key is not None:
         (tmp / KEY_STAMP).write_text(key.fingerprint(KEY_STAMP_LABEL))
+    (tmp / CODE_STAMP).write_text(checked_files.code_fingerprint())
     if mark_valid:
         _mark_written_valid(tmp, result)  # a rename keeps the files' mtimes, so the stamps hold
     durable.sync(tmp)  # else a power cut could leave a torn file under a stamp that says it passed
@@ -274,18 +281,26 @@ def not_ready(staging: Path, cycles, key: PseudonymKey) -> list[str]:
     (staging stamps what it writes; the pandera checks stamp what they pass): so a
     failed check stops the marts on every path, the automation's too. And every cycle
     must come from the same pseudonym key as this build: a key changed between a full
-    build and `--cycle N` would otherwise split each person's cycles under two keys."""
+    build and `--cycle N` would otherwise split each person's cycles under two keys; and
+    from this build's code (`CODE_STAMP`): else an upgrade's `--cycle N` mixes two codes' rules."""
     problems = []
-    fingerprint = key.fingerprint(KEY_STAMP_LABEL)
+    stamps = {  # each stamp, what it must say, and how the cycle was staged when it does not
+        KEY_STAMP: (key.fingerprint(KEY_STAMP_LABEL),
+                    "under another pseudonym key (or before keys, or keyed names, were recorded)"),
+        CODE_STAMP: (checked_files.code_fingerprint(),
+                     "by another version of the code (its ingest, rules or reference data; or before "
+                     "the code was recorded)"),
+    }
     for cycle in cycles:
         folder = cycle_dir(staging, cycle)
-        try:
-            stamped = (folder / KEY_STAMP).read_text().strip()
-        except OSError:
-            stamped = None
-        if stamped != fingerprint:
-            problems.append(f"cycle {cycle} was staged under another pseudonym key (or before keys, or "
-                            "keyed names, were recorded): run a full build (iga-pipeline build, every cycle)")
+        for stamp, (fingerprint, how) in stamps.items():
+            try:
+                stamped = (folder / stamp).read_text().strip()
+            except OSError:
+                stamped = None
+            if stamped != fingerprint:
+                problems.append(f"cycle {cycle} was staged {how}: run a full build (iga-pipeline build, "
+                                "every cycle)")
         if validation.checks_data():
             for name, model in HARMONISED_MODELS.items():
                 path = folder / f"{name}.parquet"

@@ -280,3 +280,53 @@ def test_a_build_replacing_two_cycles_equals_a_full_build(tmp_path, builds):
     assert len(got["marts.fct_intervention"]) < len(got["staging.interventions"])
     assert {r[0] for r in got["marts.fct_intervention"]} <= {r[0] for r in got["marts.fct_participation"]}
     assert got == tables(full)
+
+
+def test_a_cycle_staged_by_other_code_is_not_built_into_the_warehouse(tmp_path):
+    """After an upgrade, `--cycle N` re-ingests cycle N only: the other cycles' staging is
+    what the old code made of their files (a review ran commits of 2026-12-02 to 12-05 and
+    then `--cycle 3` of the new code: exit 0, and rows its rules reject, such as hours the
+    P8 fix refuses, stayed in fct_intervention). The old code here is an honest copy of the
+    package whose reference data lack a country code: it rejects every row born there, the
+    code of today accepts them. Such a staging is refused until a full build restages it."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from iga_pipeline import staging
+    from iga_pipeline.pseudonym import key_from_env
+
+    root = Path(__file__).resolve().parents[1]
+    raw = tmp_path / "raw"
+    shutil.copytree(root / "data" / "raw", raw)
+    old = tmp_path / "old"
+    shutil.copytree(root / "iga_pipeline", old / "iga_pipeline", ignore=shutil.ignore_patterns("__pycache__"))
+    countries = old / "iga_pipeline" / "reference" / "countries.csv"
+    lines = countries.read_text("utf-8").splitlines(keepends=True)
+    countries.write_text("".join(line for line in lines if not line.startswith("IQ,")), "utf-8")
+    live = tmp_path / "live" / "iga.duckdb"
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DAGSTER_HOME", "IGA_ENV", "IGA_RAW_DIR", "IGA_WAREHOUSE")}
+    env.update(PYTHONPATH=str(old), IGA_PSEUDONYM_KEY="incremental-build-test-key")
+    done = subprocess.run([sys.executable, "-m", "iga_pipeline.cli", "build", "--raw-dir", str(raw),
+                           "--warehouse", str(live)], cwd=old, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    fresh = run(raw, tmp_path / "fresh" / "iga.duckdb")
+    assert fresh.exit_code == 0
+    loaded = "SELECT sum(rows_loaded) FROM marts.ingest_audit"
+    assert Built(0, live, "").query(loaded) < fresh.query(loaded)  # the old code's staging differs
+    before = tables(live)
+    late = run(raw, live, "--cycle", "3")
+    assert late.exit_code == 1  # it was 0, with every cycle but 3 as the old code staged it
+    assert tables(live) == before  # the previous warehouse is left as it was
+    problems = staging.not_ready(live.parent / "staging", range(1, 9),
+                                 key_from_env({"IGA_PSEUDONYM_KEY": "incremental-build-test-key"}))
+    assert [p for p in problems if "another version of the code" in p and "full build" in p]
+    assert "cycle 3 " not in " ".join(problems)  # staged again by this code
+    again = run(raw, live)  # a full build stages every cycle again
+    assert again.exit_code == 0
+    got, want = tables(live), tables(fresh.warehouse)
+    for name in want:
+        assert got[name] == want[name], name
