@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import duckdb
 import pytest
 
-from iga_pipeline import cli
+from iga_pipeline import cli, staging
+from iga_pipeline.pseudonym import key_from_env
 from iga_pipeline.synth import scale
 from iga_pipeline.warehouse import build, duck
 
 pytestmark = pytest.mark.slow
 
 N, SEED = 1_500, 11
+KEY = "incremental-build-test-key"
 
 
 def tables(warehouse) -> dict[str, list]:
@@ -54,7 +60,7 @@ class Built:
 
 def run(raw, warehouse, *extra) -> Built:
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("IGA_PSEUDONYM_KEY", "incremental-build-test-key")
+        mp.setenv("IGA_PSEUDONYM_KEY", KEY)
         for name in ("DAGSTER_HOME", "IGA_ENV", "IGA_RAW_DIR", "IGA_WAREHOUSE"):
             mp.delenv(name, raising=False)
         out = io.StringIO()
@@ -289,14 +295,6 @@ def test_a_cycle_staged_by_other_code_is_not_built_into_the_warehouse(tmp_path):
     P8 fix refuses, stayed in fct_intervention). The old code here is an honest copy of the
     package whose reference data lack a country code: it rejects every row born there, the
     code of today accepts them. Such a staging is refused until a full build restages it."""
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    from iga_pipeline import staging
-    from iga_pipeline.pseudonym import key_from_env
-
     root = Path(__file__).resolve().parents[1]
     raw = tmp_path / "raw"
     shutil.copytree(root / "data" / "raw", raw)
@@ -308,7 +306,7 @@ def test_a_cycle_staged_by_other_code_is_not_built_into_the_warehouse(tmp_path):
     live = tmp_path / "live" / "iga.duckdb"
     env = {k: v for k, v in os.environ.items()
            if k not in ("DAGSTER_HOME", "IGA_ENV", "IGA_RAW_DIR", "IGA_WAREHOUSE")}
-    env.update(PYTHONPATH=str(old), IGA_PSEUDONYM_KEY="incremental-build-test-key")
+    env.update(PYTHONPATH=str(old), IGA_PSEUDONYM_KEY=KEY)
     done = subprocess.run([sys.executable, "-m", "iga_pipeline.cli", "build", "--raw-dir", str(raw),
                            "--warehouse", str(live)], cwd=old, env=env, capture_output=True, text=True,
                           timeout=600)
@@ -322,7 +320,7 @@ def test_a_cycle_staged_by_other_code_is_not_built_into_the_warehouse(tmp_path):
     assert late.exit_code == 1  # it was 0, with every cycle but 3 as the old code staged it
     assert tables(live) == before  # the previous warehouse is left as it was
     problems = staging.not_ready(live.parent / "staging", range(1, 9),
-                                 key_from_env({"IGA_PSEUDONYM_KEY": "incremental-build-test-key"}))
+                                 key_from_env({"IGA_PSEUDONYM_KEY": KEY}))
     assert [p for p in problems if "another version of the code" in p and "full build" in p]
     assert "cycle 3 " not in " ".join(problems)  # staged again by this code
     again = run(raw, live)  # a full build stages every cycle again
