@@ -98,7 +98,7 @@ def recover(staging: Path) -> list[int]:
             if now - mtime(tmp) >= RUN_MAX_SECONDS:  # gone meanwhile: 0, and nothing to remove
                 shutil.rmtree(tmp, ignore_errors=True)
         for old in sorted(staging.glob(".cycle=*.old"), key=mtime, reverse=True):
-            cycle = int(old.name.split("=", 1)[1].split(".", 1)[0])
+            cycle = cycle_of(old.name.split(".")[1])  # .cycle=N.<id>.old
             if not cycle_dir(staging, cycle).exists():
                 os.replace(old, cycle_dir(staging, cycle))
                 durable.fsync(staging)
