@@ -18,7 +18,8 @@ from pathlib import Path
 # The longest a run may last: `dagster dev`'s instance ends a run still going after it
 # (dagster/max_runtime, defs/automation.py). A half-written file or folder older than that
 # (staging, checked rows, candidates, pending exports) is what a run that died left, and is
-# removed; a younger one may be another run's, in progress. The 10M full build took 9 min (541 s, 2026-12-02).
+# removed; a younger one may be another run's, in progress. The 10M full build took 410-576 s
+# in the benchmarks (docs/performance.md).
 RUN_MAX_SECONDS = 3600
 
 

@@ -51,8 +51,8 @@ RETRY_TAGS = {"dagster/retry_strategy": "ALL_STEPS"}
 # also ends any such run still going after an hour (run monitoring): the code server
 # marks a run whose process dies as failed at once, but not while the code server itself is
 # down, and such a run would hold its place in the queue, and hold up the automation, for
-# ever. Ended as failed, it is launched again (run_retries). The 10M full build took 9
-# minutes on 2026-12-02 (`iga-pipeline build`, docs/performance.md).
+# ever. Ended as failed, it is launched again (run_retries). An hour is several times the 10M
+# full build (docs/performance.md).
 INGEST_TAGS = {"iga/ingest": "queued", "dagster/max_runtime": str(RUN_MAX_SECONDS), **RETRY_TAGS}
 # `iga-pipeline build` runs in process, past the queue: its runs do not take a place in it.
 # Nor are they retried by the daemon (.dagster_home/dagster.yaml): it can only launch again a
