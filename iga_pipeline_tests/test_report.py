@@ -354,7 +354,7 @@ def test_report_shows_the_key_figures(page_text, html):
         "29 090 968 SEK", "12 464 585 SEK", "93 842 SEK", "188 902 SEK", "250 784 SEK",
         "40 208 SEK", "80 939 SEK", "107 453 SEK",
         "Pethö Consulting", "Folkuniversitetet", "Åstorps kommun", "refugees (flyktingar)",
-        "IFO clients", "Delsumma", "TOTALT", "Vid cykelns slut", "Efter 90 dagar",
+        "IFO clients with an immigrant background", "Delsumma", "TOTALT", "Vid cykelns slut", "Efter 90 dagar",
         "Flytt (moved away)", "illness, parental leave or other", "Data quality", "every row accounted for",
     ):
         assert figure in page_text, figure
@@ -821,3 +821,73 @@ def test_the_esf_measure_is_described_as_the_report_gives_it(page_text):
     assert "in the year after" not in page_text
     assert ("The ESF comparison is indicative only: ESF counted gainful work in 2010 among all "
             "who had left a project ended up to 2010") in page_text
+
+
+def test_a_goal_value_that_prints_as_its_target_says_so_wherever_it_is_given(bundled, tmp_path):
+    """An evaluator's review: the goal table and the summary's figure of all cycles say "below
+    45% before rounding" (docs/evaluation.md, "Rounding on the page"), but the summary's figure
+    of the followed-up cycles, the section "HM2, original and revised" and HM1's judged sentence
+    gave a goal not met as "45% against a 45% target (not met)", with no word."""
+    text = _page_of(
+        bundled, tmp_path,
+        "UPDATE marts.goal_attainment SET numerator = 130, value = 130 / 289 "  # 44.98%
+        "WHERE goal_id = 'HM2' AND scope = 'followed_up'",
+        "UPDATE marts.goal_attainment SET numerator = 139, value = 139 / 310 "  # 44.84%
+        "WHERE goal_id = 'HM2' AND scope = 'all'",
+        "UPDATE marts.goal_attainment SET numerator = 138, value = 138 / 310, status = 'not_met' "
+        "WHERE goal_id = 'HM2_rev' AND scope = 'all'",  # 44.52%
+        "UPDATE marts.goal_attainment SET status = 'not_met', value = 0.948, coverage = 0.8, "
+        "cycles_covered = 8 WHERE goal_id = 'HM1' AND scope = 'all'")
+    assert "130 of 289 (45%, below 45% before rounding) in cycles 1-7" in text
+    assert ("by the original goal the project reached 45% against a 45% target (below 45% before "
+            "rounding, not met); by the revised one 45% (below 45% before rounding, not met)") in text
+    assert "Cycles 1-7 alone give 45% (below 45% before rounding) and 50%." in text
+    assert "in all cycles HM1 is 95% against a 95% target (below 95% before rounding, not met)" in text
+
+
+def test_every_cycle_surveyed_is_not_called_only_some(bundled, tmp_path):
+    """An evaluator's review: with a survey in every cycle but one covering too few of its
+    completers, HM1 is not assessable and the page said "Only 8 cycles were surveyed"."""
+    text = _page_of(
+        bundled, tmp_path,
+        "UPDATE marts.survey_by_cycle SET questionnaires = completed, answered = completed, "
+        "large_or_very_large = completed, coverage = 1 WHERE cycle <> 3",
+        "UPDATE marts.goal_attainment SET cycles_covered = cycles_in_scope - 1 WHERE goal_id = 'HM1'")
+    assert "Only 8 cycles were surveyed" not in text
+    assert ("Every cycle was surveyed, but not every survey has answers from 50% of its cycle's "
+            "completers (7 of 8 cycles have): cycle 1, 50 answers from 50 completers (100%)") in text
+
+
+def test_the_cost_per_outcome_says_cycle_8_counts_with_its_end_of_cycle_status(page_text):
+    """An evaluator's review: the cost table divides by the completers "in work at 90 days" of
+    all cycles, 116, of whom cycle 8's 6 are in work at the end of the cycle (R10, as TOTALT);
+    the cost section said only "Counts are for all cycles (1-8)", and the summary named no scope."""
+    assert ("Counts are for all cycles (1-8), as TOTALT: cycle 8, never followed up at 90 days, "
+            "counts with its end-of-cycle status (R10).") in page_text
+    assert "250 784 SEK of the total budget per completer in work at 90 days in all cycles" in page_text
+
+
+def test_the_footer_names_exactly_the_marts_the_page_reads(bundled, tmp_path, html):
+    """An evaluator's review: the footer's sources left out four marts the page reads. Each
+    mart it names is one without which the page cannot be made, and each it leaves out is
+    one the page does without."""
+    import shutil
+
+    from iga_pipeline.warehouse.catalog import MARTS
+
+    footer = html[html.index("<footer"):]
+    named = set(re.findall(r"<code>(?:marts\.)?(\w+)</code>", footer)) & {m.name for m in MARTS}
+    copy = tmp_path / "copy.duckdb"
+    shutil.copyfile(bundled[1], copy)
+    needed = set()
+    with duckdb.connect(str(copy)) as c:
+        for m in MARTS:
+            c.execute("BEGIN TRANSACTION")
+            c.execute(f"DROP TABLE marts.{m.name}")
+            try:
+                render_report(c)
+            except duckdb.CatalogException:
+                needed.add(m.name)
+            c.execute("ROLLBACK")
+    assert len(needed) >= 10
+    assert named == needed
