@@ -29,9 +29,11 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from iga_pipeline import durable, reference, warm_up
 from iga_pipeline.evaluation import queries
 from iga_pipeline.evaluation.benchmarks import verdict, wilson_interval
-from iga_pipeline.evaluation.common import scope_cycles
+from iga_pipeline.evaluation.common import half_up_percent, scope_cycles
 from iga_pipeline.evaluation.goals import range_without_follow_up
-from iga_pipeline.evaluation.reconciliation import TABLE1_COLUMNS, printed_above_subtotal, subtotal_cycles
+from iga_pipeline.evaluation.reconciliation import (
+    CYCLE_ROW, TABLE1_COLUMNS, printed_above_subtotal, subtotal_cycles,
+)
 from iga_pipeline.warehouse.duck import open_readonly
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -346,6 +348,7 @@ def _table1(recon: pd.DataFrame) -> dict:
     cells: dict[str, dict[str, dict]] = {}
     misprints = []
     printed_cells = {(r.row_label, r.column_name): _none(r.published) for r in recon.itertuples()}
+    since_print = _followed_up_since_print(recon)
     for r in recon.sort_values(["row_order", "column_order"]).itertuples():
         unit = r.unit
         fmt = (lambda v: "–" if v is None else (thousands(v) if unit == "count" else whole_pct(v)))
@@ -363,8 +366,9 @@ def _table1(recon: pd.DataFrame) -> dict:
                 "exact": None if exact is None else f"{exact:.2f}%",
                 "recomputed": fmt(recomputed), "published": fmt(published),
                 # nothing recomputed (no follow-up, say): the print's sum explains no difference
-                "cause": None if recomputed is None else _summed_parts(
-                    printed_cells, r.row_label, r.column_name, published),
+                "cause": None if recomputed is None else (
+                    _summed_parts(printed_cells, r.row_label, r.column_name, published)
+                    or _follow_up_cause(recon, since_print, r.row_label, r.column_name, published)),
             })
             cell["note"] = len(misprints)
         cells.setdefault(r.row_label, {})[r.column_name] = cell
@@ -375,6 +379,10 @@ def _table1(recon: pd.DataFrame) -> dict:
     return {
         "rows": [{"label": label, "cells": cells[label],
                   "summary": label in ("Delsumma", "TOTALT")} for label in rows],
+        # the cycles followed up since the report, and how many cells that alone changes
+        "followed_up_since_print": since_print,
+        "changed_by_follow_up": sum(m["cause"] is not None and m["cause"].startswith(FOLLOW_UP_CAUSE)
+                                    for m in misprints),
         "columns": list(TABLE1_COLUMNS),
         "printed_goal_claim": _printed_goal_claim(recon),
         "misprints": misprints,
@@ -394,6 +402,44 @@ def _summed_parts(printed: dict, row_label: str, column: str, published) -> str 
     if None in parts or sum(parts) != published:
         return None
     return f"the sum of the printed, rounded shares {parts[0]}% + {parts[1]}%"
+
+
+FOLLOW_UP_CAUSE = "the report had no 90-day follow-up of "
+
+
+def _followed_up_since_print(recon: pd.DataFrame) -> list[int]:
+    """The cycles whose 90-day figures the report printed as '-' (no follow-up then) and these
+    data have: their rows, and TOTALT, which carried their end-of-cycle status forward, differ
+    from the print for that reason alone."""
+    at_90 = recon[(recon["column_name"] == "work_90d") & recon["row_label"].str.match(CYCLE_ROW.pattern)]
+    return [int(CYCLE_ROW.match(r.row_label).group(1)) for r in at_90.itertuples()
+            if _none(r.published) is None and _none(r.recomputed) is not None]
+
+
+def _follow_up_cause(recon: pd.DataFrame, cycles: list[int], row_label: str, column: str,
+                     published) -> str | None:
+    """Why a 90-day cell differs when these data have a follow-up the report had not: the
+    report printed none for the cycle ('-'), or its TOTALT counts the cycle with its
+    end-of-cycle status (rule R10), which gives the printed figure exactly."""
+    rows = [f"Cykel {c}" for c in cycles]
+    if not column.endswith("_90d") or row_label not in [*rows, "TOTALT"]:
+        return None
+    said = FOLLOW_UP_CAUSE + ", ".join(rows)
+    if published is None:
+        return said
+    if row_label != "TOTALT":
+        return None
+    value = recon.set_index(["row_label", "column_name"])["recomputed"]
+
+    def as_printed(kind: str) -> int:  # TOTALT's count with those cycles at their end-of-cycle status
+        return int(value[("TOTALT", f"{kind}_90d")]) + sum(
+            int(value[(r, f"{kind}_at_end")]) - int(value[(r, f"{kind}_90d")]) for r in rows)
+
+    unit, numerator, denominator = TABLE1_COLUMNS[column]
+    count = sum(as_printed(kind) for kind in ("work", "studies") if f"{kind}_90d" in numerator)
+    if (count if unit == "count" else half_up_percent(count, value[("TOTALT", denominator)])) != published:
+        return None
+    return said + f" and counted {'it' if len(rows) == 1 else 'them'} with the end-of-cycle status (R10)"
 
 
 def _printed_goal_claim(recon: pd.DataFrame) -> dict | None:
