@@ -15,9 +15,10 @@ under `dagster dev` (the delivery sensor's, the nightly build, the warehouse
 automation), so two locks (`locked`) order them: a cycle's lock, held for the
 whole of an ingest of that cycle, so a second ingest lists the raw files only
 after the first has written (the newer listing is the one that stays); and
-the staging lock, held exclusively for the renames and shared by whatever
-reads several cycles (the warehouse build), which so never sees a cycle
-mid-swap.
+the staging lock, held exclusively for the renames and the delivery log's
+record of the cycle, and shared by whatever reads several cycles (the
+warehouse build), which so never sees a cycle mid-swap, nor swapped but not
+yet logged. Locks are taken in that order, the log's (`history.record`) last.
 
 The module has three parts: writing a cycle's folder (`write_cycle`, with
 `recover` for what a killed build left); the pandera checks of staged files
@@ -143,11 +144,16 @@ def staged_key_kind(staging: Path) -> str:
 
 
 def write_cycle(staging: Path, result: CycleIngest, key: PseudonymKey | None = None,
-                mark_valid: bool = False) -> Path:
+                mark_valid: bool = False, log: bool = False) -> int:
     """Write the cycle's frames as they are: what ingest_cycle validated is what is on
     disk; with `key`, which key they were made with; with `mark_valid`, stamped as
     having passed their models (`_mark_written_valid`). The folder is complete, stamps
-    included, before it is swapped in under the staging lock."""
+    included, before it is swapped in under the staging lock.
+
+    With `log` (and `key`), the delivery log takes the cycle's versions in the same turn
+    of the lock as the swap: the marts refuse a staged cycle whose versions the log lacks
+    (`not_ready`), and a build reading between the two was refused though nothing was
+    wrong. Returns how many versions were new to the log (0 without `log`)."""
     staging = Path(staging)
     staging.mkdir(parents=True, exist_ok=True)
     final = cycle_dir(staging, result.cycle)
@@ -168,9 +174,10 @@ def write_cycle(staging: Path, result: CycleIngest, key: PseudonymKey | None = N
             os.replace(final, old)
         os.replace(tmp, final)
         durable.fsync(staging)
+        new_versions = history.record(staging, result.audit, [result.cycle], key) if log else 0
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
-    return final
+    return new_versions
 
 
 def _write_staged(frame: pd.DataFrame, path: Path) -> None:
@@ -454,10 +461,9 @@ def stage_cycle(raw_root: Path, staging: Path, cycle: int, key: PseudonymKey) ->
     with locked(staging, cycle=cycle):  # another ingest of this cycle first writes what it listed
         kept = checked_files.CheckedFiles(staging, cycle, key) if checked else None
         result = ingest_cycle(raw_root, cycle, key, kept=kept)
-        write_cycle(staging, result, key, mark_valid=checked)
+        new_versions = write_cycle(staging, result, key, mark_valid=checked, log=True)
         if kept is not None:
             kept.prune()
-        new_versions = history.record(staging, result.audit, [cycle], key)
     issues = result.issues
     rows_read = int(result.audit["rows_read"].sum())
     staged = Staged(

@@ -6,6 +6,7 @@ import shutil
 
 import duckdb
 import pytest
+from conftest import someone_waits_for
 
 from iga_pipeline.quality import expectations
 from iga_pipeline.synth import scale
@@ -244,3 +245,27 @@ def test_the_bounds_of_the_suites_hold_at_their_edges(warehouse, tmp_path, monke
         "cost_efficiency": ("expect_column_values_to_be_between(value_sek): 1 unexpected",),
         "fct_participation": ("expect_column_values_to_not_be_null(person_key): 1 unexpected",),
     }
+
+
+def test_the_checks_swap_their_folder_in_only_in_the_publish_turn(warehouse, tmp_path):
+    """Every build's checks swap a fresh `gx/` in beside the warehouse (two renames). Two builds
+    checking at once (the automation's run beside `iga-pipeline build`) interleaved them: one
+    rename met the other's folder ('Directory not empty'), the checks failed, and a `.gx.*.old`
+    was left (a concurrency review: 8 of 600 swaps of two processes). The swap now takes the
+    publish's lock, beside the warehouse, as each publish does: so it waits while one is held."""
+    import threading
+
+    from iga_pipeline.warehouse.publish import publishing
+
+    folder = tmp_path / "wh"
+    shutil.copytree(warehouse.parent, folder, ignore=shutil.ignore_patterns("gx"))
+    results = {}
+    with publishing(folder / warehouse.name):  # another build's swap, or its publish
+        checks = threading.Thread(target=lambda: results.update(expectations.run_suites(folder / warehouse.name, folder)))
+        checks.start()
+        assert someone_waits_for(folder / ".publish.lock", checks), "the swap did not wait for the lock"
+        assert not (folder / "gx").exists()
+    checks.join()
+    assert results and all(r.success for r in results.values())
+    assert sorted(p.name for p in folder.iterdir() if p.name.startswith(".gx")) == []
+    assert (folder / "gx" / expectations.STAMP).is_file()

@@ -523,6 +523,48 @@ def test_a_cycle_is_not_swapped_while_a_build_reads_the_staging(raw, tmp_path):
     assert staging.not_ready(tmp_path, [2], KEY) == []  # stamped before the swap, still valid after
 
 
+def test_a_build_never_reads_a_cycle_whose_versions_the_delivery_log_lacks_yet(raw, tmp_path):
+    """The marts refuse a cycle whose staged versions are not the delivery log's last (O13). An
+    ingest wrote the log after its swap, outside the staging lock: a build that read the staging
+    between the two, while another cycle's ingest held the log's lock or only while the log was
+    written, was refused ("the delivery log lacks what cycle(s) 2 were built from: ingest them
+    again"), exit 1, though nothing was wrong (a concurrency review's find: two `build --cycle`
+    loops on two cycles, 1 build of 16 refused; a reader beside an ingest, 66 reads of 400). The
+    log is written with the swap, under the staging lock, so a reader waits for both."""
+    import shutil
+    import threading
+
+    from iga_pipeline.locks import flock
+
+    root = tmp_path / "raw"
+    shutil.copytree(raw, root)
+    stage = tmp_path / "staging"
+    cycles = sorted({int(p.name.removesuffix(".csv").rsplit("cykel", 1)[1])
+                     for p in root.glob("kommuner/*/deltagare_cykel*.csv")})
+    list(staging.stage_cycles(root, stage, cycles, KEY, workers=1))
+    staging.write_inventory(root, stage, KEY)
+    assert staging.not_ready(stage, cycles, KEY) == []
+    register = sorted(root.glob("kommuner/*/deltagare_cykel2.csv"))[0]
+    register.write_bytes(b"".join(register.read_bytes().splitlines(keepends=True)[:-1]))  # re-sent, a row less
+    found: list[str] = []
+
+    def read():  # as the marts step reads the staging
+        with staging.locked(stage, shared=True):
+            found.extend(staging.not_ready(stage, cycles, KEY))
+
+    with flock(stage / ".delivery_log.lock"):  # another cycle's ingest, writing the log
+        ingest = threading.Thread(target=staging.stage_cycle, args=(root, stage, 2, KEY))
+        ingest.start()
+        assert someone_waits_for(stage / ".delivery_log.lock", ingest), "the ingest did not wait for the log"
+        reader = threading.Thread(target=read)
+        reader.start()
+        someone_waits_for(stage / ".lock", reader)  # the reader waits for the swap and the log (or has read)
+    ingest.join()
+    reader.join()
+    assert found == []
+    assert staging.not_ready(stage, cycles, KEY) == []
+
+
 def test_readers_of_the_staging_share_its_lock(tmp_path):
     """The staging lock taken shared (the marts' build, the pandera checks) lets other readers
     in at once; only a swap (exclusive) waits for them."""

@@ -236,7 +236,7 @@ def run_suites(warehouse_file: Path, project_root: Path) -> dict[str, SuiteResul
     cycle is. Uniqueness is then checked over the whole table in DuckDB."""
     import shutil
 
-    from iga_pipeline.warehouse.publish import replace_dir
+    from iga_pipeline.warehouse.publish import publishing, replace_dir
 
     project_root = Path(project_root)
     scratch = project_root / f".gx.{uuid.uuid4().hex[:8]}.tmp"
@@ -244,7 +244,12 @@ def run_suites(warehouse_file: Path, project_root: Path) -> dict[str, SuiteResul
         before = _read_stamp(project_root / "gx")
         results, stamp = _run_suites(warehouse_file, scratch, before)
         (scratch / "gx" / STAMP).write_text(json.dumps(stamp, indent=1, sort_keys=True))
-        replace_dir(scratch / "gx", project_root / "gx")
+        # Two builds' checks may end together (the automation's run beside `iga-pipeline build`):
+        # their swaps take turns, with each other and with a publish (its lock, beside `gx/`).
+        # Interleaved, one swap's rename met the other's folder ('Directory not empty') and
+        # failed its checks, leaving a `.gx.*.old`.
+        with publishing(project_root / "gx"):
+            replace_dir(scratch / "gx", project_root / "gx")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return results

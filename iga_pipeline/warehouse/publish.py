@@ -40,7 +40,8 @@ log = logging.getLogger(__name__)
 
 
 def publishing(target: Path):
-    """One publish at a time beside the live warehouse `target` (`.publish.lock`, flock).
+    """One publish at a time beside the live warehouse `target` (`.publish.lock`, flock; any
+    path in the warehouse's folder names the same lock).
 
     A publish swaps in three things one after the other: the warehouse, the Parquet
     folder, the report. Two builds publishing at once (the nightly build beside the
