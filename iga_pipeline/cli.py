@@ -250,6 +250,7 @@ def run_build_job(paths, cycle: int | None = None, job_name: str = "build_all"):
         from iga_pipeline.definitions import defs
         from iga_pipeline.defs.assets import cycles_partitions
         from iga_pipeline.defs.automation import IN_PROCESS_TAGS, cycle_range_tags
+        from iga_pipeline.defs.gone_runs import process_tags
         from iga_pipeline.defs.resources import IGAResource
 
         keys = cycles_partitions.get_partition_keys() if cycle is None else [str(cycle)]
@@ -266,7 +267,7 @@ def run_build_job(paths, cycle: int | None = None, job_name: str = "build_all"):
         instance=instance,
         resources={"iga": IGAResource(raw_dir=str(paths.raw_dir), warehouse=str(paths.warehouse),
                                       in_process_run=True)},
-        tags={**cycle_range_tags(keys[0], keys[-1]), **IN_PROCESS_TAGS},
+        tags={**cycle_range_tags(keys[0], keys[-1]), **IN_PROCESS_TAGS, **process_tags()},
         run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
         raise_on_error=False,
     )

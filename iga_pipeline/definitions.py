@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dagster import Definitions, in_process_executor
 
-from iga_pipeline.defs import assets, automation, checks, report
+from iga_pipeline.defs import assets, automation, checks, gone_runs, report
 from iga_pipeline.defs.resources import IGAResource
 
 ALL_ASSETS = [
@@ -24,7 +24,7 @@ defs = Definitions(
     asset_checks=ALL_CHECKS,
     jobs=[automation.build_all, automation.ingest_cycle_job, automation.inventory_job],
     schedules=[automation.nightly_build],
-    sensors=[automation.raw_delivery_sensor, automation.warehouse_automation],
+    sensors=[automation.raw_delivery_sensor, automation.warehouse_automation, gone_runs.gone_build_runs],
     resources={"iga": IGAResource()},
     # Every run's steps in the run's own process, one after the other, as `iga-pipeline
     # build` does. Dagster's default starts a process per step, each importing Dagster,

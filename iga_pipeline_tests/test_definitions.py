@@ -105,6 +105,9 @@ def test_jobs_schedule_and_sensors(defs):
     sensor = defs.resolve_sensor_def("raw_delivery_sensor")
     assert ([t.job_name for t in sensor.targets], sensor.minimum_interval_seconds, sensor.default_status) == (
         ["ingest_cycle", "list_unexpected_files"], 30, DefaultSensorStatus.RUNNING)
+    gone = defs.resolve_sensor_def("gone_build_runs")  # asks for no run: it ends those of killed builds
+    assert (gone.targets, gone.minimum_interval_seconds, gone.default_status) == (
+        [], 60, DefaultSensorStatus.RUNNING)
     # the sensor's run of the files of no cycle makes raw/inventory and nothing else
     assert defs.resolve_job_def("list_unexpected_files").asset_layer.selected_asset_keys == {
         AssetKey(["raw", "inventory"])}
