@@ -44,7 +44,8 @@ SCOPE_LABEL = {"followed_up": "Delsumma", "all": "TOTALT"}
 STATUS_LABEL = {"met": "met", "not_met": "not met", "not_assessable": "not assessable"}
 VERDICT_LABEL = {"above": "above", "below": "below", "inconclusive": "cannot tell"}
 TARGET_GROUP_LABEL = {"flykting": "refugees (flyktingar)",
-                      "ifo": "IFO clients with an immigrant background (Individ- och familjeomsorgen)", "mixed": "mixed"}
+                      "ifo": "IFO clients with an immigrant background (Individ- och familjeomsorgen)",
+                      "mixed": "mixed"}
 DROPOUT_LABEL = {"flytt": "Flytt (moved away)", "motivation": "Motivation (lack of motivation)",
                  "annat": "Sjukdom, föräldraledighet or annat (illness, parental leave or other)"}
 # Health and family are not shown on their own: a provider period can have one such
