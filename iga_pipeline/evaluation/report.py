@@ -359,6 +359,11 @@ def _table1(recon: pd.DataFrame) -> dict:
         if not r.matches:
             exact = (None if _none(r.numerator) is None or not _none(r.denominator)
                      else 100 * int(r.numerator) / int(r.denominator))
+            # nothing recomputed (no follow-up, say): no cause explains a difference
+            summed = None if recomputed is None else _summed_parts(
+                printed_cells, r.row_label, r.column_name, published)
+            follow_up = None if recomputed is None or summed else _follow_up_cause(
+                recon, since_print, r.row_label, r.column_name, published)
             misprints.append({
                 "n": len(misprints) + 1, "row_label": r.row_label,
                 "column": TABLE1_LABEL.get(r.column_name, r.column_name),
@@ -366,10 +371,7 @@ def _table1(recon: pd.DataFrame) -> dict:
                 "denominator": _none(r.denominator),
                 "exact": None if exact is None else f"{exact:.2f}%",
                 "recomputed": fmt(recomputed), "published": fmt(published),
-                # nothing recomputed (no follow-up, say): the print's sum explains no difference
-                "cause": None if recomputed is None else (
-                    _summed_parts(printed_cells, r.row_label, r.column_name, published)
-                    or _follow_up_cause(recon, since_print, r.row_label, r.column_name, published)),
+                "cause": summed or follow_up, "by_follow_up": follow_up is not None,
             })
             cell["note"] = len(misprints)
         cells.setdefault(r.row_label, {})[r.column_name] = cell
@@ -382,8 +384,7 @@ def _table1(recon: pd.DataFrame) -> dict:
                   "summary": label in ("Delsumma", "TOTALT")} for label in rows],
         # the cycles followed up since the report, and how many cells that alone changes
         "followed_up_since_print": since_print,
-        "changed_by_follow_up": sum(m["cause"] is not None and m["cause"].startswith(FOLLOW_UP_CAUSE)
-                                    for m in misprints),
+        "changed_by_follow_up": sum(m["by_follow_up"] for m in misprints),
         "columns": list(TABLE1_COLUMNS),
         "printed_goal_claim": _printed_goal_claim(recon),
         "misprints": misprints,
@@ -405,9 +406,6 @@ def _summed_parts(printed: dict, row_label: str, column: str, published) -> str 
     return f"the sum of the printed, rounded shares {parts[0]}% + {parts[1]}%"
 
 
-FOLLOW_UP_CAUSE = "the report had no 90-day follow-up of "
-
-
 def _followed_up_since_print(recon: pd.DataFrame) -> list[int]:
     """The cycles whose 90-day figures the report printed as '-' (no follow-up then) and these
     data have: their rows, and TOTALT, which carried their end-of-cycle status forward, differ
@@ -425,7 +423,7 @@ def _follow_up_cause(recon: pd.DataFrame, cycles: list[int], row_label: str, col
     rows = [f"Cykel {c}" for c in cycles]
     if not column.endswith("_90d") or row_label not in [*rows, "TOTALT"]:
         return None
-    said = FOLLOW_UP_CAUSE + ", ".join(rows)
+    said = "the report had no 90-day follow-up of " + ", ".join(rows)
     if published is None:
         return said
     if row_label != "TOTALT":
