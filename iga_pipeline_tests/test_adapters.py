@@ -1076,3 +1076,42 @@ def test_the_staged_interventions_model_refuses_hours_no_adapter_gives():
     for hours in (0.7202134115, 4416.5):
         with pytest.raises(pandera.errors.SchemaError):
             Intervention.validate(frame.assign(hours=[12.25, hours, None, 1.0]))
+
+
+def test_petho_counts_only_openpyxl_remarks_not_another_threads_warnings(raw, key, caplog, recwarn):
+    """The workbook's reader records openpyxl's warnings to count them (they may quote cells),
+    but Python's record is the whole process's: a warning of another thread meanwhile (Great
+    Expectations' deprecations, imported by the warm-up thread during the ingest; they showed
+    as a test's '2 warnings' in some runs) was counted as openpyxl's remark about the workbook."""
+    import threading
+    import warnings
+
+    write_petho(raw)
+    reading = threading.Event()
+    reading.set()
+
+    def other_thread():
+        while reading.is_set():
+            warnings.warn("another thread's deprecation", DeprecationWarning, stacklevel=1)
+
+    other = threading.Thread(target=other_thread)
+    with caplog.at_level("WARNING"):  # recwarn keeps the other thread's warnings outside the reader's record
+        other.start()
+        try:
+            out = read(raw, "leverantorer/petho/cykel1_resultat.xlsx", providers.read_petho, key)
+        finally:
+            reading.clear()
+            other.join()
+    assert len(out.rows) == 4
+    assert "remark(s) of openpyxl" not in caplog.text
+
+    import openpyxl  # and a remark of openpyxl's own is still counted
+
+    workbook = raw.root / "leverantorer" / "petho" / "cykel1_resultat.xlsx"
+    wb = openpyxl.load_workbook(workbook)
+    wb["Båstad"]["A5"].number_format = "yyyy-mm-dd"  # ELIN's personnummer, a number: no date
+    wb.save(workbook)
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        read(raw, "leverantorer/petho/cykel1_resultat.xlsx", providers.read_petho, key)
+    assert "1 remark(s) of openpyxl" in caplog.text

@@ -34,9 +34,12 @@ def read_petho(delivery: Delivery, key: PseudonymKey) -> AdapterOutput:
     # openpyxl's warnings quote what they found ("the serial value 5303118243 is outside the
     # limits for dates", a document property's name): a personnummer, a name. Only how many
     # there were is logged; the values they are about are read as openpyxl gives them.
-    with warnings.catch_warnings(record=True) as remarks:
+    with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         records, unread = _petho_records(delivery, openpyxl, key)
+    # The record is the process's, not this thread's: another thread's warnings meanwhile (Great
+    # Expectations' deprecations, imported by the warm-up thread) are caught too, not openpyxl's.
+    remarks = [w for w in caught if f"{os.sep}openpyxl{os.sep}" in w.filename]
     if remarks:
         log.warning("%s: %d remark(s) of openpyxl while reading the workbook, not shown (they may "
                     "quote cell values)", delivery.source_file, len(remarks))
