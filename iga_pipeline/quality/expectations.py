@@ -284,8 +284,10 @@ def _validated_cycles(before: dict, inputs: dict, suites: str, mart: str) -> set
     same fingerprints of those, checked by the same suites, mean the same verdict."""
     if not inputs or before.get("suites") != suites or before.get("code") != inputs.get("code"):
         return set()
+    from iga_pipeline.staging import cycle_of  # the build's inputs name the cycles' folders
+
     passed = before.get("cycles", {}).get(mart, {})
-    return {int(name.split("=", 1)[1]) for name, fp in passed.items()
+    return {cycle_of(name) for name, fp in passed.items()
             if name.startswith("cycle=") and inputs.get(name) == fp}
 
 

@@ -286,8 +286,10 @@ def _changed_cycles(previous: Path, inputs: dict[str, str]) -> list[int] | None:
     full_size = before.get("full_build_bytes")
     if full_size and previous.stat().st_size > REBUILD_WHEN_GROWN * int(full_size):
         return None  # deleted rows have piled up: time to compact
+    from iga_pipeline.staging import cycle_of  # the keys are the cycles' folders (`_build_inputs`)
+
     names = {k for k in set(before) | set(inputs) if k.startswith("cycle=")}
-    changed = sorted(int(k.split("=", 1)[1]) for k in names if before.get(k) != inputs.get(k))
+    changed = sorted(cycle_of(k) for k in names if before.get(k) != inputs.get(k))
     cycles = len({k for k in inputs if k.startswith("cycle=")})
     return changed if len(changed) <= cycles // 2 else None
 
