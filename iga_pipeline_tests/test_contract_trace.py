@@ -8,7 +8,6 @@ import io
 from contextlib import redirect_stderr, redirect_stdout
 
 import duckdb
-import pytest
 from conftest import TEST_SECRET
 from rawfiles import RawRoot, astorp_entry, fu_end_row, people, petho_row, register_row
 

@@ -247,11 +247,11 @@ def test_the_ui_preview_of_a_mart_writes_null_alike_for_counts_and_shares():
     preview says NULL for both, not <NA> beside nan."""
     import pandas as pd
 
-    from iga_pipeline.defs.assets import _preview
+    from iga_pipeline.defs.assets import preview_markdown
 
     frame = pd.DataFrame({"cycle": [7, 8], "work_90d": pd.array([14, None], dtype="Int64"),
                           "share_work_90d": [14 / 33, float("nan")], "followed_up": [True, False]})
-    text = _preview(frame)
+    text = preview_markdown(frame)
     assert "nan" not in text and "<NA>" not in text
     last = [cell.strip() for cell in text.splitlines()[-1].strip("|").split("|")]
     assert last == ["8", "NULL", "NULL", "False"]

@@ -483,18 +483,19 @@ def test_the_marts_show_the_rows_columns_and_breakdowns_of_the_published_warehou
         staged.groupby(["severity", "reason"]).size().to_dict()
 
 
-def test_the_report_of_a_build_says_where_it_is_read_and_the_misprints_it_found(built):
+def test_the_report_of_a_build_says_where_it_is_read_and_the_cells_that_differ_from_the_print(built):
     """The report's materialisation names the page as it is read once published (not the
     pending file, renamed away by the publish) and counts the cells of the printed Table 1
-    that the recomputation contradicts."""
+    that the recomputation contradicts (misprints, or the data's differences from the print:
+    the page tells which, the metadata names neither)."""
     metadata = first_metadata(built, REPORT)
     page = built.site.live.parent / "report" / "index.html"
     assert metadata["path"] == str(page) and page.is_file()
     assert metadata["live"] == LIVE_WITH_THE_PUBLISH
     flagged = query(built.site.live, "SELECT row_label, column_name FROM marts.published_reconciliation "
                                      "WHERE NOT matches ORDER BY row_order, column_order")
-    assert metadata["misprinted_cells"] == len(flagged) > 0
-    header, *rows = markdown_rows(metadata["misprints"])
+    assert metadata["cells_differing_from_print"] == len(flagged) > 0
+    header, *rows = markdown_rows(metadata["differences_from_print"])
     assert header[:2] == ["row_label", "column_name"]
     assert [tuple(row[:2]) for row in rows] == flagged
 
@@ -505,7 +506,8 @@ def test_the_publish_of_a_build_says_it_published_the_file_it_names(built):
     file with its size."""
     metadata = first_metadata(built, PUBLISHED)
     assert metadata == {"path": str(built.site.live), "bytes": built.site.live.stat().st_size,
-                        "published": True}
+                        "published": True, "files rejected whole": "none",
+                        "followed up at 90 days": "cycles 1, 2, 3, 4, 5, 6, 7; not followed up: 8"}
 
 
 def test_the_report_of_a_build_shows_the_goals_it_renders(built):
@@ -513,10 +515,23 @@ def test_the_report_of_a_build_shows_the_goals_it_renders(built):
     goal with its status, and the size of the page that went live."""
     metadata = first_metadata(built, REPORT)
     header, *rows = markdown_rows(metadata["goals"])
-    assert header == ["goal_id", "scope", "numerator", "denominator", "value", "status"]
+    assert header == ["goal_id", "scope", "numerator", "denominator", "value", "target", "status", "coverage"]
     goals = query(built.site.live, "SELECT goal_id, scope, status FROM marts.goal_attainment")
-    assert [(row[0], row[1], row[-1]) for row in rows] == [tuple(map(str, g)) for g in goals] and goals
+    assert [(row[0], row[1], row[6]) for row in rows] == [tuple(map(str, g)) for g in goals] and goals
     assert metadata["bytes"] == (built.site.live.parent / "report" / "index.html").stat().st_size
+
+
+def test_the_goals_of_the_report_say_what_they_are_measured_against(built):
+    """An evaluator's review: the report's materialisation gave HM1 a value of 0.800 and the
+    status not_assessable, HM2 0.381 not_met, with neither the target nor the survey coverage
+    that decides whether HM1 can be judged. Both are shown, as the mart has them."""
+    header, *rows = markdown_rows(first_metadata(built, REPORT)["goals"])
+    shown = {(r[0], r[1]): dict(zip(header, r)) for r in rows}
+    for goal_id, scope, target, coverage in query(
+            built.site.live, "SELECT goal_id, scope, target, coverage FROM marts.goal_attainment"):
+        assert shown[goal_id, scope]["target"] == f"{target:.3f}"
+        assert shown[goal_id, scope]["coverage"] == ("NULL" if coverage is None else f"{coverage:.3f}")
+    assert shown["HM1", "all"]["status"] == "not_assessable" and shown["HM1", "all"]["coverage"] != "NULL"
 
 
 def test_the_exports_of_a_build_say_they_go_live_with_its_publish(built):
@@ -556,6 +571,28 @@ def test_a_run_of_raw_inventory_counts_the_files_of_no_cycle(raw_copy, tmp_path)
     (event,) = result.get_asset_materialization_events()
     assert event.asset_key == INVENTORY
     assert event.materialization.metadata["unexpected_files"].value == strays + 2
+
+
+def test_a_run_of_raw_inventory_names_the_files_of_no_cycle_as_the_warehouse_does(raw_copy, tmp_path):
+    """An evaluator's review: a misnamed delivery dropped into the raw root showed on raw/inventory
+    as "unexpected_files: 2", with nothing to tell which files. It lists them, named as
+    marts.data_quality_issues names them: a name a sender chose (here a person's name and
+    personnummer) is shown as ~ and a keyed id, never as written."""
+    copy = "leverantorer/folkuniversitetet/cykel3_90dagar (1).csv"
+    shutil.copy2(raw_copy / FU3_90, raw_copy / copy)
+    (raw_copy / "enkater" / "Noor Abdullah 820201-0321.csv").write_text("svar_id\n1\n")
+    site = Site(tmp_path)
+    result = site.run("list_unexpected_files")
+    assert result.success, failure_message(result)
+    (event,) = result.get_asset_materialization_events()
+    listed = event.materialization.metadata["files"].value
+    header, *rows = markdown_rows(listed)
+    assert header == ["source_file", "severity", "reason", "detail"]
+    staged = pd.read_parquet(site.staging / "inventory_issues.parquet")
+    assert sorted(r[0] for r in rows) == sorted(staged["source_file"]) and len(rows) >= 2
+    assert {r[2] for r in rows} == {"unexpected_file"}
+    assert any(r[0].startswith("enkater/~") for r in rows)
+    assert "Noor" not in listed and "Abdullah" not in listed and "820201" not in listed
 
 
 def test_a_run_of_one_cycle_counts_its_files_and_hashes_none_it_refused(raw_copy, tmp_path):
@@ -614,6 +651,32 @@ def test_a_file_rejected_whole_is_a_warning_of_the_run_that_names_it(site, monke
     (site.raw / broken).unlink()  # taken back: the check passes again
     again = site.run("ingest_cycle", partition_key="6", instance=instance)
     assert [e.passed for e in again.get_asset_check_evaluations() if e.check_name == NO_FILE_REJECTED] == [True]
+
+
+@pytest.mark.slow
+def test_a_publish_without_a_file_rejected_whole_says_so_and_what_it_did_to_the_follow_up(site, monkeypatch):
+    """An evaluator's review in the UI: a broken re-send of cycle 7's 90-day file was rejected
+    whole, and the warehouse published after it had cycle 7 not followed up (the Delsumma became
+    1-6, every goal moved); only harmonised/audit's warning said a file was rejected, and
+    warehouse/published said "published: true". The publish names the files rejected whole of
+    what it put live, warns in the run's log, and says which cycles are followed up."""
+    monkeypatch.setenv("IGA_PSEUDONYM_KEY", TEST_SECRET)
+    broken = "leverantorer/astorp/cykel7_90dagar.json"
+    (site.raw / broken).write_bytes((site.raw / broken).read_bytes()[:900])  # cut off mid-way
+    instance = DagsterInstance.ephemeral()
+    result = site.run(all_cycles=True, instance=instance)
+    assert result.success, failure_message(result)
+    (event,) = [e for e in result.get_asset_materialization_events() if e.asset_key == PUBLISHED]
+    metadata = {k: v.value for k, v in event.materialization.metadata.items()}
+    assert metadata["published"] is True
+    header, *rows = markdown_rows(metadata["files rejected whole"])
+    assert header == ["source_file", "reason", "detail"] and [r[:2] for r in rows] == [[broken, "unreadable_file"]]
+    assert metadata["followed up at 90 days"] == "cycles 1, 2, 3, 4, 5, 6; not followed up: 7, 8"
+    assert query(site.live, "SELECT followed_up FROM marts.outcomes_by_cycle WHERE cycle = 7") == [(False,)]
+    warnings = [e.user_message for e in instance.all_logs(result.run_id)
+                if e.level == logging.WARNING and e.step_key == "warehouse__published"]
+    assert any("published without 1 raw file(s) rejected whole" in w and f"{broken} (unreadable_file)" in w
+               for w in warnings), warnings
 
 
 def test_a_file_rejected_whole_whose_staged_issues_cannot_be_read_has_no_nan_for_detail(tmp_path):
@@ -831,8 +894,9 @@ def test_sensor_waits_for_a_file_still_arriving(raw_copy):
     survey.write_bytes((raw_copy / "enkater/enkat_cykel3.csv").read_bytes()[:40])  # ... and of a new one
     requests, still, skip = tick(raw_copy, cursor, settle_seconds=2)
     assert requests == [] and skip is not None
-    # the tick says what it waits for (it said "no new or changed deliveries": a review's find)
-    assert skip.skip_message == ("no new or changed deliveries; waiting: cycle(s) 3, 5 had a file changed or "
+    # the tick says what it waits for (it said "no new or changed deliveries", and then that and
+    # what it waited for: two reviews' finds)
+    assert skip.skip_message == ("nothing to ingest yet; waiting: cycle(s) 3, 5 had a file changed or "
                                  "removed less than 2 s ago, ingested once still")
     kept = json.loads(still)["files"]
     assert kept[FU3_90] == json.loads(cursor)["files"][FU3_90] and "enkater/enkat_cykel5.csv" not in kept
@@ -1070,7 +1134,7 @@ def test_the_sensor_as_deployed_waits_a_minute_for_files_to_settle(raw_copy, mon
     result = raw_delivery_sensor(build_sensor_context(cursor=None, resources=defs.resources))
     assert isinstance(result, SensorResult) and not result.run_requests
     assert result.skip_reason.skip_message == (
-        "no new or changed deliveries; waiting: cycle(s) 1, 2, 3, 4, 5, 6, 7, 8 had a file changed or "
+        "nothing to ingest yet; waiting: cycle(s) 1, 2, 3, 4, 5, 6, 7, 8 had a file changed or "
         "removed less than 60 s ago, ingested once still")
 
 

@@ -519,6 +519,23 @@ def test_cycles_not_followed_up_are_named_in_words(bundled, tmp_path, page_text)
     assert "the end-of-cycle status of cycles 7 and 8 carried forward as their 90-day status" in text
 
 
+def test_a_cycle_whose_delivery_was_rejected_whole_is_not_said_never_followed_up(bundled, tmp_path):
+    """An evaluator's review: a broken re-send of cycle 7's 90-day file was rejected whole, and the
+    page said "Cycles 7 and 8 were never followed up at 90 days" (three times) where cycle 7 was
+    followed up and its file lost. It says they were not followed up (in this warehouse), that
+    cycle 7 had a delivery rejected whole, and points to the data quality section."""
+    broken = "leverantorer/astorp/cykel7_90dagar.json"
+    text = _page_of(bundled, tmp_path,
+                    "UPDATE marts.outcomes_by_cycle SET followed_up = false, work_90d = NULL, "
+                    "studies_90d = NULL, other_90d = NULL, unknown_90d = NULL WHERE cycle = 7",
+                    "UPDATE marts.ingest_audit SET status = 'rejected', reason = 'unreadable_file' "
+                    f"WHERE source_file = '{broken}'")
+    assert "never followed up" not in text
+    assert "Cycles 7 and 8 were not followed up at 90 days. Cycle 7 had a delivery rejected whole" in text
+    assert "Cycles 7 and 8 were not followed up at 90 days: their hollow points" in text
+    assert "cycles 7 and 8, not followed up at 90 days, count with their end-of-cycle status" in text
+
+
 def test_the_benchmarks_say_how_much_they_rest_on_counting_completers_only(page_text):
     """rules.md compares completers; ESF's figures may count early leavers too. Counted as not
     in work, the 58 leavers make TOTALT's "above" South Sweden's 27% a "cannot tell" (116 of

@@ -16,7 +16,7 @@ from dagster import (
 
 from iga_pipeline import reference, settings, staging, warm_up
 from iga_pipeline.defs.resources import IGAResource
-from iga_pipeline.evaluation import EVALUATION_MARTS
+from iga_pipeline.evaluation import EVALUATION_MARTS, queries
 from iga_pipeline.pseudonym import development_key_said
 from iga_pipeline.quality.expectations import SUITES
 from iga_pipeline.sources.common import discover, sha256_of
@@ -169,7 +169,9 @@ def _of_the_run(name: str, partitions: int) -> str:
 
 @asset(
     key=INVENTORY, group_name="raw",
-    description="Files under the raw root that match no delivery pattern (unexpected_file).",
+    description="Files under the raw root that match no delivery pattern (unexpected_file): never "
+                "read, and listed here as marts.data_quality_issues names them (a name a sender chose "
+                "is shown as ~ and a keyed id: README, 'The Dagster UI').",
     # Every ingest run and build refreshes it. On a new deployment the automation makes it
     # once, whatever ingests the cycles (the marts read its file); not again after a failure.
     automation_condition=(AutomationCondition.missing() & ~AutomationCondition.in_progress()
@@ -180,7 +182,15 @@ def raw_inventory(context: AssetExecutionContext, iga: IGAResource) -> Materiali
     refuse_another_warehouse(context, iga)
     paths = iga.paths()
     found = staging.write_inventory(paths.raw_dir, paths.staging, iga.pseudonym_key())
-    return MaterializeResult(metadata={"unexpected_files": found})
+    # Which files, not only how many (a review dropped a misnamed delivery and saw "2"): the
+    # rows the warehouse reads, so named as there, masked alike.
+    listed = pd.read_parquet(paths.staging / staging.INVENTORY_ISSUES,
+                             columns=["source_file", "severity", "reason", "detail"])
+    return MaterializeResult(metadata={
+        "unexpected_files": found,
+        "files": MetadataValue.md(listed.sort_values("source_file").to_markdown(index=False)
+                                  if len(listed) else "none"),
+    })
 
 
 @multi_asset(
@@ -317,7 +327,7 @@ def _in_this_run(context, key: AssetKey) -> bool:
     return key in (context.run.asset_selection or context.job_def.asset_layer.selected_asset_keys)
 
 
-def _preview(frame: pd.DataFrame) -> str:
+def preview_markdown(frame: pd.DataFrame) -> str:
     """A mart as a Markdown table for the UI: shares to three decimals, NULL written as NULL
     (pandas would show a missing count as <NA> and a missing share as nan)."""
     def cell(value):
@@ -356,7 +366,7 @@ def _mart_results(candidate, published: bool):
                 for column, data_type in types.get(m.name, [])]),
                 "publish": PUBLISH_IN_RUN if published else PUBLISH_NOT_IN_RUN}
             if m.name in ("outcomes_by_cycle", "outcomes_summary"):
-                metadata["preview"] = MetadataValue.md(_preview(con.execute(f"SELECT * FROM marts.{m.name}").df()))
+                metadata["preview"] = MetadataValue.md(preview_markdown(con.execute(f"SELECT * FROM marts.{m.name}").df()))
             if m.name == "data_quality_issues":
                 by_reason = con.execute(
                     "SELECT severity, reason, count(*) AS rows FROM marts.data_quality_issues "
@@ -399,6 +409,7 @@ def published_warehouse(context: AssetExecutionContext, iga: IGAResource) -> Mat
     if refused:
         raise Failure("this run's candidate warehouse has not passed every blocking check, so it is "
                       "not published: " + ", ".join(refused))
+    what = _what_is_published(candidate)
     try:
         cleaned = publish.publish_build(paths, build_id(context))
     except publish.Superseded as e:
@@ -409,11 +420,39 @@ def published_warehouse(context: AssetExecutionContext, iga: IGAResource) -> Mat
                                            "published": False, "why": str(e)})
     for name in cleaned:
         context.log.info(f"cleaned up {name}, left by an interrupted build")
+    if what["rejected"]:
+        # A file rejected whole is only a warning (no_file_rejected_whole, on harmonised/audit),
+        # yet it can change Table 1: a 90-day file lost takes its cycle out of the Delsumma. A
+        # review saw such a warehouse published with nothing said where the publish is read.
+        context.log.warning(f"published without {len(what['rejected'])} raw file(s) rejected whole, whose "
+                            f"rows it lacks: {', '.join(what['rejected'])} (marts.ingest_audit; the check "
+                            f"{NO_FILE_REJECTED} on harmonised/audit)")
     return MaterializeResult(metadata={
         "path": MetadataValue.path(str(paths.warehouse)),
         "bytes": paths.warehouse.stat().st_size,
         "published": True,
+        "files rejected whole": MetadataValue.md(what["table"]),
+        "followed up at 90 days": what["followed_up"],
     })
+
+
+def _what_is_published(candidate: Path) -> dict:
+    """What a publish puts live that changes the figures without failing a check: the raw files
+    rejected whole (their rows are not in it; as the report's data quality section lists them)
+    and the cycles followed up at 90 days (Table 1's Delsumma)."""
+    con = duck.open_readonly(candidate)
+    try:
+        rejected = queries.frame(con, queries.REJECTED_FILES)
+        cycles = queries.cycles(con)
+    finally:
+        con.close()
+    yes, no = (", ".join(map(str, cycles.loc[cycles["followed_up"] == flag, "cycle"]))
+               for flag in (True, False))
+    return {
+        "rejected": [f"{r.source_file} ({r.reason})" for r in rejected.itertuples()],
+        "table": rejected.to_markdown(index=False) if len(rejected) else "none",
+        "followed_up": f"cycles {yes or 'none'}" + (f"; not followed up: {no}" if no else ""),
+    }
 
 
 @asset(

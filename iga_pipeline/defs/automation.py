@@ -229,7 +229,7 @@ def raw_delivery_sensor(context: SensorEvaluationContext, iga: IGAResource):
     held = (f"waiting: cycle(s) {', '.join(map(str, sorted(waiting)))} had a file changed or removed "
             f"less than {iga.settle_seconds:g} s ago, ingested once still" if waiting else None)
     if not changed and not strays_changed:
-        reason = "no new or changed deliveries" + (f"; {held}" if held else "")
+        reason = f"nothing to ingest yet; {held}" if held else "no new or changed deliveries"
         return SensorResult(skip_reason=SkipReason(reason), cursor=dump_cursor(generation, current, strays))
     if held:
         context.log.info(held)

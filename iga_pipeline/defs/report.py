@@ -15,7 +15,7 @@ from dagster import (
 )
 
 from iga_pipeline.defs.assets import (
-    LIVE_NOW, LIVE_WITH_THE_PUBLISH, REPORT, WITH_THE_MARTS, build_id, candidate_for, mart_key,
+    LIVE_NOW, LIVE_WITH_THE_PUBLISH, REPORT, WITH_THE_MARTS, build_id, candidate_for, mart_key, preview_markdown,
 )
 from iga_pipeline.defs.resources import IGAResource
 from iga_pipeline.evaluation import EVALUATION_MARTS
@@ -56,8 +56,9 @@ def evaluation_report(context: AssetExecutionContext, iga: IGAResource) -> Mater
             flagged = con.execute(
                 "SELECT row_label, column_name, published, recomputed FROM marts.published_reconciliation "
                 "WHERE NOT matches ORDER BY row_order, column_order").df()
+            # with the target met or not, and the survey's coverage that makes HM1 assessable
             goals = con.execute(
-                "SELECT goal_id, scope, numerator, denominator, value, status "
+                "SELECT goal_id, scope, numerator, denominator, value, target, status, coverage "
                 "FROM marts.goal_attainment").df()
         finally:
             con.close()
@@ -67,8 +68,10 @@ def evaluation_report(context: AssetExecutionContext, iga: IGAResource) -> Mater
         "path": MetadataValue.path(str(paths.report_dir / "index.html")),
         "live": LIVE_WITH_THE_PUBLISH if source == candidate else LIVE_NOW,
         "bytes": out.stat().st_size,
-        "misprinted_cells": len(flagged),
-        "misprints": MetadataValue.md(flagged.to_markdown(index=False)),
-        "goals": MetadataValue.md(goals.to_markdown(index=False, floatfmt=".3f")),
+        # the print's misprints, or the data's differences from it (a delivery lost): the page says
+        # which; here both are only cells that differ (an evaluator's review saw "misprints" of data)
+        "cells_differing_from_print": len(flagged),
+        "differences_from_print": MetadataValue.md(preview_markdown(flagged)),
+        "goals": MetadataValue.md(preview_markdown(goals)),
     })
 

@@ -115,6 +115,8 @@ ORDER BY CASE source_kind WHEN 'register' THEN 1 WHEN 'petho' THEN 2
 
 # The fingerprint input: one line per raw file, as `sha256sum` prints it.
 AUDIT_HASHES = "SELECT sha256, source_file FROM marts.ingest_audit ORDER BY source_file"
+CYCLES_WITH_FILES_REJECTED = ("SELECT DISTINCT cycle FROM marts.ingest_audit "
+                              "WHERE status = 'rejected' AND cycle IS NOT NULL")
 
 # with the detail of each one's rejection of no row, as the run's log and the check give it
 REJECTED_FILES = """

@@ -689,6 +689,11 @@ def context(con: duckdb.DuckDBPyConnection, warehouse_built_at: datetime | None 
     group_eras = eras(cycles, "target_group", TARGET_GROUP_LABEL)
     cycles_of = scope_cycles(cycles)
     not_followed = [c for c in cycles_of["all"] if c not in cycles_of["followed_up"]]
+    # A cycle whose delivery was rejected whole may have had its 90-day statuses in it: it was
+    # not followed up in this warehouse, not "never" (a review sent a broken 90-day file and
+    # read that its cycle was never followed up).
+    rejected_in = {int(c) for c in queries.frame(con, queries.CYCLES_WITH_FILES_REJECTED)["cycle"]}
+    not_followed_rejected = [c for c in not_followed if c in rejected_in]
     open_range = range_without_follow_up(goal_defs, cycles, summary.reset_index())
     targets = {g.goal_id: float(g.target) for g in goal_defs.itertuples(index=False)}
     # The printed Delsumma is recomputed from the followed-up cycles printed above it; the
@@ -712,6 +717,8 @@ def context(con: duckdb.DuckDBPyConnection, warehouse_built_at: datetime | None 
         "chart_outcomes": outcome_chart(cycles, queries.benchmarks(con), target),
         "provider_eras": provider_eras, "group_eras": group_eras,
         "not_followed": not_followed,
+        "not_followed_rejected": not_followed_rejected,
+        "never_or_not": "not" if not_followed_rejected else "never",
         "not_followed_completed": int(cycles.loc[cycles["cycle"].isin(not_followed), "completed"].fillna(0).sum()),
         # whatever the 90-day outcome of the cycles not followed up (goals.range_without_follow_up)
         "open_range": [{"goal_id": goal_id, "low": pct(r["low"]), "high": pct(r["high"]),
