@@ -18,6 +18,7 @@ import signal
 import sys
 import threading
 import time
+import uuid
 import warnings
 from pathlib import Path
 
@@ -263,14 +264,40 @@ def run_build_job(paths, cycle: int | None = None, job_name: str = "build_all"):
                                 ) from None
         job = defs.resolve_job_def(job_name).with_logger_defs({"console": _console_logger()})
     collector.freeze()  # ... nor in any later one: they stay to the end of the process
-    return job.execute_in_process(
-        instance=instance,
-        resources={"iga": IGAResource(raw_dir=str(paths.raw_dir), warehouse=str(paths.warehouse),
-                                      in_process_run=True)},
-        tags={**cycle_range_tags(keys[0], keys[-1]), **IN_PROCESS_TAGS, **process_tags()},
-        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-        raise_on_error=False,
-    )
+    # A Ctrl-C whose KeyboardInterrupt was raised inside a callback that swallows it (SQLAlchemy's
+    # weakref callbacks, as the instance starts) left only the flag, and the build went on,
+    # published and exited 0 (an operations review's find): it is raised again here.
+    if _state["interrupted"]:
+        raise KeyboardInterrupt
+    run_id = str(uuid.uuid4())  # named here, so that a run left unbegun can be ended (below)
+    try:
+        return job.execute_in_process(
+            instance=instance,
+            resources={"iga": IGAResource(raw_dir=str(paths.raw_dir), warehouse=str(paths.warehouse),
+                                          in_process_run=True)},
+            tags={**cycle_range_tags(keys[0], keys[-1]), **IN_PROCESS_TAGS, **process_tags()},
+            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+            raise_on_error=False,
+            run_id=run_id,
+        )
+    except BaseException:
+        _end_unbegun_run(instance, run_id)
+        raise
+
+
+def _end_unbegun_run(instance, run_id: str) -> None:
+    """End as failed this command's run if it is recorded but did not end: a Ctrl-C or SIGTERM
+    while Dagster creates it and records its planned materialisations (before Dagster's own
+    handler ends a run that has begun) left it "not started" in DAGSTER_HOME for good (an
+    operations review's find), beside 'interrupted; the previous warehouse was left as it was'."""
+    with _signals_held():
+        try:
+            run = instance.get_run_by_id(run_id)
+            if run is not None and not run.is_finished:
+                instance.report_run_failed(run, "iga-pipeline build stopped (interrupted, or failed) "
+                                                "before its run had ended")
+        except Exception:  # the instance itself failing: the interrupt, or the error, is what to say
+            pass
 
 
 def _console_logger():

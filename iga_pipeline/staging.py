@@ -570,9 +570,9 @@ def refuse_empty_raw_root(raw_root: Path, found: list | None = None) -> None:
     a warehouse of that cycle alone. One cycle's files removed is a removal, and staged.
     `found`: the raw root's `discover`, when the caller has it."""
     if not any(d.cycle is not None for d in (discover(raw_root) if found is None else found)):
-        raise EmptyRawRoot("no cycle has any delivery in the raw root (a share not mounted, a wrong "
-                           "IGA_RAW_DIR?): nothing was staged, and the staging and the warehouse stay "
-                           "as they were")
+        raise EmptyRawRoot(f"no cycle has any delivery in the raw root {raw_root} (a share not mounted, "
+                           "a wrong --raw-dir or IGA_RAW_DIR?): nothing was staged, and the staging and "
+                           "the warehouse stay as they were")
 
 
 def stage_cycles(raw_root: Path, staging: Path, cycles: list[int], key: PseudonymKey,
