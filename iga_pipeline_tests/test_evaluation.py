@@ -492,6 +492,15 @@ def test_a_printed_total_is_told_apart_when_it_sums_the_printed_shares():
     assert _summed_parts(printed, "Cykel 5", "share_work_90d", 41) is None  # not a total
     assert _summed_parts(printed, "Cykel 6", "share_total_90d", 50) is None  # parts not printed
     assert _summed_parts(printed, "Cykel 5", "share_total_90d", None) is None  # printed '-'
+    # with its counts printed: 19 + 11 of 46 is 65%, so the printed 64% is the sum; TOTALT's
+    # 80 + 22 of 310 is 33%, as printed, so its sum 26% + 7% explains no difference (an
+    # adverse review: a lost delivery's difference was put down to the sum)
+    printed.update({("Cykel 5", "work_90d"): 19, ("Cykel 5", "studies_90d"): 11, ("Cykel 5", "completed"): 46,
+                    ("TOTALT", "share_work_at_end"): 26, ("TOTALT", "share_studies_at_end"): 7,
+                    ("TOTALT", "work_at_end"): 80, ("TOTALT", "studies_at_end"): 22, ("TOTALT", "completed"): 310})
+    assert _summed_parts(printed, "Cykel 5", "share_total_90d", 64) == (
+        "the sum of the printed, rounded shares 41% + 23%")
+    assert _summed_parts(printed, "TOTALT", "share_total_at_end", 33) is None
 
 
 def test_reconciliation_null_and_half_up_edges():

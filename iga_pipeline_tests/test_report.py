@@ -949,3 +949,75 @@ def test_a_late_follow_up_of_cycle_8_is_named_as_the_cause_of_what_it_changes(bu
             "90-day follow-up of cycle 8, which the report did not have.") in text
     # the misprints of the print itself keep their own explanation, or none
     assert "Cykel 2, Arbete, andel (efter 90 dagar): 15 of 37 is 40.54%, rounded 41%; printed 40%." in text
+
+
+def test_a_total_whose_print_holds_on_its_own_counts_is_not_said_to_sum_the_printed_shares(bundled, tmp_path):
+    """An adverse review: with a delivery lost (cycle 3's registers rejected whole), TOTALT's
+    printed 33% at the end of the cycle read "(the sum of the printed, rounded shares 26% + 7%)",
+    where the print's own counts give 33% (102 of 310): the difference is in the counts, and
+    the sum is no cause of it. Cycle 5's 64% (its counts give 65%) keeps its cause."""
+    text = _page_of(bundled, tmp_path,
+                    "UPDATE marts.published_reconciliation SET recomputed = 34, numerator = 89, denominator = 261, "
+                    "matches = false WHERE row_label = 'TOTALT' AND column_name = 'share_total_at_end'")
+    assert "TOTALT, Totalt, andel (vid cykelns slut): 89 of 261 is 34.10%, rounded 34%; printed 33%." in text
+    assert "printed 33% (the sum" not in text
+    assert "30 of 46 is 65.22%, rounded 65%; printed 64% (the sum of the printed, rounded shares 41% + 23%)" in text
+
+
+def test_a_cycle_whose_90_day_figures_table_1_prints_is_not_said_never_followed_up(bundled, tmp_path):
+    """An adverse review removed cycle 6's 90-day file: the page said "Cycles 6 and 8 were never
+    followed up at 90 days" (three times), "as the report's footnote does" for both, and marked
+    cycle 6's printed 90-day cells and every Delsumma cell without a cause. The report printed
+    cycle 6's follow-up: these data lack it."""
+    lost = ("UPDATE marts.published_reconciliation SET recomputed = NULL, numerator = NULL, denominator = NULL, "
+            "matches = false WHERE row_label = 'Cykel 6' AND column_name LIKE '%90d'")
+    text = _page_of(bundled, tmp_path,
+                    "UPDATE marts.outcomes_by_cycle SET followed_up = false, work_90d = NULL, "
+                    "studies_90d = NULL, other_90d = NULL, unknown_90d = NULL WHERE cycle = 6", lost,
+                    "UPDATE marts.published_reconciliation SET recomputed = 247, matches = false "
+                    "WHERE row_label = 'Delsumma' AND column_name = 'completed'")
+    assert "never followed up" not in text
+    assert ("Cycles 6 and 8 were not followed up at 90 days. Table 1 prints 90-day figures of cycle 6: "
+            "the report had its follow-up, which these data lack.") in text
+    assert "(R10), as the report's TOTALT does for cycle 8;" in text
+    assert "carried forward as their 90-day status (the report's footnote does so for cycle 8)." in text
+    assert ("Cykel 6, Arbete, antal (efter 90 dagar): recomputed –; printed 13 (these data have no 90-day "
+            "follow-up of Cykel 6, which the report had).") in text
+    assert ("Delsumma, Deltagare: recomputed 247; printed 289 (these data have no 90-day follow-up of Cykel 6, "
+            "which the report had and counts in its Delsumma, recomputed without it).") in text
+    assert "6 of the cells marked differ because these data lack the 90-day follow-up of cycle 6" in text
+
+
+def test_the_summary_lists_as_misprinted_percentages_only_printed_percentages(bundled, tmp_path):
+    """An adverse review (cycle 8's 90-day export delivered, its statuses as at the end): "5 of 57
+    printed percentages do not (marked in the table: ...; Cykel 8, Arbete, antal (efter 90 dagar):
+    6, printed –; ...).5 of the cells marked": ten cells listed as five, counts among them, and
+    the next sentence run on."""
+    text = _page_of(bundled, tmp_path,
+                    "UPDATE marts.published_reconciliation AS p SET recomputed = o.work_at_end, matches = false "
+                    "FROM marts.outcomes_by_cycle AS o WHERE o.cycle = 8 AND p.row_label = 'Cykel 8' "
+                    "AND p.column_name = 'work_90d'",
+                    "UPDATE marts.published_reconciliation SET recomputed = 29, numerator = 6, denominator = 21, "
+                    "matches = false WHERE row_label = 'Cykel 8' AND column_name = 'share_work_90d'")
+    assert ("5 of 57 printed percentages do not (marked in the table: Cykel 2, Arbete, andel (efter 90 dagar): 41%, "
+            "printed 40%;") in text
+    assert "58%, printed 57%). 2 of the cells marked differ only because" in text
+    assert "printed –;" not in text and "printed –)" not in text
+
+
+def test_hm1_without_answers_is_not_given_a_value_and_a_rejected_survey_is_named(bundled, tmp_path):
+    """An adverse review: with the survey file missing the page read "The value – is published as
+    indicative only: it speaks for 0% of all completers" and "not assessable – 0 of 0 (–)"; with
+    it rejected whole (empty), "No cycle was surveyed", where it was and its file was lost."""
+    no_answers = ("DELETE FROM marts.survey_by_cycle",
+                  "UPDATE marts.goal_attainment SET numerator = 0, denominator = 0, value = NULL, coverage = 0, "
+                  "cycles_covered = 0 WHERE goal_id = 'HM1'")
+    text = _page_of(bundled, tmp_path, *no_answers)
+    assert "No cycle was surveyed. So HM1 has no value: no questionnaire was answered." in text
+    assert "The value – " not in text and "not assessable – 0 of 0" not in text
+    assert "not assessable: no questionnaire was answered." in text  # the summary's line
+    text = _page_of(bundled, tmp_path, *no_answers,
+                    "UPDATE marts.ingest_audit SET status = 'rejected', reason = 'unreadable_file' "
+                    "WHERE source_file = 'enkater/enkat_cykel3.csv'")
+    assert "No survey answers are in these data: 1 survey file was rejected whole ( Data quality )." in text
+    assert "No cycle was surveyed" not in text

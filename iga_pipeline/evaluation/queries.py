@@ -118,6 +118,9 @@ AUDIT_HASHES = "SELECT sha256, source_file FROM marts.ingest_audit ORDER BY sour
 CYCLES_WITH_FILES_REJECTED = ("SELECT DISTINCT cycle FROM marts.ingest_audit "
                               "WHERE status = 'rejected' AND cycle IS NOT NULL")
 
+SURVEY_FILES_REJECTED = ("SELECT count(*)::BIGINT AS files FROM marts.ingest_audit "
+                         "WHERE status = 'rejected' AND source_kind = 'survey'")
+
 # with the detail of each one's rejection of no row, as the run's log and the check give it
 REJECTED_FILES = """
 SELECT a.source_file, a.reason, coalesce(i.detail, '') AS detail

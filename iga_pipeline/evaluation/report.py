@@ -349,7 +349,7 @@ def _table1(recon: pd.DataFrame) -> dict:
     cells: dict[str, dict[str, dict]] = {}
     misprints = []
     printed_cells = {(r.row_label, r.column_name): _none(r.published) for r in recon.itertuples()}
-    since_print = _followed_up_since_print(recon)
+    since_print, lost = _follow_up_since_print(recon)
     for r in recon.sort_values(["row_order", "column_order"]).itertuples():
         unit = r.unit
         fmt = (lambda v: "–" if v is None else (thousands(v) if unit == "count" else whole_pct(v)))
@@ -359,10 +359,11 @@ def _table1(recon: pd.DataFrame) -> dict:
         if not r.matches:
             exact = (None if _none(r.numerator) is None or not _none(r.denominator)
                      else 100 * int(r.numerator) / int(r.denominator))
-            # nothing recomputed (no follow-up, say): no cause explains a difference
-            summed = None if recomputed is None else _summed_parts(
+            lost_cause = _lost_follow_up_cause(lost, r.row_label, r.column_name)
+            # nothing recomputed (no follow-up, say): no other cause explains a difference
+            summed = None if recomputed is None or lost_cause else _summed_parts(
                 printed_cells, r.row_label, r.column_name, published)
-            follow_up = None if recomputed is None or summed else _follow_up_cause(
+            follow_up = None if recomputed is None or summed or lost_cause else _follow_up_cause(
                 recon, since_print, r.row_label, r.column_name, published)
             misprints.append({
                 "n": len(misprints) + 1, "row_label": r.row_label,
@@ -371,7 +372,9 @@ def _table1(recon: pd.DataFrame) -> dict:
                 "denominator": _none(r.denominator),
                 "exact": None if exact is None else f"{exact:.2f}%",
                 "recomputed": fmt(recomputed), "published": fmt(published),
-                "cause": summed or follow_up, "by_follow_up": follow_up is not None,
+                "cause": lost_cause or summed or follow_up, "by_follow_up": follow_up is not None,
+                "by_lost_follow_up": lost_cause is not None,
+                "printed_figure": published is not None, "unit": unit,
             })
             cell["note"] = len(misprints)
         cells.setdefault(r.row_label, {})[r.column_name] = cell
@@ -385,6 +388,11 @@ def _table1(recon: pd.DataFrame) -> dict:
         # the cycles followed up since the report, and how many cells that alone changes
         "followed_up_since_print": since_print,
         "changed_by_follow_up": sum(m["by_follow_up"] for m in misprints),
+        # the cycles the report followed up and these data have not, and the cells that changes
+        "not_followed_up_since_print": lost,
+        "changed_by_lost_follow_up": sum(m["by_lost_follow_up"] for m in misprints),
+        # the percentages printed as figures that do not match (the summary lists them)
+        "percent_misprints": [m for m in misprints if m["unit"] == "percent" and m["printed_figure"]],
         "columns": list(TABLE1_COLUMNS),
         "printed_goal_claim": _printed_goal_claim(recon),
         "misprints": misprints,
@@ -403,16 +411,42 @@ def _summed_parts(printed: dict, row_label: str, column: str, published) -> str 
     parts = [printed.get((row_label, f"share_{kind}_{when}")) for kind in ("work", "studies")]
     if None in parts or sum(parts) != published:
         return None
+    # the print's own counts giving the printed total, the sum explains nothing: the difference
+    # is in the counts (a delivery these data lack, say), not in how the print added (a review)
+    counts = [printed.get((row_label, column)) for column in (f"work_{when}", f"studies_{when}", "completed")]
+    if None not in counts and half_up_percent(counts[0] + counts[1], counts[2]) == published:
+        return None
     return f"the sum of the printed, rounded shares {parts[0]}% + {parts[1]}%"
 
 
-def _followed_up_since_print(recon: pd.DataFrame) -> list[int]:
-    """The cycles whose 90-day figures the report printed as '-' (no follow-up then) and these
-    data have: their rows, and TOTALT, which carried their end-of-cycle status forward, differ
-    from the print for that reason alone."""
+def _follow_up_since_print(recon: pd.DataFrame) -> tuple[list[int], list[int]]:
+    """The cycles whose 90-day follow-up these data have and the report had not (printed as '-'),
+    and those the report had and these data lack (a 90-day file missing or rejected). Their
+    rows, the Delsumma and TOTALT (which counted a cycle without a follow-up with its
+    end-of-cycle status) differ from the print for that reason (reviews: a late delivery of
+    cycle 8; cycle 6's 90-day file removed, its Delsumma marked without a cause)."""
     at_90 = recon[(recon["column_name"] == "work_90d") & recon["row_label"].str.match(CYCLE_ROW.pattern)]
-    return [int(CYCLE_ROW.match(r.row_label).group(1)) for r in at_90.itertuples()
-            if _none(r.published) is None and _none(r.recomputed) is not None]
+    gained, lost = [], []
+    for r in at_90.itertuples():
+        printed, recomputed = _none(r.published), _none(r.recomputed)
+        if (printed is None) != (recomputed is None):
+            (gained if printed is None else lost).append(int(CYCLE_ROW.match(r.row_label).group(1)))
+    return gained, lost
+
+
+def _lost_follow_up_cause(lost: list[int], row_label: str, column: str) -> str | None:
+    """Why a cell differs when these data lack a follow-up the report had (see above)."""
+    if not lost:
+        return None
+    rows = [f"Cykel {c}" for c in lost]
+    said = "these data have no 90-day follow-up of " + ", ".join(rows) + ", which the report had"
+    if row_label in rows and column.endswith("_90d"):
+        return said
+    if row_label == "Delsumma":
+        return said + f" and counts in its Delsumma, recomputed without {'it' if len(rows) == 1 else 'them'}"
+    if row_label == "TOTALT" and column.endswith("_90d"):
+        return said + f": counted with {'its' if len(rows) == 1 else 'their'} end-of-cycle status (R10)"
+    return None
 
 
 def _follow_up_cause(recon: pd.DataFrame, cycles: list[int], row_label: str, column: str,
@@ -694,6 +728,10 @@ def context(con: duckdb.DuckDBPyConnection, warehouse_built_at: datetime | None 
     # read that its cycle was never followed up).
     rejected_in = {int(c) for c in queries.frame(con, queries.CYCLES_WITH_FILES_REJECTED)["cycle"]}
     not_followed_rejected = [c for c in not_followed if c in rejected_in]
+    table1 = _table1(recon)
+    # A cycle whose 90-day figures Table 1 prints was followed up: its follow-up is missing here.
+    printed_90d = set(table1["not_followed_up_since_print"])
+    not_followed_printed = [c for c in not_followed if c in printed_90d]
     open_range = range_without_follow_up(goal_defs, cycles, summary.reset_index())
     targets = {g.goal_id: float(g.target) for g in goal_defs.itertuples(index=False)}
     # The printed Delsumma is recomputed from the followed-up cycles printed above it; the
@@ -710,7 +748,7 @@ def context(con: duckdb.DuckDBPyConnection, warehouse_built_at: datetime | None 
         "scopes": scopes,
         # The scope the headline speaks about: the followed-up cycles when they have completers.
         "headline": "followed_up" if scopes["followed_up"]["completed"] else "all",
-        "table1": _table1(recon),
+        "table1": table1,
         "goals": goals,
         "benchmarks": benchmarks,
         "with_leavers": with_leavers(bench, cycles, scopes),
@@ -718,7 +756,11 @@ def context(con: duckdb.DuckDBPyConnection, warehouse_built_at: datetime | None 
         "provider_eras": provider_eras, "group_eras": group_eras,
         "not_followed": not_followed,
         "not_followed_rejected": not_followed_rejected,
-        "never_or_not": "not" if not_followed_rejected else "never",
+        "not_followed_printed": not_followed_printed,
+        # the cycles the report's footnote counted with their end-of-cycle status, as TOTALT does
+        "not_followed_unprinted": [c for c in not_followed if c not in printed_90d],
+        "never_or_not": "not" if not_followed_rejected or not_followed_printed else "never",
+        "survey_files_rejected": int(queries.frame(con, queries.SURVEY_FILES_REJECTED)["files"].iloc[0]),
         "not_followed_completed": int(cycles.loc[cycles["cycle"].isin(not_followed), "completed"].fillna(0).sum()),
         # whatever the 90-day outcome of the cycles not followed up (goals.range_without_follow_up)
         "open_range": [{"goal_id": goal_id, "low": pct(r["low"]), "high": pct(r["high"]),
