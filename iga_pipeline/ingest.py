@@ -460,6 +460,7 @@ def ingest_cycle(raw_root: Path, cycle: int, key: PseudonymKey, kept: CheckedFil
 
     outcome_frames, intervention_frames, followed, disagreed = [], [], [], set()
     info = reference.cycles()[cycle]
+    end_read = False  # an end-of-cycle delivery of the cycle's provider, read (not rejected whole)
     for kind in ("petho", "folkuniversitetet", "astorp"):
         for d in by_kind[kind]:
             got = _provider(d, key, book, participations)
@@ -467,6 +468,7 @@ def ingest_cycle(raw_root: Path, cycle: int, key: PseudonymKey, kept: CheckedFil
                 continue
             outcome_frames.append(got.outcomes)
             intervention_frames.append(got.interventions)
+            end_read |= kind == info.source_kind and d.timepoint in ("end", "both")
             if got.followed_up is not None and kind == info.source_kind:
                 followed.append(got.followed_up)
             disagreed |= got.disagreed
@@ -479,7 +481,7 @@ def ingest_cycle(raw_root: Path, cycle: int, key: PseudonymKey, kept: CheckedFil
         else pd.DataFrame(columns=["participation_id", "intervention", "hours"]))
     del outcome_frames, intervention_frames  # the parts: at 10M participations, gigabytes
 
-    participations = _with_statuses(participations, outcomes, followed_up, info, book, disagreed)
+    participations = _with_statuses(participations, outcomes, followed_up, info, book, disagreed, end_read)
     responses = _surveys(cycle, by_kind["survey"], key, book)
 
     issues = (pd.concat(book.issues, ignore_index=True) if book.issues else issues_frame())
@@ -528,9 +530,13 @@ def _modelled(model, frame: pd.DataFrame, cycle: int) -> pd.DataFrame:
 
 
 def _with_statuses(participations: pd.DataFrame, outcomes: pd.DataFrame, followed_up: bool,
-                   info: reference.Cycle, book: _Book, disagreed: set[tuple[str, str]]) -> pd.DataFrame:
+                   info: reference.Cycle, book: _Book, disagreed: set[tuple[str, str]],
+                   end_read: bool = True) -> pd.DataFrame:
     """R8/R9: each participation's status at cycle end and at 90 days. `disagreed`: the
-    (participation_id, timepoint) pairs whose provider rows were conflicting_duplicate."""
+    (participation_id, timepoint) pairs whose provider rows were conflicting_duplicate.
+    `end_read`: whether an end-of-cycle delivery of the cycle's provider was read; if none was,
+    each completer's missing_outcome says so, not "no valid row" (a review's find: a provider's
+    end-of-cycle file that never came left only warnings like a row missing from it)."""
     p = participations.copy()
     classes = reference.outcome_classes()
     for tp, column in (("end", "status_end"), ("90d", "status_90d")):
@@ -547,7 +553,9 @@ def _with_statuses(participations: pd.DataFrame, outcomes: pd.DataFrame, followe
             [detail[missing].eq("unknown").fillna(False).to_numpy(bool), conflict.to_numpy(bool)],
             ["the provider reported it as unknown",
              f"the rows from {info.provider} disagree (conflicting_duplicate)"],
-            f"no valid row from {info.provider}"), dtype="string")
+            f"no valid row from {info.provider}" if tp == "90d" or end_read
+            else f"no end-of-cycle delivery from {info.provider} was read (none came, or it was "
+                 "rejected whole)"), dtype="string")
         book.add(_row_issues(p[missing], "warning", "missing_outcome",
                              ("completer without a valid status " + when + ": " + why).values))
         p[f"{column}_detail"] = detail.fillna("unknown").astype("string")

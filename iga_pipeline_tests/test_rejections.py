@@ -678,6 +678,24 @@ def test_missing_outcome_when_absent_from_the_delivery(raw, ingest, expected_key
     assert audit(result, REG2) == ("loaded", 3, 3, 0, 0)
 
 
+def test_missing_outcome_says_when_no_end_of_cycle_delivery_was_read(raw, ingest):
+    """A provider's end-of-cycle file that never came (or came unreadable) gave each completer
+    the warning of a row missing from it, "no valid row from Folkuniversitetet", and nothing
+    told it from one person left out (a review of the report under adverse data). A 90-day
+    file alone is read; the end-of-cycle warnings say that no end-of-cycle delivery was."""
+    raw.register("1277", 2, [register_row(A, 2), register_row(B, 2)])
+    raw.folkuniversitetet(2, "90dagar", [fu_90_row(A, utfallskod="1"), fu_90_row(B, utfallskod="3")])
+    result = ingest(2)
+    assert issues(result) == [(REG2, "1", "warning", "missing_outcome"), (REG2, "2", "warning", "missing_outcome")]
+    assert set(result.issues["detail"]) == {
+        "completer without a valid status at the end of the cycle: no end-of-cycle delivery from "
+        "Folkuniversitetet was read (none came, or it was rejected whole)"}
+    raw.write_bytes("leverantorer/folkuniversitetet/cykel2_slut.csv", b"\x00\x01 not a csv")
+    rejected = ingest(2)
+    assert sorted(rejected.issues["reason"]) == ["missing_outcome", "missing_outcome", "unreadable_file"]
+    assert set(rejected.issues.loc[rejected.issues["reason"] == "missing_outcome", "detail"]) == set(result.issues["detail"])
+
+
 @pytest.mark.parametrize("kind", ["folkuniversitetet", "petho", "astorp"])
 def test_missing_outcome_when_the_provider_says_unknown(raw, ingest, kind):
     if kind == "folkuniversitetet":
