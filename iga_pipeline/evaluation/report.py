@@ -413,7 +413,7 @@ def _summed_parts(printed: dict, row_label: str, column: str, published) -> str 
         return None
     # the print's own counts giving the printed total, the sum explains nothing: the difference
     # is in the counts (a delivery these data lack, say), not in how the print added (a review)
-    counts = [printed.get((row_label, column)) for column in (f"work_{when}", f"studies_{when}", "completed")]
+    counts = [printed.get((row_label, count)) for count in (f"work_{when}", f"studies_{when}", "completed")]
     if None not in counts and half_up_percent(counts[0] + counts[1], counts[2]) == published:
         return None
     return f"the sum of the printed, rounded shares {parts[0]}% + {parts[1]}%"
