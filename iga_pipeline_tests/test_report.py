@@ -1021,3 +1021,19 @@ def test_hm1_without_answers_is_not_given_a_value_and_a_rejected_survey_is_named
                     "WHERE source_file = 'enkater/enkat_cykel3.csv'")
     assert "No survey answers are in these data: 1 survey file was rejected whole ( Data quality )." in text
     assert "No cycle was surveyed" not in text
+
+
+def test_a_cycle_not_followed_up_without_completers_is_not_said_to_have_hollow_points(bundled, tmp_path):
+    """The review of the page under adverse data: with no completer in cycle 8 (everyone left
+    early), the chart draws no point for it, and its caption still said "Cycle 8 was never
+    followed up at 90 days: its hollow points are the end-of-cycle status"."""
+    none_completed = ("UPDATE marts.outcomes_by_cycle SET completed = 0, work_at_end = 0, studies_at_end = 0, "
+                      "other_at_end = 0, unknown_at_end = 0 WHERE cycle = 8")
+    text = _page_of(bundled, tmp_path, none_completed)
+    assert "Cycle 8 was never followed up at 90 days: it had no completer to draw." in text
+    assert "hollow point" not in text
+    text = _page_of(bundled, tmp_path, none_completed,
+                    "UPDATE marts.outcomes_by_cycle SET followed_up = false, work_90d = NULL, studies_90d = NULL, "
+                    "other_90d = NULL, unknown_90d = NULL WHERE cycle = 7")
+    assert ("Cycles 7 and 8 were never followed up at 90 days: the hollow points of cycle 7 are the "
+            "end-of-cycle status, and cycle 8 had no completer to draw.") in text

@@ -762,6 +762,9 @@ def context(con: duckdb.DuckDBPyConnection, warehouse_built_at: datetime | None 
         "never_or_not": "not" if not_followed_rejected or not_followed_printed else "never",
         "survey_files_rejected": int(queries.frame(con, queries.SURVEY_FILES_REJECTED)["files"].iloc[0]),
         "not_followed_completed": int(cycles.loc[cycles["cycle"].isin(not_followed), "completed"].fillna(0).sum()),
+        # drawn as no point in the chart (a review: "cycle 8's hollow points" with no completer)
+        "not_followed_without_completers": [
+            c for c in not_followed if not cycles.loc[cycles["cycle"] == c, "completed"].fillna(0).sum()],
         # whatever the 90-day outcome of the cycles not followed up (goals.range_without_follow_up)
         "open_range": [{"goal_id": goal_id, "low": pct(r["low"]), "high": pct(r["high"]),
                         "status": STATUS_LABEL[r["statuses"][0]] if len(r["statuses"]) == 1 else None,
