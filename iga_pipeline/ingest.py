@@ -531,7 +531,7 @@ def _modelled(model, frame: pd.DataFrame, cycle: int) -> pd.DataFrame:
 
 def _with_statuses(participations: pd.DataFrame, outcomes: pd.DataFrame, followed_up: bool,
                    info: reference.Cycle, book: _Book, disagreed: set[tuple[str, str]],
-                   end_read: bool = True) -> pd.DataFrame:
+                   end_read: bool) -> pd.DataFrame:
     """R8/R9: each participation's status at cycle end and at 90 days. `disagreed`: the
     (participation_id, timepoint) pairs whose provider rows were conflicting_duplicate.
     `end_read`: whether an end-of-cycle delivery of the cycle's provider was read; if none was,

@@ -670,7 +670,8 @@ def test_a_publish_without_a_file_rejected_whole_says_so_and_what_it_did_to_the_
     metadata = {k: v.value for k, v in event.materialization.metadata.items()}
     assert metadata["published"] is True
     header, *rows = markdown_rows(metadata["files rejected whole"])
-    assert header == ["source_file", "reason", "detail"] and [r[:2] for r in rows] == [[broken, "unreadable_file"]]
+    assert header == ["source_file", "reason", "detail", "cycle"]
+    assert [[r[0], r[1], r[3]] for r in rows] == [[broken, "unreadable_file", "7"]]
     assert metadata["followed up at 90 days"] == "cycles 1, 2, 3, 4, 5, 6; not followed up: 7, 8"
     assert query(site.live, "SELECT followed_up FROM marts.outcomes_by_cycle WHERE cycle = 7") == [(False,)]
     warnings = [e.user_message for e in instance.all_logs(result.run_id)

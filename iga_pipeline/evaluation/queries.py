@@ -115,15 +115,10 @@ ORDER BY CASE source_kind WHEN 'register' THEN 1 WHEN 'petho' THEN 2
 
 # The fingerprint input: one line per raw file, as `sha256sum` prints it.
 AUDIT_HASHES = "SELECT sha256, source_file FROM marts.ingest_audit ORDER BY source_file"
-CYCLES_WITH_FILES_REJECTED = ("SELECT DISTINCT cycle FROM marts.ingest_audit "
-                              "WHERE status = 'rejected' AND cycle IS NOT NULL")
-
-SURVEY_FILES_REJECTED = ("SELECT count(*)::BIGINT AS files FROM marts.ingest_audit "
-                         "WHERE status = 'rejected' AND source_kind = 'survey'")
 
 # with the detail of each one's rejection of no row, as the run's log and the check give it
 REJECTED_FILES = """
-SELECT a.source_file, a.reason, coalesce(i.detail, '') AS detail
+SELECT a.source_file, a.reason, coalesce(i.detail, '') AS detail, a.cycle
 FROM marts.ingest_audit AS a
 LEFT JOIN (SELECT source_file, min(detail) AS detail FROM marts.data_quality_issues
            WHERE severity = 'rejected' AND source_row IS NULL GROUP BY source_file) AS i USING (source_file)

@@ -583,6 +583,8 @@ def _quality(con: duckdb.DuckDBPyConnection) -> dict:
         "rejected_issues": int(issues.loc[issues["severity"] == "rejected", "issues"].sum()),
         "warnings": int(issues.loc[issues["severity"] == "warning", "issues"].sum()),
         "rejected_files": rejected_files.to_dict("records"),
+        "rejected_cycles": sorted({int(c) for c in rejected_files["cycle"].dropna()}),
+        "survey_files_rejected": int(by_kind.loc[by_kind["source_kind"] == "survey", "files_rejected"].sum()),
     }
 
 
@@ -726,8 +728,8 @@ def context(con: duckdb.DuckDBPyConnection, warehouse_built_at: datetime | None 
     # A cycle whose delivery was rejected whole may have had its 90-day statuses in it: it was
     # not followed up in this warehouse, not "never" (a review sent a broken 90-day file and
     # read that its cycle was never followed up).
-    rejected_in = {int(c) for c in queries.frame(con, queries.CYCLES_WITH_FILES_REJECTED)["cycle"]}
-    not_followed_rejected = [c for c in not_followed if c in rejected_in]
+    quality = _quality(con)
+    not_followed_rejected = [c for c in not_followed if c in quality["rejected_cycles"]]
     table1 = _table1(recon)
     # A cycle whose 90-day figures Table 1 prints was followed up: its follow-up is missing here.
     printed_90d = set(table1["not_followed_up_since_print"])
@@ -760,7 +762,7 @@ def context(con: duckdb.DuckDBPyConnection, warehouse_built_at: datetime | None 
         # the cycles the report's footnote counted with their end-of-cycle status, as TOTALT does
         "not_followed_unprinted": [c for c in not_followed if c not in printed_90d],
         "never_or_not": "not" if not_followed_rejected or not_followed_printed else "never",
-        "survey_files_rejected": int(queries.frame(con, queries.SURVEY_FILES_REJECTED)["files"].iloc[0]),
+        "survey_files_rejected": quality["survey_files_rejected"],
         "not_followed_completed": int(cycles.loc[cycles["cycle"].isin(not_followed), "completed"].fillna(0).sum()),
         # drawn as no point in the chart (a review: "cycle 8's hollow points" with no completer)
         "not_followed_without_completers": [
@@ -778,7 +780,7 @@ def context(con: duckdb.DuckDBPyConnection, warehouse_built_at: datetime | None 
         "cost_by": {r.metric: r for r in cost.itertuples()},
         "budget": queries.budget(con),
         "dropouts": _dropouts(queries.frame(con, queries.DROPOUTS), cycles),
-        "quality": _quality(con),
+        "quality": quality,
         "suppression": _suppression(con),
     }
 
