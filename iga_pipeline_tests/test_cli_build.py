@@ -1378,7 +1378,8 @@ def test_an_interrupt_as_the_run_is_created_leaves_no_run_unended_in_dagster_hom
     (before its own handler takes over) said 'interrupted; ...' and exited 1, but left the run
     "not started" in DAGSTER_HOME for good (an operations review's find, 2 interrupts in 8):
     the UI showed it pending, and the decisions say a Ctrl-C ends the run as failed. The signal
-    is sent as soon as the run is in the instance's run storage."""
+    is sent as soon as the run is in the instance's run storage, not yet begun (a build whose
+    run is first seen begun is killed, and another started: up to five)."""
     import signal
     import sqlite3
     import subprocess
@@ -1387,39 +1388,45 @@ def test_an_interrupt_as_the_run_is_created_leaves_no_run_unended_in_dagster_hom
 
     raw = RawRoot(tmp_path / "raw")
     raw.register("1277", 1, [register_row(A, 1)])
-    home = tmp_path / "home"
-    home.mkdir()
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).with_name("iga-pipeline")), "build", "--raw-dir", str(raw.root),
-         "--warehouse", str(tmp_path / "wh" / "iga.duckdb")],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "IGA_PSEUDONYM_KEY": "interrupt-test-key-long-enough", "DAGSTER_HOME": str(home)})
-    runs_db = home / "history" / "runs.db"
     query = ("SELECT r.run_id, r.status FROM runs r JOIN run_tags t ON t.run_id = r.run_id "
              "WHERE t.key = 'iga/pid' AND t.value = ?")
 
-    def the_run() -> tuple[str, str] | None:
+    def the_run(runs_db: Path, pid: int) -> tuple[str, str] | None:
         try:
             con = sqlite3.connect(f"file:{runs_db}?mode=ro", uri=True, timeout=0.01)
             try:
-                return con.execute(query, (str(proc.pid),)).fetchone()
+                return con.execute(query, (str(pid),)).fetchone()
             finally:
                 con.close()
         except sqlite3.Error:  # not made yet, or being written
             return None
 
-    deadline = time.monotonic() + 120
-    seen = None
-    while time.monotonic() < deadline and proc.poll() is None and seen is None:
-        seen = the_run() if runs_db.exists() else None
-        time.sleep(0.002)
-    assert seen is not None and seen[1] == "NOT_STARTED", seen  # the moment this test is about
+    for attempt in range(5):  # the moment lasts about half a second: a loaded machine may miss it
+        home = tmp_path / f"home{attempt}"
+        home.mkdir()
+        runs_db = home / "history" / "runs.db"
+        proc = subprocess.Popen(
+            [str(Path(sys.executable).with_name("iga-pipeline")), "build", "--raw-dir", str(raw.root),
+             "--warehouse", str(tmp_path / f"wh{attempt}" / "iga.duckdb")],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "IGA_PSEUDONYM_KEY": "interrupt-test-key-long-enough", "DAGSTER_HOME": str(home)})
+        deadline = time.monotonic() + 120
+        seen = None
+        while time.monotonic() < deadline and proc.poll() is None and seen is None:
+            seen = the_run(runs_db, proc.pid) if runs_db.exists() else None
+            time.sleep(0.002)
+        if seen is not None and seen[1] == "NOT_STARTED":  # the moment this test is about
+            break
+        proc.kill()
+        proc.communicate(timeout=120)
+    else:
+        pytest.fail(f"in 5 builds the run was never seen before it began (last seen: {seen})")
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 1, (proc.returncode, err[-2000:])
     assert "Traceback" not in err and err.rstrip().endswith(
         "interrupted; the previous warehouse was left as it was"), err[-2000:]
-    assert the_run() == (seen[0], "FAILURE")
+    assert the_run(runs_db, proc.pid) == (seen[0], "FAILURE")
 
 
 def test_an_interrupt_lost_in_a_callback_that_swallows_it_still_stops_the_build(tmp_path):
