@@ -136,6 +136,14 @@ def rewrite_parquet(path: Path, select: str) -> None:
 
 def run_cli_build(raw_dir: Path, warehouse: Path, *args: str, **env) -> BuildResult:
     """`iga-pipeline build --raw-dir D --warehouse F [args]` in process, with the test key."""
+    code, out, err = run_cli(["build", "--raw-dir", str(raw_dir), "--warehouse", str(warehouse), *args], **env)
+    return BuildResult(code, out, err, Path(warehouse))
+
+
+def run_cli(argv: list[str], **env) -> tuple[int, str, str]:
+    """`iga-pipeline ARGV` in process with the test key, `env` set (None: unset) and the
+    variables that choose the paths, the instance and the environment unset otherwise:
+    (exit status, stdout, stderr)."""
     from iga_pipeline import cli
 
     out, err = io.StringIO(), io.StringIO()
@@ -149,8 +157,8 @@ def run_cli_build(raw_dir: Path, warehouse: Path, *args: str, **env) -> BuildRes
             else:
                 mp.setenv(name, value)
         with redirect_stdout(out), redirect_stderr(err):
-            code = cli.main(["build", "--raw-dir", str(raw_dir), "--warehouse", str(warehouse), *args])
-    return BuildResult(code, out.getvalue(), err.getvalue(), Path(warehouse))
+            code = cli.main(argv)
+    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture(scope="session")

@@ -4,14 +4,9 @@ Real raw files in tmp_path, the real ingest and the real `iga-pipeline build`, n
 
 from __future__ import annotations
 
-import io
-from contextlib import redirect_stderr, redirect_stdout
-
 import duckdb
-from conftest import TEST_SECRET
+from conftest import run_cli
 from rawfiles import RawRoot, astorp_entry, fu_end_row, people, petho_row, register_row
-
-from iga_pipeline import cli
 
 A, B, C = people(3)
 PETHO = "leverantorer/petho/cykel1_resultat.xlsx"
@@ -68,19 +63,6 @@ def test_a_provider_row_naming_no_municipality_is_used_without_a_municipality_mi
 
 # --- warehouse.md, "The headless build": IGA_RAW_DIR, IGA_WAREHOUSE and the flags --------------
 
-def _cli(argv: list[str], monkeypatch, **env) -> tuple[int, str]:
-    """`iga-pipeline build ...` in process with the test key and exactly `env` of the four paths."""
-    monkeypatch.setenv("IGA_PSEUDONYM_KEY", TEST_SECRET)
-    for name in ("DAGSTER_HOME", "IGA_ENV", "IGA_RAW_DIR", "IGA_WAREHOUSE"):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        code = cli.main(argv)
-    return code, err.getvalue()
-
-
 def _enrolled(warehouse) -> int:
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
@@ -89,7 +71,7 @@ def _enrolled(warehouse) -> int:
         con.close()
 
 
-def test_the_build_reads_iga_raw_dir_writes_iga_warehouse_and_the_flags_override_them(tmp_path, monkeypatch):
+def test_the_build_reads_iga_raw_dir_writes_iga_warehouse_and_the_flags_override_them(tmp_path):
     """warehouse.md: "`iga-pipeline build` ... reading `IGA_RAW_DIR` and writing `IGA_WAREHOUSE`
     (flags `--raw-dir`, `--warehouse` override them)". Two raw roots of different sizes tell which
     one a warehouse was built from."""
@@ -98,13 +80,13 @@ def test_the_build_reads_iga_raw_dir_writes_iga_warehouse_and_the_flags_override
     two.register("1277", 2, [register_row(A, 2), register_row(B, 2)])
     by_env, by_flag = tmp_path / "env" / "iga.duckdb", tmp_path / "flag" / "iga.duckdb"
 
-    code, err = _cli(["build"], monkeypatch, IGA_RAW_DIR=str(one.root), IGA_WAREHOUSE=str(by_env))
+    code, _, err = run_cli(["build"], IGA_RAW_DIR=str(one.root), IGA_WAREHOUSE=str(by_env))
     assert code == 0, err[-3000:]
     assert _enrolled(by_env) == 1  # the variables alone: read from raw-one, written to env/
 
     before = by_env.read_bytes()
-    code, err = _cli(["build", "--raw-dir", str(two.root), "--warehouse", str(by_flag)], monkeypatch,
-                     IGA_RAW_DIR=str(one.root), IGA_WAREHOUSE=str(by_env))
+    code, _, err = run_cli(["build", "--raw-dir", str(two.root), "--warehouse", str(by_flag)],
+                           IGA_RAW_DIR=str(one.root), IGA_WAREHOUSE=str(by_env))
     assert code == 0, err[-3000:]
     assert _enrolled(by_flag) == 2  # the flags win over both variables
     assert by_env.read_bytes() == before  # the variables' warehouse is not the one written
