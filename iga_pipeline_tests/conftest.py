@@ -11,10 +11,12 @@ import hashlib
 import hmac
 import io
 import os
+import signal
+import subprocess
 import sys
 import threading
 import time
-from contextlib import redirect_stderr, redirect_stdout
+from contextlib import redirect_stderr, redirect_stdout, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -132,6 +134,14 @@ def rewrite_parquet(path: Path, select: str) -> None:
     finally:
         con.close()
     os.replace(f"{path}.tmp", path)
+
+
+def sigkill_group(proc: subprocess.Popen) -> int:
+    """SIGKILL a process started with `start_new_session` and every process of its group (its
+    workers), and wait for it: its exit status (-9 if the kill ended it)."""
+    with suppress(ProcessLookupError):  # the group gone already
+        os.killpg(proc.pid, signal.SIGKILL)
+    return proc.wait(timeout=30)
 
 
 def run_cli_build(raw_dir: Path, warehouse: Path, *args: str, **env) -> BuildResult:

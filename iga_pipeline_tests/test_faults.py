@@ -26,12 +26,10 @@ write). They are skipped where mounting is not allowed.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import random
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -39,7 +37,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import TEST_SECRET
+from conftest import TEST_SECRET, sigkill_group
 from rawfiles import RawRoot, astorp_entry, astorp_followup, fu_90_row, fu_end_row, people, petho_row, register_row
 
 pytestmark = pytest.mark.slow
@@ -112,9 +110,7 @@ class Build:
         return self
 
     def kill(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=30)
+        sigkill_group(self.proc)
 
     def wait(self) -> int:
         try:

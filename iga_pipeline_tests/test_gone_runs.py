@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import TEST_SECRET
+from conftest import TEST_SECRET, sigkill_group
 from dagster import DagsterRunStatus, RunsFilter, SkipReason, build_sensor_context
 from dagster._core.instance import DagsterInstance, InstanceRef
 
@@ -50,12 +50,10 @@ def test_the_run_of_a_build_killed_outright_is_ended_and_a_running_one_is_not(tm
         (run,) = started
         assert _tick(instance) == "no run of a gone iga-pipeline build"  # its process is there
         assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.STARTED
-        os.killpg(build.pid, signal.SIGKILL)
-        assert build.wait(timeout=30) == -signal.SIGKILL
+        assert sigkill_group(build) == -signal.SIGKILL
     finally:
         if build.poll() is None:
-            os.killpg(build.pid, signal.SIGKILL)
-            build.wait(timeout=30)
+            sigkill_group(build)
 
     try:
         assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.STARTED  # as the review saw

@@ -35,7 +35,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pytest
-from conftest import TEST_SECRET, rewrite_parquet, someone_waits_for
+from conftest import TEST_SECRET, rewrite_parquet, sigkill_group, someone_waits_for
 from dagster import (
     AssetCheckSeverity, AssetKey, AssetSelection, DagsterEventType, DagsterInstance, Definitions, SensorResult,
     SkipReason, build_sensor_context, define_asset_job, evaluate_automation_conditions,
@@ -1824,12 +1824,10 @@ def kill_build(site: Site, after_building: bool) -> None:
                     if (marts_done() if after_building else set(site.leftovers()) - already):
                         break
                     time.sleep(0.01 if after_building else 0.002)
-                os.killpg(proc.pid, signal.SIGKILL)
-                assert proc.wait(timeout=30) == -signal.SIGKILL
+                assert sigkill_group(proc) == -signal.SIGKILL
             finally:
                 if proc.poll() is None:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait(timeout=30)
+                    sigkill_group(proc)
     finally:
         instance.dispose()
 
