@@ -82,8 +82,9 @@ def recover(staging: Path) -> list[int]:
     away to `.cycle=N.*.old` and the new folder not yet in place. The old
     folder goes back (the newest, if several). Returns the cycles restored.
 
-    Half-written folders (`.cycle=N.*.tmp`, a kill while a cycle was written) go
-    once they are RUN_MAX_SECONDS old: a younger one may be another run's, being written."""
+    Half-written folders (`.cycle=N.*.tmp`, a kill while a cycle was written) and the scratch
+    folders of worker processes (`.workers.*.tmp`, a build killed outright) go once they are
+    RUN_MAX_SECONDS old: a younger one may be another run's, being written."""
     staging = Path(staging)
     restored = []
 
@@ -95,7 +96,7 @@ def recover(staging: Path) -> list[int]:
 
     with locked(staging):
         now = time.time()
-        for tmp in staging.glob(".cycle=*.tmp"):
+        for tmp in [*staging.glob(".cycle=*.tmp"), *staging.glob(f"{stage_workers.SCRATCH_PREFIX}*.tmp")]:
             if now - mtime(tmp) >= RUN_MAX_SECONDS:  # gone meanwhile: 0, and nothing to remove
                 shutil.rmtree(tmp, ignore_errors=True)
         for old in sorted(staging.glob(".cycle=*.old"), key=mtime, reverse=True):

@@ -25,6 +25,8 @@ PROJECT_CYCLES = 8  # reference/cycles.csv; read without pandas, which this modu
 # (about 2 s: each imports pandas, pyarrow and pandera) costs more than it saves.
 PARALLEL_FROM_BYTES = 16 * 2**20
 
+SCRATCH_PREFIX = ".workers."  # the workers' results and stderr, in `.workers.<random>.tmp`
+
 
 def child_env() -> dict[str, str]:
     """The environment for a `python -m iga_pipeline....` child: this process's, and its
@@ -43,7 +45,10 @@ class Workers:
 
     def __init__(self, raw_root: Path, staging: Path, shares: list[list[int]], key):
         env = child_env()
-        self.scratch = tempfile.TemporaryDirectory(prefix="iga-stage-")
+        # in the staging folder, not the system's: what a build killed outright (SIGKILL) leaves
+        # is removed an hour on, as its half-written cycles are (`staging.recover`)
+        Path(staging).mkdir(parents=True, exist_ok=True)
+        self.scratch = tempfile.TemporaryDirectory(prefix=SCRATCH_PREFIX, suffix=".tmp", dir=staging)
         self.procs = []
         try:
             for i, share in enumerate(shares):

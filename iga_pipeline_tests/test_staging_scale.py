@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import someone_waits_for
+from conftest import sigkill_group, someone_waits_for
 
 from iga_pipeline import settings, staging, validation, workers
 from iga_pipeline.pseudonym import PseudonymKey
@@ -461,14 +462,15 @@ def test_one_large_cycle_stays_in_this_process_on_one_core(raw, tmp_path, monkey
 
 def test_a_worker_stages_nothing_for_a_cycle_not_the_projects_nor_from_an_empty_raw_root(raw, tmp_path):
     """The worker checks what the run would (`start_early` starts it before the command has
-    checked anything): it fails saying why, and leaves the staging untouched."""
+    checked anything): it fails saying why, and leaves nothing in the staging folder (the
+    workers' scratch folder, made there, is gone too)."""
     with pytest.raises(RuntimeError, match=r"cycle\(s\) \[99\] are not the project's: nothing was staged"):
         workers.Workers(raw, tmp_path / "stg", [[99]], KEY).results()
     empty = tmp_path / "mnt"
     empty.mkdir()
     with pytest.raises(RuntimeError, match="no cycle has any delivery in the raw root"):
         workers.Workers(empty, tmp_path / "stg", [[5]], KEY).results()
-    assert not (tmp_path / "stg").exists()
+    assert list((tmp_path / "stg").glob("*")) == []  # dot files too
 
 
 def test_an_empty_staged_file_is_validated_and_stamped_like_any_other(raw, tmp_path):
@@ -618,6 +620,36 @@ def test_recover_removes_half_written_folders_once_they_are_an_hour_old(tmp_path
     os.utime(old, (hour_ago, hour_ago))
     assert staging.recover(tmp_path) == []
     assert not old.exists() and young.exists()  # the young one may be another run's, being written
+
+
+def test_the_scratch_folder_of_a_build_killed_outright_is_removed_an_hour_on(raw, tmp_path):
+    """A build killed with SIGKILL while its workers ran left their scratch folder (results,
+    stderr) in the system's temporary folder, and nothing removed it (an operations review's
+    find). It is now in the staging folder, and goes as a half-written cycle does."""
+    import os
+    import subprocess
+    import time
+
+    staged = tmp_path / "staging"
+    script = ("import sys, time\n"
+              "from pathlib import Path\n"
+              "from iga_pipeline import workers\n"
+              "from iga_pipeline.pseudonym import PseudonymKey\n"
+              "w = workers.Workers(Path(sys.argv[1]), Path(sys.argv[2]), [[2], [3]],\n"
+              "                    PseudonymKey(b'staging-scale-test-key', is_development=False))\n"
+              "print(w.scratch.name, flush=True)\n"
+              "time.sleep(600)\n")
+    build = subprocess.Popen([sys.executable, "-c", script, str(raw), str(staged)], stdout=subprocess.PIPE,
+                             text=True, start_new_session=True, env=workers.child_env())
+    scratch = Path(build.stdout.readline().strip())
+    assert sigkill_group(build) == -9
+    build.stdout.close()
+    assert scratch.parent == staged and scratch.is_dir()  # what the kill left, where a build looks
+    assert staging.recover(staged) == [] and scratch.is_dir()  # young: it may be a running build's
+    hour_ago = time.time() - 3601
+    os.utime(scratch, (hour_ago, hour_ago))
+    assert staging.recover(staged) == []
+    assert not scratch.exists()
 
 
 def test_recover_puts_back_the_newest_of_several_folders_set_aside(tmp_path):
