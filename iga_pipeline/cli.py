@@ -182,6 +182,19 @@ def _build(paths, key, cycle: int | None) -> int:
     return summarise(paths, elapsed, cycle)
 
 
+def _an_interrupt(err) -> bool:
+    """Whether a step's error, or an error it was raised from, is what an interrupt becomes:
+    Dagster's error, raised by its handler; or, where the signal lands in a DuckDB query, the
+    RuntimeError DuckDB (2.0) raises instead of the handler's error (the build said "error in
+    marts: RuntimeError: Query interrupted": an operations review's find)."""
+    while err is not None:
+        if err.cls_name == "DagsterExecutionInterruptedError" or (
+                err.cls_name == "RuntimeError" and err.message.strip().endswith(": Query interrupted")):
+            return True
+        err = err.cause or err.context
+    return False
+
+
 def _failed(result, paths, had_warehouse: bool) -> int:
     """Say why the run failed (each cause once, every failed check), discard what it left
     and say what stays published."""
@@ -189,7 +202,7 @@ def _failed(result, paths, had_warehouse: bool) -> int:
     errors = [event.step_failure_data.error for event in failures]
     # Ctrl-C or SIGTERM during the run: Dagster's handler ended it (`entry`), said as such
     # (it was 'error in harmonised: dagster._core.errors.DagsterExecutionInterruptedError')
-    interrupted = any(err and err.cls_name == "DagsterExecutionInterruptedError" for err in errors)
+    interrupted = any(_an_interrupt(err) for err in errors)
     said: dict[str, list[str]] = {}  # one line per cause: an empty raw root fails two steps alike
     for event, err in zip(failures if not interrupted else [], errors):
         message = err.cause.message if err and err.cause else (err.message if err else "")

@@ -1500,6 +1500,52 @@ def test_an_interrupt_during_the_run_exits_1_says_so_and_the_next_build_succeeds
 
 
 @pytest.mark.slow
+def test_a_sigterm_inside_a_duckdb_query_is_said_as_an_interrupt(tmp_path):
+    """A SIGTERM (or Ctrl-C) that lands inside a DuckDB query of the marts step makes DuckDB
+    raise its own RuntimeError('Query interrupted') in place of Dagster's interrupt, and the
+    build said "error in marts: RuntimeError: Query interrupted" and "build failed" (an
+    operations review's find). The signal is sent as the candidate warehouse is written; a
+    build whose marts step was not failed by DuckDB's error (the signal landed between two
+    queries) is tried again, up to ten."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from dagster import DagsterEventType, DagsterInstance
+
+    raw = tmp_path / "raw"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "data" / "raw", raw)
+    for attempt in range(10):
+        home, warehouse = tmp_path / f"home{attempt}", tmp_path / f"wh{attempt}" / "iga.duckdb"
+        home.mkdir()
+        proc = subprocess.Popen(
+            [str(Path(sys.executable).with_name("iga-pipeline")), "build", "--raw-dir", str(raw),
+             "--warehouse", str(warehouse)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "IGA_PSEUDONYM_KEY": "interrupt-test-key-long-enough", "DAGSTER_HOME": str(home)})
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and proc.poll() is None and not any(
+                warehouse.parent.glob("iga.duckdb.building-*.wal")):
+            time.sleep(0.002)
+        time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=300)
+        with DagsterInstance.from_config(str(home)) as instance:
+            (run,) = instance.get_runs()
+            failed = [(e.step_key, e.dagster_event.step_failure_data.error.cause)
+                      for e in instance.all_logs(run.run_id, of_type=DagsterEventType.STEP_FAILURE)]
+        if [(step, cause.cls_name, cause.message.strip()) for step, cause in failed if cause] == [
+                ("marts", "RuntimeError", "RuntimeError: Query interrupted")]:
+            break  # the moment this test is about
+    else:
+        pytest.fail(f"in 10 builds no signal landed inside a DuckDB query (last failures: {failed})")
+    assert proc.returncode == 1, (proc.returncode, err[-2000:])
+    assert "Query interrupted" not in err and err.rstrip().endswith(
+        "interrupted; no warehouse was published"), err[-2000:]
+    assert not warehouse.exists()
+
+
+@pytest.mark.slow
 def test_a_second_interrupt_while_the_command_ends_ends_it_without_a_traceback(tmp_path):
     """After 'interrupted; ...' the command waits for its background imports (seconds); a second
     Ctrl-C then, as an impatient user sends, printed a KeyboardInterrupt traceback (a review's find)."""
