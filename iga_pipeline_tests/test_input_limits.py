@@ -6,7 +6,7 @@
   IGA_MAX_WORKBOOK_ROWS);
 * a workbook that unpacks to more than IGA_MAX_WORKBOOK_MB (a zip bomb), one
   whose part holds more than it declares (its CRC made to match, too), one in
-  bzip2 or LZMA, one of too many parts;
+  bzip2 or LZMA, one of too many parts, one whose styles hold too many tags;
 * a symbolic link to a file or a folder outside the raw root;
 * something in the raw root that is not a regular file (a named pipe, a
   device, a socket): opening a pipe blocks for ever, reading a device may
@@ -214,6 +214,44 @@ def test_a_workbook_that_unpacks_beyond_the_limit_is_refused_unopened(raw, monke
     result = ingest_cycle(raw.root, 1, KEY)
     a = result.audit.set_index("source_file").loc[PETHO]
     assert (a["status"], a["rows_read"]) == ("loaded", 3)
+
+
+def _with_styles(path: Path, formats: int) -> int:
+    """Add a styles part of `formats` empty cell formats (<xf/>) to the workbook; its XML tags."""
+    styles = ('<?xml version="1.0" encoding="UTF-8"?><styleSheet xmlns="http://schemas.openxmlformats.org/'
+              f'spreadsheetml/2006/main"><cellXfs count="{formats}">' + "<xf/>" * formats + "</cellXfs></styleSheet>")
+    with zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr("xl/styles.xml", styles)
+    return styles.count("<")
+
+
+def test_a_workbook_whose_styles_hold_too_many_tags_is_refused_unopened(raw, monkeypatch):
+    """openpyxl makes objects of every element of a workbook's styles: 9.5 MB of <xf/>, far
+    below IGA_MAX_WORKBOOK_MB, took 1,388 MB of memory and 63 s to open (a review; a known gap
+    until 2026-12-05). Styles of more XML tags than Excel's own 64,000 cell formats need are
+    refused before openpyxl opens the workbook; the rest of the cycle is read."""
+    import openpyxl
+
+    from iga_pipeline.sources import petho
+
+    opened = []
+    real = openpyxl.load_workbook
+    monkeypatch.setattr(openpyxl, "load_workbook", lambda *a, **k: (opened.append(a[0]), real(*a, **k))[1])
+    write_big_workbook(raw.path(PETHO), 3, "A1:E7")
+    _with_styles(raw.path(PETHO), petho.MAX_STYLES_TAGS)
+    assert raw.path(PETHO).stat().st_size < 100_000  # 5 MB of tags, packed
+    raw.register("1277", 1, [register_row(A, 1)])
+    result = ingest_cycle(raw.root, 1, KEY)
+    reason, detail = whole_file_issue(result, PETHO)
+    assert (reason, detail) == ("unreadable_file", "the workbook's styles hold more than 1,000,000 XML tags")
+    assert opened == [] and len(result.participations) == 1
+
+    for formats, read in ((20, True), (21, False)):  # the limit itself is read, one tag more is not
+        write_big_workbook(raw.path(PETHO), 3, "A1:E7")
+        tags = _with_styles(raw.path(PETHO), formats)
+        monkeypatch.setattr(petho, "MAX_STYLES_TAGS", tags - formats + 20)
+        a = ingest_cycle(raw.root, 1, KEY).audit.set_index("source_file").loc[PETHO]
+        assert (a["status"], a["rows_read"]) == (("loaded", 3) if read else ("rejected", 0)), (formats, a)
 
 
 def _lying(path: Path, part: str, declared: bytes) -> None:

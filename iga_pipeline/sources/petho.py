@@ -131,6 +131,11 @@ def _petho_records(delivery: Delivery, openpyxl, key: PseudonymKey) -> tuple[lis
 
 # An .xlsx from Excel (or LibreOffice, openpyxl) has a few dozen parts, each stored or deflated.
 MAX_WORKBOOK_PARTS = 10_000
+# openpyxl makes objects of every element of the styles, the one part it reads whole into
+# objects, at hundreds of bytes each: 9.5 MB of <xf/> took 1,388 MB and 63 s (a review). Excel's
+# own ceiling, 64,000 cell formats each with a font and a fill of its own, is 499,749 tags
+# (written by openpyxl 3.1.5); a million <xf/> took 645 MB and 18.6 s to open (2026-12-05).
+STYLES_PART, MAX_STYLES_TAGS = "xl/styles.xml", 1_000_000
 _STORED_OR_DEFLATED = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
 _CHUNK = 1 << 20
 
@@ -145,9 +150,9 @@ def _refuse_a_bomb(path) -> None:
     part is unpacked here, a megabyte at a time, counting what it really holds: a part that
     holds more than it declares, a method other than stored or deflated (Excel writes no
     other), encryption, too many parts, parts that overlap and a broken part reject the
-    workbook. A file that is no zip is left to openpyxl to refuse, with its own reason.
-    The limit bounds the bytes unpacked, not openpyxl's memory: docs/reliability.md, "Known
-    gaps"."""
+    workbook, and so do styles of more than MAX_STYLES_TAGS tags. A file that is no zip is
+    left to openpyxl to refuse, with its own reason. The limits bound the bytes unpacked and
+    the styles' tags, not openpyxl's memory: docs/reliability.md, "Known gaps"."""
     limit = settings.max_workbook_bytes()
     too_many = FileRejected("unreadable_file", f"the workbook has more than {MAX_WORKBOOK_PARTS:,} parts")
     try:
@@ -177,7 +182,8 @@ def _refuse_a_bomb(path) -> None:
             unpacked = 0
             try:
                 for part in parts:
-                    unpacked += _unpacked_size(f, part, limit - unpacked)
+                    unpacked += _unpacked_size(f, part, limit - unpacked,
+                                               MAX_STYLES_TAGS if part.filename == STYLES_PART else None)
             except _TooLarge:
                 raise FileRejected("unreadable_file", f"the workbook unpacks to more than the limit of "
                                                       f"{limit:,} bytes (IGA_MAX_WORKBOOK_MB)") from None
@@ -193,10 +199,10 @@ class _TooLarge(Exception):
     pass
 
 
-def _unpacked_size(f, part: zipfile.ZipInfo, room: int) -> int:
+def _unpacked_size(f, part: zipfile.ZipInfo, room: int, max_tags: int | None = None) -> int:
     """What `part` really unpacks to, read from the file `f` with at most a megabyte unpacked at
     a time; _TooLarge past `room` bytes. FileRejected for a part zipfile would read otherwise
-    than counted here."""
+    than counted here, and for one holding more than `max_tags` XML tags (when given)."""
     if part.flag_bits & 0x1:
         raise FileRejected("unreadable_file", "the workbook is encrypted")
     if part.compress_type not in _STORED_OR_DEFLATED:
@@ -210,7 +216,7 @@ def _unpacked_size(f, part: zipfile.ZipInfo, room: int) -> int:
     f.seek(part.header_offset + 30 + name_length + extra_length)
     left = part.compress_size  # what zipfile feeds its decompressor, no more
     inflate = zlib.decompressobj(-15) if part.compress_type == zipfile.ZIP_DEFLATED else None
-    size = 0
+    size = tags = 0
     while left > 0 and not (inflate and inflate.eof):
         data = f.read(min(left, _CHUNK))
         if not data:
@@ -225,6 +231,11 @@ def _unpacked_size(f, part: zipfile.ZipInfo, room: int) -> int:
             size += len(out)
             if size > room:
                 raise _TooLarge
+            if max_tags is not None:
+                tags += out.count(b"<")
+                if tags > max_tags:
+                    raise FileRejected("unreadable_file", f"the workbook's styles hold more than "
+                                                          f"{max_tags:,} XML tags")
             if inflate is None or inflate.eof or not (data or out):
                 break
     if size != part.file_size:
