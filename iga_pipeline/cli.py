@@ -259,7 +259,7 @@ def run_build_job(paths, cycle: int | None = None, job_name: str = "build_all"):
     from iga_pipeline import collector
 
     with collector.paused():  # the imports and the instance: no collection halfway
-        from dagster import DagsterInstance
+        from dagster import DagsterInstance, mem_io_manager
 
         from iga_pipeline.definitions import defs
         from iga_pipeline.defs.assets import cycles_partitions
@@ -278,11 +278,14 @@ def run_build_job(paths, cycle: int | None = None, job_name: str = "build_all"):
         job = defs.resolve_job_def(job_name).with_logger_defs({"console": _console_logger()})
     collector.freeze()  # ... nor in any later one: they stay to the end of the process
     run_id = str(uuid.uuid4())  # named here, so that a run left unbegun can be ended (below)
+    # The steps hand each other nothing through an IO manager; Dagster's default one made the
+    # ephemeral instance a folder in the system's temporary folder, which a build killed
+    # outright left there for good (a review's find: one a kill).
     try:
         return job.execute_in_process(
             instance=instance,
             resources={"iga": IGAResource(raw_dir=str(paths.raw_dir), warehouse=str(paths.warehouse),
-                                          in_process_run=True)},
+                                          in_process_run=True), "io_manager": mem_io_manager},
             tags={**cycle_range_tags(keys[0], keys[-1]), **IN_PROCESS_TAGS, **process_tags()},
             run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
             raise_on_error=False,
