@@ -207,21 +207,16 @@ def write_inventory(raw_root: Path, staging: Path, key: PseudonymKey | None = No
     found = discover(raw_root, key)
     refuse_empty_raw_root(raw_root, found)
     stray = [d for d in found if d.cycle is None]
-    write_inventory_issues(staging, issues_frame([
+    issues = issues_frame([
         {"source_file": d.source_file, "source_row": None,
          "severity": "rejected" if d.kind == UNLISTED_FOLDER else "warning",
-         "reason": d.problem[0], "detail": d.problem[1]} for d in stray]))
-    return len(stray)
-
-
-def write_inventory_issues(staging: Path, issues: pd.DataFrame) -> Path:
+         "reason": d.problem[0], "detail": d.problem[1]} for d in stray])
     staging = Path(staging)
     staging.mkdir(parents=True, exist_ok=True)
-    path = staging / INVENTORY_ISSUES
     tmp = staging / f".{INVENTORY_ISSUES}.{uuid.uuid4().hex}.tmp"
     issues.to_parquet(tmp, index=False)
-    durable.replace(tmp, path)
-    return path
+    durable.replace(tmp, staging / INVENTORY_ISSUES)
+    return len(stray)
 
 
 # --- the harmonised models over staged files (the asset checks), remembered per file -------

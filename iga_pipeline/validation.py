@@ -43,14 +43,14 @@ def _is_iso_date(s: pd.Series) -> pd.Series:
     return s.str.fullmatch(_ISO_DATE).fillna(False).astype(bool) & parsed.notna()
 
 
-def _one_of(column: str, allowed, reason: str = "invalid_code", transform=None) -> pa.Check:
+def _one_of(column: str, allowed, transform=None) -> pa.Check:
     allowed = sorted(allowed)
     shown = ", ".join(allowed) if len(allowed) <= 8 else f"{len(allowed)} codes"
 
     def check(s: pd.Series) -> pd.Series:
         return (transform(s) if transform else s).isin(allowed)
 
-    return pa.Check(check, error=f"{reason}: {column} must be one of {shown}")
+    return pa.Check(check, error=f"invalid_code: {column} must be one of {shown}")
 
 
 def _required(checks=()) -> pa.Column:

@@ -38,14 +38,14 @@ COLUMNS = ["benchmark_id", "scope", "description", "benchmark_value", "numerator
 ABOVE, BELOW, INCONCLUSIVE = "above", "below", "inconclusive"
 
 
-def wilson_interval(k: int, n: int, confidence: float = CONFIDENCE) -> tuple[float, float] | None:
-    """The Wilson score interval of k successes in n trials; None when n == 0."""
+def wilson_interval(k: int, n: int) -> tuple[float, float] | None:
+    """The Wilson score interval (CONFIDENCE) of k successes in n trials; None when n == 0."""
     if n <= 0:
         return None
     warm_up.wait_for("scipy.stats")
     from scipy.stats import binomtest  # imported here, not at every start (0.5 s)
 
-    ci = binomtest(int(k), int(n)).proportion_ci(confidence_level=confidence, method="wilson")
+    ci = binomtest(int(k), int(n)).proportion_ci(confidence_level=CONFIDENCE, method="wilson")
     return float(ci.low), float(ci.high)
 
 

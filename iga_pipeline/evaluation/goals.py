@@ -95,9 +95,7 @@ def goal_attainment_frame(goals: pd.DataFrame, cycles: pd.DataFrame,
                 covered, n_cycles = coverage_check(cycles, in_scope[scope], rule)
                 assessable = covered == n_cycles
                 coverage = share(q["survey_answered"], q["completed"])
-            if den is None or den <= 0 or num is None:
-                status = NOT_ASSESSABLE
-            elif not assessable:
+            if den is None or den <= 0 or num is None or not assessable:
                 status = NOT_ASSESSABLE
             else:
                 status = MET if reaches(num, den, goal.target) else NOT_MET

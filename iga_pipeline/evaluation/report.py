@@ -34,6 +34,7 @@ from iga_pipeline.evaluation.goals import range_without_follow_up
 from iga_pipeline.evaluation.reconciliation import (
     CYCLE_ROW, TABLE1_COLUMNS, printed_above_subtotal, subtotal_cycles,
 )
+from iga_pipeline.evaluation.suppression import PUBLISHED
 from iga_pipeline.warehouse.duck import open_readonly
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -232,10 +233,6 @@ def _png(fig) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def outcome_chart(cycles: pd.DataFrame, benchmarks: pd.DataFrame, target: float | None) -> str:
-    return _png(outcome_figure(cycles, benchmarks, target))
-
-
 def outcome_figure(cycles: pd.DataFrame, benchmarks: pd.DataFrame, target: float | None):
     """Shares per cycle (work at 90 days; work or studies at 90 days) with 95% Wilson
     intervals, the ESF benchmark lines, the goal line, provider and target-group eras."""
@@ -312,10 +309,6 @@ def outcome_figure(cycles: pd.DataFrame, benchmarks: pd.DataFrame, target: float
     fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.53, 0.0), fontsize=8,
                frameon=False, ncol=2)
     return fig
-
-
-def dropout_chart(table: list[dict], era_labels: list[str]) -> str:
-    return _png(dropout_figure(table, era_labels))
 
 
 def dropout_figure(table: list[dict], era_labels: list[str]):
@@ -557,7 +550,7 @@ def _dropouts(dropouts: pd.DataFrame, cycles: pd.DataFrame) -> dict:
                  for e, n, t in zip(provider_eras, enrolled, totals)],
         "table": table, "totals": totals, "total": sum(totals),
         "enrolled": sum(enrolled), "share": pct(sum(totals) / sum(enrolled) if sum(enrolled) else None),
-        "chart": dropout_chart(table, [f"{e.label} (cykel {e.cycles})" for e in provider_eras])
+        "chart": _png(dropout_figure(table, [f"{e.label} (cykel {e.cycles})" for e in provider_eras]))
         if table else None,
     }
 
@@ -590,12 +583,10 @@ def _quality(con: duckdb.DuckDBPyConnection) -> dict:
 
 def _suppression(con: duckdb.DuckDBPyConnection) -> dict:
     m = queries.read_mart(con, "outcomes_by_municipality")
-    columns = ["enrolled", "completed", "dropped_out", "work_at_end", "studies_at_end",
-               "unknown_at_end", "work_90d", "studies_90d", "unknown_90d"]
     applicable = 0
     nulls = 0
     for r in m.itertuples():
-        for c in columns:
+        for c in PUBLISHED:  # the mart's counts
             if c.endswith("_90d") and not r.followed_up:
                 continue
             applicable += 1
@@ -754,7 +745,7 @@ def context(con: duckdb.DuckDBPyConnection, warehouse_built_at: datetime | None 
         "goals": goals,
         "benchmarks": benchmarks,
         "with_leavers": with_leavers(bench, cycles, scopes),
-        "chart_outcomes": outcome_chart(cycles, queries.benchmarks(con), target),
+        "chart_outcomes": _png(outcome_figure(cycles, queries.benchmarks(con), target)),
         "provider_eras": provider_eras, "group_eras": group_eras,
         "not_followed": not_followed,
         "not_followed_rejected": not_followed_rejected,

@@ -375,7 +375,7 @@ def _run_suite(context, batch_def, con, suite_def: Suite, validated: set[int]) -
     if batches != [None]:  # each batch is unique: is the table?
         for column, dupes in _duplicates_over_table(con, suite_def).items():
             success = False
-            unexpected[(_snake("ExpectColumnValuesToBeUnique"), column)] = dupes
+            unexpected[("expect_column_values_to_be_unique", column)] = dupes  # as GX names its type
     failed = [f"{kind}({column}): {n} unexpected" for (kind, column), n in unexpected.items() if n]
     evaluated = len(suite_def.expectations) if batches else 0  # 0: every cycle passed before
     return SuiteResult(suite_def.mart, success, tuple(failed), evaluated, tuple(skipped)), cycles_passed
@@ -448,13 +448,6 @@ def _plan_batches(con, suite_def: Suite, validated: set[int]) -> tuple[list, lis
 
 def _literal(value) -> str:
     return str(int(value)) if isinstance(value, int) else quote(value)
-
-
-def _snake(name: str) -> str:
-    """ExpectColumnValuesToBeUnique -> expect_column_values_to_be_unique (GX's config type)."""
-    import re
-
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
 def _arrow_frame(con, sql: str):

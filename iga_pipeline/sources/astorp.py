@@ -12,10 +12,10 @@ import pandas as pd
 
 from iga_pipeline import collector, personnummer, reference
 from iga_pipeline.pseudonym import PseudonymKey
-from iga_pipeline.sources.common import AdapterOutput, Delivery, FileRejected, issues_frame
+from iga_pipeline.sources.common import AdapterOutput, Delivery, FileRejected, identity, issues_frame
 from iga_pipeline.sources.masking import safe_value
 from iga_pipeline.sources.provider_rows import (
-    HOURS_RULE, INTERVENTION_COLUMNS, followed_up, hours_of, identity, warning_issue,
+    HOURS_RULE, INTERVENTION_COLUMNS, followed_up, hours_of, warning_issue,
 )
 
 ASTORP_BATCH = 50_000  # entries turned into columns at a time

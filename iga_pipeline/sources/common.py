@@ -18,7 +18,7 @@ from pathlib import Path, PurePosixPath
 
 import pandas as pd
 
-from iga_pipeline import reference, settings
+from iga_pipeline import personnummer, reference, settings
 from iga_pipeline.pseudonym import PseudonymKey, key_from_env
 from iga_pipeline.sources.masking import safe_path, safe_value
 
@@ -195,6 +195,18 @@ def issues_frame(rows: list[dict] | None = None) -> pd.DataFrame:
         {"source_file": "string", "source_row": "string", "severity": "string",
          "reason": "string", "detail": "string"}
     )
+
+
+def identity(delivery: Delivery, source_row: pd.Series, pnr_values: pd.Series,
+             key: PseudonymKey) -> pd.DataFrame:
+    """An adapter's `source_row`, `person_key` and `pnr_error`: the personnummer goes no further."""
+    start = reference.cycles()[delivery.cycle].start
+    pnr = personnummer.normalise(pnr_values.reset_index(drop=True), start)
+    return pd.DataFrame({
+        "source_row": source_row.reset_index(drop=True).astype(str).astype("string"),
+        "person_key": key.person_keys(pnr["pnr"]),
+        "pnr_error": pnr["error"],
+    })
 
 
 @dataclass

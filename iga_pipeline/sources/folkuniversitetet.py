@@ -8,10 +8,10 @@ import pandas as pd
 from iga_pipeline import reference
 from iga_pipeline.pseudonym import PseudonymKey
 from iga_pipeline.sources import text
-from iga_pipeline.sources.common import AdapterOutput, Delivery, issues_frame
+from iga_pipeline.sources.common import AdapterOutput, Delivery, identity, issues_frame
 from iga_pipeline.sources.masking import safe_value
 from iga_pipeline.sources.provider_rows import (
-    HOURS_RULE, INTERVENTION_COLUMNS, MAX_HOURS, blank_to_na, followed_up, identity, warning_issue,
+    HOURS_RULE, INTERVENTION_COLUMNS, MAX_HOURS, blank_to_na, followed_up, warning_issue,
 )
 
 

@@ -4,7 +4,7 @@ Personnummer and names never leave the adapters: every raw value an issue
 quotes goes through `safe_value`, every stored path through `safe_path`, and
 `mask_split_values` masks digits that only together, across one row's or one
 file's issues, would make a personnummer. decisions.md, "Bad input and personal
-data", gives the rules in words; reliability.md (P1-P11) what each one stops.
+data", gives the rules in words; reliability-history.md (P1-P11) what each one stops.
 """
 
 from __future__ import annotations
@@ -119,17 +119,17 @@ def _looks_like_a_code(text: str) -> bool:
             and all(len(w) == 1 or w.casefold() in known for w in words))
 
 
-def safe_value(value: object, limit: int = 24, *, date: bool = False) -> str:
+def safe_value(value: object, *, date: bool = False) -> str:
     """A raw value made fit for an issue detail or a log line.
 
     Every digit of text with six digits or more is masked with '#' (all or part of
     a personnummer), unless the text is plainly a date of the project's years
     (`_a_shown_date`) and `date` says that the value was read from a field of dates.
     Text that does not look like a code (it could be a name) is described, not
-    quoted: "<text of 9 characters>"."""
+    quoted: "<text of 9 characters>"; so is text of more than 24 characters."""
     text = "" if value is None else str(value)
     text = _masked(text, date)
-    if len(text) > limit or not _looks_like_a_code(text):
+    if len(text) > 24 or not _looks_like_a_code(text):
         return f"<text of {len(text)} characters>"
     return text
 

@@ -16,10 +16,10 @@ import pandas as pd
 
 from iga_pipeline import personnummer, reference, settings
 from iga_pipeline.pseudonym import PseudonymKey
-from iga_pipeline.sources.common import AdapterOutput, Delivery, FileRejected, issues_frame
+from iga_pipeline.sources.common import AdapterOutput, Delivery, FileRejected, identity, issues_frame
 from iga_pipeline.sources.masking import safe_path, safe_value
 from iga_pipeline.sources.provider_rows import (
-    INTERVENTION_COLUMNS, blank_to_na, followed_up, identity, warning_issue,
+    INTERVENTION_COLUMNS, blank_to_na, followed_up, warning_issue,
 )
 
 log = logging.getLogger(__name__)

@@ -1,11 +1,9 @@
-"""What the three providers' adapters share: the interventions frame, hours, warnings, identity."""
+"""What the three providers' adapters share: the interventions frame, hours, warnings."""
 
 from __future__ import annotations
 
 import pandas as pd
 
-from iga_pipeline import personnummer, reference
-from iga_pipeline.pseudonym import PseudonymKey
 from iga_pipeline.sources.common import Delivery
 
 INTERVENTION_COLUMNS = ["source_row", "intervention", "hours"]
@@ -52,17 +50,6 @@ def followed_up(rows: pd.DataFrame) -> bool | None:
 def warning_issue(delivery: Delivery, row: str | None, reason: str, detail: str) -> dict:
     return {"source_file": delivery.source_file, "source_row": row,
             "severity": "warning", "reason": reason, "detail": detail}
-
-
-def identity(delivery: Delivery, source_row: pd.Series, pnr_values: pd.Series,
-              key: PseudonymKey) -> pd.DataFrame:
-    start = reference.cycles()[delivery.cycle].start
-    pnr = personnummer.normalise(pnr_values.reset_index(drop=True), start)
-    return pd.DataFrame({
-        "source_row": source_row.reset_index(drop=True).astype(str).astype("string"),
-        "person_key": key.person_keys(pnr["pnr"]),
-        "pnr_error": pnr["error"],
-    })
 
 
 def blank_to_na(s: pd.Series) -> pd.Series:

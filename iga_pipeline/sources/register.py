@@ -9,10 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from iga_pipeline import personnummer, reference
 from iga_pipeline.pseudonym import PseudonymKey
 from iga_pipeline.sources import text
-from iga_pipeline.sources.common import AdapterOutput, Delivery, issues_frame
+from iga_pipeline.sources.common import AdapterOutput, Delivery, identity, issues_frame
 
 COLUMNS = [
     "personnummer", "fornamn", "efternamn", "kon", "fodelseland", "malgrupp", "cykel",
@@ -24,14 +23,8 @@ KEPT = ["kon", "fodelseland", "malgrupp", "cykel", "inskrivningsdatum", "utskriv
 
 def read(delivery: Delivery, key: PseudonymKey) -> AdapterOutput:
     frame, malformed = text.split(text.decode(delivery, "utf-8"), ";", COLUMNS)
-    start = reference.cycles()[delivery.cycle].start
-    pnr = personnummer.normalise(frame["personnummer"], start)
-    rows = pd.DataFrame({
-        "source_row": frame["source_row"].astype(str).astype("string"),
-        "person_key": key.person_keys(pnr["pnr"]),
-        "pnr_error": pnr["error"],
-        "municipality_code": delivery.municipality_code,
-    })
+    rows = identity(delivery, frame["source_row"], frame["personnummer"], key)
+    rows["municipality_code"] = delivery.municipality_code
     for column in KEPT:
         rows[column] = frame[column].astype("string").replace("", pd.NA)
     rows["name_spelling"] = _name_numbers(frame, rows["person_key"])

@@ -50,7 +50,9 @@ import pandas as pd
 from iga_pipeline import reference
 from iga_pipeline.personnummer import _luhn_digits
 from iga_pipeline.synth.names import _ANY_ORIGIN, NAMES, ORIGIN_BY_COUNTRY
-from iga_pipeline.synth.plan import COUNTRY_WEIGHTS, HOURS, OWNER_WEIGHT, PARTNER_WEIGHTS
+from iga_pipeline.synth.plan import (
+    COORDINATION_SHARE, COUNTRY_WEIGHTS, HOURS, OWNER_WEIGHT, PARTNER_WEIGHTS, PNR_FORM_WEIGHTS, PNR_FORMS,
+)
 
 CYCLE1_MAX = 300  # participations in cycle 1 (Pethö's workbook stays hand-sized)
 RETURNER_SHARE = 0.03  # participations of people who took part in the previous cycle
@@ -61,7 +63,6 @@ CHUNK_ROWS = 250_000  # JSON entries rendered at a time
 BIRTH_FIRST = np.datetime64("1945-01-01")
 BIRTH_DAYS = int((np.datetime64("1995-01-01") - BIRTH_FIRST).astype(int))  # born 1945-1994
 SERIALS = 1000
-COORDINATION_SHARE = 0.02
 
 # Status details in a fixed order; index 8 means "no row at this time point".
 DETAILS = ("employment", "self_employment", "education", "programme", "job_seeking",
@@ -75,8 +76,7 @@ P_90D = (0.30, 0.07, 0.10, 0.04, 0.25, 0.07, 0.05, 0.06, 0.06)
 P_LEAVER_END = (0.10, 0.02, 0.05, 0.02, 0.15, 0.06, 0.04, 0.06, 0.50)
 P_LEAVER_90D = (0.08, 0.02, 0.04, 0.01, 0.08, 0.03, 0.02, 0.02, 0.70)
 
-PNR_FORMS = ("YYMMDD-NNNC", "YYYYMMDD-NNNC", "YYMMDDNNNC", "YYYYMMDDNNNC")
-PNR_FORM_WEIGHTS = (0.70, 0.12, 0.10, 0.08)
+PNR_FORM_SHARES = tuple(w / sum(PNR_FORM_WEIGHTS) for w in PNR_FORM_WEIGHTS)
 
 FU_HOURS = ["Timmar validering", "Timmar yrkesprövning", "Timmar samhällsorientering",
             "Timmar jobbsökning"]
@@ -294,7 +294,7 @@ def plan_cycle(seed: int, cycle: int, layout: Layout, people: People,
     left = enrolled + (14 + (rng.random(n) * (span - 24)).astype(np.int64)).astype("timedelta64[D]")
     exited = np.where(completed, np.where(rng.random(n) < 0.9, end, np.datetime64("NaT")), left)
 
-    form = np.array(PNR_FORMS, dtype=object)[rng.choice(len(PNR_FORMS), size=n, p=PNR_FORM_WEIGHTS)]
+    form = np.array(PNR_FORMS, dtype=object)[rng.choice(len(PNR_FORMS), size=n, p=PNR_FORM_SHARES)]
     weights_c = COUNTRY_WEIGHTS[info.target_group]
     countries = np.array(list(weights_c), dtype=object)
     pc = np.array(list(weights_c.values()), dtype=float)
