@@ -210,6 +210,15 @@ def _version(path: Path) -> tuple | None:
     return st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns
 
 
+def _repeats(rows: pd.DataFrame, content: list[str], key: str) -> tuple[pd.Series, pd.Series]:
+    """R5 over `rows`: `dup`, each row identical in `content` to an earlier one (counted once),
+    and `clash`, every row of a `key` that has differing rows (all rejected, an identical copy
+    of one of them included: it counts nowhere either)."""
+    dup = rows.duplicated(content, keep="first")
+    distinct = rows[~dup]
+    return dup, rows[key].isin(distinct.loc[distinct[key].duplicated(), key])
+
+
 def _row_issues(frame: pd.DataFrame, severity: str, reason: str, detail) -> pd.DataFrame:
     return pd.DataFrame({
         "source_file": frame["source_file"], "source_row": frame["source_row"],
@@ -237,12 +246,9 @@ def _registers(cycle: int, deliveries: list[Delivery], key: PseudonymKey, book: 
                                                          "source_row", "municipality_code"]), cycle)
     rows = pd.concat(accepted, ignore_index=True)
 
-    # R5: identical rows in one file count once ...
-    dup = rows.duplicated(["source_file", "municipality_code", *_REGISTER_CONTENT], keep="first")
-    # ... and different rows for one participation (two registers, or two rows) are all
-    # rejected, an identical copy of one of them included: it counts nowhere either.
-    distinct = rows[~dup]
-    clash = rows["person_key"].isin(distinct.loc[distinct["person_key"].duplicated(), "person_key"])
+    # R5: identical rows in one file count once; different rows for one participation (two
+    # registers, or two rows) are all rejected
+    dup, clash = _repeats(rows, ["source_file", "municipality_code", *_REGISTER_CONTENT], "person_key")
     book.add(_row_issues(rows[dup & ~clash], "warning", "duplicate_row",
                          "identical to an earlier row of the same file; counted once"))
     if clash.any():
@@ -418,12 +424,10 @@ def _surveys(cycle: int, deliveries: list[Delivery], key: PseudonymKey, book: _B
         rows = rows.drop(index=rejected.index)
         # the same answer: tolk compares case-insensitively (its schema accepts any case; the cells
         # come stripped, and okad_mojlighet is exactly one of '1'..'5' or empty)
-        same = rows.assign(_tolk=rows["tolk"].str.casefold())
-        dup = same.duplicated(["svar_id", "kommunkod", "okad_mojlighet", "_tolk"], keep="first")
         # one answer id with different answers: which is the questionnaire would be a guess (R4);
-        # all are rejected, an identical copy of one of them included (as for registers, R5)
-        distinct = rows[~dup]
-        conflict = rows["svar_id"].isin(distinct.loc[distinct["svar_id"].duplicated(), "svar_id"])
+        # all are rejected (as for registers, R5)
+        dup, conflict = _repeats(rows.assign(_tolk=rows["tolk"].str.casefold()),
+                                 ["svar_id", "kommunkod", "okad_mojlighet", "_tolk"], "svar_id")
         book.add(_row_issues(rows[dup & ~conflict], "warning", "duplicate_row",
                              "identical to an earlier answer; counted once"))
         book.add(_row_issues(rows[conflict], "rejected", "conflicting_duplicate",
