@@ -117,7 +117,6 @@ def _record(staging: Path, audit: pd.DataFrame, cycles: set[int], key: Pseudonym
     added = pd.concat([new.astype(types), gone.astype(types)], ignore_index=True).assign(
         first_built=pd.Timestamp(datetime.now(timezone.utc)))
     merged = pd.concat([log.astype(types), added], ignore_index=True)[COLUMNS]
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     table = pa.Table.from_pandas(merged, preserve_index=False)
     pq.write_table(table.replace_schema_metadata({**(table.schema.metadata or {}), NAMES_KEY: names_key}), tmp)

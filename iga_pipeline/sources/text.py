@@ -198,6 +198,12 @@ def _first_nonblank_line(text: str) -> str:
         size *= 4
 
 
+def _malformed(number, fields: int, header: list[str]) -> dict:
+    """The issue of data row `number`, which has `fields` fields where the header has more or fewer."""
+    return {"source_row": str(number), "severity": "rejected", "reason": "missing_required",
+            "detail": f"the row has {fields} fields, the header {len(header)}"}
+
+
 def _split_malformed(lines, fields, nonblank, malformed, header, sep):
     """`_split_exactly`'s result for quote-free text: issues for malformed rows, the rest parsed."""
     body = slice(1, None)  # the first line is the header (text starts with it)
@@ -205,10 +211,8 @@ def _split_malformed(lines, fields, nonblank, malformed, header, sep):
     malformed_np = malformed.to_numpy(zero_copy_only=False)[body]
     counts = fields.to_numpy(zero_copy_only=False)[body]
     numbers = np.cumsum(nonblank_np)  # data row number of every non-blank line
-    issues = [{
-        "source_row": str(number), "severity": "rejected", "reason": "missing_required",
-        "detail": f"the row has {count} fields, the header {len(header)}",
-    } for number, count in zip(numbers[malformed_np], counts[malformed_np])]
+    issues = [_malformed(number, count, header)
+              for number, count in zip(numbers[malformed_np], counts[malformed_np])]
     good = nonblank_np & ~malformed_np
     kept = pc.filter(lines.slice(1), pa.array(good))
     rows = "\n".join(kept.to_pylist())
@@ -244,10 +248,7 @@ def _split_lines(nonblank: list[list[str]], header: list[str]) -> tuple[pd.DataF
     rows, numbers, issues = [], [], []
     for number, fields in enumerate(nonblank, start=1):
         if len(fields) != len(header):
-            issues.append({
-                "source_row": str(number), "severity": "rejected", "reason": "missing_required",
-                "detail": f"the row has {len(fields)} fields, the header {len(header)}",
-            })
+            issues.append(_malformed(number, len(fields), header))
             continue
         rows.append([f.strip() for f in fields])
         numbers.append(number)
