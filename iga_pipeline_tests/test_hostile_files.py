@@ -288,7 +288,7 @@ def csv_row_range(text: str, sep: str) -> tuple[int, int] | None:
 
     lo counts lines with content; hi adds lines made only of separators and
     blanks (an all-empty record may or may not count as a row). Quotes do not
-    change it: every line is one record, a quote never joins two (reliability.md,
+    change it: every line is one record, a quote never joins two (reliability-history.md,
     H10). None when the text has line breaks other than CR/LF, which Python's
     str.splitlines() and the CSV readers count differently."""
     if _ODD_LINE_BREAKS.search(text):
