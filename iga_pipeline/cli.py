@@ -280,7 +280,7 @@ def run_build_job(paths, cycle: int | None = None, job_name: str = "build_all"):
     run_id = str(uuid.uuid4())  # named here, so that a run left unbegun can be ended (below)
     # The steps hand each other nothing through an IO manager; Dagster's default one made the
     # ephemeral instance a folder in the system's temporary folder, which a build killed
-    # outright left there for good (a review's find: one a kill).
+    # outright left there for good (a review's find: one folder per kill).
     try:
         return job.execute_in_process(
             instance=instance,
