@@ -139,6 +139,13 @@ def pandera_checks(iga: IGAResource):
         yield _files_rejected_whole(iga)
 
 
+def _checked_file(context, iga: IGAResource):
+    """The file a warehouse check reads, whether it is this build's candidate (else the live
+    warehouse: the check run on its own, after the publish) and the paths."""
+    candidate, paths = candidate_for(context, iga)
+    return (candidate, True, paths) if candidate.exists() else (paths.warehouse, False, paths)
+
+
 def failure_details(metadata) -> str:
     """What a failed check found, from its metadata: Great Expectations' failed expectations
     with their counts ('failed'), pandera's failures by column and check ('by_check'), the
@@ -159,14 +166,13 @@ def failure_details(metadata) -> str:
            for s in SUITES],
 )
 def gx_mart_checks(context: AssetCheckExecutionContext, iga: IGAResource):
-    candidate, paths = candidate_for(context, iga)
-    target = candidate if candidate.exists() else paths.warehouse
+    target, is_candidate, paths = _checked_file(context, iga)
     results = run_suites(target, paths.warehouse_dir)
     docs = data_docs_index(paths.warehouse_dir)
     for s in SUITES:
         r = results[s.mart]
-        if target == candidate:
-            build.record_verdict(candidate, f"gx_{s.mart}", r.success)
+        if is_candidate:
+            build.record_verdict(target, f"gx_{s.mart}", r.success)
         yield AssetCheckResult(
             asset_key=mart_key(s.mart), check_name=f"gx_{s.mart}", passed=r.success,
             severity=AssetCheckSeverity.ERROR,
@@ -175,7 +181,7 @@ def gx_mart_checks(context: AssetCheckExecutionContext, iga: IGAResource):
                       **({} if r.success else {"failed": MetadataValue.md(
                           "\n".join(f"- {f}" for f in r.failed) or "no count of rows: see data_docs")}),
                 "data_docs": MetadataValue.path(str(docs)),
-                "validated_file": MetadataValue.text("candidate" if target == candidate else "live"),
+                "validated_file": MetadataValue.text("candidate" if is_candidate else "live"),
                 "not_revalidated": MetadataValue.text(
                     f"{s.batch_by} {', '.join(map(str, r.unchanged))}: passed before, rows unchanged since"
                     if r.unchanged else "none")},
@@ -195,12 +201,11 @@ def gx_mart_checks(context: AssetCheckExecutionContext, iga: IGAResource):
                 "counts the values; it never shows them.",
 )
 def no_personnummer(context: AssetCheckExecutionContext, iga: IGAResource) -> AssetCheckResult:
-    candidate, paths = candidate_for(context, iga)
-    target = candidate if candidate.exists() else paths.warehouse
+    target, is_candidate, _ = _checked_file(context, iga)
     scan = personal_data.scan(target)
     found = "\n".join(f"| {s}.{t}.{c} | {n} |" for (s, t, c), n in scan.found.items())
-    if target == candidate:
-        build.record_verdict(candidate, "no_personnummer", not found)
+    if is_candidate:
+        build.record_verdict(target, "no_personnummer", not found)
     return AssetCheckResult(passed=not found, metadata={
         "columns_scanned": len(scan.counts),
         "columns_skipped_by_length": len(scan.skipped_short),
@@ -209,5 +214,5 @@ def no_personnummer(context: AssetCheckExecutionContext, iga: IGAResource) -> As
         "distinct_values_tested": scan.distinct_values,
         "found": MetadataValue.md(f"| table.column | values like a personnummer |\n|---|---|\n{found}"
                                   if found else "none"),
-        "scanned_file": MetadataValue.text("candidate" if target == candidate else "live"),
+        "scanned_file": MetadataValue.text("candidate" if is_candidate else "live"),
     })

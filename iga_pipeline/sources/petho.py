@@ -312,10 +312,10 @@ def _merges_hiding(data: bytes, columns: list[int] | None, last_row: int) -> str
     return f"{merged} range(s) of merged cells over the rows and columns read (unmerge them)" if merged else None
 
 
-def _unreadable_cells(path, ws, columns: list[int] | None = (), last_row: int = PETHO_HEADER_ROW) -> str | None:
+def _unreadable_cells(path, ws, columns: list[int] | None, last_row: int) -> str | None:
     """Cells of the sheet that openpyxl (read-only, data_only) reads as empty although they
-    are not: merged cells over what is read (`columns`, from the header row to `last_row`,
-    `_hides_a_read_cell`), and formulas without a stored result (a workbook written by a
+    are not: merged cells over what is read (`columns`, None for any, from the header row to
+    `last_row`: `_hides_a_read_cell`), and formulas without a stored result (a workbook written by a
     program that does not compute formulas). What is wrong, or None."""
     data = _sheet_xml(path, ws)
     if data is None:
