@@ -187,6 +187,15 @@ def _register_values(p: Participation) -> list[str]:
 
 
 # -------------------------------------------------------------------- Pethö
+def _reported(plan: Plan, cycle: int, point: str):
+    """The cycle's participations a provider's file at `point` ('end' or '90d') holds, with
+    the status it reports."""
+    for p in plan.of_cycle(cycle):
+        status = p.end if point == "end" else p.d90
+        if status is not None and status.mode != ABSENT:
+            yield p, status
+
+
 def write_petho(plan: Plan, out: Path, log: DefectLog, cycles: list[int]) -> dict[str, int]:
     """leverantorer/petho/cykel<N>_resultat.xlsx: one sheet per municipality."""
     files = {}
@@ -331,10 +340,7 @@ def write_folkuniversitetet(plan: Plan, out: Path, log: DefectLog, cycles: list[
         for suffix, point, header in targets:
             rel = paths[point]
             rows = []
-            for p in plan.of_cycle(cycle):
-                status = p.end if point == "end" else p.d90
-                if status is None or status.mode == ABSENT:
-                    continue
+            for p, status in _reported(plan, cycle, point):
                 municipality = p.provider_municipality if status.mode == MISMATCH else p.municipality
                 lead = [p.person.pnr("YYMMDDNNNC"), names[municipality]]
                 if point == "end":
@@ -400,10 +406,7 @@ def write_astorp(plan: Plan, out: Path, log: DefectLog, cycles: list[int]) -> di
         for suffix, point, list_key, delivered in targets:
             rel = paths[point]
             rows = []
-            for p in plan.of_cycle(cycle):
-                status = p.end if point == "end" else p.d90
-                if status is None or status.mode == ABSENT:
-                    continue
+            for p, status in _reported(plan, cycle, point):
                 pnr = p.person.pnr("YYYYMMDD-NNNC")
                 if point == "end":
                     municipality = p.provider_municipality if status.mode == MISMATCH else p.municipality
