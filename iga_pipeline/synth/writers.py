@@ -186,7 +186,7 @@ def _register_values(p: Participation) -> list[str]:
     return [row[c] for c in REGISTER_COLUMNS]
 
 
-# -------------------------------------------------------------------- Pethö
+# ------------------------------------------------------------- providers' files
 def _reported(plan: Plan, cycle: int, point: str):
     """The cycle's participations a provider's file at `point` ('end' or '90d') holds, with
     the status it reports."""
@@ -196,6 +196,7 @@ def _reported(plan: Plan, cycle: int, point: str):
             yield p, status
 
 
+# -------------------------------------------------------------------- Pethö
 def write_petho(plan: Plan, out: Path, log: DefectLog, cycles: list[int]) -> dict[str, int]:
     """leverantorer/petho/cykel<N>_resultat.xlsx: one sheet per municipality."""
     files = {}
