@@ -399,7 +399,8 @@ def _sheet_check(tmp_path: Path, cells: bytes) -> str | None:
     path = tmp_path / "sheet.xlsx"
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as z:
         z.writestr("xl/worksheets/sheet1.xml", b"<worksheet><sheetData>" + cells + b"</sheetData></worksheet>")
-    return petho._unreadable_cells(path, types.SimpleNamespace(_worksheet_path="xl/worksheets/sheet1.xml"))
+    return petho._unreadable_cells(path, types.SimpleNamespace(_worksheet_path="xl/worksheets/sheet1.xml"), [],
+                                   petho.PETHO_HEADER_ROW)  # no column read: the formulas alone
 
 
 def test_a_sheet_written_with_a_namespace_prefix_is_checked_too(tmp_path):
@@ -419,7 +420,7 @@ def test_a_sheet_written_with_a_namespace_prefix_is_checked_too(tmp_path):
                        b'spreadsheetml/2006/main"><x:sheetData>' + body + b"</x:worksheet>")
 
     sheet(b'<x:row r="5"><x:c r="E5" t="str"><x:f>"Anst\xc3\xa4lld"</x:f></x:c></x:row></x:sheetData>')
-    assert petho._unreadable_cells(path, ns) == \
+    assert petho._unreadable_cells(path, ns, [], petho.PETHO_HEADER_ROW) == \
         "1 formula cell(s) without a stored value (open and save the workbook in Excel)"
     sheet(b'</x:sheetData><x:mergeCells count="1"><x:mergeCell ref="E5:E6"/></x:mergeCells>')
     assert petho._unreadable_cells(path, ns, [1, 3, 4, 5], 6) == \
