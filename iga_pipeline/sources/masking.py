@@ -119,6 +119,9 @@ def _looks_like_a_code(text: str) -> bool:
             and all(len(w) == 1 or w.casefold() in known for w in words))
 
 
+_MAX_QUOTED = 24  # characters: a longer value is described, not quoted
+
+
 def safe_value(value: object, *, date: bool = False) -> str:
     """A raw value made fit for an issue detail or a log line.
 
@@ -126,10 +129,10 @@ def safe_value(value: object, *, date: bool = False) -> str:
     a personnummer), unless the text is plainly a date of the project's years
     (`_a_shown_date`) and `date` says that the value was read from a field of dates.
     Text that does not look like a code (it could be a name) is described, not
-    quoted: "<text of 9 characters>"; so is text of more than 24 characters."""
+    quoted: "<text of 9 characters>"; so is text longer than `_MAX_QUOTED`."""
     text = "" if value is None else str(value)
     text = _masked(text, date)
-    if len(text) > 24 or not _looks_like_a_code(text):
+    if len(text) > _MAX_QUOTED or not _looks_like_a_code(text):
         return f"<text of {len(text)} characters>"
     return text
 
