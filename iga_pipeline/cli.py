@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import os
 import signal
 import sys
@@ -509,6 +510,14 @@ def _unraisable(unraisable) -> None:
         sys.__unraisablehook__(unraisable)
 
 
+def _not_the_interrupt(record: logging.LogRecord) -> bool:
+    """False for a library's log record of this command's own KeyboardInterrupt: SQLAlchemy, when
+    the handler runs while it closes a connection, logs the interrupt with a traceback and raises
+    it again (a fresh clone's run of `lost_in_a_callback`). The command says it was interrupted
+    itself; the traceback only told the operator of SQLAlchemy's connection."""
+    return not (record.exc_info and isinstance(record.exc_info[1], KeyboardInterrupt))
+
+
 def entry() -> None:
     """The `iga-pipeline` command: `main`, then exit without tearing the interpreter down.
 
@@ -525,6 +534,7 @@ def entry() -> None:
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     sys.unraisablehook = _unraisable
+    logging.lastResort.addFilter(_not_the_interrupt)
     try:
         code = main()
     except BaseException:  # an interrupt, or what one became (an import it cut short)

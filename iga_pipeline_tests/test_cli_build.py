@@ -1429,6 +1429,32 @@ def test_an_interrupt_as_the_run_is_created_leaves_no_run_unended_in_dagster_hom
     assert the_run(runs_db, proc.pid) == (seen[0], "FAILURE")
 
 
+def test_a_library_logging_the_commands_interrupt_prints_no_traceback():
+    """SQLAlchemy logs an exception raised while it closes a connection, with a traceback, and
+    raises it again: when the command's Ctrl-C handler ran inside that close, the operator saw
+    SQLAlchemy's traceback above "interrupted; ..." (a fresh clone's run of the test below).
+    The command keeps such a record of its own interrupt off stderr, and only such a record."""
+    import subprocess
+    import sys
+
+    script = (  # logged at exit, which the command reaches through its exit handlers
+        "import atexit, logging, sys\n"
+        "from iga_pipeline import cli\n"
+        "def log():\n"
+        "    pool = logging.getLogger('sqlalchemy.pool.impl.NullPool')\n"
+        "    for error in (KeyboardInterrupt(), OSError('disk full')):\n"
+        "        try:\n"
+        "            raise error\n"
+        "        except BaseException:\n"
+        "            pool.error('Exception closing connection %s', type(error).__name__, exc_info=True)\n"
+        "atexit.register(log)\n"
+        "sys.argv = ['iga-pipeline', '--version']\n"
+        "cli.entry()\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert "Exception closing connection OSError" in done.stderr and "disk full" in done.stderr
+    assert "KeyboardInterrupt" not in done.stderr, done.stderr
+
+
 def test_an_interrupt_lost_in_a_callback_that_swallows_it_still_stops_the_build(tmp_path):
     """A Ctrl-C that lands while a weakref or garbage collection callback runs (SQLAlchemy's, as
     Dagster's storage starts) raises its KeyboardInterrupt inside the callback, and Python drops
