@@ -20,7 +20,8 @@ def main(argv: list[str]) -> int:
 
     collector.freeze()  # the imported modules: not visited by every later collection
     raw_root, staging, cycles, key = pickle.loads(sys.stdin.buffer.read())
-    # As the run would refuse them: `start_early` starts a worker before the CLI checks the cycle.
+    # As a run would refuse them (the CLI refuses an unknown --cycle before `start_early`;
+    # whoever else makes `Workers` is held to the same).
     unknown = [c for c in cycles if c not in reference.cycles()]
     if unknown:
         raise ValueError(f"cycle(s) {unknown} are not the project's: nothing was staged")

@@ -316,7 +316,7 @@ def _console_logger():
     """Dagster's console logger without the run's failure events: each failed step's record
     carries its whole stack trace (a hundred lines for an empty raw root), each
     step after it says it is not executed, and the command prints each failure itself, in a line
-    (`_build`). Warnings, and errors logged as text by the steps, still show."""
+    (`_failed`). Warnings, and errors logged as text by the steps, still show."""
     import logging
 
     from dagster import LoggerDefinition, colored_console_logger
@@ -341,6 +341,9 @@ def _indent(text: str) -> str:
 
 
 def summarise(paths, elapsed: float, cycle: int | None = None) -> int:
+    """Print the summary of the built warehouse; return the exit status it implies: 3
+    (EXIT_FILES_REJECTED) when a raw file was rejected whole or a folder could not be
+    listed, else 0. The warehouse's figures decide both."""
     from iga_pipeline.evaluation.queries import AUDIT_TOTALS, ISSUE_TOTALS, UNEXPECTED_FILES
     from iga_pipeline.warehouse.duck import open_readonly
 

@@ -280,8 +280,9 @@ def _harmonise_register(rows: pd.DataFrame, cycle: int) -> pd.DataFrame:
 
 
 def participation_id_prefix(cycle: int) -> str:
-    """How every participation_id of a cycle begins (staging and the warehouse find a cycle's
-    interventions by it: warehouse/build.py, PER_CYCLE)."""
+    """How every participation_id of a cycle begins: the staged files' checks hold every id to
+    its folder's cycle (staging.py), and an incremental build finds a cycle's rows of
+    marts.fct_intervention by it (warehouse/build.py, `_of_cycles`)."""
     return f"c{cycle}-"
 
 
@@ -322,18 +323,16 @@ def _provider(d: Delivery, key: PseudonymKey, book: _Book,
     # R5: several rows for one participation in one delivery. They agree when the codes
     # mean the same status (Pethö's empty cell and "Okänt" are both unknown).
     codes = reference.outcome_codes(d.kind)
+    details = {tp: rows[f"status_{tp}"].fillna("").map(codes).fillna("unknown") for tp in timepoints}
     statuses = pd.Series("", index=rows.index, dtype=object)
     for i, tp in enumerate(timepoints):
-        statuses = statuses + ("|" if i else "") + rows[f"status_{tp}"].fillna("").map(codes).fillna("unknown")
-    # a person whose rows state more than one distinct status
-    pairs = pd.DataFrame({"person_key": rows["person_key"], "status": statuses}).drop_duplicates()
-    conflicting = rows["person_key"].isin(pairs.loc[pairs["person_key"].duplicated(), "person_key"].dropna())
+        statuses = statuses + ("|" if i else "") + details[tp]
+    dup, conflicting = _repeats(rows.assign(_status=statuses), ["person_key", "_status"], "person_key")
     book.add(_row_issues(rows[conflicting], "rejected", "conflicting_duplicate",
                          "rows for the same participation in this delivery disagree on the status"))
     disagreed = {(pid, tp) for pid in participation_ids(rows.loc[conflicting, "person_key"], d.cycle)
                  for tp in timepoints}
-    rows = rows[~conflicting]
-    dup = rows.duplicated("person_key", keep="first")
+    rows, dup = rows[~conflicting], dup[~conflicting]
     book.add(_row_issues(rows[dup], "warning", "duplicate_row",
                          "repeats the status of an earlier row for the same participation; counted once, "
                          "its interventions kept"))
@@ -352,7 +351,7 @@ def _provider(d: Delivery, key: PseudonymKey, book: _Book,
     classes = reference.outcome_classes()
     outcomes = []
     for tp in timepoints:
-        detail = rows[f"status_{tp}"].fillna("").map(codes).fillna("unknown")
+        detail = details[tp].loc[rows.index]
         outcomes.append(pd.DataFrame({
             "participation_id": pid, "cycle": d.cycle, "timepoint": tp,
             "status_detail": detail, "status_class": detail.map(classes),

@@ -48,7 +48,7 @@ import pyarrow.parquet as pq
 from pandera.errors import SchemaErrors
 
 from iga_pipeline import checked_files, durable, history, settings, validation
-from iga_pipeline.ingest import CycleIngest, deliveries_for_cycle, ingest_cycle, participation_id_prefix
+from iga_pipeline.ingest import CycleIngest, ingest_cycle, participation_id_prefix
 from iga_pipeline.locks import flock
 from iga_pipeline.pseudonym import PseudonymKey, development_key
 from iga_pipeline.settings import RUN_MAX_SECONDS
@@ -145,16 +145,16 @@ def staged_key_kind(staging: Path) -> str:
 
 
 def write_cycle(staging: Path, result: CycleIngest, key: PseudonymKey | None = None,
-                mark_valid: bool = False, log: bool = False) -> int:
+                mark_valid: bool = False, record_versions: bool = False) -> int:
     """Write the cycle's frames as they are: what ingest_cycle validated is what is on
     disk; with `key`, which key they were made with; with `mark_valid`, stamped as
     having passed their models (`_mark_written_valid`). The folder is complete, stamps
     included, before it is swapped in under the staging lock.
 
-    With `log` (and `key`), the delivery log takes the cycle's versions in the same turn
+    With `record_versions` (and `key`), the delivery log takes the cycle's versions in the same turn
     of the lock as the swap: the marts refuse a staged cycle whose versions the log lacks
     (`not_ready`), and a build reading between the two was refused though nothing was
-    wrong. Returns how many versions were new to the log (0 without `log`)."""
+    wrong. Returns how many versions were new to the log (0 without `record_versions`)."""
     staging = Path(staging)
     staging.mkdir(parents=True, exist_ok=True)
     final = cycle_dir(staging, result.cycle)
@@ -175,7 +175,7 @@ def write_cycle(staging: Path, result: CycleIngest, key: PseudonymKey | None = N
             os.replace(final, old)
         os.replace(tmp, final)
         durable.fsync(staging)
-        new_versions = history.record(staging, result.audit, [result.cycle], key) if log else 0
+        new_versions = history.record(staging, result.audit, [result.cycle], key) if record_versions else 0
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
     return new_versions
@@ -400,8 +400,10 @@ def validate_staged(files: list[Path], model) -> Validated:
 def _failure_cases(path: Path, parquet: pq.ParquetFile, schema, unique: list[str], model) -> list[pd.DataFrame]:
     """pandera's failure cases of one staged file (none: it passed)."""
     cases = []
-    batches = parquet.iter_batches(batch_size=VALIDATE_ROWS) if parquet.metadata.num_rows else []
-    chunks = (b.to_pandas() for b in batches) if parquet.metadata.num_rows else [pd.read_parquet(path)]
+    if parquet.metadata.num_rows:
+        chunks = (b.to_pandas() for b in parquet.iter_batches(batch_size=VALIDATE_ROWS))
+    else:  # no batches to iterate: the empty frame is still checked for its columns and types
+        chunks = [pd.read_parquet(path)]
     for frame in chunks:
         try:
             schema.validate(frame, lazy=True)
@@ -418,9 +420,8 @@ def _failure_cases(path: Path, parquet: pq.ParquetFile, schema, unique: list[str
             cycle = cycle_of(path.parent.name)
             foreign = _foreign_ids(values, cycle)
             if len(foreign):
-                cases.append(pd.DataFrame({"column": name,
-                                           "check": f"starts with 'c{cycle}-' (the cycle of its folder)",
-                                           "failure_case": foreign.values}))
+                check = f"starts with '{participation_id_prefix(cycle)}' (the cycle of its folder)"
+                cases.append(pd.DataFrame({"column": name, "check": check, "failure_case": foreign.values}))
     return cases
 
 
@@ -457,7 +458,7 @@ def stage_cycle(raw_root: Path, staging: Path, cycle: int, key: PseudonymKey) ->
     with locked(staging, cycle=cycle):  # another ingest of this cycle first writes what it listed
         kept = checked_files.CheckedFiles(staging, cycle, key) if checked else None
         result = ingest_cycle(raw_root, cycle, key, kept=kept)
-        new_versions = write_cycle(staging, result, key, mark_valid=checked, log=True)
+        new_versions = write_cycle(staging, result, key, mark_valid=checked, record_versions=True)
         if kept is not None:
             kept.prune()
     issues = result.issues
@@ -513,29 +514,32 @@ def _give_back_memory() -> None:
 MEMORY_PER_RAW_BYTE = 10
 
 
-def ingest_workers(raw_root: Path, cycles: list[int]) -> int:
-    """How many cycles to ingest at once: IGA_INGEST_WORKERS, or as many as CPUs and
-    memory allow when the deliveries are large enough to be worth it."""
+def ingest_workers(sizes: dict[int, int]) -> int:
+    """How many cycles to ingest at once, given the cycles' sizes (`raw_bytes`):
+    IGA_INGEST_WORKERS, or as many as CPUs and memory allow when the deliveries are
+    large enough to be worth it."""
     setting = settings.ingest_workers()
     if setting is not None:
         return setting
-    sizes = [raw_bytes(raw_root, cycle) for cycle in cycles]
-    if len(cycles) < 2 or sum(sizes) < stage_workers.PARALLEL_FROM_BYTES:
+    if len(sizes) < 2 or sum(sizes.values()) < stage_workers.PARALLEL_FROM_BYTES:
         return 1
-    by_memory = _available_memory() // max(1, MEMORY_PER_RAW_BYTE * max(sizes))
-    return int(max(1, min(settings.cpus(), len(cycles), by_memory)))
+    by_memory = _available_memory() // max(1, MEMORY_PER_RAW_BYTE * max(sizes.values()))
+    return int(max(1, min(settings.cpus(), len(sizes), by_memory)))
 
 
 def _one_large_cycle(raw_root: Path, cycles: list[int]) -> bool:
     if len(cycles) != 1 or settings.ingest_workers() is not None or settings.cpus() < 2:
         return False
-    return raw_bytes(raw_root, cycles[0]) >= stage_workers.PARALLEL_FROM_BYTES
+    return raw_bytes(raw_root, cycles)[cycles[0]] >= stage_workers.PARALLEL_FROM_BYTES
 
 
-def raw_bytes(raw_root: Path, cycle: int) -> int:
-    """The size of the deliveries a cycle's ingest will read."""
-    return sum(d.path.stat().st_size for d in deliveries_for_cycle(raw_root, cycle)
-               if not d.refused and d.path.is_file())
+def raw_bytes(raw_root: Path, cycles: list[int]) -> dict[int, int]:
+    """The size of the deliveries each cycle's ingest will read (one walk of the raw root)."""
+    sizes = dict.fromkeys(cycles, 0)
+    for d in discover(raw_root):
+        if d.cycle in sizes and not d.refused and d.path.is_file():
+            sizes[d.cycle] += d.path.stat().st_size
+    return sizes
 
 
 def _available_memory() -> int:
@@ -592,12 +596,12 @@ def stage_cycles(raw_root: Path, staging: Path, cycles: list[int], key: Pseudony
         if running is not None or _one_large_cycle(raw_root, cycles):
             yield from _in_order(cycles, running or stage_workers.Workers(raw_root, staging, [cycles], key))
             return
-    n = ingest_workers(raw_root, cycles) if workers is None else workers
+    size = raw_bytes(raw_root, cycles)
+    n = ingest_workers(size) if workers is None else workers
     if n <= 1 or len(cycles) <= 1:
         for cycle in cycles:
             yield stage_cycle(raw_root, staging, cycle, key)
         return
-    size = {c: raw_bytes(raw_root, c) for c in cycles}
     shares: list[list[int]] = [[] for _ in range(min(n, len(cycles)))]
     load = [0] * len(shares)
     for cycle in sorted(cycles, key=lambda c: -size[c]):  # largest first, to the least loaded

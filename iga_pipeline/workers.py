@@ -117,8 +117,8 @@ def start_early(raw_root: Path, staging: Path, cycle: int, key) -> bool:
 
     Large means the raw root holds PARALLEL_FROM_BYTES or more per project cycle on
     average: the files are not yet sorted into cycles here (that needs the adapters'
-    imports). The worker itself refuses a cycle that is not the project's and an
-    empty raw root (`_stage_worker`), as the run would."""
+    imports). The command has refused an unknown cycle before this; the worker itself
+    refuses one too, and an empty raw root (`_stage_worker`), as the run would."""
     if settings.ingest_workers() is not None or settings.cpus() < 2:
         return False
     if _bytes_under(Path(raw_root)) < PARALLEL_FROM_BYTES * PROJECT_CYCLES:

@@ -399,15 +399,15 @@ def test_the_early_start_counts_the_projects_cycles():
 
 def test_workers_are_chosen_by_size(raw, monkeypatch):
     monkeypatch.delenv("IGA_INGEST_WORKERS", raising=False)
-    assert staging.ingest_workers(raw, [2, 3]) == 1  # a few hundred kilobytes: not worth a process
+    assert staging.ingest_workers(staging.raw_bytes(raw, [2, 3])) == 1  # a few hundred kilobytes: not worth a process
     monkeypatch.setattr(workers, "PARALLEL_FROM_BYTES", 1)
-    assert staging.ingest_workers(raw, [2, 3]) == min(2, settings.cpus())
+    assert staging.ingest_workers(staging.raw_bytes(raw, [2, 3])) == min(2, settings.cpus())
     # a cycle that would need more memory than the machine has: one at a time
-    largest = max(staging.raw_bytes(raw, c) for c in (2, 3))
+    largest = max(staging.raw_bytes(raw, [2, 3]).values())
     monkeypatch.setattr(staging, "MEMORY_PER_RAW_BYTE", staging._available_memory() // largest + 1)
-    assert staging.ingest_workers(raw, [2, 3]) == 1  # no memory for two at once
+    assert staging.ingest_workers(staging.raw_bytes(raw, [2, 3])) == 1  # no memory for two at once
     monkeypatch.setenv("IGA_INGEST_WORKERS", "3")
-    assert staging.ingest_workers(raw, [2, 3]) == 3
+    assert staging.ingest_workers(staging.raw_bytes(raw, [2, 3])) == 3
 
 
 def test_the_memory_workers_may_use_is_the_cgroups(raw, tmp_path, monkeypatch):
@@ -419,14 +419,14 @@ def test_the_memory_workers_may_use_is_the_cgroups(raw, tmp_path, monkeypatch):
     monkeypatch.delenv("IGA_INGEST_WORKERS", raising=False)
     monkeypatch.setattr(workers, "PARALLEL_FROM_BYTES", 1)  # large
     monkeypatch.setattr("os.cpu_count", lambda: 2)
-    largest = max(staging.raw_bytes(raw, c) for c in (2, 3))
+    largest = max(staging.raw_bytes(raw, [2, 3]).values())
     monkeypatch.setattr(staging, "MEMORY_PER_RAW_BYTE", 2**30 // largest + 1)  # over 1 GiB a cycle
     (tmp_path / "cgroup").mkdir()
     (tmp_path / "cgroup" / "memory.max").write_text(f"{2 * 2**30}\n")
     (tmp_path / "proc_cgroup").write_text("0::/\n")
     monkeypatch.setattr(settings, "CGROUP_ROOT", tmp_path / "cgroup")
     monkeypatch.setattr(settings, "PROC_CGROUP", tmp_path / "proc_cgroup")
-    assert staging.ingest_workers(raw, [2, 3]) == 1
+    assert staging.ingest_workers(staging.raw_bytes(raw, [2, 3])) == 1
 
 
 @pytest.mark.skipif(not hasattr(__import__("os"), "sched_setaffinity"), reason="Linux's CPU affinity")
@@ -442,7 +442,7 @@ def test_the_cores_counted_are_those_this_process_may_run_on(raw, tmp_path, monk
     mine = os.sched_getaffinity(0)
     os.sched_setaffinity(0, {min(mine)})  # this process: one of them
     try:
-        assert staging.ingest_workers(raw, [2, 3]) == 1
+        assert staging.ingest_workers(staging.raw_bytes(raw, [2, 3])) == 1
         assert workers.start_early(raw, tmp_path / "staging", 5, KEY) is False
     finally:
         os.sched_setaffinity(0, mine)
@@ -461,8 +461,8 @@ def test_one_large_cycle_stays_in_this_process_on_one_core(raw, tmp_path, monkey
 
 
 def test_a_worker_stages_nothing_for_a_cycle_not_the_projects_nor_from_an_empty_raw_root(raw, tmp_path):
-    """The worker checks what the run would (`start_early` starts it before the command has
-    checked anything): it fails saying why, and leaves nothing in the staging folder (the
+    """The worker checks what the run would (`start_early` starts it before the run has
+    read the raw root): it fails saying why, and leaves nothing in the staging folder (the
     workers' scratch folder, made there, is gone too)."""
     with pytest.raises(RuntimeError, match=r"cycle\(s\) \[99\] are not the project's: nothing was staged"):
         workers.Workers(raw, tmp_path / "stg", [[99]], KEY).results()

@@ -193,17 +193,11 @@ READ_AT = "staging_read_at"  # its row of when the staging was read (nanoseconds
 # Its row of the key the person_keys come from: 'development' (the public key: anyone can
 # recompute them from personnummer; the report says so at its top), 'secret' or 'unknown'.
 PSEUDONYM_KEY = "pseudonym_key"
-# Per-cycle staging tables and how a cycle's rows are found in them.
-PER_CYCLE = {
-    "participations": "cycle = {c}", "survey_responses": "cycle = {c}",
-    "followup": "cycle = {c}", "audit": "cycle = {c}",
-    "interventions": "starts_with(participation_id, 'c{c}-')",  # ingest.participation_id_prefix
-}
-# Marts of one row per participation (or below): their changed cycles' rows are replaced.
-PER_CYCLE_MARTS = {
-    "marts.fct_participation": "cycle = {c}",
-    "marts.fct_intervention": "starts_with(participation_id, 'c{c}-')",
-}
+# Marts of one row per participation (or below): their changed cycles' rows are replaced,
+# found by the column named (the interventions by their participation_id's cycle prefix).
+PER_CYCLE_MARTS = {"marts.fct_participation": "cycle", "marts.fct_intervention": "participation_id"}
+# A staging table made by 10_staging.sql (the query after AS).
+_STAGING_TABLE = re.compile(r"CREATE OR REPLACE TABLE (?P<table>staging\.\w+) AS\s+(?P<query>.*)", re.S | re.I)
 REBUILD_WHEN_GROWN = 1.5  # a full build once the file is this much larger than after the last one
 
 
@@ -305,19 +299,13 @@ def _build_incrementally(staging: Path, candidate: Path, evaluation_marts: dict 
     try:
         con.execute("BEGIN TRANSACTION")
         _load_reference(con)
-        every = {name: _every_file(staging, name) for name in [*PER_CYCLE, "issues"]}
-        for table, where in PER_CYCLE.items():
-            _replace_cycles(con, f"staging.{table}", where, changed,
-                            [Path(staging) / f"cycle={c}" / f"{table}.parquet" for c in changed],
-                            every[table])
-        inventory = Path(staging) / "inventory_issues.parquet"
-        _replace_cycles(con, "staging.issues", "cycle = {c}", changed,
-                        [Path(staging) / f"cycle={c}" / "issues.parquet" for c in changed] + [inventory],
-                        f"{every['issues']} UNION ALL BY NAME SELECT * FROM read_parquet({_quote(inventory)})",
-                        also="cycle IS NULL")  # the inventory's issues (files of no cycle), always
         for path in sql_files():
             for statement in _statements(path.read_text(encoding="utf-8").replace("{staging}", _quote(staging))):
-                con.execute(_incremental(statement, changed))
+                staged = _STAGING_TABLE.match(_code(statement))
+                if staged:
+                    _replace_cycles(con, staged["table"], staged["query"], changed)
+                else:
+                    con.execute(_incremental(statement, changed))
         _store_evaluation_marts(con, evaluation_marts)
         _describe_marts(con)
         mode = "cycles " + ",".join(map(str, changed)) if changed else "no cycle changed"  # the inventory did
@@ -331,29 +319,33 @@ def _build_incrementally(staging: Path, candidate: Path, evaluation_marts: dict 
         con.close()
 
 
-def _replace_cycles(con, table: str, where: str, changed: list[int], files: list[Path],
-                    every_file: str, also: str | None = None) -> None:
-    """Delete the changed cycles' rows of a staging table and insert them from their files.
+def _replace_cycles(con, table: str, query: str, changed: list[int]) -> None:
+    """Replace the changed cycles' rows of a staging table, and its rows of no cycle (the
+    inventory's issues, written by every build), with `query`'s (the table's query in
+    10_staging.sql, which reads only those cycles' files for them).
 
-    The columns and types a full build would give the table (DuckDB's union of every
-    staged file's schema, `every_file`; read from the files' metadata only) must be
-    the table's: then the rows inserted are the rows a full build would load."""
+    The columns and types the query gives over every staged file (read from the files'
+    metadata only) must be the table's: then the rows inserted are the rows a full build
+    would load."""
     have = con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {table})").fetchall()
-    full = con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {every_file})").fetchall()
+    full = con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {query})").fetchall()
     if have != full:
         raise _Rebuild(f"{table}: a full build would give other columns")
-    condition = " OR ".join([where.format(c=c) for c in changed] + ([also] if also else [])) or "false"
-    con.execute(f"DELETE FROM {table} WHERE {condition}")
-    files = [f for f in files if f.exists()]
-    if files:
-        listed = "[" + ", ".join(_quote(f) for f in files) + "]"
-        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM read_parquet({listed}, union_by_name = true)")
+    rows = _of_cycles("cycle", changed) + " OR cycle IS NULL"
+    con.execute(f"DELETE FROM {table} WHERE {rows}")
+    con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM ({query}) WHERE {rows}")
 
 
-def _every_file(staging: Path, name: str) -> str:
-    """The query 10_staging.sql loads staging.<name> with (all cycles' files)."""
-    return (f"SELECT * FROM read_parquet({_quote(staging)} || '/cycle=*/{name}.parquet', "
-            "union_by_name = true)")
+def _of_cycles(column: str, cycles: list[int]) -> str:
+    """A condition true for the rows of `cycles`, found by `column`: `cycle`, or a
+    `participation_id` (its prefix)."""
+    if not cycles:
+        return "false"
+    if column == "cycle":
+        return f"cycle IN ({', '.join(str(int(c)) for c in cycles)})"
+    from iga_pipeline.ingest import participation_id_prefix  # not at the top: pandera (imported by now)
+
+    return " OR ".join(f"starts_with({column}, {_quote(participation_id_prefix(c))})" for c in cycles)
 
 
 def _statements(sql: str) -> list[str]:
@@ -368,17 +360,12 @@ def _code(statement: str) -> str:
 def _incremental(statement: str, changed: list[int]) -> str:
     """A per-cycle mart's CREATE ... AS <query> ORDER BY ...: replace only the changed cycles' rows.
 
-    The per-cycle staging tables become a no-op (their changed cycles were replaced above);
-    every other statement runs as it is (the other marts are small, or aggregates)."""
-    code = _code(statement)
-    staged = re.match(r"CREATE OR REPLACE TABLE staging\.(\w+) AS\b", code, re.I)
-    if staged and (staged.group(1) in PER_CYCLE or staged.group(1) == "issues"):
-        return "SELECT 1"  # replaced cycle by cycle above
-    m = re.match(r"CREATE OR REPLACE TABLE (\S+) AS\s+(.*)\bORDER BY ([^()]+)$", code, re.S | re.I)
+    Every other statement runs as it is (the other marts are small, or aggregates)."""
+    m = re.match(r"CREATE OR REPLACE TABLE (\S+) AS\s+(.*)\bORDER BY ([^()]+)$", _code(statement), re.S | re.I)
     if not m or m.group(1) not in PER_CYCLE_MARTS:
         return statement
     table, query, order = m.group(1), m.group(2), m.group(3)
-    where = " OR ".join(PER_CYCLE_MARTS[table].format(c=c) for c in changed) or "false"
+    where = _of_cycles(PER_CYCLE_MARTS[table], changed)
     return (f"DELETE FROM {table} WHERE {where};\n"
             f"INSERT INTO {table} SELECT * FROM ({query}) WHERE {where} ORDER BY {order}")
 
