@@ -481,12 +481,13 @@ def stage_cycle(raw_root: Path, staging: Path, cycle: int, key: PseudonymKey) ->
 
 def rejected_whole(audit: pd.DataFrame, issues: pd.DataFrame) -> list[tuple[str, str, str]]:
     """(source_file, reason, detail) of each file the audit says was rejected whole: the
-    detail of its one rejection with no row (ingest.py)."""
+    detail of its one rejection with no row (ingest.py); the least, were there several, as
+    the warehouse's query of the same gives it (evaluation/queries.py, REJECTED_FILES)."""
     whole = audit.loc[audit["status"] == "rejected", ["source_file", "reason"]]
     if whole.empty:
         return []
     of_files = issues[issues["source_row"].isna() & (issues["severity"] == "rejected")]
-    detail = of_files.drop_duplicates("source_file").set_index("source_file")["detail"]
+    detail = of_files.groupby("source_file")["detail"].min()
     return [(f, reason, said if isinstance(said := detail.get(f), str) else "")
             for f, reason in whole.itertuples(index=False)]
 

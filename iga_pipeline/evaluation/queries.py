@@ -117,6 +117,7 @@ ORDER BY CASE source_kind WHEN 'register' THEN 1 WHEN 'petho' THEN 2
 AUDIT_HASHES = "SELECT sha256, source_file FROM marts.ingest_audit ORDER BY source_file"
 
 # with the detail of each one's rejection of no row, as the run's log and the check give it
+# (staging.rejected_whole, over the staged frames)
 REJECTED_FILES = """
 SELECT a.source_file, a.reason, coalesce(i.detail, '') AS detail, a.cycle
 FROM marts.ingest_audit AS a
