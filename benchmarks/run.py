@@ -113,7 +113,7 @@ def machine() -> dict:
 
 
 # ------------------------------------------------------------------- measuring
-def _children() -> dict[int, int]:
+def _parent_pids() -> dict[int, int]:
     """pid -> parent pid, for every process."""
     out = {}
     for entry in os.scandir("/proc"):
@@ -127,7 +127,7 @@ def _children() -> dict[int, int]:
 
 
 def _tree_rss(root: int) -> int:
-    parents = _children()
+    parents = _parent_pids()
     tree, frontier = {root}, [root]
     while frontier:
         pid = frontier.pop()

@@ -669,6 +669,18 @@ def test_synth_seed_writes_that_seeds_files_in_any_process(tmp_path):
         assert tree(out) == tree(tmp_path / "here"), f"PYTHONHASHSEED={hash_seed}"
 
 
+def test_synth_whose_summary_nobody_reads_still_succeeds(tmp_path):
+    """`synth ... | head` ended a run that had written every file with exit 1 and "could not
+    write under DIR: Broken pipe" (a review)."""
+    out = tmp_path / "raw"
+    run = subprocess.Popen([sys.executable, "-m", "iga_pipeline.synth", "--out", str(out)], cwd=REPO,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run.stdout.close()  # the reader is gone before the summary is printed
+    err = run.stderr.read()
+    assert run.wait() == 0 and err == "", err
+    assert tree(out) == tree(COMMITTED_RAW)
+
+
 @pytest.mark.parametrize("args, said", [
     (["--out", "FILE"], "is not a folder"),
     (["--out", "FILE/raw"], "could not write under"),

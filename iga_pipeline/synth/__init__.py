@@ -11,7 +11,7 @@ Two steps, kept apart on purpose: `plan.plan_population` decides who takes
 part and what every delivery says (plain data); `writers.write_all` renders
 that plan into files. Same seed, byte-identical files.
 
-    python -m iga_pipeline.synth --out data/raw
+    python -m iga_pipeline.synth --out /tmp/raw   # a new or empty folder; the default seed writes data/raw's files
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections import Counter
@@ -33,7 +34,12 @@ def main(argv: list[str] | None = None) -> int:
                              "(an Åstorp cycle, 8 in the project's history) to an existing --out")
     args = parser.parse_args(argv)
     try:
-        return _write(parser, args)
+        status = _write(parser, args)
+        sys.stdout.flush()  # a reader gone is met here, not in the interpreter's exit
+        return status
+    except BrokenPipeError:  # the summary's reader left (`| head`): the files are written
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to say
+        return 0
     except OSError as e:  # a read-only or full folder, say: said, not a traceback
         print(f"error: could not write under {args.out}: {e.strerror or e}", file=sys.stderr)
         return 1

@@ -124,6 +124,21 @@ ORPHANS = [
 ]
 
 
+def code_for(source_kind: str) -> dict[str, str]:
+    """Harmonised status detail -> the provider's code for it, as the generators write it
+    (the first non-empty one of the reference table's codes)."""
+    out: dict[str, str] = {}
+    for code, detail in reference.outcome_codes(source_kind).items():
+        if code:
+            out.setdefault(detail, code)
+    return out
+
+
+def bump_check_digit(pnr: str) -> str:
+    """The same written personnummer with a wrong check digit."""
+    return pnr[:-1] + str((int(pnr[-1]) + 1) % 10)
+
+
 @dataclass(frozen=True)
 class Person:
     birth: date
@@ -215,7 +230,7 @@ def table1_targets() -> dict[int, Targets]:
     return out
 
 
-def plan_population(seed: int = 2012) -> Plan:
+def plan_population(seed: int) -> Plan:
     return _Planner(seed).plan()
 
 
@@ -497,8 +512,7 @@ class _Planner:
         overrides = p.register_overrides
         person = p.person
         if (kind, variant) == ("invalid_personnummer", "check_digit"):
-            written = person.pnr(p.pnr_form)
-            overrides["personnummer"] = written[:-1] + str((int(written[-1]) + 1) % 10)
+            overrides["personnummer"] = bump_check_digit(person.pnr(p.pnr_form))
         elif (kind, variant) == ("invalid_personnummer", "impossible_date"):
             nine = f"{person.birth:%y}0230{person.serial:03d}"  # 30 February, correct check digit
             overrides["personnummer"] = f"{nine[:6]}-{nine[6:]}{luhn_check_digit(nine)}"

@@ -51,7 +51,8 @@ from iga_pipeline import reference
 from iga_pipeline.personnummer import _luhn_digits
 from iga_pipeline.synth.names import _ANY_ORIGIN, NAMES, ORIGIN_BY_COUNTRY
 from iga_pipeline.synth.plan import (
-    COORDINATION_SHARE, COUNTRY_WEIGHTS, HOURS, OWNER_WEIGHT, PARTNER_WEIGHTS, PNR_FORM_WEIGHTS, PNR_FORMS,
+    COORDINATION_SHARE, COUNTRY_WEIGHTS, HOURS, OWNER_WEIGHT, PARTNER_WEIGHTS, PETHO_NUMBER_SHARE, PNR_FORM_WEIGHTS,
+    PNR_FORMS, code_for,
 )
 
 CYCLE1_MAX = 300  # participations in cycle 1 (Pethö's workbook stays hand-sized)
@@ -117,13 +118,12 @@ class Layout:
     returners: dict[int, int]
     new_start: dict[int, int]  # first slot of the cycle's new participants
     stranger_start: dict[int, int]  # first slot of the cycle's extra (defect) people
-    strangers: dict[int, int]
     total: int
 
     @classmethod
     def of(cls, participations: int) -> Layout:
         sizes = cycle_sizes(participations)
-        returners, new_start, stranger_start, strangers = {}, {}, {}, {}
+        returners, new_start, stranger_start = {}, {}, {}
         slot = 0
         previous = None
         for c in sorted(sizes):
@@ -133,14 +133,13 @@ class Layout:
             new_start[c] = slot
             slot += sizes[c] - r
             # register rejects, conflicting enrolments, malformed rows, provider orphans (x2)
-            strangers[c] = defects_per_kind(sizes[c]) * (len(REGISTER_REJECTS) + 1 + 1 + 2)
             stranger_start[c] = slot
-            slot += strangers[c]
+            slot += defects_per_kind(sizes[c]) * (len(REGISTER_REJECTS) + 1 + 1 + 2)
             previous = c
         if slot > BIRTH_DAYS * SERIALS:
             raise ValueError(f"{participations:,} participations need {slot:,} distinct people: more than "
                              f"the {BIRTH_DAYS * SERIALS:,} personnummer of births 1945-1994 the generator draws from")
-        return cls(sizes, returners, new_start, stranger_start, strangers, slot)
+        return cls(sizes, returners, new_start, stranger_start, slot)
 
 
 class People:
@@ -202,8 +201,8 @@ def format_pnrs(birth_day: np.ndarray, serial: np.ndarray, coordination: np.ndar
     return out
 
 
-def bump_check_digit(values: np.ndarray) -> np.ndarray:
-    """The same written personnummer with a wrong check digit."""
+def bump_check_digits(values: np.ndarray) -> np.ndarray:
+    """The same written personnummer with a wrong check digit (plan.bump_check_digit, for arrays)."""
     s = pd.Series(values, dtype=object)
     last = s.str[-1].astype(int)
     return (s.str[:-1] + ((last + 1) % 10).astype(str)).to_numpy(dtype=object)
@@ -400,7 +399,7 @@ class Writer:
         for group, kind in enumerate(REGISTER_REJECTS):
             rows = self._stranger_rows(p, self.strangers(p.cycle, group), rng)
             if kind == "invalid_personnummer":
-                rows["personnummer"] = bump_check_digit(rows["personnummer"].to_numpy())
+                rows["personnummer"] = bump_check_digits(rows["personnummer"].to_numpy())
             elif kind == "invalid_date":
                 rows["inskrivningsdatum"] = f"{info.start.year}-02-30"
             elif kind == "invalid_code":
@@ -456,8 +455,9 @@ class Writer:
                        states_municipality: bool = True) -> pd.DataFrame:
         """Rows one provider delivery holds: index = participation, plus defects.
 
-        Columns: slot, municipality (the provider's claim), detail (index or
-        'invalid'), pnr_bad (bump the check digit), tag. A delivery that states
+        Columns: participation (its position in the plan), slot, municipality (the
+        provider's claim), detail (an index into DETAILS, or INVALID: outside the code
+        list), pnr_bad (bump the check digit), tag. A delivery that states
         no municipality (Åstorp's 90-day export) draws the same, but its
         mismatched rows are no defect: nothing in the file says so."""
         status = p.end if point == "end" else p.d90
@@ -509,13 +509,13 @@ class Writer:
     def folkuniversitetet(self, p: CyclePlan, point: str) -> None:
         rng = _stream(self.seed, p.cycle, point)
         info = reference.cycles()[p.cycle]
-        codes = {d: c for c, d in reference.outcome_codes("folkuniversitetet").items()}
+        codes = code_for("folkuniversitetet")
         codes_by_index = np.array([codes[d] for d in DETAILS] + ["8"], dtype=object)
         rows = self._provider_rows(p, point, rng)
         detail = rows["detail"].to_numpy()  # INVALID (-1) picks the last code: outside the list
         pnr = self.people.pnr(rows["slot"].to_numpy(), "YYMMDDNNNC")
         bad = rows["pnr_bad"].to_numpy(dtype=bool)
-        pnr[bad] = bump_check_digit(pnr[bad])
+        pnr[bad] = bump_check_digits(pnr[bad])
         frame = pd.DataFrame({"Personnummer": pnr,
                               "Kommun": rows["municipality"].map(self.names).to_numpy()})
         end = np.datetime64(info.end.isoformat())
@@ -553,7 +553,7 @@ class Writer:
         """Åstorp's export of the cycle at `point`: its path, its text in pieces, its entries."""
         rng = _stream(self.seed, p.cycle, point)
         info = reference.cycles()[p.cycle]
-        codes = {d: c for c, d in reference.outcome_codes("astorp").items() if c}
+        codes = code_for("astorp")
         status_json = np.array([json.dumps(codes[d]) for d in DETAILS] + ['"PENSION"'], dtype=object)
         rows = self._provider_rows(p, point, rng, states_municipality=point == "end")
         detail = rows["detail"].to_numpy()  # INVALID (-1) picks the last code: outside the list
@@ -562,7 +562,7 @@ class Writer:
         status[(detail == UNKNOWN) & (rows["slot"].to_numpy() % 2 == 1)] = "null"
         pnr = self.people.pnr(rows["slot"].to_numpy(), "YYYYMMDD-NNNC")
         bad = rows["pnr_bad"].to_numpy(dtype=bool)
-        pnr[bad] = bump_check_digit(pnr[bad])
+        pnr[bad] = bump_check_digits(pnr[bad])
         lines = '    {"pnr": "' + pd.Series(pnr, dtype=object)
         if point == "end":
             typ = {v: c for c, v in reference.intervention_codes("astorp").items()}
@@ -607,7 +607,7 @@ class Writer:
 
         rng = _stream(self.seed, p.cycle, "end")
         info = reference.cycles()[p.cycle]
-        codes = {d: c.capitalize() for c, d in reference.outcome_codes("petho").items() if c}
+        codes = {d: c.capitalize() for d, c in code_for("petho").items()}
         insats = {v: c.capitalize() for c, v in reference.intervention_codes("petho").items()}
         # Pethö keeps one row per participant with both statuses: absent only when both are.
         p.end = np.where((p.end == ABSENT) & (p.d90 != ABSENT), UNKNOWN, p.end)
@@ -618,8 +618,8 @@ class Writer:
         pnr10 = self.people.pnr(rows["slot"].to_numpy(), "YYMMDDNNNC")
         pnr = self.people.pnr(rows["slot"].to_numpy(), "YYMMDD-NNNC")
         bad = rows["pnr_bad"].to_numpy(dtype=bool)
-        pnr[bad] = bump_check_digit(pnr[bad])
-        as_number = (rng.random(len(rows)) < 0.15) & ~bad
+        pnr[bad] = bump_check_digits(pnr[bad])
+        as_number = (rng.random(len(rows)) < PETHO_NUMBER_SHARE) & ~bad
         k = defects_per_kind(p.n)  # rows with an unknown intervention: a warning each
         odd = set(rng.choice(len(rows), size=min(k, len(rows)), replace=False).tolist())
         self.defect("unknown_intervention", len(odd))
@@ -735,7 +735,7 @@ def generate_scaled(out_dir: Path, participations: int, seed: int) -> dict:
     }
 
 
-def write_late_followup(out_dir: Path, participations: int, seed: int, cycle: int = 8) -> str:
+def write_late_followup(out_dir: Path, participations: int, seed: int, cycle: int) -> str:
     """The 90-day export of a cycle that was not followed up, delivered late.
 
     For a raw root made by `generate_scaled` with the same size and seed: the

@@ -1,8 +1,9 @@
 """Render a `Plan` into the raw files of shared/contract/raw-deliveries.md.
 
 One small writer per delivery kind. Cosmetic choices (odd casing, comments,
-BOM or not) come from a per-writer random stream seeded from the plan's seed,
-so the same plan always gives byte-identical files.
+dates within a few days) come from a per-writer random stream seeded from the
+plan's seed, so the same plan always gives byte-identical files. Which registers
+were saved from Excel (a BOM and CRLF) is fixed: `(municipality index + cycle) % 3 == 0`.
 
 Every writer logs the defects it writes (file, row, kind) into a `DefectLog`:
 rows are 1-based data rows (CSV: header excluded; JSON: position in the list;
@@ -13,7 +14,6 @@ personnummer or a name.
 from __future__ import annotations
 
 import csv
-import functools
 import io
 import json
 import random
@@ -36,11 +36,14 @@ from iga_pipeline.synth.plan import (
     MISMATCH,
     REGISTER_NONE,
     REGISTER_OK,
+    ROW,
     UNKNOWN,
     UNKNOWN_CODE,
     Participation,
     Plan,
     Status,
+    bump_check_digit,
+    code_for,
 )
 
 REGISTER_COLUMNS = [
@@ -64,6 +67,7 @@ PETHO_COMMENTS = (
     "Timanställning på lager", "Intresserad av eget företag", "Praktik i butik",
     "Söker arbete inom lokalvård", "Validering som undersköterska påbörjad",
 )
+PROVIDER_PNR_FORM = {"folkuniversitetet": "YYMMDDNNNC", "astorp": "YYYYMMDD-NNNC"}
 LEAVER_COMMENTS = ("Avbröt deltagandet", "Slutade i förtid", "")
 
 
@@ -101,15 +105,6 @@ def _rng(plan: Plan, name: str) -> random.Random:
     return random.Random(f"{plan.seed}:{name}")
 
 
-def _code_for(source_kind: str) -> dict[str, str]:
-    """harmonised status detail -> the provider's (first, non-empty) code."""
-    out: dict[str, str] = {}
-    for code, detail in reference.outcome_codes(source_kind).items():
-        if code:
-            out.setdefault(detail, code)
-    return out
-
-
 def _intervention_code(source_kind: str) -> dict[str, str]:
     return {v: k for k, v in reference.intervention_codes(source_kind).items()}
 
@@ -123,10 +118,6 @@ def _missing_outcomes(log: DefectLog, plan: Plan, cycle: int, file_end: str, fil
             log.add(file_end, None, "missing_outcome", "end")
         if file_90d and p.d90 is not None and p.d90.status_class == UNKNOWN:
             log.add(file_90d, None, "missing_outcome", "90d")
-
-
-def _bump_check_digit(pnr: str) -> str:
-    return pnr[:-1] + str((int(pnr[-1]) + 1) % 10)
 
 
 def _write_csv(path: Path, header: list[str], rows: list[list[str]], *, delimiter: str,
@@ -201,7 +192,7 @@ def write_petho(plan: Plan, out: Path, log: DefectLog, cycles: list[int]) -> dic
     """leverantorer/petho/cykel<N>_resultat.xlsx: one sheet per municipality."""
     files = {}
     rng = _rng(plan, "petho")
-    codes = {detail: code.capitalize() for detail, code in _code_for("petho").items()}
+    codes = {detail: code.capitalize() for detail, code in code_for("petho").items()}
     insats = {k: code.capitalize() for k, code in _intervention_code("petho").items()}
     names = reference.municipalities()
     roles = reference.table("municipalities").set_index("municipality_code")["role"]
@@ -245,6 +236,8 @@ def write_petho(plan: Plan, out: Path, log: DefectLog, cycles: list[int]) -> dic
             elif p.end.mode == CONFLICT:  # the two rows differ in the end status only
                 rows = [([cell, name, insatser, text(p.end, d), status_90d, comment],
                          [(CONFLICT, "Status cykelslut")]) for d in p.end.written]
+            elif p.end.mode not in (ROW, UNKNOWN_CODE, MISMATCH, DUPLICATE):  # plan.PROVIDER_DEFECTS
+                raise ValueError(f"the Pethö writer has no row for a planned {p.end.mode}")
             else:
                 values = [cell, name, insatser, text(p.end), status_90d, comment]
                 rows = [(values, tags)]
@@ -328,7 +321,7 @@ def write_folkuniversitetet(plan: Plan, out: Path, log: DefectLog, cycles: list[
     """cykel<N>_slut.csv and cykel<N>_90dagar.csv: cp1252, ';', decimal comma."""
     files = {}
     rng = _rng(plan, "folkuniversitetet")
-    codes = _code_for("folkuniversitetet")
+    codes = code_for("folkuniversitetet")
     hour_column = _intervention_code("folkuniversitetet")  # intervention -> column header
     names = reference.municipalities()
     for cycle in cycles:
@@ -343,16 +336,15 @@ def write_folkuniversitetet(plan: Plan, out: Path, log: DefectLog, cycles: list[
             rows = []
             for p, status in _reported(plan, cycle, point):
                 municipality = p.provider_municipality if status.mode == MISMATCH else p.municipality
-                lead = [p.person.pnr("YYMMDDNNNC"), names[municipality]]
+                lead = [names[municipality]]
                 if point == "end":
                     hours = dict(p.interventions)
                     lead += [_fmt_hours(hours.get(i)) for i in hour_column]
                     when = end + timedelta(days=rng.randint(0, 4)) if p.completed else (p.exited or end)
                 else:
                     when = end + timedelta(days=90 + rng.randint(0, 10))
-                make = functools.partial(_fu_row, lead=lead, tail=when.isoformat())
-                rows += _provider_rows(p, status, codes, make, "folkuniversitetet", codes["unknown"],
-                                       "Utfallskod")
+                rows += _provider_rows(p, status, codes, lambda pnr, code: [pnr, *lead, code, when.isoformat()],
+                                       "folkuniversitetet", codes["unknown"], "Utfallskod")
             rows.sort(key=lambda r: r[0][0])
             _write_csv(out / rel, header, [v for v, _ in rows], delimiter=";", encoding="cp1252",
                        lineterminator="\r\n")
@@ -362,26 +354,25 @@ def write_folkuniversitetet(plan: Plan, out: Path, log: DefectLog, cycles: list[
     return files
 
 
-def _fu_row(code: str, *, lead: list[str], tail: str) -> list[str]:
-    return [*lead, code, tail]
-
-
 def _fmt_hours(hours: float | None) -> str:
     return "" if hours is None else f"{hours:g}".replace(".", ",")
 
 
-def _provider_rows(p: Participation, status: Status, codes: dict[str, str], make, kind: str,
-                   unknown_code, field_name: str) -> list[tuple[list, list]]:
-    """The rows one provider file holds for one participation at one point."""
+def _provider_rows(p: Participation, status: Status, codes: dict[str, str], render, kind: str,
+                   unknown_code, field_name: str) -> list[tuple[object, list]]:
+    """The rows one provider file holds for one participation at one point, each
+    `render(written personnummer, status code)`."""
+    pnr = p.person.pnr(PROVIDER_PNR_FORM[kind])
+
+    def make(code):
+        return render(pnr, code)
     tags = [] if p.accepted else [("orphan_outcome", "")]
     if status.mode == INVALID_CODE:
         return [(make(INVALID_STATUS[kind]), [(INVALID_CODE, field_name)])]
     if status.mode == CONFLICT:
         return [(make(codes[d]), [(CONFLICT, field_name)]) for d in status.written]
     if status.mode == INVALID_PNR:
-        values = make(codes[status.written[0]])
-        values[0] = _bump_check_digit(values[0])
-        return [(values, [(INVALID_PNR, "check digit")])]
+        return [(render(bump_check_digit(pnr), codes[status.written[0]]), [(INVALID_PNR, "check digit")])]
     code = unknown_code if status.mode == UNKNOWN_CODE else codes[status.detail]
     if status.mode == DUPLICATE:
         return [(make(code), []), (make(code), [(DUPLICATE, "")])]
@@ -395,7 +386,7 @@ def write_astorp(plan: Plan, out: Path, log: DefectLog, cycles: list[int]) -> di
     """cykel<N>.json and cykel<N>_90dagar.json (when followed up): UTF-8 JSON."""
     files = {}
     rng = _rng(plan, "astorp")
-    codes = _code_for("astorp")
+    codes = code_for("astorp")
     typ = _intervention_code("astorp")
     provider = reference.cycles()[cycles[0]].provider
     for cycle in cycles:
@@ -408,22 +399,21 @@ def write_astorp(plan: Plan, out: Path, log: DefectLog, cycles: list[int]) -> di
             rel = paths[point]
             rows = []
             for p, status in _reported(plan, cycle, point):
-                pnr = p.person.pnr("YYYYMMDD-NNNC")
                 if point == "end":
                     municipality = p.provider_municipality if status.mode == MISMATCH else p.municipality
                     insatser = [{"typ": typ[i], "timmar": h} for i, h in p.interventions]
-                    make = functools.partial(_astorp_end_entry, pnr=pnr, municipality=municipality,
-                                             insatser=insatser)
+                    def render(pnr, code):
+                        return {"pnr": pnr, "kommunkod": municipality, "insatser": insatser,
+                                "status_cykelslut": code}
                 else:
-                    make = functools.partial(_astorp_90d_entry, pnr=pnr)
+                    def render(pnr, code):
+                        return {"pnr": pnr, "status": code}
                 unknown = rng.choice((codes["unknown"], None))
-                for values, tags in _provider_rows(p, status, codes, make, "astorp", unknown,
-                                                   "status_cykelslut" if point == "end" else "status"):
-                    entry = {**values[1], "pnr": values[0]}  # _provider_rows may spoil the check digit
-                    rows.append(([values[0], entry], tags))
-            rows.sort(key=lambda r: r[0][0])
+                rows += _provider_rows(p, status, codes, render, "astorp", unknown,
+                                       "status_cykelslut" if point == "end" else "status")
+            rows.sort(key=lambda r: r[0]["pnr"])
             doc = {"leverantor": provider, "cykel": cycle, "levererad": delivered.isoformat(),
-                   list_key: [entry for (_, entry), _ in rows]}
+                   list_key: [entry for entry, _ in rows]}
             path = out / rel
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(doc, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
@@ -431,14 +421,6 @@ def write_astorp(plan: Plan, out: Path, log: DefectLog, cycles: list[int]) -> di
             files[rel] = len(rows)
         _missing_outcomes(log, plan, cycle, paths["end"], paths.get("90d"))
     return files
-
-
-def _astorp_end_entry(code, *, pnr, municipality, insatser) -> list:
-    return [pnr, {"pnr": pnr, "kommunkod": municipality, "insatser": insatser, "status_cykelslut": code}]
-
-
-def _astorp_90d_entry(code, *, pnr) -> list:
-    return [pnr, {"pnr": pnr, "status": code}]
 
 
 # ------------------------------------------------------------------- survey
