@@ -42,7 +42,9 @@ def cycles_frame(rows: list[dict]) -> pd.DataFrame:
 
 
 def summary_frame(**scopes: dict) -> pd.DataFrame:
+    """outcomes_summary's shape: a row per scope, zeros where the scope has no cycle."""
     base = {"completed": 0, "work_at_end": 0, "studies_at_end": 0, "work_90d": 0, "studies_90d": 0}
+    scopes = {"followed_up": {}, "all": {}, **scopes}
     return pd.DataFrame([{"scope": s, "cycles": "", **base, **v} for s, v in scopes.items()])
 
 
@@ -204,11 +206,27 @@ def test_empty_denominators_are_not_assessable():
 
 def test_no_followed_up_cycle_leaves_that_scope_empty():
     cycles = cycles_frame([{"cycle": 1, "completed": 10, "followed_up": False}])
-    summary = summary_frame(all={"completed": 10, "work_90d": 6})  # outcomes_summary has no followed_up row
+    summary = summary_frame(all={"completed": 10, "work_90d": 6})  # followed_up: no cycle, zeros
     r = goal_rows(goal_attainment_frame(reference.goals(), cycles, summary))
     assert r[("HM2", "followed_up")]["status"] == "not_assessable"
     assert r[("HM2", "followed_up")]["denominator"] == 0
     assert r[("HM2", "all")]["status"] == "met"
+
+
+def test_a_blank_coverage_rule_is_no_rule_to_the_mart_and_to_the_page():
+    """goals.py read a blank min_cycle_coverage as no rule, the report as a rule, and failed
+    on float(' '), so that nothing was published (a review's find)."""
+    from iga_pipeline.evaluation import report
+
+    goals = reference.goals()
+    goals.loc[goals["goal_id"] == "HM1", "min_cycle_coverage"] = " "
+    mart = goal_attainment_frame(goals, TABLE1_CYCLES, TABLE1_SUMMARY)
+    assert goal_rows(mart)[("HM1", "all")]["status"] == "not_met"  # judged: 16/20 < 95%
+    assert report._goals(mart, goals, TABLE1_CYCLES)["coverage_rule"] is None
+    goals.loc[goals["goal_id"] == "HM1", "min_cycle_coverage"] = "0.5"
+    mart = goal_attainment_frame(goals, TABLE1_CYCLES, TABLE1_SUMMARY)
+    assert goal_rows(mart)[("HM1", "all")]["status"] == "not_assessable"
+    assert report._goals(mart, goals, TABLE1_CYCLES)["coverage_rule"] == "50%"
 
 
 def _hm1(cycles: list[dict]) -> dict:
@@ -376,7 +394,7 @@ def test_like_for_like_figures_are_the_scopes_own():
 
 
 def test_benchmark_below_and_empty_scope():
-    summary = summary_frame(all={"completed": 100, "work_90d": 10})  # no followed_up row
+    summary = summary_frame(all={"completed": 100, "work_90d": 10})  # followed_up: no cycle, zeros
     r = {(x["benchmark_id"], x["scope"]): x
          for x in benchmark_comparison_frame(reference.benchmarks(), summary).to_dict("records")}
     assert r[("ESF_FOREIGN_BORN_MIN", "all")]["verdict"] == "below"  # 10% (5.5%-17.4%) < 20%

@@ -36,10 +36,18 @@ PUBLISHED = AssetKey(["warehouse", "published"])
 PARQUET = AssetKey(["warehouse", "parquet"])
 REPORT = AssetKey(["report", "evaluation_report"])
 NO_FILE_REJECTED = "no_file_rejected_whole"  # the one check that warns, not blocks (checks.py)
+NO_PERSONNUMMER = "no_personnummer"
+
+
+def gx_check(mart: str) -> str:
+    """The name of the Great Expectations check of `mart`."""
+    return f"gx_{mart}"
+
+
 # The blocking checks of a candidate warehouse (defs/checks.py): each writes its verdict
-# beside the candidate, and warehouse/published publishes a candidate only once all have
-# passed it (build.not_passed).
-CANDIDATE_CHECKS = [*(f"gx_{s.mart}" for s in SUITES), "no_personnummer"]
+# beside the candidate under its name, and warehouse/published publishes a candidate only
+# once all have passed it (build.not_passed).
+CANDIDATE_CHECKS = [*(gx_check(s.mart) for s in SUITES), NO_PERSONNUMMER]
 
 
 # The report, the exports and the publish work on their own run's candidate warehouse,

@@ -25,7 +25,9 @@ from dagster import (
 )
 
 from iga_pipeline import staging, validation
-from iga_pipeline.defs.assets import NO_FILE_REJECTED, candidate_for, harmonised_key, mart_key
+from iga_pipeline.defs.assets import (
+    NO_FILE_REJECTED, NO_PERSONNUMMER, candidate_for, gx_check, harmonised_key, mart_key,
+)
 from iga_pipeline.defs.resources import IGAResource
 from iga_pipeline.quality import personal_data
 from iga_pipeline.quality.expectations import SUITES, data_docs_index, run_suites
@@ -159,7 +161,7 @@ def failure_details(metadata) -> str:
 
 
 @multi_asset_check(
-    specs=[AssetCheckSpec(f"gx_{s.mart}", asset=mart_key(s.mart), blocking=True,
+    specs=[AssetCheckSpec(gx_check(s.mart), asset=mart_key(s.mart), blocking=True,
                           description=f"{s.summary[:1].upper()}{s.summary[1:]}. Great Expectations suite "
                                       f"marts.{s.mart}: " + "; ".join(
                                           f"{n}({k.get('column', '')})" for n, k in s.expectations))
@@ -172,9 +174,9 @@ def gx_mart_checks(context: AssetCheckExecutionContext, iga: IGAResource):
     for s in SUITES:
         r = results[s.mart]
         if is_candidate:
-            build.record_verdict(target, f"gx_{s.mart}", r.success)
+            build.record_verdict(target, gx_check(s.mart), r.success)
         yield AssetCheckResult(
-            asset_key=mart_key(s.mart), check_name=f"gx_{s.mart}", passed=r.success,
+            asset_key=mart_key(s.mart), check_name=gx_check(s.mart), passed=r.success,
             severity=AssetCheckSeverity.ERROR,
             # "failed" only when the suite did: a passing check read "failed: none" in the UI
             metadata={"expectations": r.evaluated,
@@ -191,7 +193,7 @@ def gx_mart_checks(context: AssetCheckExecutionContext, iga: IGAResource):
 @asset_check(
     # On the mart most read; it covers every table of the file all the same, as the marts step
     # builds them all at once. Blocking: a failure stops warehouse/published.
-    asset=mart_key("fct_participation"), name="no_personnummer", blocking=True,
+    asset=mart_key("fct_participation"), name=NO_PERSONNUMMER, blocking=True,
     description="No personnummer anywhere in the warehouse: no value in any text column of any table "
                 "(marts, staging, reference, every schema) looks like a written personnummer or "
                 "samordningsnummer (10 or 12 digits, with or without '-', '+' or a space before the "
@@ -205,7 +207,7 @@ def no_personnummer(context: AssetCheckExecutionContext, iga: IGAResource) -> As
     scan = personal_data.scan(target)
     found = "\n".join(f"| {s}.{t}.{c} | {n} |" for (s, t, c), n in scan.found.items())
     if is_candidate:
-        build.record_verdict(target, "no_personnummer", not found)
+        build.record_verdict(target, NO_PERSONNUMMER, not found)
     return AssetCheckResult(passed=not found, metadata={
         "columns_scanned": len(scan.counts),
         "columns_skipped_by_length": len(scan.skipped_short),

@@ -82,10 +82,7 @@ def benchmark_comparison_frame(benchmarks: pd.DataFrame, summary: pd.DataFrame,
     for b in benchmarks.itertuples(index=False):
         regions = str(getattr(b, "birth_regions", "") or "").split() if by_region is not None else []
         for scope in SCOPES:
-            if scope in by_scope.index:
-                k, n = int(by_scope.loc[scope, NUMERATOR]), int(by_scope.loc[scope, DENOMINATOR])
-            else:
-                k, n = 0, 0
+            k, n = int(by_scope.at[scope, NUMERATOR]), int(by_scope.at[scope, DENOMINATOR])
             ci = wilson_interval(k, n)
             rows.append({
                 "benchmark_id": b.benchmark_id, "scope": scope, "description": b.description,

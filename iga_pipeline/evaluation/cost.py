@@ -59,9 +59,6 @@ def cost_efficiency_frame(budget: dict[str, int], quantities: dict[str, int]) ->
 def cost_efficiency(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     summary = queries.summary(con).set_index("scope")
     cycles = queries.cycles(con)
-    if SCOPE in summary.index:
-        q = {k: int(summary.loc[SCOPE, k]) for k in ("completed", "work_90d", "studies_90d")}
-    else:
-        q = {"completed": 0, "work_90d": 0, "studies_90d": 0}
+    q = {k: int(summary.at[SCOPE, k]) for k in ("completed", "work_90d", "studies_90d")}
     q["enrolled"] = int(cycles["enrolled"].fillna(0).sum())
     return cost_efficiency_frame(queries.budget(con), q)

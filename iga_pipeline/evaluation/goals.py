@@ -44,21 +44,25 @@ def scope_quantities(cycles: pd.DataFrame, summary: pd.DataFrame) -> dict[str, d
     """scope -> {quantity: value}: outcome quantities from outcomes_summary, survey
     quantities summed over the scope's cycles."""
     in_scope = scope_cycles(cycles)
-    by_scope = summary.set_index("scope")
+    by_scope = summary.set_index("scope")  # a row per scope, zeros where it has no cycle
     out: dict[str, dict[str, int | None]] = {}
     for scope in SCOPES:
         q: dict[str, int | None] = {}
         for name in OUTCOME_QUANTITIES:
-            if scope in by_scope.index:
-                v = by_scope.loc[scope, name]
-                q[name] = None if pd.isna(v) else int(v)
-            else:  # no cycle in the scope (nothing followed up yet): nothing counted
-                q[name] = 0
+            v = by_scope.at[scope, name]
+            q[name] = None if pd.isna(v) else int(v)
         rows = cycles[cycles["cycle"].isin(in_scope[scope])]
         for name in SURVEY_QUANTITIES:
             q[name] = int(rows[name].fillna(0).sum())
         out[scope] = q
     return out
+
+
+def coverage_rule(value) -> str | None:
+    """A goal's `min_cycle_coverage`: None when it has none (empty, NULL or blank)."""
+    if value is None or pd.isna(value) or not str(value).strip():
+        return None
+    return str(value).strip()
 
 
 def coverage_check(cycles: pd.DataFrame, scope_cycle_ids: list[int], threshold) -> tuple[int, int]:
@@ -83,15 +87,14 @@ def goal_attainment_frame(goals: pd.DataFrame, cycles: pd.DataFrame,
     in_scope = scope_cycles(cycles)
     rows = []
     for goal in goals.itertuples(index=False):
-        rule = getattr(goal, "min_cycle_coverage", None)
-        has_rule = rule is not None and not pd.isna(rule) and str(rule).strip() != ""
+        rule = coverage_rule(getattr(goal, "min_cycle_coverage", None))
         for scope in SCOPES:
             q = quantities[scope]
             num = evaluate(goal.numerator, q)
             den = evaluate(goal.denominator, q)
             coverage = covered = n_cycles = None
             assessable = True
-            if has_rule:
+            if rule is not None:
                 covered, n_cycles = coverage_check(cycles, in_scope[scope], rule)
                 assessable = covered == n_cycles
                 coverage = share(q["survey_answered"], q["completed"])

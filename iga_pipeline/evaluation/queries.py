@@ -174,7 +174,7 @@ def municipality_counts(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     return frame(con, MUNICIPALITY_COUNTS)
 
 
-def pseudonym_key(con: duckdb.DuckDBPyConnection) -> str | None:
+def pseudonym_key_kind(con: duckdb.DuckDBPyConnection) -> str | None:
     """Which key the warehouse's person_keys come from, as its build recorded it
     ('development', 'secret' or 'unknown'; warehouse/build.py), or None: not recorded."""
     return build.recorded_inputs(con).get(build.PSEUDONYM_KEY)  # {} without that table

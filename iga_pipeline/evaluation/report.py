@@ -30,11 +30,11 @@ from iga_pipeline import durable, reference, warm_up
 from iga_pipeline.evaluation import queries
 from iga_pipeline.evaluation.benchmarks import verdict, wilson_interval
 from iga_pipeline.evaluation.common import half_up_percent, scope_cycles
-from iga_pipeline.evaluation.goals import range_without_follow_up
+from iga_pipeline.evaluation.goals import coverage_rule, range_without_follow_up
 from iga_pipeline.evaluation.reconciliation import (
     CYCLE_ROW, TABLE1_COLUMNS, printed_above_subtotal, subtotal_cycles,
 )
-from iga_pipeline.evaluation.suppression import PUBLISHED
+from iga_pipeline.evaluation.suppression import PUBLISHED, applies
 from iga_pipeline.warehouse.duck import open_readonly
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -507,7 +507,6 @@ def _goals(goals_mart: pd.DataFrame, goal_defs: pd.DataFrame, cycles: pd.DataFra
             "goal_id": goal_id, "kind": "Huvudmål" if d.get("kind") == "main" else "Delmål",
             "text_sv": d.get("text_sv", ""), "description": first["description"],
             "target": pct(first["target"]), "version": _none(first["version"]),
-            "revises": _none(first["revises"]),
             "definition": _fraction(first["numerator_definition"], first["denominator_definition"]),
             "has_coverage": _none(first["coverage"]) is not None or _none(first["cycles_in_scope"]) is not None,
             "scopes": scopes,
@@ -519,12 +518,10 @@ def _goals(goals_mart: pd.DataFrame, goal_defs: pd.DataFrame, cycles: pd.DataFra
                              "answered": int(r.survey_answered), "completed": int(r.completed),
                              "coverage": pct(r.survey_answered / r.completed if r.completed else None),
                              "high": int(r.survey_large_or_very_large)})
-    coverage_rule = None
-    if "min_cycle_coverage" in defs.columns:
-        rules = [v for v in defs["min_cycle_coverage"] if _none(v) not in (None, "")]
-        coverage_rule = pct(float(rules[0])) if rules else None
+    rule = coverage_rule(defs.at["HM1", "min_cycle_coverage"]) if "HM1" in defs.index else None
+    coverage_rule_shown = pct(float(rule)) if rule is not None else None  # the page's sentences are of HM1
     by_id = {r["goal_id"]: r for r in rows}
-    return {"rows": rows, "by_id": by_id, "surveyed": surveyed, "coverage_rule": coverage_rule}
+    return {"rows": rows, "by_id": by_id, "surveyed": surveyed, "coverage_rule": coverage_rule_shown}
 
 
 def _dropouts(dropouts: pd.DataFrame, cycles: pd.DataFrame) -> dict:
@@ -587,7 +584,7 @@ def _suppression(con: duckdb.DuckDBPyConnection) -> dict:
     nulls = 0
     for r in m.itertuples():
         for c in PUBLISHED:  # the mart's counts
-            if c.endswith("_90d") and not r.followed_up:
+            if not applies(c, r.followed_up):
                 continue
             applicable += 1
             nulls += int(pd.isna(getattr(r, c)))
@@ -705,9 +702,7 @@ def context(con: duckdb.DuckDBPyConnection, warehouse_built_at: datetime | None 
 
     benchmarks = [_benchmark(r) for r in bench.itertuples()]
 
-    def scope_row(scope: str) -> dict:
-        if scope not in summary.index:  # e.g. nothing followed up yet
-            return {"cycles": "none", "completed": 0, "work_90d": 0}
+    def scope_row(scope: str) -> dict:  # outcomes_summary has a row per scope, zeros where it has no cycle
         s = summary.loc[scope]
         return {"cycles": s["cycles"] or "none", "completed": int(s["completed"]), "work_90d": int(s["work_90d"])}
 
@@ -736,7 +731,7 @@ def context(con: duckdb.DuckDBPyConnection, warehouse_built_at: datetime | None 
         "warehouse_built_at": (warehouse_built_at.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
                                if warehouse_built_at else None),
         "files": len(hashes), "fingerprint_grouped": grouped(fp),
-        "development_key": queries.pseudonym_key(con) == "development",
+        "development_key": queries.pseudonym_key_kind(con) == "development",
         "bundled_synthetic": fp == reference.BUNDLED_SYNTHETIC_FINGERPRINT,
         "scopes": scopes,
         # The scope the headline speaks about: the followed-up cycles when they have completers.
@@ -766,7 +761,7 @@ def context(con: duckdb.DuckDBPyConnection, warehouse_built_at: datetime | None 
         "delsumma_cycles": cycle_ranges(delsumma) or "none",
         "cost": [{"metric": r.metric, "description": r.description,
                   "value": sek(_none(r.value_sek)), "numerator": sek(r.numerator_sek),
-                  "denominator": _none(r.denominator), "budget_item": r.budget_item}
+                  "denominator": _none(r.denominator)}
                  for r in cost.itertuples()],
         "cost_by": {r.metric: r for r in cost.itertuples()},
         "budget": queries.budget(con),

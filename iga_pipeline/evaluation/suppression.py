@@ -93,8 +93,10 @@ class Suppression:
         return self.suppressed - self.primary
 
 
-def _applicable(counts: pd.DataFrame, i: int, measure: str) -> bool:
-    return measure not in AT_90D or bool(counts.at[i, "followed_up"])
+def applies(measure: str, followed_up) -> bool:
+    """Whether a row has the count: the 90-day ones only where its cycle is followed up (else
+    NULL by design, not suppressed)."""
+    return measure not in AT_90D or bool(followed_up)
 
 
 def cells_and_lines(counts: pd.DataFrame) -> tuple[dict[Cell, int], list[Line]]:
@@ -102,7 +104,7 @@ def cells_and_lines(counts: pd.DataFrame) -> tuple[dict[Cell, int], list[Line]]:
     values: dict[Cell, int] = {}
     for i in counts.index:
         for m in MEASURES:
-            if _applicable(counts, i, m):
+            if applies(m, counts.at[i, "followed_up"]):
                 v = counts.at[i, m]
                 values[(i, m)] = 0 if pd.isna(v) else int(v)
     lines: list[Line] = []
@@ -168,7 +170,7 @@ def suppress(counts: pd.DataFrame) -> Suppression:
         for c in line.cells:
             lines_of.setdefault(c, []).append(line)
     key = lambda c: _sort_key(counts, c)  # noqa: E731
-    unresolved: dict[str, str] = {}
+    unresolved: set[str] = set()  # the lines no further suppression could close
 
     def candidates(line: Line) -> list[Cell]:
         cs = [c for c in line.cells if c not in suppressed and c not in hidden]
@@ -201,13 +203,12 @@ def suppress(counts: pd.DataFrame) -> Suppression:
             if not (c in suppressed or (c in hidden and _small(values[c]))):
                 continue
             line = derived[c]
-            tag = f"derivable: {line.name}"
-            if tag in unresolved:
+            if line.name in unresolved:
                 continue
             if fix(line, derived):
                 acted = True
                 break
-            unresolved[tag] = line.name
+            unresolved.add(line.name)
         if not acted:
             break
 
@@ -229,7 +230,7 @@ def suppress(counts: pd.DataFrame) -> Suppression:
     for text in ("municipality_code", "municipality"):  # VARCHAR, as in fct_participation
         frame[text] = frame[text].astype("string")
     frame = frame[OUTPUT_COLUMNS].sort_values(["municipality_code", "cycle"]).reset_index(drop=True)
-    return Suppression(frame, suppressed, primary, sorted(unresolved))
+    return Suppression(frame, suppressed, primary, sorted(f"derivable: {name}" for name in unresolved))
 
 
 def disclosure_intervals(counts: pd.DataFrame, suppressed: set[Cell]) -> pd.DataFrame:
