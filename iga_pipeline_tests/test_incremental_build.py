@@ -79,10 +79,12 @@ def builds(tmp_path_factory):
     assert first.exit_code == 0
     assert build.build_mode(live) == "full"
     shutil.copytree(live.parent, root / "marked")  # for test_the_late_delivery_leaves_...
+    shutil.copytree(live.parent, root / "before")  # read only: copied by the tests that build it
     scale.write_late_followup(raw, N, SEED, cycle=8)
     late = run(raw, live, "--cycle", "8")
     fresh = run(raw, root / "fresh" / "iga.duckdb")
     late.marked = root / "marked" / "iga.duckdb"
+    late.before = root / "before" / "iga.duckdb"
     return first, late, fresh
 
 
@@ -108,6 +110,24 @@ def test_the_late_delivery_leaves_the_other_cycles_rows_alone(builds):
         assert pid not in ids and pid in {r[0] for r in late.query(f"SELECT participation_id FROM marts.{table}")}
         eight = f"SELECT * FROM marts.{table} WHERE starts_with(participation_id, 'c8-') ORDER BY ALL"
         assert rebuilt.query(eight) == late.query(eight) != []
+
+
+def test_a_cycle_build_loads_the_delivery_log_whole(builds, tmp_path):
+    """The delivery log is no per-cycle table: a `--cycle` build makes staging.delivery_log
+    again from the whole log file, as a full build does. A rewrite of the incremental path
+    once replaced only the built cycle's rows of it, and kept the others as the copied
+    warehouse had them (rows of cycle 1 deleted by hand here)."""
+    _, late, _ = builds
+    shutil.copytree(late.before.parent, tmp_path / "live")
+    warehouse = tmp_path / "live" / "iga.duckdb"
+    with duckdb.connect(str(warehouse)) as con:
+        assert con.execute("DELETE FROM staging.delivery_log WHERE cycle = 1").fetchone()[0] > 0
+    rebuilt = run(late.before.parent.parent / "raw", warehouse, "--cycle", "8")
+    assert rebuilt.exit_code == 0 and build.build_mode(warehouse) == "cycles 8"
+    log = tmp_path / "live" / "staging" / "delivery_log.parquet"
+    with duckdb.connect() as con:
+        want = con.execute(f"SELECT * FROM read_parquet('{log}', file_row_number = true)").fetchall()
+    assert sorted(rebuilt.query("SELECT * FROM staging.delivery_log"), key=repr) == sorted(want, key=repr)
 
 
 def test_the_late_delivery_rebuilds_only_its_cycle(builds):

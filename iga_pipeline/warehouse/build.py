@@ -196,7 +196,9 @@ PSEUDONYM_KEY = "pseudonym_key"
 # Marts of one row per participation (or below): their changed cycles' rows are replaced,
 # found by the column named (the interventions by their participation_id's cycle prefix).
 PER_CYCLE_MARTS = {"marts.fct_participation": "cycle", "marts.fct_intervention": "participation_id"}
-# A staging table made by 10_staging.sql (the query after AS).
+# The SQL file whose tables hold the cycles' staged rows (the other staging tables, such as
+# the delivery log, are made again whole), and one of its statements (the query after AS).
+PER_CYCLE_STAGING = "10_staging.sql"
 _STAGING_TABLE = re.compile(r"CREATE OR REPLACE TABLE (?P<table>staging\.\w+) AS\s+(?P<query>.*)", re.S | re.I)
 REBUILD_WHEN_GROWN = 1.5  # a full build once the file is this much larger than after the last one
 
@@ -301,7 +303,7 @@ def _build_incrementally(staging: Path, candidate: Path, evaluation_marts: dict 
         _load_reference(con)
         for path in sql_files():
             for statement in _statements(path.read_text(encoding="utf-8").replace("{staging}", _quote(staging))):
-                staged = _STAGING_TABLE.match(_code(statement))
+                staged = _STAGING_TABLE.match(_code(statement)) if path.name == PER_CYCLE_STAGING else None
                 if staged:
                     _replace_cycles(con, staged["table"], staged["query"], changed)
                 else:
