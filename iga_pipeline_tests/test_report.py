@@ -732,6 +732,18 @@ def test_report_renders_early_in_the_project(tmp_path, cli_build, early_leaver):
     assert "Abdirahman" not in text
 
 
+def test_the_pages_label_of_the_scopes_cycles_is_the_marts(con):
+    """The page labels the printed Delsumma's cycles with `cycle_ranges` and compares the label,
+    as text, with outcomes_summary's `cycles`, which the SQL writes by its own rule (a review:
+    one format changed alone would make the page say the two differ)."""
+    from iga_pipeline.evaluation.common import scope_cycles
+
+    summary = queries.summary(con).set_index("scope")
+    in_scope = scope_cycles(queries.cycles(con))
+    assert {s: cycle_ranges(in_scope[s]) for s in ("followed_up", "all")} == \
+        {s: summary.at[s, "cycles"] for s in ("followed_up", "all")} == {"followed_up": "1-7", "all": "1-8"}
+
+
 def test_report_counts_the_withheld_municipal_cells_of_followed_up_cycles_only(con, page_text):
     """The note on outcomes_by_municipality counts the cells that can hold a figure: a cycle
     not followed up has no 90-day counts to withhold (a mutation review: with the condition
