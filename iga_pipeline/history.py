@@ -73,7 +73,9 @@ def record(staging: Path, audit: pd.DataFrame, cycles, key: PseudonymKey) -> int
     NULL: refused, unreadable) are present but not versions: nothing is added for them.
     `key`: the pseudonym key the audit's hashed names are keyed with."""
     Path(staging).mkdir(parents=True, exist_ok=True)
-    # Runs of different cycles may finish together: one writer at a time.
+    # Runs of different cycles may finish together: one writer at a time. The one caller in
+    # the pipeline (staging.write_cycle) holds the exclusive staging lock already; this lock
+    # keeps the log whole for any other caller too.
     with flock(Path(staging) / ".delivery_log.lock"):
         return _record(staging, audit, {int(c) for c in cycles}, key)
 

@@ -324,10 +324,8 @@ def _provider(d: Delivery, key: PseudonymKey, book: _Book,
     # mean the same status (Pethö's empty cell and "Okänt" are both unknown).
     codes = reference.outcome_codes(d.kind)
     details = {tp: rows[f"status_{tp}"].fillna("").map(codes).fillna("unknown") for tp in timepoints}
-    statuses = pd.Series("", index=rows.index, dtype=object)
-    for i, tp in enumerate(timepoints):
-        statuses = statuses + ("|" if i else "") + details[tp]
-    dup, conflicting = _repeats(rows.assign(_status=statuses), ["person_key", "_status"], "person_key")
+    said = rows.assign(**{f"_said_{tp}": details[tp] for tp in timepoints})
+    dup, conflicting = _repeats(said, ["person_key", *(f"_said_{tp}" for tp in timepoints)], "person_key")
     book.add(_row_issues(rows[conflicting], "rejected", "conflicting_duplicate",
                          "rows for the same participation in this delivery disagree on the status"))
     disagreed = {(pid, tp) for pid in participation_ids(rows.loc[conflicting, "person_key"], d.cycle)

@@ -235,7 +235,8 @@ def ingest_workers() -> int | None:
 
 
 def megabytes(name: str, default: float) -> int:
-    """A size in MB from environment variable `name`, in bytes: at least one byte, at most a
+    """A size in MB from environment variable `name`, in bytes, an MB being 2**20 bytes (a MiB;
+    IGA_DUCKDB_MEMORY's sizes are DuckDB's, whose MB is 10**6): at least one byte, at most a
     petabyte (`1e-9` would be no byte, and `1e308` no whole number)."""
     size = number(name, default) * 1024 * 1024
     if not 1 <= size <= 1e9 * 1024 * 1024:
@@ -262,7 +263,7 @@ def max_workbook_bytes() -> int:
 
 # The least memory a build's DuckDB is given: the bundled data built with 32 MB and failed
 # with 10 MB (out of memory); larger data spill to disk beyond the limit.
-MIN_DUCKDB_MEMORY = 30 * 2**20  # 32MB is 30.5 MiB to DuckDB
+MIN_DUCKDB_MEMORY = 30.5 * 2**20  # 32MB as DuckDB reads it back ('30.5 MiB': to a tenth of a MiB)
 _BINARY_UNITS = {"bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40, "PiB": 2**50}
 
 

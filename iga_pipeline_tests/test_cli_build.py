@@ -1101,6 +1101,8 @@ def test_help_names_the_options_as_the_readme_and_the_usage_line_do(capsys):
     ("IGA_DUCKDB_MEMORY", "none", "IGA_DUCKDB_MEMORY='none' is not a size DuckDB knows"),
     ("IGA_DUCKDB_MEMORY", "1KB", "IGA_DUCKDB_MEMORY='1KB' is less than the 32MB a build needs"),
     ("IGA_DUCKDB_MEMORY", "0GB", "IGA_DUCKDB_MEMORY='0GB' is less than the 32MB a build needs"),
+    # (a review's find: the floor was 30 MiB, 31.46 MB, not the 32MB said)
+    ("IGA_DUCKDB_MEMORY", "31.5MB", "IGA_DUCKDB_MEMORY='31.5MB' is less than the 32MB a build needs"),
     # (a review's find: accepted, and DuckDB ran out of memory before it spilled)
     ("IGA_DUCKDB_MEMORY", "100TB", "IGA_DUCKDB_MEMORY='100TB' is more than this machine's"),
 ])
@@ -1187,9 +1189,10 @@ def test_a_memory_limit_of_a_cgroup_above_this_process_s_is_read(tmp_path, monke
 
 
 def test_the_default_duckdb_memory_is_a_quarter_of_the_memory_from_1_to_4_gb(tmp_path, monkeypatch):
-    """README: 'a quarter of RAM, 1-4 GB'. The quarter was rounded down to whole gigabytes: 1GB,
-    half of that, on an 8 GB machine (7.5 GiB to the kernel), and 3GB on a 16 GB laptop's
-    15.6 GiB (an audit of comments against the code)."""
+    """README: 'a quarter of RAM, 1-4 GB, at most half of it'. The quarter was rounded down to
+    whole gigabytes: 1GB, half of that, on an 8 GB machine (7.5 GiB to the kernel), and 3GB on a
+    16 GB laptop's 15.6 GiB (an audit of comments against the code); and under a cgroup limit of
+    768 MiB the default was 1GB, which the same value set explicitly was refused as (a review)."""
     import duckdb
     from iga_pipeline import settings
     from iga_pipeline.warehouse import duck
@@ -1200,9 +1203,12 @@ def test_the_default_duckdb_memory_is_a_quarter_of_the_memory_from_1_to_4_gb(tmp
     monkeypatch.setattr(settings, "PROC_CGROUP", tmp_path / "proc_cgroup")
     monkeypatch.delenv("IGA_DUCKDB_MEMORY", raising=False)
     units = {"MiB": 2**20, "GiB": 2**30}
-    for memory in (int(7.5 * 2**30), int(15.6 * 2**30)):
+    for memory in (768 * 2**20, int(7.5 * 2**30), int(15.6 * 2**30)):
         (tmp_path / "cgroup" / "memory.max").write_text(f"{memory}\n")
-        expected = min(4e9, max(1e9, settings.machine_memory() / 4))
+        expected = min(4e9, max(1e9, settings.machine_memory() / 4), settings.machine_memory() / 2)
+        monkeypatch.setenv("IGA_DUCKDB_MEMORY", duck.duckdb_memory_limit())
+        assert settings.duckdb_memory()  # the default, set explicitly, is not refused
+        monkeypatch.delenv("IGA_DUCKDB_MEMORY")
         with duckdb.connect() as con:  # as DuckDB reads it ('1.8 GiB': cut to a tenth of its unit)
             con.execute(f"SET memory_limit = '{duck.duckdb_memory_limit()}'")
             amount, unit = con.execute("SELECT current_setting('memory_limit')").fetchone()[0].split()

@@ -14,7 +14,7 @@ import os
 import re
 import stat
 from dataclasses import dataclass, field, replace
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import pandas as pd
 
@@ -108,7 +108,7 @@ def classify(raw_root: Path, path: Path, key: PseudonymKey | None = None) -> Del
 
 
 def _classify_path(raw_root: Path, path: Path, key: PseudonymKey) -> Delivery:
-    rel = PurePosixPath(path.relative_to(raw_root).as_posix()).as_posix()
+    rel = path.relative_to(raw_root).as_posix()
     shown = safe_path(rel, key)  # what is recorded as source_file
     for kind, pattern in _PATTERNS:
         m = pattern.fullmatch(rel)  # not match: '$' also matches before a final newline
@@ -213,8 +213,10 @@ def identity(delivery: Delivery, source_row: pd.Series, pnr_values: pd.Series,
 class AdapterOutput:
     """What an adapter returns for one file.
 
-    `rows` has one row per data row read (valid or not), in the delivery's own
-    columns, with `source_row` and, from the register and provider adapters,
+    `rows` has one row per data row read (valid or not), except the rows the adapter
+    rejects itself (a malformed CSV line; an Åstorp entry that is no object, or gives a key
+    twice with different values), which are `rejected` issues only: rows read are `rows`
+    and those issues (`ingest._rows_read`). In the delivery's own columns, with `source_row` and, from the register and provider adapters,
     `person_key` (NA where the personnummer was invalid) and `pnr_error` (the
     survey's: `svar_id` and `svar_id_error`). Validation decides which rows are
     rejected."""

@@ -1,11 +1,13 @@
 """The three providers' outcome deliveries, each to the same shape: one adapter per kind
 (`petho.py`, `folkuniversitetet.py`, `astorp.py`; what they share in `provider_rows.py`).
 
-Every adapter returns one row per data row read, with
+Every adapter returns one row per data row read (but those it rejects itself:
+`common.AdapterOutput`), with
   source_row, person_key, pnr_error, municipality_code (the provider's claim,
   <NA> when it names no project municipality), and status_end / status_90d
-  (the raw status code, trimmed; <NA> where empty or null; the column is
-  absent when the file does not report that time point),
+  (the status as written, trimmed, Pethö's known texts case-folded; <NA> where
+  empty or null; the column is absent when the file does not report that time
+  point),
 plus an interventions frame (source_row, intervention, hours).
 """
 

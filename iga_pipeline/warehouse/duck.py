@@ -34,12 +34,14 @@ def open_readonly(path: Path) -> duckdb.DuckDBPyConnection:
 
 
 def duckdb_memory_limit() -> str:
-    """DuckDB's memory for a build (IGA_DUCKDB_MEMORY, default a quarter of RAM, 1-4 GB);
+    """DuckDB's memory for a build (IGA_DUCKDB_MEMORY, default a quarter of RAM, 1-4 GB, at most
+    half of it: an explicit setting above the memory is refused, `settings.duckdb_memory`);
     beyond it DuckDB spills to disk, so the build's peak stays predictable."""
     setting = settings.duckdb_memory()
     if setting:
         return setting
-    size = max(10**9, min(4 * 10**9, settings.machine_memory() // 4))  # GB and MB: DuckDB's 10**9 and 10**6
+    memory = settings.machine_memory()
+    size = min(max(10**9, memory // 4), 4 * 10**9, memory // 2)  # GB and MB: DuckDB's 10**9 and 10**6
     return f"{size // 10**9}GB" if size % 10**9 == 0 else f"{size // 10**6}MB"
 
 

@@ -51,9 +51,7 @@ def publishing(target: Path):
     return flock(Path(target).parent / ".publish.lock")
 
 
-def _check_publishable(candidate: Path, target: Path) -> None:
-    if candidate.parent.resolve() != target.parent.resolve():
-        raise ValueError("the candidate must be built in the live warehouse's folder")
+def _check_publishable(candidate: Path) -> None:
     if wal_path(candidate).exists():
         raise RuntimeError("the candidate still has a write-ahead log: it was not checkpointed, so it "
                            "is not published; run the build again")
@@ -85,7 +83,7 @@ def publish_build(paths, run_id: str) -> list[str]:
         swaps.append((paths.pending_report(run_id), paths.report_dir / "index.html"))
     with publishing(paths.warehouse):
         repaired = _recover(paths)
-        _check_publishable(candidate, paths.warehouse)
+        _check_publishable(candidate)
         live_read, candidate_read = staging_read_at(paths.warehouse), staging_read_at(candidate)
         if live_read and candidate_read and live_read > candidate_read:
             raise Superseded(f"the live warehouse was built from the staging as read "
