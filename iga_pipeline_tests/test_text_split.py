@@ -109,3 +109,14 @@ def test_a_file_rejected_whole_counts_its_non_blank_lines_as_rows_read():
     with pytest.raises(FileRejected) as e:
         text.split(body, ";", HEADER)
     assert (e.value.reason, e.value.rows_read) == ("missing_columns", 2)
+
+
+@pytest.mark.parametrize("odd", ["\u2028", "\x1c", "\x85"])
+def test_a_line_is_ended_by_cr_or_lf_alone_for_the_header_and_the_count_too(odd):
+    """The header was found by str.splitlines, which also ends a line at U+2028, \\x1c or
+    \\x85: a header with one after its first column lost the others ('missing column(s): b,
+    c', though the rows were split against the whole line), and a rejected file counted such a
+    row twice (a review)."""
+    frame, issues = text.split(f"a{odd};b;c\n1;2;3\n", ";", HEADER)
+    assert list(frame.columns) == ["source_row", *HEADER] and len(frame) == 1 and not issues
+    assert text._data_lines(f"a;b;c\n1;x{odd}y;3\n") == 1

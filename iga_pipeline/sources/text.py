@@ -16,6 +16,9 @@ from iga_pipeline.sources.masking import safe_value
 from iga_pipeline.whitespace import WHITESPACE
 
 UTF8_BOM = b"\xef\xbb\xbf"
+# What ends a line of a delimited delivery: CR, LF or CRLF, for the header, the rows and the
+# count of a file rejected whole alike (not str.splitlines, which also breaks at \x1c or U+2028)
+_LINE_END = re.compile(r"\r\n|\r|\n")
 # Control bytes no text delivery holds (tab, LF, FF, CR and NUL aside)
 _CONTROL = re.compile(rb"[\x01-\x08\x0b\x0e-\x1f\x7f]")
 
@@ -85,7 +88,7 @@ def _data_lines(text: str | bytes) -> int:
     blank, less the header. A file in the wrong encoding is counted in a lenient decoding."""
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
-    return max(sum(1 for line in text.splitlines() if line.strip()) - 1, 0)
+    return max(sum(1 for line in _LINE_END.split(text) if line.strip()) - 1, 0)
 
 
 def _is_utf8(data: bytes) -> bool:
@@ -184,18 +187,13 @@ def _read_whole(text: str, sep: str) -> pd.DataFrame | None:
 
 
 def _first_nonblank_line(text: str) -> str:
-    """`next(line for line in text.splitlines() if line.strip())`, reading only as far as needed."""
-    size = 1 << 16
-    while True:
-        head = text[:size]
-        lines = head.splitlines(keepends=True)
-        complete = lines if size >= len(text) else lines[:-1]
-        for line in complete:
-            if line.strip():
-                return line.splitlines()[0]
-        if size >= len(text):
-            return ""
-        size *= 4
+    """The first line that is not blank ('' if none), reading only as far as it."""
+    start = 0
+    for end in _LINE_END.finditer(text):
+        if text[start:end.start()].strip():
+            return text[start:end.start()]
+        start = end.end()
+    return text[start:] if text[start:].strip() else ""
 
 
 def _malformed(number, fields: int, header: list[str]) -> dict:
@@ -238,7 +236,7 @@ def _split_exactly(text: str, sep: str, header: list[str]) -> tuple[pd.DataFrame
     closed in the next line's joined the two lines into one row, and the
     second line was in no table and no issue.)"""
     csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))
-    lines = re.split(r"\r\n|\r|\n", text)
+    lines = _LINE_END.split(text)
     records = [next(csv.reader([line], delimiter=sep), []) for line in lines if line.strip()]
     return _split_lines(records[1:], header)  # records[0]: the header
 
