@@ -51,7 +51,7 @@ class Checked:
 
     rows: pd.DataFrame  # accepted rows, the columns the cycle's rules use
     interventions: pd.DataFrame
-    followed_up: bool | None
+    gives_90d_status: bool | None
     rows_read: int
     issues: pd.DataFrame  # the file's own issues and row rejections, in order
 
@@ -141,7 +141,7 @@ class CheckedFiles:
                 rows=pd.read_parquet(folder / "rows.parquet"),
                 interventions=(pd.read_parquet(folder / "interventions.parquet")
                                if (folder / "interventions.parquet").exists() else pd.DataFrame()),
-                followed_up=meta["followed_up"], rows_read=int(meta["rows_read"]),
+                gives_90d_status=meta["gives_90d_status"], rows_read=int(meta["rows_read"]),
                 issues=pd.read_parquet(folder / "issues.parquet"),
             )
         except Exception as e:  # noqa: BLE001 - damaged: drop it, read the delivery again
@@ -165,7 +165,7 @@ class CheckedFiles:
                 if len(checked.interventions.columns):  # registers have none: no column-less file
                     checked.interventions.to_parquet(tmp / "interventions.parquet")
                 checked.issues.to_parquet(tmp / "issues.parquet")
-                (tmp / "meta.json").write_text(json.dumps({"followed_up": checked.followed_up,
+                (tmp / "meta.json").write_text(json.dumps({"gives_90d_status": checked.gives_90d_status,
                                                            "rows_read": checked.rows_read}))
                 durable.replace(tmp, final)
             self.used.add(name)

@@ -148,7 +148,7 @@ class _Book:
         self.issues[first:] = [issues] if len(issues) else []
         checked = Checked(
             rows=out.rows.drop(index=rejected.index)[[c for c in columns if c in out.rows]],
-            interventions=out.interventions, followed_up=out.followed_up,
+            interventions=out.interventions, gives_90d_status=out.gives_90d_status,
             rows_read=self.files[d.source_file]["rows_read"], issues=issues)
         return checked, sha256, True
 
@@ -356,7 +356,7 @@ def _provider(d: Delivery, key: PseudonymKey, book: _Book,
             "municipality_code": rows["municipality_code"], "source_kind": d.kind,
             "source_file": d.source_file, "source_row": rows["source_row"],
         }))
-    if d.kind == "petho" and not checked.followed_up:
+    if d.kind == "petho" and not checked.gives_90d_status:
         outcomes = outcomes[:1]  # an empty 90-day column is no follow-up (R9)
     inter = _interventions(checked.interventions, owners, d, book)
 
@@ -364,8 +364,8 @@ def _provider(d: Delivery, key: PseudonymKey, book: _Book,
     # a row gives a `Status 90 dagar` (the adapter says; its workbook before the follow-up is normal);
     # Folkuniversitetet's and Åstorp's when the `_90dagar` file is delivered (here: not rejected whole),
     # even one that gives no status, whose completers are then all unknown at 90 days.
-    followed_up = True if d.timepoint == "90d" else checked.followed_up
-    if d.timepoint == "90d" and not checked.followed_up:
+    followed_up = True if d.timepoint == "90d" else checked.gives_90d_status
+    if d.timepoint == "90d" and not checked.gives_90d_status:
         book.add(issues_frame([warning_issue(
             d, None, "missing_outcome", f"the 90-day file gives no status: cycle {d.cycle} is followed up "
             "(its file was delivered), every completer unknown at 90 days")]))

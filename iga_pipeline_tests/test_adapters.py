@@ -182,7 +182,7 @@ def test_petho_reads_every_municipality_sheet(raw, key, expected_key):
     # Status texts compare case-insensitively after trimming; empty is missing.
     assert list(got["status_end"].fillna("<NA>")) == ["anställd", "eget företag", "<NA>", "studier"]
     assert list(got["status_90d"].fillna("<NA>")) == ["anställd", "<NA>", "okänt", "annat projekt"]
-    assert out.followed_up is True
+    assert out.gives_90d_status is True
 
     inter = out.interventions.sort_values(["source_row", "intervention"])
     assert list(inter.itertuples(index=False, name=None)) == [
@@ -365,7 +365,7 @@ def test_petho_number_personnr_is_a_real_excel_number(raw):
 def test_petho_without_any_90_day_status_is_not_followed_up(raw, key):
     raw.petho({"Örkelljunga": [petho_row(ALI, status_90d=None), petho_row(SARA, status_90d="  ")]})
     out = read(raw, "leverantorer/petho/cykel1_resultat.xlsx", providers.read_petho, key)
-    assert out.followed_up is False
+    assert out.gives_90d_status is False
     assert out.rows["status_90d"].isna().all()
     assert set(out.rows["municipality_code"]) == {"1257"}
 

@@ -85,7 +85,7 @@ def _same_as_plain(raw, key, change) -> None:
     for a, b in zip(_as_read(plain), _as_read(varied)):
         pd.testing.assert_frame_equal(a, b)
     assert varied.issues.empty and plain.issues.empty
-    assert varied.followed_up is True
+    assert varied.gives_90d_status is True
 
 
 def test_the_plain_petho_workbook_reads_every_allowed_spelling(raw, key, expected_key):

@@ -15,7 +15,7 @@ from iga_pipeline.pseudonym import PseudonymKey
 from iga_pipeline.sources.common import AdapterOutput, Delivery, FileRejected, identity, issues_frame
 from iga_pipeline.sources.masking import safe_value
 from iga_pipeline.sources.provider_rows import (
-    HOURS_RULE, INTERVENTION_COLUMNS, followed_up, hours_of, warning_issue,
+    HOURS_RULE, INTERVENTION_COLUMNS, gives_90d_status, hours_of, warning_issue,
 )
 
 ASTORP_BATCH = 50_000  # entries turned into columns at a time
@@ -431,7 +431,7 @@ class _AstorpColumns:
                                rows_read=self.n)
         rows["municipality_code"] = pd.Series(self.kommun, dtype="string")
         rows[f"status_{delivery.timepoint}"] = pd.Series(self.status, dtype="string").replace("", pd.NA)
-        follow_up = followed_up(rows)  # before the entries rejected here go: they gave their statuses
+        gives_status = gives_90d_status(rows)  # before the entries rejected here go: they gave their statuses
         if delivery.timepoint == "end":
             inter = pd.DataFrame({
                 "source_row": pd.Series(self.owner, dtype="int64").astype(str).to_numpy(dtype=object),
@@ -451,7 +451,7 @@ class _AstorpColumns:
                 for n, (reason, detail) in self.rejected.items()]
         issues.sort(key=lambda w: w[0])
         return AdapterOutput(rows, inter.astype({"hours": "Float64"}), issues_frame([w for _, w in issues]),
-                             follow_up)
+                             gives_status)
 
 
 def _json_kind(value) -> str:

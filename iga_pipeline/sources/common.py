@@ -224,7 +224,7 @@ class AdapterOutput:
     rows: pd.DataFrame
     interventions: pd.DataFrame = field(default_factory=pd.DataFrame)
     issues: pd.DataFrame = field(default_factory=issues_frame)
-    followed_up: bool | None = None  # a delivery with 90-day statuses: whether any row gives one
+    gives_90d_status: bool | None = None  # a delivery with 90-day statuses: whether any row gives one
 
 
 def sha256_of(path: Path) -> str:

@@ -11,7 +11,7 @@ from iga_pipeline.sources import text
 from iga_pipeline.sources.common import AdapterOutput, Delivery, identity, issues_frame
 from iga_pipeline.sources.masking import safe_value
 from iga_pipeline.sources.provider_rows import (
-    HOURS_RULE, INTERVENTION_COLUMNS, MAX_HOURS, blank_to_na, followed_up, warning_issue,
+    HOURS_RULE, INTERVENTION_COLUMNS, MAX_HOURS, blank_to_na, gives_90d_status, warning_issue,
 )
 
 
@@ -60,4 +60,4 @@ def read_folkuniversitetet(delivery: Delivery, key: PseudonymKey) -> AdapterOutp
             parts.append(pd.DataFrame({"source_row": rows.loc[keep, "source_row"],
                                        "intervention": names[column], "hours": hours[keep]}))
     inter = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=INTERVENTION_COLUMNS)
-    return AdapterOutput(rows, inter.astype({"hours": "Float64"}), issues_frame(issues), followed_up(rows))
+    return AdapterOutput(rows, inter.astype({"hours": "Float64"}), issues_frame(issues), gives_90d_status(rows))

@@ -19,7 +19,7 @@ from iga_pipeline.pseudonym import PseudonymKey
 from iga_pipeline.sources.common import AdapterOutput, Delivery, FileRejected, identity, issues_frame
 from iga_pipeline.sources.masking import safe_path, safe_value
 from iga_pipeline.sources.provider_rows import (
-    INTERVENTION_COLUMNS, blank_to_na, followed_up, warning_issue,
+    INTERVENTION_COLUMNS, blank_to_na, gives_90d_status, warning_issue,
 )
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ def read_petho(delivery: Delivery, key: PseudonymKey) -> AdapterOutput:
     inter = pd.DataFrame(interventions, columns=INTERVENTION_COLUMNS).drop_duplicates(
         ["source_row", "intervention"])
     return AdapterOutput(rows, inter.astype({"hours": "Float64"}),
-                         issues_frame(issues), followed_up=followed_up(rows))
+                         issues_frame(issues), gives_90d_status=gives_90d_status(rows))
 
 
 def _petho_records(delivery: Delivery, openpyxl, key: PseudonymKey) -> tuple[list[dict], list[tuple]]:

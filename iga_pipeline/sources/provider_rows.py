@@ -41,9 +41,11 @@ def hours_of(value) -> float | None:
     return hundredth + 0.0 if 0 <= hundredth <= MAX_HOURS else None
 
 
-def followed_up(rows: pd.DataFrame) -> bool | None:
-    """R9 for a delivery with 90-day statuses (a Pethö workbook, a `_90dagar` file): whether a
-    row gives one, valid or not (an empty one is no status); None for an end-of-cycle file."""
+def gives_90d_status(rows: pd.DataFrame) -> bool | None:
+    """For a delivery with 90-day statuses (a Pethö workbook, a `_90dagar` file): whether a row
+    gives one, valid or not (an empty one is no status); None for an end-of-cycle file. What
+    rule R9 makes of it is ingest's: a Pethö cycle is followed up when its workbook gives one, a
+    `_90dagar` file's cycle when the file is delivered."""
     return bool(rows["status_90d"].notna().any()) if "status_90d" in rows else None
 
 
