@@ -103,6 +103,24 @@ def test_a_parquet_folder_that_is_a_link_is_put_back_as_the_link(paths, tmp_path
     assert _live(paths) == {"warehouse": "old warehouse", "parquet": "old parquet", "report": "old report"}
 
 
+def test_a_folder_swap_killed_between_its_renames_is_undone_by_the_next_recovery(paths):
+    """`replace_dir` (the checks' gx/, or parquet/ exported alone) killed after its first rename
+    left the old folder aside and none in its place; it was deleted an hour later, parquet/
+    missing till the next publish and every cycle checked again (a review). The next recovery
+    puts it back, as staging's does, and leaves a folder aside alone while one is in place."""
+    (paths.warehouse_dir / "gx").mkdir()
+    (paths.warehouse_dir / "gx" / "validated_cycles.json").write_text("{}")
+    for name in publish.SWAPPED_FOLDERS:  # replace_dir's first rename, then the kill
+        os.replace(paths.warehouse_dir / name, paths.warehouse_dir / f".{name}.0123abcd.old")
+    (paths.warehouse_dir / ".gx.4567cdef.old").mkdir()  # an older one, left by another kill
+    os.utime(paths.warehouse_dir / ".gx.4567cdef.old", ns=(0, 0))
+    dealt_with = publish.recover(paths)
+    assert len(dealt_with) == 2 and _live(paths)["parquet"] == "old parquet"
+    assert (paths.warehouse_dir / "gx" / "validated_cycles.json").read_text() == "{}"
+    assert [p.name for p in paths.warehouse_dir.glob(".*.old")] == [".gx.4567cdef.old"]
+    assert publish.recover(paths) == []  # gx/ is in place: the older one waits for remove_stale
+
+
 def test_a_first_publish_that_fails_leaves_no_warehouse(tmp_path):
     paths = Paths(raw_dir=tmp_path / "raw", warehouse=tmp_path / "wh" / "iga.duckdb")
     paths.warehouse_dir.mkdir()

@@ -143,11 +143,36 @@ def recover(paths) -> list[str]:
     nothing of it is live, and what it set aside is removed; its candidate and pending
     files are removed with the rest of the killed build, an hour on. Takes the publish
     lock, so it never sees a publish that is running. Safe to repeat: a kill during a
-    recovery leaves the rest to the next one. Returns the journals dealt with."""
-    if not any(paths.warehouse_dir.glob(JOURNAL_GLOB)) and not _set_aside_files(paths):
+    recovery leaves the rest to the next one. It also puts back a folder that `replace_dir`
+    set aside and put nothing in the place of (a kill between its two renames). Returns
+    what it dealt with."""
+    if (not any(paths.warehouse_dir.glob(JOURNAL_GLOB)) and not _set_aside_files(paths)
+            and not _swapped_out(paths)):
         return []
     with publishing(paths.warehouse):
         return _recover(paths)
+
+
+# The folders `replace_dir` swaps (the Parquet exports materialised alone, the checks' gx/)
+SWAPPED_FOLDERS = ("parquet", "gx")
+
+
+def _swapped_out(paths) -> dict[str, Path]:
+    """Each folder `replace_dir` set aside that nothing took the place of (the newest, were
+    there several): with the publish lock held, a swap killed between its two renames."""
+    out = {}
+    for name in SWAPPED_FOLDERS:
+        aside = list(paths.warehouse_dir.glob(f".{name}.*.old"))
+        if aside and not os.path.lexists(paths.warehouse_dir / name):
+            out[name] = max(aside, key=_mtime)
+    return out
+
+
+def _mtime(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except FileNotFoundError:  # removed meanwhile (looked at without the lock)
+        return -1
 
 
 def _set_aside_files(paths) -> list[Path]:
@@ -191,6 +216,11 @@ def _recover(paths) -> list[str]:
     for previous in _set_aside_files(paths):
         _remove(previous)
         dealt_with.append(previous.name)
+    for name, old in _swapped_out(paths).items():  # as staging.recover puts a cycle's folder back
+        os.replace(old, folder / name)
+        durable.fsync(folder)
+        log.warning("%s: a swap of %s/ killed midway was undone", old.name, name)
+        dealt_with.append(f"{old.name} (a swap of {name}/ killed midway, undone)")
     return dealt_with
 
 
