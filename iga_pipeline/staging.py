@@ -597,7 +597,8 @@ def stage_cycles(raw_root: Path, staging: Path, cycles: list[int], key: Pseudony
         if running is not None or _one_large_cycle(raw_root, cycles):
             yield from _in_order(cycles, running or stage_workers.Workers(raw_root, staging, [cycles], key))
             return
-    size = raw_bytes(raw_root, cycles)
+    # the cycles' sizes decide the workers and share the cycles out: not needed for one at a time
+    size = raw_bytes(raw_root, cycles) if len(cycles) > 1 and workers != 1 else {}
     n = ingest_workers(size) if workers is None else workers
     if n <= 1 or len(cycles) <= 1:
         for cycle in cycles:
