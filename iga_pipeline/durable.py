@@ -3,11 +3,16 @@
 A rename is atomic for every process reading the folder, but after a power cut the file
 system may keep the rename and lose the data written before it: a torn file under the new
 name. So what was written is flushed to disk (`sync`) before the rename, and the rename
-itself (`fsync` of the folder) after it. `replace` does all three."""
+itself (`fsync` of the folder) after it. `replace` does all three.
+
+A folder cannot be renamed over a folder that holds files, so one is replaced by two renames
+(`swap_dir`): the old one aside, the new one in its place. A kill between the two leaves the
+old one aside and nothing in its place; `put_back` undoes that."""
 
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 
 
@@ -34,3 +39,44 @@ def replace(src: Path, dst: Path) -> None:
     sync(src)
     os.replace(src, dst)
     fsync(Path(dst).parent)
+
+
+def swap_dir(new: Path, target: Path) -> Path | None:
+    """Put the folder `new`, flushed already, in place of the folder `target`: `target` aside
+    to `.<name>.<hex>.old` beside it, `new` renamed into place, the renames flushed. A reader
+    may, for an instant, find `target` missing, but never a mixture of two folders' files.
+    Returns where the old folder went (None if there was none), for the caller to remove."""
+    new, target = Path(new), Path(target)
+    old = None
+    if os.path.lexists(target):
+        old = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.old")
+        os.replace(target, old)
+    os.replace(new, target)
+    fsync(target.parent)
+    return old
+
+
+def left_aside(target: Path) -> list[Path]:
+    """The folders `swap_dir` set aside for `target` and nobody removed, newest first."""
+    target = Path(target)
+
+    def mtime(path: Path) -> int:
+        try:
+            return path.stat().st_mtime_ns
+        except FileNotFoundError:  # removed meanwhile
+            return -1
+
+    return sorted(target.parent.glob(f".{target.name}.*.old"), key=mtime, reverse=True)
+
+
+def put_back(target: Path) -> Path | None:
+    """Undo a `swap_dir` killed between its two renames: with `target` missing, the newest
+    folder set aside for it goes back in its place. Returns that folder's name as it was
+    (None if nothing was put back). The caller holds whatever lock its swaps take."""
+    target = Path(target)
+    aside = left_aside(target)
+    if not aside or os.path.lexists(target):
+        return None
+    os.replace(aside[0], target)
+    fsync(target.parent)
+    return aside[0]

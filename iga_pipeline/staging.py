@@ -99,13 +99,10 @@ def recover(staging: Path) -> list[int]:
         for tmp in [*staging.glob(".cycle=*.tmp"), *staging.glob(f"{stage_workers.SCRATCH_PREFIX}*.tmp")]:
             if now - mtime(tmp) >= RUN_MAX_SECONDS:  # gone meanwhile: 0, and nothing to remove
                 shutil.rmtree(tmp, ignore_errors=True)
-        for old in sorted(staging.glob(".cycle=*.old"), key=mtime, reverse=True):
-            cycle = cycle_of(old.name.split(".")[1])  # .cycle=N.<id>.old
-            if not cycle_dir(staging, cycle).exists():
-                os.replace(old, cycle_dir(staging, cycle))
-                durable.fsync(staging)
+        for cycle in sorted({cycle_of(old.name.split(".")[1]) for old in staging.glob(".cycle=*.old")}):
+            if durable.put_back(cycle_dir(staging, cycle)) is not None:  # .cycle=N.<id>.old
                 restored.append(cycle)
-            else:
+            for old in durable.left_aside(cycle_dir(staging, cycle)):  # the rest: older, or not yet removed
                 shutil.rmtree(old, ignore_errors=True)
     return restored
 
@@ -168,13 +165,8 @@ def write_cycle(staging: Path, result: CycleIngest, key: PseudonymKey | None = N
     if mark_valid:
         _mark_written_valid(tmp, result)  # a rename keeps the files' mtimes, so the stamps hold
     durable.sync(tmp)  # else a power cut could leave a torn file under a stamp that says it passed
-    old = None
     with locked(staging):
-        if final.exists():
-            old = staging / f".cycle={result.cycle}.{uuid.uuid4().hex}.old"
-            os.replace(final, old)
-        os.replace(tmp, final)
-        durable.fsync(staging)
+        old = durable.swap_dir(tmp, final)
         new_versions = history.record(staging, result.audit, [result.cycle], key) if record_versions else 0
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)

@@ -157,22 +157,11 @@ def recover(paths) -> list[str]:
 SWAPPED_FOLDERS = ("parquet", "gx")
 
 
-def _swapped_out(paths) -> dict[str, Path]:
-    """Each folder `replace_dir` set aside that nothing took the place of (the newest, were
-    there several): with the publish lock held, a swap killed between its two renames."""
-    out = {}
-    for name in SWAPPED_FOLDERS:
-        aside = list(paths.warehouse_dir.glob(f".{name}.*.old"))
-        if aside and not os.path.lexists(paths.warehouse_dir / name):
-            out[name] = max(aside, key=_mtime)
-    return out
-
-
-def _mtime(path: Path) -> int:
-    try:
-        return path.stat().st_mtime_ns
-    except FileNotFoundError:  # removed meanwhile (looked at without the lock)
-        return -1
+def _swapped_out(paths) -> list[str]:
+    """The folders `replace_dir` set aside and put nothing in the place of (looked at
+    without the lock: `durable.put_back` looks again with it)."""
+    return [name for name in SWAPPED_FOLDERS
+            if not os.path.lexists(paths.warehouse_dir / name) and durable.left_aside(paths.warehouse_dir / name)]
 
 
 def _set_aside_files(paths) -> list[Path]:
@@ -216,9 +205,10 @@ def _recover(paths) -> list[str]:
     for previous in _set_aside_files(paths):
         _remove(previous)
         dealt_with.append(previous.name)
-    for name, old in _swapped_out(paths).items():  # as staging.recover puts a cycle's folder back
-        os.replace(old, folder / name)
-        durable.fsync(folder)
+    for name in SWAPPED_FOLDERS:  # as staging.recover puts a cycle's folder back
+        old = durable.put_back(folder / name)
+        if old is None:
+            continue
         log.warning("%s: a swap of %s/ killed midway was undone", old.name, name)
         dealt_with.append(f"{old.name} (a swap of {name}/ killed midway, undone)")
     return dealt_with
@@ -281,18 +271,11 @@ def _remove(path: Path | None) -> None:
 
 
 def replace_dir(new: Path, target: Path) -> None:
-    """Put folder `new` in place of folder `target`, flushed to disk (`durable`).
-
-    Two renames: a reader may, for an instant, find `target` missing, but
-    never a mixture of two builds' files."""
-    new, target = Path(new), Path(target)
+    """Put folder `new` in place of folder `target`, flushed to disk (`durable.swap_dir`:
+    a reader may, for an instant, find `target` missing, but never a mixture of two
+    builds' files). The old folder is removed."""
     durable.sync(new)
-    old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.old")
-        os.replace(target, old)
-    os.replace(new, target)
-    durable.fsync(target.parent)
+    old = durable.swap_dir(new, target)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 
