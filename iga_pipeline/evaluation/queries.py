@@ -32,16 +32,12 @@ FROM marts.outcomes_summary
 GOALS = "SELECT * FROM reference.goals"
 BENCHMARKS = "SELECT benchmark_id, value, description, birth_regions FROM reference.benchmarks"
 # Completers and those in work at 90 days per scope and birth region, for the benchmarks about
-# a group of birth regions; summed over the regions they are outcomes_summary's. The scopes and
-# rule R10's carried status are intermediate.participation's, as for every other count.
+# a group of birth regions; summed over the regions they are outcomes_summary's (the same rows
+# of intermediate.participation_by_scope, where rule R10's scopes are spelled).
 BY_BIRTH_REGION = """
-SELECT 'followed_up' AS scope, birth_region, count_if(completed)::BIGINT AS completed,
+SELECT scope, birth_region, count_if(completed)::BIGINT AS completed,
        count_if(completed AND status_90d = 'work')::BIGINT AS work_90d
-FROM intermediate.participation WHERE followed_up GROUP BY birth_region
-UNION ALL
-SELECT 'all', birth_region, count_if(completed)::BIGINT,
-       count_if(completed AND status_90d_carried = 'work')::BIGINT
-FROM intermediate.participation GROUP BY birth_region
+FROM intermediate.participation_by_scope GROUP BY scope, birth_region
 """
 TABLE1_PUBLISHED = "SELECT * FROM reference.table1_published"
 BUDGET = "SELECT item, sek FROM reference.budget"

@@ -19,9 +19,7 @@ SELECT
     p.status_end_detail,
     p.status_90d,
     p.status_90d_detail,
-    coalesce(f.followed_up, false) AS followed_up,
-    -- Rule R10: scope 'all' carries the end status forward where the cycle was not followed up.
-    CASE WHEN coalesce(f.followed_up, false) THEN p.status_90d ELSE p.status_end END AS status_90d_carried
+    coalesce(f.followed_up, false) AS followed_up
 FROM staging.participations AS p
 JOIN reference.cycles AS c USING (cycle)
 JOIN reference.municipalities AS m USING (municipality_code)
@@ -45,9 +43,19 @@ SELECT
     count_if(completed AND status_90d = 'studies') AS studies_90d,
     count_if(completed AND status_90d = 'other') AS other_90d,
     count_if(completed AND status_90d = 'unknown') AS unknown_90d,
-    count_if(completed AND status_90d_carried = 'work') AS work_90d_carried,
-    count_if(completed AND status_90d_carried = 'studies') AS studies_90d_carried,
     min(target_group) AS target_group_min,
     max(target_group) AS target_group_max
 FROM intermediate.participation
 GROUP BY cycle, municipality_code;
+
+-- Rule R10's two scopes, the one place they are spelled: each participation once per scope it
+-- is in, with the 90-day status the scope counts. 'followed_up': the followed-up cycles, their
+-- 90-day status; 'all': every cycle, the end status carried forward where the cycle was not
+-- followed up. marts.outcomes_summary and the benchmarks by birth region count these rows.
+CREATE OR REPLACE VIEW intermediate.participation_by_scope AS
+SELECT 'followed_up' AS scope, cycle, birth_region, completed, status_end, status_90d
+FROM intermediate.participation WHERE followed_up
+UNION ALL
+SELECT 'all', cycle, birth_region, completed, status_end,
+       CASE WHEN followed_up THEN status_90d ELSE status_end END
+FROM intermediate.participation;

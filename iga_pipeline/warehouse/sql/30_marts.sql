@@ -58,18 +58,9 @@ ORDER BY c.cycle;
 
 -- Table 1's Delsumma (scope followed_up) and TOTALT (scope all, rule R10).
 CREATE OR REPLACE TABLE marts.outcomes_summary AS
-WITH scoped AS (
-    SELECT 'followed_up' AS scope, cycle, completed, work_at_end, studies_at_end,
-           work_90d, studies_90d
-    FROM intermediate.outcomes_by_cycle_municipality WHERE followed_up
-    UNION ALL
-    SELECT 'all', cycle, completed, work_at_end, studies_at_end,
-           work_90d_carried, studies_90d_carried
-    FROM intermediate.outcomes_by_cycle_municipality
-),
 -- The scopes' cycles, as rule R10 defines them (every cycle; the followed-up ones), with or
 -- without participations: the label agrees with outcomes_by_cycle and goal_attainment.
-islands AS (
+WITH islands AS (
     SELECT 'all' AS scope, cycle FROM reference.cycles
     UNION ALL
     SELECT 'followed_up', cycle FROM reference.cycles JOIN staging.followup USING (cycle)
@@ -87,10 +78,12 @@ labels AS (
     FROM ranges GROUP BY scope
 ),
 totals AS (
-    SELECT scope, sum(completed)::BIGINT AS completed,
-           sum(work_at_end)::BIGINT AS work_at_end, sum(studies_at_end)::BIGINT AS studies_at_end,
-           sum(work_90d)::BIGINT AS work_90d, sum(studies_90d)::BIGINT AS studies_90d
-    FROM scoped GROUP BY scope
+    SELECT scope, count_if(completed)::BIGINT AS completed,
+           count_if(completed AND status_end = 'work')::BIGINT AS work_at_end,
+           count_if(completed AND status_end = 'studies')::BIGINT AS studies_at_end,
+           count_if(completed AND status_90d = 'work')::BIGINT AS work_90d,
+           count_if(completed AND status_90d = 'studies')::BIGINT AS studies_90d
+    FROM intermediate.participation_by_scope GROUP BY scope
 )
 -- Both scopes always have a row; a scope with no cycle (nothing followed up) has
 -- cycles '' and zero counts.
