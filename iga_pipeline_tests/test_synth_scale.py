@@ -325,19 +325,26 @@ def test_astorp_exports_are_shaped_like_the_contracts_example(scaled):
 
 def test_the_petho_workbook_is_laid_out_as_the_contract_says(scaled):
     """raw-deliveries.md §2: a sheet per municipality by name, title, Rapportdatum, an empty row,
-    the header on row 4; Personnr as YYMMDD-NNNC and sometimes a number without the dash."""
-    raw, _ = scaled
+    the header on row 4; Personnr as YYMMDD-NNNC and sometimes a number without the dash. The
+    layout is the small synth's (one writer, `write_petho_workbook`): the project owner's sheet
+    has a note below its data, after an empty row."""
+    raw, summary = scaled
     wb = openpyxl.load_workbook(raw / "leverantorer/petho/cykel1_resultat.xlsx")
     assert wb.sheetnames == ["Info", *MUNICIPALITIES.values()]
-    kinds = Counter()
+    kinds, notes = Counter(), []
     for name in MUNICIPALITIES.values():
         ws = wb[name]
         assert ws["A1"].value and ws["A2"].value == "Rapportdatum" and isinstance(ws["B2"].value, datetime)
         assert all(c.value is None for c in ws[3])
         assert [c.value for c in ws[4]] == PETHO_HEADER
-        for row in ws.iter_rows(min_row=5, values_only=True):
+        rows = list(ws.iter_rows(min_row=5, values_only=True))
+        end = next((i for i, row in enumerate(rows) if row[0] is None), len(rows))
+        for row in rows[:end]:
             kinds["int" if isinstance(row[0], int) else "dash" if re.fullmatch(r"\d{6}-\d{4}", row[0]) else "?"] += 1
+        notes += [(name, row[0]) for row in rows[end:] if row[0] is not None]
     assert kinds["?"] == 0 and kinds["int"] > 0 and kinds["dash"] > 2 * kinds["int"]
+    assert sum(kinds.values()) == summary["files"]["leverantorer/petho/cykel1_resultat.xlsx"]
+    assert [name for name, _ in notes] == ["Åstorp"] and notes[0][1].startswith("Sammanställt av")
 
 
 def test_the_petho_workbook_breaks_one_row_in_2000_with_an_unknown_intervention(scaled):

@@ -40,7 +40,7 @@ import hashlib
 import io
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Iterator
 
@@ -600,13 +600,9 @@ class Writer:
 
     def petho(self, p: CyclePlan) -> None:
         """Cycle 1: one small workbook, one sheet per municipality (plus Info)."""
-        import openpyxl
-        from openpyxl.styles import Font
-
-        from iga_pipeline.synth.writers import _deterministic_xlsx
+        from iga_pipeline.synth.writers import write_petho_workbook
 
         rng = _stream(self.seed, p.cycle, "end")
-        info = reference.cycles()[p.cycle]
         codes = {d: c.capitalize() for d, c in code_for("petho").items()}
         insats = {v: c.capitalize() for c, v in reference.intervention_codes("petho").items()}
         # Pethö keeps one row per participant with both statuses: absent only when both are.
@@ -646,34 +642,9 @@ class Writer:
                 chosen.append("Simning")
             cell = int(pnr10[i]) if as_number[i] else pnr[i]
             sheets[r.municipality].append([cell, name, ", ".join(chosen), end_text or None, text90, None])
-        wb = openpyxl.Workbook()
-        ws = wb.active
-        ws.title = "Info"
-        ws.append(["Integration Genom Arbete: resultatrapport"])
-        ws.append(["Leverantör", info.provider])
-        ws.append(["Cykel", p.cycle])
-        report_date = datetime.combine(info.end + timedelta(days=101), datetime.min.time())
         rel = f"leverantorer/petho/cykel{p.cycle}_resultat.xlsx"
-        n_rows = 0
-        for code, values in sheets.items():
-            ws = wb.create_sheet(self.names[code])
-            ws.append([f"Resultat cykel {p.cycle}: {self.names[code]}"])
-            ws["A1"].font = Font(bold=True)
-            ws.append(["Rapportdatum", report_date])
-            ws["B2"].number_format = "yyyy-mm-dd"
-            ws.append([])
-            ws.append(PETHO_COLUMNS)
-            for v in values:
-                ws.append(v)
-            n_rows += len(values)
-        wb.properties.creator = info.provider
-        wb.properties.created = report_date
-        wb.properties.modified = report_date
-        wb.properties.lastModifiedBy = info.provider
-        path = self.out / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(_deterministic_xlsx(wb, report_date))
-        self.files[rel] = n_rows
+        write_petho_workbook(self.out / rel, p.cycle, {self.names[code]: values for code, values in sheets.items()})
+        self.files[rel] = sum(len(values) for values in sheets.values())
 
     def survey(self, p: CyclePlan) -> None:
         rng = _stream(self.seed, p.cycle, "survey")

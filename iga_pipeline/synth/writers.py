@@ -195,8 +195,6 @@ def write_petho(plan: Plan, out: Path, log: DefectLog, cycles: list[int]) -> dic
     codes = {detail: code.capitalize() for detail, code in code_for("petho").items()}
     insats = {k: code.capitalize() for k, code in _intervention_code("petho").items()}
     names = reference.municipalities()
-    roles = reference.table("municipalities").set_index("municipality_code")["role"]
-    owner = next(code for code in names if roles[code] == "project_owner")
 
     def text(status: Status | None, detail: str | None = None) -> str | None:
         if status is None or status.mode == ABSENT:
@@ -246,15 +244,24 @@ def write_petho(plan: Plan, out: Path, log: DefectLog, cycles: list[int]) -> dic
                 elif p.end.mode == DUPLICATE:
                     rows = [(values, []), (values, [(DUPLICATE, "")])]
             sheets[sheet].extend(rows)
-        files[rel] = _write_petho_workbook(out / rel, rel, cycle, sheets, names, owner, log)
+        for code, rows in sheets.items():  # each sheet's rows by name, as Pethö kept them
+            rows.sort(key=lambda r: (r[0][1], str(r[0][0])))
+            log.rows(rel, rows, label=lambda i, title=names[code]: f"{title}!{PETHO_FIRST_DATA_ROW - 1 + i}")
+        write_petho_workbook(out / rel, cycle, {names[code]: [values for values, _ in rows]
+                                                for code, rows in sheets.items()})
+        files[rel] = sum(len(rows) for rows in sheets.values())
         _missing_outcomes(log, plan, cycle, rel, rel)
     return files
 
 
-def _write_petho_workbook(path: Path, rel: str, cycle: int, sheets: dict[str, list],
-                          names: dict[str, str], owner: str, log: DefectLog) -> int:
-    """Lay one cycle's planned rows out as Pethö's workbook (an Info sheet, then a sheet per
-    municipality, rows sorted by name), log the defects' cells and write it; the data rows."""
+def write_petho_workbook(path: Path, cycle: int, sheets: dict[str, list[list]]) -> None:
+    """Pethö's workbook of one cycle (`synth` and `synth --participations` alike): an Info
+    sheet, then one sheet per municipality (`sheets`: its name -> its data rows, in order)
+    with a title, the report date, an empty row, the columns and the rows; below the project
+    owner's rows, after an empty row, a note that is not data. Dated 101 days after the cycle's
+    end, its bytes fixed by its content (`_deterministic_xlsx`)."""
+    roles = reference.table("municipalities").set_index("municipality_code")["role"]
+    owner = reference.municipalities()[roles.index[roles == "project_owner"][0]]
     c = reference.cycles()[cycle]
     report_date = c.end + timedelta(days=101)
     wb = openpyxl.Workbook()
@@ -265,11 +272,9 @@ def _write_petho_workbook(path: Path, rel: str, cycle: int, sheets: dict[str, li
     info.append(["Cykel", cycle])
     info.append(["Period", f"{c.start.isoformat()} – {c.end.isoformat()}"])
     info.append(["Uppföljning", "Status 90 dagar avser läget tre månader efter cykelns slut"])
-    n_rows = 0
-    for code, rows in sheets.items():
-        rows.sort(key=lambda r: (r[0][1], str(r[0][0])))
-        ws = wb.create_sheet(names[code])
-        ws.append([f"Resultat cykel {cycle}: {names[code]}"])
+    for name, rows in sheets.items():
+        ws = wb.create_sheet(name)
+        ws.append([f"Resultat cykel {cycle}: {name}"])
         ws["A1"].font = Font(bold=True)
         ws.append(["Rapportdatum", datetime.combine(report_date, datetime.min.time())])
         ws["B2"].number_format = "yyyy-mm-dd"
@@ -277,16 +282,14 @@ def _write_petho_workbook(path: Path, rel: str, cycle: int, sheets: dict[str, li
         ws.append(PETHO_COLUMNS)
         for cell in ws[4]:
             cell.font = Font(bold=True)
-        for values, _ in rows:
+        for values in rows:
             ws.append(values)
-        if code == owner:  # a note below the data, after an empty row: not data
+        if name == owner:  # a note below the data, after an empty row: not data
             ws.append([])
             ws.append(["Sammanställt av Pethö Consulting. Uppgifterna stäms av med kommunerna."])
         ws.column_dimensions["A"].width = 14
         ws.column_dimensions["B"].width = 26
         ws.column_dimensions["C"].width = 40
-        log.rows(rel, rows, label=lambda i, title=ws.title: f"{title}!{PETHO_FIRST_DATA_ROW - 1 + i}")
-        n_rows += len(rows)
     fixed = datetime.combine(report_date, datetime.min.time())
     wb.properties.creator = c.provider
     wb.properties.created = fixed
@@ -294,7 +297,6 @@ def _write_petho_workbook(path: Path, rel: str, cycle: int, sheets: dict[str, li
     wb.properties.lastModifiedBy = c.provider
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(_deterministic_xlsx(wb, fixed))
-    return n_rows
 
 
 def _deterministic_xlsx(wb: openpyxl.Workbook, when: datetime) -> bytes:
