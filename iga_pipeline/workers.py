@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from iga_pipeline import settings
+from iga_pipeline import process, settings
 
 PROJECT_CYCLES = 8  # reference/cycles.csv; read without pandas, which this module must not import
 
@@ -90,15 +90,7 @@ class Workers:
     def stop(self) -> None:
         """End the workers still running. A worker ended midway leaves its cycle's staging as
         it was: each cycle folder is written beside it and renamed into place (staging.py)."""
-        for proc, _, _, _ in self.procs:
-            if proc.poll() is None:
-                proc.terminate()
-        for proc, _, _, _ in self.procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        process.end(proc for proc, _, _, _ in self.procs)
         self.scratch.cleanup()
 
 

@@ -23,7 +23,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from iga_pipeline import durable, settings
+from iga_pipeline import durable, process, settings
 from iga_pipeline.workers import child_env
 
 # The exports started and not yet collected, by candidate file.
@@ -71,13 +71,7 @@ def stop(candidate: Path | None = None) -> None:
         if entry is None:
             continue
         proc, out_dir = entry
-        if proc.poll() is None:
-            proc.terminate()
-        try:
-            proc.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
+        process.end([proc])
         shutil.rmtree(out_dir, ignore_errors=True)
 
 
@@ -95,6 +89,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    from iga_pipeline.process import exit_without_teardown
-
-    exit_without_teardown(main(sys.argv[1:]))
+    process.exit_without_teardown(main(sys.argv[1:]))
