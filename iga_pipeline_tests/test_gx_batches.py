@@ -260,7 +260,7 @@ def test_the_checks_swap_their_folder_in_only_in_the_publish_turn(warehouse, tmp
     folder = tmp_path / "wh"
     shutil.copytree(warehouse.parent, folder, ignore=shutil.ignore_patterns("gx"))
     results = {}
-    with publishing(folder / warehouse.name):  # another build's swap, or its publish
+    with publishing(folder):  # another build's swap, or its publish
         checks = threading.Thread(target=lambda: results.update(expectations.run_suites(folder / warehouse.name, folder)))
         checks.start()
         assert someone_waits_for(folder / ".publish.lock", checks), "the swap did not wait for the lock"

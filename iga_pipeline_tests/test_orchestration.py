@@ -1506,7 +1506,7 @@ def test_a_publish_waits_while_another_one_swaps_its_files(site):
     report of the other (found by a review): a publish takes its turn (`publish.publishing`)."""
     inode = site.live.stat().st_ino
     done = {}
-    with publishing(site.live):  # another build, in the middle of its publish
+    with publishing(site.live.parent):  # another build, in the middle of its publish
         run = threading.Thread(target=lambda: done.update(result=site.run(partition_key="8")))
         run.start()
         deadline = time.monotonic() + 300
@@ -1529,7 +1529,7 @@ def test_a_report_materialised_on_its_own_takes_its_turn_with_the_publishes(site
     page = site.live.parent / "report" / "index.html"
     before = page.stat().st_mtime_ns
     done = {}
-    with publishing(site.live):  # a build, in the middle of its publish
+    with publishing(site.live.parent):  # a build, in the middle of its publish
         run = threading.Thread(target=lambda: done.update(result=site.run(
             "report_only", definitions=job_with(AssetSelection.assets(REPORT), "report_only"))))
         run.start()
@@ -1597,7 +1597,7 @@ def test_a_delivery_ingested_while_the_report_renders_on_its_own_is_published(si
     before = site.live.stat().st_ino
     assert site.run("ingest_cycle", partition_key="3", instance=instance).success
     done = {}
-    with publishing(site.live):  # a publish under way: the report rendered on its own waits its turn
+    with publishing(site.live.parent):  # a publish under way: the report rendered on its own waits its turn
         run = threading.Thread(target=lambda: done.update(result=site.run(
             "report_only", instance=instance, definitions=job_with(AssetSelection.assets(REPORT), "report_only"))))
         run.start()
@@ -1889,7 +1889,7 @@ def test_a_delivery_ingested_while_an_automation_run_publishes_is_published(site
     instance, settled = _built_and_settled(site, monkeypatch, tmp_path)
     everything = AssetSelection.assets(*[mart_key(m.name) for m in MARTS], REPORT, PARQUET, PUBLISHED)
     done = {}
-    with publishing(site.live):  # run A's publish waits here, its marts, report and exports done
+    with publishing(site.live.parent):  # run A's publish waits here, its marts, report and exports done
         run = threading.Thread(target=lambda: done.update(result=site.run(
             "run_a", instance=instance, definitions=job_with(everything, "run_a"))))
         run.start()

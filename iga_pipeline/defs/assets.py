@@ -484,7 +484,7 @@ def parquet_exports(context: AssetExecutionContext, iga: IGAResource) -> Materia
             rows = duck.export_parquet(candidate, paths.pending_parquet(build_id(context)))
     else:  # materialised on its own: export the live warehouse
         fresh = paths.pending_parquet(build_id(context))
-        with publish.publishing(paths.warehouse):  # the live warehouse stays while it is exported
+        with publish.publishing(paths.warehouse_dir):  # the live warehouse stays while it is exported
             rows = duck.export_parquet(paths.warehouse, fresh)
             publish.replace_dir(fresh, paths.parquet)
     return MaterializeResult(metadata={

@@ -49,7 +49,7 @@ def evaluation_report(context: AssetExecutionContext, iga: IGAResource) -> Mater
     # Rendered from the live warehouse, the page replaces the live one: it takes its turn with
     # the publishes (as parquet_exports does), or a build's publish during the rendering would
     # be followed by this page of the warehouse it replaced.
-    with publishing(paths.warehouse) if source == paths.warehouse else nullcontext():
+    with publishing(paths.warehouse_dir) if source == paths.warehouse else nullcontext():
         out = write_report(source, out)
         con = open_readonly(source)
         try:

@@ -251,7 +251,7 @@ def run_suites(warehouse_file: Path, project_root: Path) -> dict[str, SuiteResul
         # their swaps take turns, with each other and with a publish (its lock, beside `gx/`).
         # Interleaved, one swap's rename met the other's folder ('Directory not empty') and
         # failed its checks, leaving a `.gx.*.old`.
-        with publishing(project_root / "gx"):
+        with publishing(project_root):
             replace_dir(scratch / "gx", project_root / "gx")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

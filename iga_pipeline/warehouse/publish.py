@@ -39,16 +39,15 @@ from iga_pipeline.warehouse.build import (
 log = logging.getLogger(__name__)
 
 
-def publishing(target: Path):
-    """One publish at a time beside the live warehouse `target` (`.publish.lock`, flock; any
-    path in the warehouse's folder names the same lock).
+def publishing(folder: Path):
+    """One publish at a time in the warehouse's folder (`<folder>/.publish.lock`, flock).
 
     A publish swaps in three things one after the other: the warehouse, the Parquet
     folder, the report. Two builds publishing at once (the nightly build beside the
     automation's run, a CLI build beside `dagster dev`) could leave them from two
     builds, or fail the second Parquet swap ('Directory not empty') after its
     warehouse had gone live."""
-    return flock(Path(target).parent / ".publish.lock")
+    return flock(Path(folder) / ".publish.lock")
 
 
 def _check_publishable(candidate: Path) -> None:
@@ -81,7 +80,7 @@ def publish_build(paths, run_id: str) -> list[str]:
         swaps.append((paths.pending_parquet(run_id), paths.parquet))
     if paths.pending_report(run_id).exists():
         swaps.append((paths.pending_report(run_id), paths.report_dir / "index.html"))
-    with publishing(paths.warehouse):
+    with publishing(paths.warehouse_dir):
         repaired = _recover(paths)
         _check_publishable(candidate)
         live_read, candidate_read = staging_read_at(paths.warehouse), staging_read_at(candidate)
@@ -149,7 +148,7 @@ def recover(paths) -> list[str]:
     if (not any(paths.warehouse_dir.glob(JOURNAL_GLOB)) and not _set_aside_files(paths)
             and not _swapped_out(paths)):
         return []
-    with publishing(paths.warehouse):
+    with publishing(paths.warehouse_dir):
         return _recover(paths)
 
 
@@ -282,22 +281,13 @@ def replace_dir(new: Path, target: Path) -> None:
 
 # --- what killed or failed builds left ------------------------------------------------------
 
-def _stale_candidates(target: Path) -> list[Path]:
-    """Candidates left behind by builds that were killed (not touched for RUN_MAX_SECONDS).
-    A candidate's write-ahead log goes with its candidate (`discard`), or alone once the
-    candidate is gone (a kill between the two removals)."""
+def _candidates(target: Path) -> list[Path]:
+    """Every build's candidate beside `target`, running or left by a kill. A candidate's
+    write-ahead log goes with its candidate (`discard`), so it is listed only alone (the
+    candidate gone: a kill between the two removals)."""
     target = Path(target)
-    now = time.time()
-    found = []
-    for p in target.parent.glob(f"{target.name}{CANDIDATE_MARK}*"):
-        try:
-            if p.name.endswith(WAL_SUFFIX) and p.with_name(p.name.removesuffix(WAL_SUFFIX)).exists():
-                continue
-            if now - p.stat().st_mtime >= RUN_MAX_SECONDS:
-                found.append(p)
-        except FileNotFoundError:  # published or discarded meanwhile
-            pass
-    return sorted(found)
+    return [p for p in target.parent.glob(f"{target.name}{CANDIDATE_MARK}*")
+            if not (p.name.endswith(WAL_SUFFIX) and p.with_name(p.name.removesuffix(WAL_SUFFIX)).exists())]
 
 
 def discard_run(paths, run_id: str) -> None:
@@ -319,7 +309,7 @@ def remove_stale(paths) -> list[str]:
     Only what has not been touched for RUN_MAX_SECONDS goes, so that a build
     running at the same time keeps its own files."""
     now = time.time()
-    found = [*_stale_candidates(paths.warehouse),
+    found = [*_candidates(paths.warehouse),
              *paths.warehouse_dir.glob(".parquet.*.pending"), *paths.warehouse_dir.glob(".parquet.*.old"),
              *paths.report_dir.glob(".index.html.*.pending"), *paths.warehouse_dir.glob(".gx.*.tmp"),
              *paths.warehouse_dir.glob(".gx.*.old")]
