@@ -937,10 +937,12 @@ def test_folkuniversitetet_hours_are_read_with_the_decimal_comma_only(raw, key):
     read as decimals); digits grouped by spaces are read (they were refused)."""
     raw.folkuniversitetet(2, "slut", [
         fu_end_row(ALI, hours=("1 234,5", "1.234", "1e3", "12,5")),
-        fu_end_row(SARA, hours=("1\xa0234", "", "12.5", ",5"))])
+        fu_end_row(SARA, hours=("1\xa0234", "", "12.5", ",5")),
+        # past the clock's hours, and digits beyond what a float holds: refused too
+        fu_end_row(ALI, hours=("4 417", "9" * 400, "4 416", ""))])
     out = read(raw, "leverantorer/folkuniversitetet/cykel2_slut.csv", providers.read_folkuniversitetet, key)
-    assert sorted(out.interventions["hours"].tolist()) == [0.5, 12.5, 1234.0, 1234.5]
-    assert out.issues["detail"].str.contains("is not a number of hours").sum() == 3
+    assert sorted(out.interventions["hours"].tolist()) == [0.5, 12.5, 1234.0, 1234.5, 4416.0]
+    assert out.issues["detail"].str.contains("is not a number of hours").sum() == 5
 
 
 def test_hours_have_at_most_two_decimals(raw, key):
