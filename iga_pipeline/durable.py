@@ -12,6 +12,7 @@ old one aside and nothing in its place; `put_back` undoes that."""
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from pathlib import Path
 
@@ -43,13 +44,13 @@ def replace(src: Path, dst: Path) -> None:
 
 def swap_dir(new: Path, target: Path) -> Path | None:
     """Put the folder `new`, flushed already, in place of the folder `target`: `target` aside
-    to `.<name>.<hex>.old` beside it, `new` renamed into place, the renames flushed. A reader
+    to `.<name>.<time>-<hex>.old` beside it, `new` renamed into place, the renames flushed. A reader
     may, for an instant, find `target` missing, but never a mixture of two folders' files.
     Returns where the old folder went (None if there was none), for the caller to remove."""
     new, target = Path(new), Path(target)
     old = None
     if os.path.lexists(target):
-        old = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.old")
+        old = target.with_name(f".{target.name}.{time.time_ns()}-{uuid.uuid4().hex[:6]}.old")
         os.replace(target, old)
     os.replace(new, target)
     fsync(target.parent)
@@ -57,21 +58,25 @@ def swap_dir(new: Path, target: Path) -> Path | None:
 
 
 def left_aside(target: Path) -> list[Path]:
-    """The folders `swap_dir` set aside for `target` and nobody removed, newest first."""
+    """The folders `swap_dir` set aside for `target` and nobody removed, the last set aside
+    first. The order is the swaps' (the time in the name), not the folders' modification
+    times: a folder whose removal was cut short has a newer one than the folder a later swap
+    set aside, and must not be the one put back."""
     target = Path(target)
 
-    def mtime(path: Path) -> int:
-        try:
-            return path.stat().st_mtime_ns
+    def swapped_at(aside: Path) -> tuple[int, int]:
+        stamp = aside.name[len(target.name) + 2:].partition("-")[0]
+        try:  # a name without a time (not swap_dir's): by its modification time, before the rest
+            return (int(stamp), 0) if stamp.isdigit() else (-1, aside.stat().st_mtime_ns)
         except FileNotFoundError:  # removed meanwhile
-            return -1
+            return (-1, -1)
 
-    return sorted(target.parent.glob(f".{target.name}.*.old"), key=mtime, reverse=True)
+    return sorted(target.parent.glob(f".{target.name}.*.old"), key=swapped_at, reverse=True)
 
 
 def put_back(target: Path) -> Path | None:
-    """Undo a `swap_dir` killed between its two renames: with `target` missing, the newest
-    folder set aside for it goes back in its place. Returns that folder's name as it was
+    """Undo a `swap_dir` killed between its two renames: with `target` missing, the folder
+    set aside for it last goes back in its place. Returns that folder's name as it was
     (None if nothing was put back). The caller holds whatever lock its swaps take."""
     target = Path(target)
     aside = left_aside(target)

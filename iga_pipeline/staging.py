@@ -80,7 +80,7 @@ def locked(staging: Path, shared: bool = False, cycle: int | None = None) -> Ite
 def recover(staging: Path) -> list[int]:
     """Undo what a kill between write_cycle's two renames left: `cycle=N` moved
     away to `.cycle=N.*.old` and the new folder not yet in place. The old
-    folder goes back (the newest, if several). Returns the cycles restored.
+    folder goes back (the last set aside, if several: `durable.left_aside`). Returns the cycles restored.
 
     Half-written folders (`.cycle=N.*.tmp`, a kill while a cycle was written) and the scratch
     folders of worker processes (`.workers.*.tmp`, a build killed outright) go once they are

@@ -669,6 +669,59 @@ def test_recover_puts_back_the_newest_of_several_folders_set_aside(tmp_path):
     assert not older.exists() and not newer.exists()
 
 
+def test_recover_puts_back_the_last_folder_set_aside_not_one_half_removed(tmp_path):
+    """A swap's removal of the folder it set aside was cut short (a kill in `rmtree`), then the
+    next swap was killed between its renames: two `.old` folders of the cycle, the half-removed
+    one modified last. Recovery put that one back, by modification time, and removed the
+    complete one: the cycle lost files, and the build, which reads what is there, would not
+    have said so (a review). The swaps' own order decides."""
+    import os
+    import time
+
+    from iga_pipeline import durable
+
+    def folder(name: str) -> Path:
+        (tmp_path / name).mkdir()
+        for frame in ("participations", "followup", "interventions"):
+            (tmp_path / name / f"{frame}.parquet").write_text(name)
+        return tmp_path / name
+
+    live = staging.cycle_dir(tmp_path, 3)
+    folder("v0").rename(live)
+    half_removed = durable.swap_dir(folder("v1"), live)
+    hour_ago = time.time() - 3600
+    os.utime(live, (hour_ago, hour_ago))  # v1, written an hour before its successor's swap
+    (half_removed / "followup.parquet").unlink()  # the removal, cut short: modified now
+    with pytest.raises(FileNotFoundError):  # the next swap, killed between its two renames:
+        durable.swap_dir(tmp_path / "v2-never-written", live)  # v1 aside, nothing in its place
+    assert not live.exists() and len(durable.left_aside(live)) == 2
+    assert staging.recover(tmp_path) == [3]
+    assert sorted(p.name for p in live.iterdir()) == ["followup.parquet", "interventions.parquet",
+                                                      "participations.parquet"]
+    assert {p.read_text() for p in live.iterdir()} == {"v1"}
+    assert durable.left_aside(live) == []
+
+
+def test_ending_child_processes_kills_those_that_ignore_the_request(tmp_path):
+    """`process.end` (the ingest workers, the Parquet export): a child that ends when asked
+    ends so; one that ignores SIGTERM is killed once the grace is over; pipes are closed."""
+    import signal
+    import subprocess
+    import sys
+
+    from iga_pipeline import process
+
+    ignores = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); time.sleep(60)"
+    obeys = "import time; print('ready', flush=True); time.sleep(60)"
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+             for code in (ignores, ignores, obeys)]
+    for proc in procs:
+        assert proc.stdout.readline() == b"ready\n"  # its handler is in place
+    process.end(procs, grace=1)
+    assert [proc.returncode for proc in procs] == [-signal.SIGKILL, -signal.SIGKILL, -signal.SIGTERM]
+    assert all(proc.stdin.closed and proc.stdout.closed for proc in procs)
+
+
 def test_a_second_ingest_of_a_cycle_lists_the_raw_files_after_the_first_has_written(raw, tmp_path):
     """An ingest holds its cycle's lock from the listing of the raw files to the swap: one
     that starts meanwhile waits, then lists, so a delivery that arrived during the first
