@@ -7,6 +7,7 @@ import contextlib
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterable
 from typing import NoReturn
 
@@ -27,15 +28,16 @@ def exit_without_teardown(code: int) -> NoReturn:
 
 
 def end(procs: Iterable[subprocess.Popen], grace: float = 10) -> None:
-    """End child processes: each still running is asked to (SIGTERM), all at once, and one
-    that has not ended `grace` seconds later is killed. Their pipes are closed, unread."""
+    """End child processes: each still running is asked to (SIGTERM), all at once, and those
+    that have not ended `grace` seconds later are killed. Their pipes are closed, unread."""
     procs = list(procs)
     for proc in procs:
         if proc.poll() is None:
             proc.terminate()
+    deadline = time.monotonic() + grace
     for proc in procs:
         try:
-            proc.wait(timeout=grace)
+            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()

@@ -50,7 +50,7 @@ def read_folkuniversitetet(delivery: Delivery, key: PseudonymKey) -> AdapterOutp
             written = given.str.fullmatch(_FU_HOURS)
             digits = given.str.replace(_GROUP_SPACE, "", regex=True).str.replace(",", ".", regex=False)
             hours = pd.to_numeric(digits.where(written, None), errors="coerce")
-            # digits only, so never negative; a number too long for a float is inf, over MAX_HOURS
+            # digits only, so never negative nor infinite (one too long for a float is not read: NA)
             bad = given.ne("") & (hours.isna() | (hours > MAX_HOURS))
             for r, v in zip(rows.loc[bad, "source_row"], given[bad]):
                 issues.append(warning_issue(delivery, r, "invalid_code",
