@@ -80,7 +80,8 @@ def locked(staging: Path, shared: bool = False, cycle: int | None = None) -> Ite
 def recover(staging: Path) -> list[int]:
     """Undo what a kill between write_cycle's two renames left: `cycle=N` moved
     away to `.cycle=N.*.old` and the new folder not yet in place. The old
-    folder goes back (the last set aside, if several: `durable.left_aside`). Returns the cycles restored.
+    folder goes back (the last set aside, if several: `durable.left_aside`). Returns the
+    cycles restored.
 
     Half-written folders (`.cycle=N.*.tmp`, a kill while a cycle was written) and the scratch
     folders of worker processes (`.workers.*.tmp`, a build killed outright) go once they are
@@ -99,10 +100,12 @@ def recover(staging: Path) -> list[int]:
         for tmp in [*staging.glob(".cycle=*.tmp"), *staging.glob(f"{stage_workers.SCRATCH_PREFIX}*.tmp")]:
             if now - mtime(tmp) >= RUN_MAX_SECONDS:  # gone meanwhile: 0, and nothing to remove
                 shutil.rmtree(tmp, ignore_errors=True)
+        # `.cycle=N.<time>-<id>.old`: the last set aside goes back where cycle=N is missing; the
+        # rest (set aside before it, or after a swap that ended but had not yet removed it) go
         for cycle in sorted({cycle_of(old.name.split(".")[1]) for old in staging.glob(".cycle=*.old")}):
-            if durable.put_back(cycle_dir(staging, cycle)) is not None:  # .cycle=N.<id>.old
+            if durable.put_back(cycle_dir(staging, cycle)) is not None:
                 restored.append(cycle)
-            for old in durable.left_aside(cycle_dir(staging, cycle)):  # the rest: older, or not yet removed
+            for old in durable.left_aside(cycle_dir(staging, cycle)):
                 shutil.rmtree(old, ignore_errors=True)
     return restored
 

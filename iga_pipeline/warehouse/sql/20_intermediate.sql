@@ -49,10 +49,11 @@ FROM intermediate.participation
 GROUP BY cycle, municipality_code;
 
 -- Rule R10's two scopes, the one place their rows are spelled: each participation once per
--- scope it is in, with the 90-day status the scope counts (outcomes_summary's label names each
--- scope's cycles from reference.cycles, so that a cycle without participations is named too). 'followed_up': the followed-up cycles, their
--- 90-day status; 'all': every cycle, the end status carried forward where the cycle was not
--- followed up. marts.outcomes_summary and the benchmarks by birth region count these rows.
+-- scope it is in, with the 90-day status the scope counts. 'followed_up': the followed-up
+-- cycles, their 90-day status; 'all': every cycle, the end status carried forward where the
+-- cycle was not followed up. marts.outcomes_summary and the benchmarks by birth region count
+-- these rows (outcomes_summary's label names each scope's cycles from reference.cycles, so
+-- that a cycle without participations is named too).
 CREATE OR REPLACE VIEW intermediate.participation_by_scope AS
 SELECT 'followed_up' AS scope, cycle, birth_region, completed, status_end, status_90d
 FROM intermediate.participation WHERE followed_up
