@@ -291,7 +291,7 @@ def duckdb_memory() -> str | None:
     limit = float(amount) * _BINARY_UNITS.get(unit, 1)
     if limit < MIN_DUCKDB_MEMORY:
         raise too_small
-    memory = machine_memory()
+    memory = usable_memory()
     if limit > memory:  # DuckDB would run out of memory before it spills
         raise SettingError(f"IGA_DUCKDB_MEMORY={setting!r} is more than this machine's "
                            f"{memory / 2**30:.1f} GiB of memory: DuckDB would run out of it before "
@@ -312,7 +312,7 @@ def cpus() -> int:
 CGROUP_ROOT, PROC_CGROUP = Path("/sys/fs/cgroup"), Path("/proc/self/cgroup")
 
 
-def machine_memory() -> int:
+def usable_memory() -> int:
     """The memory this process may use, in bytes: the machine's, or the lowest memory limit of
     its cgroups when lower (a container's, or a service's: `_cgroup_limits`)."""
     try:

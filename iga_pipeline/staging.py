@@ -540,7 +540,7 @@ def raw_bytes(raw_root: Path, cycles: list[int]) -> dict[int, int]:
 
 def _available_memory() -> int:
     """The machine's available memory, at most what this process may use: /proc/meminfo
-    shows the host's in a container or a service with a MemoryMax (settings.machine_memory)."""
+    shows the host's in a container or a service with a MemoryMax (settings.usable_memory)."""
     available = None
     try:
         with open("/proc/meminfo") as f:
@@ -552,7 +552,7 @@ def _available_memory() -> int:
         pass
     if available is None:
         available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
-    return min(available, settings.machine_memory())
+    return min(available, settings.usable_memory())
 
 
 class EmptyRawRoot(RuntimeError):

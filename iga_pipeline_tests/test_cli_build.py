@@ -1139,7 +1139,7 @@ def test_a_duckdb_memory_above_the_cgroups_limit_is_refused(clean_build, tmp_pat
     (tmp_path / "proc_cgroup").write_text(proc)
     monkeypatch.setattr(settings, "CGROUP_ROOT", cgroups, raising=False)
     monkeypatch.setattr(settings, "PROC_CGROUP", tmp_path / "proc_cgroup", raising=False)
-    assert settings.machine_memory() == 2 * 2**30
+    assert settings.usable_memory() == 2 * 2**30
     assert duck.duckdb_memory_limit() == "1GB"  # a quarter of the limit, at least 1GB
     build = run_cli_build(clean_build.raw.root, tmp_path / "wh" / "iga.duckdb", IGA_DUCKDB_MEMORY="4GB")
     assert build.exit_code == 1
@@ -1185,7 +1185,7 @@ def test_a_memory_limit_of_a_cgroup_above_this_process_s_is_read(tmp_path, monke
     (tmp_path / "proc_cgroup").write_text("0::/system.slice/iga.service\n")
     monkeypatch.setattr(settings, "CGROUP_ROOT", tmp_path / "cgroup")
     monkeypatch.setattr(settings, "PROC_CGROUP", tmp_path / "proc_cgroup")
-    assert settings.machine_memory() == min(3 * 2**30, os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    assert settings.usable_memory() == min(3 * 2**30, os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
 
 
 def test_the_default_duckdb_memory_is_a_quarter_of_the_memory_from_1_to_4_gb(tmp_path, monkeypatch):
@@ -1205,7 +1205,7 @@ def test_the_default_duckdb_memory_is_a_quarter_of_the_memory_from_1_to_4_gb(tmp
     units = {"MiB": 2**20, "GiB": 2**30}
     for memory in (768 * 2**20, int(7.5 * 2**30), int(15.6 * 2**30)):
         (tmp_path / "cgroup" / "memory.max").write_text(f"{memory}\n")
-        expected = min(4e9, max(1e9, settings.machine_memory() / 4), settings.machine_memory() / 2)
+        expected = min(4e9, max(1e9, settings.usable_memory() / 4), settings.usable_memory() / 2)
         monkeypatch.setenv("IGA_DUCKDB_MEMORY", duck.duckdb_memory_limit())
         assert settings.duckdb_memory()  # the default, set explicitly, is not refused
         monkeypatch.delenv("IGA_DUCKDB_MEMORY")

@@ -40,7 +40,7 @@ def duckdb_memory_limit() -> str:
     setting = settings.duckdb_memory()
     if setting:
         return setting
-    memory = settings.machine_memory()
+    memory = settings.usable_memory()
     size = min(max(10**9, memory // 4), 4 * 10**9, memory // 2)  # GB and MB: DuckDB's 10**9 and 10**6
     return f"{size // 10**9}GB" if size % 10**9 == 0 else f"{size // 10**6}MB"
 
