@@ -26,6 +26,7 @@ import hashlib
 import importlib.metadata
 import json
 import logging
+import os
 import shutil
 import sys
 import time
@@ -133,21 +134,20 @@ class CheckedFiles:
     def load(self, d: Delivery, sha256: str) -> Checked | None:
         name = self._entry(d, sha256)
         folder = self.folder / name
-        if not (folder / "meta.json").is_file():
+        if not folder.is_dir():
             return None
         try:
             meta = json.loads((folder / "meta.json").read_text())
+            frames = {f: pd.read_parquet(folder / f"{f}.parquet") for f in meta["frames"]}  # each there
             checked = Checked(
-                rows=pd.read_parquet(folder / "rows.parquet"),
-                interventions=(pd.read_parquet(folder / "interventions.parquet")
-                               if (folder / "interventions.parquet").exists() else pd.DataFrame()),
+                rows=frames["rows"], interventions=frames.get("interventions", pd.DataFrame()),
                 gives_90d_status=meta["gives_90d_status"], rows_read=int(meta["rows_read"]),
-                issues=pd.read_parquet(folder / "issues.parquet"),
+                issues=frames["issues"],
             )
-        except Exception as e:  # noqa: BLE001 - damaged: drop it, read the delivery again
+        except Exception as e:  # noqa: BLE001 - damaged or incomplete: drop it, read the delivery again
             log.warning("kept entry for %s unreadable (%s); the file is read again", d.source_file,
                         type(e).__name__)
-            shutil.rmtree(folder, ignore_errors=True)
+            _discard(folder)
             return None
         self.used.add(name)
         return checked
@@ -161,11 +161,13 @@ class CheckedFiles:
             if not final.exists():
                 self.folder.mkdir(parents=True, exist_ok=True)
                 tmp.mkdir()
-                checked.rows.to_parquet(tmp / "rows.parquet")  # the index too: rows keep their labels
+                frames = {"rows": checked.rows, "issues": checked.issues}  # rows: the index too, their labels
                 if len(checked.interventions.columns):  # registers have none: no column-less file
-                    checked.interventions.to_parquet(tmp / "interventions.parquet")
-                checked.issues.to_parquet(tmp / "issues.parquet")
-                (tmp / "meta.json").write_text(json.dumps({"gives_90d_status": checked.gives_90d_status,
+                    frames["interventions"] = checked.interventions
+                for f, frame in frames.items():
+                    frame.to_parquet(tmp / f"{f}.parquet")
+                (tmp / "meta.json").write_text(json.dumps({"frames": sorted(frames),  # what `load` must find
+                                                           "gives_90d_status": checked.gives_90d_status,
                                                            "rows_read": checked.rows_read}))
                 durable.replace(tmp, final)
             self.used.add(name)
@@ -187,4 +189,20 @@ class CheckedFiles:
                     continue
             except OSError:
                 continue
-            shutil.rmtree(path, ignore_errors=True)
+            if path.name.endswith(".tmp"):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                _discard(path)
+
+
+def _discard(entry: Path) -> None:
+    """Remove an entry: renamed first to a name `load` never opens, then removed. A removal
+    cut short (a kill) then leaves a `.tmp` folder, which `prune` sweeps an hour on, never a
+    half-removed entry under its own name, which `load` would read as the file's rows: one
+    without its interventions failed every later build of its cycle (a review, F6)."""
+    gone = entry.with_name(f".{entry.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        os.replace(entry, gone)
+    except OSError:  # removed meanwhile (another run pruning), or not ours to rename
+        return
+    shutil.rmtree(gone, ignore_errors=True)

@@ -177,6 +177,60 @@ def test_a_damaged_entry_is_read_again(raw, tmp_path, monkeypatch):
     assert spy.read == []
 
 
+_KILLED_PRUNE = """
+import os, sys
+from pathlib import Path
+from iga_pipeline import checked_files
+from iga_pipeline.pseudonym import PseudonymKey
+
+real_unlink = os.unlink
+def unlink(path, *args, **kwargs):  # the kill point: right after the removal's first file
+    real_unlink(path, *args, **kwargs)
+    os.kill(os.getpid(), 9)
+os.unlink = unlink
+# a fresh CheckedFiles has used nothing: its prune removes every entry of the cycle
+checked_files.CheckedFiles(Path(sys.argv[1]), int(sys.argv[2]), PseudonymKey(sys.argv[3].encode(), is_development=False)).prune()
+"""
+
+
+def test_a_removal_cut_short_leaves_no_half_entry_for_the_next_build(raw, tmp_path):
+    """F6: `prune` removed an entry in place; killed after its first file, it left the entry
+    under its own name without that file, and `load` took it for the file's rows: without its
+    interventions, every later build of the cycle failed (KeyError: 'source_row') until the
+    store was deleted by hand (a review, with real kills). An entry is now renamed before it
+    is removed, and `load` requires every frame its meta.json lists."""
+    import signal
+    import subprocess
+    import sys
+
+    stage = tmp_path / "staging"
+    [first] = staging.stage_cycles(raw, stage, [8], KEY, workers=1)
+    folder = stage / ".checked" / "cycle=8"
+    whole = {entry.name: sorted(p.name for p in entry.iterdir()) for entry in folder.iterdir()}
+    killed = subprocess.run([sys.executable, "-c", _KILLED_PRUNE, str(stage), "8", KEY.secret.decode()])
+    assert killed.returncode == -signal.SIGKILL
+    left = {entry.name: sorted(p.name for p in entry.iterdir()) for entry in folder.iterdir()
+            if not entry.name.endswith(".tmp")}  # under its own name, an entry is whole or gone
+    assert len(left) == len(whole) - 1 and all(files == whole[name] for name, files in left.items())
+    [again] = staging.stage_cycles(raw, stage, [8], KEY, workers=1)
+    assert again.rows == first.rows
+
+
+def test_an_entry_missing_a_frame_is_read_again(raw, tmp_path, monkeypatch):
+    """An entry whose meta.json lists a frame that is not there (a store from before F6's
+    fix, or damage) is dropped and its file read again, not taken as a file without it."""
+    stage = tmp_path / "staging"
+    [first] = staging.stage_cycles(raw, stage, [8], KEY, workers=1)
+    dropped = list((stage / ".checked" / "cycle=8").glob("*/interventions.parquet"))
+    assert dropped  # Åstorp's exports have interventions
+    for path in dropped:
+        path.unlink()
+    spy = _Counting(monkeypatch)
+    [again] = staging.stage_cycles(raw, stage, [8], KEY, workers=1)
+    assert len([f for f in spy.read if "enkat" not in f]) == len(dropped)
+    assert again.rows == first.rows
+
+
 def test_nothing_is_kept_while_pandera_is_switched_off(raw, tmp_path, monkeypatch):
     monkeypatch.setenv("PANDERA_VALIDATION_DEPTH", "SCHEMA_ONLY")  # rows would pass unchecked
     (staged,) = staging.stage_cycles(raw, tmp_path, [5], KEY, workers=1)
