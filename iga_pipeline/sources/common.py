@@ -216,10 +216,10 @@ class AdapterOutput:
     `rows` has one row per data row read (valid or not), except the rows the adapter
     rejects itself (a malformed CSV line; an Åstorp entry that is no object, or gives a key
     twice with different values), which are `rejected` issues only: rows read are `rows`
-    and those issues (`ingest._rows_read`). In the delivery's own columns, with `source_row` and, from the register and provider adapters,
-    `person_key` (NA where the personnummer was invalid) and `pnr_error` (the
-    survey's: `svar_id` and `svar_id_error`). Validation decides which rows are
-    rejected."""
+    and those issues (`ingest._rows_read`). Its columns are the delivery's own, with
+    `source_row` and, from the register and provider adapters, `person_key` (NA where the
+    personnummer was invalid) and `pnr_error` (the survey's: `svar_id` and
+    `svar_id_error`). Validation decides which rows are rejected."""
 
     rows: pd.DataFrame
     interventions: pd.DataFrame = field(default_factory=pd.DataFrame)
