@@ -19,9 +19,11 @@ the staging lock, held exclusively for the renames and the delivery log's
 record of the cycle, and shared by whatever reads several cycles (the
 warehouse build), which so never sees a cycle mid-swap, nor swapped but not
 yet logged. Locks are taken in that order, the log's (`history.record`) last.
+A kill between the swap and the log's record leaves a marker in the folder
+(`UNLOGGED`), and the marts step records what the log lacks (`log_unlogged`).
 
 The module has three parts: writing a cycle's folder (`write_cycle`, with
-`recover` for what a killed build left); the pandera checks of staged files
+`recover` and `log_unlogged` for what a killed build left); the pandera checks of staged files
 that the asset checks and the marts rely on (`validate_staged`, stamps that
 spare re-reading a file already checked, `not_ready`); and staging cycles,
 in this process or in worker processes (`stage_cycles`, `ingest_workers`).
@@ -110,6 +112,34 @@ def recover(staging: Path) -> list[int]:
     return restored
 
 
+# In a cycle folder swapped in but whose versions the delivery log does not have yet
+# (`write_cycle`): it is there only if the ingest was killed between the swap and the record.
+UNLOGGED = ".not-in-delivery-log"
+
+
+def log_unlogged(staging: Path, key: PseudonymKey) -> list[int]:
+    """Give the delivery log the versions of each cycle whose ingest was killed after its
+    folder was swapped in and before the log recorded them (its folder holds `UNLOGGED`),
+    as that ingest would have: its audit lists its files in full. Their first build is dated
+    now. A cycle staged under another key is left for a full build (`not_ready` refuses it).
+    Returns the cycles recorded."""
+    logged = []
+    with locked(staging):
+        for marker in sorted(Path(staging).glob(f"cycle=*/{UNLOGGED}")):
+            folder = marker.parent
+            try:
+                stamped = (folder / KEY_STAMP).read_text().strip()
+            except OSError:
+                continue
+            if stamped != key.fingerprint(KEY_STAMP_LABEL):
+                continue
+            cycle = cycle_of(folder.name)
+            history.record(staging, pd.read_parquet(folder / "audit.parquet"), [cycle], key)
+            marker.unlink()
+            logged.append(cycle)
+    return logged
+
+
 def missing_cycles(staging: Path, cycles) -> list[int]:
     """The cycles that have no staged folder (after `recover`)."""
     return [c for c in cycles if not cycle_dir(staging, c).is_dir()]
@@ -167,10 +197,15 @@ def write_cycle(staging: Path, result: CycleIngest, key: PseudonymKey | None = N
     (tmp / CODE_STAMP).write_text(checked_files.code_fingerprint())
     if mark_valid:
         _mark_written_valid(tmp, result)  # a rename keeps the files' mtimes, so the stamps hold
+    if record_versions:  # until the log has the versions: a kill between the two is seen (`log_unlogged`)
+        (tmp / UNLOGGED).touch()
     durable.sync(tmp)  # else a power cut could leave a torn file under a stamp that says it passed
+    new_versions = 0
     with locked(staging):
         old = durable.swap_dir(tmp, final)
-        new_versions = history.record(staging, result.audit, [result.cycle], key) if record_versions else 0
+        if record_versions:
+            new_versions = history.record(staging, result.audit, [result.cycle], key)
+            (final / UNLOGGED).unlink()
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
     return new_versions

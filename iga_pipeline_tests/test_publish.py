@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import itertools
+import json
 import os
 import shutil
 import signal
@@ -332,3 +333,61 @@ def test_a_publish_killed_after_its_warehouse_went_live_is_finished_by_the_next_
     publish.publish_build(paths, other)
     assert _live(paths) == {"warehouse": "third warehouse", "parquet": "new parquet", "report": "new report"}
     assert _set_aside_left(paths) == []
+
+
+def _failed_and_killed(folder: Path, at: int, after: bool) -> tuple[Paths, bool] | None:
+    """A publish whose report swap fails, SIGKILLed at its `at`-th file operation, then the
+    failure's cause mended: (paths, whether its journal says it was undoing itself); None if
+    it ended (undone in full) before that operation."""
+    paths = _earlier_build(folder)
+    _pending(paths, report_is_a_folder=True)
+
+    def failing_publish():
+        with pytest.raises(OSError):
+            publish.publish_build(paths, RUN)
+
+    if not _killed(failing_publish, at, after):
+        assert _live(paths) == OLD
+        return None
+    undoing = any(json.loads(j.read_text())["undoing"] for j in paths.warehouse_dir.glob(publish.JOURNAL_GLOB))
+    shutil.rmtree(paths.pending_report(RUN))
+    paths.pending_report(RUN).write_text("new report")
+    return paths, undoing
+
+
+@pytest.mark.parametrize("hard_links", [True, False], ids=["hard links", "copies"])
+def test_a_failed_publish_killed_while_undoing_itself_is_undone_by_the_next_recovery(tmp_path, monkeypatch,
+                                                                                      hard_links):
+    """F7 (reliability-history.md): the report's swap fails, and the publish is killed at each
+    file operation of its undo. It had marked its journal "undoing" first, so the next recovery
+    finishes the undo, even if it is killed itself at any point: the earlier build stays live
+    whole. (A kill between the warehouse's re-linking and its previous version's return was
+    taken for a publish that never went live: the kept copy of the old warehouse was deleted,
+    the new one live beside the old report.) A kill before the mark is the kill of a publish
+    midway: finished once the failure's cause is mended."""
+    if not hard_links:
+        monkeypatch.setattr(os, "link", _no_hard_links)
+    marked = recoveries_killed = 0
+    for after in (False, True):
+        for at in itertools.count(1):
+            killed = _failed_and_killed(tmp_path / f"undo-{int(after)}-{at}", at, after)
+            if killed is None:
+                break
+            paths, undoing = killed
+            where = f"killed {'after' if after else 'before'} operation {at}"
+            publish.recover(paths)
+            if undoing:
+                marked += 1
+                assert _live(paths) == OLD, where
+            _assert_whole_after_recovery(paths, where)
+            for again in itertools.count(1) if undoing else ():
+                paths, _ = _failed_and_killed(tmp_path / f"undo-{int(after)}-{at}-{again}", at, after)
+                if not _killed(lambda: publish.recover(paths), again, after=False):
+                    break
+                recoveries_killed += 1
+                publish.recover(paths)
+                assert _live(paths) == OLD, f"{where}, its recovery at {again}"
+                _assert_whole_after_recovery(paths, f"{where}, its recovery at {again}")
+    print(f"{marked} kills after the mark, {recoveries_killed} of their recoveries killed")
+    assert marked >= 6  # 7 with hard links, 6 with copies on 2026-12-06
+    assert recoveries_killed >= 20  # 29 and 21

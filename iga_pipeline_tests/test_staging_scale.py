@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import sys
 from pathlib import Path
 
@@ -700,6 +701,50 @@ def test_recover_puts_back_the_last_folder_set_aside_not_one_half_removed(tmp_pa
                                                       "participations.parquet"]
     assert {p.read_text() for p in live.iterdir()} == {"v1"}
     assert durable.left_aside(live) == []
+
+
+def test_an_ingest_killed_between_its_swap_and_the_delivery_log_is_logged_by_the_next_build(raw, tmp_path):
+    """F8 (reliability-history.md): an ingest of cycle 5, one of its files changed and one
+    removed, SIGKILLed after its folder was swapped in and before the delivery log recorded
+    its versions. The log lagged: the marts were refused (`not_ready`) for a cycle no build
+    was asked to ingest, and the removal went unrecorded. The folder says so (`UNLOGGED`);
+    the marts step's `log_unlogged` records what the ingest would have, once."""
+    import os
+    import shutil
+    import signal
+
+    from iga_pipeline import history
+
+    root, stage = tmp_path / "raw", tmp_path / "staging"
+    shutil.copytree(raw, root)
+    list(staging.stage_cycles(root, stage, [2, 5], KEY, workers=1))
+    staging.write_inventory(root, stage)
+    assert staging.not_ready(stage, [2, 5], KEY) == []
+    assert not list(stage.glob(f"cycle=*/{staging.UNLOGGED}"))  # a whole ingest leaves none
+    changed, removed = "leverantorer/astorp/cykel5.json", "leverantorer/astorp/cykel5_90dagar.json"
+    with open(root / changed, "a") as f:
+        f.write("\n")  # the same document, another version
+    (root / removed).unlink()
+
+    pid = os.fork()
+    if pid == 0:  # the child: killed where the log would have taken the versions
+        try:
+            history.record = lambda *args, **kwargs: os.kill(os.getpid(), signal.SIGKILL)
+            staging.stage_cycle(root, stage, 5, KEY)
+        finally:
+            os._exit(1)
+    assert os.waitpid(pid, 0)[1] == signal.SIGKILL
+    assert (stage / "cycle=5" / staging.UNLOGGED).exists()
+    assert any("lacks what cycle(s) 5" in p for p in staging.not_ready(stage, [2, 5], KEY))
+
+    assert staging.log_unlogged(stage, PseudonymKey(b"another key", is_development=False)) == []
+    assert staging.log_unlogged(stage, KEY) == [5]
+    assert staging.not_ready(stage, [2, 5], KEY) == []
+    last = history.last_versions(history.read_log(stage)).set_index("source_file")["sha256"]
+    assert last[changed] == hashlib.sha256((root / changed).read_bytes()).hexdigest()
+    assert pd.isna(last[removed])  # recorded as gone
+    log = history.read_log(stage)
+    assert staging.log_unlogged(stage, KEY) == [] and history.read_log(stage).equals(log)
 
 
 def test_ending_child_processes_kills_those_that_ignore_the_request(tmp_path):

@@ -298,6 +298,10 @@ def marts(context: AssetExecutionContext, iga: IGAResource):
     candidate, paths = candidate_for(context, iga)
     for cycle in staging.recover(paths.staging):
         context.log.warning(f"cycle {cycle}: restored its staging, left aside by an interrupted run")
+    key = iga.pseudonym_key()
+    for cycle in staging.log_unlogged(paths.staging, key):
+        context.log.warning(f"cycle {cycle}: its versions recorded in the delivery log, which an "
+                            "interrupted run had staged but not logged")
     for journal in publish.recover(paths):
         context.log.warning(f"cleaned up {journal}, left by an interrupted build")
     # No cycle is swapped while the build reads, nor before the marts' materialisations are
@@ -309,7 +313,7 @@ def marts(context: AssetExecutionContext, iga: IGAResource):
             raise RuntimeError(
                 f"cycle(s) {', '.join(map(str, missing))} have no staged data: the warehouse would "
                 "lack them. Materialise their harmonised partitions first (iga-pipeline build does all).")
-        problems = staging.not_ready(paths.staging, reference.cycles(), iga.pseudonym_key())
+        problems = staging.not_ready(paths.staging, reference.cycles(), key)
         if problems:
             raise RuntimeError("the staging cannot go into the warehouse:\n" + "\n".join(problems))
         # A re-execution builds its group's candidate again: the report and exports rendered from

@@ -12,8 +12,9 @@ version, the next open sees the new one). All or nothing:
   that is still there when the next publish (or the next build's marts step)
   takes the lock is from a publish that was killed midway: `recover` finishes it
   if its warehouse went live (readers never see the data go back), and otherwise
-  removes what it set aside. Either way one build's three are live, never a
-  mixture of two builds.
+  removes what it set aside. A failed publish marks its journal "undoing" before
+  it undoes its swaps, and `recover` finishes such an undo. Either way one build's
+  three are live, never a mixture of two builds.
 
 It also removes what killed builds left behind (`remove_stale`, `discard_run`).
 """
@@ -89,7 +90,8 @@ def publish_build(paths, run_id: str) -> list[str]:
                              f"{(live_read - candidate_read) / 1e9:.1f} s after this build read it")
         for new, _ in swaps:  # on disk before the journal names it: a power cut leaves no torn version
             durable.sync(new)
-        journal = _write_journal(paths, run_id, [(new, live, _previous(live, run_id)) for new, live in swaps])
+        journaled = [(new, live, _previous(live, run_id)) for new, live in swaps]
+        journal = _write_journal(paths, run_id, journaled)
         done: list[tuple[Path, Path, Path | None]] = []  # (new, live path, the previous version set aside)
         try:
             for new, live in swaps:
@@ -98,6 +100,10 @@ def publish_build(paths, run_id: str) -> list[str]:
             for folder in {live.parent for _, live, _ in done}:
                 durable.fsync(folder)
         except BaseException:
+            try:  # a kill during the undo: the next recovery finishes the undo, not the publish
+                journal = _write_journal(paths, run_id, journaled, undoing=True)
+            except OSError as e:
+                log.error("a failed publish could not mark its journal as undoing: %s", e)
             undo_failed = []
             for new, live, previous in reversed(done):
                 try:
@@ -121,15 +127,17 @@ def publish_build(paths, run_id: str) -> list[str]:
 JOURNAL_GLOB = ".publish.*.journal"
 
 
-def _write_journal(paths, run_id: str, swaps: list[tuple[Path, Path, Path]]) -> Path:
+def _write_journal(paths, run_id: str, swaps: list[tuple[Path, Path, Path]], undoing: bool = False) -> Path:
     """Write down, before the first swap, each swap's three names (the new version's
     pending name, the live name, the name its previous version is kept under), relative
-    to the warehouse folder; durable before any swap is made."""
+    to the warehouse folder; durable before any swap is made. Written again with `undoing`
+    before a failed publish undoes its swaps."""
     folder = paths.warehouse_dir
     journal = folder / f".publish.{run_id}.journal"
     tmp = journal.with_name(f"{journal.name}.{uuid.uuid4().hex[:8]}.tmp")
     with open(tmp, "w") as f:
-        json.dump({"run": run_id, "swaps": [[os.path.relpath(p, folder) for p in swap] for swap in swaps]}, f)
+        json.dump({"run": run_id, "swaps": [[os.path.relpath(p, folder) for p in swap] for swap in swaps],
+                   "undoing": undoing}, f)
     durable.replace(tmp, journal)
     return journal
 
@@ -140,7 +148,8 @@ def recover(paths) -> list[str]:
     Once its warehouse has gone live, the publish is finished: its Parquet folder and
     report go live too, so that what readers have seen never goes back. Before that,
     nothing of it is live, and what it set aside is removed; its candidate and pending
-    files are removed with the rest of the killed build, an hour on. Takes the publish
+    files are removed with the rest of the killed build, an hour on. A failed publish
+    killed while undoing itself (its journal says "undoing") is undone to the end. Takes the publish
     lock, so it never sees a publish that is running. Safe to repeat: a kill during a
     recovery leaves the rest to the next one. It also puts back a folder that `replace_dir`
     set aside and put nothing in the place of (a kill between its two renames). Returns
@@ -177,26 +186,32 @@ def _recover(paths) -> list[str]:
     dealt_with = []
     for journal in sorted(folder.glob(JOURNAL_GLOB)):
         try:
-            swaps = [[folder / name for name in swap] for swap in json.loads(journal.read_text())["swaps"]]
+            recorded = json.loads(journal.read_text())
+            swaps = [[folder / name for name in swap] for swap in recorded["swaps"]]
+            undoing = recorded.get("undoing", False)
         except (OSError, ValueError, KeyError, TypeError):  # never complete: it is renamed in whole
             log.error("%s cannot be read: the publish it records is left as it is", journal.name)
             continue
         (candidate, _, _), *rest = swaps  # the warehouse's swap comes first
-        finished = not os.path.lexists(candidate)
-        if finished:  # the warehouse is live: the Parquet folder and the report follow it
+        finished = not undoing and not os.path.lexists(candidate)
+        if undoing:  # a failed publish killed while undoing itself: the undo is finished
+            for new, live, previous in reversed(swaps):
+                _put_back(new, live, previous if os.path.lexists(previous) else None)
+        elif finished:  # the warehouse is live: the Parquet folder and the report follow it
             for new, live, previous in rest:
                 if os.path.lexists(new):
                     if os.path.isdir(live):  # a folder (or a link to one) goes aside first
                         _remove(previous)
                         os.replace(live, previous)
                     os.replace(new, live)
-            for swapped in {live.parent for _, live, _ in swaps}:
-                durable.fsync(swapped)
+        for swapped in {live.parent for _, live, _ in swaps}:
+            durable.fsync(swapped)
         journal.unlink()
         durable.fsync(folder)
         for _, _, previous in swaps:
             _remove(previous)
-        what = "finished: its Parquet folder and report are live" if finished else "undone: nothing of it went live"
+        what = ("finished: its Parquet folder and report are live" if finished else
+                "undone: it had failed, and was undoing itself" if undoing else "undone: nothing of it went live")
         log.warning("%s: a publish killed midway was %s", journal.name, what)
         dealt_with.append(f"{journal.name} (a publish killed midway, {what})")
     for tmp in folder.glob(f"{JOURNAL_GLOB}.*.tmp"):  # killed before its journal was complete: nothing swapped
@@ -244,20 +259,18 @@ def _second_link(path: Path, other: Path) -> None:
 
 def _put_back(new: Path, live: Path, previous: Path | None) -> None:
     """Undo one swap of a failed publish: the new version back under its pending name `new`,
-    the previous one (if there was one) live again."""
-    if os.path.lexists(new):  # this swap did not happen
-        if previous is not None and os.path.lexists(live):
-            _remove(previous)  # a file: the live one is still the previous one
-        elif previous is not None:
-            os.replace(previous, live)  # a folder: it was moved aside
-        return
-    if os.path.lexists(live):
+    the previous one (`previous`, None if nothing was live before) live again. Safe to
+    repeat after a kill at any point of it, as a recovery does (`_recover`)."""
+    if os.path.lexists(live) and not os.path.lexists(new):  # the swap was made
         if (live.is_dir() and not live.is_symlink()) or previous is None:
             os.replace(live, new)
         else:
             _second_link(live, new)  # the live name stays taken until the previous one replaces it
     if previous is not None:
+        # If the swap was never made, a file's `previous` is a second name of the live one:
+        # rename(2) then does nothing, and the name is removed below.
         os.replace(previous, live)
+        _remove(previous)
 
 
 def _remove(path: Path | None) -> None:
