@@ -179,7 +179,7 @@ def _of_the_run(name: str, partitions: int) -> str:
     key=INVENTORY, group_name="raw",
     description="Files under the raw root that match no delivery pattern (unexpected_file): never "
                 "read, and listed here as marts.data_quality_issues names them (a name a sender chose "
-                "is shown as ~ and a keyed id: README, 'The Dagster UI').",
+                "is shown as ~ and a keyed id: docs/decisions.md, 'Paths').",
     # Every ingest run and build refreshes it. On a new deployment the automation makes it
     # once, whatever ingests the cycles (the marts read its file); not again after a failure.
     automation_condition=(AutomationCondition.missing() & ~AutomationCondition.in_progress()
