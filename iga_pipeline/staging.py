@@ -121,8 +121,8 @@ def log_unlogged(staging: Path, key: PseudonymKey) -> list[int]:
     """Give the delivery log the versions of each cycle whose ingest was killed after its
     folder was swapped in and before the log recorded them (its folder holds `UNLOGGED`),
     as that ingest would have: its audit lists its files in full. Their first build is dated
-    now. A cycle staged under another key is left for a full build (`not_ready` refuses it).
-    Returns the cycles recorded."""
+    now. A cycle staged under another key, or whose audit cannot be read, is left as it is:
+    `not_ready` refuses it, saying why. Returns the cycles recorded."""
     logged = []
     with locked(staging):
         for marker in sorted(Path(staging).glob(f"cycle=*/{UNLOGGED}")):
@@ -134,7 +134,11 @@ def log_unlogged(staging: Path, key: PseudonymKey) -> list[int]:
             if stamped != key.fingerprint(KEY_STAMP_LABEL):
                 continue
             cycle = cycle_of(folder.name)
-            history.record(staging, pd.read_parquet(folder / "audit.parquet"), [cycle], key)
+            try:
+                audit = pd.read_parquet(folder / "audit.parquet")
+            except (OSError, pa.ArrowException):
+                continue
+            history.record(staging, audit, [cycle], key)
             marker.unlink()
             logged.append(cycle)
     return logged

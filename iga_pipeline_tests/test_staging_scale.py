@@ -746,6 +746,12 @@ def test_an_ingest_killed_between_its_swap_and_the_delivery_log_is_logged_by_the
     log = history.read_log(stage)
     assert staging.log_unlogged(stage, KEY) == [] and history.read_log(stage).equals(log)
 
+    # A marked folder whose audit cannot be read stops no build there: not_ready says what is wrong.
+    (stage / "cycle=2" / staging.UNLOGGED).touch()
+    (stage / "cycle=2" / "audit.parquet").write_bytes(b"not Parquet")
+    assert staging.log_unlogged(stage, KEY) == [] and (stage / "cycle=2" / staging.UNLOGGED).exists()
+    assert any("cycle=2/audit.parquet" in p for p in staging.not_ready(stage, [2, 5], KEY))
+
 
 def test_ending_child_processes_kills_those_that_ignore_the_request(tmp_path):
     """`process.end` (the ingest workers, the Parquet export): a child that ends when asked

@@ -13,8 +13,9 @@ version, the next open sees the new one). All or nothing:
   takes the lock is from a publish that was killed midway: `recover` finishes it
   if its warehouse went live (readers never see the data go back), and otherwise
   removes what it set aside. A failed publish marks its journal "undoing" before
-  it undoes its swaps, and `recover` finishes such an undo. Either way one build's
-  three are live, never a mixture of two builds.
+  it undoes its swaps, and `recover` finishes such an undo, and undoes a publish
+  it cannot finish. Either way one build's three are live, never a mixture of
+  two builds.
 
 It also removes what killed builds left behind (`remove_stale`, `discard_run`).
 """
@@ -100,19 +101,10 @@ def publish_build(paths, run_id: str) -> list[str]:
             for folder in {live.parent for _, live, _ in done}:
                 durable.fsync(folder)
         except BaseException:
-            try:  # a kill during the undo: the next recovery finishes the undo, not the publish
-                journal = _write_journal(paths, run_id, journaled, undoing=True)
-            except OSError as e:
-                log.error("a failed publish could not mark its journal as undoing: %s", e)
-            undo_failed = []
-            for new, live, previous in reversed(done):
-                try:
-                    _put_back(new, live, previous)
-                except OSError as e:  # go on with the others; the publish's own error is raised
-                    undo_failed.append(f"{live.name}: {e}")
-            if undo_failed:
-                log.error("a failed publish could not put back: " + "; ".join(undo_failed))
-            journal.unlink()  # the journal is for kills: this failure is dealt with here
+            failed = _undo(paths, run_id, journaled)
+            if failed:  # the publish's own error is raised
+                log.error("a failed publish could not put back %s: the next build's recovery tries "
+                          "again", "; ".join(failed))
             raise
         journal.unlink()  # the commit: from here on the new versions stay
         durable.fsync(journal.parent)
@@ -127,13 +119,17 @@ def publish_build(paths, run_id: str) -> list[str]:
 JOURNAL_GLOB = ".publish.*.journal"
 
 
+def _journal(paths, run_id: str) -> Path:
+    return paths.warehouse_dir / f".publish.{run_id}.journal"
+
+
 def _write_journal(paths, run_id: str, swaps: list[tuple[Path, Path, Path]], undoing: bool = False) -> Path:
     """Write down, before the first swap, each swap's three names (the new version's
     pending name, the live name, the name its previous version is kept under), relative
     to the warehouse folder; durable before any swap is made. Written again with `undoing`
-    before a failed publish undoes its swaps."""
+    before the swaps are undone (`_undo`)."""
     folder = paths.warehouse_dir
-    journal = folder / f".publish.{run_id}.journal"
+    journal = _journal(paths, run_id)
     tmp = journal.with_name(f"{journal.name}.{uuid.uuid4().hex[:8]}.tmp")
     with open(tmp, "w") as f:
         json.dump({"run": run_id, "swaps": [[os.path.relpath(p, folder) for p in swap] for swap in swaps],
@@ -149,12 +145,13 @@ def recover(paths) -> list[str]:
     report go live too, so that what readers have seen never goes back. Before that,
     nothing of it is live, and what it set aside is removed; its candidate and pending
     files are removed with the rest of the killed build, an hour on. A failed publish
-    killed while undoing itself (its journal says "undoing") is undone to the end. Takes the publish
+    killed while undoing itself (its journal says "undoing"), or one that cannot be
+    finished (the swap that failed fails again), is undone to the end. Takes the publish
     lock, so it never sees a publish that is running. Safe to repeat: a kill during a
     recovery leaves the rest to the next one. It also puts back a folder that `replace_dir`
     set aside and put nothing in the place of (a kill between its two renames). Returns
     what it dealt with."""
-    if (not any(paths.warehouse_dir.glob(JOURNAL_GLOB)) and not _set_aside_files(paths)
+    if (not any(paths.warehouse_dir.glob(f"{JOURNAL_GLOB}*")) and not _set_aside_files(paths)
             and not _swapped_out(paths)):
         return []
     with publishing(paths.warehouse_dir):
@@ -174,7 +171,8 @@ def _swapped_out(paths) -> list[str]:
 
 def _set_aside_files(paths) -> list[Path]:
     """What publishes kept aside. With the publish lock held and no journal left, these are
-    from publishes that were killed after their commit, before they removed them."""
+    from publishes that were killed after their commit, before they removed them (or copies
+    that a kill cut short: `_second_link`)."""
     return [*paths.warehouse_dir.glob(f".{paths.warehouse.name}.*.previous"),
             *paths.warehouse_dir.glob(".parquet.*.previous"),
             *paths.report_dir.glob(".index.html.*.previous")]
@@ -187,31 +185,37 @@ def _recover(paths) -> list[str]:
     for journal in sorted(folder.glob(JOURNAL_GLOB)):
         try:
             recorded = json.loads(journal.read_text())
-            swaps = [[folder / name for name in swap] for swap in recorded["swaps"]]
+            run_id, swaps = recorded["run"], [[folder / name for name in swap] for swap in recorded["swaps"]]
             undoing = recorded.get("undoing", False)
         except (OSError, ValueError, KeyError, TypeError):  # never complete: it is renamed in whole
             log.error("%s cannot be read: the publish it records is left as it is", journal.name)
             continue
         (candidate, _, _), *rest = swaps  # the warehouse's swap comes first
-        finished = not undoing and not os.path.lexists(candidate)
-        if undoing:  # a failed publish killed while undoing itself: the undo is finished
-            for new, live, previous in reversed(swaps):
-                _put_back(new, live, previous if os.path.lexists(previous) else None)
-        elif finished:  # the warehouse is live: the Parquet folder and the report follow it
-            for new, live, previous in rest:
-                if os.path.lexists(new):
-                    if os.path.isdir(live):  # a folder (or a link to one) goes aside first
-                        _remove(previous)
-                        os.replace(live, previous)
-                    os.replace(new, live)
-        for swapped in {live.parent for _, live, _ in swaps}:
-            durable.fsync(swapped)
-        journal.unlink()
-        durable.fsync(folder)
+        finished = False
+        what = "undone: it had failed, and was undoing itself" if undoing else "undone: nothing of it went live"
+        if not undoing and not os.path.lexists(candidate):  # the warehouse is live: the rest follows it
+            try:
+                for new, live, previous in rest:
+                    if os.path.lexists(new):
+                        if os.path.isdir(live):  # a folder (or a link to one) goes aside first
+                            _remove(previous)
+                            os.replace(live, previous)
+                        os.replace(new, live)
+                for swapped in {live.parent for _, live, _ in swaps}:
+                    durable.fsync(swapped)
+                finished, what = True, "finished: its Parquet folder and report are live"
+            except OSError as e:  # rather than fail so at every build, with two builds' files live
+                what = f"undone: it could not be finished ({e.__class__.__name__})"
+        if finished:
+            journal.unlink()
+            durable.fsync(folder)
+        else:
+            failed = _undo(paths, run_id, swaps)
+            if failed:
+                raise RuntimeError(f"{journal.name}: a publish killed midway could not be undone: "
+                                   f"{'; '.join(failed)}")
         for _, _, previous in swaps:
             _remove(previous)
-        what = ("finished: its Parquet folder and report are live" if finished else
-                "undone: it had failed, and was undoing itself" if undoing else "undone: nothing of it went live")
         log.warning("%s: a publish killed midway was %s", journal.name, what)
         dealt_with.append(f"{journal.name} (a publish killed midway, {what})")
     for tmp in folder.glob(f"{JOURNAL_GLOB}.*.tmp"):  # killed before its journal was complete: nothing swapped
@@ -249,12 +253,46 @@ def _set_aside(live: Path, run_id: str) -> Path | None:
 
 
 def _second_link(path: Path, other: Path) -> None:
-    """`other` as a second name of `path` (a link itself, if `path` is a link); a copy where
-    the filesystem has no hard links."""
+    """`other` as a second name of `path` (a link itself, if `path` is a link); where the
+    filesystem has no hard links, a copy, made under a name of its own and renamed to `other`
+    once whole: a recovery trusts `other`, so it must never name half a copy (F9). A copy
+    left by a kill is swept as a set-aside file (`_set_aside_files`)."""
     try:
         os.link(path, other, follow_symlinks=False)
+        return
     except OSError:
-        shutil.copy2(path, other, follow_symlinks=False)
+        pass
+    partial = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.previous")
+    try:
+        shutil.copy2(path, partial, follow_symlinks=False)
+        durable.replace(partial, other)
+    except BaseException:
+        _remove(partial)
+        raise
+
+
+def _undo(paths, run_id: str, swaps: list[tuple[Path, Path, Path]]) -> list[str]:
+    """Undo a publish's swaps (`swaps` as journaled): each new version back under its pending
+    name, each previous one live again. The journal is marked "undoing" first, so that a kill
+    midway leaves the rest to the next recovery, which undoes too, and removed at the end.
+    Returns the swaps that could not be put back, and then leaves the journal, for the next
+    recovery to try again."""
+    try:
+        _write_journal(paths, run_id, swaps, undoing=True)
+    except OSError as e:  # undone all the same: only a kill meanwhile needs the mark
+        log.error("a publish being undone could not mark its journal: %s", e)
+    failed = []
+    for new, live, previous in reversed(swaps):
+        try:
+            _put_back(new, live, previous if os.path.lexists(previous) else None)
+        except OSError as e:  # go on with the others
+            failed.append(f"{live.name}: {e}")
+    if not failed:
+        for folder in {live.parent for _, live, _ in swaps}:
+            durable.fsync(folder)
+        _journal(paths, run_id).unlink(missing_ok=True)
+        durable.fsync(paths.warehouse_dir)
+    return failed
 
 
 def _put_back(new: Path, live: Path, previous: Path | None) -> None:
@@ -267,8 +305,8 @@ def _put_back(new: Path, live: Path, previous: Path | None) -> None:
         else:
             _second_link(live, new)  # the live name stays taken until the previous one replaces it
     if previous is not None:
-        # If the swap was never made, a file's `previous` is a second name of the live one:
-        # rename(2) then does nothing, and the name is removed below.
+        # If the swap was never made, a file's `previous` is a second name of the live one
+        # (rename(2) then does nothing, and the name is removed below) or a whole copy of it.
         os.replace(previous, live)
         _remove(previous)
 
