@@ -85,8 +85,9 @@ def recover(staging: Path) -> list[int]:
     folder goes back (the last set aside, if several: `durable.left_aside`). Returns the
     cycles restored.
 
-    Half-written folders (`.cycle=N.*.tmp`, a kill while a cycle was written) and the scratch
-    folders of worker processes (`.workers.*.tmp`, a build killed outright) go once they are
+    Half-written folders (`.cycle=N.*.tmp`, a kill while a cycle was written), the scratch
+    folders of worker processes (`.workers.*.tmp`, a build killed outright) and half-written
+    files (`.delivery_log.parquet.*.tmp`, `.inventory_issues.parquet.*.tmp`) go once they are
     RUN_MAX_SECONDS old: a younger one may be another run's, being written."""
     staging = Path(staging)
     restored = []
@@ -99,9 +100,13 @@ def recover(staging: Path) -> list[int]:
 
     with locked(staging):
         now = time.time()
-        for tmp in [*staging.glob(".cycle=*.tmp"), *staging.glob(f"{stage_workers.SCRATCH_PREFIX}*.tmp")]:
-            if now - mtime(tmp) >= RUN_MAX_SECONDS:  # gone meanwhile: 0, and nothing to remove
+        for tmp in staging.glob(".*.tmp"):
+            if now - mtime(tmp) < RUN_MAX_SECONDS:
+                continue
+            if tmp.is_dir() and not tmp.is_symlink():
                 shutil.rmtree(tmp, ignore_errors=True)
+            else:  # gone meanwhile: its age is 0, and it is not here
+                tmp.unlink(missing_ok=True)
         # `.cycle=N.<time>-<id>.old`: the last set aside goes back where cycle=N is missing; the
         # rest (set aside before it, or after a swap that ended but had not yet removed it) go
         for cycle in sorted({cycle_of(old.name.split(".")[1]) for old in staging.glob(".cycle=*.old")}):
