@@ -87,7 +87,8 @@ def recover(staging: Path) -> list[int]:
 
     Half-written folders (`.cycle=N.*.tmp`, a kill while a cycle was written), the scratch
     folders of worker processes (`.workers.*.tmp`, a build killed outright) and half-written
-    files (`.delivery_log.parquet.*.tmp`, `.inventory_issues.parquet.*.tmp`) go once they are
+    files (`.delivery_log.parquet.*.tmp`, `.inventory_issues.parquet.*.tmp`, a pandera stamp's
+    `cycle=N/.pandera-*.ok.*.tmp`) go once they are
     RUN_MAX_SECONDS old: a younger one may be another run's, being written."""
     staging = Path(staging)
     restored = []
@@ -100,7 +101,7 @@ def recover(staging: Path) -> list[int]:
 
     with locked(staging):
         now = time.time()
-        for tmp in staging.glob(".*.tmp"):
+        for tmp in [*staging.glob(".*.tmp"), *staging.glob("cycle=*/.*.tmp")]:
             if now - mtime(tmp) < RUN_MAX_SECONDS:
                 continue
             if tmp.is_dir() and not tmp.is_symlink():

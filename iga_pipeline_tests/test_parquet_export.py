@@ -71,7 +71,7 @@ def test_an_export_no_step_collected_is_stopped_and_what_it_wrote_removed(wareho
     export.stop(warehouse)
     assert proc.poll() is not None  # ended (or stopped), and waited for
     assert proc.returncode == -signal.SIGTERM  # stopped, not waited for until it finished
-    assert not out.exists()
+    assert not out.exists() and not list(tmp_path.glob("beside.*.tmp"))  # nor its scratch folder
     assert export.collect(warehouse) == (None, None)
 
 
@@ -123,3 +123,29 @@ def test_a_folder_with_a_quote_in_its_name_is_exported_to(warehouse, tmp_path):
     finally:
         con.close()
     assert counts == {"fct_participation": 5000, "outcomes_by_cycle": 1}
+
+
+def test_an_export_killed_before_it_is_whole_leaves_no_folder_under_its_name(warehouse, tmp_path):
+    """F12: the export wrote into its folder under the name the publish looks for, so a kill
+    midway left some of the marts there, and a re-execution of the publish alone put them live
+    as parquet/. It now writes beside it and renames the folder once every mart is written and
+    flushed: here it is killed just before that rename (DuckDB's own writes cannot be stopped
+    one by one from Python), and an earlier attempt's folder is gone all the same."""
+    import os
+
+    out = tmp_path / ".parquet.run-2.pending"
+    out.mkdir()
+    (out / "outcomes_by_cycle.parquet").write_bytes(b"an earlier attempt's")
+    pid = os.fork()
+    if pid == 0:  # the child: killed where the folder would get its name
+        try:
+            os.replace = lambda *args, **kwargs: os.kill(os.getpid(), signal.SIGKILL)
+            export_parquet(warehouse, out)
+        finally:
+            os._exit(1)
+    assert os.waitpid(pid, 0)[1] == signal.SIGKILL
+    assert not out.exists()
+    [scratch] = tmp_path.glob(".parquet.run-2.pending.*.tmp")  # swept by publish.remove_stale, an hour on
+    assert sorted(p.name for p in scratch.iterdir()) == ["fct_participation.parquet", "outcomes_by_cycle.parquet"]
+    assert export_parquet(warehouse, out) == {"fct_participation": 5000, "outcomes_by_cycle": 1}
+    assert _read(out) == _read(scratch)  # the next attempt's, whole, under the name

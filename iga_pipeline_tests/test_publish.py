@@ -175,19 +175,25 @@ def test_a_publish_removes_only_what_is_an_hour_old(paths):
     publish tests; only a slow whole-build test saw it)."""
     _pending(paths)
     running, killed = "run-9", "run-0"
+    def exporting(run: str) -> Path:  # the scratch folder of an export (duck.export_parquet, F12)
+        return paths.pending_parquet(run).with_name(f"{paths.pending_parquet(run).name}.0123abcd.tmp")
+
     for run in (running, killed):
         build.candidate_path(paths.warehouse, run).write_bytes(run.encode())
         paths.pending_parquet(run).mkdir()
+        exporting(run).mkdir()
         paths.pending_report(run).write_text(run)
     _an_hour_old(build.candidate_path(paths.warehouse, killed), paths.pending_parquet(killed),
-                 paths.pending_report(killed))
+                 paths.pending_report(killed), exporting(killed))
     removed = publish.publish_build(paths, RUN)
     assert _live(paths) == NEW
     assert build.candidate_path(paths.warehouse, running).exists()
     assert paths.pending_parquet(running).is_dir() and paths.pending_report(running).exists()
+    assert exporting(running).is_dir()
     assert not build.candidate_path(paths.warehouse, killed).exists()
     assert not paths.pending_parquet(killed).exists() and not paths.pending_report(killed).exists()
-    assert len(removed) == 3
+    assert not exporting(killed).exists()
+    assert len(removed) == 4
 
 
 def test_a_write_ahead_log_whose_candidate_is_gone_is_swept_once_an_hour_old(paths):

@@ -649,14 +649,17 @@ def test_the_scratch_folder_of_a_build_killed_outright_is_removed_an_hour_on(raw
     assert staging.recover(staged) == [] and scratch.is_dir()  # young: it may be a running build's
     hour_ago = time.time() - 3601
     os.utime(scratch, (hour_ago, hour_ago))
-    # and the files a kill left half-written: the delivery log's and the inventory's
-    half_written = [staged / ".delivery_log.parquet.0123abcd.tmp", staged / ".inventory_issues.parquet.4567.tmp"]
+    # and the files a kill left half-written: the delivery log's, the inventory's, a pandera stamp's
+    (staged / "cycle=2").mkdir()
+    half_written = [staged / ".delivery_log.parquet.0123abcd.tmp", staged / "cycle=2" / ".pandera-followup.ok.89.tmp",
+                    staged / ".inventory_issues.parquet.4567.tmp"]
     for file in half_written:
         file.write_bytes(b"PAR1")
-    os.utime(half_written[0], (hour_ago, hour_ago))
+    for file in half_written[:2]:
+        os.utime(file, (hour_ago, hour_ago))
     assert staging.recover(staged) == []
     assert not scratch.exists()
-    assert [file.exists() for file in half_written] == [False, True]  # the young one may be being written
+    assert [file.exists() for file in half_written] == [False, False, True]  # a young one may be being written
 
 
 def test_recover_puts_back_the_newest_of_several_folders_set_aside(tmp_path):

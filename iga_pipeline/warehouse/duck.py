@@ -4,12 +4,14 @@ imports DuckDB and nothing heavy (no pandas), so that process starts at once."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import uuid
 from pathlib import Path
 
 import duckdb
 
-from iga_pipeline import settings
+from iga_pipeline import durable, settings
 
 
 def quote(text: Path | str) -> str:
@@ -47,23 +49,33 @@ def duckdb_memory_limit() -> str:
 
 def export_parquet(warehouse: Path, out_dir: Path, threads: int | None = None) -> dict[str, int]:
     """Write every marts table as <out_dir>/<mart>.parquet, in a new folder: what an earlier
-    attempt of the same build left there (a retry's, a re-execution's) goes first. `threads`:
-    DuckDB's (default: one per core)."""
+    attempt of the same build left there (a retry's, a re-execution's) goes first. The files
+    are written in a scratch folder beside it (`<out_dir>.<hex>.tmp`), flushed to disk, and
+    renamed to `out_dir` once all are there: a folder under that name is whole, so a publish
+    that finds it never puts half an export live (F12). `threads`: DuckDB's (default: one
+    per core)."""
     out_dir = Path(out_dir)
     shutil.rmtree(out_dir, ignore_errors=True)
-    out_dir.mkdir(parents=True)
+    scratch = out_dir.with_name(f"{out_dir.name}.{uuid.uuid4().hex[:8]}.tmp")
+    scratch.mkdir(parents=True)
     rows = {}
-    con = open_readonly(warehouse)
     try:
-        con.execute(f"SET memory_limit = '{duckdb_memory_limit()}'")  # COPY buffers otherwise grow with the marts
-        if threads:
-            con.execute(f"SET threads = {int(threads)}")
-        tables = [r[0] for r in con.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'marts' "
-            "ORDER BY table_name").fetchall()]
-        for table in tables:
-            con.execute(f"COPY marts.{table} TO {quote(out_dir / f'{table}.parquet')} (FORMAT parquet)")
-            rows[table] = con.execute(f"SELECT count(*) FROM marts.{table}").fetchone()[0]
+        con = open_readonly(warehouse)
+        try:
+            con.execute(f"SET memory_limit = '{duckdb_memory_limit()}'")  # COPY buffers otherwise grow with the marts
+            if threads:
+                con.execute(f"SET threads = {int(threads)}")
+            tables = [r[0] for r in con.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'marts' "
+                "ORDER BY table_name").fetchall()]
+            for table in tables:
+                con.execute(f"COPY marts.{table} TO {quote(scratch / f'{table}.parquet')} (FORMAT parquet)")
+                rows[table] = con.execute(f"SELECT count(*) FROM marts.{table}").fetchone()[0]
+        finally:
+            con.close()
+        durable.sync(scratch)
+        os.replace(scratch, out_dir)  # removed above: an earlier attempt's is not in the way
+        durable.fsync(out_dir.parent)
     finally:
-        con.close()
+        shutil.rmtree(scratch, ignore_errors=True)  # there only if the export failed
     return rows

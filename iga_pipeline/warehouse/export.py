@@ -23,7 +23,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from iga_pipeline import durable, process, settings
+from iga_pipeline import process, settings
 from iga_pipeline.workers import child_env
 
 # The exports started and not yet collected, by candidate file.
@@ -72,7 +72,8 @@ def stop(candidate: Path | None = None) -> None:
             continue
         proc, out_dir = entry
         process.end([proc])
-        shutil.rmtree(out_dir, ignore_errors=True)
+        for written in [out_dir, *out_dir.parent.glob(f"{out_dir.name}.*.tmp")]:  # whole, or not yet
+            shutil.rmtree(written, ignore_errors=True)
 
 
 atexit.register(stop)
@@ -82,8 +83,7 @@ def main(argv: list[str]) -> int:
     from iga_pipeline.warehouse.duck import export_parquet
 
     candidate, out_dir = map(Path, argv)
-    rows = export_parquet(candidate, out_dir, threads=1)  # the core the checks leave idle
-    durable.sync(out_dir)  # here, beside the checks: the publish's own flush then finds it written
+    rows = export_parquet(candidate, out_dir, threads=1)  # the core the checks leave idle; flushed
     print(json.dumps(rows))
     return 0
 

@@ -362,6 +362,7 @@ def remove_stale(paths) -> list[str]:
     now = time.time()
     found = [*_candidates(paths.warehouse),
              *paths.warehouse_dir.glob(".parquet.*.pending"), *paths.warehouse_dir.glob(".parquet.*.old"),
+             *paths.warehouse_dir.glob(".parquet.*.tmp"),
              *paths.report_dir.glob(".index.html.*.pending"), *paths.warehouse_dir.glob(".gx.*.tmp"),
              *paths.warehouse_dir.glob(".gx.*.old")]
     removed = []
