@@ -7,11 +7,13 @@ itself (`fsync` of the folder) after it. `replace` does all three.
 
 A folder cannot be renamed over a folder that holds files, so one is replaced by two renames
 (`swap_dir`): the old one aside, the new one in its place. A kill between the two leaves the
-old one aside and nothing in its place; `put_back` undoes that."""
+old one aside and nothing in its place; `put_back` undoes that. What a swap or a killed
+write left goes with `remove`."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import time
 import uuid
 from pathlib import Path
@@ -85,3 +87,14 @@ def put_back(target: Path) -> Path | None:
     os.replace(aside[0], target)
     fsync(target.parent)
     return aside[0]
+
+
+def remove(path: Path | None) -> None:
+    """Remove `path`, whatever it is: a folder with all it holds, a file, a link (not what it
+    points to); nothing if nothing is there."""
+    if path is None or not os.path.lexists(path):
+        return
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)

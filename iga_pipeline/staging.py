@@ -102,12 +102,8 @@ def recover(staging: Path) -> list[int]:
     with locked(staging):
         now = time.time()
         for tmp in [*staging.glob(".*.tmp"), *staging.glob("cycle=*/.*.tmp")]:
-            if now - mtime(tmp) < RUN_MAX_SECONDS:
-                continue
-            if tmp.is_dir() and not tmp.is_symlink():
-                shutil.rmtree(tmp, ignore_errors=True)
-            else:  # gone meanwhile: its age is 0, and it is not here
-                tmp.unlink(missing_ok=True)
+            if now - mtime(tmp) >= RUN_MAX_SECONDS:  # gone meanwhile: 0, and nothing to remove
+                durable.remove(tmp)
         # `.cycle=N.<time>-<id>.old`: the last set aside goes back where cycle=N is missing; the
         # rest (set aside before it, or after a swap that ended but had not yet removed it) go
         for cycle in sorted({cycle_of(old.name.split(".")[1]) for old in staging.glob(".cycle=*.old")}):

@@ -109,7 +109,7 @@ def publish_build(paths, run_id: str) -> list[str]:
         journal.unlink()  # the commit: from here on the new versions stay
         durable.fsync(journal.parent)
         for _, _, previous in done:
-            _remove(previous)
+            durable.remove(previous)
         discard(candidate)  # live under its own name now: this removes its checks' verdicts
         return repaired + remove_stale(paths)
 
@@ -198,7 +198,7 @@ def _recover(paths) -> list[str]:
                 for new, live, previous in rest:
                     if os.path.lexists(new):
                         if os.path.isdir(live):  # a folder (or a link to one) goes aside first
-                            _remove(previous)
+                            durable.remove(previous)
                             os.replace(live, previous)
                         os.replace(new, live)
                 for swapped in {live.parent for _, live, _ in swaps}:
@@ -215,13 +215,13 @@ def _recover(paths) -> list[str]:
                 raise RuntimeError(f"{journal.name}: a publish killed midway could not be undone: "
                                    f"{'; '.join(failed)}")
         for _, _, previous in swaps:
-            _remove(previous)
+            durable.remove(previous)
         log.warning("%s: a publish killed midway was %s", journal.name, what)
         dealt_with.append(f"{journal.name} (a publish killed midway, {what})")
     for tmp in folder.glob(f"{JOURNAL_GLOB}.*.tmp"):  # killed before its journal was complete: nothing swapped
         tmp.unlink(missing_ok=True)
     for previous in _set_aside_files(paths):
-        _remove(previous)
+        durable.remove(previous)
         dealt_with.append(previous.name)
     for name in SWAPPED_FOLDERS:  # as staging.recover puts a cycle's folder back
         old = durable.put_back(folder / name)
@@ -244,7 +244,7 @@ def _set_aside(live: Path, run_id: str) -> Path | None:
     if not os.path.lexists(live):
         return None
     previous = _previous(live, run_id)
-    _remove(previous)  # left by a killed publish of this very run
+    durable.remove(previous)  # left by a killed publish of this very run
     if live.is_dir():  # a folder, or a link to one
         os.replace(live, previous)
     else:
@@ -267,7 +267,7 @@ def _second_link(path: Path, other: Path) -> None:
         shutil.copy2(path, partial, follow_symlinks=False)
         durable.replace(partial, other)
     except BaseException:
-        _remove(partial)
+        durable.remove(partial)
         raise
 
 
@@ -308,16 +308,7 @@ def _put_back(new: Path, live: Path, previous: Path | None) -> None:
         # If the swap was never made, a file's `previous` is a second name of the live one
         # (rename(2) then does nothing, and the name is removed below) or a whole copy of it.
         os.replace(previous, live)
-        _remove(previous)
-
-
-def _remove(path: Path | None) -> None:
-    if path is None or not os.path.lexists(path):
-        return
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        path.unlink(missing_ok=True)
+        durable.remove(previous)
 
 
 def replace_dir(new: Path, target: Path) -> None:
