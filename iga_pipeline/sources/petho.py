@@ -77,14 +77,23 @@ def _petho_records(delivery: Delivery, openpyxl, key: PseudonymKey) -> tuple[lis
     """The data rows of every worksheet named after a project municipality, and what was
     left unread although it names someone: (source_row, reason, detail) for a warning."""
     _refuse_a_bomb(delivery.path)
+    from openpyxl.reader.excel import ExcelReader  # what openpyxl.load_workbook does, its parts kept
+
     try:
-        wb = openpyxl.load_workbook(delivery.path, read_only=True, data_only=True)
+        reader = ExcelReader(delivery.path, read_only=True, data_only=True)
+        reader.read()
+        wb = reader.wb
     except (zipfile.BadZipFile, OSError, KeyError, ValueError, TypeError) as e:
         raise FileRejected("unreadable_file", f"not a readable xlsx workbook ({type(e).__name__})") from None
     codes = reference.municipality_codes_by_name()
     records: list[dict] = []
     unread: list[tuple] = []
     try:
+        # openpyxl leaves out, without a word, a worksheet the workbook names whose part is not
+        # in the zip: its rows would vanish untraced (H20)
+        lost = sum(rel.target not in reader.valid_files for _, rel in reader.parser.find_sheets())
+        if lost:
+            raise FileRejected("unreadable_file", f"{lost} worksheet(s) the workbook names are missing from it")
         named = {ws.title: _nfc(ws.title).strip().casefold() for ws in wb.worksheets}
         sheets = [ws for ws in wb.worksheets if named[ws.title] in codes]
         if not sheets:
