@@ -29,14 +29,12 @@ PETHO_REQUIRED = ["Personnr", "Insatser", "Status cykelslut", "Status 90 dagar"]
 
 
 def read_petho(delivery: Delivery, key: PseudonymKey) -> AdapterOutput:
-    import openpyxl  # imported here: the other adapters do not need it
-
     # openpyxl's warnings quote what they found ("the serial value 5303118243 is outside the
     # limits for dates", a document property's name): a personnummer, a name. Only how many
     # there were is logged; the values they are about are read as openpyxl gives them.
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        records, unread = _petho_records(delivery, openpyxl, key)
+        records, unread = _petho_records(delivery, key)
     # The record is the process's, not this thread's: another thread's warnings meanwhile (Great
     # Expectations' deprecations, imported by the warm-up thread) are caught too, not openpyxl's.
     remarks = [w for w in caught if f"{os.sep}openpyxl{os.sep}" in w.filename]
@@ -73,11 +71,13 @@ def read_petho(delivery: Delivery, key: PseudonymKey) -> AdapterOutput:
                          issues_frame(issues), gives_90d_status=gives_90d_status(rows))
 
 
-def _petho_records(delivery: Delivery, openpyxl, key: PseudonymKey) -> tuple[list[dict], list[tuple]]:
+def _petho_records(delivery: Delivery, key: PseudonymKey) -> tuple[list[dict], list[tuple]]:
     """The data rows of every worksheet named after a project municipality, and what was
     left unread although it names someone: (source_row, reason, detail) for a warning."""
     _refuse_a_bomb(delivery.path)
-    from openpyxl.reader.excel import ExcelReader  # what openpyxl.load_workbook does, its parts kept
+    # Imported here: the other adapters do not need openpyxl. Its ExcelReader is what
+    # openpyxl.load_workbook uses, kept here for the parts it found.
+    from openpyxl.reader.excel import ExcelReader
 
     try:
         reader = ExcelReader(delivery.path, read_only=True, data_only=True)

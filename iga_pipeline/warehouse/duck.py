@@ -4,7 +4,6 @@ imports DuckDB and nothing heavy (no pandas), so that process starts at once."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import uuid
 from pathlib import Path
@@ -73,9 +72,7 @@ def export_parquet(warehouse: Path, out_dir: Path, threads: int | None = None) -
                 rows[table] = con.execute(f"SELECT count(*) FROM marts.{table}").fetchone()[0]
         finally:
             con.close()
-        durable.sync(scratch)
-        os.replace(scratch, out_dir)  # removed above: an earlier attempt's is not in the way
-        durable.fsync(out_dir.parent)
+        durable.replace(scratch, out_dir)  # removed above: an earlier attempt's is not in the way
     finally:
         shutil.rmtree(scratch, ignore_errors=True)  # there only if the export failed
     return rows
