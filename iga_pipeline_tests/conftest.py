@@ -187,8 +187,8 @@ def pytest_configure(config):
     """Ctrl-C as Python has it, however the suite was started. A shell without job control
     starts `pytest ... &` with SIGINT ignored; Dagster's in-process runs then map SIGTERM to
     that too and leave it so (`dagster._utils.interrupts`), and every process a later test
-    starts inherits both ignored: that test file's Ctrl-C test and three tests that end
-    child processes failed, depending on which files had shared their worker (2026-12-06)."""
+    starts inherits both ignored: the Ctrl-C test of `cli._signals_held` and three tests that
+    end child processes failed, depending on which files had shared their worker (2026-12-06)."""
     if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
