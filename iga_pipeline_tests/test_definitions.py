@@ -147,7 +147,7 @@ def test_the_instance_runs_at_most_two_ingest_runs_at_once(defs, tmp_path):
     for name in ("build_all", "ingest_cycle", "list_unexpected_files"):
         tags = defs.resolve_job_def(name).tags
         assert tags.get(key) == INGEST_TAGS[key] != IN_PROCESS_TAGS[key], name
-        # the 10M full build: 541.0 s on 2026-12-02, 575.6 s on 2026-12-03 (docs/performance.md):
+        # the 10M full build: 541.0 s on 2026-12-02, 575.6 s on 2026-12-03 (docs/performance-history.md):
         # a limit under twice that would end the nightly build of such a deployment as failed
         assert 2 * 576 < int(tags["dagster/max_runtime"]) <= 24 * 3600, name
     # the automation's runs too: one whose process died would hold the automation up
