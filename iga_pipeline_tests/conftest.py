@@ -193,6 +193,19 @@ def pytest_configure(config):
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+@pytest.fixture(autouse=True)
+def _background_imports_ended():
+    """After each test, what `iga-pipeline build` does before its process ends (`cli.entry`):
+    wait for the background imports a build's run started (warm_up.py). A test's build runs
+    in the test's process, which goes on: one that failed early left the thread importing,
+    with the collector paused for the whole process, into the next test (a review's find,
+    2026-12-06: test_collector's check of the collector then failed after it)."""
+    yield
+    warm_up = sys.modules.get("iga_pipeline.warm_up")
+    if warm_up is not None:
+        warm_up.finish(timeout=120)
+
+
 def pytest_sessionfinish(session):
     """A pytest-xdist worker hands its count of hostile cases to the controller."""
     if hasattr(session.config, "workeroutput"):
