@@ -98,45 +98,7 @@ class Deployment:
         self.log.close()
 
 
-def run_records(home: Path, with_steps: bool = False) -> list[dict]:
-    """Every run of the instance at `home`, oldest first: job, status, partitions, created,
-    started and ended (epoch seconds), and with `with_steps` each step's seconds (from its
-    start event to its success or failure). Dagster is imported here, in this process: the
-    first call, before the deployment starts, does it (a process per call would take a
-    core from the deployment every few seconds). `all_logs` is not marked public in Dagster
-    1.13; the slow test in iga_pipeline_tests/test_benchmark_run.py runs it."""
-    from dagster import DagsterEventType, DagsterInstance
-
-    before = os.environ.get("DAGSTER_HOME")
-    os.environ["DAGSTER_HOME"] = str(home)  # what DagsterInstance.get() reads
-    try:
-        instance = DagsterInstance.get()
-    finally:
-        if before is None:
-            del os.environ["DAGSTER_HOME"]
-        else:
-            os.environ["DAGSTER_HOME"] = before
-
-    def steps(run_id: str) -> dict[str, float]:
-        start, took = {}, {}
-        kinds = {DagsterEventType.STEP_START, DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE}
-        for e in instance.all_logs(run_id, of_type=kinds):
-            if e.dagster_event.event_type == DagsterEventType.STEP_START:
-                start[e.step_key] = e.timestamp
-            elif e.step_key in start:
-                took[e.step_key] = round(e.timestamp - start[e.step_key], 2)
-        return took
-
-    with instance:
-        runs = [{
-            "job": r.dagster_run.job_name, "status": r.dagster_run.status.value,
-            "created": r.create_timestamp.timestamp(), "start": r.start_time, "end": r.end_time,
-            "partitions": r.dagster_run.tags.get("dagster/partition") or "-".join(filter(None, [
-                r.dagster_run.tags.get("dagster/asset_partition_range_start"),
-                r.dagster_run.tags.get("dagster/asset_partition_range_end")])),
-            "steps": steps(r.dagster_run.run_id) if with_steps else {},
-        } for r in instance.get_run_records()]
-    return sorted(runs, key=lambda r: r["created"])
+run_records = bench.run_records  # each run of an instance and its steps' times
 
 
 def wait_until_idle(home: Path, idle: float, limit: float, after: float = 0, alive=lambda: True) -> list[dict]:

@@ -21,6 +21,10 @@ the whole process tree every 50 ms (the sum over the processes alive at that
 moment, so worker processes count), next to the kernel's own peak for the
 largest single process (/usr/bin/time's "Maximum resident set size").
 
+With `--steps`, one more full build and incremental run per size keep their runs
+in a Dagster instance of their own, and each step's time (Dagster's step events)
+goes into the results: where the time goes, measured the same way every time.
+
 Results: printed, and written to benchmarks/results/<timestamp>.json and .md
 (and latest.json / latest.md), with the machine they ran on.
 """
@@ -35,6 +39,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from datetime import datetime, timezone
@@ -195,6 +200,48 @@ def best(runs: list[dict]) -> dict:
     return min(runs, key=lambda r: r["seconds"])
 
 
+# ------------------------------------------------------- a Dagster instance's runs
+def run_records(home: Path, with_steps: bool = False) -> list[dict]:
+    """Every run of the instance at `home`, oldest first: job, status, partitions, created,
+    started and ended (epoch seconds), and with `with_steps` each step's seconds (from its
+    start event to its success or failure). Dagster is imported here, in this process: the
+    first call, before the deployment starts, does it (a process per call would take a
+    core from the deployment every few seconds). `all_logs` is not marked public in Dagster
+    1.13; the slow tests in iga_pipeline_tests/test_benchmark_run.py run it."""
+    from dagster import DagsterEventType, DagsterInstance
+
+    before = os.environ.get("DAGSTER_HOME")
+    os.environ["DAGSTER_HOME"] = str(home)  # what DagsterInstance.get() reads
+    try:
+        instance = DagsterInstance.get()
+    finally:
+        if before is None:
+            del os.environ["DAGSTER_HOME"]
+        else:
+            os.environ["DAGSTER_HOME"] = before
+
+    def steps(run_id: str) -> dict[str, float]:
+        start, took = {}, {}
+        kinds = {DagsterEventType.STEP_START, DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE}
+        for e in instance.all_logs(run_id, of_type=kinds):
+            if e.dagster_event.event_type == DagsterEventType.STEP_START:
+                start[e.step_key] = e.timestamp
+            elif e.step_key in start:
+                took[e.step_key] = round(e.timestamp - start[e.step_key], 2)
+        return took
+
+    with instance:
+        runs = [{
+            "job": r.dagster_run.job_name, "status": r.dagster_run.status.value,
+            "created": r.create_timestamp.timestamp(), "start": r.start_time, "end": r.end_time,
+            "partitions": r.dagster_run.tags.get("dagster/partition") or "-".join(filter(None, [
+                r.dagster_run.tags.get("dagster/asset_partition_range_start"),
+                r.dagster_run.tags.get("dagster/asset_partition_range_end")])),
+            "steps": steps(r.dagster_run.run_id) if with_steps else {},
+        } for r in instance.get_run_records()]
+    return sorted(runs, key=lambda r: r["created"])
+
+
 # ------------------------------------------------------------------ one size
 # requirements.lock: numpy does not promise the same random draws across its versions
 GENERATOR_SOURCES = ("iga_pipeline/synth/*.py", "iga_pipeline/reference/*", "iga_pipeline/personnummer.py",
@@ -295,9 +342,63 @@ def measure(n: int, args) -> dict:
         # wait_quiet gives up after --wait-quiet s: the highest load a measurement began at
         "max_load_before": max(r["load_before"] for k in ("full", "floor", "incremental") for r in result[k]),
     }
+    if args.steps:
+        result["steps"] = measure_steps(n, raw, warehouse, env, logs, args)
     if not args.keep_warehouse:
         shutil.rmtree(warehouse.parent, ignore_errors=True)
     return result
+
+
+STEPS_FIRST = ("raw__deliveries", "raw__inventory", "harmonised", "pandera_checks", "marts", "gx_mart_checks")
+
+
+def measure_steps(n: int, raw: Path, warehouse: Path, env: dict, logs: Path, args) -> dict:
+    """Where the time goes: one more full build and incremental run, as measured above but
+    with their runs kept in a Dagster instance of their own (a temporary DAGSTER_HOME), and
+    each step's seconds read from its events. Not counted in the figures above: the instance
+    writes every event to SQLite, which the measured builds (an ephemeral instance) do not."""
+    home = Path(tempfile.mkdtemp(prefix="iga-bench-home-"))
+    try:
+        shutil.copy(REPO / ".dagster_home" / "dagster.yaml", home / "dagster.yaml")
+        kept = {**env, "DAGSTER_HOME": str(home)}
+        (raw / LATE_FILE).unlink(missing_ok=True)
+        shutil.rmtree(warehouse.parent, ignore_errors=True)
+        print(f"[{n:,}] steps: full build and incremental with their runs kept ...", flush=True)
+        wait_quiet(args.wait_quiet, args.quiet_load)
+        timed = [run([*CLI, "build", "--raw-dir", str(raw), "--warehouse", str(warehouse)], env=kept,
+                     log=logs / "steps-full.log")]
+        subprocess.run([*CLI, "synth", "--participations", str(n), "--seed", str(args.seed), "--out", str(raw),
+                        "--late-followup", str(LATE_CYCLE)], check=True, capture_output=True, cwd=REPO)
+        wait_quiet(args.wait_quiet, args.quiet_load)
+        timed.append(run([*CLI, "build", "--raw-dir", str(raw), "--warehouse", str(warehouse),
+                          "--cycle", str(LATE_CYCLE)], env=kept, log=logs / "steps-incremental.log"))
+        (raw / LATE_FILE).unlink(missing_ok=True)
+        if any(t["exit"] != 0 for t in timed):
+            raise SystemExit(f"a build of {n} with its steps kept failed:\n{timed[-1]['stderr'][-3000:]}")
+        runs = run_records(home, with_steps=True)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    if len(runs) != 2:
+        raise SystemExit(f"expected the two builds' runs in the instance, found {len(runs)}")
+    return {kind: {"seconds": t["seconds"], "run_s": round(r["end"] - r["start"], 2), "steps": r["steps"]}
+            for kind, t, r in zip(("full", "incremental"), timed, runs)}
+
+
+def steps_markdown(size: dict) -> list[str]:
+    """A size's step times: one row per step, in the order of the graph, full and incremental."""
+    steps = size["steps"]
+    names = [s for s in STEPS_FIRST if s in steps["full"]["steps"]]
+    names += sorted(set(steps["full"]["steps"]) | set(steps["incremental"]["steps"]) - set(names))
+    lines = [f"### Steps at {size['participations']:,} participations", "",
+             "| step | full s | incremental s |", "|---|---:|---:|"]
+    for name in names:
+        lines.append(f"| {name} | {steps['full']['steps'].get(name, '-')} "
+                     f"| {steps['incremental']['steps'].get(name, '-')} |")
+    outside = {k: round(v["seconds"] - sum(v["steps"].values()), 2) for k, v in steps.items()}
+    lines += [f"| outside the steps (start-up, the run around them, exit) | {outside['full']} "
+              f"| {outside['incremental']} |",
+              f"| the whole command | {steps['full']['seconds']} | {steps['incremental']['seconds']} |", ""]
+    return lines
 
 
 def _brief(r: dict) -> dict:
@@ -340,6 +441,14 @@ def markdown(report: dict) -> str:
               f"Load: each measurement waited up to {report.get('wait_quiet', '?')} s for the 1-minute load "
               f"average to fall below {report.get('quiet_load', '?')}, then began anyway; a highest load above "
               "it means a measurement began on a machine that was not quiet.", ""]
+    if any("steps" in size for size in report["sizes"]):
+        lines += ["## Where the time goes (`--steps`)", "",
+                  "One more full build and incremental run per size, their runs kept in a Dagster "
+                  "instance (events written to SQLite, which the builds above do not do); each step "
+                  "from its start event to its end.", ""]
+        for size in report["sizes"]:
+            if "steps" in size:
+                lines += steps_markdown(size)
     return "\n".join(lines)
 
 
@@ -354,6 +463,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="before each measurement wait up to this many seconds for the load to drop")
     parser.add_argument("--quiet-load", type=float, default=0.7, help="what counts as a quiet machine (loadavg)")
     parser.add_argument("--keep-warehouse", action="store_true")
+    parser.add_argument("--steps", action="store_true",
+                        help="then one more full build and incremental run per size, with each step's time")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
 

@@ -212,17 +212,20 @@ def test_the_data_set_is_reused_only_for_its_seed_and_without_the_late_delivery(
 def test_one_size_is_measured_full_floor_and_incremental_and_its_ratios_are_of_those_runs(tmp_path, monkeypatch):
     """measure() at a small size, twice (a size up to --repeat-up-to is repeated): a full build
     from an empty warehouse, the floor, and the run of cycle 8 alone after its late export
-    arrived; the summary keeps the fastest of each, and its ratios divide those."""
+    arrived; the summary keeps the fastest of each, and its ratios divide those. With --steps,
+    one more of each gives its steps' times from a Dagster instance that is then removed."""
     import argparse
     import itertools
     import re
+    import tempfile
 
     run = _benchmark()
     monkeypatch.setattr(run, "DATA", tmp_path / "data")
     loads = itertools.count()  # each reading higher than the one before: the last measurement's is the highest
     monkeypatch.setattr(os, "getloadavg", lambda: (next(loads) / 100, 0.0, 0.0))
     args = argparse.Namespace(seed=3, repeat=2, repeat_up_to=400, wait_quiet=0, quiet_load=0.7,
-                              keep_warehouse=True)
+                              keep_warehouse=True, steps=True)
+    homes_before = set(Path(tempfile.gettempdir()).glob("iga-bench-home-*"))
     result = run.measure(400, args)
     full, floor, inc = (result[k] for k in ("full", "floor", "incremental"))
     assert [len(full), len(floor), len(inc)] == [2, 2, 2]
@@ -249,6 +252,25 @@ def test_one_size_is_measured_full_floor_and_incremental_and_its_ratios_are_of_t
     assert entries and min(p.stat().st_mtime for p in entries) > (logs / "floor-1.log").stat().st_mtime
     raw = tmp_path / "data" / "400" / "raw"
     assert not (raw / run.LATE_FILE).exists()  # taken out again: the next full build is without it
+
+    steps = result["steps"]
+    for kind in ("full", "incremental"):
+        took = steps[kind]["steps"]
+        assert {"harmonised", "marts", "gx_mart_checks", "warehouse__published"} <= set(took), (kind, took)
+        assert 0 < sum(took.values()) <= steps[kind]["run_s"] < steps[kind]["seconds"], (kind, steps[kind])
+    first = {name: (logs / f"steps-{name}.log").read_text() for name in ("full", "incremental")}
+    assert "--cycle" not in first["full"].splitlines()[0] and "--cycle 8" in first["incremental"].splitlines()[0]
+    assert int(re.search(r"raw files: (\d+)", first["incremental"]).group(1)) == files["full-1"] + 1
+    assert set(Path(tempfile.gettempdir()).glob("iga-bench-home-*")) == homes_before  # the instance removed
+    report = {"started": "now", "seed": 3, "repeat": 2, "repeat_up_to": 400, "machine": {
+        k: "?" for k in ("cpu", "cpus", "ram_gb", "os", "python", "duckdb", "pandas", "pyarrow", "pandera",
+                         "dagster")}, "sizes": [result]}
+    table = run.markdown(report).splitlines()
+    at = table.index("### Steps at 400 participations")
+    assert table[at + 4].startswith("| raw__deliveries |")  # in the order of the graph
+    assert table[at + 6] == (f"| harmonised | {steps['full']['steps']['harmonised']} "
+                             f"| {steps['incremental']['steps']['harmonised']} |")
+    assert table[-1] == f"| the whole command | {steps['full']['seconds']} | {steps['incremental']['seconds']} |"
 
 
 def test_a_measured_run_gives_its_wall_time_and_memory_in_mib_and_sees_only_the_environment_it_is_given(
