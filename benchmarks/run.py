@@ -349,9 +349,6 @@ def measure(n: int, args) -> dict:
     return result
 
 
-STEPS_FIRST = ("raw__deliveries", "raw__inventory", "harmonised", "pandera_checks", "marts", "gx_mart_checks")
-
-
 def measure_steps(n: int, raw: Path, warehouse: Path, env: dict, logs: Path, args) -> dict:
     """Where the time goes: one more full build and incremental run, as measured above but
     with their runs kept in a Dagster instance of their own (a temporary DAGSTER_HOME), and
@@ -385,10 +382,10 @@ def measure_steps(n: int, raw: Path, warehouse: Path, env: dict, logs: Path, arg
 
 
 def steps_markdown(size: dict) -> list[str]:
-    """A size's step times: one row per step, in the order of the graph, full and incremental."""
+    """A size's step times: one row per step, in the order the full build ran them (the runs'
+    steps run one after the other, and run_records keeps the order they ended in)."""
     steps = size["steps"]
-    names = [s for s in STEPS_FIRST if s in steps["full"]["steps"]]
-    names += sorted(set(steps["full"]["steps"]) | set(steps["incremental"]["steps"]) - set(names))
+    names = list(dict.fromkeys([*steps["full"]["steps"], *steps["incremental"]["steps"]]))
     lines = [f"### Steps at {size['participations']:,} participations", "",
              "| step | full s | incremental s |", "|---|---:|---:|"]
     for name in names:

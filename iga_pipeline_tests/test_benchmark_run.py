@@ -267,9 +267,11 @@ def test_one_size_is_measured_full_floor_and_incremental_and_its_ratios_are_of_t
                          "dagster")}, "sizes": [result]}
     table = run.markdown(report).splitlines()
     at = table.index("### Steps at 400 participations")
-    assert table[at + 4].startswith("| raw__deliveries |")  # in the order of the graph
-    assert table[at + 6] == (f"| harmonised | {steps['full']['steps']['harmonised']} "
-                             f"| {steps['incremental']['steps']['harmonised']} |")
+    rows = table[at + 4:at + 4 + len(steps["full"]["steps"])]
+    assert [r.split(" | ")[0].removeprefix("| ") for r in rows] == list(steps["full"]["steps"])  # each once
+    assert rows[0].startswith("| raw__deliveries |") and rows[-1].startswith("| warehouse__published |")
+    assert f"| harmonised | {steps['full']['steps']['harmonised']} | {steps['incremental']['steps']['harmonised']} |" in rows
+    assert table[at + 4 + len(rows)].startswith("| outside the steps ")
     assert table[-1] == f"| the whole command | {steps['full']['seconds']} | {steps['incremental']['seconds']} |"
 
 
