@@ -23,7 +23,8 @@ largest single process (/usr/bin/time's "Maximum resident set size").
 
 With `--steps`, one more full build and incremental run per size keep their runs
 in a Dagster instance of their own, and each step's time (Dagster's step events)
-goes into the results: where the time goes, measured the same way every time.
+and each cycle's staging time (the ingest's log) go into the results: where the
+time goes, measured the same way every time.
 
 Results: printed, and written to benchmarks/results/<timestamp>.json and .md
 (and latest.json / latest.md), with the machine they ran on.
@@ -204,7 +205,8 @@ def best(runs: list[dict]) -> dict:
 def run_records(home: Path, with_steps: bool = False) -> list[dict]:
     """Every run of the instance at `home`, oldest first: job, status, partitions, created,
     started and ended (epoch seconds), and with `with_steps` each step's seconds (from its
-    start event to its success or failure). Dagster is imported here, in this process: the
+    start event to its success or failure) and each cycle's, as its ingest logged them
+    ("cycle 5: ... staged in 4.62 s", the worker's wall time of `staging.stage_cycle`). Dagster is imported here, in this process: the
     first call, before the deployment starts, does it (a process per call would take a
     core from the deployment every few seconds). `all_logs` is not marked public in Dagster
     1.13; the slow tests in iga_pipeline_tests/test_benchmark_run.py run it."""
@@ -220,15 +222,18 @@ def run_records(home: Path, with_steps: bool = False) -> list[dict]:
         else:
             os.environ["DAGSTER_HOME"] = before
 
-    def steps(run_id: str) -> dict[str, float]:
-        start, took = {}, {}
-        kinds = {DagsterEventType.STEP_START, DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE}
-        for e in instance.all_logs(run_id, of_type=kinds):
-            if e.dagster_event.event_type == DagsterEventType.STEP_START:
+    def steps(run_id: str) -> tuple[dict[str, float], dict[str, float]]:
+        start, took, cycles = {}, {}, {}
+        ends = {DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE}
+        for e in instance.all_logs(run_id):
+            kind = e.dagster_event.event_type if e.dagster_event else None
+            if kind == DagsterEventType.STEP_START:
                 start[e.step_key] = e.timestamp
-            elif e.step_key in start:
+            elif kind in ends and e.step_key in start:
                 took[e.step_key] = round(e.timestamp - start[e.step_key], 2)
-        return took
+            elif kind is None and (staged := _STAGED.match(e.user_message or "")):
+                cycles[staged["cycle"]] = float(staged["seconds"])
+        return took, cycles
 
     with instance:
         runs = [{
@@ -237,9 +242,12 @@ def run_records(home: Path, with_steps: bool = False) -> list[dict]:
             "partitions": r.dagster_run.tags.get("dagster/partition") or "-".join(filter(None, [
                 r.dagster_run.tags.get("dagster/asset_partition_range_start"),
                 r.dagster_run.tags.get("dagster/asset_partition_range_end")])),
-            "steps": steps(r.dagster_run.run_id) if with_steps else {},
+            **dict(zip(("steps", "cycles"), steps(r.dagster_run.run_id) if with_steps else ({}, {}))),
         } for r in instance.get_run_records()]
     return sorted(runs, key=lambda r: r["created"])
+
+
+_STAGED = re.compile(r"cycle (?P<cycle>\d+): .*, staged in (?P<seconds>[\d.]+) s$")  # defs/assets.py
 
 
 # ------------------------------------------------------------------ one size
@@ -377,7 +385,8 @@ def measure_steps(n: int, raw: Path, warehouse: Path, env: dict, logs: Path, arg
         shutil.rmtree(home, ignore_errors=True)
     if len(runs) != 2:
         raise SystemExit(f"expected the two builds' runs in the instance, found {len(runs)}")
-    return {kind: {"seconds": t["seconds"], "run_s": round(r["end"] - r["start"], 2), "steps": r["steps"]}
+    return {kind: {"seconds": t["seconds"], "run_s": round(r["end"] - r["start"], 2), "steps": r["steps"],
+                   "cycles": r["cycles"]}
             for kind, t, r in zip(("full", "incremental"), timed, runs)}
 
 
@@ -395,7 +404,12 @@ def steps_markdown(size: dict) -> list[str]:
     lines += [f"| outside the steps (start-up, the run around them, exit) | {outside['full']} "
               f"| {outside['incremental']} |",
               f"| the whole command | {steps['full']['seconds']} | {steps['incremental']['seconds']} |", ""]
-    return lines
+    for kind in ("full", "incremental"):
+        cycles = steps[kind].get("cycles")
+        if cycles:
+            lines.append(f"* {kind}: each cycle staged in (s, the wall time in its process) "
+                         + ", ".join(f"{c}: {s}" for c, s in sorted(cycles.items(), key=lambda i: int(i[0]))))
+    return lines + [""]
 
 
 def _brief(r: dict) -> dict:

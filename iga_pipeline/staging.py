@@ -477,6 +477,7 @@ class Staged:
     # each file rejected whole: (source_file, reason, detail), its rejection's detail as in the
     # warehouse (the log names what a missing_columns lacks, not only its reason code)
     rejected_whole: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)
+    seconds: float = 0.0  # wall time of stage_cycle, in the process that staged the cycle
 
 
 # A cycle with fewer rows (read, or staged) leaves too little behind to be worth a full
@@ -490,6 +491,7 @@ def stage_cycle(raw_root: Path, staging: Path, cycle: int, key: PseudonymKey) ->
 
     Files of the cycle checked in an earlier build and unchanged since are not
     read again (checked_files.py): after a late delivery, only the new file is."""
+    started = time.monotonic()
     checked = validation.checks_data()
     with locked(staging, cycle=cycle):  # another ingest of this cycle first writes what it listed
         kept = checked_files.CheckedFiles(staging, cycle, key) if checked else None
@@ -512,6 +514,7 @@ def stage_cycle(raw_root: Path, staging: Path, cycle: int, key: PseudonymKey) ->
     del result, issues
     if max(rows_read, sum(staged.rows.values())) >= GIVE_BACK_FROM_ROWS:
         _give_back_memory()
+    staged.seconds = round(time.monotonic() - started, 2)
     return staged
 
 

@@ -272,7 +272,16 @@ def test_one_size_is_measured_full_floor_and_incremental_and_its_ratios_are_of_t
     assert rows[0].startswith("| raw__deliveries |") and rows[-1].startswith("| warehouse__published |")
     assert f"| harmonised | {steps['full']['steps']['harmonised']} | {steps['incremental']['steps']['harmonised']} |" in rows
     assert table[at + 4 + len(rows)].startswith("| outside the steps ")
-    assert table[-1] == f"| the whole command | {steps['full']['seconds']} | {steps['incremental']['seconds']} |"
+    whole = table.index(f"| the whole command | {steps['full']['seconds']} | {steps['incremental']['seconds']} |")
+    # each cycle as its ingest logged it: all eight in the full build, the late one's alone after it
+    assert sorted(steps["full"]["cycles"], key=int) == [str(c) for c in range(1, 9)]
+    assert list(steps["incremental"]["cycles"]) == ["8"]
+    # within the ingest's step (the late delivery's worker may start before its run: only > 0)
+    assert all(0 < s < steps["full"]["steps"]["harmonised"] for s in steps["full"]["cycles"].values()), steps
+    assert steps["incremental"]["cycles"]["8"] > 0
+    assert table[whole + 2] == ("* full: each cycle staged in (s, the wall time in its process) "
+                                + ", ".join(f"{c}: {steps['full']['cycles'][str(c)]}" for c in range(1, 9)))
+    assert table[whole + 3].endswith(f"8: {steps['incremental']['cycles']['8']}")
 
 
 def test_a_measured_run_gives_its_wall_time_and_memory_in_mib_and_sees_only_the_environment_it_is_given(

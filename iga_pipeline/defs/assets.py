@@ -238,7 +238,7 @@ def harmonised(context: AssetExecutionContext, iga: IGAResource):
         whole = f" ({staged.files_rejected} file(s) rejected whole)" if staged.files_rejected else ""
         context.log.info(
             f"cycle {staged.cycle}: {staged.rows['participations']} participations, "
-            f"{staged.rejected} raw rows rejected{whole}"
+            f"{staged.rejected} raw rows rejected{whole}, staged in {staged.seconds:.2f} s"
         )
         # A file rejected whole leaves the run green (bad input is recorded, the build goes on):
         # the run says it where a deployment's engineer looks, by name as in the warehouse (and
