@@ -206,9 +206,10 @@ def run_records(home: Path, with_steps: bool = False) -> list[dict]:
     """Every run of the instance at `home`, oldest first: job, status, partitions, created,
     started and ended (epoch seconds), and with `with_steps` each step's seconds (from its
     start event to its success or failure) and each cycle's, as its ingest logged them
-    ("cycle 5: ... staged in 4.62 s", the worker's wall time of `staging.stage_cycle`). Dagster is imported here, in this process: the
-    first call, before the deployment starts, does it (a process per call would take a
-    core from the deployment every few seconds). `all_logs` is not marked public in Dagster
+    ("cycle 5: ... staged in 4.62 s": the wall time of `staging.stage_cycle` in its
+    process). Dagster is imported here, in this process: the first call, before the
+    deployment starts, does it (a process per call would take a core from the deployment
+    every few seconds). `all_logs` is not marked public in Dagster
     1.13; the slow tests in iga_pipeline_tests/test_benchmark_run.py run it."""
     from dagster import DagsterEventType, DagsterInstance
 
@@ -372,14 +373,16 @@ def measure_steps(n: int, raw: Path, warehouse: Path, env: dict, logs: Path, arg
         wait_quiet(args.wait_quiet, args.quiet_load)
         timed = [run([*CLI, "build", "--raw-dir", str(raw), "--warehouse", str(warehouse)], env=kept,
                      log=logs / "steps-full.log")]
+        if timed[0]["exit"] != 0:
+            raise SystemExit(f"the full build of {n} with its steps kept failed:\n{timed[0]['stderr'][-3000:]}")
         subprocess.run([*CLI, "synth", "--participations", str(n), "--seed", str(args.seed), "--out", str(raw),
                         "--late-followup", str(LATE_CYCLE)], check=True, capture_output=True, cwd=REPO)
         wait_quiet(args.wait_quiet, args.quiet_load)
         timed.append(run([*CLI, "build", "--raw-dir", str(raw), "--warehouse", str(warehouse),
                           "--cycle", str(LATE_CYCLE)], env=kept, log=logs / "steps-incremental.log"))
         (raw / LATE_FILE).unlink(missing_ok=True)
-        if any(t["exit"] != 0 for t in timed):
-            raise SystemExit(f"a build of {n} with its steps kept failed:\n{timed[-1]['stderr'][-3000:]}")
+        if timed[1]["exit"] != 0:
+            raise SystemExit(f"the incremental run of {n} with its steps kept failed:\n{timed[1]['stderr'][-3000:]}")
         runs = run_records(home, with_steps=True)
     finally:
         shutil.rmtree(home, ignore_errors=True)

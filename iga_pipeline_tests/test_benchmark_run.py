@@ -270,7 +270,8 @@ def test_one_size_is_measured_full_floor_and_incremental_and_its_ratios_are_of_t
     rows = table[at + 4:at + 4 + len(steps["full"]["steps"])]
     assert [r.split(" | ")[0].removeprefix("| ") for r in rows] == list(steps["full"]["steps"])  # each once
     assert rows[0].startswith("| raw__deliveries |") and rows[-1].startswith("| warehouse__published |")
-    assert f"| harmonised | {steps['full']['steps']['harmonised']} | {steps['incremental']['steps']['harmonised']} |" in rows
+    harmonised = [steps[kind]["steps"]["harmonised"] for kind in ("full", "incremental")]
+    assert f"| harmonised | {harmonised[0]} | {harmonised[1]} |" in rows
     assert table[at + 4 + len(rows)].startswith("| outside the steps ")
     whole = table.index(f"| the whole command | {steps['full']['seconds']} | {steps['incremental']['seconds']} |")
     # each cycle as its ingest logged it: all eight in the full build, the late one's alone after it
