@@ -550,7 +550,7 @@ def _give_back_memory() -> None:
 
 # A bound, with headroom, on the peak memory of ingesting one cycle per raw byte of its
 # deliveries: it sets how many cycles ingest at once. The builds' measured peaks are in
-# docs/performance.md (10M: 5,521-5,883 MB for 1,933 MB of raw files, two workers).
+# docs/performance.md (10M: 5,521-5,994 MB for 1,933 MB of raw files, two workers).
 MEMORY_PER_RAW_BYTE = 10
 
 
