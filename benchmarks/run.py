@@ -209,8 +209,8 @@ def run_records(home: Path, with_steps: bool = False) -> list[dict]:
     ("cycle 5: ... staged in 4.62 s": the wall time of `staging.stage_cycle` in its
     process). Dagster is imported here, in this process: the first call, before the
     deployment starts, does it (a process per call would take a core from the deployment
-    every few seconds). `all_logs` is not marked public in Dagster
-    1.13; the slow tests in iga_pipeline_tests/test_benchmark_run.py run it."""
+    every few seconds). `all_logs` is not marked public in Dagster 1.13; the slow tests in
+    iga_pipeline_tests/test_benchmark_run.py run it."""
     from dagster import DagsterEventType, DagsterInstance
 
     before = os.environ.get("DAGSTER_HOME")
@@ -223,7 +223,7 @@ def run_records(home: Path, with_steps: bool = False) -> list[dict]:
         else:
             os.environ["DAGSTER_HOME"] = before
 
-    def steps(run_id: str) -> tuple[dict[str, float], dict[str, float]]:
+    def steps(run_id: str) -> dict[str, dict[str, float]]:
         start, took, cycles = {}, {}, {}
         ends = {DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE}
         for e in instance.all_logs(run_id):
@@ -234,7 +234,7 @@ def run_records(home: Path, with_steps: bool = False) -> list[dict]:
                 took[e.step_key] = round(e.timestamp - start[e.step_key], 2)
             elif kind is None and (staged := _STAGED.match(e.user_message or "")):
                 cycles[staged["cycle"]] = float(staged["seconds"])
-        return took, cycles
+        return {"steps": took, "cycles": cycles}
 
     with instance:
         runs = [{
@@ -243,7 +243,7 @@ def run_records(home: Path, with_steps: bool = False) -> list[dict]:
             "partitions": r.dagster_run.tags.get("dagster/partition") or "-".join(filter(None, [
                 r.dagster_run.tags.get("dagster/asset_partition_range_start"),
                 r.dagster_run.tags.get("dagster/asset_partition_range_end")])),
-            **dict(zip(("steps", "cycles"), steps(r.dagster_run.run_id) if with_steps else ({}, {}))),
+            **(steps(r.dagster_run.run_id) if with_steps else {"steps": {}, "cycles": {}}),
         } for r in instance.get_run_records()]
     return sorted(runs, key=lambda r: r["created"])
 
@@ -308,14 +308,7 @@ def measure(n: int, args) -> dict:
     repeat = args.repeat if n <= args.repeat_up_to else 1
     for i in range(repeat):
         print(f"[{n:,}] full build {i + 1}/{repeat} ...", flush=True)
-        (raw / LATE_FILE).unlink(missing_ok=True)
-        shutil.rmtree(warehouse.parent, ignore_errors=True)
-        wait_quiet(args.wait_quiet, args.quiet_load)
-        r = run([*CLI, "build", "--raw-dir", str(raw), "--warehouse", str(warehouse)], env=env,
-                log=logs / f"full-{i + 1}.log")
-        if r["exit"] not in (0,):
-            raise SystemExit(f"full build of {n} failed (exit {r['exit']}):\n{r['stderr'][-3000:]}")
-        result["full"].append(_brief(r))
+        result["full"].append(_brief(full_build(n, raw, warehouse, env, logs / f"full-{i + 1}.log", args)))
 
         print(f"[{n:,}] floor {i + 1}/{repeat} ...", flush=True)
         wait_quiet(args.wait_quiet, args.quiet_load)
@@ -330,15 +323,8 @@ def measure(n: int, args) -> dict:
             p.unlink(missing_ok=True)
 
         print(f"[{n:,}] incremental {i + 1}/{repeat} (late delivery, cycle {LATE_CYCLE}) ...", flush=True)
-        subprocess.run([*CLI, "synth", "--participations", str(n), "--seed", str(args.seed), "--out", str(raw),
-                        "--late-followup", str(LATE_CYCLE)], check=True, capture_output=True, cwd=REPO)
-        wait_quiet(args.wait_quiet, args.quiet_load)
-        r = run([*CLI, "build", "--raw-dir", str(raw), "--warehouse", str(warehouse), "--cycle", str(LATE_CYCLE)],
-                env=env, log=logs / f"incremental-{i + 1}.log")
-        if r["exit"] != 0:
-            raise SystemExit(f"incremental build of {n} failed:\n{r['stderr'][-3000:]}")
-        result["incremental"].append(_brief(r))
-        (raw / LATE_FILE).unlink(missing_ok=True)
+        result["incremental"].append(_brief(late_build(n, raw, warehouse, env, logs / f"incremental-{i + 1}.log",
+                                                       args)))
 
     full, floor, inc = best(result["full"]), best(result["floor"]), best(result["incremental"])
     result["summary"] = {
@@ -358,6 +344,33 @@ def measure(n: int, args) -> dict:
     return result
 
 
+def full_build(n: int, raw: Path, warehouse: Path, env: dict, log: Path, args) -> dict:
+    """`iga-pipeline build` of the data without the late delivery, into an empty warehouse
+    folder (no staging), measured once the machine is quiet."""
+    (raw / LATE_FILE).unlink(missing_ok=True)
+    shutil.rmtree(warehouse.parent, ignore_errors=True)
+    wait_quiet(args.wait_quiet, args.quiet_load)
+    r = run([*CLI, "build", "--raw-dir", str(raw), "--warehouse", str(warehouse)], env=env, log=log)
+    if r["exit"] != 0:
+        raise SystemExit(f"full build of {n} failed (exit {r['exit']}, {log.name}):\n{r['stderr'][-3000:]}")
+    return r
+
+
+def late_build(n: int, raw: Path, warehouse: Path, env: dict, log: Path, args) -> dict:
+    """The late delivery written into the raw data, then `iga-pipeline build --cycle` of its
+    cycle after a full build, measured once the machine is quiet; the late delivery is then
+    taken out again (the next full build is without it)."""
+    subprocess.run([*CLI, "synth", "--participations", str(n), "--seed", str(args.seed), "--out", str(raw),
+                    "--late-followup", str(LATE_CYCLE)], check=True, capture_output=True, cwd=REPO)
+    wait_quiet(args.wait_quiet, args.quiet_load)
+    r = run([*CLI, "build", "--raw-dir", str(raw), "--warehouse", str(warehouse), "--cycle", str(LATE_CYCLE)],
+            env=env, log=log)
+    if r["exit"] != 0:
+        raise SystemExit(f"incremental build of {n} failed (exit {r['exit']}, {log.name}):\n{r['stderr'][-3000:]}")
+    (raw / LATE_FILE).unlink(missing_ok=True)
+    return r
+
+
 def measure_steps(n: int, raw: Path, warehouse: Path, env: dict, logs: Path, args) -> dict:
     """Where the time goes: one more full build and incremental run, as measured above but
     with their runs kept in a Dagster instance of their own (a temporary DAGSTER_HOME), and
@@ -367,22 +380,9 @@ def measure_steps(n: int, raw: Path, warehouse: Path, env: dict, logs: Path, arg
     try:
         shutil.copy(REPO / ".dagster_home" / "dagster.yaml", home / "dagster.yaml")
         kept = {**env, "DAGSTER_HOME": str(home)}
-        (raw / LATE_FILE).unlink(missing_ok=True)
-        shutil.rmtree(warehouse.parent, ignore_errors=True)
         print(f"[{n:,}] steps: full build and incremental with their runs kept ...", flush=True)
-        wait_quiet(args.wait_quiet, args.quiet_load)
-        timed = [run([*CLI, "build", "--raw-dir", str(raw), "--warehouse", str(warehouse)], env=kept,
-                     log=logs / "steps-full.log")]
-        if timed[0]["exit"] != 0:
-            raise SystemExit(f"the full build of {n} with its steps kept failed:\n{timed[0]['stderr'][-3000:]}")
-        subprocess.run([*CLI, "synth", "--participations", str(n), "--seed", str(args.seed), "--out", str(raw),
-                        "--late-followup", str(LATE_CYCLE)], check=True, capture_output=True, cwd=REPO)
-        wait_quiet(args.wait_quiet, args.quiet_load)
-        timed.append(run([*CLI, "build", "--raw-dir", str(raw), "--warehouse", str(warehouse),
-                          "--cycle", str(LATE_CYCLE)], env=kept, log=logs / "steps-incremental.log"))
-        (raw / LATE_FILE).unlink(missing_ok=True)
-        if timed[1]["exit"] != 0:
-            raise SystemExit(f"the incremental run of {n} with its steps kept failed:\n{timed[1]['stderr'][-3000:]}")
+        timed = [full_build(n, raw, warehouse, kept, logs / "steps-full.log", args),
+                 late_build(n, raw, warehouse, kept, logs / "steps-incremental.log", args)]
         runs = run_records(home, with_steps=True)
     finally:
         shutil.rmtree(home, ignore_errors=True)
