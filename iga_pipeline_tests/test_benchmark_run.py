@@ -62,7 +62,8 @@ def test_the_floor_loads_rows_with_too_many_fields_and_the_table_shows_the_load(
     report = {"started": "now", "seed": 1, "repeat": 1, "repeat_up_to": 10, "wait_quiet": 120,
               "quiet_load": 0.7, "machine": {k: "?" for k in ("cpu", "cpus", "ram_gb", "os", "python", "duckdb",
                                                                 "pandas", "pyarrow", "pandera", "dagster")},
-              "sizes": [{"participations": 100, "raw_rows": 3, "raw_mb": 0.1, "summary": summary}]}
+              "sizes": [{"participations": 100, "raw_rows": 3, "raw_mb": 0.1, "synth_seconds": 0.4,
+                         "summary": summary}]}
     table = run.markdown(report)
     assert table.splitlines()[6].endswith("| 8 | 1.97 |")
     assert "waited up to 120 s for the 1-minute load average to fall below 0.7" in table
@@ -338,11 +339,13 @@ def test_every_column_of_the_results_table_shows_its_own_figure_and_the_machine_
     machine = run.machine()
     report = {"started": "now", "seed": 1, "repeat": 3, "repeat_up_to": 2_000_000, "wait_quiet": 120,
               "quiet_load": 0.7, "machine": machine,
-              "sizes": [{"participations": 100_000, "raw_rows": 264_344, "raw_mb": 19.0, "summary": summary}]}
+              "sizes": [{"participations": 100_000, "raw_rows": 264_344, "raw_mb": 19.0, "synth_seconds": 1.68,
+                         "summary": summary}]}
     lines = run.markdown(report).splitlines()
     header = [c.strip() for c in lines[4].strip("|").split("|")]
     row = dict(zip(header, (c.strip() for c in lines[6].strip("|").split("|"))))
-    assert row == {"participations": "100,000", "raw rows": "264,344", "raw MB": "19.0", "full build s": "21.16",
+    assert row == {"participations": "100,000", "raw rows": "264,344", "raw MB": "19.0", "synth s": "1.68",
+                   "full build s": "21.16",
                    "floor s": "4.17", "build / floor": "5.07", "full peak MB": "1,813", "floor peak MB": "5",
                    "incremental s": "11.8", "incremental / full": "0.558", "incremental peak MB": "617",
                    "highest load at a start": "0.69"}
