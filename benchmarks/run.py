@@ -492,9 +492,9 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     stamp = report["started"].replace(":", "").replace("-", "")
     for n in args.sizes:
-        report["sizes"].append(measure(n, args))
-        s = report["sizes"][-1]["summary"]
-        print(f"[{n:,}] synth {report['sizes'][-1]['synth_seconds']} s, "
+        report["sizes"].append(size := measure(n, args))
+        s = size["summary"]
+        print(f"[{n:,}] synth {size['synth_seconds']} s, "
               f"full {s['full_s']} s (peak {s['full_peak_mb']:,} MB), floor {s['floor_s']} s, "
               f"build/floor {s['full_over_floor']}, incremental {s['incremental_s']} s "
               f"({s['incremental_over_full']} of the full build); highest load at a start "
